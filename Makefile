@@ -1,0 +1,51 @@
+# One entry point for every workflow. `make test` is the test command CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KUBE_APISERVER_BUILD := scripts/build-kube-apiserver.sh
+
+.PHONY: help venv kube-apiserver test test-unit test-integration lint format cluster cluster-down clean
+
+help:
+	@echo "make test          unit + integration tests (real kube-apiserver + moto)"
+	@echo "make lint          ruff + mypy"
+	@echo "make cluster       start a local API server + etcd + moto (seeded) for manual use"
+	@echo "make cluster-down  stop it"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	touch $@
+
+venv: $(STAMP)
+
+kube-apiserver:
+	@bash $(KUBE_APISERVER_BUILD) >/dev/null
+
+test: venv kube-apiserver
+	$(BIN)/pytest -q
+
+test-unit: venv
+	$(BIN)/pytest -q -m 'not integration'
+
+test-integration: venv kube-apiserver
+	$(BIN)/pytest -q -m integration
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+cluster: venv kube-apiserver
+	$(BIN)/python -m tests.harness.cluster up
+
+cluster-down: venv
+	$(BIN)/python -m tests.harness.cluster down
+
+clean:
+	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache build dist

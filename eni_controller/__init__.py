@@ -1,0 +1,1 @@
+"""aws-multi-eni-controller."""

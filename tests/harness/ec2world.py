@@ -1,0 +1,154 @@
+"""The EC2 world every test starts from, seeded into the moto server.
+
+One VPC; subnets in two AZs with Name tags (including one name used twice, for
+the ambiguous-name case); security groups found by group name or Name tag; and
+running instances in both AZs for Kubernetes Nodes to point at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+REGION = "us-east-1"
+AZ_A = "us-east-1a"
+AZ_B = "us-east-1b"
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+AMBIGUOUS_SUBNET_NAME = "ambiguous-subnet"
+AMBIGUOUS_SG_NAME = "ambiguous-sg"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subnet:
+    id: str
+    name: str
+    az: str
+    cidr: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityGroup:
+    id: str
+    group_name: str
+    name_tag: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instance:
+    id: str
+    az: str
+    instance_type: str
+
+    @property
+    def provider_id(self) -> str:
+        return f"aws:///{self.az}/{self.id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class World:
+    endpoint: str
+    region: str
+    vpc_id: str
+    subnets: tuple[Subnet, ...]
+    security_groups: tuple[SecurityGroup, ...]
+    instances: tuple[Instance, ...]
+
+    def subnet(self, name: str) -> Subnet:
+        (match,) = (s for s in self.subnets if s.name == name)
+        return match
+
+    def security_group(self, group_name: str) -> SecurityGroup:
+        (match,) = (g for g in self.security_groups if g.group_name == group_name)
+        return match
+
+    def instances_in(self, az: str) -> tuple[Instance, ...]:
+        return tuple(i for i in self.instances if i.az == az)
+
+
+# name, AZ, CIDR
+_SUBNETS = (
+    ("nodes-a", AZ_A, "10.0.0.0/24"),
+    ("nodes-b", AZ_B, "10.0.100.0/24"),
+    ("multus-a", AZ_A, "10.0.1.0/24"),
+    ("multus-a-2", AZ_A, "10.0.11.0/24"),
+    ("multus-b", AZ_B, "10.0.2.0/24"),
+    ("multus-b-2", AZ_B, "10.0.12.0/24"),
+    (AMBIGUOUS_SUBNET_NAME, AZ_A, "10.0.21.0/24"),
+    (AMBIGUOUS_SUBNET_NAME, AZ_B, "10.0.22.0/24"),
+)
+# group name, Name tag
+_SECURITY_GROUPS = (
+    ("multus-sg", "multus-sg"),
+    ("multus-sg-2", "multus-sg-2"),
+    ("sg-by-tag-group", "tagged-sg"),
+    ("ambiguous-1", AMBIGUOUS_SG_NAME),
+    ("ambiguous-2", AMBIGUOUS_SG_NAME),
+)
+# AZ, instance type, count
+_INSTANCES = ((AZ_A, "m5.large", 2), (AZ_A, "c5.xlarge", 1), (AZ_B, "m5.large", 2))
+
+
+def ec2_client(endpoint: str) -> Any:
+    return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint, **FAKE_CREDENTIALS)
+
+
+def seed_world(endpoint: str) -> World:
+    """Create the seeded resources on a fresh moto server and describe them."""
+    ec2 = ec2_client(endpoint)
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = tuple(
+        Subnet(
+            id=ec2.create_subnet(
+                VpcId=vpc_id,
+                CidrBlock=cidr,
+                AvailabilityZone=az,
+                TagSpecifications=[_name_tag("subnet", name)],
+            )["Subnet"]["SubnetId"],
+            name=name,
+            az=az,
+            cidr=cidr,
+        )
+        for name, az, cidr in _SUBNETS
+    )
+    groups = tuple(
+        SecurityGroup(
+            id=ec2.create_security_group(
+                GroupName=group_name,
+                Description=f"seeded {group_name}",
+                VpcId=vpc_id,
+                TagSpecifications=[_name_tag("security-group", name_tag)],
+            )["GroupId"],
+            group_name=group_name,
+            name_tag=name_tag,
+        )
+        for group_name, name_tag in _SECURITY_GROUPS
+    )
+    image_id = ec2.describe_images()["Images"][0]["ImageId"]
+    node_subnets = {s.az: s.id for s in subnets if s.name.startswith("nodes-")}
+    instances: list[Instance] = []
+    for az, instance_type, count in _INSTANCES:
+        reservation = ec2.run_instances(
+            ImageId=image_id,
+            InstanceType=instance_type,
+            MinCount=count,
+            MaxCount=count,
+            SubnetId=node_subnets[az],
+        )
+        instances += [
+            Instance(id=i["InstanceId"], az=az, instance_type=instance_type)
+            for i in reservation["Instances"]
+        ]
+    return World(
+        endpoint=endpoint,
+        region=REGION,
+        vpc_id=vpc_id,
+        subnets=subnets,
+        security_groups=groups,
+        instances=tuple(instances),
+    )
+
+
+def _name_tag(resource_type: str, name: str) -> dict[str, Any]:
+    return {"ResourceType": resource_type, "Tags": [{"Key": "Name", "Value": name}]}

@@ -1,0 +1,121 @@
+"""Kubernetes-side test helpers: client from a kubeconfig, the CRD, Nodes.
+
+The CRD applied here is the same file the Helm chart installs, so the schema
+the tests exercise is the one users get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller import model
+from tests.harness.ec2world import Instance
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_PATH = REPO / "helm" / "aws-multi-eni-controller" / "crds" / "networking.k8s.aws_nodeenis.yaml"
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def load_crd() -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
+    return crd
+
+
+async def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+async def install_crd(api: client.ApiClient, *, established_within: float = 30.0) -> None:
+    """Create or update the NodeENI CRD and wait until it is Established."""
+    ext = client.ApiextensionsV1Api(api)
+    # The client accepts plain dicts for bodies; its stubs only admit model classes.
+    crd = cast(Any, load_crd())
+    name = crd["metadata"]["name"]
+    try:
+        current = await ext.read_custom_resource_definition(name)
+    except ApiException as err:
+        if err.status != HTTP_NOT_FOUND:
+            raise
+        await ext.create_custom_resource_definition(crd)
+    else:
+        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+        await ext.replace_custom_resource_definition(name, crd)
+    async with asyncio.timeout(established_within):
+        while True:
+            current = await ext.read_custom_resource_definition(name)
+            conditions = current.status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                return
+            await asyncio.sleep(0.1)
+
+
+def node_body(*, name: str, instance: Instance, labels: dict[str, str]) -> dict[str, Any]:
+    """A Node as the AWS cloud provider registers it for `instance`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "topology.kubernetes.io/zone": instance.az,
+                "node.kubernetes.io/instance-type": instance.instance_type,
+                **labels,
+            },
+        },
+        "spec": {"providerID": instance.provider_id},
+    }
+
+
+class NodeFactory:
+    """Creates Nodes for seeded instances and deletes them at teardown."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api)
+        self._names: list[str] = []
+
+    async def create(
+        self, *, name: str, instance: Instance, labels: dict[str, str] | None = None
+    ) -> Any:
+        body = node_body(name=name, instance=instance, labels=labels or {})
+        node = await self._core.create_node(cast(Any, body))
+        self._names.append(name)
+        return node
+
+    async def cleanup(self) -> None:
+        for name in self._names:
+            try:
+                await self._core.delete_node(name)
+            except ApiException as err:
+                if err.status != HTTP_NOT_FOUND:
+                    raise
+        self._names.clear()
+
+
+async def merge_patch_nodeeni(
+    custom: client.CustomObjectsApi, name: str, body: dict[str, Any], *, status: bool = False
+) -> dict[str, Any]:
+    """Merge-patch a NodeENI (or its status). The client would send a dict as a
+    JSON patch, which the server refuses for custom objects."""
+    patch = (
+        custom.patch_cluster_custom_object_status if status else custom.patch_cluster_custom_object
+    )
+    result: dict[str, Any] = await patch(
+        model.GROUP,
+        model.VERSION,
+        model.PLURAL,
+        name,
+        body,
+        _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # stubs omit it
+    )
+    return result
