@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBE_APISERVER_BUILD := scripts/build-kube-apiserver.sh
 
-.PHONY: help venv kube-apiserver test test-unit test-integration lint format cluster cluster-down clean
+.PHONY: help venv kube-apiserver test test-unit test-integration test-slow bench lint format cluster cluster-down clean
 
 help:
 	@echo "make test          unit + integration tests (real kube-apiserver + moto)"
 	@echo "make lint          ruff + mypy"
+	@echo "make bench         benchmarks: print figures, save bench/results/*.json"
 	@echo "make cluster       start a local API server + etcd + moto (seeded) for manual use"
 	@echo "make cluster-down  stop it"
 
@@ -27,10 +28,16 @@ test: venv kube-apiserver
 	$(BIN)/pytest -q
 
 test-unit: venv
-	$(BIN)/pytest -q -m 'not integration'
+	$(BIN)/pytest -q -m 'not integration and not slow'
 
 test-integration: venv kube-apiserver
-	$(BIN)/pytest -q -m integration
+	$(BIN)/pytest -q -m 'integration and not slow'
+
+test-slow: venv kube-apiserver
+	$(BIN)/pytest -q -m slow
+
+bench: venv kube-apiserver test-slow
+	$(BIN)/python -m bench.ec2_pacing
 
 lint: venv
 	$(BIN)/ruff check .

@@ -18,6 +18,8 @@ from fractions import Fraction
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from eni_controller.aws.ratelimit import DEFAULT_LIMITS, BucketSpec, RateLimits
+
 T = TypeVar("T")
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -99,6 +101,16 @@ def _count(text: str) -> int:
     if not 1 <= int(text) <= MAX_COUNT:
         raise ValueError(f"out of range (expected {expected})")
     return int(text)
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number (expected requests per second, such as 5 or 2.5)") from None
+    if not 0 < value <= MAX_COUNT:
+        raise ValueError(f"out of range (expected more than 0 and at most {MAX_COUNT})")
+    return value
 
 
 def _bool(text: str) -> bool:
@@ -205,6 +217,7 @@ class Config:
     default_device_index: int = 1  # device index 0 is the instance's primary ENI
     default_delete_on_termination: bool = True
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    ec2_rate_limits: RateLimits = DEFAULT_LIMITS
     log_level: LogLevel = "info"
 
     @classmethod
@@ -214,7 +227,7 @@ class Config:
         Raises ConfigError listing every invalid variable, never just the first.
         """
         r = _EnvReader(os.environ if env is None else env)
-        d, cb = cls(), CircuitBreakerConfig()
+        d, cb, rl = cls(), CircuitBreakerConfig(), DEFAULT_LIMITS
         config = cls(
             aws_region=r.get("AWS_REGION", _region, d.aws_region),
             aws_endpoint_url=r.optional("AWS_ENDPOINT_URL", _endpoint_url),
@@ -249,6 +262,20 @@ class Config:
                 ),
                 timeout_seconds=r.get(
                     "CIRCUIT_BREAKER_TIMEOUT", _positive_duration, cb.timeout_seconds
+                ),
+            ),
+            ec2_rate_limits=RateLimits(
+                describe=BucketSpec(
+                    capacity=r.get("EC2_DESCRIBE_BURST", _count, rl.describe.capacity),
+                    refill_per_second=r.get(
+                        "EC2_DESCRIBE_RATE", _positive_rate, rl.describe.refill_per_second
+                    ),
+                ),
+                mutating=BucketSpec(
+                    capacity=r.get("EC2_MUTATING_BURST", _count, rl.mutating.capacity),
+                    refill_per_second=r.get(
+                        "EC2_MUTATING_RATE", _positive_rate, rl.mutating.refill_per_second
+                    ),
                 ),
             ),
             log_level=r.get("LOG_LEVEL", _log_level, d.log_level),

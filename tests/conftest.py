@@ -19,7 +19,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from tests.harness.apiserver import LocalAPIServer
-from tests.harness.ec2world import World, seed_world
+from tests.harness.ec2world import FAKE_CREDENTIALS, World, seed_world
 from tests.harness.kube import (
     HTTP_NOT_FOUND,
     NodeFactory,
@@ -27,8 +27,16 @@ from tests.harness.kube import (
     install_crd,
 )
 from tests.harness.motoserver import MotoServer
+from tests.harness.realism.control import RealismControl
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Fake credentials for the moto server; aiobotocore reads them from the environment
+    # as the controller does in a pod. Real ones, if set, are never sent anywhere else.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", FAKE_CREDENTIALS["aws_access_key_id"])
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["aws_secret_access_key"])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -128,3 +136,17 @@ async def nodeenis(kube_api: client.ApiClient) -> AsyncIterator[NodeENIs]:
         yield factory
     finally:
         await factory.cleanup()
+
+
+@pytest.fixture
+def realism(moto_endpoint: str) -> Iterator[RealismControl]:
+    """The AWS realism switches of the session's moto server, all off again after the test.
+
+    Reset on entry too, so a test's counters start at zero.
+    """
+    control = RealismControl(moto_endpoint)
+    control.reset()
+    try:
+        yield control
+    finally:
+        control.reset()

@@ -7,6 +7,7 @@ running instances in both AZs for Kubernetes Nodes to point at.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,10 @@ class World:
 
     def instances_in(self, az: str) -> tuple[Instance, ...]:
         return tuple(i for i in self.instances if i.az == az)
+
+    def node_subnet(self, az: str) -> Subnet:
+        """The `nodes-<a|b>` subnet instances of `az` run in."""
+        return self.subnet(node_subnet_name(az))
 
 
 # name, AZ, CIDR
@@ -126,7 +131,7 @@ def seed_world(endpoint: str) -> World:
         for group_name, name_tag in _SECURITY_GROUPS
     )
     image_id = ec2.describe_images()["Images"][0]["ImageId"]
-    node_subnets = {s.az: s.id for s in subnets if s.name.startswith("nodes-")}
+    node_subnets = {s.az: s.id for s in subnets if s.name == node_subnet_name(s.az)}
     instances: list[Instance] = []
     for az, instance_type, count in _INSTANCES:
         reservation = ec2.run_instances(
@@ -148,6 +153,52 @@ def seed_world(endpoint: str) -> World:
         security_groups=groups,
         instances=tuple(instances),
     )
+
+
+def node_subnet_name(az: str) -> str:
+    """`nodes-a` for us-east-1a: the seeded subnet that holds an AZ's instances."""
+    return f"nodes-{az[-1]}"
+
+
+def launch_instance(
+    endpoint: str, *, az: str, instance_type: str, subnet_id: str | None = None
+) -> Instance:
+    """A fresh running instance in the seeded `nodes-<az>` subnet.
+
+    For tests whose outcome depends on an instance's ENIs (device indexes, the
+    ENI limit, termination): the seeded instances are shared by the session.
+    Without `subnet_id` the subnet is found by its Name tag in `az`.
+    """
+    ec2 = _shared_client(endpoint)
+    if subnet_id is None:
+        subnets = ec2.describe_subnets(
+            Filters=[
+                {"Name": "tag:Name", "Values": [node_subnet_name(az)]},
+                {"Name": "availability-zone", "Values": [az]},
+            ]
+        )["Subnets"]
+        if len(subnets) != 1:
+            raise LookupError(
+                f"expected one {node_subnet_name(az)} subnet in {az}, found {len(subnets)}"
+            )
+        subnet_id = subnets[0]["SubnetId"]
+    image_id = _image_id(endpoint)
+    (launched,) = ec2.run_instances(
+        ImageId=image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SubnetId=subnet_id
+    )["Instances"]
+    return Instance(id=launched["InstanceId"], az=az, instance_type=instance_type)
+
+
+@functools.cache
+def _shared_client(endpoint: str) -> Any:
+    """One client per endpoint for helpers called per test (clients take ~0.3 s to build)."""
+    return ec2_client(endpoint)
+
+
+@functools.cache
+def _image_id(endpoint: str) -> str:
+    image_id: str = _shared_client(endpoint).describe_images()["Images"][0]["ImageId"]
+    return image_id
 
 
 def _name_tag(resource_type: str, name: str) -> dict[str, Any]:

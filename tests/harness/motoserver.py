@@ -1,7 +1,9 @@
 """A real moto server (EC2) on a free loopback port, as a child process.
 
 The controller talks HTTP to it exactly as it would to EC2, through
-AWS_ENDPOINT_URL. Used by the pytest fixtures and by `make cluster`.
+AWS_ENDPOINT_URL. Used by the pytest fixtures and by `make cluster`. It runs
+moto with the AWS realism layer (`tests.harness.realism`): plain moto until a
+test switches a rule on through `/_realism/configure`.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ class MotoServer:
         port = free_port()
         log = self.state_dir / "moto.log"
         proc = spawn(
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "tests.harness.realism",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+            ],
             log_path=log,
             pid_path=self.state_dir / "moto.pid",
         )
         endpoint = f"http://{LOOPBACK}:{port}"
         wait_until(
-            lambda: _answers(f"{endpoint}/moto-api/"),
+            lambda: _answers(f"{endpoint}/_realism/state"),
             what="moto server",
             timeout=timeout,
             alive=lambda: proc.poll() is None,

@@ -1,0 +1,299 @@
+"""The typed EC2 client the controller uses, over aiobotocore.
+
+Every call goes through one path: circuit breaker check, client-side token
+bucket, the call, error classification, tenacity retries for what retrying can
+fix, metrics. Results come back as the dataclasses of `resources.py`.
+Describes are batched with filters and paginated, so verifying a hundred ENIs
+costs one call, not a hundred.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from aiobotocore.session import get_session
+from botocore.config import Config as BotoConfig
+from tenacity import RetryCallState
+
+from eni_controller.aws.breaker import BreakerState, CircuitBreaker
+from eni_controller.aws.errors import EC2Error, Throttled, Transient, classify
+from eni_controller.aws.ratelimit import RateLimiter
+from eni_controller.aws.resources import (
+    Instance,
+    InstanceTypeInfo,
+    NetworkInterface,
+    SecurityGroup,
+    Subnet,
+)
+from eni_controller.aws.retry import RetryPolicy, retrying
+from eni_controller.config import Config
+from eni_controller.metrics import Metrics
+
+Filters = Mapping[str, Sequence[str]]
+
+# AttachNetworkInterface is the one call that must not be repeated blindly: a
+# lost response may hide a successful attach. Create is made idempotent by its
+# ClientToken; repeated detach/delete/modify calls are harmless.
+_NOT_IDEMPOTENT: Final = frozenset({"AttachNetworkInterface"})
+# These filters crash moto and are not needed: we read the fields instead.
+_UNSUPPORTED_FILTERS: Final = frozenset({"attachment.device-index", "attachment.status"})
+_PAGE_SIZE: Final = 1000
+_FILTER_VALUES_PER_CALL: Final = 200
+
+
+def _snake(action: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")
+
+
+def _filters(filters: Filters) -> list[dict[str, Any]]:
+    bad = _UNSUPPORTED_FILTERS.intersection(filters)
+    if bad:
+        raise ValueError(f"unsupported describe filters: {sorted(bad)}")
+    return [{"Name": name, "Values": list(values)} for name, values in filters.items()]
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class EC2Client:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        retry: RetryPolicy,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._client = client
+        self._limiter = limiter
+        self.breaker = breaker
+        self._retry = retry
+        self._metrics = metrics
+        self._clock = clock
+
+    # --- the one call path -------------------------------------------------
+
+    async def call(self, action: str, **params: Any) -> dict[str, Any]:
+        """Make one logical EC2 call (with retries); raise an EC2Error on failure."""
+        self.breaker.check(action)
+        method = getattr(self._client, _snake(action))
+        idempotent = action not in _NOT_IDEMPOTENT
+        try:
+            async for attempt in retrying(self._retry, before_sleep=self._count_retry(action)):
+                with attempt:
+                    response: dict[str, Any] = await self._attempt(
+                        action, method, params, idempotent=idempotent
+                    )
+        except EC2Error as err:
+            if isinstance(err, Transient | Throttled):
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()  # EC2 answered; the answer was "no"
+            self._metrics.aws_api_calls.labels(action, "error").inc()
+            raise
+        self.breaker.record_success()
+        self._metrics.aws_api_calls.labels(action, "success").inc()
+        return response
+
+    async def _attempt(
+        self, action: str, method: Any, params: Mapping[str, Any], *, idempotent: bool
+    ) -> dict[str, Any]:
+        action_class, waited = await self._limiter.acquire(action)
+        self._metrics.aws_rate_limiter_wait.labels(action_class.value).observe(waited)
+        start = self._clock()
+        try:
+            response: dict[str, Any] = await method(**params)
+            return response
+        except Exception as exc:
+            error = classify(exc, action=action, idempotent=idempotent)
+            if error is None:
+                raise
+            self._metrics.aws_api_errors.labels(action, type(error).__name__).inc()
+            if isinstance(error, Throttled):
+                self._metrics.aws_api_throttles.labels(action).inc()
+            raise error from exc
+        finally:
+            self._metrics.aws_api_latency.labels(action).observe(self._clock() - start)
+
+    def _count_retry(self, action: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(_state: RetryCallState) -> None:
+            self._metrics.aws_api_retries.labels(action).inc()
+
+        return before_sleep
+
+    async def _paged(self, action: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self.call(
+                action, **params, MaxResults=_PAGE_SIZE, **({"NextToken": token} if token else {})
+            )
+            items.extend(page.get(key) or ())
+            token = page.get("NextToken")
+            if not token:
+                return items
+
+    # --- ENIs ----------------------------------------------------------------
+
+    async def create_network_interface(
+        self,
+        *,
+        subnet_id: str,
+        security_group_ids: Sequence[str],
+        description: str,
+        tags: Mapping[str, str],
+        client_token: str,
+    ) -> NetworkInterface:
+        response = await self.call(
+            "CreateNetworkInterface",
+            SubnetId=subnet_id,
+            Groups=list(security_group_ids),
+            Description=description,
+            ClientToken=client_token,
+            TagSpecifications=[
+                {
+                    "ResourceType": "network-interface",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return NetworkInterface.from_api(response["NetworkInterface"])
+
+    async def attach_network_interface(
+        self, *, eni_id: str, instance_id: str, device_index: int
+    ) -> str:
+        """Attach and return the attachment id. OutcomeUnknown means: describe first."""
+        response = await self.call(
+            "AttachNetworkInterface",
+            NetworkInterfaceId=eni_id,
+            InstanceId=instance_id,
+            DeviceIndex=device_index,
+        )
+        attachment_id: str = response["AttachmentId"]
+        return attachment_id
+
+    async def set_delete_on_termination(
+        self, *, eni_id: str, attachment_id: str, delete_on_termination: bool
+    ) -> None:
+        await self.call(
+            "ModifyNetworkInterfaceAttribute",
+            NetworkInterfaceId=eni_id,
+            Attachment={
+                "AttachmentId": attachment_id,
+                "DeleteOnTermination": delete_on_termination,
+            },
+        )
+
+    async def set_security_groups(self, *, eni_id: str, security_group_ids: Sequence[str]) -> None:
+        await self.call(
+            "ModifyNetworkInterfaceAttribute",
+            NetworkInterfaceId=eni_id,
+            Groups=list(security_group_ids),
+        )
+
+    async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:
+        await self.call("DetachNetworkInterface", AttachmentId=attachment_id, Force=force)
+
+    async def delete_network_interface(self, *, eni_id: str) -> None:
+        await self.call("DeleteNetworkInterface", NetworkInterfaceId=eni_id)
+
+    async def describe_network_interfaces(
+        self, *, filters: Filters, eni_ids: Sequence[str] = ()
+    ) -> list[NetworkInterface]:
+        """ENIs matching `filters` (and, if given, among `eni_ids`: missing ids are
+        simply absent, not an error)."""
+        base = dict(filters)
+        batches = (
+            [
+                {**base, "network-interface-id": chunk}
+                for chunk in _chunks(eni_ids, _FILTER_VALUES_PER_CALL)
+            ]
+            if eni_ids
+            else [base]
+        )
+        found: list[NetworkInterface] = []
+        for batch in batches:
+            raw = await self._paged(
+                "DescribeNetworkInterfaces", "NetworkInterfaces", Filters=_filters(batch)
+            )
+            found.extend(NetworkInterface.from_api(item) for item in raw)
+        return found
+
+    # --- instances -------------------------------------------------------------
+
+    async def describe_instances(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
+        """The instances that exist among `instance_ids` (terminated ones included)."""
+        found: dict[str, Instance] = {}
+        for chunk in _chunks(sorted(set(instance_ids)), _FILTER_VALUES_PER_CALL):
+            reservations = await self._paged(
+                "DescribeInstances",
+                "Reservations",
+                Filters=_filters({"instance-id": chunk}),
+            )
+            for reservation in reservations:
+                for raw in reservation.get("Instances") or ():
+                    instance = Instance.from_api(raw)
+                    found[instance.instance_id] = instance
+        return found
+
+    async def describe_instance_types(
+        self, instance_types: Sequence[str]
+    ) -> dict[str, InstanceTypeInfo]:
+        response = await self.call("DescribeInstanceTypes", InstanceTypes=list(instance_types))
+        infos = (InstanceTypeInfo.from_api(raw) for raw in response.get("InstanceTypes") or ())
+        return {info.instance_type: info for info in infos}
+
+    # --- subnets and security groups ------------------------------------------
+
+    async def describe_subnets(self, *, filters: Filters) -> list[Subnet]:
+        raw = await self._paged("DescribeSubnets", "Subnets", Filters=_filters(filters))
+        return [Subnet.from_api(item) for item in raw]
+
+    async def describe_security_groups(self, *, filters: Filters) -> list[SecurityGroup]:
+        raw = await self._paged(
+            "DescribeSecurityGroups", "SecurityGroups", Filters=_filters(filters)
+        )
+        return [SecurityGroup.from_api(item) for item in raw]
+
+
+@asynccontextmanager
+async def connect_ec2(
+    config: Config,
+    *,
+    metrics: Metrics,
+    retry: RetryPolicy | None = None,
+    read_timeout_seconds: float = 30.0,
+) -> AsyncIterator[EC2Client]:
+    """An EC2Client for the configured region and endpoint, closed on exit."""
+    boto_config = BotoConfig(
+        # tenacity owns retries; botocore makes exactly one attempt per call
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=read_timeout_seconds,
+        max_pool_connections=64,
+    )
+
+    def on_breaker_change(state: BreakerState) -> None:
+        metrics.circuit_breaker_state.set(state.value)
+        metrics.circuit_breaker_transitions.labels(state.name.lower()).inc()
+
+    async with get_session().create_client(
+        "ec2",
+        region_name=config.aws_region,
+        endpoint_url=config.aws_endpoint_url,
+        config=boto_config,
+    ) as raw:
+        yield EC2Client(
+            raw,
+            limiter=RateLimiter(config.ec2_rate_limits),
+            breaker=CircuitBreaker(config.circuit_breaker, on_change=on_breaker_change),
+            retry=retry or RetryPolicy(),
+            metrics=metrics,
+        )

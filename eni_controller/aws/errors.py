@@ -1,0 +1,152 @@
+"""EC2 failures as a small set of exception classes, chosen by AWS error code.
+
+The controller decides what to do from the class (adopt, retry later, report a
+condition, treat as done), so the mapping lives in one table here. Message
+text is never read: AWS changes wording, never codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+
+class EC2Error(Exception):
+    """An EC2 call failed. ``code`` is the AWS error code (or a local marker)."""
+
+    def __init__(self, *, action: str, code: str, message: str = "") -> None:
+        super().__init__(f"{action}: {code}" + (f": {message}" if message else ""))
+        self.action = action
+        self.code = code
+        self.message = message
+
+
+class NotFound(EC2Error):
+    """The resource does not exist (or is not visible yet: EC2 is eventually consistent)."""
+
+
+class ENINotFound(NotFound):
+    pass
+
+
+class AttachmentNotFound(NotFound):
+    pass
+
+
+class InstanceNotFound(NotFound):
+    pass
+
+
+class SubnetNotFound(NotFound):
+    pass
+
+
+class SecurityGroupNotFound(NotFound):
+    pass
+
+
+class InUse(EC2Error):
+    """The ENI is attached (or detaching) and cannot be deleted yet."""
+
+
+class IndexConflict(EC2Error):
+    """The device index is already taken on the instance."""
+
+
+class LimitExceeded(EC2Error):
+    """An instance-type or account limit: permanent for that instance, never retried."""
+
+
+class AZMismatch(EC2Error):
+    """The ENI's subnet is not in the instance's availability zone."""
+
+
+class IncorrectState(EC2Error):
+    """The instance or ENI is in a state that forbids the call (e.g. terminated)."""
+
+
+class Throttled(EC2Error):
+    """AWS refused the request for rate; it was not executed."""
+
+
+class Transient(EC2Error):
+    """A 5xx or a network failure: worth retrying."""
+
+
+class OutcomeUnknown(Transient):
+    """The request may or may not have been executed (a timeout after sending a
+    non-idempotent call): describe before deciding what to do next."""
+
+
+class Permanent(EC2Error):
+    """A client error that retrying cannot fix (bad parameter, permissions...)."""
+
+
+class CircuitOpen(EC2Error):
+    """The circuit breaker is open: EC2 has been failing, so the call was not made."""
+
+
+_BY_CODE: Final[dict[str, type[EC2Error]]] = {
+    "InvalidNetworkInterfaceID.NotFound": ENINotFound,
+    "InvalidNetworkInterfaceId.NotFound": ENINotFound,
+    "InvalidAttachmentID.NotFound": AttachmentNotFound,
+    "InvalidInstanceID.NotFound": InstanceNotFound,
+    "InvalidSubnetID.NotFound": SubnetNotFound,
+    "InvalidGroup.NotFound": SecurityGroupNotFound,
+    "InvalidGroupId.NotFound": SecurityGroupNotFound,
+    "InvalidNetworkInterface.InUse": InUse,
+    "AttachmentLimitExceeded": LimitExceeded,
+    "NetworkInterfaceLimitExceeded": LimitExceeded,
+    "InsufficientFreeAddressesInSubnet": LimitExceeded,
+    "IncorrectInstanceState": IncorrectState,
+    "IncorrectState": IncorrectState,
+    "RequestLimitExceeded": Throttled,
+    "Throttling": Throttled,
+    "ThrottlingException": Throttled,
+    "InternalError": Transient,
+    "InternalFailure": Transient,
+    "ServiceUnavailable": Transient,
+    "Unavailable": Transient,
+}
+
+# Generic codes whose meaning depends on the action: on AttachNetworkInterface,
+# InvalidParameterValue is an occupied device index and InvalidParameterCombination
+# an AZ mismatch.
+_BY_ACTION_AND_CODE: Final[dict[tuple[str, str], type[EC2Error]]] = {
+    ("AttachNetworkInterface", "InvalidParameterValue"): IndexConflict,
+    ("AttachNetworkInterface", "InvalidParameterCombination"): AZMismatch,
+}
+
+_SERVER_ERROR: Final = 500
+
+
+def classify_client_error(error: ClientError, *, action: str) -> EC2Error:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    message = str(details.get("Message", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    cls = _BY_ACTION_AND_CODE.get((action, code)) or _BY_CODE.get(code)
+    if cls is None:
+        cls = Transient if status >= _SERVER_ERROR else Permanent
+    return cls(action=action, code=code, message=message)
+
+
+def classify(error: BaseException, *, action: str, idempotent: bool) -> EC2Error | None:
+    """The EC2Error for a failure of one call, or None if it is not an EC2 failure."""
+    if isinstance(error, EC2Error):
+        return error
+    if isinstance(error, ClientError):
+        return classify_client_error(error, action=action)
+    if isinstance(error, ConnectionError):
+        # could not connect: the request never left, so retrying is always safe
+        return Transient(action=action, code=type(error).__name__, message=str(error))
+    if isinstance(error, HTTPClientError | asyncio.TimeoutError | OSError):
+        # sent, then lost: AWS may have acted
+        cls = Transient if idempotent else OutcomeUnknown
+        return cls(action=action, code=type(error).__name__, message=str(error))
+    if isinstance(error, BotoCoreError):
+        # no credentials, invalid parameters...: nothing a retry fixes
+        return Permanent(action=action, code=type(error).__name__, message=str(error))
+    return None

@@ -1,0 +1,175 @@
+"""Resolve a NodeENI's subnets and security groups, by ID or by name.
+
+Names are looked up inside the cluster VPC when it is known. A name matching
+more than one resource is an error the operator must fix, never "first wins":
+picking one silently would put ENIs in the wrong network. Found entries are
+cached per entry with a TTL; failures are not cached, so a fix is seen at once.
+A resolution costs one describe for the IDs and one per name stage that had
+names left (security groups: group name, then Name tag), none on a cache hit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from eni_controller.aws.cache import TTLCache
+from eni_controller.aws.ec2 import EC2Client, Filters
+from eni_controller.aws.resources import SecurityGroup, Subnet
+
+DEFAULT_TTL_SECONDS = 300.0
+
+
+class _InVpc(Protocol):
+    @property
+    def vpc_id(self) -> str: ...
+
+
+R = TypeVar("R", bound=_InVpc)
+
+
+class LookupReason(StrEnum):
+    """The condition reason a failed lookup reports."""
+
+    SUBNET_NOT_FOUND = "SubnetNotFound"
+    SECURITY_GROUP_NOT_FOUND = "SecurityGroupNotFound"
+    AMBIGUOUS_NAME = "AmbiguousName"
+
+
+class LookupFailed(Exception):
+    """Some subnets or security groups could not be resolved; ``problems`` says which."""
+
+    def __init__(self, *, reason: LookupReason, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.reason = reason
+        self.problems = tuple(problems)
+
+
+class _Finder(Generic[R]):
+    """Lookups of one resource kind, with their cache."""
+
+    def __init__(
+        self,
+        *,
+        noun: str,
+        not_found: LookupReason,
+        describe: Callable[..., Awaitable[list[R]]],
+        id_filter: str,
+        ident: Callable[[R], str],
+        name_stages: Sequence[tuple[str, Callable[[R], str | None]]],
+        vpc_id: str | None,
+        cache: TTLCache[str, R],
+    ) -> None:
+        self.noun = noun
+        self.not_found = not_found
+        self._describe = describe
+        self._id_filter = id_filter
+        self._ident = ident
+        self._name_stages = name_stages
+        self._vpc_id = vpc_id
+        self._cache = cache
+
+    async def resolve(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[R, ...]:
+        missing: list[str] = []
+        ambiguous: list[str] = []
+        by_id = await self._by_id(ids, missing)
+        by_name = await self._by_name(names, missing, ambiguous)
+        if ambiguous or missing:
+            raise LookupFailed(
+                reason=LookupReason.AMBIGUOUS_NAME if ambiguous else self.not_found,
+                problems=ambiguous + missing,
+            )
+        resolved: dict[str, R] = {}
+        for resource in [by_id[i] for i in ids] + [by_name[n] for n in names]:
+            resolved.setdefault(self._ident(resource), resource)
+        return tuple(resolved.values())
+
+    def _scope(self) -> Filters:
+        return {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
+
+    async def _by_id(self, ids: Sequence[str], missing: list[str]) -> dict[str, R]:
+        found = {i: r for i in ids if (r := self._cache.get(f"id:{i}")) is not None}
+        wanted = [i for i in dict.fromkeys(ids) if i not in found]
+        if wanted:
+            for described in await self._describe(filters={self._id_filter: wanted}):
+                found[self._ident(described)] = described
+        for i in wanted:
+            resource = found.get(i)
+            if resource is None:
+                missing.append(f"{self.noun} {i} not found")
+            elif self._vpc_id and resource.vpc_id != self._vpc_id:
+                missing.append(f"{self.noun} {i} is in {resource.vpc_id}, not in {self._vpc_id}")
+                del found[i]
+            else:
+                self._cache.put(f"id:{i}", resource)
+        return found
+
+    async def _by_name(
+        self, names: Sequence[str], missing: list[str], ambiguous: list[str]
+    ) -> dict[str, R]:
+        found = {n: r for n in names if (r := self._cache.get(f"name:{n}")) is not None}
+        wanted = [n for n in dict.fromkeys(names) if n not in found]
+        for filter_name, name_of in self._name_stages:
+            if not wanted:
+                break
+            matches: dict[str, list[R]] = {n: [] for n in wanted}
+            for resource in await self._describe(filters={filter_name: wanted, **self._scope()}):
+                name = name_of(resource)
+                if name in matches:
+                    matches[name].append(resource)
+            for name, candidates in matches.items():
+                if len(candidates) == 1:
+                    found[name] = candidates[0]
+                    self._cache.put(f"name:{name}", candidates[0])
+                elif len(candidates) > 1:
+                    ids = ", ".join(sorted(self._ident(c) for c in candidates))
+                    ambiguous.append(f"{self.noun} name {name!r} is ambiguous: matches {ids}")
+            wanted = [n for n in wanted if not matches[n]]
+        missing.extend(f"{self.noun} named {n!r} not found" for n in wanted)
+        return found
+
+
+class Resolver:
+    def __init__(
+        self,
+        ec2: EC2Client,
+        *,
+        vpc_id: str | None,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._subnets = _Finder[Subnet](
+            noun="subnet",
+            not_found=LookupReason.SUBNET_NOT_FOUND,
+            describe=ec2.describe_subnets,
+            id_filter="subnet-id",
+            ident=lambda s: s.subnet_id,
+            name_stages=[("tag:Name", lambda s: s.name)],
+            vpc_id=vpc_id,
+            cache=TTLCache(ttl_seconds=ttl_seconds, clock=clock),
+        )
+        self._groups = _Finder[SecurityGroup](
+            noun="security group",
+            not_found=LookupReason.SECURITY_GROUP_NOT_FOUND,
+            describe=ec2.describe_security_groups,
+            id_filter="group-id",
+            ident=lambda g: g.group_id,
+            # SPEC: by group name first, then by Name tag
+            name_stages=[
+                ("group-name", lambda g: g.group_name),
+                ("tag:Name", lambda g: g.name_tag),
+            ],
+            vpc_id=vpc_id,
+            cache=TTLCache(ttl_seconds=ttl_seconds, clock=clock),
+        )
+
+    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
+        """The subnets in spec order (IDs first, then names), each once."""
+        return await self._subnets.resolve(ids=ids, names=names)
+
+    async def security_groups(
+        self, *, ids: Sequence[str], names: Sequence[str]
+    ) -> tuple[SecurityGroup, ...]:
+        return await self._groups.resolve(ids=ids, names=names)

@@ -1,0 +1,328 @@
+"""Unit tests for eni_controller.aws.lookup.Resolver over a fake EC2 client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypeVar, cast
+
+import pytest
+
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.lookup import DEFAULT_TTL_SECONDS, LookupFailed, LookupReason, Resolver
+from eni_controller.aws.resources import SecurityGroup, Subnet
+
+VPC = "vpc-main"
+OTHER_VPC = "vpc-other"
+TTL = 60.0
+
+T = TypeVar("T", Subnet, SecurityGroup)
+
+
+def subnet(subnet_id: str, name: str | None, vpc_id: str = VPC) -> Subnet:
+    return Subnet(
+        subnet_id=subnet_id, vpc_id=vpc_id, availability_zone="us-east-1a", cidr="", name=name
+    )
+
+
+def group(group_id: str, group_name: str, name_tag: str | None, vpc_id: str = VPC) -> SecurityGroup:
+    return SecurityGroup(group_id=group_id, group_name=group_name, vpc_id=vpc_id, name_tag=name_tag)
+
+
+SUBNETS = [
+    subnet("subnet-a", "alpha"),
+    subnet("subnet-b", "beta"),
+    subnet("subnet-c", "gamma"),
+    subnet("subnet-d1", "dup"),
+    subnet("subnet-d2", "dup"),
+    subnet("subnet-x", "alpha", vpc_id=OTHER_VPC),
+    subnet("subnet-y", "elsewhere", vpc_id=OTHER_VPC),
+    subnet("subnet-n", None),
+]
+
+GROUPS = [
+    group("sg-web", "web", "frontend"),
+    group("sg-db", "db", "web"),  # tag "web" collides with sg-web's group name
+    group("sg-tagged", "launch-wizard-7", "cache"),
+    group("sg-twin1", "twin", None),
+    group("sg-twin2", "twin", None),
+    group("sg-t1", "t-one", "tagdup"),
+    group("sg-t2", "t-two", "tagdup"),
+    group("sg-far", "web", "remote", vpc_id=OTHER_VPC),
+]
+
+
+def _value(resource: Subnet | SecurityGroup, key: str) -> str | None:
+    if isinstance(resource, Subnet):
+        fields = {
+            "subnet-id": resource.subnet_id,
+            "vpc-id": resource.vpc_id,
+            "tag:Name": resource.name,
+        }
+    else:
+        fields = {
+            "group-id": resource.group_id,
+            "group-name": resource.group_name,
+            "vpc-id": resource.vpc_id,
+            "tag:Name": resource.name_tag,
+        }
+    return fields[key]
+
+
+def _match(items: Sequence[T], filters: Mapping[str, Sequence[str]]) -> list[T]:
+    return [
+        item
+        for item in items
+        if all(_value(item, key) in values for key, values in filters.items())
+    ]
+
+
+class FakeEC2:
+    def __init__(self) -> None:
+        self.subnets = list(SUBNETS)
+        self.groups = list(GROUPS)
+        self.subnet_filters: list[dict[str, list[str]]] = []
+        self.group_filters: list[dict[str, list[str]]] = []
+
+    async def describe_subnets(self, *, filters: Mapping[str, Sequence[str]]) -> list[Subnet]:
+        self.subnet_filters.append({k: list(v) for k, v in filters.items()})
+        return _match(self.subnets, filters)
+
+    async def describe_security_groups(
+        self, *, filters: Mapping[str, Sequence[str]]
+    ) -> list[SecurityGroup]:
+        self.group_filters.append({k: list(v) for k, v in filters.items()})
+        return _match(self.groups, filters)
+
+    @property
+    def describes(self) -> int:
+        return len(self.subnet_filters) + len(self.group_filters)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Setup:
+    def __init__(self, *, vpc_id: str | None) -> None:
+        self.ec2 = FakeEC2()
+        self.clock = Clock()
+        self.resolver = Resolver(
+            cast(EC2Client, self.ec2), vpc_id=vpc_id, ttl_seconds=TTL, clock=self.clock
+        )
+
+
+@pytest.fixture
+def scoped() -> Setup:
+    return Setup(vpc_id=VPC)
+
+
+@pytest.fixture
+def unscoped() -> Setup:
+    return Setup(vpc_id=None)
+
+
+def test_default_ttl() -> None:
+    assert DEFAULT_TTL_SECONDS == 300.0
+
+
+async def test_subnets_ids_then_names_in_order(unscoped: Setup) -> None:
+    found = await unscoped.resolver.subnets(
+        ids=["subnet-c", "subnet-a"], names=["beta", "elsewhere"]
+    )
+    assert [s.subnet_id for s in found] == ["subnet-c", "subnet-a", "subnet-b", "subnet-y"]
+    assert unscoped.ec2.subnet_filters == [
+        {"subnet-id": ["subnet-c", "subnet-a"]},
+        {"tag:Name": ["beta", "elsewhere"]},
+    ]
+
+
+async def test_subnet_duplicates_collapse_to_first_position(scoped: Setup) -> None:
+    found = await scoped.resolver.subnets(
+        ids=["subnet-b", "subnet-a", "subnet-b"], names=["alpha", "gamma", "gamma"]
+    )
+    # subnet-a was named by id and by name: it stays at its id position
+    assert [s.subnet_id for s in found] == ["subnet-b", "subnet-a", "subnet-c"]
+    # repeated keys are asked for once
+    assert scoped.ec2.subnet_filters == [
+        {"subnet-id": ["subnet-b", "subnet-a"]},
+        {"tag:Name": ["alpha", "gamma"], "vpc-id": [VPC]},
+    ]
+
+
+async def test_empty_request_makes_no_describe(scoped: Setup) -> None:
+    assert await scoped.resolver.subnets(ids=[], names=[]) == ()
+    assert await scoped.resolver.security_groups(ids=[], names=[]) == ()
+    assert scoped.ec2.describes == 0
+
+
+async def test_ambiguous_subnet_name_names_both_ids(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.subnets(ids=[], names=["dup"])
+    assert info.value.reason is LookupReason.AMBIGUOUS_NAME
+    assert info.value.problems == ("subnet name 'dup' is ambiguous: matches subnet-d1, subnet-d2",)
+    assert str(info.value) == "subnet name 'dup' is ambiguous: matches subnet-d1, subnet-d2"
+
+
+async def test_ambiguity_wins_the_reason_but_all_problems_are_listed(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.subnets(ids=["subnet-zz"], names=["dup", "nope"])
+    assert info.value.reason is LookupReason.AMBIGUOUS_NAME
+    assert info.value.problems == (
+        "subnet name 'dup' is ambiguous: matches subnet-d1, subnet-d2",
+        "subnet subnet-zz not found",
+        "subnet named 'nope' not found",
+    )
+
+
+async def test_missing_subnets_are_all_listed(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.subnets(
+            ids=["subnet-a", "subnet-404", "subnet-405"], names=["beta", "ghost", "phantom"]
+        )
+    assert info.value.reason is LookupReason.SUBNET_NOT_FOUND
+    assert info.value.problems == (
+        "subnet subnet-404 not found",
+        "subnet subnet-405 not found",
+        "subnet named 'ghost' not found",
+        "subnet named 'phantom' not found",
+    )
+
+
+async def test_missing_security_groups_are_all_listed(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.security_groups(ids=["sg-404"], names=["web", "ghost"])
+    assert info.value.reason is LookupReason.SECURITY_GROUP_NOT_FOUND
+    assert info.value.problems == (
+        "security group sg-404 not found",
+        "security group named 'ghost' not found",
+    )
+
+
+async def test_vpc_scope_on_name_lookups_only(scoped: Setup) -> None:
+    found = await scoped.resolver.subnets(ids=["subnet-a"], names=["alpha"])
+    # "alpha" also names subnet-x in another VPC: the scope keeps it out
+    assert [s.subnet_id for s in found] == ["subnet-a"]
+    assert scoped.ec2.subnet_filters == [
+        {"subnet-id": ["subnet-a"]},
+        {"tag:Name": ["alpha"], "vpc-id": [VPC]},
+    ]
+
+
+async def test_without_vpc_scope_a_name_in_two_vpcs_is_ambiguous(unscoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await unscoped.resolver.subnets(ids=[], names=["alpha"])
+    assert info.value.reason is LookupReason.AMBIGUOUS_NAME
+    assert info.value.problems == ("subnet name 'alpha' is ambiguous: matches subnet-a, subnet-x",)
+    assert unscoped.ec2.subnet_filters == [{"tag:Name": ["alpha"]}]
+
+
+async def test_subnet_id_in_another_vpc_is_a_problem(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.subnets(ids=["subnet-a", "subnet-x"], names=[])
+    assert info.value.reason is LookupReason.SUBNET_NOT_FOUND
+    assert info.value.problems == (f"subnet subnet-x is in {OTHER_VPC}, not in {VPC}",)
+
+
+async def test_group_id_in_another_vpc_is_a_problem(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.security_groups(ids=["sg-far"], names=[])
+    assert info.value.reason is LookupReason.SECURITY_GROUP_NOT_FOUND
+    assert info.value.problems == (f"security group sg-far is in {OTHER_VPC}, not in {VPC}",)
+    assert scoped.ec2.group_filters == [{"group-id": ["sg-far"]}]
+
+
+async def test_group_names_by_group_name_then_leftovers_by_tag(scoped: Setup) -> None:
+    found = await scoped.resolver.security_groups(ids=["sg-twin1"], names=["web", "cache"])
+    # "web" is sg-web's group name (and sg-db's Name tag): group name wins
+    assert [g.group_id for g in found] == ["sg-twin1", "sg-web", "sg-tagged"]
+    assert scoped.ec2.group_filters == [
+        {"group-id": ["sg-twin1"]},
+        {"group-name": ["web", "cache"], "vpc-id": [VPC]},
+        {"tag:Name": ["cache"], "vpc-id": [VPC]},
+    ]
+
+
+async def test_no_tag_stage_when_group_names_all_resolve(scoped: Setup) -> None:
+    found = await scoped.resolver.security_groups(ids=[], names=["db", "web"])
+    assert [g.group_id for g in found] == ["sg-db", "sg-web"]
+    assert scoped.ec2.group_filters == [{"group-name": ["db", "web"], "vpc-id": [VPC]}]
+
+
+async def test_ambiguous_group_name_is_not_retried_by_tag(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.security_groups(ids=[], names=["twin", "tagdup"])
+    assert info.value.reason is LookupReason.AMBIGUOUS_NAME
+    assert info.value.problems == (
+        "security group name 'twin' is ambiguous: matches sg-twin1, sg-twin2",
+        "security group name 'tagdup' is ambiguous: matches sg-t1, sg-t2",
+    )
+    assert scoped.ec2.group_filters == [
+        {"group-name": ["twin", "tagdup"], "vpc-id": [VPC]},
+        {"tag:Name": ["tagdup"], "vpc-id": [VPC]},
+    ]
+
+
+async def test_cache_hit_within_ttl_makes_no_describe(scoped: Setup) -> None:
+    first = await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"])
+    groups = await scoped.resolver.security_groups(ids=["sg-db"], names=["cache"])
+    describes = scoped.ec2.describes
+    assert describes == 5
+    scoped.clock.now += TTL - 0.001
+    assert await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"]) == first
+    assert await scoped.resolver.security_groups(ids=["sg-db"], names=["cache"]) == groups
+    assert scoped.ec2.describes == describes
+
+
+async def test_cache_is_per_entry(scoped: Setup) -> None:
+    await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"])
+    scoped.ec2.subnet_filters.clear()
+    found = await scoped.resolver.subnets(ids=["subnet-a", "subnet-c"], names=["beta", "gamma"])
+    assert [s.subnet_id for s in found] == ["subnet-a", "subnet-c", "subnet-b"]
+    assert scoped.ec2.subnet_filters == [
+        {"subnet-id": ["subnet-c"]},
+        {"tag:Name": ["gamma"], "vpc-id": [VPC]},
+    ]
+
+
+async def test_after_ttl_describes_again_and_sees_changes(scoped: Setup) -> None:
+    await scoped.resolver.subnets(ids=[], names=["beta"])
+    assert len(scoped.ec2.subnet_filters) == 1
+    scoped.ec2.subnets = [s for s in SUBNETS if s.subnet_id != "subnet-b"] + [
+        subnet("subnet-b2", "beta")
+    ]
+    scoped.clock.now += TTL
+    found = await scoped.resolver.subnets(ids=[], names=["beta"])
+    assert [s.subnet_id for s in found] == ["subnet-b2"]
+    assert len(scoped.ec2.subnet_filters) == 2
+
+
+async def test_failures_are_not_cached(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed):
+        await scoped.resolver.subnets(ids=["subnet-new"], names=["fresh"])
+    assert len(scoped.ec2.subnet_filters) == 2
+    # the operator creates them; no TTL wait is needed to see the fix
+    scoped.ec2.subnets.append(subnet("subnet-new", None))
+    scoped.ec2.subnets.append(subnet("subnet-f", "fresh"))
+    found = await scoped.resolver.subnets(ids=["subnet-new"], names=["fresh"])
+    assert [s.subnet_id for s in found] == ["subnet-new", "subnet-f"]
+    assert len(scoped.ec2.subnet_filters) == 4
+
+
+async def test_ambiguity_is_not_cached(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed):
+        await scoped.resolver.subnets(ids=[], names=["dup"])
+    scoped.ec2.subnets = [s for s in scoped.ec2.subnets if s.subnet_id != "subnet-d2"]
+    found = await scoped.resolver.subnets(ids=[], names=["dup"])
+    assert [s.subnet_id for s in found] == ["subnet-d1"]
+    assert len(scoped.ec2.subnet_filters) == 2
+
+
+async def test_subnet_and_group_caches_are_separate(scoped: Setup) -> None:
+    await scoped.resolver.subnets(ids=["subnet-a"], names=[])
+    await scoped.resolver.security_groups(ids=["sg-web"], names=[])
+    assert scoped.ec2.subnet_filters == [{"subnet-id": ["subnet-a"]}]
+    assert scoped.ec2.group_filters == [{"group-id": ["sg-web"]}]
