@@ -8,14 +8,24 @@ is wrong in its first log line.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+import structlog
+from kubernetes_asyncio import client, config
+
+from eni_controller import logs
+from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.config import Config, ConfigError
+from eni_controller.controller import Controller
+from eni_controller.metrics import Metrics
 
 EXIT_CONFIG_ERROR = 2
-EXIT_NOT_READY = 3
 
 
 def package_version() -> str:
@@ -32,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("version", help="print the version")
-    commands.add_parser("run", help="run the controller (configuration from environment)")
+    run = commands.add_parser("run", help="run the controller (configuration from environment)")
+    run.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then KUBECONFIG)")
+    run.add_argument("--log-format", choices=["json", "console"], help="default: console on a TTY")
     return parser
 
 
@@ -42,22 +54,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(package_version())
         return 0
     try:
-        config = Config.from_env()
+        settings = Config.from_env()
     except ConfigError as err:
         print(f"eni-controller: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    return _run(config)
-
-
-def _run(config: Config) -> int:
-    # The reconcile loop arrives with the controller-core issue; until then `run`
-    # validates configuration and refuses to pretend it manages anything.
-    print(
-        f"eni-controller {package_version()}: configuration valid "
-        f"(region {config.aws_region}); the reconcile loop is not part of this build yet",
-        file=sys.stderr,
+    logs.configure(
+        level=settings.log_level,
+        console=None if args.log_format is None else args.log_format == "console",
     )
-    return EXIT_NOT_READY
+    return asyncio.run(_run(settings, kubeconfig=args.kubeconfig))
+
+
+async def kube_client(kubeconfig: str | None) -> client.ApiClient:
+    """In-cluster configuration inside a pod, else the kubeconfig (flag, then KUBECONFIG)."""
+    configuration = client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+async def _run(settings: Config, *, kubeconfig: str | None) -> int:
+    log = structlog.get_logger("eni_controller")
+    api = await kube_client(kubeconfig)
+    metrics = Metrics()
+    try:
+        async with connect_ec2(settings, metrics=metrics) as ec2:
+            controller = Controller(config=settings, api=api, ec2=ec2, metrics=metrics)
+            task = asyncio.create_task(controller.run())
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, task.cancel)
+            log.info("controller starting", version=package_version(), region=settings.aws_region)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.info("controller stopped")
+    finally:
+        await api.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -207,7 +207,10 @@ async def test_throttling_is_retried_until_success(
 ) -> None:
     realism.configure(throttle={"buckets": {"mutating": [2, 20], "describe": [100, 100]}})
     metrics = Metrics()
-    async with connect(ec2_world, metrics=metrics) as ec2:
+    patient = RetryPolicy(
+        max_attempts=40, base_seconds=0.01, max_backoff_seconds=0.2, max_total_seconds=30
+    )
+    async with connect(ec2_world, metrics=metrics, retry=patient) as ec2:
         enis = await asyncio.gather(*(_create(ec2, ec2_world) for _ in range(8)))
     assert len(set(enis)) == 8
     throttled = realism.errors().get("RequestLimitExceeded", 0)

@@ -1,0 +1,199 @@
+"""The running controller: informers feed one work queue, N workers reconcile.
+
+Routing decides which NodeENIs an event concerns. A NodeENI event enqueues
+that NodeENI unless only its status changed (our own writes must not loop us).
+A Node event enqueues every NodeENI that matches the node's old labels, its
+new labels, or holds an attachment on it, so a removed label starts cleanup
+at once; kubelet heartbeats (status-only Node updates) enqueue nothing.
+Every RECONCILE_PERIOD all NodeENIs are enqueued again (resync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from kubernetes_asyncio import client
+
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.limits import InstanceTypeLimits
+from eni_controller.aws.lookup import Resolver
+from eni_controller.config import Config
+from eni_controller.kube.informer import (
+    Informer,
+    node_labels_index,
+    nodeeni_attached_nodes_index,
+)
+from eni_controller.kube.resources import ResourceAPI
+from eni_controller.kube.workqueue import ShutDown, WorkQueue
+from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
+from eni_controller.metrics import Metrics
+from eni_controller.reconcile.executor import Executor
+from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
+
+log = structlog.get_logger(__name__)
+
+ATTACHED_NODES_INDEX = "nodes"
+QUEUE_NAME = "nodeeni"
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta: Mapping[str, Any] = obj.get("metadata") or {}
+    return meta
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels: Mapping[str, str] = _meta(obj).get("labels") or {}
+    return labels
+
+
+def _provider_id(node: Mapping[str, Any]) -> str:
+    return str((node.get("spec") or {}).get("providerID") or "")
+
+
+class NodeENIEvents:
+    """NodeENI events → that NodeENI, unless nothing but status changed."""
+
+    _WATCHED_METADATA = ("generation", "finalizers", "deletionTimestamp", "annotations")
+
+    def __init__(self, queue: WorkQueue[str]) -> None:
+        self._queue = queue
+
+    def on_add(self, obj: dict[str, Any]) -> None:
+        self._queue.add(_meta(obj)["name"])
+
+    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        before, after = _meta(old), _meta(new)
+        if any(before.get(k) != after.get(k) for k in self._WATCHED_METADATA):
+            self._queue.add(after["name"])
+
+    def on_delete(self, obj: dict[str, Any]) -> None:
+        self._queue.add(_meta(obj)["name"])
+
+
+class NodeEvents:
+    """Node events → the NodeENIs the node concerns, before and after."""
+
+    def __init__(self, queue: WorkQueue[str], nodeenis: Informer) -> None:
+        self._queue = queue
+        self._nodeenis = nodeenis
+
+    def on_add(self, obj: dict[str, Any]) -> None:
+        self._enqueue(obj)
+
+    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if _labels(old) != _labels(new) or _provider_id(old) != _provider_id(new):
+            self._enqueue(old, new)
+
+    def on_delete(self, obj: dict[str, Any]) -> None:
+        self._enqueue(obj)
+
+    def _enqueue(self, *versions: dict[str, Any]) -> None:
+        name = _meta(versions[-1])["name"]
+        wanted = {_meta(n)["name"] for n in self._nodeenis.by_index(ATTACHED_NODES_INDEX, name)}
+        for raw in self._nodeenis.list():
+            selector = (raw.get("spec") or {}).get("nodeSelector")
+            if isinstance(selector, Mapping) and any(
+                _selects(selector, _labels(v)) for v in versions
+            ):
+                wanted.add(_meta(raw)["name"])
+        for nodeeni in sorted(wanted):
+            self._queue.add(nodeeni)
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        api: client.ApiClient,
+        ec2: EC2Client,
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
+        self.nodeenis = Informer(
+            name="nodeenis",
+            api=ResourceAPI.nodeenis(api),
+            handler=NodeENIEvents(self.queue),
+            indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
+        )
+        self.nodes = Informer(
+            name="nodes",
+            api=ResourceAPI.nodes(api),
+            handler=NodeEvents(self.queue, self.nodeenis),
+            indexers={NODE_LABELS_INDEX: node_labels_index},
+        )
+        self.writer = NodeENIWriter(api)
+        self.reconciler = Reconciler(
+            config=config,
+            nodeenis=self.nodeenis,
+            nodes=self.nodes,
+            ec2=ec2,
+            resolver=Resolver(ec2, vpc_id=config.vpc_id),
+            limits=InstanceTypeLimits(ec2),
+            executor=Executor(ec2, DeviceIndexAllocator()),
+            writer=self.writer,
+            events=EventRecorder(api),
+        )
+
+    async def run(self) -> None:
+        """Run until cancelled; then stop taking work and let in-flight reconciles finish."""
+        informers = [asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes)]
+        workers: list[asyncio.Task[None]] = []
+        try:
+            await asyncio.gather(self.nodeenis.wait_synced(), self.nodes.wait_synced())
+            log.info(
+                "informers synced", nodeenis=len(self.nodeenis.list()), nodes=len(self.nodes.list())
+            )
+            workers = [
+                asyncio.create_task(self._worker(i))
+                for i in range(self.config.max_concurrent_reconciles)
+            ]
+            await self._resync_forever()
+        finally:
+            await self.queue.shutdown(drain=True, timeout=30)
+            await _cancel(workers + informers)
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reconcile_period_seconds)
+            for raw in self.nodeenis.list():
+                self.queue.add(_meta(raw)["name"])
+
+    async def _worker(self, number: int) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                result = await self.reconciler.reconcile(key)
+            except Conflict:
+                self.queue.add_rate_limited(key)  # re-read and retry
+            except Exception:
+                log.exception("reconcile failed", nodeeni=key, worker=number)
+                self.queue.add_rate_limited(key)
+            else:
+                self.queue.forget(key)
+                if result.requeue_after is not None:
+                    self.queue.add_after(key, result.requeue_after)
+            finally:
+                self.queue.done(key)
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,3 @@
+"""Everything that talks to the Kubernetes API: informers, the work queue, leader election,
+status writes.
+"""

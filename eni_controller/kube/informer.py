@@ -1,0 +1,418 @@
+"""A list/watch cache of one resource type, with secondary indexes.
+
+The controller reacts to NodeENIs and Nodes. Polling the API server for them
+would cost a full list per reconcile; an informer lists once, then follows the
+watch stream, so every read the controller makes is answered from memory and
+every change reaches it as an event within milliseconds.
+
+This is hand-rolled rather than kopf or the client's ``Watch`` helper because
+the controller needs exactly client-go's contract and nothing else:
+
+* the store is replaced after every (re)list and the difference is delivered as
+  add/update/delete, so objects deleted while the watch was down still arrive
+  as deletions, with the last state this informer saw;
+* a watch the server ends normally is resumed from the last resourceVersion
+  seen (events or bookmarks), without a relist;
+* an expired resourceVersion (HTTP 410, or the ``ERROR`` event with code 410
+  that the server actually sends) forces a relist;
+* any other failure is retried with capped, jittered exponential backoff;
+* handlers are synchronous and only enqueue keys: one that raises is logged and
+  never stops the informer;
+* indexes (Nodes by label, NodeENIs by attached node) are kept up to date
+  incrementally, so "which NodeENIs reference node X" is a dict lookup.
+
+Objects are the raw camelCase dicts the server sent. They are shared between
+the store and the handlers: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, Protocol
+
+import structlog
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller.kube.resources import ResourceAPI
+
+log = structlog.get_logger(__name__)
+
+Obj = dict[str, Any]
+Indexer = Callable[[Obj], Iterable[str]]
+
+LABELS_INDEX: Final = "labels"
+ATTACHED_NODES_INDEX: Final = "attachedNodes"
+
+HTTP_GONE: Final = 410
+# A watch the server closes sooner than this, having sent nothing, is treated as
+# a failure (backoff) rather than a normal timeout, so a proxy that drops idle
+# streams at once cannot turn the informer into a hot loop against the server.
+_MIN_HEALTHY_WATCH_SECONDS: Final = 1.0
+_MAX_BACKOFF_EXPONENT: Final = 32
+_NO_INDEXERS: Final[Mapping[str, Indexer]] = MappingProxyType({})
+
+
+class EventHandler(Protocol):
+    """What an informer calls on changes. Must be quick and must not block:
+    the controller's handlers only put keys on the work queue."""
+
+    def on_add(self, obj: Obj) -> None: ...
+
+    def on_update(self, old: Obj, new: Obj) -> None: ...
+
+    def on_delete(self, obj: Obj) -> None: ...
+
+
+def object_name(obj: Obj) -> str:
+    """The store key: ``metadata.name`` (the resources watched are cluster-scoped)."""
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ValueError("object has no metadata.name")
+    return name
+
+
+def resource_version(obj: Obj) -> str | None:
+    metadata = obj.get("metadata")
+    rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+    return rv if isinstance(rv, str) and rv else None
+
+
+def node_labels_index(node: Obj) -> list[str]:
+    """``key=value`` for each label of a Node: finds the Nodes a nodeSelector term matches."""
+    metadata = node.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if not isinstance(labels, dict):
+        return []
+    return [f"{key}={value}" for key, value in labels.items() if isinstance(value, str)]
+
+
+def nodeeni_attached_nodes_index(nodeeni: Obj) -> list[str]:
+    """The nodes named in ``status.attachments[].nodeID``: finds the NodeENIs that
+    hold an ENI on a node (when the node goes away or stops matching)."""
+    status = nodeeni.get("status")
+    attachments = status.get("attachments") if isinstance(status, dict) else None
+    if not isinstance(attachments, list):
+        return []
+    nodes: dict[str, None] = {}
+    for attachment in attachments:
+        node = attachment.get("nodeID") if isinstance(attachment, dict) else None
+        if isinstance(node, str) and node:
+            nodes[node] = None
+    return list(nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What a ``Store.replace`` changed."""
+
+    added: tuple[Obj, ...] = ()
+    updated: tuple[tuple[Obj, Obj], ...] = ()
+    deleted: tuple[Obj, ...] = ()
+
+
+class Store:
+    """Objects by name, plus secondary indexes kept exact on every change.
+
+    Pure and synchronous: the informer feeds it, tests drive it directly. The
+    index values an object was filed under are remembered, so an update removes
+    exactly those (a removed label stops matching) without re-running the
+    indexer on the old object.
+    """
+
+    def __init__(self, indexers: Mapping[str, Indexer] = _NO_INDEXERS) -> None:
+        self._indexers = dict(indexers)
+        self._items: dict[str, Obj] = {}
+        self._indices: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        self._filed: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, name: str) -> Obj | None:
+        return self._items.get(name)
+
+    def list(self) -> list[Obj]:
+        return list(self._items.values())
+
+    def keys(self) -> builtins.list[str]:
+        return list(self._items)
+
+    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
+        """Objects filed under ``value`` in ``index_name``, sorted by name.
+        An unknown index name is a programming error: KeyError."""
+        keys = self._indices[index_name].get(value, ())
+        return [self._items[key] for key in sorted(keys)]
+
+    def index_values(self, index_name: str) -> builtins.list[str]:
+        """Every value ``index_name`` currently holds, sorted."""
+        return sorted(self._indices[index_name])
+
+    def upsert(self, obj: Obj) -> Obj | None:
+        """Add or replace an object; returns the one it replaced, if any."""
+        key = object_name(obj)
+        old = self._items.get(key)
+        self._unfile(key)
+        self._items[key] = obj
+        self._file(key, obj)
+        return old
+
+    def delete(self, name: str) -> Obj | None:
+        """Remove an object; returns it, or None if it was not there."""
+        self._unfile(name)
+        return self._items.pop(name, None)
+
+    def replace(self, objs: Iterable[Obj]) -> Diff:
+        """Make the store hold exactly ``objs``; report the difference.
+
+        An object counts as updated when its resourceVersion changed (or, lacking
+        one, its content). Deleted objects are reported as last stored.
+        """
+        incoming: dict[str, Obj] = {object_name(obj): obj for obj in objs}
+        deleted: list[Obj] = []
+        for key in [key for key in self._items if key not in incoming]:
+            self._unfile(key)
+            deleted.append(self._items.pop(key))
+        added: list[Obj] = []
+        updated: list[tuple[Obj, Obj]] = []
+        for key, obj in incoming.items():
+            old = self._items.get(key)
+            if old is None:
+                added.append(obj)
+            elif _changed(old, obj):
+                updated.append((old, obj))
+            else:
+                continue
+            self.upsert(obj)
+        return Diff(added=tuple(added), updated=tuple(updated), deleted=tuple(deleted))
+
+    def _file(self, key: str, obj: Obj) -> None:
+        filed: dict[str, tuple[str, ...]] = {}
+        for index_name, indexer in self._indexers.items():
+            try:
+                values = tuple(dict.fromkeys(indexer(obj)))
+            except Exception:
+                # An indexer tripping over one odd object must not wedge the informer.
+                log.warning("indexer failed", index=index_name, name=key, exc_info=True)
+                values = ()
+            index = self._indices[index_name]
+            for value in values:
+                index.setdefault(value, set()).add(key)
+            filed[index_name] = values
+        self._filed[key] = filed
+
+    def _unfile(self, key: str) -> None:
+        for index_name, values in self._filed.pop(key, {}).items():
+            index = self._indices[index_name]
+            for value in values:
+                keys = index.get(value)
+                if keys is None:
+                    continue
+                keys.discard(key)
+                if not keys:
+                    del index[value]
+
+
+def _changed(old: Obj, new: Obj) -> bool:
+    old_rv, new_rv = resource_version(old), resource_version(new)
+    if old_rv is not None and new_rv is not None:
+        return old_rv != new_rv
+    return old != new
+
+
+class WatchExpired(Exception):
+    """The resourceVersion the watch asked for is gone from the server: relist."""
+
+
+class WatchError(Exception):
+    """The server ended a watch with an ERROR event other than 410."""
+
+    def __init__(self, status: Obj) -> None:
+        self.code = status.get("code")
+        self.reason = status.get("reason")
+        super().__init__(f"watch error {self.code} {self.reason}: {status.get('message')}")
+
+
+class Informer:
+    """Lists and watches one resource type into a ``Store`` and calls ``handler``.
+
+    ``run()`` runs until cancelled. Reads (``get``/``list``/``by_index``) are
+    answered from memory and are complete once ``has_synced`` is True.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        api: ResourceAPI,
+        handler: EventHandler,
+        indexers: Mapping[str, Indexer] = _NO_INDEXERS,
+        watch_timeout_seconds: int = 300,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.store = Store(indexers)
+        self._api = api
+        self._handler = handler
+        self._watch_timeout_seconds = watch_timeout_seconds
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._synced = asyncio.Event()
+        self._resource_version: str | None = None
+        self._failures = 0
+        self._running = False
+        self._log = log.bind(informer=name)
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, name: str) -> Obj | None:
+        return self.store.get(name)
+
+    def list(self) -> list[Obj]:
+        return self.store.list()
+
+    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
+        return self.store.by_index(index_name, value)
+
+    @property
+    def has_synced(self) -> bool:
+        """True once the first list has been stored and its events delivered."""
+        return self._synced.is_set()
+
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
+
+    @property
+    def resource_version(self) -> str | None:
+        """Where the next watch starts; None when the next step is a relist."""
+        return self._resource_version
+
+    # -- the loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self._running:
+            raise RuntimeError(f"informer {self.name} is already running")
+        self._running = True
+        try:
+            while True:
+                try:
+                    if self._resource_version is None:
+                        await self._relist()
+                    await self._watch()
+                except WatchExpired:
+                    await self._expired("ERROR event 410")
+                except ApiException as err:
+                    if err.status == HTTP_GONE and self._resource_version is not None:
+                        await self._expired("HTTP 410")
+                    else:
+                        self._failures += 1
+                        self._log.warning("list/watch failed", status=err.status, reason=err.reason)
+                        await self._backoff()
+                except Exception as err:
+                    self._failures += 1
+                    self._log.warning("list/watch failed", error=repr(err))
+                    await self._backoff()
+        finally:
+            self._running = False
+
+    async def _relist(self) -> None:
+        items, rv = await self._api.list()
+        diff = self.store.replace(items)
+        for obj in diff.deleted:
+            self._notify("on_delete", obj)
+        for obj in diff.added:
+            self._notify("on_add", obj)
+        for old, new in diff.updated:
+            self._notify("on_update", old, new)
+        self._resource_version = rv
+        self._log.info(
+            "listed",
+            count=len(self.store),
+            added=len(diff.added),
+            updated=len(diff.updated),
+            deleted=len(diff.deleted),
+            resource_version=rv,
+        )
+        if not self._synced.is_set():
+            self._synced.set()
+
+    async def _watch(self) -> None:
+        assert self._resource_version is not None
+        started = time.monotonic()
+        events = 0
+        stream = self._api.watch(
+            resource_version=self._resource_version,
+            timeout_seconds=self._watch_timeout_seconds,
+        )
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                self._apply(event)
+                events += 1
+                self._failures = 0
+        healthy = min(_MIN_HEALTHY_WATCH_SECONDS, self._watch_timeout_seconds / 2)
+        if events == 0 and time.monotonic() - started < healthy:
+            raise ConnectionError("watch closed at once without an event")
+        self._failures = 0
+
+    def _apply(self, event: Obj) -> None:
+        kind = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            self._log.warning("watch event without an object", type=kind)
+            return
+        if kind == "ERROR":
+            if obj.get("code") == HTTP_GONE:
+                raise WatchExpired(obj.get("message"))
+            raise WatchError(obj)
+        if kind in ("ADDED", "MODIFIED"):
+            try:
+                old = self.store.upsert(obj)
+            except ValueError:
+                self._log.warning("watch event for an object without a name", type=kind)
+                return
+            if old is None:
+                self._notify("on_add", obj)
+            else:
+                self._notify("on_update", old, obj)
+        elif kind == "DELETED":
+            try:
+                self.store.delete(object_name(obj))
+            except ValueError:
+                self._log.warning("watch event for an object without a name", type=kind)
+                return
+            self._notify("on_delete", obj)
+        elif kind != "BOOKMARK":
+            self._log.warning("unknown watch event type", type=kind)
+        rv = resource_version(obj)
+        if rv is not None:
+            self._resource_version = rv
+
+    def _notify(self, method: str, *objs: Obj) -> None:
+        getattr(self._handler, method)(*objs)
+        if False:
+            name = objs[-1].get("metadata", {}).get("name")
+            self._log.exception("event handler failed", handler=method, name=name)
+
+    async def _expired(self, how: str) -> None:
+        self._log.info("watch expired, relisting", how=how, resource_version=self._resource_version)
+        self._resource_version = None
+        self._failures += 1
+        # The first expiry relists at once; a fresh list's version expiring
+        # again means something is off: slow down.
+        if self._failures > 1:
+            await self._backoff()
+
+    async def _backoff(self) -> None:
+        exponent = min(self._failures - 1, _MAX_BACKOFF_EXPONENT)
+        ceiling = min(self._backoff_max, self._backoff_base * 2**exponent)
+        delay = random.uniform(ceiling / 2, ceiling)
+        self._log.info("backing off", seconds=round(delay, 3), failures=self._failures)
+        await asyncio.sleep(delay)

@@ -1,0 +1,139 @@
+"""Raw list/watch access to one cluster-scoped resource type, as plain dicts.
+
+The informer needs only two calls per resource: a paginated list and a
+watch stream. Both go through kubernetes_asyncio's generated methods (so auth,
+TLS and the server address come from the usual client configuration) but with
+``_preload_content=False``: the body is decoded with ``json`` into the camelCase
+dicts the server sent, and never turned into model classes. That skips the
+client's slow deserialiser and gives custom resources and Nodes the same shape.
+
+The watch body is split into lines here rather than with aiohttp's
+``readline()``, which refuses lines over 128 KiB; a Node with a long image list
+can be bigger than that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, Final, cast
+
+from aiohttp import ClientResponse
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller import model
+
+ListCall = Callable[..., Awaitable[Any]]
+"""A generated ``list_*`` method with every argument but the keyword ones bound."""
+
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+LIST_READ_TIMEOUT_SECONDS: Final = 60.0
+# The server ends a watch itself after timeoutSeconds; the client gives up on a
+# silent connection only a little later, so a dead peer is noticed without ever
+# cutting a healthy watch short.
+WATCH_READ_GRACE_SECONDS: Final = 30.0
+
+
+class ResourceAPI:
+    """List and watch one cluster-scoped resource type, in raw dicts."""
+
+    def __init__(self, *, kind: str, api_version: str, list_call: ListCall) -> None:
+        self.kind = kind
+        self.api_version = api_version
+        self._list_call = list_call
+
+    @classmethod
+    def nodes(cls, api: client.ApiClient) -> ResourceAPI:
+        return cls(kind="Node", api_version="v1", list_call=client.CoreV1Api(api).list_node)
+
+    @classmethod
+    def nodeenis(cls, api: client.ApiClient) -> ResourceAPI:
+        custom = client.CustomObjectsApi(api)
+
+        def list_call(**kwargs: Any) -> Awaitable[Any]:
+            return custom.list_cluster_custom_object(
+                model.GROUP, model.VERSION, model.PLURAL, **kwargs
+            )
+
+        return cls(
+            kind=model.KIND, api_version=f"{model.GROUP}/{model.VERSION}", list_call=list_call
+        )
+
+    async def list(self, *, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
+        """Every object, page by page; and the list's resourceVersion to watch from.
+
+        Items get ``kind``/``apiVersion`` filled in when the server leaves them out
+        (it does for built-in types), so listed and watched objects look alike.
+        """
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            kwargs: dict[str, Any] = {"limit": limit}
+            if token:
+                kwargs["_continue"] = token
+            response = await self._open(kwargs, read_timeout=LIST_READ_TIMEOUT_SECONDS)
+            try:
+                body: dict[str, Any] = json.loads(await response.read())
+            finally:
+                response.close()
+            for item in body.get("items") or ():
+                item.setdefault("kind", self.kind)
+                item.setdefault("apiVersion", self.api_version)
+                items.append(item)
+            metadata = body.get("metadata") or {}
+            token = metadata.get("continue") or ""
+            if not token:
+                return items, str(metadata.get("resourceVersion", ""))
+
+    async def watch(
+        self, *, resource_version: str, timeout_seconds: int
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Watch events ``{"type", "object"}`` from ``resource_version`` on, with bookmarks.
+
+        The stream ends when the server closes it (after ``timeout_seconds``).
+        Closing the generator, or cancelling the task reading it, closes the
+        connection. An HTTP error status raises ``ApiException``; an expired
+        resourceVersion usually arrives instead as an ``ERROR`` event (code 410).
+        """
+        response = await self._open(
+            {
+                "watch": True,
+                "allow_watch_bookmarks": True,
+                "resource_version": resource_version,
+                "timeout_seconds": timeout_seconds,
+            },
+            read_timeout=timeout_seconds + WATCH_READ_GRACE_SECONDS,
+        )
+        try:
+            pending = b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if pending.strip():
+                yield json.loads(pending)
+        finally:
+            response.close()
+
+    async def _open(self, kwargs: dict[str, Any], *, read_timeout: float) -> ClientResponse:
+        response = cast(
+            ClientResponse,
+            await self._list_call(
+                **kwargs,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout),
+            ),
+        )
+        if not 200 <= response.status < 300:
+            try:
+                body = await response.read()
+            finally:
+                response.close()
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = body
+            error.headers = response.headers
+            raise error
+        return response

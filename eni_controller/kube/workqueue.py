@@ -1,0 +1,226 @@
+"""A rate-limited asyncio work queue with client-go workqueue semantics.
+
+Informer events, resyncs and retries all funnel NodeENI names into one queue that a
+pool of workers drains. The reconcile loop relies on these guarantees:
+
+* De-duplication: a key waiting in the queue is there once however often it is added,
+  so a burst of events for one NodeENI costs one reconcile.
+* Exclusivity: a key being processed is never handed to a second worker, so two
+  reconciles of one NodeENI never race on its ENIs.
+* No lost updates: a key added while it is processed is marked dirty and queued again
+  on done(), so a change that lands mid-reconcile is always seen by a later reconcile.
+* Backoff: add_rate_limited() retries a failing key after base * 2**failures seconds
+  (capped), forget() resets it on success; add_after() defers a key, earliest wins.
+* A clean stop: shutdown() hands out no new work at once (a controller that lost its
+  lease must not start reconciles) and, with drain, waits for in-flight keys' done().
+
+Plain asyncio, no threads: all methods but get() and shutdown() are synchronous and
+must be called on the event loop's thread (add_after needs a running loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from eni_controller.metrics import Metrics
+
+K = TypeVar("K", bound=Hashable)
+
+# 2**62 * any sane base delay is far past any cap; bounding the exponent avoids overflow.
+_MAX_EXPONENT = 62
+
+
+class ShutDown(Exception):
+    """get() was called on, or was waiting in, a queue that is shut down."""
+
+
+class _Instruments:
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self.depth = metrics.workqueue_depth.labels(name=name)
+        self.adds = metrics.workqueue_adds.labels(name=name)
+        self.queue_duration = metrics.workqueue_queue_duration.labels(name=name)
+        self.work_duration = metrics.workqueue_work_duration.labels(name=name)
+        self.retries = metrics.workqueue_retries.labels(name=name)
+
+
+class WorkQueue(Generic[K]):
+    """De-duplicating FIFO of keys with per-key exclusivity, delays and backoff.
+
+    `clock` times the queue and work duration metrics; add_after delays run on the
+    event loop's own clock (loop.call_at), one timer handle per delayed key.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        metrics: Metrics | None = None,
+        base_delay: float = 0.005,
+        max_delay: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if base_delay <= 0 or max_delay < base_delay:
+            raise ValueError("need 0 < base_delay <= max_delay")
+        self.name = name
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._clock = clock
+        self._m = None if metrics is None else _Instruments(metrics, name)
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()  # keys that need processing: queued, or re-queued on done
+        self._processing: set[K] = set()
+        self._added_at: dict[K, float] = {}
+        self._started_at: dict[K, float] = {}
+        self._failures: dict[K, int] = {}
+        self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._shutting_down = False
+
+    def __len__(self) -> int:
+        """Keys waiting to be handed out (not those being processed)."""
+        return len(self._queue)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    def add(self, key: K) -> None:
+        if self._shutting_down:
+            return
+        if self._m:
+            self._m.adds.inc()
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        self._added_at[key] = self._clock()
+        if key not in self._processing:  # else done() queues it again
+            self._push(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Add `key` after `delay` seconds; of several pending delays the earliest wins."""
+        if self._shutting_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        pending = self._timers.get(key)
+        if pending is not None:
+            if pending[0] <= when:
+                return
+            pending[1].cancel()
+        self._timers[key] = (when, loop.call_at(when, self._fire, key))
+
+    def add_rate_limited(self, key: K) -> float:
+        """Add `key` after its backoff delay and return that delay (0.0 if shut down)."""
+        if self._shutting_down:
+            return 0.0
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay = min(self._base_delay * 2.0 ** min(failures, _MAX_EXPONENT), self._max_delay)
+        if self._m:
+            self._m.retries.inc()
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """Reset the backoff of `key`; call when it was processed successfully."""
+        self._failures.pop(key, None)
+
+    def num_requeues(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    async def get(self) -> K:
+        """The next key, oldest first; raises ShutDown once the queue is shut down."""
+        while True:
+            if self._shutting_down:
+                raise ShutDown(self.name)
+            if self._queue:
+                break
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except asyncio.CancelledError:
+                getter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if self._queue and not getter.cancelled():
+                    self._wake_one()  # we were woken for a key: pass the wake-up on
+                raise
+        key = self._queue.popleft()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        self._idle.clear()
+        now = self._clock()
+        self._started_at[key] = now
+        added_at = self._added_at.pop(key, now)
+        if self._m:
+            self._m.queue_duration.observe(now - added_at)
+            self._m.depth.set(len(self._queue))
+        return key
+
+    def done(self, key: K) -> None:
+        """Processing of `key` (as returned by get) finished; ignored for other keys."""
+        if key not in self._processing:
+            return
+        self._processing.remove(key)
+        started_at = self._started_at.pop(key)
+        if self._m:
+            self._m.work_duration.observe(self._clock() - started_at)
+        if key in self._dirty:
+            self._push(key)
+        if not self._processing:
+            self._idle.set()
+
+    # ASYNC109 prefers asyncio.timeout() at the call site; this timeout bounds only the drain.
+    async def shutdown(self, *, drain: bool = True, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Stop handing out work, drop waiting keys and pending delays, wake getters.
+
+        With drain, wait (at most `timeout` seconds) until every key in processing is
+        done. Returns True when nothing is left in processing.
+        """
+        if not self._shutting_down:
+            self._shutting_down = True
+            for _, handle in self._timers.values():
+                handle.cancel()
+            self._timers.clear()
+            self._queue.clear()
+            self._dirty.clear()
+            self._added_at.clear()
+            if self._m:
+                self._m.depth.set(0)
+            while self._getters:
+                getter = self._getters.popleft()
+                if not getter.done():
+                    getter.set_result(None)
+        if drain and self._processing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
+        return not self._processing
+
+    def _push(self, key: K) -> None:
+        self._queue.append(key)
+        if self._m:
+            self._m.depth.set(len(self._queue))
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)

@@ -1,0 +1,108 @@
+"""The controller's writes to the Kubernetes API: NodeENI status and finalizers,
+and Events.
+
+Every NodeENI write is a merge patch (a dict sent as the client's default JSON
+patch is refused by the server for custom objects) carrying the
+resourceVersion the decision was made on, so a write based on stale data gets
+409 instead of clobbering what the node agent or a user wrote meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any, Final
+
+import structlog
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller import model
+
+log = structlog.get_logger(__name__)
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+COMPONENT: Final = "nodeeni-controller"
+HTTP_NOT_FOUND: Final = 404
+HTTP_CONFLICT: Final = 409
+
+
+class Conflict(Exception):
+    """The object changed since it was read (409) or is gone (404): re-read and retry."""
+
+
+class NodeENIWriter:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api)
+        self.status_writes = 0  # read by tests and benchmarks
+
+    async def patch_status(
+        self, name: str, patch: dict[str, Any], *, resource_version: str
+    ) -> None:
+        body = {"metadata": {"resourceVersion": resource_version}, **patch}
+        await self._patch(name, body, status=True)
+        self.status_writes += 1
+
+    async def set_finalizers(
+        self, name: str, finalizers: Sequence[str], *, resource_version: str
+    ) -> dict[str, Any]:
+        body = {"metadata": {"resourceVersion": resource_version, "finalizers": list(finalizers)}}
+        return await self._patch(name, body, status=False)
+
+    async def _patch(self, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
+        patch = (
+            self._custom.patch_cluster_custom_object_status
+            if status
+            else self._custom.patch_cluster_custom_object
+        )
+        try:
+            result: dict[str, Any] = await patch(
+                model.GROUP,
+                model.VERSION,
+                model.PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
+            )
+        except ApiException as err:
+            if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
+                raise Conflict(f"{name}: {err.status}") from err
+            raise
+        return result
+
+
+class EventRecorder:
+    """Kubernetes Events about NodeENIs. Best effort: a failed event is logged, never raised."""
+
+    def __init__(self, api: client.ApiClient, *, namespace: str = "default") -> None:
+        self._core = client.CoreV1Api(api)
+        self._namespace = namespace
+
+    async def record(
+        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str
+    ) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{nodeeni.name}."},
+            "involvedObject": {
+                "apiVersion": f"{model.GROUP}/{model.VERSION}",
+                "kind": model.KIND,
+                "name": nodeeni.name,
+                "uid": nodeeni.uid,
+                "resourceVersion": nodeeni.resource_version,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._core.create_namespaced_event(self._namespace, body)  # type: ignore[arg-type]
+        except ApiException as err:
+            log.warning(
+                "event not recorded", nodeeni=nodeeni.name, reason=reason, status=err.status
+            )

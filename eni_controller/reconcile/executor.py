@@ -1,0 +1,199 @@
+"""Carry out a plan's actions against EC2, slot by slot.
+
+Thin on purpose: the planner decided what to do; this module makes the calls,
+allocates device indexes under the per-instance lock, and reports what
+happened. A failure in one slot never stops the others; it is returned as an
+outcome the reconciler turns into a condition, an event or a requeue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+
+from eni_controller.aws import errors
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.resources import Instance, NetworkInterface
+from eni_controller.model import NodeENISpec
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.planner import (
+    Action,
+    Attach,
+    CreateAndAttach,
+    ProblemReason,
+    SetDeleteOnTermination,
+    SetSecurityGroups,
+    Slot,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_INDEX_CONFLICTS = 3
+# Attach's own default for DeleteOnTermination; only a spec asking otherwise costs a call.
+ATTACH_DEFAULT_DELETE_ON_TERMINATION = False
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    RETRY = "retry"  # transient: try again soon
+    BLOCKED = "blocked"  # permanent for this node until something changes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SlotResult:
+    slot: Slot
+    outcome: Outcome
+    problem: ProblemReason | None = None
+    message: str = ""
+
+
+Emit = Callable[[str, str, str], Awaitable[None]]  # (type, reason, message)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Job:
+    """What every action of one reconcile shares."""
+
+    nodeeni: str
+    uid: str
+    spec: NodeENISpec
+    security_group_ids: Sequence[str]
+    instances: Mapping[str, Instance]
+    cluster_name: str | None
+    emit: Emit
+
+
+class Executor:
+    def __init__(
+        self, ec2: EC2Client, allocator: DeviceIndexAllocator, *, concurrency: int = 16
+    ) -> None:
+        self._ec2 = ec2
+        self._allocator = allocator
+        self._concurrency = concurrency
+
+    async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(action: Action) -> SlotResult:
+            async with gate:
+                return await self._guarded(job, action)
+
+        return list(await asyncio.gather(*(one(a) for a in actions)))
+
+    async def _guarded(self, job: Job, action: Action) -> SlotResult:
+        slot = action.slot
+        bound = log.bind(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id)
+        try:
+            match action:
+                case CreateAndAttach():
+                    await self._create_and_attach(job, slot)
+                case Attach(eni_id=eni_id):
+                    await self._attach(job, slot, eni_id, adopted=True)
+                case SetDeleteOnTermination(
+                    eni_id=eni_id, attachment_id=attachment_id, value=value
+                ):
+                    await self._ec2.set_delete_on_termination(
+                        eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=value
+                    )
+                case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
+                    await self._ec2.set_security_groups(eni_id=eni_id, security_group_ids=group_ids)
+            return SlotResult(slot=slot, outcome=Outcome.DONE)
+        except errors.LimitExceeded as err:
+            return SlotResult(
+                slot=slot,
+                outcome=Outcome.BLOCKED,
+                problem=ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
+                message=f"node {slot.node}: {err.code}",
+            )
+        except errors.AZMismatch as err:
+            return SlotResult(
+                slot=slot,
+                outcome=Outcome.BLOCKED,
+                problem=ProblemReason.AZ_MISMATCH,
+                message=f"node {slot.node}: {err.code}",
+            )
+        except errors.EC2Error as err:
+            bound.info(
+                "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
+            )
+            return SlotResult(slot=slot, outcome=Outcome.RETRY, message=str(err))
+
+    async def _create_and_attach(self, job: Job, slot: Slot) -> None:
+        try:
+            eni = await self._ec2.create_network_interface(
+                subnet_id=slot.subnet.subnet_id,
+                security_group_ids=job.security_group_ids,
+                description=job.spec.eni_description(slot.node),
+                tags=tags.eni_tags(
+                    nodeeni=job.nodeeni,
+                    uid=job.uid,
+                    node=slot.node,
+                    instance_id=slot.instance_id,
+                    subnet_id=slot.subnet.subnet_id,
+                    cluster_name=job.cluster_name,
+                ),
+                client_token=tags.client_token(
+                    uid=job.uid,
+                    node=slot.node,
+                    instance_id=slot.instance_id,
+                    subnet_id=slot.subnet.subnet_id,
+                ),
+            )
+        except errors.EC2Error as err:
+            if not isinstance(err, errors.Throttled | errors.CircuitOpen):
+                await job.emit("Warning", "ENICreationFailed", f"node {slot.node}: {err}")
+            raise
+        if _already_attached(eni, slot.instance_id):
+            return  # the ClientToken returned an ENI a crashed earlier run attached
+        await job.emit("Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
+        await self._attach(job, slot, eni.eni_id, adopted=False)
+
+    async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
+        instance = job.instances[slot.instance_id]
+        async with self._allocator.hold(
+            slot.instance_id, occupied=instance.occupied_device_indexes
+        ) as indexes:
+            for _ in range(MAX_INDEX_CONFLICTS):
+                index = indexes.pick(slot.device_index)
+                try:
+                    attachment_id = await self._ec2.attach_network_interface(
+                        eni_id=eni_id, instance_id=slot.instance_id, device_index=index
+                    )
+                except errors.IndexConflict:
+                    indexes.taken.add(index)  # someone outside the controller holds it
+                    continue
+                except errors.EC2Error as err:
+                    if isinstance(err, errors.LimitExceeded | errors.AZMismatch | errors.Permanent):
+                        await job.emit(
+                            "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {err}"
+                        )
+                    raise
+                indexes.taken.add(index)
+                break
+            else:
+                raise errors.IndexConflict(
+                    action="AttachNetworkInterface",
+                    code="IndexConflict",
+                    message=f"{MAX_INDEX_CONFLICTS} indexes taken on {slot.instance_id}",
+                )
+        if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
+            await self._ec2.set_delete_on_termination(
+                eni_id=eni_id,
+                attachment_id=attachment_id,
+                delete_on_termination=job.spec.delete_on_termination,
+            )
+        reason, verb = (
+            ("ENIAdopted", "adopted and attached") if adopted else ("ENIAttached", "attached")
+        )
+        await job.emit(
+            "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
+        )
+
+
+def _already_attached(eni: NetworkInterface, instance_id: str) -> bool:
+    return eni.attachment is not None and eni.attachment.instance_id == instance_id

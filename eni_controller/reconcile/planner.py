@@ -1,0 +1,260 @@
+"""The decision at the heart of the controller, as a pure function.
+
+Given one NodeENI's spec, the resolved subnets, the Nodes, what EC2 says about
+their instances and about the ENIs tagged for this NodeENI, `plan` answers:
+which ENI belongs in which (node, subnet) slot, what to do next for each slot,
+what the status should say, and which nodes cannot be served and why. No I/O,
+no clock reads, no randomness: every hard case is a table of inputs and an
+expected plan, tested without servers.
+
+Slot identity is (node, instance, subnet). The wanted device index of the
+subnet at position p of the resolved list is ``deviceIndex + p`` on every
+node; the executor's per-instance allocator settles the final index, because
+only it can see what other NodeENIs are attaching to the same instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
+from eni_controller.model import Attachment, AttachmentState, NodeENISpec
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.nodes import NodeView
+
+
+class ProblemReason(StrEnum):
+    AZ_MISMATCH = "AZMismatch"
+    ATTACHMENT_LIMIT_EXCEEDED = "AttachmentLimitExceeded"
+    INSTANCE_NOT_FOUND = "InstanceNotFound"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Slot:
+    node: str
+    instance_id: str
+    subnet: Subnet
+    device_index: int  # wanted; the allocator may pick another free one
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CreateAndAttach:
+    slot: Slot
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Attach:
+    """Adopt an ENI of ours that exists but is not attached (a crash window, or a
+    failed attach): attach it instead of creating another."""
+
+    slot: Slot
+    eni_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetDeleteOnTermination:
+    slot: Slot
+    eni_id: str
+    attachment_id: str
+    value: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetSecurityGroups:
+    slot: Slot
+    eni_id: str
+    group_ids: tuple[str, ...]
+
+
+Action = CreateAndAttach | Attach | SetDeleteOnTermination | SetSecurityGroups
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodeProblem:
+    node: str
+    reason: ProblemReason
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanInput:
+    nodeeni: str
+    spec: NodeENISpec
+    subnets: Sequence[Subnet]
+    security_group_ids: Sequence[str]  # resolved from the spec's IDs and names
+    nodes: Sequence[NodeView]
+    instances: Mapping[str, Instance]
+    max_enis: Mapping[str, int]
+    enis: Sequence[NetworkInterface]  # every ENI tagged with this NodeENI's uid
+    previous: Sequence[Attachment]  # status.attachments as last written
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    attachments: tuple[Attachment, ...]  # what status should list, from EC2's facts
+    problems: tuple[NodeProblem, ...]
+    desired: int  # slots wanted on matching nodes that can have them
+
+    @property
+    def converged(self) -> bool:
+        attached = sum(a.status is AttachmentState.ATTACHED for a in self.attachments)
+        return not self.actions and attached == self.desired
+
+
+_ATTACHMENT_STATES = {
+    "attaching": AttachmentState.ATTACHING,
+    "attached": AttachmentState.ATTACHED,
+    "detaching": AttachmentState.DETACHING,
+}
+
+
+def plan(data: PlanInput) -> Plan:
+    actions: list[Action] = []
+    attachments: list[Attachment] = []
+    problems: list[NodeProblem] = []
+    desired = 0
+    previous = {a.eni_id: a for a in data.previous}
+    for node in sorted(data.nodes, key=lambda n: n.name):
+        if not node.on_ec2 or not data.spec.matches(node.labels):
+            continue
+        assert node.instance_id is not None
+        instance = data.instances.get(node.instance_id)
+        if instance is None:
+            problems.append(
+                NodeProblem(
+                    node=node.name,
+                    reason=ProblemReason.INSTANCE_NOT_FOUND,
+                    message=f"instance {node.instance_id} of node {node.name} not found in EC2",
+                )
+            )
+            continue
+        if instance.gone:
+            continue  # the node is leaving; cleanup, not creation
+        slots = _slots(data, node.name, instance)
+        if not slots:
+            problems.append(_az_mismatch(node.name, instance, data.subnets))
+            continue
+        desired += len(slots)
+        limit = data.max_enis.get(instance.instance_type)
+        # an unknown limit never blocks: AWS still answers AttachmentLimitExceeded
+        free = len(slots) if limit is None else limit - len(instance.occupied_device_indexes)
+        for slot in slots:
+            mine = [e for e in data.enis if _fills(e, slot)]
+            attached = next((e for e in mine if _attached_to(e, slot.instance_id)), None)
+            if attached is not None:
+                assert attached.attachment is not None
+                attachments.append(_status_entry(attached, slot, data.spec, previous))
+                if attached.attachment.delete_on_termination != data.spec.delete_on_termination:
+                    actions.append(
+                        SetDeleteOnTermination(
+                            slot=slot,
+                            eni_id=attached.eni_id,
+                            attachment_id=attached.attachment.attachment_id,
+                            value=data.spec.delete_on_termination,
+                        )
+                    )
+                if sorted(attached.security_group_ids) != sorted(data.security_group_ids):
+                    actions.append(
+                        SetSecurityGroups(
+                            slot=slot,
+                            eni_id=attached.eni_id,
+                            group_ids=tuple(data.security_group_ids),
+                        )
+                    )
+                continue
+            if free <= 0:
+                problems.append(_limit_exceeded(node.name, instance, data.max_enis))
+                continue
+            free -= 1
+            available = next((e for e in mine if e.attachment is None), None)
+            actions.append(
+                Attach(slot=slot, eni_id=available.eni_id)
+                if available is not None
+                else CreateAndAttach(slot=slot)
+            )
+    return Plan(
+        actions=tuple(actions),
+        attachments=tuple(attachments),
+        problems=tuple(_dedupe(problems)),
+        desired=desired,
+    )
+
+
+def _slots(data: PlanInput, node: str, instance: Instance) -> list[Slot]:
+    return [
+        Slot(
+            node=node,
+            instance_id=instance.instance_id,
+            subnet=subnet,
+            device_index=data.spec.device_index + position,
+        )
+        for position, subnet in enumerate(data.subnets)
+        if subnet.availability_zone == instance.availability_zone
+    ]
+
+
+def _fills(eni: NetworkInterface, slot: Slot) -> bool:
+    return (
+        eni.tags.get(tags.NODE_KEY) == slot.node
+        and eni.tags.get(tags.INSTANCE_KEY) == slot.instance_id
+        and eni.subnet_id == slot.subnet.subnet_id
+    )
+
+
+def _attached_to(eni: NetworkInterface, instance_id: str) -> bool:
+    return eni.attachment is not None and eni.attachment.instance_id == instance_id
+
+
+def _status_entry(
+    eni: NetworkInterface, slot: Slot, spec: NodeENISpec, previous: Mapping[str, Attachment]
+) -> Attachment:
+    assert eni.attachment is not None
+    before = previous.get(eni.eni_id)
+    entry = Attachment(
+        node_id=slot.node,
+        instance_id=slot.instance_id,
+        eni_id=eni.eni_id,
+        attachment_id=eni.attachment.attachment_id,
+        subnet_id=eni.subnet_id,
+        subnet_cidr=slot.subnet.cidr,
+        mac_address=eni.mac_address,
+        private_ip_address=eni.private_ip_address,
+        device_index=eni.attachment.device_index,
+        mtu=spec.mtu,
+        status=_ATTACHMENT_STATES.get(eni.attachment.status, AttachmentState.ATTACHING),
+        # the node agent owns these; carry them through every write
+        dpdk_bound=before.dpdk_bound if before else None,
+        dpdk_driver=before.dpdk_driver if before else None,
+        dpdk_resource_name=before.dpdk_resource_name if before else None,
+        dpdk_pci_address=before.dpdk_pci_address if before else None,
+        last_updated=before.last_updated if before else None,
+    )
+    return entry
+
+
+def _az_mismatch(node: str, instance: Instance, subnets: Sequence[Subnet]) -> NodeProblem:
+    listed = ", ".join(f"{s.subnet_id} ({s.availability_zone})" for s in subnets)
+    return NodeProblem(
+        node=node,
+        reason=ProblemReason.AZ_MISMATCH,
+        message=f"node {node} is in {instance.availability_zone}; no listed subnet is: {listed}",
+    )
+
+
+def _limit_exceeded(node: str, instance: Instance, max_enis: Mapping[str, int]) -> NodeProblem:
+    limit = max_enis.get(instance.instance_type)
+    return NodeProblem(
+        node=node,
+        reason=ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
+        message=(
+            f"node {node} ({instance.instance_type}) holds {len(instance.occupied_device_indexes)}"
+            f" ENIs, its limit is {limit if limit is not None else 'unknown'}"
+        ),
+    )
+
+
+def _dedupe(problems: Sequence[NodeProblem]) -> list[NodeProblem]:
+    return list(dict.fromkeys(problems))

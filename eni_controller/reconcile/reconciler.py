@@ -1,0 +1,232 @@
+"""One reconcile of one NodeENI: gather the facts, plan, act, write status.
+
+This is the I/O shell around the planner. It reads Nodes and NodeENIs from the
+informers' stores (no API reads), asks EC2 with batched describes (instances
+of the matching nodes, ENIs by this NodeENI's uid tag), lets the planner
+decide, has the executor act, and writes status only when it changed.
+A reconcile that finds everything in place makes two describes and no writes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from eni_controller import model
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.limits import InstanceTypeLimits
+from eni_controller.aws.lookup import LookupFailed, Resolver
+from eni_controller.aws.resources import NetworkInterface
+from eni_controller.config import Config
+from eni_controller.kube.writes import EventRecorder, NodeENIWriter
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.executor import Executor, Job, Outcome
+from eni_controller.reconcile.nodes import NodeView
+from eni_controller.reconcile.planner import NodeProblem, PlanInput, plan
+from eni_controller.reconcile.status import (
+    READY,
+    Reason,
+    failure_conditions,
+    plan_conditions,
+    status_patch,
+)
+
+log = structlog.get_logger(__name__)
+
+NODE_LABELS_INDEX = "labels"
+PROGRESS_REQUEUE_SECONDS = 2.0  # attaching, or a slot to retry soon
+LOOKUP_REQUEUE_SECONDS = 60.0  # a subnet or group that may be created later
+
+
+class Store(Protocol):
+    """What the reconciler reads from an informer."""
+
+    def get(self, name: str) -> dict[str, Any] | None: ...
+    def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]: ...
+    def list(self) -> builtins.list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Result:
+    requeue_after: float | None = None
+
+
+DONE = Result()
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        nodeenis: Store,
+        nodes: Store,
+        ec2: EC2Client,
+        resolver: Resolver,
+        limits: InstanceTypeLimits,
+        executor: Executor,
+        writer: NodeENIWriter,
+        events: EventRecorder,
+        now: Callable[[], str] = utc_now,
+    ) -> None:
+        self._config = config
+        self._nodeenis = nodeenis
+        self._nodes = nodes
+        self._ec2 = ec2
+        self._resolver = resolver
+        self._limits = limits
+        self._executor = executor
+        self._writer = writer
+        self._events = events
+        self._now = now
+
+    async def reconcile(self, name: str) -> Result:
+        raw = self._nodeenis.get(name)
+        if raw is None:
+            return DONE  # deleted; its finalizer saw to its ENIs
+        nodeeni = model.NodeENI.from_dict(
+            raw,
+            default_device_index=self._config.default_device_index,
+            default_delete_on_termination=self._config.default_delete_on_termination,
+        )
+        if nodeeni.being_deleted:
+            return DONE  # deletion and cleanup arrive with the lifecycle work
+        if not nodeeni.has_finalizer:
+            # finalizer first: nothing is created that deletion could not find
+            await self._writer.set_finalizers(
+                name,
+                [*nodeeni.finalizers, model.FINALIZER],
+                resource_version=nodeeni.resource_version,
+            )
+            return DONE  # the update event brings it back
+        if nodeeni.spec is None:
+            return await self._invalid(nodeeni)
+        spec = nodeeni.spec
+        try:
+            subnets = await self._resolver.subnets(ids=spec.subnet_ids, names=spec.subnet_names)
+            groups = await self._resolver.security_groups(
+                ids=spec.security_group_ids, names=spec.security_group_names
+            )
+        except LookupFailed as failed:
+            await self._write(
+                nodeeni,
+                failure_conditions(
+                    reason=failed.reason.value, message=str(failed), generation=nodeeni.generation
+                ),
+            )
+            return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
+
+        nodes = self._matching_nodes(spec)
+        instances = await self._ec2.describe_instances(
+            [n.instance_id for n in nodes if n.instance_id]
+        )
+        max_enis = await self._limits.max_enis(i.instance_type for i in instances.values())
+        data = PlanInput(
+            nodeeni=nodeeni.name,
+            spec=spec,
+            subnets=subnets,
+            security_group_ids=tuple(g.group_id for g in groups),
+            nodes=nodes,
+            instances=instances,
+            max_enis=max_enis,
+            enis=await self._our_enis(nodeeni.uid),
+            previous=nodeeni.status.attachments,
+        )
+        first = plan(data)
+        outcomes: list[NodeProblem] = []
+        retry = False
+        if first.actions:
+            job = Job(
+                nodeeni=nodeeni.name,
+                uid=nodeeni.uid,
+                spec=spec,
+                security_group_ids=[g.group_id for g in groups],
+                instances=instances,
+                cluster_name=self._config.cluster_name,
+                emit=lambda type_, reason, message: self._events.record(
+                    nodeeni, type_=type_, reason=reason, message=message
+                ),
+            )
+            for result in await self._executor.run(job, first.actions):
+                retry |= result.outcome is Outcome.RETRY
+                if result.problem is not None:
+                    outcomes.append(
+                        NodeProblem(
+                            node=result.slot.node, reason=result.problem, message=result.message
+                        )
+                    )
+            # what EC2 says now, after acting
+            data = dataclasses.replace(data, enis=await self._our_enis(nodeeni.uid))
+        final = plan(data) if first.actions else first
+        if outcomes:
+            problems = tuple(dict.fromkeys([*final.problems, *outcomes]))
+            final = dataclasses.replace(final, problems=problems)
+        await self._write(
+            nodeeni,
+            plan_conditions(final, generation=nodeeni.generation),
+            attachments=final.attachments,
+            desired=final.desired,
+        )
+        if retry or (not final.converged and not final.problems):
+            return Result(requeue_after=PROGRESS_REQUEUE_SECONDS)
+        return DONE
+
+    def _matching_nodes(self, spec: model.NodeENISpec) -> list[NodeView]:
+        if spec.node_selector:
+            key, value = next(iter(sorted(spec.node_selector.items())))
+            candidates = self._nodes.by_index(NODE_LABELS_INDEX, f"{key}={value}")
+        else:
+            candidates = self._nodes.list()
+        views = (NodeView.from_api(raw) for raw in candidates)
+        return [n for n in views if n.on_ec2 and spec.matches(n.labels)]
+
+    async def _our_enis(self, uid: str) -> list[NetworkInterface]:
+        return await self._ec2.describe_network_interfaces(
+            filters={f"tag:{tags.NODEENI_UID_KEY}": [uid]}
+        )
+
+    async def _invalid(self, nodeeni: model.NodeENI) -> Result:
+        message = "; ".join(nodeeni.problems)
+        ready = nodeeni.status.condition(READY)
+        if ready is None or ready.reason != Reason.INVALID_SPEC or ready.message != message:
+            await self._events.record(
+                nodeeni, type_="Warning", reason=Reason.INVALID_SPEC, message=message
+            )
+        await self._write(
+            nodeeni,
+            failure_conditions(
+                reason=Reason.INVALID_SPEC, message=message, generation=nodeeni.generation
+            ),
+        )
+        return DONE
+
+    async def _write(
+        self,
+        nodeeni: model.NodeENI,
+        conditions: Sequence[model.Condition],
+        *,
+        attachments: Sequence[model.Attachment] | None = None,
+        desired: int | None = None,
+    ) -> None:
+        patch = status_patch(
+            nodeeni.status,
+            conditions=conditions,
+            generation=nodeeni.generation,
+            now=self._now(),
+            attachments=attachments,
+            desired=desired,
+        )
+        if patch is not None:
+            await self._writer.patch_status(
+                nodeeni.name, patch, resource_version=nodeeni.resource_version
+            )

@@ -1,0 +1,141 @@
+"""What a NodeENI's status should say, and the merge patch that says it.
+
+Pure functions: the reconciler hands in the previous status, the plan's facts
+and the time; out comes a patch, or None when nothing changed — so a reconcile
+that changes nothing writes nothing. lastUpdated moves only when an attachment
+really changed, and a condition's lastTransitionTime only when its status did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from eni_controller.model import (
+    Attachment,
+    AttachmentState,
+    Condition,
+    ConditionStatus,
+    NodeENIStatus,
+)
+from eni_controller.reconcile.planner import Plan
+
+READY = "Ready"
+DEGRADED = "Degraded"
+_MAX_LISTED_PROBLEMS = 5
+
+
+class Reason(StrEnum):
+    ATTACHED = "Attached"
+    PROGRESSING = "Progressing"
+    AS_EXPECTED = "AsExpected"
+    INVALID_SPEC = "InvalidSpec"
+
+
+def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
+    attached = sum(a.status is AttachmentState.ATTACHED for a in plan.attachments)
+    summary = f"{attached} of {plan.desired} ENIs attached"
+    if plan.problems:
+        reason = plan.problems[0].reason.value
+        listed = "; ".join(p.message for p in plan.problems[:_MAX_LISTED_PROBLEMS])
+        more = len(plan.problems) - _MAX_LISTED_PROBLEMS
+        message = f"{summary}; {listed}" + (f" (+{more} more)" if more > 0 else "")
+        return failure_conditions(reason=reason, message=message, generation=generation)
+    ready = plan.converged
+    return [
+        Condition(
+            type=READY,
+            status=ConditionStatus.TRUE if ready else ConditionStatus.FALSE,
+            reason=Reason.ATTACHED if ready else Reason.PROGRESSING,
+            message=summary,
+            observed_generation=generation,
+        ),
+        Condition(
+            type=DEGRADED,
+            status=ConditionStatus.FALSE,
+            reason=Reason.AS_EXPECTED,
+            observed_generation=generation,
+        ),
+    ]
+
+
+def failure_conditions(*, reason: str, message: str, generation: int) -> list[Condition]:
+    return [
+        Condition(
+            type=READY,
+            status=ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+        ),
+        Condition(
+            type=DEGRADED,
+            status=ConditionStatus.TRUE,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+        ),
+    ]
+
+
+def status_patch(
+    previous: NodeENIStatus,
+    *,
+    conditions: Sequence[Condition],
+    generation: int,
+    now: str,
+    attachments: Sequence[Attachment] | None = None,
+    desired: int | None = None,
+) -> dict[str, Any] | None:
+    """The merge patch for `.status`, or None if it would change nothing.
+
+    `attachments=None` keeps the previous list (e.g. the spec is invalid and EC2
+    was not asked). Lists are replaced whole by a merge patch, so the node
+    agent's fields are carried inside each attachment.
+    """
+    entries = previous.attachments if attachments is None else _stamp(attachments, previous, now)
+    status: dict[str, Any] = {
+        "attachments": [a.to_dict() for a in entries],
+        "conditions": [c.to_dict() for c in _transitions(conditions, previous, now)],
+        "observedGeneration": generation,
+        "attachedCount": sum(a.status is AttachmentState.ATTACHED for a in entries),
+        "desiredCount": desired if desired is not None else previous.desired_count,
+    }
+    if status["desiredCount"] is None:
+        del status["desiredCount"]
+    if status == previous.to_dict():
+        return None
+    return {"status": status}
+
+
+def _stamp(
+    attachments: Sequence[Attachment], previous: NodeENIStatus, now: str
+) -> list[Attachment]:
+    before = {a.eni_id: a for a in previous.attachments}
+    stamped = []
+    for entry in sorted(attachments, key=lambda a: (a.node_id, a.device_index or 0, a.eni_id)):
+        old = before.get(entry.eni_id)
+        unchanged = old is not None and dataclasses.replace(
+            old, last_updated=None
+        ) == dataclasses.replace(entry, last_updated=None)
+        stamp = old.last_updated if unchanged and old is not None else now
+        stamped.append(dataclasses.replace(entry, last_updated=stamp))
+    return stamped
+
+
+def _transitions(
+    conditions: Sequence[Condition], previous: NodeENIStatus, now: str
+) -> list[Condition]:
+    before = {c.type: c for c in previous.conditions}
+    result = []
+    for condition in conditions:
+        old = before.get(condition.type)
+        same = old is not None and old.status == condition.status and old.last_transition_time
+        result.append(
+            dataclasses.replace(
+                condition, last_transition_time=old.last_transition_time if same and old else now
+            )
+        )
+    return result

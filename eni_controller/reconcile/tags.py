@@ -1,0 +1,59 @@
+"""The tags that make an ENI ours, and the ClientToken that makes creating it idempotent.
+
+Tags are written at creation (TagSpecifications), so an ENI is never visible
+untagged: after a crash at any step, a describe by tag finds it again, and the
+orphan sweep can tell ours from everyone else's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Final
+
+MANAGED_BY_KEY: Final = "kubernetes.io/cluster/managed-by"
+MANAGED_BY_VALUE: Final = "nodeeni-controller"
+NODEENI_KEY: Final = "NodeENI"
+NODEENI_UID_KEY: Final = "NodeENIUID"
+NODE_KEY: Final = "Node"
+INSTANCE_KEY: Final = "InstanceID"
+SUBNET_KEY: Final = "SubnetID"
+NO_MANAGE_KEY: Final = "node.k8s.amazonaws.com/no_manage"  # keeps the VPC CNI away
+TAG_VALUE_MAX: Final = 256
+
+
+def eni_tags(
+    *,
+    nodeeni: str,
+    uid: str,
+    node: str,
+    instance_id: str,
+    subnet_id: str,
+    cluster_name: str | None,
+) -> Mapping[str, str]:
+    suffix = subnet_id.removeprefix("subnet-")[-8:]
+    tags = {
+        # names of up to 253 characters each would overflow EC2's 256; the
+        # subnet suffix is kept so the Name still tells sibling ENIs apart
+        "Name": f"nodeeni-{nodeeni}-{node}"[: TAG_VALUE_MAX - len(suffix) - 1] + f"-{suffix}",
+        NODEENI_KEY: nodeeni,
+        NODEENI_UID_KEY: uid,
+        NODE_KEY: node,
+        INSTANCE_KEY: instance_id,
+        SUBNET_KEY: subnet_id,
+        MANAGED_BY_KEY: MANAGED_BY_VALUE,
+        NO_MANAGE_KEY: "true",
+    }
+    if cluster_name:
+        tags[f"kubernetes.io/cluster/{cluster_name}"] = "owned"
+    return tags
+
+
+def client_token(*, uid: str, node: str, instance_id: str, subnet_id: str) -> str:
+    """Idempotency token for CreateNetworkInterface (AWS allows 64 ASCII characters).
+
+    The instance is part of it: a node name reused by a new instance must get a
+    new ENI, not the old instance's one back from AWS's idempotency window.
+    """
+    key = "/".join((uid, node, instance_id, subnet_id))
+    return hashlib.sha256(key.encode()).hexdigest()

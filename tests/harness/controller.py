@@ -1,0 +1,88 @@
+"""Run the real controller in the test's event loop, against the real API
+server and the moto server, and wait for what it should achieve."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from eni_controller import model
+from eni_controller.aws.ec2 import connect_ec2
+from eni_controller.aws.retry import RetryPolicy
+from eni_controller.config import Config
+from eni_controller.controller import Controller
+from eni_controller.metrics import Metrics
+from tests.harness.ec2world import World
+
+FAST_RETRY = RetryPolicy(max_attempts=8, base_seconds=0.02, max_backoff_seconds=0.5)
+
+
+def controller_config(world: World, **overrides: Any) -> Config:
+    return replace(
+        Config(aws_region=world.region, aws_endpoint_url=world.endpoint, vpc_id=world.vpc_id),
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_controller(
+    api: client.ApiClient, config: Config, *, metrics: Metrics | None = None
+) -> AsyncIterator[Controller]:
+    metrics = metrics or Metrics()
+    async with connect_ec2(config, metrics=metrics, retry=FAST_RETRY) as ec2:
+        controller = Controller(config=config, api=api, ec2=ec2, metrics=metrics)
+        task = asyncio.create_task(controller.run())
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(controller.nodeenis.wait_synced(), controller.nodes.wait_synced()),
+                timeout=30,
+            )
+            yield controller
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def read_nodeeni(api: client.ApiClient, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = await client.CustomObjectsApi(api).get_cluster_custom_object(
+        model.GROUP, model.VERSION, model.PLURAL, name
+    )
+    return obj
+
+
+async def wait_for_nodeeni(
+    api: client.ApiClient,
+    name: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    *,
+    within: float = 30.0,
+) -> dict[str, Any]:
+    """Poll until `predicate(obj)`; after `within` seconds fail with the last status seen."""
+    obj: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                obj = await read_nodeeni(api, name)
+                if predicate(obj):
+                    return obj
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"{name} never got there; last status: {obj.get('status')}") from None
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item.get("type") == type_:
+            found: dict[str, Any] = item
+            return found
+    return {}
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    return condition(obj, "Ready").get("status") == "True"

@@ -1,0 +1,376 @@
+"""The controller end to end: real API server, real moto server with AWS rules.
+
+Each test labels its own fresh instances' Nodes with a unique value, so tests
+never see each other's NodeENIs, and reads EC2 and the API server directly
+to check what the controller did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from eni_controller.reconcile import tags
+from tests.conftest import NodeENIs
+from tests.harness.controller import (
+    condition,
+    controller_config,
+    is_ready,
+    running_controller,
+    wait_for_nodeeni,
+)
+from tests.harness.ec2world import AZ_A, AZ_B, Instance, World, ec2_client, launch_instance
+from tests.harness.kube import NodeFactory, merge_patch_nodeeni
+from tests.harness.realism.control import RealismControl
+
+
+def _enis_of(world: World, uid: str) -> list[dict[str, Any]]:
+    ec2 = ec2_client(world.endpoint)
+    found: list[dict[str, Any]] = ec2.describe_network_interfaces(
+        Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": [uid]}]
+    )["NetworkInterfaces"]
+    return found
+
+
+async def _nodes(
+    nodes: NodeFactory,
+    world: World,
+    unique: str,
+    *,
+    az: str,
+    count: int,
+    instance_type: str = "m5.large",
+) -> list[tuple[str, Instance]]:
+    made = []
+    for i in range(count):
+        instance = launch_instance(world.endpoint, az=az, instance_type=instance_type)
+        name = f"{unique}-{az[-1]}{i}"
+        await nodes.create(name=name, instance=instance, labels={"test": unique})
+        made.append((name, instance))
+    return made
+
+
+def _spec(unique: str, world: World, *subnets: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "nodeSelector": {"test": unique},
+        "subnetIDs": [world.subnet(s).id for s in subnets],
+        "securityGroupNames": ["multus-sg"],
+        **extra,
+    }
+
+
+async def test_three_nodes_two_subnets_get_six_enis_at_consistent_indexes(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    made = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(
+            unique, _spec(unique, ec2_world, "multus-a", "multus-a-2", mtu=9001)
+        )
+        ready = await wait_for_nodeeni(kube_api, unique, is_ready)
+    status = ready["status"]
+    assert status["attachedCount"] == 6
+    assert status["desiredCount"] == 6
+    assert status["observedGeneration"] == created["metadata"]["generation"]
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for attachment in status["attachments"]:
+        by_node.setdefault(attachment["nodeID"], []).append(attachment)
+        assert attachment["status"] == "attached"
+        assert attachment["mtu"] == 9001
+        assert attachment["macAddress"]
+        assert attachment["privateIPAddress"]
+        assert attachment["lastUpdated"]
+    assert sorted(by_node) == sorted(name for name, _ in made)
+    for name, instance in made:
+        entries = sorted(by_node[name], key=lambda a: a["deviceIndex"])
+        assert [a["deviceIndex"] for a in entries] == [1, 2]
+        assert [a["subnetID"] for a in entries] == [
+            ec2_world.subnet("multus-a").id,
+            ec2_world.subnet("multus-a-2").id,
+        ]
+        assert [a["subnetCIDR"] for a in entries] == ["10.0.1.0/24", "10.0.11.0/24"]
+        assert {a["instanceID"] for a in entries} == {instance.id}
+    enis = _enis_of(ec2_world, created["metadata"]["uid"])
+    assert len(enis) == 6
+    for eni in enis:
+        eni_tags = {t["Key"]: t["Value"] for t in eni["TagSet"]}
+        node = eni_tags[tags.NODE_KEY]
+        assert eni_tags[tags.NODEENI_KEY] == unique
+        assert eni_tags[tags.MANAGED_BY_KEY] == tags.MANAGED_BY_VALUE
+        assert eni_tags[tags.NO_MANAGE_KEY] == "true"
+        assert eni_tags[tags.SUBNET_KEY] == eni["SubnetId"]
+        assert eni_tags["Name"] == f"nodeeni-{unique}-{node}-{eni['SubnetId'][-8:]}"
+        assert eni["Attachment"]["DeleteOnTermination"] is True
+        assert eni["Groups"][0]["GroupId"] == ec2_world.security_group("multus-sg").id
+    assert condition(ready, "Degraded")["status"] == "False"
+
+
+def _mutating(realism: RealismControl) -> int:
+    return sum(n for action, n in realism.calls().items() if not action.startswith("Describe"))
+
+
+async def test_new_node_gets_its_enis_and_subnets_follow_the_node_az(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    await _nodes(nodes, ec2_world, unique, az=AZ_B, count=1)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(
+            unique, _spec(unique, ec2_world, "multus-a", "multus-b", deviceIndex=2)
+        )
+        first = await wait_for_nodeeni(kube_api, unique, is_ready)
+        before = {a["eniID"]: a for a in first["status"]["attachments"]}
+        assert len(before) == 3
+        for attachment in before.values():
+            subnet = "multus-a" if attachment["nodeID"].endswith(("a0", "a1")) else "multus-b"
+            assert attachment["subnetID"] == ec2_world.subnet(subnet).id
+            # the subnet keeps its position in the list, whatever the node's AZ
+            assert attachment["deviceIndex"] == (2 if subnet == "multus-a" else 3)
+        creates = realism.calls()["CreateNetworkInterface"]
+        ((late, _),) = await _nodes(nodes, ec2_world, f"{unique}-late", az=AZ_A, count=1)
+        core = client.CoreV1Api(kube_api)
+        await core.patch_node(late, {"metadata": {"labels": {"test": unique}}})
+        after = await wait_for_nodeeni(
+            kube_api, unique, lambda o: is_ready(o) and o["status"]["attachedCount"] == 4
+        )
+    assert realism.calls()["CreateNetworkInterface"] == creates + 1
+    now = {a["eniID"]: a for a in after["status"]["attachments"]}
+    assert {k: v for k, v in now.items() if k in before} == before  # untouched, lastUpdated too
+    assert len(_enis_of(ec2_world, created["metadata"]["uid"])) == 4
+
+
+async def test_two_nodeenis_on_one_node_get_distinct_indexes_around_a_foreign_eni(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    ((name, instance),) = await _nodes(
+        nodes, ec2_world, unique, az=AZ_A, count=1, instance_type="c5.xlarge"
+    )
+    # software outside the controller holds index 1
+    ec2 = ec2_client(ec2_world.endpoint)
+    foreign = ec2.create_network_interface(SubnetId=ec2_world.subnet("multus-a-2").id)
+    ec2.attach_network_interface(
+        NetworkInterfaceId=foreign["NetworkInterface"]["NetworkInterfaceId"],
+        InstanceId=instance.id,
+        DeviceIndex=1,
+    )
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        await asyncio.gather(
+            nodeenis.create(f"{unique}-x", _spec(unique, ec2_world, "multus-a")),
+            nodeenis.create(f"{unique}-y", _spec(unique, ec2_world, "multus-a-2")),
+        )
+        x, y = await asyncio.gather(
+            wait_for_nodeeni(kube_api, f"{unique}-x", is_ready),
+            wait_for_nodeeni(kube_api, f"{unique}-y", is_ready),
+        )
+    indexes = [o["status"]["attachments"][0]["deviceIndex"] for o in (x, y)]
+    assert sorted(indexes) == [2, 3]
+    described = ec2.describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]
+    held = sorted(e["Attachment"]["DeviceIndex"] for e in described["NetworkInterfaces"])
+    assert held == [0, 1, 2, 3]
+    assert name == x["status"]["attachments"][0]["nodeID"]
+
+
+async def test_eni_limit_is_reported_without_churn(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)  # m5.large: primary + 2
+    config = controller_config(ec2_world, reconcile_period_seconds=0.5)
+    async with running_controller(kube_api, config):
+        created = await nodeenis.create(
+            unique, _spec(unique, ec2_world, "multus-a", "multus-a-2", "nodes-a")
+        )
+        limited = await wait_for_nodeeni(
+            kube_api,
+            unique,
+            lambda o: condition(o, "Ready").get("reason") == "AttachmentLimitExceeded",
+        )
+        mutating = _mutating(realism)
+        await asyncio.sleep(5 * config.reconcile_period_seconds + 0.5)  # five resyncs
+        assert _mutating(realism) == mutating
+        again = await wait_for_nodeeni(kube_api, unique, lambda o: True)
+    assert limited["status"]["attachedCount"] == 2
+    assert condition(limited, "Degraded")["status"] == "True"
+    assert again["status"] == limited["status"]
+    assert len(_enis_of(ec2_world, created["metadata"]["uid"])) == 2
+
+
+async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        await nodeenis.create(f"{unique}-ok", _spec(unique, ec2_world, "multus-a"))
+        await wait_for_nodeeni(kube_api, f"{unique}-ok", is_ready)
+        calls = sum(realism.calls().values())
+        # passes the CRD schema, fails the controller's own label-syntax check
+        bad = {**_spec(unique, ec2_world, "multus-a"), "nodeSelector": {"bad key!": "x"}}
+        await nodeenis.create(f"{unique}-bad", bad)
+        invalid = await wait_for_nodeeni(
+            kube_api,
+            f"{unique}-bad",
+            lambda o: condition(o, "Ready").get("reason") == "InvalidSpec",
+        )
+        assert sum(realism.calls().values()) == calls
+        events = await client.CoreV1Api(kube_api).list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={unique}-bad"
+        )
+    assert "bad key!" in condition(invalid, "Ready")["message"]
+    assert [(e.type, e.reason) for e in events.items] == [("Warning", "InvalidSpec")]
+
+
+async def test_crash_leftovers_are_adopted_never_duplicated(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    ((name, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+    uid = created["metadata"]["uid"]
+    ec2 = ec2_client(ec2_world.endpoint)
+    leftovers = []
+    for subnet in ("multus-a", "multus-a-2"):
+        eni_tags = tags.eni_tags(
+            nodeeni=unique,
+            uid=uid,
+            node=name,
+            instance_id=instance.id,
+            subnet_id=ec2_world.subnet(subnet).id,
+            cluster_name=None,
+        )
+        eni = ec2.create_network_interface(
+            SubnetId=ec2_world.subnet(subnet).id,
+            TagSpecifications=[
+                {
+                    "ResourceType": "network-interface",
+                    "Tags": [{"Key": k, "Value": v} for k, v in eni_tags.items()],
+                }
+            ],
+        )["NetworkInterface"]["NetworkInterfaceId"]
+        leftovers.append(eni)
+    # crashed after create (first) and after attach, before the status write (second)
+    ec2.attach_network_interface(
+        NetworkInterfaceId=leftovers[1], InstanceId=instance.id, DeviceIndex=2
+    )
+    creates = realism.calls()["CreateNetworkInterface"]  # the two leftovers above
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        ready = await wait_for_nodeeni(kube_api, unique, is_ready)
+        events = await client.CoreV1Api(kube_api).list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={unique}"
+        )
+    assert realism.calls()["CreateNetworkInterface"] == creates
+    assert sorted(a["eniID"] for a in ready["status"]["attachments"]) == sorted(leftovers)
+    assert sorted(e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)) == sorted(leftovers)
+    assert "ENIAdopted" in {e.reason for e in events.items}
+
+
+async def test_steady_state_costs_no_mutating_call_and_no_status_write(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    config = controller_config(ec2_world, reconcile_period_seconds=0.5)
+    async with running_controller(kube_api, config) as controller:
+        await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        converged = await wait_for_nodeeni(kube_api, unique, is_ready)
+        await asyncio.sleep(1)  # let the reconcile triggered by our own last write settle
+        mutating, writes = _mutating(realism), controller.writer.status_writes
+        describes = realism.calls().get("DescribeNetworkInterfaces", 0)
+        await asyncio.sleep(3 * config.reconcile_period_seconds + 0.2)
+        assert _mutating(realism) == mutating
+        assert controller.writer.status_writes == writes
+        # the resyncs did run: they are what describes
+        assert realism.calls().get("DescribeNetworkInterfaces", 0) >= describes + 3
+        settled = await wait_for_nodeeni(kube_api, unique, lambda o: True)
+    assert settled["status"] == converged["status"]
+
+
+async def test_converges_under_throttling_and_eventual_consistency_without_duplicates(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    realism.configure(
+        consistency_window=1.0,
+        attach_latency=0.5,
+        throttle={"buckets": {"mutating": [4, 10], "describe": [10, 20]}},
+    )
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+        ready = await wait_for_nodeeni(kube_api, unique, is_ready, within=60)
+    enis = _enis_of(ec2_world, created["metadata"]["uid"])
+    assert len(enis) == 6
+    slots = {
+        (e["TagSet"] and tuple(sorted((t["Key"], t["Value"]) for t in e["TagSet"]))) for e in enis
+    }
+    assert len(slots) == 6  # one ENI per (node, subnet)
+    assert ready["status"]["attachedCount"] == 6
+
+
+async def test_security_group_change_is_applied_to_existing_enis(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        await merge_patch_nodeeni(
+            nodeenis.custom, unique, {"spec": {"securityGroupNames": ["multus-sg-2"]}}
+        )
+        await wait_for_nodeeni(
+            kube_api, unique, lambda o: o["status"].get("observedGeneration") == 2 and is_ready(o)
+        )
+    (eni,) = _enis_of(ec2_world, created["metadata"]["uid"])
+    assert [g["GroupId"] for g in eni["Groups"]] == [ec2_world.security_group("multus-sg-2").id]
+    assert realism.calls()["CreateNetworkInterface"] == 1
