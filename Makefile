@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBE_APISERVER_BUILD := scripts/build-kube-apiserver.sh
 
-.PHONY: help venv kube-apiserver test test-unit test-integration test-slow bench lint format cluster cluster-down clean
+.PHONY: help venv kube-apiserver demo test test-unit test-integration test-slow bench lint format cluster cluster-down clean
 
 help:
+	@echo "make demo          local API server + moto + the controller + a sample NodeENI"
 	@echo "make test          unit + integration tests (real kube-apiserver + moto)"
 	@echo "make lint          ruff + mypy"
 	@echo "make bench         benchmarks: print figures, save bench/results/*.json"
@@ -24,6 +25,9 @@ venv: $(STAMP)
 kube-apiserver:
 	@bash $(KUBE_APISERVER_BUILD) >/dev/null
 
+demo: venv kube-apiserver
+	$(BIN)/python -m tests.harness.demo
+
 test: venv kube-apiserver
 	$(BIN)/pytest -q
 
@@ -38,6 +42,8 @@ test-slow: venv kube-apiserver
 
 bench: venv kube-apiserver test-slow
 	$(BIN)/python -m bench.ec2_pacing
+	$(BIN)/python -m bench.rollout
+	$(BIN)/python -m bench.rollout --nodes 20 --attach-latency 1 --out bench/results/rollout-20x2-latency1s.json
 
 lint: venv
 	$(BIN)/ruff check .

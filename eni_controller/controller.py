@@ -31,6 +31,7 @@ from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
 from eni_controller.metrics import Metrics
+from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
@@ -133,6 +134,12 @@ class Controller:
             indexers={NODE_LABELS_INDEX: node_labels_index},
         )
         self.writer = NodeENIWriter(api)
+        self.cleanup = CleanupPool(
+            ec2,
+            workers=config.max_concurrent_eni_cleanup,
+            detach_timeout=config.detachment_timeout_seconds,
+            on_done=self.queue.add,
+        )
         self.reconciler = Reconciler(
             config=config,
             nodeenis=self.nodeenis,
@@ -141,6 +148,7 @@ class Controller:
             resolver=Resolver(ec2, vpc_id=config.vpc_id),
             limits=InstanceTypeLimits(ec2),
             executor=Executor(ec2, DeviceIndexAllocator()),
+            cleanup=self.cleanup,
             writer=self.writer,
             events=EventRecorder(api),
         )
@@ -158,6 +166,7 @@ class Controller:
                 asyncio.create_task(self._worker(i))
                 for i in range(self.config.max_concurrent_reconciles)
             ]
+            workers.append(asyncio.create_task(self.cleanup.run()))
             await self._resync_forever()
         finally:
             await self.queue.shutdown(drain=True, timeout=30)

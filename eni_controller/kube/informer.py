@@ -304,9 +304,10 @@ class Informer:
         try:
             while True:
                 try:
-                    if self._resource_version is None:
-                        await self._relist()
-                    await self._watch()
+                    rv = self._resource_version
+                    if rv is None:
+                        rv = await self._relist()
+                    await self._watch(rv)
                 except WatchExpired:
                     await self._expired("ERROR event 410")
                 except ApiException as err:
@@ -323,7 +324,7 @@ class Informer:
         finally:
             self._running = False
 
-    async def _relist(self) -> None:
+    async def _relist(self) -> str:
         items, rv = await self._api.list()
         diff = self.store.replace(items)
         for obj in diff.deleted:
@@ -343,13 +344,13 @@ class Informer:
         )
         if not self._synced.is_set():
             self._synced.set()
+        return rv
 
-    async def _watch(self) -> None:
-        assert self._resource_version is not None
+    async def _watch(self, rv: str) -> None:
         started = time.monotonic()
         events = 0
         stream = self._api.watch(
-            resource_version=self._resource_version,
+            resource_version=rv,
             timeout_seconds=self._watch_timeout_seconds,
         )
         async with contextlib.aclosing(stream):
@@ -396,8 +397,9 @@ class Informer:
             self._resource_version = rv
 
     def _notify(self, method: str, *objs: Obj) -> None:
-        getattr(self._handler, method)(*objs)
-        if False:
+        try:
+            getattr(self._handler, method)(*objs)
+        except Exception:
             name = objs[-1].get("metadata", {}).get("name")
             self._log.exception("event handler failed", handler=method, name=name)
 

@@ -16,7 +16,7 @@ only it can see what other NodeENIs are attaching to the same instance.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
@@ -89,6 +89,8 @@ class PlanInput:
     max_enis: Mapping[str, int]
     enis: Sequence[NetworkInterface]  # every ENI tagged with this NodeENI's uid
     previous: Sequence[Attachment]  # status.attachments as last written
+    # Nodes our ENIs' tags name, beyond `nodes`, as the informer has them (absent: deleted)
+    known_nodes: Mapping[str, NodeView] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,6 +99,7 @@ class Plan:
     attachments: tuple[Attachment, ...]  # what status should list, from EC2's facts
     problems: tuple[NodeProblem, ...]
     desired: int  # slots wanted on matching nodes that can have them
+    stale: tuple[NetworkInterface, ...] = ()  # ours, no longer wanted: for the cleanup pool
 
     @property
     def converged(self) -> bool:
@@ -117,6 +120,8 @@ def plan(data: PlanInput) -> Plan:
     problems: list[NodeProblem] = []
     desired = 0
     previous = {a.eni_id: a for a in data.previous}
+    used: set[str] = set()
+    wanted: set[tuple[str, str, str]] = set()
     for node in sorted(data.nodes, key=lambda n: n.name):
         if not node.on_ec2 or not data.spec.matches(node.labels):
             continue
@@ -142,9 +147,11 @@ def plan(data: PlanInput) -> Plan:
         # an unknown limit never blocks: AWS still answers AttachmentLimitExceeded
         free = len(slots) if limit is None else limit - len(instance.occupied_device_indexes)
         for slot in slots:
+            wanted.add(_slot_key(slot))
             mine = [e for e in data.enis if _fills(e, slot)]
             attached = next((e for e in mine if _attached_to(e, slot.instance_id)), None)
             if attached is not None:
+                used.add(attached.eni_id)
                 assert attached.attachment is not None
                 attachments.append(_status_entry(attached, slot, data.spec, previous))
                 if attached.attachment.delete_on_termination != data.spec.delete_on_termination:
@@ -170,17 +177,76 @@ def plan(data: PlanInput) -> Plan:
                 continue
             free -= 1
             available = next((e for e in mine if e.attachment is None), None)
+            if available is not None:
+                used.add(available.eni_id)
             actions.append(
                 Attach(slot=slot, eni_id=available.eni_id)
                 if available is not None
                 else CreateAndAttach(slot=slot)
             )
+    filled = {_eni_key(e) for e in data.enis if e.eni_id in used}
+    known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
     return Plan(
         actions=tuple(actions),
         attachments=tuple(attachments),
         problems=tuple(_dedupe(problems)),
         desired=desired,
+        stale=tuple(
+            e
+            for e in data.enis
+            if e.eni_id not in used and _stale(e, data, known, wanted=wanted, filled=filled)
+        ),
     )
+
+
+def moved_by_someone_else(eni: NetworkInterface) -> bool:
+    """Attached to an instance other than the one it was made for: never ours to touch."""
+    return eni.attachment is not None and eni.attachment.instance_id != eni.tags.get(
+        tags.INSTANCE_KEY
+    )
+
+
+def _slot_key(slot: Slot) -> tuple[str, str, str]:
+    return (slot.node, slot.instance_id, slot.subnet.subnet_id)
+
+
+def _eni_key(eni: NetworkInterface) -> tuple[str, str, str]:
+    return (eni.tags.get(tags.NODE_KEY, ""), eni.tags.get(tags.INSTANCE_KEY, ""), eni.subnet_id)
+
+
+def _stale(
+    eni: NetworkInterface,
+    data: PlanInput,
+    known: Mapping[str, NodeView],
+    *,
+    wanted: set[tuple[str, str, str]],
+    filled: set[tuple[str, str, str]],
+) -> bool:
+    """Whether an ENI of ours that fills no slot should go.
+
+    Only on evidence: the node is deleted, unlabelled, or another instance now
+    (name reused), its instance is terminating, or the slot is no longer in
+    the spec (subnet removed), or another ENI already fills it (a duplicate).
+    An unknown instance or a non-EC2 node is never evidence; an ENI attached
+    to an instance that is not the one in its tags was moved by someone else
+    and is never touched.
+    """
+    node_name, instance_id, _subnet = key = _eni_key(eni)
+    if moved_by_someone_else(eni):
+        return False
+    node = known.get(node_name)
+    if node is None:
+        return True
+    if not node.on_ec2:
+        return False
+    if node.instance_id != instance_id or not data.spec.matches(node.labels):
+        return True
+    instance = data.instances.get(instance_id)
+    if instance is None:
+        return False
+    if instance.gone:
+        return True
+    return key not in wanted or key in filled
 
 
 def _slots(data: PlanInput, node: str, instance: Instance) -> list[Slot]:

@@ -25,10 +25,12 @@ from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.aws.resources import NetworkInterface
 from eni_controller.config import Config
 from eni_controller.kube.writes import EventRecorder, NodeENIWriter
+from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.executor import Executor, Job, Outcome
 from eni_controller.reconcile.nodes import NodeView
-from eni_controller.reconcile.planner import NodeProblem, PlanInput, plan
+from eni_controller.reconcile.planner import NodeProblem, PlanInput, moved_by_someone_else, plan
 from eni_controller.reconcile.status import (
     READY,
     Reason,
@@ -42,6 +44,7 @@ log = structlog.get_logger(__name__)
 NODE_LABELS_INDEX = "labels"
 PROGRESS_REQUEUE_SECONDS = 2.0  # attaching, or a slot to retry soon
 LOOKUP_REQUEUE_SECONDS = 60.0  # a subnet or group that may be created later
+CLEANUP_REQUEUE_SECONDS = 5.0  # the pool also requeues as each ENI goes
 
 
 class Store(Protocol):
@@ -61,7 +64,19 @@ DONE = Result()
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
+
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _age(started: str, now: str) -> float:
+    """Seconds between two RFC 3339 times; an unreadable start counts as just now."""
+    try:
+        begin = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (datetime.datetime.fromisoformat(now.replace("Z", "+00:00")) - begin).total_seconds()
 
 
 class Reconciler:
@@ -75,6 +90,7 @@ class Reconciler:
         resolver: Resolver,
         limits: InstanceTypeLimits,
         executor: Executor,
+        cleanup: CleanupPool,
         writer: NodeENIWriter,
         events: EventRecorder,
         now: Callable[[], str] = utc_now,
@@ -86,6 +102,7 @@ class Reconciler:
         self._resolver = resolver
         self._limits = limits
         self._executor = executor
+        self._cleanup = cleanup
         self._writer = writer
         self._events = events
         self._now = now
@@ -100,7 +117,7 @@ class Reconciler:
             default_delete_on_termination=self._config.default_delete_on_termination,
         )
         if nodeeni.being_deleted:
-            return DONE  # deletion and cleanup arrive with the lifecycle work
+            return await self._delete(nodeeni)
         if not nodeeni.has_finalizer:
             # finalizer first: nothing is created that deletion could not find
             await self._writer.set_finalizers(
@@ -139,8 +156,9 @@ class Reconciler:
             nodes=nodes,
             instances=instances,
             max_enis=max_enis,
-            enis=await self._our_enis(nodeeni.uid),
+            enis=(enis := await self._our_enis(nodeeni.uid)),
             previous=nodeeni.status.attachments,
+            known_nodes=self._nodes_named(enis),
         )
         first = plan(data)
         outcomes: list[NodeProblem] = []
@@ -171,6 +189,8 @@ class Reconciler:
         if outcomes:
             problems = tuple(dict.fromkeys([*final.problems, *outcomes]))
             final = dataclasses.replace(final, problems=problems)
+        for eni in final.stale:
+            self._submit(eni, nodeeni.name)
         await self._write(
             nodeeni,
             plan_conditions(final, generation=nodeeni.generation),
@@ -180,6 +200,67 @@ class Reconciler:
         if retry or (not final.converged and not final.problems):
             return Result(requeue_after=PROGRESS_REQUEUE_SECONDS)
         return DONE
+
+    async def _delete(self, nodeeni: model.NodeENI) -> Result:
+        """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
+        if not nodeeni.has_finalizer:
+            return DONE
+        enis = [e for e in await self._our_enis(nodeeni.uid) if not moved_by_someone_else(e)]
+        started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
+        if enis and started is None:
+            await self._writer.annotate(
+                nodeeni.name,
+                model.CLEANUP_START_ANNOTATION,
+                self._now(),
+                resource_version=nodeeni.resource_version,
+            )
+            return DONE  # the update event brings it back
+        timed_out = started is not None and _age(started, self._now()) > (
+            self._config.max_cleanup_duration_seconds
+        )
+        if enis and not timed_out:
+            for eni in enis:
+                self._submit(eni, nodeeni.name)
+            left = {e.eni_id for e in enis}
+            await self._write(
+                nodeeni,
+                nodeeni.status.conditions,
+                attachments=[
+                    dataclasses.replace(a, status=AttachmentState.DETACHING)
+                    for a in nodeeni.status.attachments
+                    if a.eni_id in left
+                ],
+            )
+            return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
+        if enis:
+            await self._events.record(
+                nodeeni,
+                type_="Warning",
+                reason="CleanupTimeout",
+                message=(
+                    f"{len(enis)} ENIs not deleted within MAX_CLEANUP_DURATION; they keep their "
+                    "tags and the orphan sweep deletes them: " + ", ".join(e.eni_id for e in enis)
+                ),
+            )
+        await self._writer.set_finalizers(
+            nodeeni.name,
+            [f for f in nodeeni.finalizers if f != model.FINALIZER],
+            resource_version=nodeeni.resource_version,
+        )
+        return DONE
+
+    def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
+        if not self._cleanup.pending(eni.eni_id):
+            log.info("ENI handed to cleanup", nodeeni=nodeeni, eni_id=eni.eni_id)
+            self._cleanup.submit(eni.eni_id, nodeeni=nodeeni)
+
+    def _nodes_named(self, enis: Sequence[NetworkInterface]) -> dict[str, NodeView]:
+        names = {e.tags.get(tags.NODE_KEY, "") for e in enis}
+        return {
+            name: NodeView.from_api(raw)
+            for name in names
+            if name and (raw := self._nodes.get(name)) is not None
+        }
 
     def _matching_nodes(self, spec: model.NodeENISpec) -> list[NodeView]:
         if spec.node_selector:

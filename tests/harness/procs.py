@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -27,7 +27,13 @@ def free_port() -> int:
         return port
 
 
-def spawn(argv: Sequence[str], *, log_path: Path, pid_path: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    pid_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start `argv` in its own session, output to `log_path`, pid to `pid_path`."""
     log = log_path.open("ab")
     proc = subprocess.Popen(
@@ -36,6 +42,7 @@ def spawn(argv: Sequence[str], *, log_path: Path, pid_path: Path) -> subprocess.
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env=None if env is None else dict(env),
     )
     log.close()
     pid_path.write_text(str(proc.pid))

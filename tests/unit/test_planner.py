@@ -6,6 +6,7 @@ instances, ENIs, nodes, a spec) and compares the whole plan it returns.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -378,7 +379,8 @@ def test_missing_instance_is_instance_not_found() -> None:
 
 
 @pytest.mark.parametrize("state", ["terminated", "shutting-down"])
-def test_gone_instance_is_skipped_silently(state: str) -> None:
+def test_gone_instance_creates_nothing_and_its_enis_go_to_cleanup(state: str) -> None:
+    # hard case 12: nothing is created for a terminating instance; its ENIs are cleaned up
     attached = eni("eni-0001", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
     result = plan(
         plan_input(
@@ -387,7 +389,7 @@ def test_gone_instance_is_skipped_silently(state: str) -> None:
             enis=[attached],
         )
     )
-    assert result == Plan(actions=(), attachments=(), problems=(), desired=0)
+    assert result == Plan(actions=(), attachments=(), problems=(), desired=0, stale=(attached,))
 
 
 @pytest.mark.parametrize("state", ["pending", "running", "stopping", "stopped"])
@@ -577,7 +579,11 @@ def test_node_name_reused_by_new_instance_gets_a_new_eni(old_attached_to: str | 
         plan_input(nodes=[node("n1", "i-0new")], instances=[instance("i-0new")], enis=[stale])
     )
     assert result == Plan(
-        actions=(create("n1", "i-0new", SA1, 1),), attachments=(), problems=(), desired=1
+        actions=(create("n1", "i-0new", SA1, 1),),
+        attachments=(),
+        problems=(),
+        desired=1,
+        stale=(stale,),
     )
 
 
@@ -595,6 +601,40 @@ def test_eni_for_another_slot_does_not_fill_this_one(other: dict[str, Any]) -> N
     )
     assert result.actions == (create("n1", "i-01", SA1, 1),)
     assert result.attachments == ()
+
+
+def _stale_ids(**overrides: Any) -> list[str]:
+    data = plan_input(nodes=[node("n1", "i-01")], instances=[instance("i-01")])
+    return [e.eni_id for e in plan(dataclasses.replace(data, **overrides)).stale]
+
+
+def test_stale_enis_need_evidence() -> None:
+    keep = eni("eni-0001", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
+    removed_subnet = eni("eni-0002", node_name="n1", instance_id="i-01", sub=SA2)
+    duplicate = eni("eni-0003", node_name="n1", instance_id="i-01", sub=SA1)
+    deleted_node = eni("eni-0004", node_name="n9", instance_id="i-09", sub=SA1)
+    moved = eni("eni-0005", node_name="n9", instance_id="i-09", sub=SA1, attached_to="i-77")
+    # kept: the attached one; moved (attached elsewhere by someone else): never touched
+    assert _stale_ids(enis=(keep, removed_subnet, duplicate, deleted_node, moved)) == [
+        "eni-0002",  # subnet no longer in the spec
+        "eni-0003",  # a second ENI for a filled slot
+        "eni-0004",  # its node was deleted
+    ]
+
+
+def test_unknown_instance_and_non_ec2_node_are_no_evidence() -> None:
+    mine = eni("eni-0001", node_name="n1", instance_id="i-01", sub=SA1)
+    assert _stale_ids(enis=(mine,), instances={}) == []
+    kind_node = NodeView.from_api({"metadata": {"name": "n1"}, "spec": {"providerID": ""}})
+    assert _stale_ids(enis=(mine,), nodes=(kind_node,)) == []
+
+
+def test_unlabelled_node_enis_are_stale() -> None:
+    mine = eni("eni-0001", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
+    unlabelled = NodeView.from_api(
+        {"metadata": {"name": "n1", "labels": {}}, "spec": {"providerID": "aws:///us-east-1a/i-01"}}
+    )
+    assert _stale_ids(enis=(mine,), nodes=(), known_nodes={"n1": unlabelled}) == ["eni-0001"]
 
 
 # --- instance ENI limits --------------------------------------------------------------

@@ -1,0 +1,130 @@
+"""The cleanup pool: detach, wait for `available`, delete, one ENI at a time
+per worker, on workers of its own.
+
+Waiting for a detachment takes seconds on AWS. Done inline, it would hold a
+reconcile worker hostage; here it holds a cleanup worker, and there are
+MAX_CONCURRENT_ENI_CLEANUP of them. Each wait is bounded by
+DETACHMENT_TIMEOUT; an ENI that is not free by then goes back to the queue
+with backoff, it is never dropped. NotFound at any step means someone (AWS,
+DeleteOnTermination, an operator) already did it: done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import structlog
+
+from eni_controller.aws import errors
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.resources import NetworkInterface
+from eni_controller.kube.workqueue import ShutDown, WorkQueue
+
+log = structlog.get_logger(__name__)
+
+POLL_START_SECONDS = 0.2
+POLL_MAX_SECONDS = 2.0
+
+
+class DetachTimeout(Exception):
+    """The ENI was still attached when DETACHMENT_TIMEOUT ran out."""
+
+
+class CleanupPool:
+    def __init__(
+        self,
+        ec2: EC2Client,
+        *,
+        workers: int,
+        detach_timeout: float,
+        on_done: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ec2 = ec2
+        self._workers = workers
+        self._detach_timeout = detach_timeout
+        self._on_done = on_done
+        self._clock = clock
+        self.queue: WorkQueue[str] = WorkQueue(name="eni-cleanup", base_delay=0.5, max_delay=60.0)
+        self._owners: dict[str, str] = {}  # ENI id → NodeENI name, told when it is gone
+        self.in_flight = 0
+        self.max_in_flight = 0  # read by tests: never above the worker count
+
+    def submit(self, eni_id: str, *, nodeeni: str) -> None:
+        self._owners[eni_id] = nodeeni
+        self.queue.add(eni_id)
+
+    def pending(self, eni_id: str) -> bool:
+        return eni_id in self._owners
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            await self.queue.shutdown(drain=True, timeout=10)
+            for task in tasks:
+                task.cancel()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                eni_id = await self.queue.get()
+            except ShutDown:
+                return
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            bound = log.bind(eni_id=eni_id, nodeeni=self._owners.get(eni_id))
+            try:
+                await self._clean(eni_id)
+            except (errors.EC2Error, DetachTimeout) as err:
+                bound.info("cleanup will retry", error=type(err).__name__, detail=str(err))
+                self.queue.add_rate_limited(eni_id)
+            except Exception:
+                bound.exception("cleanup failed")
+                self.queue.add_rate_limited(eni_id)
+            else:
+                self.queue.forget(eni_id)
+                owner = self._owners.pop(eni_id, None)
+                bound.info("ENI cleaned up")
+                if owner is not None:
+                    self._on_done(owner)
+            finally:
+                self.in_flight -= 1
+                self.queue.done(eni_id)
+
+    async def _describe(self, eni_id: str) -> NetworkInterface | None:
+        found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])
+        return found[0] if found else None
+
+    async def _clean(self, eni_id: str) -> None:
+        eni = await self._describe(eni_id)
+        if eni is None:
+            return
+        if eni.attachment is not None:
+            if eni.attachment.status not in ("detaching", "detached"):
+                # already detaching or detached: nothing to do
+                with contextlib.suppress(errors.AttachmentNotFound, errors.IncorrectState):
+                    await self._ec2.detach_network_interface(
+                        attachment_id=eni.attachment.attachment_id, force=True
+                    )
+            await self._wait_available(eni_id)
+        try:
+            await self._ec2.delete_network_interface(eni_id=eni_id)
+        except errors.ENINotFound:
+            return
+
+    async def _wait_available(self, eni_id: str) -> None:
+        deadline = self._clock() + self._detach_timeout
+        delay = POLL_START_SECONDS
+        while True:
+            eni = await self._describe(eni_id)
+            if eni is None or eni.attachment is None or eni.attachment.status == "detached":
+                return
+            if self._clock() >= deadline:
+                raise DetachTimeout(f"{eni_id} still {eni.attachment.status}")
+            await asyncio.sleep(min(delay, max(0.0, deadline - self._clock())))
+            delay = min(delay * 2, POLL_MAX_SECONDS)

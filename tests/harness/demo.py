@@ -1,0 +1,178 @@
+"""`make demo`: the whole thing on one machine, in under a minute.
+
+Starts a real kube-apiserver + etcd and the moto EC2 server (AWS rules on),
+seeds a VPC with instances and registers matching Nodes, runs the controller
+as its own process (`eni-controller run`), applies a sample NodeENI and prints
+the attachments it made. Then it keeps everything running for you to poke at
+(`source <state>/env`), until Ctrl-C stops all it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from eni_controller import model
+from tests.harness.apiserver import LocalAPIServer
+from tests.harness.ec2world import AZ_A, AZ_B, FAKE_CREDENTIALS, World, seed_world
+from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
+from tests.harness.motoserver import MotoServer
+from tests.harness.procs import spawn, stop_pid_file
+from tests.harness.realism.control import RealismControl
+
+SAMPLE = "multus-demo"
+SAMPLE_SPEC: dict[str, Any] = {
+    "nodeSelector": {"ng": "multus"},
+    "subnetNames": ["multus-a", "multus-b"],
+    "securityGroupNames": ["multus-sg"],
+    "deviceIndex": 1,
+    "mtu": 9001,
+}
+
+
+def controller_env(world: World, kubeconfig: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "AWS_ENDPOINT_URL": world.endpoint,
+        "AWS_REGION": world.region,
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        "VPC_ID": world.vpc_id,
+        "RECONCILE_PERIOD": "30s",
+    }
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def describe(obj: dict[str, Any]) -> str:
+    status = obj.get("status") or {}
+    ready = next(
+        (c["status"] for c in status.get("conditions", []) if c["type"] == "Ready"), "Unknown"
+    )
+    head = [
+        ["NAME", "READY", "ATTACHED", "DESIRED"],
+        [
+            obj["metadata"]["name"],
+            ready,
+            str(status.get("attachedCount", 0)),
+            str(status.get("desiredCount", 0)),
+        ],
+    ]
+    rows = [["NODE", "INSTANCE", "ENI", "INDEX", "SUBNET", "IP", "MAC", "STATUS"]]
+    for a in sorted(status.get("attachments", []), key=lambda a: (a["nodeID"], a["deviceIndex"])):
+        rows.append(
+            [
+                a["nodeID"],
+                a.get("instanceID", ""),
+                a["eniID"],
+                str(a.get("deviceIndex", "")),
+                a.get("subnetID", ""),
+                a.get("privateIPAddress", ""),
+                a.get("macAddress", ""),
+                a.get("status", ""),
+            ]
+        )
+    return f"{table(head)}\n\n{table(rows)}"
+
+
+async def wait_ready(api: client.ApiClient, name: str, *, within: float) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(api)
+    async with asyncio.timeout(within):
+        while True:
+            obj: dict[str, Any] = await custom.get_cluster_custom_object(
+                model.GROUP, model.VERSION, model.PLURAL, name
+            )
+            conditions = (obj.get("status") or {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return obj
+            await asyncio.sleep(0.25)
+
+
+async def demo(state: Path, *, once: bool) -> int:
+    api_server = LocalAPIServer(state / "apiserver")
+    moto = MotoServer(state / "moto")
+    controller_pid = state / "controller.pid"
+    try:
+        endpoint = api_server.start()
+        world = seed_world(moto.start())
+        RealismControl(world.endpoint).aws_rules()
+        print(f"API server {endpoint.url}, EC2 (moto) {world.endpoint}", flush=True)
+        api = await api_client_from_kubeconfig(endpoint.kubeconfig)
+        try:
+            await install_crd(api)
+            nodes = NodeFactory(api)
+            for instance in (*world.instances_in(AZ_A)[:2], world.instances_in(AZ_B)[0]):
+                name = f"ip-{instance.id[2:10]}.ec2.internal"
+                await nodes.create(name=name, instance=instance, labels={"ng": "multus"})
+            print(f"{len(world.instances)} EC2 instances, 3 Nodes labelled ng=multus", flush=True)
+            spawn(
+                [sys.executable, "-m", "eni_controller", "run", "--log-format", "json"],
+                log_path=state / "controller.log",
+                pid_path=controller_pid,
+                env=controller_env(world, endpoint.kubeconfig),
+            )
+            await client.CustomObjectsApi(api).create_cluster_custom_object(
+                model.GROUP,
+                model.VERSION,
+                model.PLURAL,
+                {
+                    "apiVersion": f"{model.GROUP}/{model.VERSION}",
+                    "kind": model.KIND,
+                    "metadata": {"name": SAMPLE},
+                    "spec": SAMPLE_SPEC,
+                },
+            )
+            print(f"applied NodeENI {SAMPLE}: {SAMPLE_SPEC}\n", flush=True)
+            ready = await wait_ready(api, SAMPLE, within=60)
+            print(describe(ready), flush=True)
+        finally:
+            await api.close()
+        (state / "env").write_text(
+            f"export KUBECONFIG={endpoint.kubeconfig}\nexport AWS_ENDPOINT_URL={world.endpoint}\n"
+        )
+        if not once:
+            print(f"\nrunning; controller log: {state / 'controller.log'}; Ctrl-C stops everything")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        return 0
+    finally:
+        stop_pid_file(controller_pid)
+        moto.stop()
+        api_server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.demo", description=__doc__)
+    parser.add_argument("--once", action="store_true", help="exit after printing the attachments")
+    parser.add_argument("--state-dir", type=Path, help="keep state (logs, kubeconfig) here")
+    args = parser.parse_args(argv)
+    state = args.state_dir or Path(tempfile.mkdtemp(prefix="eni-demo-"))
+    try:
+        return asyncio.run(demo(state, once=args.once))
+    finally:
+        if args.state_dir is None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(state)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The README's first command, `make demo`, really shows ENIs attached."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_demo_applies_the_sample_and_prints_attached_enis() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.harness.demo", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
+    assert lines[summary + 1].split() == ["multus-demo", "True", "3", "3"]
+    attachments = [line for line in lines[summary + 2 :] if line.endswith("attached")]
+    assert len(attachments) == 3

@@ -1,0 +1,233 @@
+"""Deletion, leaving nodes and spec changes, end to end, with detachments that
+take time (the realism layer's detach latency), through the cleanup pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller import model
+from tests.conftest import NodeENIs
+from tests.harness.controller import (
+    controller_config,
+    is_ready,
+    running_controller,
+    wait_for_nodeeni,
+)
+from tests.harness.ec2world import AZ_A, World, ec2_client, launch_instance
+from tests.harness.kube import NodeFactory, merge_patch_nodeeni
+from tests.harness.realism.control import RealismControl
+from tests.integration.test_controller import _enis_of, _nodes, _spec
+
+HTTP_NOT_FOUND = 404
+
+
+async def _gone(api: client.ApiClient, name: str, *, within: float = 60) -> None:
+    custom = client.CustomObjectsApi(api)
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                await custom.get_cluster_custom_object(
+                    model.GROUP, model.VERSION, model.PLURAL, name
+                )
+            except ApiException as err:
+                if err.status == HTTP_NOT_FOUND:
+                    return
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _until(predicate: Any, *, within: float = 30) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.2)
+
+
+async def _delete(nodeenis: NodeENIs, name: str) -> None:
+    await nodeenis.custom.delete_cluster_custom_object(
+        model.GROUP, model.VERSION, model.PLURAL, name
+    )
+
+
+async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_blocking(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.xlarge")
+    config = controller_config(ec2_world, max_concurrent_eni_cleanup=3)
+    async with running_controller(kube_api, config) as controller:
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+        await wait_for_nodeeni(kube_api, unique, is_ready, within=60)
+        uid = created["metadata"]["uid"]
+        assert len(_enis_of(ec2_world, uid)) == 20
+        realism.configure(detach_latency=1.0)
+        started = time.perf_counter()
+        await _delete(nodeenis, unique)
+        # while the detachments wait, another NodeENI is served at once
+        await nodes.create(
+            name=f"{unique}-other",
+            instance=launch_instance(ec2_world.endpoint, az=AZ_A, instance_type="m5.large"),
+            labels={"test": f"{unique}-other"},
+        )
+        await nodeenis.create(f"{unique}-other", _spec(f"{unique}-other", ec2_world, "multus-a"))
+        await wait_for_nodeeni(kube_api, f"{unique}-other", is_ready, within=5)
+        other_ready = time.perf_counter() - started
+        await _gone(kube_api, unique)
+        deleted = time.perf_counter() - started
+        assert controller.cleanup.max_in_flight <= 3
+    assert _enis_of(ec2_world, uid) == []
+    assert other_ready < deleted
+    print(f"20 ENIs, detach latency 1s, 3 cleanup workers: deleted in {deleted:.1f}s")
+
+
+async def test_detach_slower_than_the_timeout_is_retried_until_done(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    config = controller_config(ec2_world, detachment_timeout_seconds=0.5)
+    async with running_controller(kube_api, config):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        realism.configure(detach_latency=2.0)
+        await _delete(nodeenis, unique)
+        await _gone(kube_api, unique, within=60)
+    assert _enis_of(ec2_world, created["metadata"]["uid"]) == []
+
+
+async def test_cleanup_timeout_drops_the_finalizer_with_an_event(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    config = controller_config(ec2_world, max_cleanup_duration_seconds=2.0)
+    async with running_controller(kube_api, config):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        realism.configure(
+            faults={"rate_5xx": 1.0, "seed": 1, "actions": ["DetachNetworkInterface"]}
+        )
+        await _delete(nodeenis, unique)
+        await _gone(kube_api, unique, within=30)
+        events = await client.CoreV1Api(kube_api).list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={unique}"
+        )
+    assert "CleanupTimeout" in {e.reason for e in events.items}
+    # left tagged, for the orphan sweep
+    assert len(_enis_of(ec2_world, created["metadata"]["uid"])) == 1
+
+
+@pytest.mark.parametrize("how", ["unlabel", "delete-node", "terminate", "reuse-name"])
+async def test_a_leaving_node_loses_exactly_its_enis(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+    how: str,
+) -> None:
+    realism.aws_rules()
+    made = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    (leaving, instance), (staying, _) = made
+    core = client.CoreV1Api(kube_api)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        uid = created["metadata"]["uid"]
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        before = {
+            e["TagSet"] and _tag(e, "Node"): e["NetworkInterfaceId"]
+            for e in _enis_of(ec2_world, uid)
+        }
+        if how == "unlabel":
+            await core.patch_node(leaving, {"metadata": {"labels": {"test": "elsewhere"}}})
+        elif how == "delete-node":
+            await core.delete_node(leaving)
+        elif how == "terminate":
+            ec2_client(ec2_world.endpoint).terminate_instances(InstanceIds=[instance.id])
+            # a terminated instance is noticed on the next reconcile (the resync)
+            await merge_patch_nodeeni(
+                nodeenis.custom, unique, {"metadata": {"annotations": {"poke": "1"}}}
+            )
+        else:
+            await core.delete_node(leaving)
+            new = launch_instance(ec2_world.endpoint, az=AZ_A, instance_type="m5.large")
+            await nodes.create(name=leaving, instance=new, labels={"test": unique})
+
+        def settled() -> bool:
+            enis = _enis_of(ec2_world, uid)
+            return before[leaving] not in {e["NetworkInterfaceId"] for e in enis}
+
+        await _until(settled)
+        expected = 2 if how == "reuse-name" else 1
+        final = await wait_for_nodeeni(
+            kube_api,
+            unique,
+            lambda o: (
+                is_ready(o)
+                and o["status"]["attachedCount"] == expected
+                and before[leaving] not in {a["eniID"] for a in o["status"]["attachments"]}
+            ),
+        )
+    after = {_tag(e, "Node"): e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)}
+    assert after[staying] == before[staying]
+    if how == "reuse-name":
+        assert after[leaving] != before[leaving]
+    else:
+        assert leaving not in after
+    assert len(final["status"]["attachments"]) == expected
+
+
+async def test_removing_a_subnet_removes_only_its_enis(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> None:
+    realism.aws_rules()
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        uid = created["metadata"]["uid"]
+        kept = {
+            e["NetworkInterfaceId"]
+            for e in _enis_of(ec2_world, uid)
+            if e["SubnetId"] == ec2_world.subnet("multus-a").id
+        }
+        await merge_patch_nodeeni(
+            nodeenis.custom, unique, {"spec": {"subnetIDs": [ec2_world.subnet("multus-a").id]}}
+        )
+        await _until(lambda: {e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)} == kept)
+        final = await wait_for_nodeeni(
+            kube_api, unique, lambda o: is_ready(o) and o["status"]["attachedCount"] == 2
+        )
+    assert {a["eniID"] for a in final["status"]["attachments"]} == kept
+
+
+def _tag(eni: dict[str, Any], key: str) -> str:
+    return str(next(t["Value"] for t in eni["TagSet"] if t["Key"] == key))
