@@ -19,6 +19,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from tests.harness.apiserver import LocalAPIServer
+from tests.harness.controller import AWSEnv
 from tests.harness.ec2world import FAKE_CREDENTIALS, World, seed_world
 from tests.harness.kube import (
     HTTP_NOT_FOUND,
@@ -150,3 +151,24 @@ def realism(moto_endpoint: str) -> Iterator[RealismControl]:
         yield control
     finally:
         control.reset()
+
+
+@pytest.fixture
+def aws_env(
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> AWSEnv:
+    """Everything a controller test needs, with the realism layer's AWS rules on."""
+    realism.aws_rules()
+    return AWSEnv(
+        api=kube_api,
+        nodes=nodes,
+        nodeenis=nodeenis,
+        world=ec2_world,
+        realism=realism,
+        unique=unique,
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from kubernetes_asyncio import client
 
@@ -18,6 +18,11 @@ from eni_controller.config import Config
 from eni_controller.controller import Controller
 from eni_controller.metrics import Metrics
 from tests.harness.ec2world import World
+from tests.harness.kube import NodeFactory
+from tests.harness.realism.control import RealismControl
+
+if TYPE_CHECKING:
+    from tests.conftest import NodeENIs
 
 FAST_RETRY = RetryPolicy(max_attempts=8, base_seconds=0.02, max_backoff_seconds=0.5)
 
@@ -86,3 +91,19 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def is_ready(obj: dict[str, Any]) -> bool:
     return condition(obj, "Ready").get("status") == "True"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AWSEnv:
+    """What a controller test works with: the API server, Node and NodeENI
+    factories, the EC2 world with AWS rules on, and a unique name."""
+
+    api: client.ApiClient
+    nodes: NodeFactory
+    nodeenis: NodeENIs
+    world: World
+    realism: RealismControl
+    unique: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.api, self.nodes, self.nodeenis, self.world, self.realism, self.unique))

@@ -13,8 +13,8 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from eni_controller.reconcile import tags
-from tests.conftest import NodeENIs
 from tests.harness.controller import (
+    AWSEnv,
     condition,
     controller_config,
     is_ready,
@@ -62,14 +62,9 @@ def _spec(unique: str, world: World, *subnets: str, **extra: Any) -> dict[str, A
 
 
 async def test_three_nodes_two_subnets_get_six_enis_at_consistent_indexes(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
     made = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
     async with running_controller(kube_api, controller_config(ec2_world)):
         created = await nodeenis.create(
@@ -118,14 +113,9 @@ def _mutating(realism: RealismControl) -> int:
 
 
 async def test_new_node_gets_its_enis_and_subnets_follow_the_node_az(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     await _nodes(nodes, ec2_world, unique, az=AZ_B, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)):
@@ -154,14 +144,9 @@ async def test_new_node_gets_its_enis_and_subnets_follow_the_node_az(
 
 
 async def test_two_nodeenis_on_one_node_get_distinct_indexes_around_a_foreign_eni(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
     ((name, instance),) = await _nodes(
         nodes, ec2_world, unique, az=AZ_A, count=1, instance_type="c5.xlarge"
     )
@@ -191,14 +176,9 @@ async def test_two_nodeenis_on_one_node_get_distinct_indexes_around_a_foreign_en
 
 
 async def test_eni_limit_is_reported_without_churn(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)  # m5.large: primary + 2
     config = controller_config(ec2_world, reconcile_period_seconds=0.5)
     async with running_controller(kube_api, config):
@@ -221,14 +201,9 @@ async def test_eni_limit_is_reported_without_churn(
 
 
 async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)):
         await nodeenis.create(f"{unique}-ok", _spec(unique, ec2_world, "multus-a"))
@@ -251,14 +226,9 @@ async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
 
 
 async def test_crash_leftovers_are_adopted_never_duplicated(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     ((name, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
     uid = created["metadata"]["uid"]
@@ -300,14 +270,9 @@ async def test_crash_leftovers_are_adopted_never_duplicated(
 
 
 async def test_steady_state_costs_no_mutating_call_and_no_status_write(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     config = controller_config(ec2_world, reconcile_period_seconds=0.5)
     async with running_controller(kube_api, config) as controller:
@@ -326,14 +291,9 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
 
 
 async def test_converges_under_throttling_and_eventual_consistency_without_duplicates(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     realism.configure(
         consistency_window=1.0,
         attach_latency=0.5,
@@ -353,14 +313,9 @@ async def test_converges_under_throttling_and_eventual_consistency_without_dupli
 
 
 async def test_security_group_change_is_applied_to_existing_enis(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)):
         created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))

@@ -14,14 +14,14 @@ from kubernetes_asyncio.client.rest import ApiException
 from eni_controller import model
 from tests.conftest import NodeENIs
 from tests.harness.controller import (
+    AWSEnv,
     controller_config,
     is_ready,
     running_controller,
     wait_for_nodeeni,
 )
-from tests.harness.ec2world import AZ_A, World, ec2_client, launch_instance
-from tests.harness.kube import NodeFactory, merge_patch_nodeeni
-from tests.harness.realism.control import RealismControl
+from tests.harness.ec2world import AZ_A, ec2_client, launch_instance
+from tests.harness.kube import merge_patch_nodeeni
 from tests.integration.test_controller import _enis_of, _nodes, _spec
 
 HTTP_NOT_FOUND = 404
@@ -57,14 +57,9 @@ async def _delete(nodeenis: NodeENIs, name: str) -> None:
 
 
 async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_blocking(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.xlarge")
     config = controller_config(ec2_world, max_concurrent_eni_cleanup=3)
     async with running_controller(kube_api, config) as controller:
@@ -93,14 +88,9 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
 
 
 async def test_detach_slower_than_the_timeout_is_retried_until_done(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     config = controller_config(ec2_world, detachment_timeout_seconds=0.5)
     async with running_controller(kube_api, config):
@@ -113,14 +103,9 @@ async def test_detach_slower_than_the_timeout_is_retried_until_done(
 
 
 async def test_cleanup_timeout_drops_the_finalizer_with_an_event(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     config = controller_config(ec2_world, max_cleanup_duration_seconds=2.0)
     async with running_controller(kube_api, config):
@@ -141,15 +126,10 @@ async def test_cleanup_timeout_drops_the_finalizer_with_an_event(
 
 @pytest.mark.parametrize("how", ["unlabel", "delete-node", "terminate", "reuse-name"])
 async def test_a_leaving_node_loses_exactly_its_enis(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
     how: str,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
     made = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     (leaving, instance), (staying, _) = made
     core = client.CoreV1Api(kube_api)
@@ -201,14 +181,9 @@ async def test_a_leaving_node_loses_exactly_its_enis(
 
 
 async def test_removing_a_subnet_removes_only_its_enis(
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
+    aws_env: AWSEnv,
 ) -> None:
-    realism.aws_rules()
+    kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     async with running_controller(kube_api, controller_config(ec2_world)):
         created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
