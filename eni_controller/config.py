@@ -218,6 +218,8 @@ class Config:
     default_delete_on_termination: bool = True
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     ec2_rate_limits: RateLimits = DEFAULT_LIMITS
+    orphan_sweep_interval_seconds: float = 300.0  # 5m
+    orphan_grace_period_seconds: float = 600.0  # 10m
     log_level: LogLevel = "info"
 
     @classmethod
@@ -277,6 +279,12 @@ class Config:
                         "EC2_MUTATING_RATE", _positive_rate, rl.mutating.refill_per_second
                     ),
                 ),
+            ),
+            orphan_sweep_interval_seconds=r.get(
+                "ORPHAN_SWEEP_INTERVAL", _positive_duration, d.orphan_sweep_interval_seconds
+            ),
+            orphan_grace_period_seconds=r.get(
+                "ORPHAN_GRACE_PERIOD", _positive_duration, d.orphan_grace_period_seconds
             ),
             log_level=r.get("LOG_LEVEL", _log_level, d.log_level),
         )

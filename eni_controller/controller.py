@@ -35,6 +35,7 @@ from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
+from eni_controller.reconcile.sweep import SWEEP_OWNER, OrphanSweep
 
 log = structlog.get_logger(__name__)
 
@@ -138,7 +139,14 @@ class Controller:
             ec2,
             workers=config.max_concurrent_eni_cleanup,
             detach_timeout=config.detachment_timeout_seconds,
-            on_done=self.queue.add,
+            on_done=self._cleaned,
+        )
+        self.sweep = OrphanSweep(
+            ec2,
+            self.cleanup,
+            claimed_uids=lambda: (_meta(raw).get("uid", "") for raw in self.nodeenis.list()),
+            grace_seconds=config.orphan_grace_period_seconds,
+            metrics=metrics,
         )
         self.reconciler = Reconciler(
             config=config,
@@ -167,10 +175,19 @@ class Controller:
                 for i in range(self.config.max_concurrent_reconciles)
             ]
             workers.append(asyncio.create_task(self.cleanup.run()))
+            workers.append(
+                asyncio.create_task(
+                    self.sweep.run(interval_seconds=self.config.orphan_sweep_interval_seconds)
+                )
+            )
             await self._resync_forever()
         finally:
             await self.queue.shutdown(drain=True, timeout=30)
             await _cancel(workers + informers)
+
+    def _cleaned(self, owner: str) -> None:
+        if owner != SWEEP_OWNER:
+            self.queue.add(owner)  # its status and finalizer follow
 
     async def _resync_forever(self) -> None:
         while True:

@@ -100,3 +100,15 @@ class Metrics:
             ["name"],
             registry=r,
         )
+        self.orphan_sweeps = Counter(
+            "orphan_sweeps_total",
+            "Orphan sweeps run",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.orphans_reclaimed = Counter(
+            "orphan_enis_reclaimed_total",
+            "ENIs carrying our tags that no NodeENI claimed, handed to cleanup",
+            namespace=_NAMESPACE,
+            registry=r,
+        )

@@ -27,6 +27,8 @@ DURATION_VARS = [
     ("DETACHMENT_TIMEOUT", "detachment_timeout_seconds"),
     ("MAX_CLEANUP_DURATION", "max_cleanup_duration_seconds"),
     ("CIRCUIT_BREAKER_TIMEOUT", "circuit_breaker.timeout_seconds"),
+    ("ORPHAN_SWEEP_INTERVAL", "orphan_sweep_interval_seconds"),
+    ("ORPHAN_GRACE_PERIOD", "orphan_grace_period_seconds"),
 ]
 COUNT_VARS = [
     ("MAX_CONCURRENT_RECONCILES", "max_concurrent_reconciles"),
@@ -311,3 +313,27 @@ def test_config_is_frozen() -> None:
     config = Config()
     with pytest.raises(AttributeError):
         config.aws_region = "eu-west-1"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "good", "parsed", "bads"),
+    [
+        ("EC2_DESCRIBE_RATE", "describe.refill_per_second", "2.5", 2.5, ["fast", "0", "-1"]),
+        ("EC2_MUTATING_RATE", "mutating.refill_per_second", "2.5", 2.5, ["fast", "0", "-1"]),
+        ("EC2_DESCRIBE_BURST", "describe.capacity", "200", 200, ["2.5", "0", "x"]),
+        ("EC2_MUTATING_BURST", "mutating.capacity", "200", 200, ["2.5", "0", "x"]),
+    ],
+)
+def test_ec2_bucket_variables(
+    name: str, path: str, good: str, parsed: float, bads: list[str]
+) -> None:
+    config = Config.from_env({name: good})
+    value: object = config.ec2_rate_limits
+    for part in path.split("."):
+        value = getattr(value, part)
+    assert value == parsed
+    for bad in bads:
+        with pytest.raises(ConfigError) as raised:
+            Config.from_env({name: bad})
+        (problem,) = raised.value.problems
+        assert problem.startswith(f'{name}="{bad}": ')

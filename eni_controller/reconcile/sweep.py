@@ -1,0 +1,76 @@
+"""The orphan sweep: the safety net under every crash window.
+
+Every ENI the controller creates carries the managed-by tag from birth. Once
+in a while one paginated, filtered describe lists them all; an ENI whose
+NodeENIUID belongs to no NodeENI the informer knows (deleted, or dropped
+after MAX_CLEANUP_DURATION) is unclaimed. Unclaimed for longer than the grace
+period, it goes to the cleanup pool. ENIs without our tag are never looked at.
+The grace clock starts when the sweep first sees an ENI unclaimed, so a
+restart only ever delays a reclaim, never hastens one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.metrics import Metrics
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.cleanup import CleanupPool
+
+log = structlog.get_logger(__name__)
+
+SWEEP_OWNER = "orphan-sweep"
+
+
+class OrphanSweep:
+    def __init__(
+        self,
+        ec2: EC2Client,
+        cleanup: CleanupPool,
+        *,
+        claimed_uids: Callable[[], Iterable[str]],
+        grace_seconds: float,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ec2 = ec2
+        self._cleanup = cleanup
+        self._claimed_uids = claimed_uids
+        self._grace = grace_seconds
+        self._metrics = metrics
+        self._clock = clock
+        self._first_seen: dict[str, float] = {}
+
+    async def run(self, *, interval_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("orphan sweep failed")
+
+    async def sweep(self) -> list[str]:
+        """One pass; returns the ENI ids handed to cleanup."""
+        ours = await self._ec2.describe_network_interfaces(
+            filters={f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
+        )
+        claimed = set(self._claimed_uids())
+        now = self._clock()
+        unclaimed = {e.eni_id for e in ours if e.tags.get(tags.NODEENI_UID_KEY) not in claimed}
+        self._first_seen = {i: self._first_seen.get(i, now) for i in unclaimed}
+        reclaimed = [
+            eni_id
+            for eni_id, seen in sorted(self._first_seen.items())
+            if now - seen >= self._grace and not self._cleanup.pending(eni_id)
+        ]
+        for eni_id in reclaimed:
+            log.info("orphan ENI reclaimed", eni_id=eni_id)
+            self._cleanup.submit(eni_id, nodeeni=SWEEP_OWNER)
+        self._metrics.orphan_sweeps.inc()
+        self._metrics.orphans_reclaimed.inc(len(reclaimed))
+        return reclaimed

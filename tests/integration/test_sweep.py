@@ -1,0 +1,123 @@
+"""The orphan sweep against the real moto server: what it reclaims, and what
+it must never touch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from eni_controller.aws.ec2 import connect_ec2
+from eni_controller.metrics import Metrics
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.cleanup import CleanupPool
+from eni_controller.reconcile.sweep import OrphanSweep
+from tests.harness.controller import (
+    AWSEnv,
+    controller_config,
+    is_ready,
+    running_controller,
+    wait_for_nodeeni,
+)
+from tests.harness.ec2world import AZ_A, World, ec2_client
+from tests.harness.realism.control import RealismControl
+from tests.integration.test_controller import _enis_of, _nodes, _spec
+from tests.integration.test_lifecycle import _delete, _gone, _until
+
+
+def _eni(world: World, *, uid: str | None) -> str:
+    extra = (
+        {tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE, tags.NODEENI_UID_KEY: uid}
+        if uid is not None
+        else {"Purpose": "someone else's"}
+    )
+    eni: str = ec2_client(world.endpoint).create_network_interface(
+        SubnetId=world.subnet("multus-a").id,
+        TagSpecifications=[
+            {
+                "ResourceType": "network-interface",
+                "Tags": [{"Key": k, "Value": v} for k, v in extra.items()],
+            }
+        ],
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    return eni
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
+    ec2_world: World, realism: RealismControl
+) -> None:
+    claimed_uid = str(uuid.uuid4())
+    orphan = _eni(ec2_world, uid=str(uuid.uuid4()))
+    claimed = _eni(ec2_world, uid=claimed_uid)
+    untagged = _eni(ec2_world, uid=None)
+    clock = FakeClock()
+    metrics = Metrics()
+    async with connect_ec2(controller_config(ec2_world), metrics=metrics) as ec2:
+        pool = CleanupPool(ec2, workers=1, detach_timeout=5, on_done=lambda _owner: None)
+        sweep = OrphanSweep(
+            ec2,
+            pool,
+            claimed_uids=lambda: [claimed_uid],
+            grace_seconds=60,
+            metrics=metrics,
+            clock=clock,
+        )
+        reclaimed_now = await sweep.sweep()
+        clock.now += 61
+        before = realism.calls().get("DescribeNetworkInterfaces", 0)
+        reclaimed_later = await sweep.sweep()
+        describes = realism.calls()["DescribeNetworkInterfaces"] - before
+        runner = asyncio.create_task(pool.run())
+        await _until(lambda: orphan not in _ids(ec2_world))
+        runner.cancel()
+    assert orphan not in reclaimed_now  # fresh: inside the grace window
+    assert orphan in reclaimed_later
+    assert claimed not in reclaimed_later
+    assert untagged not in reclaimed_later
+    assert {claimed, untagged} <= _ids(ec2_world)
+    assert describes == 1  # one filtered describe per sweep, not one per ENI
+    assert metrics.registry.get_sample_value("eni_controller_orphan_sweeps_total") == 2
+    reclaimed_metric = metrics.registry.get_sample_value(
+        "eni_controller_orphan_enis_reclaimed_total"
+    )
+    assert reclaimed_metric is not None
+    assert reclaimed_metric >= 1
+
+
+def _ids(world: World) -> set[str]:
+    return {
+        e["NetworkInterfaceId"]
+        for e in ec2_client(world.endpoint).describe_network_interfaces()["NetworkInterfaces"]
+    }
+
+
+async def test_leftovers_of_a_cleanup_timeout_are_swept_once_ec2_recovers(
+    aws_env: AWSEnv,
+) -> None:
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    config = controller_config(
+        ec2_world,
+        max_cleanup_duration_seconds=2.0,
+        orphan_sweep_interval_seconds=0.5,
+        orphan_grace_period_seconds=1.0,
+    )
+    async with running_controller(kube_api, config):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        uid = created["metadata"]["uid"]
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        realism.configure(
+            faults={"rate_5xx": 1.0, "seed": 1, "actions": ["DeleteNetworkInterface"]}
+        )
+        await _delete(nodeenis, unique)
+        await _gone(kube_api, unique, within=30)
+        assert len(_enis_of(ec2_world, uid)) == 1  # left behind, still tagged
+        realism.configure(faults=None)
+        await _until(lambda: _enis_of(ec2_world, uid) == [], within=30)
