@@ -90,8 +90,8 @@ class Executor:
         bound = log.bind(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id)
         try:
             match action:
-                case CreateAndAttach():
-                    await self._create_and_attach(job, slot)
+                case CreateAndAttach(replaces=replaces):
+                    await self._create_and_attach(job, slot, replaces=replaces)
                 case Attach(eni_id=eni_id):
                     await self._attach(job, slot, eni_id, adopted=True)
                 case SetDeleteOnTermination(
@@ -123,7 +123,7 @@ class Executor:
             )
             return SlotResult(slot=slot, outcome=Outcome.RETRY, message=str(err))
 
-    async def _create_and_attach(self, job: Job, slot: Slot) -> None:
+    async def _create_and_attach(self, job: Job, slot: Slot, *, replaces: str | None) -> None:
         try:
             eni = await self._ec2.create_network_interface(
                 subnet_id=slot.subnet.subnet_id,
@@ -142,6 +142,7 @@ class Executor:
                     node=slot.node,
                     instance_id=slot.instance_id,
                     subnet_id=slot.subnet.subnet_id,
+                    replaces=replaces,
                 ),
             )
         except errors.EC2Error as err:

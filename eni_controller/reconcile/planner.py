@@ -42,6 +42,7 @@ class Slot:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CreateAndAttach:
     slot: Slot
+    replaces: str | None = None  # the slot's ENI in status that EC2 no longer has
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -182,7 +183,7 @@ def plan(data: PlanInput) -> Plan:
             actions.append(
                 Attach(slot=slot, eni_id=available.eni_id)
                 if available is not None
-                else CreateAndAttach(slot=slot)
+                else CreateAndAttach(slot=slot, replaces=_vanished(slot, data))
             )
     filled = {_eni_key(e) for e in data.enis if e.eni_id in used}
     known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
@@ -196,6 +197,21 @@ def plan(data: PlanInput) -> Plan:
             for e in data.enis
             if e.eni_id not in used and _stale(e, data, known, wanted=wanted, filled=filled)
         ),
+    )
+
+
+def _vanished(slot: Slot, data: PlanInput) -> str | None:
+    existing = {e.eni_id for e in data.enis}
+    return next(
+        (
+            a.eni_id
+            for a in data.previous
+            if a.node_id == slot.node
+            and a.instance_id == slot.instance_id
+            and a.subnet_id == slot.subnet.subnet_id
+            and a.eni_id not in existing
+        ),
+        None,
     )
 
 

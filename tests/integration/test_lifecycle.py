@@ -12,19 +12,23 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
+from eni_controller.aws.ratelimit import BucketSpec, RateLimits
 from tests.conftest import NodeENIs
 from tests.harness.controller import (
     AWSEnv,
     controller_config,
     is_ready,
+    read_nodeeni,
     running_controller,
     wait_for_nodeeni,
 )
-from tests.harness.ec2world import AZ_A, ec2_client, launch_instance
+from tests.harness.ec2world import AZ_A, World, ec2_client, launch_instance
 from tests.harness.kube import merge_patch_nodeeni
 from tests.integration.test_controller import _enis_of, _nodes, _spec
 
 HTTP_NOT_FOUND = 404
+_WIDE = BucketSpec(capacity=10_000, refill_per_second=10_000)
+UNPACED = RateLimits(describe=_WIDE, mutating=_WIDE)
 
 
 async def _gone(api: client.ApiClient, name: str, *, within: float = 60) -> None:
@@ -60,31 +64,46 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.xlarge")
-    config = controller_config(ec2_world, max_concurrent_eni_cleanup=3)
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.4xlarge")
+    subnets = [ec2_world.subnet(s).id for s in ("multus-a", "multus-a-2", "nodes-a")]
+    subnets += [_extra_subnet(ec2_world, cidr) for cidr in ("10.0.31.0/24", "10.0.32.0/24")]
+    config = controller_config(
+        ec2_world,
+        max_concurrent_eni_cleanup=3,
+        ec2_rate_limits=UNPACED,  # no throttling here
+    )
     async with running_controller(kube_api, config) as controller:
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
-        await wait_for_nodeeni(kube_api, unique, is_ready, within=60)
+        spec = {**_spec(unique, ec2_world), "subnetIDs": subnets}
+        created = await nodeenis.create(unique, spec)
+        await wait_for_nodeeni(kube_api, unique, is_ready, within=120)
         uid = created["metadata"]["uid"]
-        assert len(_enis_of(ec2_world, uid)) == 20
+        assert len(_enis_of(ec2_world, uid)) == 50
         realism.configure(detach_latency=1.0)
         started = time.perf_counter()
         await _delete(nodeenis, unique)
-        # while the detachments wait, another NodeENI is served at once
+        # while the detachments wait, another NodeENI is served: the reconcile
+        # workers are free, so it is Ready before the deletion is through
         await nodes.create(
             name=f"{unique}-other",
             instance=launch_instance(ec2_world.endpoint, az=AZ_A, instance_type="m5.large"),
             labels={"test": f"{unique}-other"},
         )
         await nodeenis.create(f"{unique}-other", _spec(f"{unique}-other", ec2_world, "multus-a"))
-        await wait_for_nodeeni(kube_api, f"{unique}-other", is_ready, within=5)
-        other_ready = time.perf_counter() - started
-        await _gone(kube_api, unique)
+        await wait_for_nodeeni(kube_api, f"{unique}-other", is_ready, within=60)
+        still_there = await read_nodeeni(kube_api, unique)
+        await _gone(kube_api, unique, within=120)
         deleted = time.perf_counter() - started
-        assert controller.cleanup.max_in_flight <= 3
+    assert still_there["metadata"]["deletionTimestamp"]
+    assert controller.cleanup.max_in_flight == 3  # used, and never more
     assert _enis_of(ec2_world, uid) == []
-    assert other_ready < deleted
-    print(f"20 ENIs, detach latency 1s, 3 cleanup workers: deleted in {deleted:.1f}s")
+    print(f"50 ENIs, detach latency 1s, 3 cleanup workers: deleted in {deleted:.1f}s")
+
+
+def _extra_subnet(world: World, cidr: str) -> str:
+    subnet: str = ec2_client(world.endpoint).create_subnet(
+        VpcId=world.vpc_id, CidrBlock=cidr, AvailabilityZone=AZ_A
+    )["Subnet"]["SubnetId"]
+    return subnet
 
 
 async def test_detach_slower_than_the_timeout_is_retried_until_done(
@@ -206,3 +225,40 @@ async def test_removing_a_subnet_removes_only_its_enis(
 
 def _tag(eni: dict[str, Any], key: str) -> str:
     return str(next(t["Value"] for t in eni["TagSet"] if t["Key"] == key))
+
+
+@pytest.mark.parametrize("by_hand", ["detach", "delete"])
+async def test_an_eni_detached_or_deleted_by_hand_is_made_whole(
+    aws_env: AWSEnv, by_hand: str
+) -> None:
+    kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
+    ((_, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    async with running_controller(kube_api, controller_config(ec2_world)):
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        uid = created["metadata"]["uid"]
+        ready = await wait_for_nodeeni(kube_api, unique, is_ready)
+        (attachment,) = ready["status"]["attachments"]
+        ec2 = ec2_client(ec2_world.endpoint)
+        ec2.detach_network_interface(AttachmentId=attachment["attachmentID"], Force=True)
+        if by_hand == "delete":
+            ec2.delete_network_interface(NetworkInterfaceId=attachment["eniID"])
+        # noticed at the next reconcile: the resync, here forced by an annotation
+        await merge_patch_nodeeni(
+            nodeenis.custom, unique, {"metadata": {"annotations": {"poke": by_hand}}}
+        )
+        healed = await wait_for_nodeeni(
+            kube_api,
+            unique,
+            lambda o: (
+                is_ready(o)
+                and o["status"]["attachments"][0]["attachmentID"] != attachment["attachmentID"]
+            ),
+        )
+    (now,) = healed["status"]["attachments"]
+    enis = _enis_of(ec2_world, uid)
+    assert len(enis) == 1
+    assert enis[0]["Attachment"]["InstanceId"] == instance.id
+    if by_hand == "detach":
+        assert now["eniID"] == attachment["eniID"]  # ours and still wanted: re-attached
+    else:
+        assert now["eniID"] != attachment["eniID"]  # gone: dropped from status, replaced

@@ -895,3 +895,19 @@ def test_security_group_drift_on_an_attached_eni_is_acted_on() -> None:
     )
     assert result.converged is False
     assert [getattr(a, "eni_id", None) for a in result.actions] == ["eni-0001"]
+
+
+def test_a_slot_whose_eni_vanished_gets_a_fresh_client_token() -> None:
+    # deleted by hand: the old ClientToken would hand the deleted ENI back
+    gone = eni("eni-0009", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
+    result = plan(
+        plan_input(
+            nodes=[node("n1", "i-01")],
+            instances=[instance("i-01")],
+            previous=[status_of(gone, "n1", SA1)],
+        )
+    )
+    assert result.actions == (
+        CreateAndAttach(slot=slot("n1", "i-01", SA1, 1), replaces="eni-0009"),
+    )
+    assert result.attachments == ()
