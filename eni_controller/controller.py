@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import structlog
 from kubernetes_asyncio import client
 
 from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
 from eni_controller.config import Config
@@ -121,6 +123,7 @@ class Controller:
         metrics: Metrics,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
         self.nodeenis = Informer(
             name="nodeenis",
@@ -140,6 +143,7 @@ class Controller:
             workers=config.max_concurrent_eni_cleanup,
             detach_timeout=config.detachment_timeout_seconds,
             on_done=self._cleaned,
+            metrics=metrics,
         )
         self.sweep = OrphanSweep(
             ec2,
@@ -155,7 +159,7 @@ class Controller:
             ec2=ec2,
             resolver=Resolver(ec2, vpc_id=config.vpc_id),
             limits=InstanceTypeLimits(ec2),
-            executor=Executor(ec2, DeviceIndexAllocator()),
+            executor=Executor(ec2, DeviceIndexAllocator(), metrics=metrics),
             cleanup=self.cleanup,
             writer=self.writer,
             events=EventRecorder(api),
@@ -201,19 +205,35 @@ class Controller:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            started = time.perf_counter()
             try:
                 result = await self.reconciler.reconcile(key)
             except Conflict:
+                self._failed("Conflict")
                 self.queue.add_rate_limited(key)  # re-read and retry
-            except Exception:
+            except EC2Error as err:
+                log.warning(
+                    "reconcile failed", nodeeni=key, code=err.code, error=type(err).__name__
+                )
+                self._failed(type(err).__name__)
+                self.queue.add_rate_limited(key)
+            except Exception as err:
                 log.exception("reconcile failed", nodeeni=key, worker=number)
+                self._failed(type(err).__name__)
                 self.queue.add_rate_limited(key)
             else:
                 self.queue.forget(key)
+                requeue = result.requeue_after is not None
+                self.metrics.reconciles.labels("requeue" if requeue else "success").inc()
                 if result.requeue_after is not None:
                     self.queue.add_after(key, result.requeue_after)
             finally:
+                self.metrics.reconcile_duration.observe(time.perf_counter() - started)
                 self.queue.done(key)
+
+    def _failed(self, error: str) -> None:
+        self.metrics.reconciles.labels("error").inc()
+        self.metrics.reconcile_errors.labels(error).inc()
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:

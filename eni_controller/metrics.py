@@ -6,6 +6,10 @@ and several controllers in one process never collide on registration.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -112,3 +116,73 @@ class Metrics:
             namespace=_NAMESPACE,
             registry=r,
         )
+        self.eni_operations = Counter(
+            "eni_operations_total",
+            "ENI operations by operation (create, attach, adopt, detach, delete, ...) and result",
+            ["operation", "result"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.eni_operation_duration = Histogram(
+            "eni_operation_duration_seconds",
+            "Duration of ENI operations, EC2 retries and pacing included",
+            ["operation"],
+            namespace=_NAMESPACE,
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.reconciles = Counter(
+            "reconcile_total",
+            "NodeENI reconciles by result (success, requeue, error)",
+            ["result"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            "reconcile_errors_total",
+            "NodeENI reconciles that failed, by error class",
+            ["error"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.reconcile_duration = Histogram(
+            "reconcile_duration_seconds",
+            "Duration of one NodeENI reconcile",
+            namespace=_NAMESPACE,
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.cleanups = Counter(
+            "eni_cleanup_total",
+            "ENI cleanups (detach, wait, delete) by result (success, retry)",
+            ["result"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.cleanup_duration = Histogram(
+            "eni_cleanup_duration_seconds",
+            "Duration of one ENI cleanup attempt, waiting for detachment included",
+            namespace=_NAMESPACE,
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.leader = Gauge(
+            "leader",
+            "1 while this process holds the leader Lease (or runs without leader election)",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+
+    @contextmanager
+    def eni_operation(self, operation: str) -> Iterator[None]:
+        """Count and time one ENI operation around the block."""
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.eni_operations.labels(operation, "error").inc()
+            raise
+        else:
+            self.eni_operations.labels(operation, "success").inc()
+        finally:
+            self.eni_operation_duration.labels(operation).observe(time.perf_counter() - start)

@@ -22,6 +22,7 @@ from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import NetworkInterface
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
+from eni_controller.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -41,9 +42,11 @@ class CleanupPool:
         workers: int,
         detach_timeout: float,
         on_done: Callable[[str], None],
+        metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ec2 = ec2
+        self._metrics = metrics
         self._workers = workers
         self._detach_timeout = detach_timeout
         self._on_done = on_done
@@ -78,21 +81,26 @@ class CleanupPool:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             bound = log.bind(eni_id=eni_id, nodeeni=self._owners.get(eni_id))
+            started = self._clock()
             try:
                 await self._clean(eni_id)
             except (errors.EC2Error, DetachTimeout) as err:
                 bound.info("cleanup will retry", error=type(err).__name__, detail=str(err))
+                self._metrics.cleanups.labels("retry").inc()
                 self.queue.add_rate_limited(eni_id)
             except Exception:
                 bound.exception("cleanup failed")
+                self._metrics.cleanups.labels("retry").inc()
                 self.queue.add_rate_limited(eni_id)
             else:
+                self._metrics.cleanups.labels("success").inc()
                 self.queue.forget(eni_id)
                 owner = self._owners.pop(eni_id, None)
                 bound.info("ENI cleaned up")
                 if owner is not None:
                     self._on_done(owner)
             finally:
+                self._metrics.cleanup_duration.observe(self._clock() - started)
                 self.in_flight -= 1
                 self.queue.done(eni_id)
 
@@ -107,15 +115,16 @@ class CleanupPool:
         if eni.attachment is not None:
             if eni.attachment.status not in ("detaching", "detached"):
                 # already detaching or detached: nothing to do
-                with contextlib.suppress(errors.AttachmentNotFound, errors.IncorrectState):
+                with (
+                    self._metrics.eni_operation("detach"),
+                    contextlib.suppress(errors.AttachmentNotFound, errors.IncorrectState),
+                ):
                     await self._ec2.detach_network_interface(
                         attachment_id=eni.attachment.attachment_id, force=True
                     )
             await self._wait_available(eni_id)
-        try:
+        with self._metrics.eni_operation("delete"), contextlib.suppress(errors.ENINotFound):
             await self._ec2.delete_network_interface(eni_id=eni_id)
-        except errors.ENINotFound:
-            return
 
     async def _wait_available(self, eni_id: str) -> None:
         deadline = self._clock() + self._detach_timeout

@@ -18,6 +18,7 @@ import structlog
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import Instance, NetworkInterface
+from eni_controller.metrics import Metrics
 from eni_controller.model import NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
@@ -70,10 +71,16 @@ class Job:
 
 class Executor:
     def __init__(
-        self, ec2: EC2Client, allocator: DeviceIndexAllocator, *, concurrency: int = 16
+        self,
+        ec2: EC2Client,
+        allocator: DeviceIndexAllocator,
+        *,
+        metrics: Metrics,
+        concurrency: int = 16,
     ) -> None:
         self._ec2 = ec2
         self._allocator = allocator
+        self._metrics = metrics
         self._concurrency = concurrency
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
@@ -89,19 +96,22 @@ class Executor:
         slot = action.slot
         bound = log.bind(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id)
         try:
-            match action:
-                case CreateAndAttach(replaces=replaces):
-                    await self._create_and_attach(job, slot, replaces=replaces)
-                case Attach(eni_id=eni_id):
-                    await self._attach(job, slot, eni_id, adopted=True)
-                case SetDeleteOnTermination(
-                    eni_id=eni_id, attachment_id=attachment_id, value=value
-                ):
-                    await self._ec2.set_delete_on_termination(
-                        eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=value
-                    )
-                case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
-                    await self._ec2.set_security_groups(eni_id=eni_id, security_group_ids=group_ids)
+            with self._metrics.eni_operation(_OPERATIONS[type(action)]):
+                match action:
+                    case CreateAndAttach(replaces=replaces):
+                        await self._create_and_attach(job, slot, replaces=replaces)
+                    case Attach(eni_id=eni_id):
+                        await self._attach(job, slot, eni_id, adopted=True)
+                    case SetDeleteOnTermination(
+                        eni_id=eni_id, attachment_id=attachment_id, value=value
+                    ):
+                        await self._ec2.set_delete_on_termination(
+                            eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=value
+                        )
+                    case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
+                        await self._ec2.set_security_groups(
+                            eni_id=eni_id, security_group_ids=group_ids
+                        )
             return SlotResult(slot=slot, outcome=Outcome.DONE)
         except errors.LimitExceeded as err:
             return SlotResult(
@@ -194,6 +204,14 @@ class Executor:
         await job.emit(
             "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
         )
+
+
+_OPERATIONS: dict[type[Action], str] = {
+    CreateAndAttach: "create_and_attach",
+    Attach: "adopt_and_attach",
+    SetDeleteOnTermination: "set_delete_on_termination",
+    SetSecurityGroups: "set_security_groups",
+}
 
 
 def _already_attached(eni: NetworkInterface, instance_id: str) -> bool:

@@ -60,7 +60,9 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
     clock = FakeClock()
     metrics = Metrics()
     async with connect_ec2(controller_config(ec2_world), metrics=metrics) as ec2:
-        pool = CleanupPool(ec2, workers=1, detach_timeout=5, on_done=lambda _owner: None)
+        pool = CleanupPool(
+            ec2, workers=1, detach_timeout=5, on_done=lambda _owner: None, metrics=metrics
+        )
         sweep = OrphanSweep(
             ec2,
             pool,
