@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +22,12 @@ from kubernetes_asyncio import client
 
 from eni_controller import model
 from tests.harness.apiserver import LocalAPIServer
-from tests.harness.demo import controller_env, wait_ready
+from tests.harness.controller import spawn_controller
+from tests.harness.demo import wait_ready
 from tests.harness.ec2world import AZ_A, ec2_client, launch_instance, seed_world
 from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
 from tests.harness.motoserver import MotoServer
-from tests.harness.procs import spawn, stop_pid_file
+from tests.harness.procs import stop_pid_file
 from tests.harness.realism.control import RealismControl
 
 SUBNETS_IN_AZ_A = ("multus-a", "multus-a-2", "nodes-a")
@@ -49,12 +49,7 @@ async def run(state: Path, *, nodes: int, subnets: int, attach_latency: float) -
             for i in range(nodes):
                 instance = launch_instance(world.endpoint, az=AZ_A, instance_type="c5.4xlarge")
                 await factory.create(name=f"node-{i}", instance=instance, labels={"ng": "bench"})
-            spawn(
-                [sys.executable, "-m", "eni_controller", "run", "--log-format", "json"],
-                log_path=state / "controller.log",
-                pid_path=pid,
-                env=controller_env(world, endpoint.kubeconfig),
-            )
+            spawn_controller(world, endpoint.kubeconfig, state_dir=state)
             await asyncio.sleep(2)  # let the controller start and sync
             realism.reset()
             realism.aws_rules()

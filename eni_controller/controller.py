@@ -42,6 +42,10 @@ from eni_controller.reconcile.sweep import SWEEP_OWNER, OrphanSweep
 log = structlog.get_logger(__name__)
 
 ATTACHED_NODES_INDEX = "nodes"
+# On shutdown in-flight reconciles get this long to finish, then are cancelled:
+# safe at any point (the same adoption that covers a crash), and it keeps the
+# exit well inside Kubernetes' 30 s grace period however big the rollout.
+DRAIN_SECONDS = 5.0
 QUEUE_NAME = "nodeeni"
 
 
@@ -186,7 +190,7 @@ class Controller:
             )
             await self._resync_forever()
         finally:
-            await self.queue.shutdown(drain=True, timeout=30)
+            await self.queue.shutdown(drain=True, timeout=DRAIN_SECONDS)
             await _cancel(workers + informers)
 
     def _cleaned(self, owner: str) -> None:

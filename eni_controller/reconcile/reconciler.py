@@ -168,7 +168,7 @@ class Reconciler:
                 nodeeni=nodeeni.name,
                 uid=nodeeni.uid,
                 spec=spec,
-                security_group_ids=[g.group_id for g in groups],
+                security_group_ids=data.security_group_ids,
                 instances=instances,
                 cluster_name=self._config.cluster_name,
                 emit=lambda type_, reason, message: self._events.record(

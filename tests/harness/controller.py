@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubernetes_asyncio import client
@@ -17,14 +21,43 @@ from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config
 from eni_controller.controller import Controller
 from eni_controller.metrics import Metrics
-from tests.harness.ec2world import World
+from tests.harness.ec2world import FAKE_CREDENTIALS, World
 from tests.harness.kube import NodeFactory
+from tests.harness.procs import spawn
 from tests.harness.realism.control import RealismControl
 
 if TYPE_CHECKING:
     from tests.conftest import NodeENIs
 
 FAST_RETRY = RetryPolicy(max_attempts=8, base_seconds=0.02, max_backoff_seconds=0.5)
+CONTROLLER_COMMAND = (sys.executable, "-m", "eni_controller", "run", "--log-format", "json")
+
+
+def controller_env(world: World, kubeconfig: Path, **settings: str) -> dict[str, str]:
+    """The environment `eni-controller run` gets in a pod, pointed at the local servers."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "AWS_ENDPOINT_URL": world.endpoint,
+        "AWS_REGION": world.region,
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        "VPC_ID": world.vpc_id,
+        "RECONCILE_PERIOD": "30s",
+        **settings,
+    }
+
+
+def spawn_controller(
+    world: World, kubeconfig: Path, *, state_dir: Path, name: str = "controller", **settings: str
+) -> subprocess.Popen[bytes]:
+    """`eni-controller run` as its own process; log and pid file in `state_dir`."""
+    return spawn(
+        CONTROLLER_COMMAND,
+        log_path=state_dir / f"{name}.log",
+        pid_path=state_dir / f"{name}.pid",
+        env=controller_env(world, kubeconfig, **settings),
+    )
 
 
 def controller_config(world: World, **overrides: Any) -> Config:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import sys
@@ -24,10 +23,11 @@ from kubernetes_asyncio import client
 
 from eni_controller import model
 from tests.harness.apiserver import LocalAPIServer
-from tests.harness.ec2world import AZ_A, AZ_B, FAKE_CREDENTIALS, World, seed_world
+from tests.harness.controller import spawn_controller
+from tests.harness.ec2world import AZ_A, AZ_B, seed_world
 from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
 from tests.harness.motoserver import MotoServer
-from tests.harness.procs import spawn, stop_pid_file
+from tests.harness.procs import stop_pid_file
 from tests.harness.realism.control import RealismControl
 
 SAMPLE = "multus-demo"
@@ -38,19 +38,6 @@ SAMPLE_SPEC: dict[str, Any] = {
     "deviceIndex": 1,
     "mtu": 9001,
 }
-
-
-def controller_env(world: World, kubeconfig: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "AWS_ENDPOINT_URL": world.endpoint,
-        "AWS_REGION": world.region,
-        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
-        "VPC_ID": world.vpc_id,
-        "RECONCILE_PERIOD": "30s",
-    }
 
 
 def table(rows: list[list[str]]) -> str:
@@ -121,12 +108,7 @@ async def demo(state: Path, *, once: bool) -> int:
                 name = f"ip-{instance.id[2:10]}.ec2.internal"
                 await nodes.create(name=name, instance=instance, labels={"ng": "multus"})
             print(f"{len(world.instances)} EC2 instances, 3 Nodes labelled ng=multus", flush=True)
-            spawn(
-                [sys.executable, "-m", "eni_controller", "run", "--log-format", "json"],
-                log_path=state / "controller.log",
-                pid_path=controller_pid,
-                env=controller_env(world, endpoint.kubeconfig),
-            )
+            spawn_controller(world, endpoint.kubeconfig, state_dir=state)
             await client.CustomObjectsApi(api).create_cluster_custom_object(
                 model.GROUP,
                 model.VERSION,
