@@ -23,6 +23,7 @@ from eni_controller import logs
 from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.config import Config, ConfigError
 from eni_controller.controller import Controller
+from eni_controller.health import HealthServer
 from eni_controller.metrics import Metrics
 
 EXIT_CONFIG_ERROR = 2
@@ -82,13 +83,25 @@ async def _run(settings: Config, *, kubeconfig: str | None) -> int:
     try:
         async with connect_ec2(settings, metrics=metrics) as ec2:
             controller = Controller(config=settings, api=api, ec2=ec2, metrics=metrics)
+            health = HealthServer(
+                registry=metrics.registry,
+                liveness=controller.live,
+                readiness=controller.ready,
+                host=settings.bind_address,
+                metrics_port=settings.metrics_port,
+                probe_port=settings.health_probe_port,
+            )
+            health.start()
             task = asyncio.create_task(controller.run())
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, task.cancel)
             log.info("controller starting", version=package_version(), region=settings.aws_region)
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            finally:
+                health.stop()
             log.info("controller stopped")
     finally:
         await api.close()

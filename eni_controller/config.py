@@ -9,6 +9,7 @@ falling back to a default and misbehaving later. Durations use Go syntax
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -111,6 +112,20 @@ def _positive_rate(text: str) -> float:
     if not 0 < value <= MAX_COUNT:
         raise ValueError(f"out of range (expected more than 0 and at most {MAX_COUNT})")
     return value
+
+
+def _bind_address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError("not an IP address (such as 0.0.0.0 or 127.0.0.1)") from None
+    return text
+
+
+def _port(text: str) -> int:
+    if not _INT_RE.fullmatch(text) or not 1 <= int(text) <= 65535:
+        raise ValueError("not a TCP port (expected a whole number from 1 to 65535)")
+    return int(text)
 
 
 def _bool(text: str) -> bool:
@@ -218,6 +233,9 @@ class Config:
     default_delete_on_termination: bool = True
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     ec2_rate_limits: RateLimits = DEFAULT_LIMITS
+    bind_address: str = "0.0.0.0"  # for /metrics and the probes
+    metrics_port: int = 8080
+    health_probe_port: int = 8081
     orphan_sweep_interval_seconds: float = 300.0  # 5m
     orphan_grace_period_seconds: float = 600.0  # 10m
     log_level: LogLevel = "info"
@@ -280,6 +298,9 @@ class Config:
                     ),
                 ),
             ),
+            bind_address=r.get("BIND_ADDRESS", _bind_address, d.bind_address),
+            metrics_port=r.get("METRICS_PORT", _port, d.metrics_port),
+            health_probe_port=r.get("HEALTH_PROBE_PORT", _port, d.health_probe_port),
             orphan_sweep_interval_seconds=r.get(
                 "ORPHAN_SWEEP_INTERVAL", _positive_duration, d.orphan_sweep_interval_seconds
             ),

@@ -24,6 +24,7 @@ from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
 from eni_controller.config import Config
+from eni_controller.health import LoopHeartbeat
 from eni_controller.kube.informer import (
     Informer,
     node_labels_index,
@@ -46,6 +47,7 @@ ATTACHED_NODES_INDEX = "nodes"
 # safe at any point (the same adoption that covers a crash), and it keeps the
 # exit well inside Kubernetes' 30 s grace period however big the rollout.
 DRAIN_SECONDS = 5.0
+LOOP_STALL_SECONDS = 10.0
 QUEUE_NAME = "nodeeni"
 
 
@@ -128,6 +130,8 @@ class Controller:
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.heartbeat = LoopHeartbeat()
+        self._informer_tasks: list[asyncio.Task[None]] = []
         self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
         self.nodeenis = Informer(
             name="nodeenis",
@@ -169,9 +173,26 @@ class Controller:
             events=EventRecorder(api),
         )
 
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: the informers have synced. Safe to call from another thread."""
+        if self.nodeenis.has_synced and self.nodes.has_synced:
+            return True, ""
+        return False, "informers not synced"
+
+    def live(self) -> tuple[bool, str]:
+        """Liveness: the event loop ticks and the informers run. Safe from another thread."""
+        if not self.heartbeat.alive(stale_after=LOOP_STALL_SECONDS):
+            return False, f"event loop stalled for {self.heartbeat.lag():.1f}s"
+        if any(t.done() for t in self._informer_tasks):
+            return False, "an informer stopped"
+        return True, ""
+
     async def run(self) -> None:
         """Run until cancelled; then stop taking work and let in-flight reconciles finish."""
         informers = [asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes)]
+        informers.append(asyncio.create_task(self.heartbeat.run()))
+        self._informer_tasks = informers[:2]
+        self.metrics.leader.set(1)
         workers: list[asyncio.Task[None]] = []
         try:
             await asyncio.gather(self.nodeenis.wait_synced(), self.nodes.wait_synced())

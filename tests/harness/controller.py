@@ -23,7 +23,7 @@ from eni_controller.controller import Controller
 from eni_controller.metrics import Metrics
 from tests.harness.ec2world import FAKE_CREDENTIALS, World
 from tests.harness.kube import NodeFactory
-from tests.harness.procs import spawn
+from tests.harness.procs import free_port, spawn
 from tests.harness.realism.control import RealismControl
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ def controller_env(world: World, kubeconfig: Path, **settings: str) -> dict[str,
         "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
         "VPC_ID": world.vpc_id,
         "RECONCILE_PERIOD": "30s",
+        "BIND_ADDRESS": "127.0.0.1",
+        "METRICS_PORT": str(free_port()),
+        "HEALTH_PROBE_PORT": str(free_port()),
         **settings,
     }
 
