@@ -113,18 +113,11 @@ class Executor:
                             eni_id=eni_id, security_group_ids=group_ids
                         )
             return SlotResult(slot=slot, outcome=Outcome.DONE)
-        except errors.LimitExceeded as err:
+        except (errors.LimitExceeded, errors.AZMismatch) as err:
             return SlotResult(
                 slot=slot,
                 outcome=Outcome.BLOCKED,
-                problem=ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
-                message=f"node {slot.node}: {err.code}",
-            )
-        except errors.AZMismatch as err:
-            return SlotResult(
-                slot=slot,
-                outcome=Outcome.BLOCKED,
-                problem=ProblemReason.AZ_MISMATCH,
+                problem=_BLOCKING[type(err)],
                 message=f"node {slot.node}: {err.code}",
             )
         except errors.EC2Error as err:
@@ -206,6 +199,10 @@ class Executor:
         )
 
 
+_BLOCKING: dict[type[errors.EC2Error], ProblemReason] = {
+    errors.LimitExceeded: ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
+    errors.AZMismatch: ProblemReason.AZ_MISMATCH,
+}
 _OPERATIONS: dict[type[Action], str] = {
     CreateAndAttach: "create_and_attach",
     Attach: "adopt_and_attach",
