@@ -148,6 +148,9 @@ _cluster_name = _pattern(
     _CLUSTER_NAME_RE,
     "not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting alphanumeric)",
 )
+_namespace = _pattern(
+    re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"), "not a Kubernetes namespace name"
+)
 _vpc_id = _pattern(_VPC_ID_RE, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
 
 
@@ -233,6 +236,8 @@ class Config:
     default_delete_on_termination: bool = True
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     ec2_rate_limits: RateLimits = DEFAULT_LIMITS
+    enable_leader_election: bool = True
+    pod_namespace: str = "default"  # where the leader Lease lives
     bind_address: str = "0.0.0.0"  # for /metrics and the probes
     metrics_port: int = 8080
     health_probe_port: int = 8081
@@ -298,6 +303,8 @@ class Config:
                     ),
                 ),
             ),
+            enable_leader_election=r.get("ENABLE_LEADER_ELECTION", _bool, d.enable_leader_election),
+            pod_namespace=r.get("POD_NAMESPACE", _namespace, d.pod_namespace),
             bind_address=r.get("BIND_ADDRESS", _bind_address, d.bind_address),
             metrics_port=r.get("METRICS_PORT", _port, d.metrics_port),
             health_probe_port=r.get("HEALTH_PROBE_PORT", _port, d.health_probe_port),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,6 +32,7 @@ from eni_controller.kube.informer import (
     node_labels_index,
     nodeeni_attached_nodes_index,
 )
+from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
@@ -127,10 +130,20 @@ class Controller:
         api: client.ApiClient,
         ec2: EC2Client,
         metrics: Metrics,
+        identity: str | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.heartbeat = LoopHeartbeat()
+        self.elector = (
+            LeaderElector(
+                api,
+                namespace=config.pod_namespace,
+                identity=identity or f"{socket.gethostname()}-{os.getpid()}",
+            )
+            if config.enable_leader_election
+            else None
+        )
         self._informer_tasks: list[asyncio.Task[None]] = []
         self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
         self.nodeenis = Informer(
@@ -188,31 +201,48 @@ class Controller:
         return True, ""
 
     async def run(self) -> None:
-        """Run until cancelled; then stop taking work and let in-flight reconciles finish."""
+        """Run until cancelled. Informers always run (a standby keeps a warm cache and
+        is ready); workers, cleanup and the sweep only while leading. On exit: stop
+        taking work, give in-flight reconciles DRAIN_SECONDS, release the Lease."""
         informers = [asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes)]
+        self._informer_tasks = list(informers)
         informers.append(asyncio.create_task(self.heartbeat.run()))
-        self._informer_tasks = informers[:2]
-        self.metrics.leader.set(1)
-        workers: list[asyncio.Task[None]] = []
+        leading: asyncio.Task[None] | None = None
         try:
             await asyncio.gather(self.nodeenis.wait_synced(), self.nodes.wait_synced())
             log.info(
                 "informers synced", nodeenis=len(self.nodeenis.list()), nodes=len(self.nodes.list())
             )
-            workers = [
-                asyncio.create_task(self._worker(i))
-                for i in range(self.config.max_concurrent_reconciles)
-            ]
-            workers.append(asyncio.create_task(self.cleanup.run()))
-            workers.append(
-                asyncio.create_task(
-                    self.sweep.run(interval_seconds=self.config.orphan_sweep_interval_seconds)
-                )
+            leading = asyncio.create_task(
+                self.elector.run(self._lead) if self.elector is not None else self._lead()
             )
-            await self._resync_forever()
+            await asyncio.shield(leading)
         finally:
             await self.queue.shutdown(drain=True, timeout=DRAIN_SECONDS)
-            await _cancel(workers + informers)
+            await _cancel([leading] if leading is not None else [])
+            await _cancel(informers)
+
+    async def _lead(self) -> None:
+        log.info("leading: reconciling")
+        self.metrics.leader.set(1)
+        for raw in self.nodeenis.list():  # a new term starts from everything
+            self.queue.add(_meta(raw)["name"])
+        tasks = [
+            asyncio.create_task(self._worker(i))
+            for i in range(self.config.max_concurrent_reconciles)
+        ]
+        tasks.append(asyncio.create_task(self.cleanup.run()))
+        tasks.append(
+            asyncio.create_task(
+                self.sweep.run(interval_seconds=self.config.orphan_sweep_interval_seconds)
+            )
+        )
+        tasks.append(asyncio.create_task(self._resync_forever()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self.metrics.leader.set(0)
+            await _cancel(tasks)
 
     def _cleaned(self, owner: str) -> None:
         if owner != SWEEP_OWNER:

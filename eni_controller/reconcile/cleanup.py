@@ -64,13 +64,15 @@ class CleanupPool:
         return eni_id in self._owners
 
     async def run(self) -> None:
+        """Run the workers until cancelled (losing leadership, or exiting); the queue
+        survives, so a later term picks up where this one stopped."""
         tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
         try:
             await asyncio.gather(*tasks)
         finally:
-            await self.queue.shutdown(drain=True, timeout=5)  # then cancelled: safe, like a crash
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _worker(self) -> None:
         while True:
@@ -84,6 +86,9 @@ class CleanupPool:
             started = self._clock()
             try:
                 await self._clean(eni_id)
+            except asyncio.CancelledError:
+                self.queue.add(eni_id)  # unfinished: the next term does it
+                raise
             except (errors.EC2Error, DetachTimeout) as err:
                 bound.info("cleanup will retry", error=type(err).__name__, detail=str(err))
                 self._metrics.cleanups.labels("retry").inc()

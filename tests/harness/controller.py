@@ -65,7 +65,13 @@ def spawn_controller(
 
 def controller_config(world: World, **overrides: Any) -> Config:
     return replace(
-        Config(aws_region=world.region, aws_endpoint_url=world.endpoint, vpc_id=world.vpc_id),
+        # in-process controllers of consecutive tests: no Lease between them
+        Config(
+            aws_region=world.region,
+            aws_endpoint_url=world.endpoint,
+            vpc_id=world.vpc_id,
+            enable_leader_election=False,
+        ),
         **overrides,
     )
 

@@ -12,7 +12,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.kube.leader import LeaderElector
 
-TIMINGS = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.3}
+LEASE, RENEW, RETRY = 2.0, 1.5, 0.3
 
 
 class Work:
@@ -43,17 +43,27 @@ def test_timings_must_nest() -> None:
         LeaderElector(None, namespace="default", identity="a", lease_duration=2, renew_deadline=3)  # type: ignore[arg-type]
 
 
+def _elector(
+    api: client.ApiClient, lease: str, identity: str, *, release_on_cancel: bool = True
+) -> LeaderElector:
+    return LeaderElector(
+        api,
+        namespace="default",
+        name=lease,
+        identity=identity,
+        lease_duration=LEASE,
+        renew_deadline=RENEW,
+        retry_period=RETRY,
+        release_on_cancel=release_on_cancel,
+    )
+
+
 async def test_one_leader_graceful_handover_and_crash_takeover(
     kube_api: client.ApiClient, unique: str
 ) -> None:
     works = {name: Work() for name in "abc"}
-    electors = {
-        name: LeaderElector(kube_api, namespace="default", name=unique, identity=name, **TIMINGS)
-        for name in "abc"
-    }
-    electors["c"] = LeaderElector(
-        kube_api, namespace="default", name=unique, identity="c", release_on_cancel=False, **TIMINGS
-    )
+    electors = {name: _elector(kube_api, unique, name) for name in "ab"}
+    electors["c"] = _elector(kube_api, unique, "c", release_on_cancel=False)
     tasks = {n: asyncio.create_task(electors[n].run(works[n].lead)) for n in "ab"}
     try:
         await _until(lambda: any(e.is_leader for e in electors.values()), within=10)
@@ -67,9 +77,9 @@ async def test_one_leader_graceful_handover_and_crash_takeover(
         tasks[first].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tasks[first]
-        await _until(lambda: electors[other].is_leader, within=TIMINGS["lease_duration"])
+        await _until(lambda: electors[other].is_leader, within=LEASE)
         assert works[first].stopped[-1] <= works[other].started[-1]
-        assert works[other].started[-1] - released < TIMINGS["lease_duration"]
+        assert works[other].started[-1] - released < LEASE
         # a crash: the leader vanishes without releasing; "c" waits for expiry
         tasks["c"] = asyncio.create_task(electors["c"].run(works["c"].lead))
         await asyncio.sleep(0.5)
@@ -79,9 +89,9 @@ async def test_one_leader_graceful_handover_and_crash_takeover(
         tasks[other].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tasks[other]
-        await _until(lambda: electors["c"].is_leader, within=TIMINGS["lease_duration"] + 3)
+        await _until(lambda: electors["c"].is_leader, within=LEASE + 3)
         took = works["c"].started[-1] - crashed
-        assert took >= TIMINGS["lease_duration"] - TIMINGS["retry_period"]
+        assert took >= LEASE - RETRY
         lease = await client.CoordinationV1Api(kube_api).read_namespaced_lease(unique, "default")
         assert lease.spec.holder_identity == "c"
         assert lease.spec.lease_transitions == 2
