@@ -237,6 +237,9 @@ class Config:
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     ec2_rate_limits: RateLimits = DEFAULT_LIMITS
     enable_leader_election: bool = True
+    leader_lease_duration_seconds: float = 15.0
+    leader_renew_deadline_seconds: float = 10.0
+    leader_retry_period_seconds: float = 2.0
     pod_namespace: str = "default"  # where the leader Lease lives
     bind_address: str = "0.0.0.0"  # for /metrics and the probes
     metrics_port: int = 8080
@@ -304,6 +307,19 @@ class Config:
                 ),
             ),
             enable_leader_election=r.get("ENABLE_LEADER_ELECTION", _bool, d.enable_leader_election),
+            leader_lease_duration_seconds=r.get(
+                "LEADER_ELECTION_LEASE_DURATION",
+                _positive_duration,
+                d.leader_lease_duration_seconds,
+            ),
+            leader_renew_deadline_seconds=r.get(
+                "LEADER_ELECTION_RENEW_DEADLINE",
+                _positive_duration,
+                d.leader_renew_deadline_seconds,
+            ),
+            leader_retry_period_seconds=r.get(
+                "LEADER_ELECTION_RETRY_PERIOD", _positive_duration, d.leader_retry_period_seconds
+            ),
             pod_namespace=r.get("POD_NAMESPACE", _namespace, d.pod_namespace),
             bind_address=r.get("BIND_ADDRESS", _bind_address, d.bind_address),
             metrics_port=r.get("METRICS_PORT", _port, d.metrics_port),
@@ -316,6 +332,17 @@ class Config:
             ),
             log_level=r.get("LOG_LEVEL", _log_level, d.log_level),
         )
+        lease = (
+            config.leader_retry_period_seconds,
+            config.leader_renew_deadline_seconds,
+            config.leader_lease_duration_seconds,
+        )
+        if not r.problems and not lease[0] < lease[1] < lease[2]:
+            r.problems.append(
+                "LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
+                "LEADER_ELECTION_LEASE_DURATION must hold "
+                f"(got {lease[0]}s, {lease[1]}s, {lease[2]}s)"
+            )
         if r.problems:
             raise ConfigError(r.problems)
         return config
