@@ -143,7 +143,6 @@ class Controller:
                 lease_duration=config.leader_lease_duration_seconds,
                 renew_deadline=config.leader_renew_deadline_seconds,
                 retry_period=config.leader_retry_period_seconds,
-                on_change=lambda leading: self.metrics.leader.set(int(leading)),
             )
             if config.enable_leader_election
             else None
