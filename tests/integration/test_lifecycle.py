@@ -29,6 +29,7 @@ from tests.integration.test_controller import _enis_of, _nodes, _spec
 HTTP_NOT_FOUND = 404
 _WIDE = BucketSpec(capacity=10_000, refill_per_second=10_000)
 UNPACED = RateLimits(describe=_WIDE, mutating=_WIDE)
+DELETE_DETACH_LATENCY = 1.0
 
 
 async def _gone(api: client.ApiClient, name: str, *, within: float = 60) -> None:
@@ -60,13 +61,18 @@ async def _delete(nodeenis: NodeENIs, name: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "per_node",
+    [2, pytest.param(5, marks=pytest.mark.slow, id="5-scale")],  # 20 ENIs; 50 in make bench
+)
 async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_blocking(
-    aws_env: AWSEnv,
+    aws_env: AWSEnv, per_node: int
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.4xlarge")
     subnets = [ec2_world.subnet(s).id for s in ("multus-a", "multus-a-2", "nodes-a")]
-    subnets += [_extra_subnet(ec2_world, cidr) for cidr in ("10.0.31.0/24", "10.0.32.0/24")]
+    subnets += [_extra_subnet(ec2_world, f"10.0.{30 + i}.0/24") for i in range(1, per_node - 2)]
+    subnets = subnets[:per_node]
     config = controller_config(
         ec2_world,
         max_concurrent_eni_cleanup=3,
@@ -77,8 +83,8 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
         created = await nodeenis.create(unique, spec)
         await wait_for_nodeeni(kube_api, unique, is_ready, within=120)
         uid = created["metadata"]["uid"]
-        assert len(_enis_of(ec2_world, uid)) == 50
-        realism.configure(detach_latency=1.0)
+        assert len(_enis_of(ec2_world, uid)) == 10 * per_node
+        realism.configure(detach_latency=DELETE_DETACH_LATENCY)
         started = time.perf_counter()
         await _delete(nodeenis, unique)
         # while the detachments wait, another NodeENI is served: the reconcile
@@ -96,7 +102,10 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
     assert still_there["metadata"]["deletionTimestamp"]
     assert controller.cleanup.max_in_flight == 3  # used, and never more
     assert _enis_of(ec2_world, uid) == []
-    print(f"50 ENIs, detach latency 1s, 3 cleanup workers: deleted in {deleted:.1f}s")
+    print(
+        f"{10 * per_node} ENIs, detach latency {DELETE_DETACH_LATENCY}s, 3 cleanup workers: "
+        f"deleted in {deleted:.1f}s"
+    )
 
 
 def _extra_subnet(world: World, cidr: str) -> str:
