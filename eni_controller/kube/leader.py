@@ -1,21 +1,41 @@
-"""Leader election on a coordination.k8s.io/v1 Lease, as client-go does it.
+"""Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics.
 
-Two replicas must never both create ENIs. The leader renews its Lease every
-retry period; if it cannot renew for renew_deadline it stops its work and
-waits for it to stop, which happens before lease_duration runs out, so before
-anyone else may take over. A standby judges expiry by when *it* last saw the
-Lease change (its own clock), never by trusting the holder's timestamps. On
-a graceful exit the leader releases the Lease, so a standby takes over at once.
+Why: the controller runs more than one replica for availability, but only one
+may act on EC2 at a time. Two replicas reconciling the same NodeENI would race
+for device indexes and create ENIs that nobody records. The replicas agree on
+one leader through a Lease, the way every client-go controller does, so the
+rules below are the ones operators already know from kube-controller-manager:
+
+- A candidate tries every `retry_period` to take the Lease: it creates it when
+  missing, keeps it when it is the holder, and takes it over when it is empty
+  or expired. Every write carries the resourceVersion that was read; a 409
+  means another replica won the race, and we try again later.
+- Expiry is judged by *when we last saw the lease record change*, on our own
+  monotonic clock, never by the holder's `renewTime`: clocks on two nodes
+  disagree, but "nothing changed for `leaseDurationSeconds` while I watched"
+  does not depend on anyone else's clock.
+- The leader renews every `retry_period`. When it has not managed to renew for
+  `renew_deadline` (API errors, timeouts) or sees another holder, it cancels
+  its work and waits for the work to stop before it becomes a candidate again.
+  `renew_deadline < lease_duration` is what makes this safe: the old leader
+  has stopped before any other replica can see the lease as expired.
+- On graceful shutdown (run() cancelled) the leader stops its work and then
+  releases the Lease (empty holder, `leaseDurationSeconds: 1`, client-go's
+  ReleaseOnCancel), so a standby takes over at its next retry rather than
+  after a whole lease duration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
+import enum
+import math
+import random
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
 
 import structlog
 from kubernetes_asyncio import client
@@ -23,159 +43,348 @@ from kubernetes_asyncio.client.rest import ApiException
 
 log = structlog.get_logger(__name__)
 
-LEASE_NAME = "nodeeni-controller-leader-election"
-HTTP_NOT_FOUND = 404
-HTTP_CONFLICT = 409
+DEFAULT_LEASE_NAME: Final = "nodeeni-controller-leader-election"
+HTTP_NOT_FOUND: Final = 404
+HTTP_CONFLICT: Final = 409
+RELEASED_LEASE_DURATION_SECONDS: Final = 1
+ACQUIRE_JITTER: Final = 0.2  # client-go's JitterFactor for a candidate's retries
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The election-relevant part of a Lease's spec. `holder` is "" when nobody holds it."""
+
+    holder: str
+    lease_duration_seconds: int
+    acquire_time: datetime.datetime | None
+    renew_time: datetime.datetime | None
+    transitions: int
+
+    @classmethod
+    def from_lease(cls, lease: client.V1Lease) -> LeaseRecord:
+        spec = lease.spec or client.V1LeaseSpec()
+        return cls(
+            holder=spec.holder_identity or "",
+            lease_duration_seconds=spec.lease_duration_seconds or 0,
+            acquire_time=spec.acquire_time,
+            renew_time=spec.renew_time,
+            transitions=spec.lease_transitions or 0,
+        )
+
+    def to_spec(self) -> client.V1LeaseSpec:
+        return client.V1LeaseSpec(
+            holder_identity=self.holder or None,
+            lease_duration_seconds=self.lease_duration_seconds,
+            acquire_time=self.acquire_time,
+            renew_time=self.renew_time,
+            lease_transitions=self.transitions,
+        )
+
+
+def expired(*, observed_at: float, lease_duration_seconds: int, now: float) -> bool:
+    """Whether a record first seen at `observed_at` (our clock) has outlived its duration."""
+    return now >= observed_at + lease_duration_seconds
+
+
+def acquirable(record: LeaseRecord, *, identity: str, observed_at: float, now: float) -> bool:
+    """Whether `identity` may write itself into the Lease holding `record`.
+
+    `observed_at` is when this replica last saw the record change; the record's
+    own renewTime is deliberately ignored (another node's clock).
+    """
+    if not record.holder or record.holder == identity:
+        return True
+    return expired(
+        observed_at=observed_at, lease_duration_seconds=record.lease_duration_seconds, now=now
+    )
+
+
+def next_record(
+    old: LeaseRecord | None,
+    *,
+    identity: str,
+    lease_duration_seconds: int,
+    now: datetime.datetime,
+) -> LeaseRecord:
+    """The record `identity` writes to acquire or renew: a renewal keeps acquireTime and
+    leaseTransitions, a takeover (also of a released Lease) counts one more."""
+    if old is not None and old.holder == identity:
+        return LeaseRecord(identity, lease_duration_seconds, old.acquire_time, now, old.transitions)
+    transitions = 0 if old is None else old.transitions + 1
+    return LeaseRecord(identity, lease_duration_seconds, now, now, transitions)
+
+
+def micro_time(moment: datetime.datetime) -> datetime.datetime:
+    """`moment`, safe to send as a MicroTime.
+
+    The client serializes datetimes with isoformat(), which drops the fraction
+    when microsecond is 0; the server parses MicroTime with a fixed 6-digit
+    fraction and refuses that (one write in a million). Nudge it by 1 µs.
+    """
+    return moment if moment.microsecond else moment.replace(microsecond=1)
+
+
+def wall_now() -> datetime.datetime:
+    return micro_time(datetime.datetime.now(datetime.UTC))
+
+
+class Attempt(enum.Enum):
+    ACQUIRED = "acquired"  # we hold the Lease (created, taken over or renewed)
+    HELD = "held"  # another replica validly holds it
+    FAILED = "failed"  # API error, timeout or a lost race (409): try again
 
 
 class LeaderElector:
+    """Runs `lead()` only while this replica holds the Lease `namespace/name`."""
+
     def __init__(
         self,
         api: client.ApiClient,
         *,
         namespace: str,
+        name: str = DEFAULT_LEASE_NAME,
         identity: str,
-        name: str = LEASE_NAME,
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[bool], None] | None = None,
         release_on_cancel: bool = True,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not retry_period < renew_deadline < lease_duration:
-            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        if not identity:
+            raise ValueError("identity must not be empty")
+        if min(lease_duration, renew_deadline, retry_period) <= 0:
+            raise ValueError("lease_duration, renew_deadline and retry_period must be positive")
+        if renew_deadline >= lease_duration:
+            raise ValueError(
+                f"renew_deadline ({renew_deadline}) must be less than "
+                f"lease_duration ({lease_duration})"
+            )
+        if retry_period >= renew_deadline:
+            raise ValueError(
+                f"retry_period ({retry_period}) must be less than renew_deadline ({renew_deadline})"
+            )
         self._leases = client.CoordinationV1Api(api)
-        self._namespace = namespace
-        self._name = name
+        self.namespace = namespace
+        self.name = name
         self.identity = identity
-        self._lease_duration = lease_duration
-        self._renew_deadline = renew_deadline
-        self._retry = retry_period
-        self._on_change = on_change
-        self._release_on_cancel = release_on_cancel
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.release_on_cancel = release_on_cancel
+        self._duration_seconds = math.ceil(lease_duration)
         self._clock = clock
-        self._observed: tuple[str | None, str | None] = (None, None)
+        self._on_change = on_change
+        self._is_leader = False
+        self._lease: client.V1Lease | None = None  # the last object read or written
+        self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
-        self.is_leader = False
+        self._log = log.bind(lease=f"{namespace}/{name}", identity=identity)
 
-    async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Campaign, lead while leader, campaign again after losing; until cancelled."""
+    @property
+    def is_leader(self) -> bool:
+        """True from acquiring the Lease until `lead()` has stopped again."""
+        return self._is_leader
+
+    @property
+    def holder(self) -> str:
+        """The holder in the last lease record this replica saw ("" if none or unknown)."""
+        return self._observed.holder if self._observed else ""
+
+    async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
+        """Campaign for the Lease and run `lead()` while holding it; forever, unless:
+
+        - `lead()` returns or raises: it stops leading, releases the Lease, then
+          returns or raises the same exception;
+        - run() is cancelled: it cancels `lead()`, waits for it, releases the
+          Lease (unless `release_on_cancel` is False) and re-raises.
+
+        Losing the Lease cancels `lead()`, waits for it and campaigns again.
+        """
         while True:
-            await self._acquire()
-            self._set(leader=True)
-            work = asyncio.create_task(lead())
+            renewed_at = await self._acquire()
+            lead_task = asyncio.create_task(self._call(lead), name=f"lead:{self.identity}")
+            self._set_leader(True)
             try:
-                finished = await self._keep(work)
+                finished = await self._renew(lead_task, renewed_at)
             except asyncio.CancelledError:
-                await _stop(work)
-                self._set(leader=False)
-                if self._release_on_cancel:
+                await self._stop(lead_task)
+                if self.release_on_cancel:
                     await self._release()
                 raise
-            await _stop(work)
-            self._set(leader=False)
+            await self._stop(lead_task)
             if finished:
                 await self._release()
+                if not lead_task.cancelled() and (err := lead_task.exception()) is not None:
+                    raise err
                 return
 
-    async def _acquire(self) -> None:
+    async def _call(self, lead: Callable[[], Awaitable[None]]) -> None:
+        await lead()
+
+    async def _acquire(self) -> float:
+        """Try until we hold the Lease; returns when (our clock) the winning attempt started."""
         while True:
-            if await self._try_acquire_or_renew():
-                return
-            await asyncio.sleep(self._retry)
+            started = self._clock()
+            if await self._attempt(within=self.renew_deadline) is Attempt.ACQUIRED:
+                self._log.info(
+                    "became leader",
+                    transitions=self._observed.transitions if self._observed else 0,
+                )
+                return started
+            await asyncio.sleep(self.retry_period * (1 + ACQUIRE_JITTER * random.random()))
 
-    async def _keep(self, work: asyncio.Task[None]) -> bool:
-        """Renew until the work ends (True) or the lease is lost (False)."""
-        last_renew = self._clock()
-        while not work.done():
-            await asyncio.wait({work}, timeout=self._retry)
-            if work.done():
-                break
-            if await self._try_acquire_or_renew():
-                last_renew = self._clock()
-            elif self._clock() - last_renew >= self._renew_deadline:
-                log.warning("leadership lost", identity=self.identity)
+    async def _renew(self, lead_task: asyncio.Task[None], renewed_at: float) -> bool:
+        """Renew every retry_period. True if lead() finished by itself, False if leadership
+        was lost (another holder, or no successful renewal for renew_deadline).
+
+        The deadline counts from the *start* of the last successful attempt: the
+        write landed after that, so every other replica observed it later still.
+        """
+        while True:
+            deadline = renewed_at + self.renew_deadline
+            pause = min(self.retry_period, deadline - self._clock())
+            await asyncio.wait([lead_task], timeout=max(pause, 0.0))
+            if lead_task.done():
+                return True
+            started = self._clock()
+            if started >= deadline:
+                self._log.warning("lost leadership: renew deadline passed", holder=self.holder)
                 return False
-        return True
+            result = await self._attempt(within=deadline - started)
+            if result is Attempt.ACQUIRED:
+                renewed_at = started
+            elif result is Attempt.HELD:
+                self._log.warning("lost leadership: lease held by another", holder=self.holder)
+                return False
 
-    async def _try_acquire_or_renew(self) -> bool:
-        now = datetime.datetime.now(datetime.UTC)
+    async def _stop(self, lead_task: asyncio.Task[None]) -> None:
+        """Cancel lead() and wait until it has really finished, then stop being leader."""
+        if not lead_task.done():
+            lead_task.cancel()
+            margin = self.lease_duration - self.renew_deadline
+            done, _ = await asyncio.wait([lead_task], timeout=margin)
+            if not done:
+                self._log.error("lead() still running after cancellation", waited=margin)
+                await asyncio.wait([lead_task])
+        self._set_leader(False)
+        if not lead_task.cancelled() and (err := lead_task.exception()) is not None:
+            self._log.error("lead() failed", error=repr(err))
+
+    async def _attempt(self, *, within: float) -> Attempt:
         try:
-            lease = await self._leases.read_namespaced_lease(self._name, self._namespace)
+            async with asyncio.timeout(within):
+                return await self._try_acquire_or_renew()
+        except TimeoutError:
+            self._log.warning("lease request timed out", within=round(within, 3))
+        except ApiException as err:
+            self._log.warning("lease request failed", status=err.status, reason=err.reason)
+        except Exception as err:  # connection errors and the like: the API is unreachable
+            self._log.warning("lease request failed", error=repr(err))
+        return Attempt.FAILED
+
+    async def _try_acquire_or_renew(self) -> Attempt:
+        try:
+            lease = await self._leases.read_namespaced_lease(self.name, self.namespace)
         except ApiException as err:
             if err.status != HTTP_NOT_FOUND:
-                log.warning("lease read failed", status=err.status)
-                return False
-            return await self._create(now)
-        except (TimeoutError, OSError) as err:
-            log.warning("lease read failed", error=type(err).__name__)
-            return False
-        spec = lease.spec
-        holder = spec.holder_identity or None
-        seen = (holder, str(spec.renew_time))
-        if seen != self._observed:
-            self._observed, self._observed_at = seen, self._clock()
-        expired = self._clock() - self._observed_at >= self._lease_duration
-        if holder not in (None, self.identity) and not expired:
-            return False
-        if holder != self.identity:
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-            spec.acquire_time = now
-        spec.holder_identity = self.identity
-        spec.lease_duration_seconds = int(self._lease_duration)
-        spec.renew_time = now
+                raise
+            return await self._create()
+        now = self._clock()  # after the read: we saw this record no earlier than now
+        record = LeaseRecord.from_lease(lease)
+        self._observe(record, now)
+        self._lease = lease
+        if not acquirable(record, identity=self.identity, observed_at=self._observed_at, now=now):
+            return Attempt.HELD
+        wanted = next_record(
+            record,
+            identity=self.identity,
+            lease_duration_seconds=self._duration_seconds,
+            now=wall_now(),
+        )
+        lease.spec = wanted.to_spec()  # metadata keeps the resourceVersion we read
         try:
-            await self._leases.replace_namespaced_lease(self._name, self._namespace, lease)
+            written = await self._leases.replace_namespaced_lease(self.name, self.namespace, lease)
         except ApiException as err:
             if err.status != HTTP_CONFLICT:
-                log.warning("lease update failed", status=err.status)
-            return False
-        except (TimeoutError, OSError) as err:
-            log.warning("lease update failed", error=type(err).__name__)
-            return False
-        if holder != self.identity:
-            log.info("lease acquired", identity=self.identity, previous=holder)
-        return True
+                raise
+            self._log.debug("lost the race for the lease", holder=record.holder)
+            return Attempt.FAILED
+        self._remember(written)
+        return Attempt.ACQUIRED
 
-    async def _create(self, now: datetime.datetime) -> bool:
-        lease = client.V1Lease(
-            metadata=client.V1ObjectMeta(name=self._name, namespace=self._namespace),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.identity,
-                lease_duration_seconds=int(self._lease_duration),
-                acquire_time=now,
-                renew_time=now,
-                lease_transitions=0,
-            ),
+    async def _create(self) -> Attempt:
+        wanted = next_record(
+            None,
+            identity=self.identity,
+            lease_duration_seconds=self._duration_seconds,
+            now=wall_now(),
+        )
+        body = client.V1Lease(
+            api_version="coordination.k8s.io/v1",
+            kind="Lease",
+            metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+            spec=wanted.to_spec(),
         )
         try:
-            await self._leases.create_namespaced_lease(self._namespace, lease)
+            created = await self._leases.create_namespaced_lease(self.namespace, body)
         except ApiException as err:
             if err.status != HTTP_CONFLICT:
-                log.warning("lease create failed", status=err.status)
-            return False
-        log.info("lease created and acquired", identity=self.identity)
-        return True
+                raise
+            self._log.debug("lost the race to create the lease")
+            return Attempt.FAILED
+        self._remember(created)
+        return Attempt.ACQUIRED
+
+    def _remember(self, lease: client.V1Lease) -> None:
+        self._lease = lease
+        self._observe(LeaseRecord.from_lease(lease), self._clock())
+
+    def _observe(self, record: LeaseRecord, now: float) -> None:
+        if record == self._observed:
+            return
+        if self._observed is None or record.holder != self._observed.holder:
+            self._log.info("lease holder observed", holder=record.holder or None)
+        self._observed = record
+        self._observed_at = now
 
     async def _release(self) -> None:
-        with contextlib.suppress(ApiException, OSError, asyncio.TimeoutError):
-            lease = await self._leases.read_namespaced_lease(self._name, self._namespace)
-            if lease.spec.holder_identity != self.identity:
-                return
-            lease.spec.holder_identity = ""
-            lease.spec.lease_duration_seconds = 1
-            await self._leases.replace_namespaced_lease(self._name, self._namespace, lease)
-            log.info("lease released", identity=self.identity)
+        """Hand the Lease back so a standby need not wait for it to expire.
 
-    def _set(self, *, leader: bool) -> None:
-        if leader != self.is_leader:
-            self.is_leader = leader
-            if self._on_change is not None:
+        Written with the resourceVersion we last wrote: if anyone changed the
+        Lease since, the 409 means it is no longer ours to release.
+        """
+        lease = self._lease
+        if lease is None or self._observed is None or self._observed.holder != self.identity:
+            return
+        now = wall_now()
+        lease.spec = LeaseRecord(
+            holder="",
+            lease_duration_seconds=RELEASED_LEASE_DURATION_SECONDS,
+            acquire_time=now,
+            renew_time=now,
+            transitions=self._observed.transitions,
+        ).to_spec()
+        try:
+            async with asyncio.timeout(self.renew_deadline):
+                written = await self._leases.replace_namespaced_lease(
+                    self.name, self.namespace, lease
+                )
+        except ApiException as err:
+            self._log.warning("lease not released", status=err.status)
+            return
+        except Exception as err:
+            self._log.warning("lease not released", error=repr(err))
+            return
+        self._remember(written)
+        self._log.info("released the lease")
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader == self._is_leader:
+            return
+        self._is_leader = leader
+        if self._on_change is not None:
+            try:
                 self._on_change(leader)
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+            except Exception:
+                self._log.exception("on_change callback failed")
