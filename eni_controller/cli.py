@@ -1,4 +1,4 @@
-"""Command line: `eni-controller run|version` (also `python -m eni_controller`).
+"""Command line: `eni-controller run|check|version` (also `python -m eni_controller`).
 
 The entry point turns configuration problems into one clear message and a
 non-zero exit instead of a traceback, so a misconfigured Deployment says what
@@ -21,12 +21,17 @@ from kubernetes_asyncio import client, config
 
 from eni_controller import logs
 from eni_controller.aws.ec2 import connect_ec2
+from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config, ConfigError
 from eni_controller.controller import Controller
 from eni_controller.health import HealthServer
 from eni_controller.metrics import Metrics
+from eni_controller.preflight.report import exit_code, render_table
+from eni_controller.preflight.runner import run_preflight
 
 EXIT_CONFIG_ERROR = 2
+# A preflight answers in seconds or says EC2 is unreachable; it does not wait a minute.
+PREFLIGHT_RETRY = RetryPolicy(max_attempts=3, max_total_seconds=15)
 
 
 def package_version() -> str:
@@ -44,8 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("version", help="print the version")
     run = commands.add_parser("run", help="run the controller (configuration from environment)")
-    run.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then KUBECONFIG)")
     run.add_argument("--log-format", choices=["json", "console"], help="default: console on a TTY")
+    check = commands.add_parser(
+        "check",
+        help="preflight: EC2 permissions (DryRun), region, CRD, RBAC; exit 1 on any failure",
+    )
+    for command in (run, check):
+        command.add_argument("--kubeconfig", help="default: in-cluster, then KUBECONFIG")
     return parser
 
 
@@ -59,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"eni-controller: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    if args.command == "check":
+        logs.configure(level="WARNING")
+        return asyncio.run(_check(settings, kubeconfig=args.kubeconfig))
     logs.configure(
         level=settings.log_level,
         console=None if args.log_format is None else args.log_format == "console",
@@ -74,6 +87,19 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
     else:
         await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+async def _check(settings: Config, *, kubeconfig: str | None) -> int:
+    api = await kube_client(kubeconfig)
+    try:
+        async with connect_ec2(
+            settings, metrics=Metrics(), retry=PREFLIGHT_RETRY, read_timeout_seconds=10
+        ) as ec2:
+            findings = await run_preflight(config=settings, api=api, ec2=ec2)
+    finally:
+        await api.close()
+    print(render_table(findings))
+    return exit_code(findings)
 
 
 async def _run(settings: Config, *, kubeconfig: str | None) -> int:

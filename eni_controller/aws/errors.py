@@ -84,6 +84,18 @@ class Permanent(EC2Error):
     """A client error that retrying cannot fix (bad parameter, permissions...)."""
 
 
+class Unauthorized(Permanent):
+    """The credentials are valid but not allowed to perform the action."""
+
+
+class CredentialsRejected(Permanent):
+    """AWS did not accept the credentials at all (unknown key, bad signature, expired)."""
+
+
+class DryRunPassed(Permanent):
+    """A DryRun request that would have succeeded: the permission is there."""
+
+
 class CircuitOpen(EC2Error):
     """The circuit breaker is open: EC2 has been failing, so the call was not made."""
 
@@ -105,6 +117,15 @@ _BY_CODE: Final[dict[str, type[EC2Error]]] = {
     "RequestLimitExceeded": Throttled,
     "Throttling": Throttled,
     "ThrottlingException": Throttled,
+    "UnauthorizedOperation": Unauthorized,
+    "AccessDenied": Unauthorized,
+    "AccessDeniedException": Unauthorized,
+    "AuthFailure": CredentialsRejected,
+    "InvalidClientTokenId": CredentialsRejected,
+    "SignatureDoesNotMatch": CredentialsRejected,
+    "ExpiredToken": CredentialsRejected,
+    "RequestExpired": CredentialsRejected,
+    "DryRunOperation": DryRunPassed,
     "InternalError": Transient,
     "InternalFailure": Transient,
     "ServiceUnavailable": Transient,

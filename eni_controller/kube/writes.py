@@ -23,6 +23,8 @@ log = structlog.get_logger(__name__)
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 COMPONENT: Final = "nodeeni-controller"
+# Events about cluster-scoped NodeENIs go where kubectl looks for them by default.
+EVENTS_NAMESPACE: Final = "default"
 HTTP_NOT_FOUND: Final = 404
 HTTP_CONFLICT: Final = 409
 
@@ -78,7 +80,7 @@ class NodeENIWriter:
 class EventRecorder:
     """Kubernetes Events about NodeENIs. Best effort: a failed event is logged, never raised."""
 
-    def __init__(self, api: client.ApiClient, *, namespace: str = "default") -> None:
+    def __init__(self, api: client.ApiClient, *, namespace: str = EVENTS_NAMESPACE) -> None:
         self._core = client.CoreV1Api(api)
         self._namespace = namespace
 

@@ -58,7 +58,7 @@ class LocalAPIServer:
     """etcd + kube-apiserver as child processes whose state lives in `state_dir`."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
+        self.state_dir = state_dir.resolve()  # the kubeconfig names files by absolute path
 
     def start(self, *, timeout: float = 60.0) -> APIServerEndpoint:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -566,3 +566,28 @@ def test_injected_timeout_executes_then_delays(
     assert realism.timeouts() == {"CreateNetworkInterface": 1}
     assert realism.calls()["CreateNetworkInterface"] == 1
     assert _describe(ec2, eni_id)["Status"] == "available"
+
+
+def test_denied_actions_answer_unauthorized_even_for_dry_run(
+    ec2: Any, ec2_world: World, realism: RealismControl
+) -> None:
+    realism.configure(deny_actions=["DescribeSubnets", "DeleteNetworkInterface"])
+    for call in (
+        lambda: ec2.describe_subnets(),
+        lambda: ec2.delete_network_interface(NetworkInterfaceId="eni-0123456789abcdef0"),
+        lambda: ec2.delete_network_interface(
+            NetworkInterfaceId="eni-0123456789abcdef0", DryRun=True
+        ),
+    ):
+        with pytest.raises(ClientError) as denied:
+            call()
+        assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert ec2.describe_vpcs(VpcIds=[ec2_world.vpc_id])["Vpcs"]  # others still allowed
+    realism.configure(deny_actions=[])
+    assert ec2.describe_subnets()["Subnets"]
+
+
+def test_deny_actions_must_be_a_list_of_names(realism: RealismControl) -> None:
+    with pytest.raises(RealismError, match="deny_actions"):
+        realism.configure(deny_actions="DescribeSubnets")

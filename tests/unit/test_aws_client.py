@@ -16,6 +16,7 @@ from eni_controller.aws.errors import (
     Permanent,
     Throttled,
     Transient,
+    Unauthorized,
 )
 from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
 from eni_controller.aws.retry import RetryPolicy
@@ -181,14 +182,14 @@ async def test_permanent_error_is_not_retried(s: Setup) -> None:
     s.raw.script("create_network_interface", client_error("UnauthorizedOperation", status=403))
     with pytest.raises(Permanent) as info:
         await s.ec2.call("CreateNetworkInterface", SubnetId="subnet-1")
-    assert type(info.value) is Permanent
+    assert type(info.value) is Unauthorized  # a Permanent: no retry
     assert info.value.code == "UnauthorizedOperation"
     assert len(s.raw.calls) == 1
     action = "CreateNetworkInterface"
     assert s.sample("aws_api_retries_total", action=action) is None
     assert s.sample("aws_api_calls_total", action=action, result="error") == 1
     assert s.sample("aws_api_calls_total", action=action, result="success") is None
-    assert s.sample("aws_api_errors_total", action=action, error_class="Permanent") == 1
+    assert s.sample("aws_api_errors_total", action=action, error_class="Unauthorized") == 1
 
 
 async def test_5xx_every_time_exhausts_attempts(s: Setup) -> None:

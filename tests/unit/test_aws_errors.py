@@ -15,6 +15,8 @@ from eni_controller.aws import errors
 from eni_controller.aws.errors import (
     AttachmentNotFound,
     AZMismatch,
+    CredentialsRejected,
+    DryRunPassed,
     EC2Error,
     ENINotFound,
     IncorrectState,
@@ -29,6 +31,7 @@ from eni_controller.aws.errors import (
     SubnetNotFound,
     Throttled,
     Transient,
+    Unauthorized,
     classify,
     classify_client_error,
 )
@@ -53,6 +56,15 @@ EXPECTED_BY_CODE: list[tuple[str, type[EC2Error]]] = [
     ("RequestLimitExceeded", Throttled),
     ("Throttling", Throttled),
     ("ThrottlingException", Throttled),
+    ("UnauthorizedOperation", Unauthorized),
+    ("AccessDenied", Unauthorized),
+    ("AccessDeniedException", Unauthorized),
+    ("AuthFailure", CredentialsRejected),
+    ("InvalidClientTokenId", CredentialsRejected),
+    ("SignatureDoesNotMatch", CredentialsRejected),
+    ("ExpiredToken", CredentialsRejected),
+    ("RequestExpired", CredentialsRejected),
+    ("DryRunOperation", DryRunPassed),
     ("InternalError", Transient),
     ("InternalFailure", Transient),
     ("ServiceUnavailable", Transient),
@@ -149,10 +161,10 @@ def test_unknown_code_with_5xx_is_transient(status: int) -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 499])
 def test_unknown_code_with_4xx_is_permanent(status: int) -> None:
     error = classify_client_error(
-        client_error("UnauthorizedOperation", status=status), action="CreateNetworkInterface"
+        client_error("InvalidParameterValue", status=status), action="CreateNetworkInterface"
     )
     assert type(error) is Permanent
-    assert error.code == "UnauthorizedOperation"
+    assert error.code == "InvalidParameterValue"
 
 
 def test_error_fields_and_text() -> None:

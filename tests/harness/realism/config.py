@@ -109,6 +109,8 @@ class Switches:
     throttle: ThrottleConfig | None = None
     faults: FaultConfig | None = None
     page_size: int | None = None
+    # Actions answered UnauthorizedOperation, as for an IAM policy without them.
+    deny_actions: frozenset[str] = frozenset()
 
     def merged(self, payload: object) -> Switches:
         """These switches with `payload` applied; ConfigError if any of it is bad."""
@@ -128,6 +130,7 @@ class Switches:
         out["throttle"] = self.throttle.to_json() if self.throttle else None
         out["faults"] = self.faults.to_json() if self.faults else None
         out["page_size"] = self.page_size
+        out["deny_actions"] = sorted(self.deny_actions)
         return out
 
 
@@ -224,10 +227,17 @@ def _page_size(name: str, value: object) -> int | None:
     return value
 
 
+def _actions(name: str, value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
+        raise ConfigError(f"{name} must be a list of EC2 action names, got {value!r}")
+    return frozenset(value)
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     **dict.fromkeys(RULES, _bool),
     **dict.fromkeys(DURATIONS, _seconds),
     "throttle": _throttle,
     "faults": _faults,
     "page_size": _page_size,
+    "deny_actions": _actions,
 }

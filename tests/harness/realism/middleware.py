@@ -33,6 +33,7 @@ HTTP_ERROR = 400
 _STATUS_TEXT = {
     200: "200 OK",
     400: "400 Bad Request",
+    403: "403 Forbidden",
     404: "404 Not Found",
     405: "405 Method Not Allowed",
     500: "500 Internal Server Error",
@@ -47,6 +48,7 @@ _INJECTED = {
     Fault.UNAVAILABLE: (503, "Unavailable", "The server is overloaded and cannot serve."),
 }
 _THROTTLED = (503, "RequestLimitExceeded", "Request limit exceeded.")
+_DENIED = (403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
 
 
 class RealismMiddleware:
@@ -92,6 +94,8 @@ class RealismMiddleware:
         # on arrival, not after queueing behind other requests for moto.
         with state.lock:
             state.calls[action] += 1
+            if action in state.switches.deny_actions:
+                return self._refuse(start_response, *_DENIED)
             if state.throttle is not None and not state.throttle.admit(action):
                 return self._refuse(start_response, *_THROTTLED)
             fault = state.dice.roll(action) if state.dice is not None else None

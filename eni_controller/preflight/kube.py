@@ -1,0 +1,141 @@
+"""Kubernetes side of the preflight: the API server answers, the NodeENI CRD is
+served with its status subresource, and RBAC allows every request the controller
+makes (asked with SelfSubjectAccessReview, which every authenticated identity
+may create, so the answer is about the identity the controller runs as)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import ClientError
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller import model
+from eni_controller.config import Config
+from eni_controller.kube.writes import EVENTS_NAMESPACE
+from eni_controller.preflight.report import Finding, failed, passed
+
+HTTP_UNAUTHORIZED: Final = 401
+HTTP_NOT_FOUND: Final = 404
+CRD_NAME: Final = f"{model.PLURAL}.{model.GROUP}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Permission:
+    """Verbs the controller uses on one resource (in one namespace, or cluster-wide)."""
+
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    subresource: str = ""
+    namespace: str | None = None
+
+    @property
+    def label(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        qualified = f"{resource}.{self.group}" if self.group else resource
+        return f"rbac:{self.namespace}/{qualified}" if self.namespace else f"rbac:{qualified}"
+
+
+def required_permissions(config: Config) -> tuple[Permission, ...]:
+    """Every request the controller makes: informers list+watch, merge patches for
+    finalizers/annotations and status, Events, and the Lease when electing."""
+    needed = [
+        Permission(group="", resource="nodes", verbs=("list", "watch")),
+        Permission(group=model.GROUP, resource=model.PLURAL, verbs=("list", "watch", "patch")),
+        Permission(
+            group=model.GROUP, resource=model.PLURAL, subresource="status", verbs=("patch",)
+        ),
+        Permission(group="", resource="events", verbs=("create",), namespace=EVENTS_NAMESPACE),
+    ]
+    if config.enable_leader_election:
+        needed.append(
+            Permission(
+                group="coordination.k8s.io",
+                resource="leases",
+                verbs=("get", "create", "update"),
+                namespace=config.pod_namespace,
+            )
+        )
+    return tuple(needed)
+
+
+def _api_error(err: Exception) -> str:
+    if isinstance(err, ApiException):
+        return f"HTTP {err.status} {err.reason}"
+    return f"{type(err).__name__}: {err}"
+
+
+async def api_finding(api: client.ApiClient) -> Finding:
+    check = "kubernetes"
+    host = api.configuration.host
+    try:
+        info = await client.VersionApi(api).get_code()
+    except ApiException as err:
+        if err.status == HTTP_UNAUTHORIZED:
+            return failed(check, f"{host}: credentials rejected (HTTP 401)")
+        return failed(check, f"{host}: {_api_error(err)}")
+    except (ClientError, OSError) as err:
+        return failed(check, f"{host}: unreachable ({_api_error(err)})")
+    return passed(check, f"{info.git_version} at {host}")
+
+
+async def crd_finding(api: client.ApiClient) -> Finding:
+    check = "crd"
+    try:
+        resources = await client.CustomObjectsApi(api).get_api_resources(model.GROUP, model.VERSION)
+    except ApiException as err:
+        if err.status == HTTP_NOT_FOUND:
+            return failed(
+                check,
+                f"{CRD_NAME} ({model.VERSION}) is not installed: apply "
+                "helm/aws-multi-eni-controller/crds/ or install the chart",
+            )
+        return failed(check, f"discovery of {model.GROUP}/{model.VERSION}: {_api_error(err)}")
+    except (ClientError, OSError) as err:
+        return failed(check, f"discovery of {model.GROUP}/{model.VERSION}: {_api_error(err)}")
+    served = {r.name for r in resources.resources or ()}
+    if model.PLURAL not in served:
+        return failed(check, f"{model.GROUP}/{model.VERSION} does not serve {model.PLURAL}")
+    if f"{model.PLURAL}/status" not in served:
+        return failed(check, f"{CRD_NAME} has no status subresource: re-apply the CRD")
+    return passed(check, f"{CRD_NAME} served at {model.VERSION} with status subresource")
+
+
+async def _allowed(api: client.ApiClient, permission: Permission, verb: str) -> bool:
+    review: Any = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {
+                "group": permission.group,
+                "resource": permission.resource,
+                "subresource": permission.subresource,
+                "verb": verb,
+                **({"namespace": permission.namespace} if permission.namespace else {}),
+            }
+        },
+    }
+    answer = await client.AuthorizationV1Api(api).create_self_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+async def rbac_findings(api: client.ApiClient, permissions: Sequence[Permission]) -> list[Finding]:
+    findings = []
+    for permission in permissions:
+        try:
+            denied = [v for v in permission.verbs if not await _allowed(api, permission, v)]
+        except (ApiException, ClientError, OSError) as err:
+            findings.append(failed(permission.label, f"could not ask: {_api_error(err)}"))
+            continue
+        verbs = ", ".join(permission.verbs)
+        if denied:
+            findings.append(
+                failed(permission.label, f"denied: {', '.join(denied)} (needs {verbs})")
+            )
+        else:
+            findings.append(passed(permission.label, f"allowed: {verbs}"))
+    return findings

@@ -1,0 +1,59 @@
+"""The preflight's findings and their rendering: one row per check, an exit code.
+
+Pure data and text so the table format is tested without AWS or Kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    # Could not be proven either way (e.g. AWS validated a placeholder before
+    # permissions); never fails the check, always said.
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finding:
+    check: str
+    outcome: Outcome
+    detail: str
+
+
+def passed(check: str, detail: str) -> Finding:
+    return Finding(check=check, outcome=Outcome.PASS, detail=detail)
+
+
+def warned(check: str, detail: str) -> Finding:
+    return Finding(check=check, outcome=Outcome.WARN, detail=detail)
+
+
+def failed(check: str, detail: str) -> Finding:
+    return Finding(check=check, outcome=Outcome.FAIL, detail=detail)
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    """1 if any check failed, else 0 (warnings do not fail the preflight)."""
+    return 1 if any(f.outcome is Outcome.FAIL for f in findings) else 0
+
+
+def render_table(findings: Sequence[Finding]) -> str:
+    headers = ("CHECK", "RESULT", "DETAIL")
+    rows = [(f.check, f.outcome.value, f.detail) for f in findings]
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(2)]
+    lines = [
+        f"{check:<{widths[0]}}  {result:<{widths[1]}}  {detail}".rstrip()
+        for check, result, detail in (headers, *rows)
+    ]
+    counts = {o: sum(f.outcome is o for f in findings) for o in Outcome}
+    lines.append("")
+    lines.append(
+        f"{counts[Outcome.PASS]} passed, {counts[Outcome.WARN]} warnings, "
+        f"{counts[Outcome.FAIL]} failed"
+    )
+    return "\n".join(lines)
