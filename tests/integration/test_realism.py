@@ -572,15 +572,17 @@ def test_denied_actions_answer_unauthorized_even_for_dry_run(
     ec2: Any, ec2_world: World, realism: RealismControl
 ) -> None:
     realism.configure(deny_actions=["DescribeSubnets", "DeleteNetworkInterface"])
-    for call in (
-        lambda: ec2.describe_subnets(),
-        lambda: ec2.delete_network_interface(NetworkInterfaceId="eni-0123456789abcdef0"),
-        lambda: ec2.delete_network_interface(
-            NetworkInterfaceId="eni-0123456789abcdef0", DryRun=True
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("describe_subnets", {}),
+        ("delete_network_interface", {"NetworkInterfaceId": "eni-0123456789abcdef0"}),
+        (
+            "delete_network_interface",
+            {"NetworkInterfaceId": "eni-0123456789abcdef0", "DryRun": True},
         ),
-    ):
+    ]
+    for method, params in calls:
         with pytest.raises(ClientError) as denied:
-            call()
+            getattr(ec2, method)(**params)
         assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
         assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert ec2.describe_vpcs(VpcIds=[ec2_world.vpc_id])["Vpcs"]  # others still allowed
