@@ -264,19 +264,19 @@ class Controller:
             except ShutDown:
                 return
             started = time.perf_counter()
+            # every line logged while reconciling `key` names it
+            context = structlog.contextvars.bind_contextvars(nodeeni=key)
             try:
                 result = await self.reconciler.reconcile(key)
             except Conflict:
                 self._failed("Conflict")
                 self.queue.add_rate_limited(key)  # re-read and retry
             except EC2Error as err:
-                log.warning(
-                    "reconcile failed", nodeeni=key, code=err.code, error=type(err).__name__
-                )
+                log.warning("reconcile failed", code=err.code, error=type(err).__name__)
                 self._failed(type(err).__name__)
                 self.queue.add_rate_limited(key)
             except Exception as err:
-                log.exception("reconcile failed", nodeeni=key, worker=number)
+                log.exception("reconcile failed", worker=number)
                 self._failed(type(err).__name__)
                 self.queue.add_rate_limited(key)
             else:
@@ -286,6 +286,7 @@ class Controller:
                 if result.requeue_after is not None:
                     self.queue.add_after(key, result.requeue_after)
             finally:
+                structlog.contextvars.reset_contextvars(**context)
                 self.metrics.reconcile_duration.observe(time.perf_counter() - started)
                 self.queue.done(key)
 

@@ -270,6 +270,7 @@ class Informer:
         self._failures = 0
         self._running = False
         self._log = log.bind(informer=name)
+        self._object_key = api.kind.lower()  # "node", "nodeeni": the log field naming one
 
     # -- reads ---------------------------------------------------------------
 
@@ -401,7 +402,7 @@ class Informer:
             getattr(self._handler, method)(*objs)
         except Exception:
             name = objs[-1].get("metadata", {}).get("name")
-            self._log.exception("event handler failed", handler=method, name=name)
+            self._log.exception("event handler failed", handler=method, **{self._object_key: name})
 
     async def _expired(self, how: str) -> None:
         self._log.info("watch expired, relisting", how=how, resource_version=self._resource_version)

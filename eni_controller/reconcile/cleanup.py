@@ -23,6 +23,7 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import NetworkInterface
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.metrics import Metrics
+from eni_controller.reconcile import tags
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,7 @@ class CleanupPool:
         self._clock = clock
         self.queue: WorkQueue[str] = WorkQueue(name="eni-cleanup", base_delay=0.5, max_delay=60.0)
         self._owners: dict[str, str] = {}  # ENI id → NodeENI name, told when it is gone
+        self._seen: dict[str, dict[str, str]] = {}  # ENI id → its log fields, once described
         self.in_flight = 0
         self.max_in_flight = 0  # read by tests: never above the worker count
 
@@ -82,7 +84,6 @@ class CleanupPool:
                 return
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            bound = log.bind(eni_id=eni_id, nodeeni=self._owners.get(eni_id))
             started = self._clock()
             try:
                 await self._clean(eni_id)
@@ -90,18 +91,24 @@ class CleanupPool:
                 self.queue.add(eni_id)  # unfinished: the next term does it
                 raise
             except (errors.EC2Error, DetachTimeout) as err:
-                bound.info("cleanup will retry", error=type(err).__name__, detail=str(err))
+                log.info(
+                    "cleanup will retry",
+                    error=type(err).__name__,
+                    detail=str(err),
+                    **self._log_fields(eni_id),
+                )
                 self._metrics.cleanups.labels("retry").inc()
                 self.queue.add_rate_limited(eni_id)
             except Exception:
-                bound.exception("cleanup failed")
+                log.exception("cleanup failed", **self._log_fields(eni_id))
                 self._metrics.cleanups.labels("retry").inc()
                 self.queue.add_rate_limited(eni_id)
             else:
                 self._metrics.cleanups.labels("success").inc()
                 self.queue.forget(eni_id)
+                log.info("ENI cleaned up", **self._log_fields(eni_id))
                 owner = self._owners.pop(eni_id, None)
-                bound.info("ENI cleaned up")
+                self._seen.pop(eni_id, None)
                 if owner is not None:
                     self._on_done(owner)
             finally:
@@ -109,8 +116,17 @@ class CleanupPool:
                 self.in_flight -= 1
                 self.queue.done(eni_id)
 
+    def _log_fields(self, eni_id: str) -> dict[str, str]:
+        """eni_id, and nodeeni/node/instance_id as far as known, for every line."""
+        owner = self._owners.get(eni_id)
+        # the ENI's own tag names its NodeENI even when the orphan sweep is the owner
+        fields = {"eni_id": eni_id, **({"nodeeni": owner} if owner else {})}
+        return {**fields, **self._seen.get(eni_id, {})}
+
     async def _describe(self, eni_id: str) -> NetworkInterface | None:
         found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])
+        if found:
+            self._seen[eni_id] = tags.log_fields(found[0])
         return found[0] if found else None
 
     async def _clean(self, eni_id: str) -> None:

@@ -94,7 +94,13 @@ class Executor:
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
         slot = action.slot
-        bound = log.bind(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id)
+        # one task per action (gather): these bindings stay with this slot's lines
+        structlog.contextvars.bind_contextvars(
+            nodeeni=job.nodeeni,
+            node=slot.node,
+            instance_id=slot.instance_id,
+            **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
+        )
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
@@ -121,7 +127,7 @@ class Executor:
                 message=f"node {slot.node}: {err.code}",
             )
         except errors.EC2Error as err:
-            bound.info(
+            log.info(
                 "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
             )
             return SlotResult(slot=slot, outcome=Outcome.RETRY, message=str(err))
@@ -152,6 +158,7 @@ class Executor:
             if not isinstance(err, errors.Throttled | errors.CircuitOpen):
                 await job.emit("Warning", "ENICreationFailed", f"node {slot.node}: {err}")
             raise
+        structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
         if _already_attached(eni, slot.instance_id):
             return  # the ClientToken returned an ENI a crashed earlier run attached
         await job.emit("Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
@@ -203,6 +210,7 @@ _BLOCKING: dict[type[errors.EC2Error], ProblemReason] = {
     errors.LimitExceeded: ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
     errors.AZMismatch: ProblemReason.AZ_MISMATCH,
 }
+_WITH_ENI = (Attach, SetDeleteOnTermination, SetSecurityGroups)
 _OPERATIONS: dict[type[Action], str] = {
     CreateAndAttach: "create_and_attach",
     Attach: "adopt_and_attach",

@@ -251,7 +251,7 @@ class Reconciler:
 
     def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
         if not self._cleanup.pending(eni.eni_id):
-            log.info("ENI handed to cleanup", nodeeni=nodeeni, eni_id=eni.eni_id)
+            log.info("ENI handed to cleanup", **{"nodeeni": nodeeni, **tags.log_fields(eni)})
             self._cleanup.submit(eni.eni_id, nodeeni=nodeeni)
 
     def _nodes_named(self, enis: Sequence[NetworkInterface]) -> dict[str, NodeView]:

@@ -63,13 +63,14 @@ class OrphanSweep:
         now = self._clock()
         unclaimed = {e.eni_id for e in ours if e.tags.get(tags.NODEENI_UID_KEY) not in claimed}
         self._first_seen = {i: self._first_seen.get(i, now) for i in unclaimed}
+        by_id = {e.eni_id: e for e in ours}
         reclaimed = [
             eni_id
             for eni_id, seen in sorted(self._first_seen.items())
             if now - seen >= self._grace and not self._cleanup.pending(eni_id)
         ]
         for eni_id in reclaimed:
-            log.info("orphan ENI reclaimed", eni_id=eni_id)
+            log.info("orphan ENI reclaimed", **tags.log_fields(by_id[eni_id]))
             self._cleanup.submit(eni_id, nodeeni=SWEEP_OWNER)
         self._metrics.orphan_sweeps.inc()
         self._metrics.orphans_reclaimed.inc(len(reclaimed))

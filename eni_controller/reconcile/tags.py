@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Final
 
+from eni_controller.aws.resources import NetworkInterface
+
 MANAGED_BY_KEY: Final = "kubernetes.io/cluster/managed-by"
 MANAGED_BY_VALUE: Final = "nodeeni-controller"
 NODEENI_KEY: Final = "NodeENI"
@@ -61,3 +63,16 @@ def client_token(
     """
     key = "/".join((uid, node, instance_id, subnet_id, *([replaces] if replaces else [])))
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def log_fields(eni: NetworkInterface) -> dict[str, str]:
+    """The fields of a log line about `eni`: the ENI, and from its tags and
+    attachment the NodeENI, node and instance it belongs to (those known)."""
+    instance_id = eni.attachment.instance_id if eni.attachment else eni.tags.get(INSTANCE_KEY)
+    fields = {
+        "eni_id": eni.eni_id,
+        "nodeeni": eni.tags.get(NODEENI_KEY),
+        "node": eni.tags.get(NODE_KEY),
+        "instance_id": instance_id,
+    }
+    return {key: value for key, value in fields.items() if value}

@@ -1,0 +1,94 @@
+"""The controller's JSON log, read as an operator's log pipeline would: every line
+parses, every line about an ENI names its NodeENI, node, ENI and instance, and
+no credential ever appears."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from eni_controller import model
+from tests.harness.controller import AWSEnv, is_ready, spawn_controller, wait_for_nodeeni
+from tests.harness.ec2world import AZ_A
+from tests.integration.test_controller import _enis_of, _nodes, _spec
+
+OBJECT_FIELDS = ("nodeeni", "node", "eni_id", "instance_id")
+# Lines about one ENI on one node: each must carry all of OBJECT_FIELDS.
+ENI_EVENTS = ("slot not done yet", "ENI handed to cleanup", "ENI cleaned up")
+
+
+async def _gone(api: client.ApiClient, name: str, *, within: float) -> None:
+    custom = client.CustomObjectsApi(api)
+    async with asyncio.timeout(within):
+        while True:
+            found = await custom.list_cluster_custom_object(
+                model.GROUP, model.VERSION, model.PLURAL, field_selector=f"metadata.name={name}"
+            )
+            if not found["items"]:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def _logged(path: Path, text: str, *, within: float) -> None:
+    async with asyncio.timeout(within):
+        while True:  # a file written by another process: polling is all there is
+            if text in await asyncio.to_thread(path.read_text):
+                return
+            await asyncio.sleep(0.2)
+
+
+def _read_json_lines(path: Path) -> list[dict[str, Any]]:
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]  # a line that is not JSON fails here
+
+
+async def test_log_lines_name_their_objects_and_never_a_secret(
+    aws_env: AWSEnv, kubeconfig: Path, tmp_path: Path
+) -> None:
+    kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
+    secret = f"s3cr3t-{unique}-do-not-log"
+    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2, instance_type="c5.xlarge")
+    # DeleteOnTermination cannot be set: every slot logs retries with its ENI known
+    realism.configure(deny_actions=["ModifyNetworkInterfaceAttribute"])
+    proc = spawn_controller(
+        ec2_world,
+        kubeconfig,
+        state_dir=tmp_path,
+        ENABLE_LEADER_ELECTION="false",
+        AWS_SECRET_ACCESS_KEY=secret,
+        RECONCILE_PERIOD="1s",
+    )
+    try:
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        uid = created["metadata"]["uid"]
+        await _logged(tmp_path / "controller.log", "slot not done yet", within=30)
+        realism.configure(deny_actions=[])
+        await wait_for_nodeeni(
+            kube_api, unique, lambda o: is_ready(o) and o["status"]["attachedCount"] == 2
+        )
+        enis = {e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)}
+        await nodeenis.cleanup()
+        await _gone(kube_api, unique, within=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+
+    lines = _read_json_lines(tmp_path / "controller.log")
+    assert all({"event", "level", "timestamp"} <= set(line) for line in lines)
+    about_enis = [line for line in lines if line["event"] in ENI_EVENTS]
+    missing = [
+        (line["event"], [f for f in OBJECT_FIELDS if not line.get(f)]) for line in about_enis
+    ]
+    assert [m for m in missing if m[1]] == []
+    cleaned = {line["eni_id"] for line in about_enis if line["event"] == "ENI cleaned up"}
+    assert len(enis) == 2
+    assert cleaned == enis
+    retried = [line for line in about_enis if line["event"] == "slot not done yet"]
+    assert {line["eni_id"] for line in retried} <= enis
+    assert {line["nodeeni"] for line in lines if "eni_id" in line} == {unique}
+    assert secret not in (tmp_path / "controller.log").read_text()
