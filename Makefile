@@ -6,7 +6,26 @@ STAMP := $(VENV)/.installed
 KUBE_APISERVER_BUILD := scripts/build-kube-apiserver.sh
 HELM_INSTALL := scripts/install-helm.sh
 
-.PHONY: help venv kube-apiserver helm chart-lint demo test test-unit test-integration test-slow bench lint format cluster cluster-down clean
+# Laptop workflow with Docker + kind + kubectl + helm on PATH (docs/deploy.md).
+DOCKER ?= docker
+KIND ?= kind
+KUBECTL ?= kubectl
+HELM ?= helm
+KIND_CLUSTER ?= eni-demo
+KIND_WORKERS ?= 2
+KIND_NODE_IMAGE ?=
+KIND_STATE := .kind
+KUBE_CONTEXT := kind-$(KIND_CLUSTER)
+IMAGE_REPO ?= aws-multi-eni-controller
+IMAGE_TAG ?= dev
+IMAGE := $(IMAGE_REPO):$(IMAGE_TAG)
+MOTO_IMAGE ?= motoserver/moto:5.2.5
+MOTO_CONTAINER := $(KIND_CLUSTER)-moto
+MOTO_HOST_PORT ?= 5055
+RELEASE ?= eni-controller
+RELEASE_NAMESPACE ?= eni-controller-system
+
+.PHONY: help venv kube-apiserver helm chart-lint image kind-up kind-load deploy kind-demo kind-down demo test test-unit test-integration test-slow bench lint format cluster cluster-down clean
 
 help:
 	@echo "make demo          local API server + moto + the controller + a sample NodeENI"
@@ -15,6 +34,8 @@ help:
 	@echo "make bench         benchmarks: print figures, save bench/results/*.json"
 	@echo "make cluster       start a local API server + etcd + moto (seeded) for manual use"
 	@echo "make cluster-down  stop it"
+	@echo "make kind-demo     (Docker) kind cluster + moto + image + helm install + a sample NodeENI"
+	@echo "make kind-down     delete the kind cluster and the moto container"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +54,50 @@ helm: venv
 # The chart and Dockerfile checks alone (also part of make test).
 chart-lint: venv helm
 	$(BIN)/pytest -q tests/chart
+
+image:
+	$(DOCKER) build -t $(IMAGE) .
+
+# moto first: the kind nodes' providerIDs are seeded instances, and a providerID
+# cannot change once the kubelet has registered the Node.
+kind-up: venv
+	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+	  echo "kind cluster $(KIND_CLUSTER) is up (make kind-down to start over)"; exit 0; fi; \
+	set -e; \
+	$(DOCKER) rm -f $(MOTO_CONTAINER) >/dev/null 2>&1 || true; \
+	$(DOCKER) run -d --name $(MOTO_CONTAINER) -p 127.0.0.1:$(MOTO_HOST_PORT):5000 $(MOTO_IMAGE) >/dev/null; \
+	$(BIN)/python -m tests.harness.kind world --endpoint http://127.0.0.1:$(MOTO_HOST_PORT) \
+	  --workers $(KIND_WORKERS) --out $(KIND_STATE) $(if $(KIND_NODE_IMAGE),--node-image $(KIND_NODE_IMAGE)); \
+	$(KIND) create cluster --name $(KIND_CLUSTER) --config $(KIND_STATE)/kind-config.yaml --wait 120s; \
+	$(DOCKER) network connect kind $(MOTO_CONTAINER)
+
+kind-load:
+	$(KIND) load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+# The controller reaches moto at its address on the kind network.
+deploy:
+	@moto_ip=$$($(DOCKER) inspect -f '{{ (index .NetworkSettings.Networks "kind").IPAddress }}' $(MOTO_CONTAINER)); \
+	test -n "$$moto_ip" || { echo "no moto container on the kind network: make kind-up"; exit 1; }; \
+	set -x; \
+	$(HELM) upgrade --install $(RELEASE) helm/aws-multi-eni-controller \
+	  --kube-context $(KUBE_CONTEXT) --namespace $(RELEASE_NAMESPACE) --create-namespace \
+	  --values deploy/kind/values.yaml \
+	  --set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) \
+	  --set awsEndpointUrl=http://$$moto_ip:5000 \
+	  --wait --timeout 3m
+
+kind-demo: kind-up image kind-load deploy
+	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f deploy/kind/nodeeni-sample.yaml
+	$(KUBECTL) --context $(KUBE_CONTEXT) wait nodeeni/multus-demo --for=condition=Ready --timeout=120s
+	$(KUBECTL) --context $(KUBE_CONTEXT) get nodeenis
+	$(KUBECTL) --context $(KUBE_CONTEXT) get nodeeni multus-demo \
+	  -o custom-columns='NODE:.status.attachments[*].nodeID,ENI:.status.attachments[*].eniID,INDEX:.status.attachments[*].deviceIndex,STATUS:.status.attachments[*].status'
+	$(BIN)/python -m tests.harness.kind enis --endpoint http://127.0.0.1:$(MOTO_HOST_PORT)
+
+kind-down:
+	-$(KIND) delete cluster --name $(KIND_CLUSTER)
+	-$(DOCKER) rm -f $(MOTO_CONTAINER)
+	rm -rf $(KIND_STATE)
 
 demo: venv kube-apiserver
 	$(BIN)/python -m tests.harness.demo
@@ -70,4 +135,4 @@ cluster-down: venv
 	$(BIN)/python -m tests.harness.cluster down
 
 clean:
-	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .cluster $(KIND_STATE) .pytest_cache .mypy_cache .ruff_cache build dist
