@@ -65,6 +65,8 @@ def test_the_sample_nodeeni_selects_the_workers_and_is_valid() -> None:
     assert problems == ()
     assert spec is not None
     assert spec.subnet_names == ("multus-a", "multus-b")
+    # plain moto ignores DeleteOnTermination: `true` would never converge there
+    assert spec.delete_on_termination is False
 
 
 def test_make_kind_demo_runs_the_steps_in_order(tmp_path: Path) -> None:
