@@ -358,6 +358,14 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "Additional property maxConcurentReconciles is not allowed",
     ),
     "go-chart-only-key": ({"eniManager": {"debug": True}}, "Additional property eniManager"),
+    "go-chart-resources-layout": (
+        {"resources": {"controller": {"limits": {"cpu": "500m"}}}},
+        "resources: Additional property controller is not allowed",
+    ),
+    "fs-group-in-the-container-context": (
+        {"securityContext": {"fsGroup": 2000}},
+        "securityContext: Additional property fsGroup is not allowed",
+    ),
     "region": ({"awsRegion": "US East"}, "awsRegion: Does not match pattern"),
     "endpoint": ({"awsEndpointUrl": "moto:5000"}, "awsEndpointUrl: Does not match pattern"),
     "vpc-id": ({"vpcId": "vpc-123"}, "vpcId: Does not match pattern"),
