@@ -2,7 +2,8 @@
 
 Starts the same kube-apiserver + etcd and moto server the tests use, installs
 the CRD and seeds the EC2 world, then leaves them running in the background
-and prints how to reach them. State (pids, logs, kubeconfig) lives in one
+and prints how to reach them. The moto server has the realism layer's AWS
+rules on. State (pids, logs, kubeconfig) lives in one
 directory so `down` can stop exactly what `up` started.
 """
 
@@ -21,6 +22,7 @@ from tests.harness.apiserver import LocalAPIServer
 from tests.harness.ec2world import seed_world
 from tests.harness.kube import api_client_from_kubeconfig, install_crd
 from tests.harness.motoserver import MotoServer
+from tests.harness.realism.control import RealismControl
 
 DEFAULT_STATE_DIR = Path(os.environ.get("ENI_CLUSTER_DIR", ".cluster"))
 
@@ -38,6 +40,8 @@ def up(state_dir: Path) -> int:
         asyncio.run(_install_crd(endpoint.kubeconfig))
         ec2_endpoint = moto.start()
         world = seed_world(ec2_endpoint)
+        # EC2's rules, as in `make demo` (plain moto, e.g., ignores DeleteOnTermination)
+        RealismControl(ec2_endpoint).aws_rules()
     except BaseException:
         api_server.stop()
         moto.stop()
