@@ -37,9 +37,46 @@ class Probe:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-def probes(*, subnet_id: str | None) -> tuple[Probe, ...]:
-    """Every EC2 action the controller calls. `subnet_id`: a real subnet for the
-    create probe (AWS checks it exists), else a placeholder."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeTargets:
+    """The ids the probes name: real ones where the account has some, since AWS
+    may check that a resource exists before it checks the permission."""
+
+    subnet_id: str = PLACEHOLDER_SUBNET
+    instance_id: str = PLACEHOLDER_INSTANCE
+    eni_id: str = PLACEHOLDER_ENI
+    attachment_id: str = PLACEHOLDER_ATTACHMENT
+
+
+async def find_targets(
+    ec2: EC2Client, *, subnet_id: str | None, instance_ids: Sequence[str]
+) -> ProbeTargets:
+    """Real ids for the probes: the controller's own ENIs (an attached one first),
+    the nodes' instances, a subnet of the VPC."""
+    try:
+        ours = await ec2.describe_network_interfaces(
+            filters={f"tag:{MANAGED_BY_KEY}": [MANAGED_BY_VALUE]}
+        )
+    except errors.EC2Error:
+        ours = []  # the DescribeNetworkInterfaces probe reports why
+    ours.sort(key=lambda e: e.eni_id)
+    attached = next((e for e in ours if e.attachment is not None), None)
+    found: dict[str, str] = {}
+    if subnet_id:
+        found["subnet_id"] = subnet_id
+    if instance_ids:
+        found["instance_id"] = min(instance_ids)
+    if ours:
+        found["eni_id"] = ours[0].eni_id
+    if attached is not None and attached.attachment is not None:
+        found["eni_id"] = attached.eni_id
+        found["instance_id"] = attached.attachment.instance_id
+        found["attachment_id"] = attached.attachment.attachment_id
+    return ProbeTargets(**found)
+
+
+def probes(targets: ProbeTargets) -> tuple[Probe, ...]:
+    """Every EC2 action the controller calls, as DryRun requests naming `targets`."""
     return (
         Probe(action="DescribeNetworkInterfaces", purpose="find and verify ENIs"),
         Probe(action="DescribeInstances", purpose="instance state, AZ, type"),
@@ -54,7 +91,7 @@ def probes(*, subnet_id: str | None) -> tuple[Probe, ...]:
             action="CreateNetworkInterface",
             purpose="create ENIs, tagged at creation (needs ec2:CreateTags too)",
             params={
-                "SubnetId": subnet_id or PLACEHOLDER_SUBNET,
+                "SubnetId": targets.subnet_id,
                 "TagSpecifications": [
                     {
                         "ResourceType": "network-interface",
@@ -67,25 +104,25 @@ def probes(*, subnet_id: str | None) -> tuple[Probe, ...]:
             action="AttachNetworkInterface",
             purpose="attach ENIs",
             params={
-                "NetworkInterfaceId": PLACEHOLDER_ENI,
-                "InstanceId": PLACEHOLDER_INSTANCE,
+                "NetworkInterfaceId": targets.eni_id,
+                "InstanceId": targets.instance_id,
                 "DeviceIndex": 1,
             },
         ),
         Probe(
             action="ModifyNetworkInterfaceAttribute",
             purpose="DeleteOnTermination, security groups",
-            params={"NetworkInterfaceId": PLACEHOLDER_ENI, "SourceDestCheck": {"Value": True}},
+            params={"NetworkInterfaceId": targets.eni_id, "SourceDestCheck": {"Value": True}},
         ),
         Probe(
             action="DetachNetworkInterface",
             purpose="detach ENIs",
-            params={"AttachmentId": PLACEHOLDER_ATTACHMENT, "Force": True},
+            params={"AttachmentId": targets.attachment_id, "Force": True},
         ),
         Probe(
             action="DeleteNetworkInterface",
             purpose="delete ENIs",
-            params={"NetworkInterfaceId": PLACEHOLDER_ENI},
+            params={"NetworkInterfaceId": targets.eni_id},
         ),
     )
 
@@ -107,7 +144,7 @@ def probe_finding(probe: Probe, error: errors.EC2Error | None) -> Finding:
         case errors.NotFound():
             return warned(
                 check,
-                f"not proven: AWS checked a placeholder id before the permission ({error.code})",
+                f"not proven: AWS checked the ids before the permission ({error.code})",
             )
         case errors.Throttled() | errors.Transient() | errors.CircuitOpen():
             return failed(check, f"EC2 did not answer ({error.code})")
@@ -115,9 +152,9 @@ def probe_finding(probe: Probe, error: errors.EC2Error | None) -> Finding:
             return warned(check, f"not proven: {error.code}")
 
 
-async def run_probes(ec2: EC2Client, *, subnet_id: str | None) -> list[Finding]:
+async def run_probes(ec2: EC2Client, targets: ProbeTargets) -> list[Finding]:
     findings = []
-    for probe in probes(subnet_id=subnet_id):
+    for probe in probes(targets):
         try:
             await ec2.call(probe.action, DryRun=True, **probe.params)
         except errors.EC2Error as err:
@@ -210,6 +247,6 @@ async def _lookup_problems(lookup: Awaitable[object]) -> list[str]:
     return []
 
 
-def node_zones(nodes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    views = (NodeView.from_api(raw) for raw in nodes)
-    return {v.name: v.availability_zone for v in views if v.availability_zone is not None}
+def ec2_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[NodeView]:
+    """The Nodes whose providerID names an EC2 instance."""
+    return [v for v in map(NodeView.from_api, nodes) if v.on_ec2]

@@ -40,17 +40,18 @@ async def run_preflight(*, config: Config, api: client.ApiClient, ec2: EC2Client
             await kube_checks.rbac_findings(api, kube_checks.required_permissions(config))
         )
     nodes = await _list(ResourceAPI.nodes(api)) if kube_up else None
+    on_ec2 = ec2_checks.ec2_nodes(nodes or [])
     if nodes is not None:
-        findings.append(
-            ec2_checks.region_finding(
-                region=config.aws_region, node_zones=ec2_checks.node_zones(nodes)
-            )
-        )
+        zones = {n.name: n.availability_zone for n in on_ec2 if n.availability_zone}
+        findings.append(ec2_checks.region_finding(region=config.aws_region, node_zones=zones))
     vpc, subnet_id = await ec2_checks.vpc_finding(
         ec2, region=config.aws_region, vpc_id=config.vpc_id
     )
     findings.append(vpc)
-    findings.extend(await ec2_checks.run_probes(ec2, subnet_id=subnet_id))
+    targets = await ec2_checks.find_targets(
+        ec2, subnet_id=subnet_id, instance_ids=[n.instance_id for n in on_ec2 if n.instance_id]
+    )
+    findings.extend(await ec2_checks.run_probes(ec2, targets))
     crd_served = kube_up and findings[1].outcome is Outcome.PASS
     nodeenis = await _list(ResourceAPI.nodeenis(api)) if crd_served else None
     if nodeenis:

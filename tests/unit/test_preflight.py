@@ -8,7 +8,7 @@ import pytest
 from eni_controller.aws import errors
 from eni_controller.aws.errors import classify_client_error
 from eni_controller.config import Config
-from eni_controller.preflight.ec2 import probe_finding, probes, region_finding
+from eni_controller.preflight.ec2 import ProbeTargets, probe_finding, probes, region_finding
 from eni_controller.preflight.kube import required_permissions
 from eni_controller.preflight.report import (
     Outcome,
@@ -20,7 +20,7 @@ from eni_controller.preflight.report import (
 )
 from tests.unit.test_aws_errors import client_error
 
-ATTACH = next(p for p in probes(subnet_id=None) if p.action == "AttachNetworkInterface")
+ATTACH = next(p for p in probes(ProbeTargets()) if p.action == "AttachNetworkInterface")
 
 
 def _error(code: str, status: int = 400) -> errors.EC2Error:
@@ -58,7 +58,13 @@ def test_an_answered_call_passes() -> None:
 
 
 def test_probes_cover_every_action_the_controller_calls() -> None:
-    actions = {p.action for p in probes(subnet_id="subnet-0123456789abcdef0")}
+    targets = ProbeTargets(
+        subnet_id="subnet-0123456789abcdef0",
+        instance_id="i-0123456789abcdef0",
+        eni_id="eni-0123456789abcdef0",
+        attachment_id="eni-attach-0123456789abcdef0",
+    )
+    actions = {p.action for p in probes(targets)}
     assert actions == {
         "DescribeNetworkInterfaces",
         "DescribeInstances",
@@ -71,11 +77,13 @@ def test_probes_cover_every_action_the_controller_calls() -> None:
         "DetachNetworkInterface",
         "DeleteNetworkInterface",
     }
-    create = next(
-        p for p in probes(subnet_id="subnet-0123456789abcdef0") if p.action.startswith("Create")
-    )
-    assert create.params["SubnetId"] == "subnet-0123456789abcdef0"
-    assert create.params["TagSpecifications"]  # tag-on-create needs ec2:CreateTags
+    by_action = {p.action: p.params for p in probes(targets)}
+    create = by_action["CreateNetworkInterface"]
+    assert create["SubnetId"] == "subnet-0123456789abcdef0"
+    assert create["TagSpecifications"]  # tag-on-create needs ec2:CreateTags
+    assert by_action["AttachNetworkInterface"]["InstanceId"] == "i-0123456789abcdef0"
+    assert by_action["DetachNetworkInterface"]["AttachmentId"] == "eni-attach-0123456789abcdef0"
+    assert by_action["DeleteNetworkInterface"]["NetworkInterfaceId"] == "eni-0123456789abcdef0"
 
 
 @pytest.mark.parametrize(
