@@ -103,7 +103,7 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
 def delta(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, int]:
     keys = set(after) | set(before)
     return {
-        k: int(round(after.get(k, 0) - before.get(k, 0)))
+        k: round(after.get(k, 0) - before.get(k, 0))
         for k in sorted(keys)
         if after.get(k, 0) != before.get(k, 0)
     }
@@ -218,7 +218,7 @@ def percentiles(values: Iterable[float]) -> dict[str, float | None]:
         return {"p50": None, "p95": None, "max": None}
 
     def rank(q: float) -> float:
-        index = max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))
+        index = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
         return round(ordered[index], 3)
 
     return {"p50": rank(0.50), "p95": rank(0.95), "max": round(ordered[-1], 3)}

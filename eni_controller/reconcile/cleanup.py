@@ -7,6 +7,14 @@ MAX_CONCURRENT_ENI_CLEANUP of them. Each wait is bounded by
 DETACHMENT_TIMEOUT; an ENI that is not free by then goes back to the queue
 with backoff, it is never dropped. NotFound at any step means someone (AWS,
 DeleteOnTermination, an operator) already did it: done.
+
+The owner (the NodeENI whose status lists the ENI) is told as ENIs go, so its
+status drops them, but at most once per NOTIFY_INTERVAL_SECONDS while more of
+its ENIs are in the pool, and at once when its last one is gone (its finalizer
+waits on that). Telling it per ENI made every deleted ENI cost a reconcile: a
+describe of all the owner's remaining ENIs and a status write, most of them
+409s on a resourceVersion the informer had not caught up with yet — at 1,000
+ENIs, more EC2 work than the deletions themselves.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
@@ -29,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 POLL_START_SECONDS = 0.2
 POLL_MAX_SECONDS = 2.0
+NOTIFY_INTERVAL_SECONDS = 1.0
 
 
 class DetachTimeout(Exception):
@@ -54,11 +64,18 @@ class CleanupPool:
         self._clock = clock
         self.queue: WorkQueue[str] = WorkQueue(name="eni-cleanup", base_delay=0.5, max_delay=60.0)
         self._owners: dict[str, str] = {}  # ENI id → NodeENI name, told when it is gone
+        self._pending_by_owner: Counter[str] = Counter()
+        self._notify_later: dict[str, asyncio.TimerHandle] = {}
         self._seen: dict[str, dict[str, str]] = {}  # ENI id → its log fields, once described
         self.in_flight = 0
         self.max_in_flight = 0  # read by tests: never above the worker count
 
     def submit(self, eni_id: str, *, nodeeni: str) -> None:
+        previous = self._owners.get(eni_id)
+        if previous != nodeeni:
+            if previous is not None:
+                self._pending_by_owner[previous] -= 1
+            self._pending_by_owner[nodeeni] += 1
         self._owners[eni_id] = nodeeni
         self.queue.add(eni_id)
 
@@ -110,11 +127,29 @@ class CleanupPool:
                 owner = self._owners.pop(eni_id, None)
                 self._seen.pop(eni_id, None)
                 if owner is not None:
-                    self._on_done(owner)
+                    self._notify(owner)
             finally:
                 self._metrics.cleanup_duration.observe(self._clock() - started)
                 self.in_flight -= 1
                 self.queue.done(eni_id)
+
+    def _notify(self, owner: str) -> None:
+        """One of `owner`'s ENIs is gone: tell it now if it was the last, else soon."""
+        self._pending_by_owner[owner] -= 1
+        if self._pending_by_owner[owner] <= 0:
+            del self._pending_by_owner[owner]
+            later = self._notify_later.pop(owner, None)
+            if later is not None:
+                later.cancel()
+            self._on_done(owner)
+        elif owner not in self._notify_later:
+            self._notify_later[owner] = asyncio.get_running_loop().call_later(
+                NOTIFY_INTERVAL_SECONDS, self._notify_now, owner
+            )
+
+    def _notify_now(self, owner: str) -> None:
+        self._notify_later.pop(owner, None)
+        self._on_done(owner)
 
     def _log_fields(self, eni_id: str) -> dict[str, str]:
         """eni_id, and nodeeni/node/instance_id as far as known, for every line."""

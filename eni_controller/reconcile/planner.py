@@ -121,6 +121,11 @@ def plan(data: PlanInput) -> Plan:
     problems: list[NodeProblem] = []
     desired = 0
     previous = {a.eni_id: a for a in data.previous}
+    # ENIs by the slot their tags name: one pass, so a plan is linear in slots + ENIs
+    by_slot: dict[tuple[str, str, str], list[NetworkInterface]] = {}
+    for eni in data.enis:
+        by_slot.setdefault(_eni_key(eni), []).append(eni)
+    vanished = _vanished_by_slot(data)
     used: set[str] = set()
     wanted: set[tuple[str, str, str]] = set()
     for node in sorted(data.nodes, key=lambda n: n.name):
@@ -149,7 +154,7 @@ def plan(data: PlanInput) -> Plan:
         free = len(slots) if limit is None else limit - len(instance.occupied_device_indexes)
         for slot in slots:
             wanted.add(_slot_key(slot))
-            mine = [e for e in data.enis if _fills(e, slot)]
+            mine = by_slot.get(_slot_key(slot), [])
             attached = next((e for e in mine if _attached_to(e, slot.instance_id)), None)
             if attached is not None:
                 used.add(attached.eni_id)
@@ -183,7 +188,7 @@ def plan(data: PlanInput) -> Plan:
             actions.append(
                 Attach(slot=slot, eni_id=available.eni_id)
                 if available is not None
-                else CreateAndAttach(slot=slot, replaces=_vanished(slot, data))
+                else CreateAndAttach(slot=slot, replaces=vanished.get(_slot_key(slot)))
             )
     filled = {_eni_key(e) for e in data.enis if e.eni_id in used}
     known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
@@ -200,19 +205,14 @@ def plan(data: PlanInput) -> Plan:
     )
 
 
-def _vanished(slot: Slot, data: PlanInput) -> str | None:
+def _vanished_by_slot(data: PlanInput) -> dict[tuple[str, str | None, str | None], str]:
+    """Per slot, the first ENI status lists for it that EC2 no longer has."""
     existing = {e.eni_id for e in data.enis}
-    return next(
-        (
-            a.eni_id
-            for a in data.previous
-            if a.node_id == slot.node
-            and a.instance_id == slot.instance_id
-            and a.subnet_id == slot.subnet.subnet_id
-            and a.eni_id not in existing
-        ),
-        None,
-    )
+    vanished: dict[tuple[str, str | None, str | None], str] = {}
+    for a in data.previous:
+        if a.eni_id not in existing:
+            vanished.setdefault((a.node_id, a.instance_id, a.subnet_id), a.eni_id)
+    return vanished
 
 
 def moved_by_someone_else(eni: NetworkInterface) -> bool:
@@ -276,14 +276,6 @@ def _slots(data: PlanInput, node: str, instance: Instance) -> list[Slot]:
         for position, subnet in enumerate(data.subnets)
         if subnet.availability_zone == instance.availability_zone
     ]
-
-
-def _fills(eni: NetworkInterface, slot: Slot) -> bool:
-    return (
-        eni.tags.get(tags.NODE_KEY) == slot.node
-        and eni.tags.get(tags.INSTANCE_KEY) == slot.instance_id
-        and eni.subnet_id == slot.subnet.subnet_id
-    )
 
 
 def _attached_to(eni: NetworkInterface, instance_id: str) -> bool:

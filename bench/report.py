@@ -1,0 +1,420 @@
+"""docs/performance.md, generated: hand-written text around tables made from the JSON.
+
+Figures in the doc must be the ones a script printed, so nobody edits numbers
+by hand: `bench/performance.md.in` holds the prose (and the older benchmark
+sections, whose figures come from their own scripts), and the line
+`<!-- suite -->` in it is replaced by tables built from bench/results/suite/*.json,
+including a targets table that says which targets this run met.
+
+    python -m bench.report   # regenerate without re-running anything
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "bench" / "performance.md.in"
+RESULTS = ROOT / "bench" / "results" / "suite"
+OUTPUT = ROOT / "docs" / "performance.md"
+MARKER = "<!-- suite -->"
+ORDER = ("basic", "concurrent", "scaleup", "burst", "cleanup", "enterprise", "large", "throttled")
+
+Result = Mapping[str, Any]
+
+
+def load(results: Path = RESULTS) -> dict[str, Result]:
+    found: dict[str, Result] = {}
+    for path in sorted(results.glob("*.json")):
+        found[path.stem] = json.loads(path.read_text())
+    return found
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _s(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _calls(calls: Mapping[str, float]) -> str:
+    short = {
+        "CreateNetworkInterface": "Create",
+        "AttachNetworkInterface": "Attach",
+        "ModifyNetworkInterfaceAttribute": "Modify",
+        "DetachNetworkInterface": "Detach",
+        "DeleteNetworkInterface": "Delete",
+        "DescribeNetworkInterfaces": "DescribeENIs",
+        "DescribeInstances": "DescribeInstances",
+        "DescribeInstanceTypes": "DescribeInstanceTypes",
+        "DescribeSubnets": "DescribeSubnets",
+        "DescribeSecurityGroups": "DescribeSGs",
+    }
+    return ", ".join(f"{short.get(a, a)} {v:g}" for a, v in sorted(calls.items()))
+
+
+def scenarios_section(results: Mapping[str, Result]) -> str:
+    rows = []
+    calls = []
+    for name in ORDER:
+        r = results.get(name)
+        if r is None:
+            continue
+        c, d = r["create"], r["delete"]
+        initial = r.get("initial")
+        ok = c["succeeded"] + (initial["succeeded"] if initial else 0)
+        t = c["time_to_attached"]
+        rows.append(
+            [
+                r["title"],
+                f"{r['enis']:,}",
+                f"{c['seconds']:.2f} s" + (" ¹" if initial else ""),
+                f"{c['enis_per_second']:.1f}",
+                f"{_s(t['p50'])} / {_s(t['p95'])} / {_s(t['max'])} s",
+                f"{d['seconds']:.2f} s",
+                f"{ok:,} / {c['failed'] + (initial['failed'] if initial else 0)}",
+                f"{r['duplicates']} / {r['leaks']}",
+                f"{r['controller_cpu_seconds']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['settings']['max_concurrent_reconciles']} / "
+                f"{r['settings']['max_concurrent_eni_cleanup']}",
+            ]
+        )
+        calls.append(
+            [
+                r["title"].split(":")[0],
+                _calls(c["ec2_calls_per_eni"]),
+                f"{c['mutating_per_eni']:g} / {c['describes_per_eni']:g}",
+                _calls(d["ec2_calls_per_eni"]),
+                f"{d['mutating_per_eni']:g} / {d['describes_per_eni']:g}",
+                f"{c['status_writes_per_eni']:g} / {d['status_writes_per_eni']:g}",
+            ]
+        )
+    if not rows:
+        return ""
+    scaleup = results.get("scaleup")
+    footnote = (
+        f"\n\n¹ ScaleUp: from adding {scaleup['nodes'] // 2} nodes to Ready; the first "
+        f"{scaleup['initial']['enis']} ENIs took {scaleup['initial']['seconds']:.2f} s."
+        if scaleup and scaleup.get("initial")
+        else ""
+    )
+    return (
+        "### Scenarios\n\n"
+        + _table(
+            [
+                "scenario",
+                "ENIs",
+                "apply → all Ready",
+                "ENIs/s",
+                "per-ENI time to attached p50 / p95 / max",
+                "delete → all gone",
+                "attached / failed",
+                "duplicates / leaks",
+                "controller CPU s",
+                "peak RSS MB",
+                "reconciles / cleanup workers",
+            ],
+            rows,
+        )
+        + footnote
+        + "\n\n### EC2 calls and status writes per ENI\n\n"
+        + "Counted by the realism layer in front of moto (every request the controller "
+        "sent, retries and refused ones included); status writes are the API server's "
+        "own count of PATCHes to `nodeenis/status`.\n\n"
+        + _table(
+            [
+                "scenario",
+                "create: calls per ENI",
+                "create: mutating / describes per ENI",
+                "teardown: calls per ENI",
+                "teardown: mutating / describes per ENI",
+                "status writes per ENI (create / teardown)",
+            ],
+            calls,
+        )
+    )
+
+
+def floor_section(results: Mapping[str, Result]) -> str:
+    rows = []
+    for name in ("enterprise", "large"):
+        r = results.get(name)
+        if r is None or not r.get("floor"):
+            continue
+        f = r["floor"]
+        rows.append(
+            [
+                r["title"].split(":")[0],
+                f"{r['create']['seconds']:.2f} s",
+                f"{f['create_seconds']:.2f} s (concurrency {f['create_concurrency']})",
+                f"**{f['create_ratio']:.2f}**",
+                f"{r['delete']['seconds']:.2f} s",
+                f"{f['delete_seconds']:.2f} s (concurrency {f['delete_concurrency']})",
+                f"**{f['delete_ratio']:.2f}**",
+            ]
+        )
+    if not rows:
+        return ""
+    return (
+        "### Controller against the floor\n\n"
+        "The floor (`bench/floor.py`) is a bare aiobotocore script making only create + "
+        "attach + modify per ENI, then detach + delete, at the controller's concurrency "
+        "(creates: min(NodeENIs, reconcile workers) x 16 per reconcile; teardown: the "
+        "cleanup workers), against the same moto server right after the scenario.\n\n"
+        + _table(
+            [
+                "scenario",
+                "controller create",
+                "floor create",
+                "ratio",
+                "controller delete",
+                "floor delete",
+                "ratio",
+            ],
+            rows,
+        )
+    )
+
+
+def throttled_section(results: Mapping[str, Result]) -> str:
+    r = results.get("throttled")
+    if r is None or not r.get("throttle"):
+        return ""
+    t = r["throttle"]
+    return "### Throttled\n\n" + _table(
+        [
+            "shape",
+            "apply → all Ready",
+            "theoretical minimum",
+            "ratio",
+            "RequestLimitExceeded",
+            "EC2 requests",
+            "share throttled",
+        ],
+        [
+            [
+                f"{r['enis']:,} ENIs",
+                f"{r['create']['seconds']:.1f} s",
+                f"{t['theoretical_min_seconds']:.1f} s ({t['mutating_calls_needed']:,} mutating "
+                f"calls at AWS's {t['aws_mutating_bucket']})",
+                f"**{t['ratio_to_theoretical']:.3f}**",
+                f"{t['request_limit_exceeded']:,}",
+                f"{t['ec2_requests']:,}",
+                f"{100 * t['request_limit_exceeded_share']:.2f}%",
+            ]
+        ],
+    )
+
+
+def idle_section(results: Mapping[str, Result]) -> str:
+    r = results.get("large")
+    if r is None or not r.get("idle"):
+        return ""
+    i = r["idle"]
+    return "### Idle\n\n" + _table(
+        [
+            "after",
+            "resyncs",
+            "EC2 calls in all",
+            "mutating per resync",
+            "describes per resync",
+            "ceil(ENIs / page size)",
+            "status writes per resync",
+            "controller CPU s",
+        ],
+        [
+            [
+                f"Large converged ({i['enis']:,} ENIs)",
+                f"{i['resyncs']} x {r['settings']['reconcile_period_seconds']} s",
+                _calls(i["ec2_calls"]) or "none",
+                f"{i['mutating_per_resync']:g}",
+                f"{i['describes_per_resync']:g}",
+                f"{i['describe_target_per_resync']}",
+                f"{i['status_writes_per_resync']:g}",
+                f"{i['controller_cpu_seconds']:.2f}",
+            ]
+        ],
+    )
+
+
+def pipeline_section(results: Mapping[str, Result]) -> str:
+    p = results.get("pipeline")
+    if p is None:
+        return ""
+    return "### In-process pipeline\n\n" + _table(
+        ["ENIs", "shape", "time", "ENIs/s", "µs per ENI", "seed's mock figure"],
+        [
+            [
+                f"{p['enis']:,}",
+                f"{p['nodeenis']} NodeENIs x {p['nodes']:,} nodes",
+                f"{p['seconds']:.2f} s",
+                f"{p['enis_per_second']:,.0f}",
+                f"{p['us_per_eni']:.1f}",
+                f"{p['seed_mock_enis_per_second']:,.0f} ENIs/s, "
+                f"{p['seed_mock_us_per_eni']:g} µs (a finalizer added, no ENI made)",
+            ]
+        ],
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    name: str
+    figure: Callable[[Mapping[str, Result]], tuple[str, bool] | None]
+
+
+def _get(results: Mapping[str, Result], *path: str) -> Any:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value or value[key] is None:
+            return None
+        value = value[key]
+    return value
+
+
+def _ratio(name: str, phase: str) -> Callable[[Mapping[str, Result]], tuple[str, bool] | None]:
+    def figure(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+        ratio = _get(results, name, "floor", f"{phase}_ratio")
+        return None if ratio is None else (f"{ratio:.2f}", ratio <= 1.25)
+
+    return figure
+
+
+def _large_correct(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+    r = results.get("large")
+    if r is None:
+        return None
+    ok = r["create"]["succeeded"]
+    text = f"{ok:,}/{r['enis']:,} attached, {r['duplicates']} duplicates, {r['leaks']} leaks"
+    return text, bool(r["correct"])
+
+
+def _per_eni(
+    phase: str, kind: str, limit: float
+) -> Callable[[Mapping[str, Result]], tuple[str, bool] | None]:
+    def figure(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+        values = {
+            n: results[n][phase][f"{kind}_per_eni"] for n in ("enterprise", "large") if n in results
+        }
+        if not values:
+            return None
+        text = ", ".join(f"{n} {v:g}" for n, v in values.items())
+        return text, all(v <= limit for v in values.values())
+
+    return figure
+
+
+def _throttled(key: str, limit: float) -> Callable[[Mapping[str, Result]], tuple[str, bool] | None]:
+    def figure(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+        value = _get(results, "throttled", "throttle", key)
+        if value is None:
+            return None
+        text = f"{100 * value:.2f}%" if key.endswith("share") else f"{value:.3f}"
+        return text, value <= limit
+
+    return figure
+
+
+def _idle(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+    i = _get(results, "large", "idle")
+    if i is None:
+        return None
+    text = (
+        f"mutating {i['mutating_per_resync']:g}, status writes {i['status_writes_per_resync']:g}, "
+        f"describes {i['describes_per_resync']:g} (limit {i['describe_target_per_resync']})"
+    )
+    ok = (
+        i["mutating_per_resync"] == 0
+        and i["status_writes_per_resync"] == 0
+        and i["describes_per_resync"] <= i["describe_target_per_resync"]
+    )
+    return text, ok
+
+
+def _pipeline(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+    p = results.get("pipeline")
+    if p is None:
+        return None
+    return f"{p['enis_per_second']:,.0f} ENIs/s, {p['us_per_eni']:.1f} µs", p["us_per_eni"] <= 76
+
+
+def _rss(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+    rss = _get(results, "large", "peak_rss_mb")
+    return None if rss is None else (f"{rss:.0f} MB", rss <= 200)
+
+
+def _large_time(results: Mapping[str, Result]) -> tuple[str, bool] | None:
+    r = results.get("large")
+    if r is None:
+        return None
+    seconds = r["create"]["seconds"] + r["delete"]["seconds"]
+    return f"{seconds:.0f} s create + delete", seconds <= 900
+
+
+TARGETS = (
+    Target(
+        name="controller/floor ≤ 1.25, Enterprise create", figure=_ratio("enterprise", "create")
+    ),
+    Target(
+        name="controller/floor ≤ 1.25, Enterprise delete", figure=_ratio("enterprise", "delete")
+    ),
+    Target(name="controller/floor ≤ 1.25, Large create", figure=_ratio("large", "create")),
+    Target(name="controller/floor ≤ 1.25, Large delete", figure=_ratio("large", "delete")),
+    Target(name="Large: 100% success, no duplicates, no leaks", figure=_large_correct),
+    Target(name="create ≤ 3 mutating calls per ENI", figure=_per_eni("create", "mutating", 3)),
+    Target(name="teardown ≤ 2 mutating calls per ENI", figure=_per_eni("delete", "mutating", 2)),
+    Target(name="create: describes ≤ 0.25 per ENI", figure=_per_eni("create", "describes", 0.25)),
+    Target(name="teardown: describes ≤ 0.25 per ENI", figure=_per_eni("delete", "describes", 0.25)),
+    Target(
+        name="Throttled ≤ 1.15 x theoretical minimum",
+        figure=_throttled("ratio_to_theoretical", 1.15),
+    ),
+    Target(
+        name="Throttled ≤ 1% RequestLimitExceeded",
+        figure=_throttled("request_limit_exceeded_share", 0.01),
+    ),
+    Target(name="Idle: 0 mutating, 0 status writes, describes ≤ ceil(ENIs/page)", figure=_idle),
+    Target(name="in-process pipeline ≤ 76 µs per ENI (≥ 13,127 ENIs/s)", figure=_pipeline),
+    Target(name="controller peak RSS ≤ 200 MB at Large", figure=_rss),
+    Target(name="Large within 15 minutes", figure=_large_time),
+)
+
+
+def targets_section(results: Mapping[str, Result]) -> str:
+    rows = []
+    for target in TARGETS:
+        found = target.figure(results)
+        if found is not None:
+            text, met = found
+            rows.append([target.name, text, "met" if met else "**missed**"])
+    return "### Targets\n\n" + _table(["target", "this run", ""], rows) if rows else ""
+
+
+def render(template: str, results: Mapping[str, Result]) -> str:
+    sections = [
+        targets_section(results),
+        scenarios_section(results),
+        floor_section(results),
+        throttled_section(results),
+        idle_section(results),
+        pipeline_section(results),
+    ]
+    generated = "\n\n".join(s for s in sections if s)
+    return template.replace(MARKER, generated)
+
+
+def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = OUTPUT) -> Path:
+    output.write_text(render(template.read_text(), load(results)))
+    return output
+
+
+if __name__ == "__main__":
+    print(f"regenerated {write()}")

@@ -1,0 +1,40 @@
+"""The performance suite's scenarios in CI, for correctness only.
+
+`make bench` times them; here the same bench code (bench.scenarios) runs the
+seed's five scenarios and Enterprise (10 nodes x 10 ENIs, without the floor)
+against its own API server and moto, and asserts what must hold on any
+machine: every ENI attached, no duplicates, nothing left in EC2 after the
+NodeENIs are deleted. No timing is asserted: CI machines vary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from bench.scenarios import SEED_SCENARIOS, Settings, run_scenario, scale_scenarios, start_env
+
+pytestmark = pytest.mark.integration
+
+ENTERPRISE = dataclasses.replace(
+    scale_scenarios(nodes=10, enis_per_node=10)["enterprise"], floor=False
+)
+
+
+async def test_seed_scenarios_and_enterprise_converge_without_duplicates_or_leaks(
+    tmp_path: Path,
+) -> None:
+    env = await start_env(tmp_path)
+    try:
+        for scenario in (*SEED_SCENARIOS, ENTERPRISE):
+            result = await run_scenario(env, scenario, Settings(timeout_seconds=120))
+            first = result.initial.succeeded if result.initial else 0
+            assert first + result.create.succeeded == scenario.enis, scenario.name
+            assert result.enis_in_ec2_after_create == scenario.enis, scenario.name
+            assert result.duplicates == 0, scenario.name
+            assert result.leaks == 0, scenario.name
+            assert result.correct, scenario.name
+    finally:
+        await env.close()

@@ -1,0 +1,93 @@
+"""Unit tests for how the cleanup pool tells an ENI's owner that it is gone.
+
+Once per NOTIFY_INTERVAL_SECONDS while more of the owner's ENIs are in the
+pool, and at once with the last one: a reconcile per deleted ENI cost more EC2
+work than the deletions (see bench/results/suite/large.json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, cast
+
+import pytest
+
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.resources import NetworkInterface
+from eni_controller.metrics import Metrics
+from eni_controller.reconcile import cleanup
+from eni_controller.reconcile.cleanup import CleanupPool
+
+
+class GoneEC2:
+    """Every ENI is already gone (NotFound means done); some describes wait for a gate."""
+
+    def __init__(self, gated: Sequence[str] = ()) -> None:
+        self.gated = set(gated)
+        self.gate = asyncio.Event()
+
+    async def describe_network_interfaces(
+        self, *, filters: Any, eni_ids: Sequence[str] = ()
+    ) -> list[NetworkInterface]:
+        if self.gated.intersection(eni_ids):
+            await self.gate.wait()
+        return []
+
+
+async def _until(predicate: Any, *, within: float = 2.0) -> None:
+    """Poll `predicate`: the pool has no hook to wait on, and the test adds none."""
+    for _ in range(int(within / 0.005)):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not within {within}s")
+
+
+async def test_an_owner_is_told_once_when_its_enis_go_together() -> None:
+    told: list[str] = []
+    pool = CleanupPool(
+        cast(EC2Client, GoneEC2()),
+        workers=2,
+        detach_timeout=1,
+        on_done=told.append,
+        metrics=Metrics(),
+    )
+    for n in range(5):
+        pool.submit(f"eni-a{n}", nodeeni="a")
+    pool.submit("eni-b0", nodeeni="b")
+    task = asyncio.create_task(pool.run())
+    try:
+        await _until(lambda: sorted(told) == ["a", "b"])
+        await asyncio.sleep(0.05)
+        assert sorted(told) == ["a", "b"]  # not once per ENI
+        assert not any(pool.pending(f"eni-a{n}") for n in range(5))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_progress_is_told_within_the_interval_and_the_last_eni_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cleanup, "NOTIFY_INTERVAL_SECONDS", 0.05)
+    ec2 = GoneEC2(gated=["eni-a1"])
+    told: list[str] = []
+    pool = CleanupPool(
+        cast(EC2Client, ec2), workers=2, detach_timeout=1, on_done=told.append, metrics=Metrics()
+    )
+    pool.submit("eni-a0", nodeeni="a")
+    pool.submit("eni-a1", nodeeni="a")
+    task = asyncio.create_task(pool.run())
+    try:
+        await _until(lambda: not pool.pending("eni-a0"))
+        assert told == []  # eni-a1 is still in the pool: told a little later
+        await _until(lambda: told == ["a"])
+        ec2.gate.set()
+        await _until(lambda: told == ["a", "a"], within=0.04)  # the last one: at once
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
