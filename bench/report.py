@@ -22,6 +22,13 @@ TEMPLATE = ROOT / "bench" / "performance.md.in"
 RESULTS = ROOT / "bench" / "results" / "suite"
 OUTPUT = ROOT / "docs" / "performance.md"
 MARKER = "<!-- suite -->"
+PACING_MARKER = "<!-- ec2_pacing -->"
+ROLLOUT_MARKER = "<!-- rollout -->"
+PACING_RESULT = ROOT / "bench" / "results" / "ec2_pacing.json"
+ROLLOUT_RESULTS = (
+    ROOT / "bench" / "results" / "rollout.json",
+    ROOT / "bench" / "results" / "rollout-20x2-latency1s.json",
+)
 ORDER = ("basic", "concurrent", "scaleup", "burst", "cleanup", "enterprise", "large", "throttled")
 
 Result = Mapping[str, Any]
@@ -398,7 +405,62 @@ def targets_section(results: Mapping[str, Result]) -> str:
     return "### Targets\n\n" + _table(["target", "this run", ""], rows) if rows else ""
 
 
-def render(template: str, results: Mapping[str, Result]) -> str:
+def pacing_section(pacing: Result) -> str:
+    """bench.ec2_pacing's table and the sentence comparing its two clients."""
+    paced, unpaced = pacing["paced"], pacing["unpaced_baseline"]
+
+    def row(name: str, r: Result) -> list[str]:
+        requests = sum(r["ec2_requests_by_action"].values())
+        return [
+            name,
+            f"{r['seconds']:.1f} s",
+            f"{r['ratio_to_theoretical']:.3f}",
+            f"{r['request_limit_exceeded']:,}",
+            f"{requests:,}",
+        ]
+
+    table = _table(
+        ["client", "wall time", "ratio to minimum", "RequestLimitExceeded answers", "EC2 requests"],
+        [
+            row("paced (product default: 90% of AWS's buckets)", paced),
+            row("unpaced baseline (retries only)", unpaced),
+        ],
+    )
+    cost = 100 * (paced["seconds"] / unpaced["seconds"] - 1)
+    per_useful = sum(unpaced["ec2_requests_by_action"].values()) / unpaced["calls"]
+    return (
+        f"{table}\n\nPacing costs {cost:.0f}% of wall time against an unpaced client that "
+        f"hammers the account with {per_useful:.1f} requests per useful one."
+    )
+
+
+def rollout_section(rollouts: Sequence[Result]) -> str:
+    rows = []
+    for r in rollouts:
+        calls = r["ec2_calls"]
+        describes = sum(n for a, n in calls.items() if a.startswith("Describe"))
+        mutating = {
+            a: n / r["enis_attached"] for a, n in calls.items() if not a.startswith("Describe")
+        }
+        rows.append(
+            [
+                f"{r['nodes']} nodes x {r['subnets']} subnets = {r['enis_attached']} ENIs",
+                f"{r['attach_latency_seconds']:g} s",
+                f"{r['apply_to_ready_seconds']:.2f} s",
+                f"{_calls(mutating)}; describes {describes} in all "
+                f"({describes / r['enis_attached']:.2f} per ENI)",
+            ]
+        )
+    return _table(["shape", "attach latency", "apply → Ready", "EC2 calls per ENI"], rows)
+
+
+def render(
+    template: str,
+    results: Mapping[str, Result],
+    *,
+    pacing: Result | None = None,
+    rollouts: Sequence[Result] = (),
+) -> str:
     sections = [
         targets_section(results),
         scenarios_section(results),
@@ -408,11 +470,20 @@ def render(template: str, results: Mapping[str, Result]) -> str:
         pipeline_section(results),
     ]
     generated = "\n\n".join(s for s in sections if s)
-    return template.replace(MARKER, generated)
+    text = template.replace(MARKER, generated)
+    if pacing is not None:
+        text = text.replace(PACING_MARKER, pacing_section(pacing))
+    if rollouts:
+        text = text.replace(ROLLOUT_MARKER, rollout_section(rollouts))
+    return text
 
 
 def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = OUTPUT) -> Path:
-    output.write_text(render(template.read_text(), load(results)))
+    pacing = json.loads(PACING_RESULT.read_text()) if PACING_RESULT.exists() else None
+    rollouts = [json.loads(p.read_text()) for p in ROLLOUT_RESULTS if p.exists()]
+    output.write_text(
+        render(template.read_text(), load(results), pacing=pacing, rollouts=rollouts)
+    )
     return output
 
 
