@@ -481,9 +481,7 @@ def render(
 def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = OUTPUT) -> Path:
     pacing = json.loads(PACING_RESULT.read_text()) if PACING_RESULT.exists() else None
     rollouts = [json.loads(p.read_text()) for p in ROLLOUT_RESULTS if p.exists()]
-    output.write_text(
-        render(template.read_text(), load(results), pacing=pacing, rollouts=rollouts)
-    )
+    output.write_text(render(template.read_text(), load(results), pacing=pacing, rollouts=rollouts))
     return output
 
 
