@@ -9,6 +9,8 @@ outcome the reconciler turns into a condition, an event or a requeue.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -85,12 +87,24 @@ class Executor:
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
         gate = asyncio.Semaphore(self._concurrency)
+        # Events are sent beside the slots, not between their EC2 calls: each is an
+        # API server round trip that held up the next call of its slot. All of them
+        # are sent before run() returns, as before.
+        events: list[asyncio.Future[None]] = []
+
+        async def emit(type_: str, reason: str, message: str) -> None:
+            events.append(asyncio.ensure_future(job.emit(type_, reason, message)))
+
+        beside = dataclasses.replace(job, emit=emit)
 
         async def one(action: Action) -> SlotResult:
             async with gate:
-                return await self._guarded(job, action)
+                return await self._guarded(beside, action)
 
-        return list(await asyncio.gather(*(one(a) for a in actions)))
+        try:
+            return list(await asyncio.gather(*(one(a) for a in staggered(actions, job.nodeeni))))
+        finally:
+            await _settle(events)
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
         slot = action.slot
@@ -217,6 +231,35 @@ _OPERATIONS: dict[type[Action], str] = {
     SetDeleteOnTermination: "set_delete_on_termination",
     SetSecurityGroups: "set_security_groups",
 }
+
+
+async def _settle(events: Sequence[asyncio.Future[None]]) -> None:
+    """Wait for the events sent beside the slots; a failed one is logged, never raised
+    (events are best effort); cancelled with the caller if it is cancelled."""
+    try:
+        outcomes = await asyncio.gather(*events, return_exceptions=True)
+    except asyncio.CancelledError:
+        for task in events:
+            task.cancel()
+        raise
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            log.warning("event not recorded", error=type(outcome).__name__, detail=str(outcome))
+
+
+def staggered(actions: Sequence[Action], key: str) -> list[Action]:
+    """`actions` rotated by an offset derived from `key` (the NodeENI's name).
+
+    The planner lists slots by node name, so NodeENIs reconciled at once would
+    all start on the same first nodes and queue on their per-instance locks
+    (one attach per instance at a time); starting each at its own offset
+    spreads them over the instances. The order of independent slots is
+    otherwise irrelevant, and the rotation is stable for a given NodeENI.
+    """
+    if len(actions) < 2:
+        return list(actions)
+    offset = zlib.crc32(key.encode()) % len(actions)
+    return [*actions[offset:], *actions[:offset]]
 
 
 def _already_attached(eni: NetworkInterface, instance_id: str) -> bool:
