@@ -24,6 +24,7 @@ from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.config import Config
 from eni_controller.metrics import Metrics
 from eni_controller.preflight import kube as kube_checks
+from eni_controller.preflight.ec2 import ProbeTargets, probes
 from eni_controller.preflight.report import Finding, Outcome
 from eni_controller.preflight.runner import run_preflight
 from tests.conftest import NodeENIs
@@ -33,18 +34,7 @@ from tests.harness.ec2world import AZ_A, Instance, World, launch_instance
 from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
 from tests.harness.realism.control import RealismControl
 
-EC2_ACTIONS = (
-    "DescribeNetworkInterfaces",
-    "DescribeInstances",
-    "DescribeInstanceTypes",
-    "DescribeSubnets",
-    "DescribeSecurityGroups",
-    "CreateNetworkInterface",
-    "AttachNetworkInterface",
-    "ModifyNetworkInterfaceAttribute",
-    "DetachNetworkInterface",
-    "DeleteNetworkInterface",
-)
+EC2_ACTIONS = tuple(p.action for p in probes(ProbeTargets()))
 SA_NAMESPACE = "default"
 
 
