@@ -9,6 +9,7 @@ outcome the reconciler turns into a condition, an event or a requeue.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import zlib
 from collections import deque
@@ -241,12 +242,15 @@ class _EventsBeside:
         self._wake = asyncio.Event()
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
+        # run()'s context, not the first emitting slot's: the sender's log lines
+        # must not carry that slot's node and eni_id
+        self._context = contextvars.copy_context()
 
     async def emit(self, type_: str, reason: str, message: str) -> None:
         self._queue.append((type_, reason, message))
         self._wake.set()
         if self._sender is None:
-            self._sender = asyncio.create_task(self._send())
+            self._sender = asyncio.create_task(self._send(), context=self._context)
 
     async def close(self) -> None:
         """Return once every queued event is sent (cancelled with the caller)."""

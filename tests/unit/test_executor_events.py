@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from types import MappingProxyType
 
+import structlog
+
 from bench.pipeline import AZ, INSTANCE_TYPE, MemoryEC2
 from eni_controller.aws.breaker import CircuitBreaker
 from eni_controller.aws.ec2 import EC2Client
@@ -82,3 +84,16 @@ async def test_a_failed_event_never_fails_its_slot() -> None:
             raise RuntimeError("API server unreachable")
 
     assert await _run(failing_emit) == [Outcome.DONE] * 5
+
+
+async def test_the_sender_logs_in_the_runs_context_not_a_slots() -> None:
+    seen: list[dict[str, object]] = []
+
+    async def recording_emit(_type: str, _reason: str, _message: str) -> None:
+        seen.append(structlog.contextvars.get_contextvars())
+
+    with structlog.contextvars.bound_contextvars(nodeeni="multus"):
+        await _run(recording_emit)
+    assert len(seen) == 10
+    # a slot binds node/instance_id/eni_id for its own lines; the sender shares none
+    assert all(context == {"nodeeni": "multus"} for context in seen)
