@@ -18,14 +18,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client
-
-from eni_controller import model
 from tests.harness.apiserver import LocalAPIServer
 from tests.harness.controller import spawn_controller
 from tests.harness.demo import wait_ready
 from tests.harness.ec2world import AZ_A, ec2_client, launch_instance, seed_world
-from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
+from tests.harness.kube import (
+    NodeFactory,
+    api_client_from_kubeconfig,
+    create_nodeeni,
+    install_crd,
+)
 from tests.harness.motoserver import MotoServer
 from tests.harness.procs import stop_pid_file
 from tests.harness.realism.control import RealismControl
@@ -60,17 +62,7 @@ async def run(state: Path, *, nodes: int, subnets: int, attach_latency: float) -
                 "securityGroupIDs": [world.security_group("multus-sg").id],
             }
             start = time.perf_counter()
-            await client.CustomObjectsApi(api).create_cluster_custom_object(
-                model.GROUP,
-                model.VERSION,
-                model.PLURAL,
-                {
-                    "apiVersion": f"{model.GROUP}/{model.VERSION}",
-                    "kind": model.KIND,
-                    "metadata": {"name": "bench"},
-                    "spec": spec,
-                },
-            )
+            await create_nodeeni(api, "bench", spec)
             ready = await wait_ready(api, "bench", within=600)
             seconds = time.perf_counter() - start
         finally:

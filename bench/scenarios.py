@@ -40,6 +40,7 @@ from tests.harness.kube import (
     api_client_from_kubeconfig,
     install_crd,
     node_body,
+    nodeeni_body,
 )
 from tests.harness.motoserver import MotoServer
 from tests.harness.procs import free_port, stop_pid_file
@@ -398,17 +399,16 @@ class _Run:
                 selector = {SCENARIO_LABEL: s.name}
                 subnet, index = self.env.eni_subnets[i], i + 1
             bodies.append(
-                {
-                    "apiVersion": f"{model.GROUP}/{model.VERSION}",
-                    "kind": model.KIND,
-                    "metadata": {"name": f"{s.name}-{i}", "labels": {SCENARIO_LABEL: s.name}},
-                    "spec": {
+                nodeeni_body(
+                    f"{s.name}-{i}",
+                    {
                         "nodeSelector": selector,
                         "subnetIDs": [subnet],
                         "securityGroupIDs": [self.env.security_group],
                         "deviceIndex": index,
                     },
-                }
+                    labels={SCENARIO_LABEL: s.name},
+                )
             )
         return bodies
 

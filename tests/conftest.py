@@ -26,6 +26,7 @@ from tests.harness.kube import (
     NodeFactory,
     api_client_from_kubeconfig,
     install_crd,
+    nodeeni_body,
 )
 from tests.harness.motoserver import MotoServer
 from tests.harness.realism.control import RealismControl
@@ -106,14 +107,8 @@ class NodeENIs:
         self._names: list[str] = []
 
     async def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{model.GROUP}/{model.VERSION}",
-            "kind": model.KIND,
-            "metadata": {"name": name},
-            "spec": spec,
-        }
         created: dict[str, Any] = await self.custom.create_cluster_custom_object(
-            model.GROUP, model.VERSION, model.PLURAL, body
+            model.GROUP, model.VERSION, model.PLURAL, nodeeni_body(name, spec)
         )
         self._names.append(name)
         return created

@@ -25,7 +25,12 @@ from eni_controller import model
 from tests.harness.apiserver import LocalAPIServer
 from tests.harness.controller import spawn_controller
 from tests.harness.ec2world import AZ_A, AZ_B, seed_world
-from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
+from tests.harness.kube import (
+    NodeFactory,
+    api_client_from_kubeconfig,
+    create_nodeeni,
+    install_crd,
+)
 from tests.harness.motoserver import MotoServer
 from tests.harness.procs import stop_pid_file
 from tests.harness.realism.control import RealismControl
@@ -109,17 +114,7 @@ async def demo(state: Path, *, once: bool) -> int:
                 await nodes.create(name=name, instance=instance, labels={"ng": "multus"})
             print(f"{len(world.instances)} EC2 instances, 3 Nodes labelled ng=multus", flush=True)
             spawn_controller(world, endpoint.kubeconfig, state_dir=state)
-            await client.CustomObjectsApi(api).create_cluster_custom_object(
-                model.GROUP,
-                model.VERSION,
-                model.PLURAL,
-                {
-                    "apiVersion": f"{model.GROUP}/{model.VERSION}",
-                    "kind": model.KIND,
-                    "metadata": {"name": SAMPLE},
-                    "spec": SAMPLE_SPEC,
-                },
-            )
+            await create_nodeeni(api, SAMPLE, SAMPLE_SPEC)
             print(f"applied NodeENI {SAMPLE}: {SAMPLE_SPEC}\n", flush=True)
             ready = await wait_ready(api, SAMPLE, within=60)
             print(describe(ready), flush=True)

@@ -77,6 +77,25 @@ def node_body(*, name: str, instance: Instance, labels: dict[str, str]) -> dict[
     }
 
 
+def nodeeni_body(
+    name: str, spec: dict[str, Any], *, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A NodeENI as a user applies it."""
+    return {
+        "apiVersion": f"{model.GROUP}/{model.VERSION}",
+        "kind": model.KIND,
+        "metadata": {"name": name, **({"labels": labels} if labels else {})},
+        "spec": spec,
+    }
+
+
+async def create_nodeeni(api: client.ApiClient, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    created: dict[str, Any] = await client.CustomObjectsApi(api).create_cluster_custom_object(
+        model.GROUP, model.VERSION, model.PLURAL, nodeeni_body(name, spec)
+    )
+    return created
+
+
 class NodeFactory:
     """Creates Nodes for seeded instances and deletes them at teardown."""
 
