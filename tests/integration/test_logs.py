@@ -10,28 +10,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client
-
-from eni_controller import model
 from tests.harness.controller import AWSEnv, is_ready, spawn_controller, wait_for_nodeeni
 from tests.harness.ec2world import AZ_A
 from tests.integration.test_controller import _enis_of, _nodes, _spec
+from tests.integration.test_lifecycle import _gone
 
 OBJECT_FIELDS = ("nodeeni", "node", "eni_id", "instance_id")
 # Lines about one ENI on one node: each must carry all of OBJECT_FIELDS.
 ENI_EVENTS = ("slot not done yet", "ENI handed to cleanup", "ENI cleaned up")
-
-
-async def _gone(api: client.ApiClient, name: str, *, within: float) -> None:
-    custom = client.CustomObjectsApi(api)
-    async with asyncio.timeout(within):
-        while True:
-            found = await custom.list_cluster_custom_object(
-                model.GROUP, model.VERSION, model.PLURAL, field_selector=f"metadata.name={name}"
-            )
-            if not found["items"]:
-                return
-            await asyncio.sleep(0.2)
 
 
 async def _logged(path: Path, text: str, *, within: float, times: int = 1) -> None:
