@@ -38,6 +38,7 @@ from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
+from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
@@ -176,11 +177,13 @@ class Controller:
             grace_seconds=config.orphan_grace_period_seconds,
             metrics=metrics,
         )
+        self.enis = ManagedENIs(ec2)
         self.reconciler = Reconciler(
             config=config,
             nodeenis=self.nodeenis,
             nodes=self.nodes,
-            ec2=ec2,
+            enis=self.enis,
+            instances=InstanceFacts(ec2),
             resolver=Resolver(ec2, vpc_id=config.vpc_id),
             limits=InstanceTypeLimits(ec2),
             executor=Executor(ec2, DeviceIndexAllocator(), metrics=metrics),
@@ -228,8 +231,7 @@ class Controller:
     async def _lead(self) -> None:
         log.info("leading: reconciling")
         self.metrics.leader.set(1)
-        for raw in self.nodeenis.list():  # a new term starts from everything
-            self.queue.add(_meta(raw)["name"])
+        self._enqueue_all()  # a new term starts from everything
         tasks = [
             asyncio.create_task(self._worker(i))
             for i in range(self.config.max_concurrent_reconciles)
@@ -245,6 +247,7 @@ class Controller:
             await asyncio.gather(*tasks)
         finally:
             self.metrics.leader.set(0)
+            self.enis.stop()
             await _cancel(tasks)
 
     def _cleaned(self, owner: str) -> None:
@@ -254,8 +257,15 @@ class Controller:
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.reconcile_period_seconds)
-            for raw in self.nodeenis.list():
-                self.queue.add(_meta(raw)["name"])
+            self._enqueue_all()
+
+    def _enqueue_all(self) -> None:
+        """Every NodeENI to the queue, and one describe of all our ENIs that serves them."""
+        names = [_meta(raw)["name"] for raw in self.nodeenis.list()]
+        for name in names:
+            self.queue.add(name)
+        if names:
+            self.enis.refresh()  # started after the adds: fresh enough for each of them
 
     async def _worker(self, number: int) -> None:
         while True:
@@ -267,7 +277,7 @@ class Controller:
             # every line logged while reconciling `key` names it
             context = structlog.contextvars.bind_contextvars(nodeeni=key)
             try:
-                result = await self.reconciler.reconcile(key)
+                result = await self.reconciler.reconcile(key, since=self.queue.last_added(key))
             except Conflict:
                 self._failed("Conflict")
                 self.queue.add_rate_limited(key)  # re-read and retry

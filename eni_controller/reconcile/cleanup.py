@@ -1,12 +1,20 @@
-"""The cleanup pool: detach, wait for `available`, delete, one ENI at a time
-per worker, on workers of its own.
+"""The cleanup pool: detach, wait for `available`, delete, on workers of its own.
 
 Waiting for a detachment takes seconds on AWS. Done inline, it would hold a
-reconcile worker hostage; here it holds a cleanup worker, and there are
-MAX_CONCURRENT_ENI_CLEANUP of them. Each wait is bounded by
-DETACHMENT_TIMEOUT; an ENI that is not free by then goes back to the queue
-with backoff, it is never dropped. NotFound at any step means someone (AWS,
-DeleteOnTermination, an operator) already did it: done.
+reconcile worker hostage; here it holds no worker at all. The
+MAX_CONCURRENT_ENI_CLEANUP workers make the mutating calls (detach, delete);
+a detached ENI is then parked, and one poller asks EC2 about every parked ENI
+in one batched describe per poll, handing each ENI that is free back to the
+workers for its delete. Asking per ENI cost two describes per ENI (one before
+the detach, one or more while waiting), more EC2 calls than the deletions
+themselves; now the describe before the detach uses what the submitter saw,
+and the waits of hundreds of ENIs share one call
+(bench/results/suite/large.json).
+
+Each wait is bounded by DETACHMENT_TIMEOUT; an ENI that is not free by then
+goes back to the queue with backoff (described afresh, detached again), it is
+never dropped. NotFound at any step means someone (AWS, DeleteOnTermination,
+an operator) already did it: done.
 
 The owner (the NodeENI whose status lists the ENI) is told as ENIs go, so its
 status drops them, but at most once per NOTIFY_INTERVAL_SECONDS while more of
@@ -67,31 +75,52 @@ class CleanupPool:
         self._pending_by_owner: Counter[str] = Counter()
         self._notify_later: dict[str, asyncio.TimerHandle] = {}
         self._seen: dict[str, dict[str, str]] = {}  # ENI id → its log fields, once described
+        self._submitted: dict[str, NetworkInterface] = {}  # what the submitter saw, used once
+        self._started: dict[str, float] = {}  # ENI id → when its current attempt began
+        self._parked: dict[str, float] = {}  # detached, awaiting `available`: ENI id → deadline
+        self._free: set[str] = set()  # seen free by the poller: next pass deletes
+        self._new_parked = asyncio.Event()
         self.in_flight = 0
         self.max_in_flight = 0  # read by tests: never above the worker count
+        self.polls = 0  # read by tests: describes made while waiting for detachment
 
-    def submit(self, eni_id: str, *, nodeeni: str) -> None:
+    def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> None:
+        """Queue an ENI for cleanup; `seen` (the submitter's describe of it, if any)
+        spares the worker a describe before it detaches."""
         previous = self._owners.get(eni_id)
         if previous != nodeeni:
             if previous is not None:
                 self._pending_by_owner[previous] -= 1
             self._pending_by_owner[nodeeni] += 1
         self._owners[eni_id] = nodeeni
-        self.queue.add(eni_id)
+        if seen is not None and eni_id not in self._parked and eni_id not in self._free:
+            self._submitted[eni_id] = seen
+            self._seen[eni_id] = tags.log_fields(seen)
+        if eni_id not in self._parked:
+            self.queue.add(eni_id)
 
     def pending(self, eni_id: str) -> bool:
         return eni_id in self._owners
 
+    @property
+    def idle(self) -> bool:
+        """No ENI queued, parked or being cleaned."""
+        return not self._owners
+
     async def run(self) -> None:
-        """Run the workers until cancelled (losing leadership, or exiting); the queue
-        survives, so a later term picks up where this one stopped."""
+        """Run the workers and the poller until cancelled (losing leadership, or
+        exiting); the queue survives, so a later term picks up where this one stopped."""
         tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        tasks.append(asyncio.create_task(self._poll_parked()))
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for eni_id in self._parked:  # their wait is not over: the next term describes them
+                self.queue.add(eni_id)
+            self._parked.clear()
 
     async def _worker(self) -> None:
         while True:
@@ -101,37 +130,127 @@ class CleanupPool:
                 return
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            started = self._clock()
+            self._started.setdefault(eni_id, self._clock())
             try:
-                await self._clean(eni_id)
+                finished = await self._step(eni_id)
             except asyncio.CancelledError:
                 self.queue.add(eni_id)  # unfinished: the next term does it
                 raise
-            except (errors.EC2Error, DetachTimeout) as err:
-                log.info(
-                    "cleanup will retry",
-                    error=type(err).__name__,
-                    detail=str(err),
-                    **self._log_fields(eni_id),
-                )
-                self._metrics.cleanups.labels("retry").inc()
-                self.queue.add_rate_limited(eni_id)
+            except errors.EC2Error as err:
+                self._retry(eni_id, err)
             except Exception:
                 log.exception("cleanup failed", **self._log_fields(eni_id))
-                self._metrics.cleanups.labels("retry").inc()
-                self.queue.add_rate_limited(eni_id)
+                self._retry(eni_id, None)
             else:
-                self._metrics.cleanups.labels("success").inc()
-                self.queue.forget(eni_id)
-                log.info("ENI cleaned up", **self._log_fields(eni_id))
-                owner = self._owners.pop(eni_id, None)
-                self._seen.pop(eni_id, None)
-                if owner is not None:
-                    self._notify(owner)
+                if finished:
+                    self._finished(eni_id)
             finally:
-                self._metrics.cleanup_duration.observe(self._clock() - started)
                 self.in_flight -= 1
                 self.queue.done(eni_id)
+
+    async def _step(self, eni_id: str) -> bool:
+        """One worker pass: delete a free ENI, or detach one and park it; True when gone."""
+        if eni_id in self._free:
+            self._free.discard(eni_id)
+            await self._delete(eni_id)
+            return True
+        eni = self._submitted.pop(eni_id, None) or await self._describe(eni_id)
+        if eni is None:
+            return True
+        if eni.attachment is None:
+            await self._delete(eni_id)
+            return True
+        if eni.attachment.status not in ("detaching", "detached"):
+            with (
+                self._metrics.eni_operation("detach"),
+                contextlib.suppress(errors.AttachmentNotFound, errors.IncorrectState),
+            ):
+                await self._ec2.detach_network_interface(
+                    attachment_id=eni.attachment.attachment_id, force=True
+                )
+        self._parked[eni_id] = self._clock() + self._detach_timeout
+        self._new_parked.set()
+        return False
+
+    async def _delete(self, eni_id: str) -> None:
+        with self._metrics.eni_operation("delete"), contextlib.suppress(errors.ENINotFound):
+            await self._ec2.delete_network_interface(eni_id=eni_id)
+
+    def _finished(self, eni_id: str) -> None:
+        self._metrics.cleanups.labels("success").inc()
+        self._observe(eni_id)
+        self.queue.forget(eni_id)
+        log.info("ENI cleaned up", **self._log_fields(eni_id))
+        owner = self._owners.pop(eni_id, None)
+        self._seen.pop(eni_id, None)
+        if owner is not None:
+            self._notify(owner)
+
+    def _retry(self, eni_id: str, err: Exception | None) -> None:
+        if err is not None:
+            log.info(
+                "cleanup will retry",
+                error=type(err).__name__,
+                detail=str(err),
+                **self._log_fields(eni_id),
+            )
+        self._metrics.cleanups.labels("retry").inc()
+        self._observe(eni_id)
+        self._submitted.pop(eni_id, None)  # described afresh next time
+        self.queue.add_rate_limited(eni_id)
+
+    def _observe(self, eni_id: str) -> None:
+        started = self._started.pop(eni_id, None)
+        if started is not None:
+            self._metrics.cleanup_duration.observe(self._clock() - started)
+
+    async def _poll_parked(self) -> None:
+        """Describe every parked ENI in one call per poll; free ones go to the workers.
+
+        Polls start POLL_START_SECONDS after an ENI is parked and back off to
+        POLL_MAX_SECONDS while nothing new is parked, as the per-ENI wait did.
+        """
+        delay = POLL_START_SECONDS
+        while True:
+            if not self._parked:
+                self._new_parked.clear()
+                await self._new_parked.wait()
+                delay = POLL_START_SECONDS
+            await asyncio.sleep(delay)
+            if self._new_parked.is_set():
+                self._new_parked.clear()
+                delay = POLL_START_SECONDS
+            else:
+                delay = min(delay * 2, POLL_MAX_SECONDS)
+            try:
+                await self._poll_once()
+            except errors.EC2Error as err:
+                log.info("detach poll will retry", error=type(err).__name__, detail=str(err))
+            except Exception:
+                log.exception("detach poll failed; it will retry")
+
+    async def _poll_once(self) -> None:
+        waiting = sorted(self._parked)
+        if not waiting:
+            return
+        self.polls += 1
+        found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=waiting)
+        by_id = {e.eni_id: e for e in found}
+        now = self._clock()
+        for eni_id in waiting:
+            deadline = self._parked.get(eni_id)
+            if deadline is None:
+                continue  # left the pool while the describe ran (cancelled term)
+            eni = by_id.get(eni_id)
+            if eni is not None:
+                self._seen[eni_id] = tags.log_fields(eni)
+            if eni is None or eni.attachment is None or eni.attachment.status == "detached":
+                del self._parked[eni_id]
+                self._free.add(eni_id)
+                self.queue.add(eni_id)
+            elif now >= deadline:
+                del self._parked[eni_id]
+                self._retry(eni_id, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
 
     def _notify(self, owner: str) -> None:
         """One of `owner`'s ENIs is gone: tell it now if it was the last, else soon."""
@@ -163,33 +282,3 @@ class CleanupPool:
         if found:
             self._seen[eni_id] = tags.log_fields(found[0])
         return found[0] if found else None
-
-    async def _clean(self, eni_id: str) -> None:
-        eni = await self._describe(eni_id)
-        if eni is None:
-            return
-        if eni.attachment is not None:
-            if eni.attachment.status not in ("detaching", "detached"):
-                # already detaching or detached: nothing to do
-                with (
-                    self._metrics.eni_operation("detach"),
-                    contextlib.suppress(errors.AttachmentNotFound, errors.IncorrectState),
-                ):
-                    await self._ec2.detach_network_interface(
-                        attachment_id=eni.attachment.attachment_id, force=True
-                    )
-            await self._wait_available(eni_id)
-        with self._metrics.eni_operation("delete"), contextlib.suppress(errors.ENINotFound):
-            await self._ec2.delete_network_interface(eni_id=eni_id)
-
-    async def _wait_available(self, eni_id: str) -> None:
-        deadline = self._clock() + self._detach_timeout
-        delay = POLL_START_SECONDS
-        while True:
-            eni = await self._describe(eni_id)
-            if eni is None or eni.attachment is None or eni.attachment.status == "detached":
-                return
-            if self._clock() >= deadline:
-                raise DetachTimeout(f"{eni_id} still {eni.attachment.status}")
-            await asyncio.sleep(min(delay, max(0.0, deadline - self._clock())))
-            delay = min(delay * 2, POLL_MAX_SECONDS)

@@ -1,10 +1,12 @@
 """One reconcile of one NodeENI: gather the facts, plan, act, write status.
 
 This is the I/O shell around the planner. It reads Nodes and NodeENIs from the
-informers' stores (no API reads), asks EC2 with batched describes (instances
-of the matching nodes, ENIs by this NodeENI's uid tag), lets the planner
-decide, has the executor act, and writes status only when it changed.
-A reconcile that finds everything in place makes two describes and no writes.
+informers' stores (no API reads), asks EC2 with batched describes (ENIs by this
+NodeENI's uid tag, instances of the matching nodes it may act on; both shared
+with other reconciles where that is safe, see ec2view.py), lets the planner
+decide, has the executor act, and writes status only when it changed. A
+reconcile that finds everything in place during a resync makes no describe of
+its own and no writes.
 """
 
 from __future__ import annotations
@@ -19,18 +21,24 @@ from typing import Any, Protocol
 import structlog
 
 from eni_controller import model
-from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import LookupFailed, Resolver
-from eni_controller.aws.resources import NetworkInterface
+from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
 from eni_controller.config import Config
 from eni_controller.kube.writes import EventRecorder, NodeENIWriter
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
+from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
 from eni_controller.reconcile.executor import Executor, Job, Outcome
 from eni_controller.reconcile.nodes import NodeView
-from eni_controller.reconcile.planner import NodeProblem, PlanInput, moved_by_someone_else, plan
+from eni_controller.reconcile.planner import (
+    NodeProblem,
+    PlanInput,
+    moved_by_someone_else,
+    plan,
+    settled_nodes,
+)
 from eni_controller.reconcile.status import (
     READY,
     Reason,
@@ -86,7 +94,8 @@ class Reconciler:
         config: Config,
         nodeenis: Store,
         nodes: Store,
-        ec2: EC2Client,
+        enis: ManagedENIs,
+        instances: InstanceFacts,
         resolver: Resolver,
         limits: InstanceTypeLimits,
         executor: Executor,
@@ -98,7 +107,8 @@ class Reconciler:
         self._config = config
         self._nodeenis = nodeenis
         self._nodes = nodes
-        self._ec2 = ec2
+        self._enis = enis
+        self._instances = instances
         self._resolver = resolver
         self._limits = limits
         self._executor = executor
@@ -107,7 +117,9 @@ class Reconciler:
         self._events = events
         self._now = now
 
-    async def reconcile(self, name: str) -> Result:
+    async def reconcile(self, name: str, *, since: float | None = None) -> Result:
+        """Reconcile `name` on what EC2 says after `since` (the work queue's last add
+        of it; None: now)."""
         raw = self._nodeenis.get(name)
         if raw is None:
             return DONE  # deleted; its finalizer saw to its ENIs
@@ -117,7 +129,7 @@ class Reconciler:
             default_delete_on_termination=self._config.default_delete_on_termination,
         )
         if nodeeni.being_deleted:
-            return await self._delete(nodeeni)
+            return await self._delete(nodeeni, since=since)
         if not nodeeni.has_finalizer:
             # finalizer first: nothing is created that deletion could not find
             await self._writer.set_finalizers(
@@ -144,9 +156,8 @@ class Reconciler:
             return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
 
         nodes = self._matching_nodes(spec)
-        instances = await self._ec2.describe_instances(
-            [n.instance_id for n in nodes if n.instance_id]
-        )
+        enis = await self._enis.of(nodeeni.uid, since=since)
+        instances = await self._instances_for(nodes, subnets=subnets, enis=enis)
         max_enis = await self._limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -156,7 +167,7 @@ class Reconciler:
             nodes=nodes,
             instances=instances,
             max_enis=max_enis,
-            enis=(enis := await self._our_enis(nodeeni.uid)),
+            enis=enis,
             previous=nodeeni.status.attachments,
             known_nodes=self._nodes_named(enis),
         )
@@ -184,7 +195,7 @@ class Reconciler:
                         )
                     )
             # what EC2 says now, after acting
-            data = dataclasses.replace(data, enis=await self._our_enis(nodeeni.uid))
+            data = dataclasses.replace(data, enis=await self._enis.of(nodeeni.uid, since=None))
         final = plan(data) if first.actions else first
         if outcomes:
             problems = tuple(dict.fromkeys([*final.problems, *outcomes]))
@@ -201,11 +212,12 @@ class Reconciler:
             return Result(requeue_after=PROGRESS_REQUEUE_SECONDS)
         return DONE
 
-    async def _delete(self, nodeeni: model.NodeENI) -> Result:
+    async def _delete(self, nodeeni: model.NodeENI, *, since: float | None) -> Result:
         """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
         if not nodeeni.has_finalizer:
             return DONE
-        enis = [e for e in await self._our_enis(nodeeni.uid) if not moved_by_someone_else(e)]
+        ours = await self._enis.of(nodeeni.uid, since=since)
+        enis = [e for e in ours if not moved_by_someone_else(e)]
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
         if enis and started is None:
             await self._writer.annotate(
@@ -252,7 +264,7 @@ class Reconciler:
     def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
         if not self._cleanup.pending(eni.eni_id):
             log.info("ENI handed to cleanup", **{"nodeeni": nodeeni, **tags.log_fields(eni)})
-            self._cleanup.submit(eni.eni_id, nodeeni=nodeeni)
+            self._cleanup.submit(eni.eni_id, nodeeni=nodeeni, seen=eni)
 
     def _nodes_named(self, enis: Sequence[NetworkInterface]) -> dict[str, NodeView]:
         names = {e.tags.get(tags.NODE_KEY, "") for e in enis}
@@ -271,10 +283,21 @@ class Reconciler:
         views = (NodeView.from_api(raw) for raw in candidates)
         return [n for n in views if n.on_ec2 and spec.matches(n.labels)]
 
-    async def _our_enis(self, uid: str) -> list[NetworkInterface]:
-        return await self._ec2.describe_network_interfaces(
-            filters={f"tag:{tags.NODEENI_UID_KEY}": [uid]}
-        )
+    async def _instances_for(
+        self,
+        nodes: Sequence[NodeView],
+        *,
+        subnets: Sequence[Subnet],
+        enis: Sequence[NetworkInterface],
+    ) -> dict[str, Instance]:
+        """Kept facts for settled nodes, a fresh describe for every other one."""
+        kept = self._instances.kept(n.instance_id for n in nodes if n.instance_id)
+        settled = settled_nodes(subnets=subnets, nodes=nodes, instances=kept, enis=enis)
+        fresh = [n.instance_id for n in nodes if n.instance_id and n.name not in settled]
+        instances = {
+            n.instance_id: kept[n.instance_id] for n in nodes if n.instance_id and n.name in settled
+        }
+        return instances | await self._instances.describe(fresh)
 
     async def _invalid(self, nodeeni: model.NodeENI) -> Result:
         message = "; ".join(nodeeni.problems)

@@ -71,7 +71,7 @@ class OrphanSweep:
         ]
         for eni_id in reclaimed:
             log.info("orphan ENI reclaimed", **tags.log_fields(by_id[eni_id]))
-            self._cleanup.submit(eni_id, nodeeni=SWEEP_OWNER)
+            self._cleanup.submit(eni_id, nodeeni=SWEEP_OWNER, seen=by_id[eni_id])
         self._metrics.orphan_sweeps.inc()
         self._metrics.orphans_reclaimed.inc(len(reclaimed))
         return reclaimed

@@ -24,6 +24,7 @@ from tests.harness.controller import (
 from tests.harness.ec2world import AZ_A, AZ_B, Instance, World, ec2_client, launch_instance
 from tests.harness.kube import NodeFactory, merge_patch_nodeeni
 from tests.harness.realism.control import RealismControl
+from tests.harness.waiting import until
 
 
 def _enis_of(world: World, uid: str) -> list[dict[str, Any]]:
@@ -205,9 +206,11 @@ async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
-    async with running_controller(kube_api, controller_config(ec2_world)):
+    async with running_controller(kube_api, controller_config(ec2_world)) as controller:
         await nodeenis.create(f"{unique}-ok", _spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, f"{unique}-ok", is_ready)
+        # ENIs of earlier tests' NodeENIs may still be going
+        await until(lambda: controller.cleanup.idle, within=30)
         calls = sum(realism.calls().values())
         # passes the CRD schema, fails the controller's own label-syntax check
         bad = {**_spec(unique, ec2_world, "multus-a"), "nodeSelector": {"bad key!": "x"}}
@@ -280,12 +283,19 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
         converged = await wait_for_nodeeni(kube_api, unique, is_ready)
         await asyncio.sleep(1)  # let the reconcile triggered by our own last write settle
         mutating, writes = _mutating(realism), controller.writer.status_writes
-        describes = realism.calls().get("DescribeNetworkInterfaces", 0)
+        before = realism.calls()
+        snapshots = controller.enis.snapshots
         await asyncio.sleep(3 * config.reconcile_period_seconds + 0.2)
+        after = realism.calls()
         assert _mutating(realism) == mutating
         assert controller.writer.status_writes == writes
-        # the resyncs did run: they are what describes
-        assert realism.calls().get("DescribeNetworkInterfaces", 0) >= describes + 3
+        # the resyncs did run, and each made one describe of our ENIs for every
+        # NodeENI; the settled nodes' instances were not described again
+        resyncs = controller.enis.snapshots - snapshots
+        assert resyncs >= 3
+        describes = after["DescribeNetworkInterfaces"] - before["DescribeNetworkInterfaces"]
+        assert describes == resyncs, (before, after)
+        assert after.get("DescribeInstances", 0) == before.get("DescribeInstances", 0)
         settled = await wait_for_nodeeni(kube_api, unique, lambda o: True)
     assert settled["status"] == converged["status"]
 

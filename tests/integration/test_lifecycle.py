@@ -24,6 +24,7 @@ from tests.harness.controller import (
 )
 from tests.harness.ec2world import AZ_A, World, ec2_client, launch_instance
 from tests.harness.kube import merge_patch_nodeeni
+from tests.harness.waiting import until
 from tests.integration.test_controller import _enis_of, _nodes, _spec
 
 HTTP_NOT_FOUND = 404
@@ -44,14 +45,6 @@ async def _gone(api: client.ApiClient, name: str, *, within: float = 60) -> None
                 if err.status == HTTP_NOT_FOUND:
                     return
                 raise
-            await asyncio.sleep(0.2)
-
-
-async def _until(predicate: Any, *, within: float = 30) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if predicate():
-                return
             await asyncio.sleep(0.2)
 
 
@@ -188,7 +181,7 @@ async def test_a_leaving_node_loses_exactly_its_enis(
             enis = _enis_of(ec2_world, uid)
             return before[leaving] not in {e["NetworkInterfaceId"] for e in enis}
 
-        await _until(settled)
+        await until(settled, within=30)
         expected = 2 if how == "reuse-name" else 1
         final = await wait_for_nodeeni(
             kube_api,
@@ -225,7 +218,9 @@ async def test_removing_a_subnet_removes_only_its_enis(
         await merge_patch_nodeeni(
             nodeenis.custom, unique, {"spec": {"subnetIDs": [ec2_world.subnet("multus-a").id]}}
         )
-        await _until(lambda: {e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)} == kept)
+        await until(
+            lambda: {e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)} == kept, within=30
+        )
         final = await wait_for_nodeeni(
             kube_api, unique, lambda o: is_ready(o) and o["status"]["attachedCount"] == 2
         )

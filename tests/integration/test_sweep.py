@@ -20,8 +20,9 @@ from tests.harness.controller import (
 )
 from tests.harness.ec2world import AZ_A, World, ec2_client
 from tests.harness.realism.control import RealismControl
+from tests.harness.waiting import until
 from tests.integration.test_controller import _enis_of, _nodes, _spec
-from tests.integration.test_lifecycle import _delete, _gone, _until
+from tests.integration.test_lifecycle import _delete, _gone
 
 
 def _eni(world: World, *, uid: str | None) -> str:
@@ -77,7 +78,7 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
         reclaimed_later = await sweep.sweep()
         describes = realism.calls()["DescribeNetworkInterfaces"] - before
         runner = asyncio.create_task(pool.run())
-        await _until(lambda: orphan not in _ids(ec2_world))
+        await until(lambda: orphan not in _ids(ec2_world), within=30)
         runner.cancel()
     assert orphan not in reclaimed_now  # fresh: inside the grace window
     assert orphan in reclaimed_later
@@ -122,4 +123,4 @@ async def test_leftovers_of_a_cleanup_timeout_are_swept_once_ec2_recovers(
         await _gone(kube_api, unique, within=30)
         assert len(_enis_of(ec2_world, uid)) == 1  # left behind, still tagged
         realism.configure(faults=None)
-        await _until(lambda: _enis_of(ec2_world, uid) == [], within=30)
+        await until(lambda: _enis_of(ec2_world, uid) == [], within=30)

@@ -19,6 +19,7 @@ from eni_controller.aws.resources import NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import cleanup
 from eni_controller.reconcile.cleanup import CleanupPool
+from tests.harness.waiting import until
 
 
 class GoneEC2:
@@ -37,12 +38,7 @@ class GoneEC2:
 
 
 async def _until(predicate: Any, *, within: float = 2.0) -> None:
-    """Poll `predicate`: the pool has no hook to wait on, and the test adds none."""
-    for _ in range(int(within / 0.005)):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"not within {within}s")
+    await until(predicate, within=within, every=0.005)
 
 
 async def test_an_owner_is_told_once_when_its_enis_go_together() -> None:
