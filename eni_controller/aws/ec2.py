@@ -31,7 +31,7 @@ from eni_controller.aws.resources import (
 )
 from eni_controller.aws.retry import RetryPolicy, is_retryable, retrying
 from eni_controller.config import Config
-from eni_controller.metrics import Metrics
+from eni_controller.metrics import Children, Metrics
 
 Filters = Mapping[str, Sequence[str]]
 
@@ -79,6 +79,9 @@ class EC2Client:
         self._retry_policy = retry
         self._metrics = metrics
         self._clock = clock
+        self._calls = Children(metrics.aws_api_calls)
+        self._latency = Children(metrics.aws_api_latency)
+        self._limiter_wait = Children(metrics.aws_rate_limiter_wait)
 
     # --- the one call path -------------------------------------------------
 
@@ -107,10 +110,10 @@ class EC2Client:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()  # EC2 answered; the answer was "no"
-            self._metrics.aws_api_calls.labels(action, "error").inc()
+            self._calls.labels(action, "error").inc()
             raise
         self.breaker.record_success()
-        self._metrics.aws_api_calls.labels(action, "success").inc()
+        self._calls.labels(action, "success").inc()
         return response
 
     async def _retry(
@@ -138,7 +141,7 @@ class EC2Client:
         self, action: str, method: Any, params: Mapping[str, Any], *, idempotent: bool
     ) -> dict[str, Any]:
         action_class, waited = await self._limiter.acquire(action)
-        self._metrics.aws_rate_limiter_wait.labels(action_class.value).observe(waited)
+        self._limiter_wait.labels(action_class.value).observe(waited)
         start = self._clock()
         try:
             response: dict[str, Any] = await method(**params)
@@ -152,7 +155,7 @@ class EC2Client:
                 self._metrics.aws_api_throttles.labels(action).inc()
             raise error from exc
         finally:
-            self._metrics.aws_api_latency.labels(action).observe(self._clock() - start)
+            self._latency.labels(action).observe(self._clock() - start)
 
     def _count_retry(self, action: str) -> Callable[[RetryCallState], None]:
         def before_sleep(_state: RetryCallState) -> None:

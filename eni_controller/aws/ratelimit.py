@@ -85,6 +85,7 @@ class TokenBucket:
         self._tokens = spec.capacity
         self._stamp = clock()
         self._lock = asyncio.Lock()
+        self._queued = 0  # acquires holding or waiting for the lock
 
     def _refill(self) -> None:
         now = self._clock()
@@ -97,12 +98,23 @@ class TokenBucket:
         """Take one token, waiting for it if needed; return the seconds waited
         (queueing behind other waiters included)."""
         start = self._clock()
-        async with self._lock:
+        if not self._queued:
+            # Nobody is ahead of us: a token that is there is ours without the lock
+            # (which, free, would not have suspended us either).
             self._refill()
-            if self._tokens < 1:
-                await self._sleep((1 - self._tokens) / self.spec.refill_per_second)
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return self._clock() - start
+        self._queued += 1
+        try:
+            async with self._lock:
                 self._refill()
-            self._tokens -= 1
+                if self._tokens < 1:
+                    await self._sleep((1 - self._tokens) / self.spec.refill_per_second)
+                    self._refill()
+                self._tokens -= 1
+        finally:
+            self._queued -= 1
         return self._clock() - start
 
 
@@ -120,7 +132,10 @@ class RateLimiter:
             action_class: TokenBucket(limits.spec(action_class), clock=clock, sleep=sleep)
             for action_class in ActionClass
         }
+        self._classes: dict[str, ActionClass] = {}  # by action: a handful of them
 
     async def acquire(self, action: str) -> tuple[ActionClass, float]:
-        action_class = ActionClass.of(action)
+        action_class = self._classes.get(action)
+        if action_class is None:
+            action_class = self._classes[action] = ActionClass.of(action)
         return action_class, await self._buckets[action_class].acquire()

@@ -225,3 +225,35 @@ async def test_rate_limiter_keeps_buckets_separate() -> None:
     assert action_class is ActionClass.DESCRIBE
     assert waited == pytest.approx(0.75)
     assert fake.elapsed == pytest.approx(1.0)
+
+
+async def test_a_token_refilled_while_others_wait_is_theirs_not_a_newcomers() -> None:
+    fake = FakeTime()
+    b = bucket(1, 10, fake)
+    await b.acquire()
+    served: list[str] = []
+
+    async def take(name: str) -> None:
+        await b.acquire()
+        served.append(name)
+
+    first = asyncio.create_task(take("first"))
+    await asyncio.sleep(0)  # first is now waiting for a token
+    fake.now += 1.0  # a token is back before first's wait is over
+    await take("newcomer")
+    await first
+    assert served == ["first", "newcomer"]
+
+
+async def test_an_uncontended_acquire_never_yields() -> None:
+    fake = FakeTime()
+    b = bucket(3, 1, fake)
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    task = asyncio.create_task(other())
+    assert [await b.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert ran == []  # no acquire let the loop run another task
+    await task
