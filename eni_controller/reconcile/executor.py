@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, cast
 
 import structlog
 
@@ -88,36 +89,49 @@ class Executor:
         self._concurrency = concurrency
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
-        gate = asyncio.Semaphore(self._concurrency)
         # Events are sent beside the slots, not between their EC2 calls: each is an
         # API server round trip that held up the next call of its slot. All of them
         # are sent before run() returns, as before.
         events = _EventsBeside(job.emit)
         beside = dataclasses.replace(job, emit=events.emit)
+        ordered = staggered(actions, job.nodeeni)
+        results: list[SlotResult | None] = [None] * len(ordered)
+        pending = iter(enumerate(ordered))
 
-        async def one(action: Action) -> SlotResult:
-            async with gate:
-                return await self._guarded(beside, action)
+        # `concurrency` workers taking the slots in order, not a task per slot behind
+        # a semaphore: thousands of waiting tasks cost more CPU (and garbage
+        # collection) than the slots' own work in bench/pipeline.py.
+        async def worker() -> None:
+            for i, action in pending:
+                results[i] = await self._guarded(beside, action)
 
         try:
-            return list(await asyncio.gather(*(one(a) for a in staggered(actions, job.nodeeni))))
+            await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(ordered)))))
         finally:
             await events.close()
+        return cast(list[SlotResult], results)  # every slot has its result by now
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
         slot = action.slot
-        # one task per action (gather): these bindings stay with this slot's lines
-        structlog.contextvars.bind_contextvars(
+        # a worker runs one slot after another: these bindings are undone after the slot
+        bound = _Bound(
             nodeeni=job.nodeeni,
             node=slot.node,
             instance_id=slot.instance_id,
             **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
         )
         try:
+            return await self._slot(job, action, bound)
+        finally:
+            bound.reset()
+
+    async def _slot(self, job: Job, action: Action, bound: _Bound) -> SlotResult:
+        slot = action.slot
+        try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
                     case CreateAndAttach(replaces=replaces):
-                        await self._create_and_attach(job, slot, replaces=replaces)
+                        await self._create_and_attach(job, slot, bound, replaces=replaces)
                     case Attach(eni_id=eni_id):
                         await self._attach(job, slot, eni_id, adopted=True)
                     case SetDeleteOnTermination(
@@ -144,7 +158,9 @@ class Executor:
             )
             return SlotResult(slot=slot, outcome=Outcome.RETRY, message=str(err))
 
-    async def _create_and_attach(self, job: Job, slot: Slot, *, replaces: str | None) -> None:
+    async def _create_and_attach(
+        self, job: Job, slot: Slot, bound: _Bound, *, replaces: str | None
+    ) -> None:
         try:
             eni = await self._ec2.create_network_interface(
                 subnet_id=slot.subnet.subnet_id,
@@ -170,7 +186,7 @@ class Executor:
             if not isinstance(err, errors.Throttled | errors.CircuitOpen):
                 await job.emit("Warning", "ENICreationFailed", f"node {slot.node}: {err}")
             raise
-        structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
+        bound.bind(eni_id=eni.eni_id)
         if _already_attached(eni, slot.instance_id):
             return  # the ClientToken returned an ENI a crashed earlier run attached
         await job.emit("Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
@@ -229,6 +245,23 @@ _OPERATIONS: dict[type[Action], str] = {
     SetDeleteOnTermination: "set_delete_on_termination",
     SetSecurityGroups: "set_security_groups",
 }
+
+
+class _Bound:
+    """structlog context variables bound for one slot, until `reset()` puts back
+    what they were before (the slot's worker runs other slots after it)."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self, **values: Any) -> None:
+        self._tokens = dict(structlog.contextvars.bind_contextvars(**values))
+
+    def bind(self, **values: Any) -> None:
+        for key, token in structlog.contextvars.bind_contextvars(**values).items():
+            self._tokens.setdefault(key, token)  # the first token restores the value before
+
+    def reset(self) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
 
 
 class _EventsBeside:

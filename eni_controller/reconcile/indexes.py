@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
+from types import TracebackType
 
 RESERVATION_SECONDS = 120.0
 
@@ -39,26 +39,80 @@ class DeviceIndexAllocator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reserved: dict[str, dict[int, float]] = {}
 
-    @asynccontextmanager
-    async def hold(
-        self, instance_id: str, *, occupied: Iterable[int]
-    ) -> AsyncIterator[InstanceIndexes]:
+    def hold(self, instance_id: str, *, occupied: Iterable[int]) -> InstanceHold:
         """Hold the instance; indexes added to `.taken` inside are reserved after."""
-        lock = self._locks.setdefault(instance_id, asyncio.Lock())
-        async with lock:
-            now = self._clock()
-            reserved = {
-                i: until for i, until in self._reserved.get(instance_id, {}).items() if until > now
-            }
-            indexes = InstanceIndexes(set(occupied) | set(reserved))
-            before = set(indexes.taken)
-            try:
-                yield indexes
-            finally:
-                for index in indexes.taken - before:
-                    reserved[index] = now + RESERVATION_SECONDS
-                self._reserved[instance_id] = reserved
+        lock = self._locks.get(instance_id)
+        if lock is None:
+            lock = self._locks[instance_id] = asyncio.Lock()
+        return InstanceHold(
+            instance_id, lock=lock, reserved=self._reserved, occupied=occupied, clock=self._clock
+        )
 
     def release(self, instance_id: str, index: int) -> None:
         """Forget a reservation (the ENI at `index` was detached by us)."""
         self._reserved.get(instance_id, {}).pop(index, None)
+
+
+class InstanceHold:
+    """`DeviceIndexAllocator.hold`'s async context manager (a class: the
+    generator-based kind cost more than the allocation it wraps)."""
+
+    __slots__ = (
+        "_all_reserved",
+        "_before",
+        "_clock",
+        "_indexes",
+        "_instance_id",
+        "_lock",
+        "_now",
+        "_occupied",
+        "_reserved",
+    )
+
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        lock: asyncio.Lock,
+        reserved: dict[str, dict[int, float]],
+        occupied: Iterable[int],
+        clock: Callable[[], float],
+    ) -> None:
+        self._instance_id = instance_id
+        self._lock = lock
+        self._all_reserved = reserved  # the allocator's, by instance
+        self._occupied = occupied
+        self._clock = clock
+        self._indexes = InstanceIndexes(set())
+        self._before: frozenset[int] = frozenset()
+        self._reserved: dict[int, float] = {}
+        self._now = 0.0
+
+    async def __aenter__(self) -> InstanceIndexes:
+        await self._lock.acquire()
+        try:
+            self._now = now = self._clock()
+            self._reserved = {
+                i: until
+                for i, until in self._all_reserved.get(self._instance_id, {}).items()
+                if until > now
+            }
+            self._indexes = InstanceIndexes(set(self._occupied) | set(self._reserved))
+            self._before = frozenset(self._indexes.taken)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._indexes
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            for index in self._indexes.taken - self._before:
+                self._reserved[index] = self._now + RESERVATION_SECONDS
+            self._all_reserved[self._instance_id] = self._reserved
+        finally:
+            self._lock.release()

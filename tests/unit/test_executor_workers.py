@@ -1,0 +1,149 @@
+"""Unit tests: the executor's workers run the slots in order, at most `concurrency`
+at once, each slot with its own log context (none of it left for the next slot
+of the same worker, nor for the caller), results in the (staggered) order they
+were started in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+import structlog
+
+from bench.pipeline import AZ, INSTANCE_TYPE, MemoryEC2
+from eni_controller.aws.breaker import CircuitBreaker
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
+from eni_controller.aws.resources import Instance, Subnet
+from eni_controller.aws.retry import RetryPolicy
+from eni_controller.config import CircuitBreakerConfig
+from eni_controller.metrics import Metrics
+from eni_controller.model import NodeENISpec
+from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult, staggered
+from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.planner import Action, Attach, CreateAndAttach, Slot
+
+WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
+SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+INSTANCES = [f"i-{n:017x}" for n in range(7)]
+NODEENI = "multus"
+
+
+class RecordingEC2(MemoryEC2):
+    """MemoryEC2 that yields once per call and notes the log context and the
+    number of calls in flight."""
+
+    def __init__(self, instances: list[str]) -> None:
+        super().__init__(instances)
+        self.contexts: list[tuple[str, dict[str, Any]]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def _note(self, action: str) -> None:
+        self.contexts.append((action, structlog.contextvars.get_contextvars()))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+
+    async def create_network_interface(self, **params: Any) -> dict[str, Any]:
+        await self._note("create")
+        return await super().create_network_interface(**params)
+
+    async def attach_network_interface(self, **params: Any) -> dict[str, Any]:
+        await self._note("attach")
+        if params["NetworkInterfaceId"] not in self.enis:
+            raise KeyError(params["NetworkInterfaceId"])
+        return await super().attach_network_interface(**params)
+
+
+async def _run(raw: RecordingEC2, actions: list[Action], *, concurrency: int) -> list[SlotResult]:
+    metrics = Metrics()
+    ec2 = EC2Client(
+        raw,
+        limiter=RateLimiter(RateLimits(describe=WIDE, mutating=WIDE)),
+        breaker=CircuitBreaker(CircuitBreakerConfig()),
+        retry=RetryPolicy(),
+        metrics=metrics,
+    )
+
+    async def emit(_type: str, _reason: str, _message: str) -> None:
+        pass
+
+    job = Job(
+        nodeeni=NODEENI,
+        uid="uid-1",
+        spec=NodeENISpec(node_selector=MappingProxyType({}), subnet_ids=("subnet-1",)),
+        security_group_ids=("sg-1",),
+        instances={
+            i: Instance(
+                instance_id=i,
+                availability_zone=AZ,
+                state="running",
+                instance_type=INSTANCE_TYPE,
+                vpc_id="vpc-1",
+                occupied_device_indexes=frozenset({0}),
+            )
+            for i in INSTANCES
+        },
+        cluster_name=None,
+        emit=emit,
+    )
+    executor = Executor(ec2, DeviceIndexAllocator(), metrics=metrics, concurrency=concurrency)
+    return await executor.run(job, actions)
+
+
+def _slot(n: int) -> Slot:
+    return Slot(node=f"n{n}", instance_id=INSTANCES[n], subnet=SUBNET, device_index=1)
+
+
+def _creates() -> list[Action]:
+    return [CreateAndAttach(slot=_slot(n)) for n in range(len(INSTANCES))]
+
+
+async def test_results_follow_the_actions_and_concurrency_is_capped() -> None:
+    raw = RecordingEC2(INSTANCES)
+    actions = _creates()
+    results = await _run(raw, actions, concurrency=3)
+    order = [a.slot for a in staggered(actions, NODEENI)]
+    assert order != [a.slot for a in actions]
+    assert [r.slot for r in results] == order
+    assert [r.outcome for r in results] == [Outcome.DONE] * len(actions)
+    assert raw.most_in_flight == 3
+    created = [c["node"] for action, c in raw.contexts if action == "create"]
+    assert created == [slot.node for slot in order]
+
+
+async def test_each_slot_logs_with_its_own_context_only() -> None:
+    raw = RecordingEC2(INSTANCES)
+    actions: list[Action] = [*_creates()[1:3]]
+    with structlog.contextvars.bound_contextvars(reconcile="r1"):
+        await _run(raw, actions, concurrency=1)
+        after = structlog.contextvars.get_contextvars()
+    assert after == {"reconcile": "r1"}
+    by_node: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for action, context in raw.contexts:
+        by_node.setdefault(context["node"], []).append((action, context))
+    for n in (1, 2):
+        (create, c1), (attach, c2) = by_node[f"n{n}"]
+        assert (create, attach) == ("create", "attach")
+        # the first slot's eni_id (bound after its create) is not in the second's create
+        assert c1 == {
+            "reconcile": "r1",
+            "nodeeni": NODEENI,
+            "node": f"n{n}",
+            "instance_id": INSTANCES[n],
+        }
+        assert c2 == {**c1, "eni_id": c2["eni_id"]}
+    assert by_node["n1"][1][1]["eni_id"] != by_node["n2"][1][1]["eni_id"]
+
+
+async def test_an_unexpected_error_in_a_slot_propagates() -> None:
+    raw = RecordingEC2(INSTANCES)
+    actions: list[Action] = [Attach(slot=_slot(0), eni_id="eni-missing")]  # KeyError in EC2
+    with pytest.raises(KeyError, match="eni-missing"):
+        await _run(raw, actions, concurrency=2)
+    assert raw.contexts[0][1]["eni_id"] == "eni-missing"
