@@ -7,9 +7,11 @@ AWS has to, and to never create an ENI that cannot be attached.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
+from eni_controller.aws.batch import Batcher
 from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.resources import InstanceTypeInfo
 
 _TYPES_PER_CALL = 100
 
@@ -18,13 +20,16 @@ class InstanceTypeLimits:
     def __init__(self, ec2: EC2Client) -> None:
         self._ec2 = ec2
         self._max_enis: dict[str, int] = {}
+        # reconciles that start together all miss the cache: they share one call
+        self._describe = Batcher(self._describe_types, max_keys=_TYPES_PER_CALL)
 
     async def max_enis(self, instance_types: Iterable[str]) -> dict[str, int]:
         wanted = sorted(set(instance_types))
         missing = [t for t in wanted if t not in self._max_enis]
-        for start in range(0, len(missing), _TYPES_PER_CALL):
-            infos = await self._ec2.describe_instance_types(
-                missing[start : start + _TYPES_PER_CALL]
-            )
+        if missing:
+            infos = await self._describe.get(missing)
             self._max_enis.update({t: info.max_network_interfaces for t, info in infos.items()})
         return {t: self._max_enis[t] for t in wanted if t in self._max_enis}
+
+    async def _describe_types(self, types: Sequence[str]) -> Mapping[str, InstanceTypeInfo]:
+        return await self._ec2.describe_instance_types(types)

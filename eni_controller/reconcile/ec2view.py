@@ -9,7 +9,8 @@ bench/results/suite/large.json) for answers that had not changed.
   managed-by tag. A reconcile uses a snapshot only if that describe started
   after the reconcile was last asked for, so the snapshot reflects whatever
   asked for it (our own actions included: they happen before the requeue);
-  otherwise it describes its own ENIs by its uid tag, as before.
+  otherwise it describes its own ENIs by its uid tag, in one call with the
+  other reconciles asking at the same moment (aws/batch.py).
 - **Instances.** Facts about an instance (zone, type, state, occupied device
   indexes) are kept from the last describe of it. A reconcile describes afresh
   the instances of nodes it may act on, and uses kept facts, up to
@@ -17,7 +18,8 @@ bench/results/suite/large.json) for answers that had not changed.
   holds an attached ENI of ours (the planner's `settled_nodes`): for those the
   plan can at most correct an attribute of an attached ENI, which needs no
   instance facts. A terminated instance still shows: AWS detaches or deletes
-  its ENIs, which unsettles the node, and the Node object goes.
+  its ENIs, which unsettles the node, and the Node object goes. Fresh
+  describes of instances are batched the same way.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from eni_controller.aws.batch import Batcher
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.reconcile import tags
 
 INSTANCE_FACTS_MAX_AGE_SECONDS = 600.0
+FILTER_VALUES_PER_CALL = 200  # EC2's limit on the values of one filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class ManagedENIs:
         self._clock = clock
         self._latest: _Snapshot | None = None
         self._refreshing: tuple[float, asyncio.Task[_Snapshot]] | None = None
+        self._by_uid = Batcher(self._describe_uids, max_keys=FILTER_VALUES_PER_CALL)
         self.snapshots = 0  # read by tests: shared describes started
 
     def refresh(self) -> None:
@@ -75,8 +80,13 @@ class ManagedENIs:
         if since is not None and refreshing is not None and refreshing[0] >= since:
             snapshot = await asyncio.shield(refreshing[1])
             return list(snapshot.by_uid.get(uid, ()))
-        return await self._ec2.describe_network_interfaces(
-            filters={f"tag:{tags.NODEENI_UID_KEY}": [uid]}
+        return list((await self._by_uid.get([uid])).get(uid, ()))
+
+    async def _describe_uids(self, uids: Sequence[str]) -> Mapping[str, list[NetworkInterface]]:
+        return _by_uid(
+            await self._ec2.describe_network_interfaces(
+                filters={f"tag:{tags.NODEENI_UID_KEY}": list(uids)}
+            )
         )
 
     async def _take(self, started: float) -> _Snapshot:
@@ -87,13 +97,17 @@ class ManagedENIs:
         finally:
             if self._refreshing is not None and self._refreshing[0] == started:
                 self._refreshing = None
-        by_uid: dict[str, list[NetworkInterface]] = {}
-        for eni in enis:
-            by_uid.setdefault(eni.tags.get(tags.NODEENI_UID_KEY, ""), []).append(eni)
-        snapshot = _Snapshot(started=started, by_uid=by_uid)
+        snapshot = _Snapshot(started=started, by_uid=_by_uid(enis))
         if self._latest is None or self._latest.started < started:
             self._latest = snapshot
         return snapshot
+
+
+def _by_uid(enis: Iterable[NetworkInterface]) -> dict[str, list[NetworkInterface]]:
+    grouped: dict[str, list[NetworkInterface]] = {}
+    for eni in enis:
+        grouped.setdefault(eni.tags.get(tags.NODEENI_UID_KEY, ""), []).append(eni)
+    return grouped
 
 
 def _consume_exception(task: asyncio.Task[_Snapshot]) -> None:
@@ -113,10 +127,10 @@ class InstanceFacts:
         max_age: float = INSTANCE_FACTS_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ec2 = ec2
         self._max_age = max_age
         self._clock = clock
         self._kept: dict[str, tuple[float, Instance]] = {}
+        self._describe = Batcher(ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL)
 
     def kept(self, instance_ids: Iterable[str]) -> dict[str, Instance]:
         """The facts kept for these instances that are young enough to serve."""
@@ -132,7 +146,7 @@ class InstanceFacts:
         if not instance_ids:
             return {}
         asked = self._clock()
-        found = await self._ec2.describe_instances(instance_ids)
+        found = await self._describe.get(instance_ids)
         for instance_id in instance_ids:
             instance = found.get(instance_id)
             if instance is None:
