@@ -117,12 +117,19 @@ def _stamp(
     stamped = []
     for entry in sorted(attachments, key=lambda a: (a.node_id, a.device_index or 0, a.eni_id)):
         old = before.get(entry.eni_id)
-        unchanged = old is not None and dataclasses.replace(
-            old, last_updated=None
-        ) == dataclasses.replace(entry, last_updated=None)
-        stamp = old.last_updated if unchanged and old is not None else now
-        stamped.append(dataclasses.replace(entry, last_updated=stamp))
+        stamp = old.last_updated if old is not None and _same_but_stamp(old, entry) else now
+        # copies only where the stamp differs: thousands of attachments per status
+        stamped.append(
+            entry if entry.last_updated == stamp else dataclasses.replace(entry, last_updated=stamp)
+        )
     return stamped
+
+
+def _same_but_stamp(a: Attachment, b: Attachment) -> bool:
+    """Whether two entries are equal but for last_updated."""
+    if a.last_updated != b.last_updated:
+        a = dataclasses.replace(a, last_updated=b.last_updated)
+    return a == b
 
 
 def _transitions(
