@@ -140,7 +140,8 @@ class EC2Client:
     async def _attempt(
         self, action: str, method: Any, params: Mapping[str, Any], *, idempotent: bool
     ) -> dict[str, Any]:
-        action_class, waited = await self._limiter.acquire(action)
+        taken = self._limiter.acquire_now(action)
+        action_class, waited = taken if taken is not None else await self._limiter.acquire(action)
         self._limiter_wait.labels(action_class.value).observe(waited)
         start = self._clock()
         try:

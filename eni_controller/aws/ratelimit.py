@@ -94,17 +94,27 @@ class TokenBucket:
         )
         self._stamp = now
 
+    def acquire_now(self) -> float | None:
+        """`acquire()` if it would not wait: the seconds taken, or None (no token
+        now, or others waiting for one: await `acquire()`)."""
+        if self._queued:
+            return None
+        # Nobody is ahead of us: a token that is there is ours without the lock
+        # (which, free, would not have suspended us either).
+        start = self._clock()
+        self._refill()
+        if self._tokens < 1:
+            return None
+        self._tokens -= 1
+        return self._clock() - start
+
     async def acquire(self) -> float:
         """Take one token, waiting for it if needed; return the seconds waited
         (queueing behind other waiters included)."""
+        waited = self.acquire_now()
+        if waited is not None:
+            return waited
         start = self._clock()
-        if not self._queued:
-            # Nobody is ahead of us: a token that is there is ours without the lock
-            # (which, free, would not have suspended us either).
-            self._refill()
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return self._clock() - start
         self._queued += 1
         try:
             async with self._lock:
@@ -132,10 +142,22 @@ class RateLimiter:
             action_class: TokenBucket(limits.spec(action_class), clock=clock, sleep=sleep)
             for action_class in ActionClass
         }
-        self._classes: dict[str, ActionClass] = {}  # by action: a handful of them
+        self._by_action: dict[str, tuple[ActionClass, TokenBucket]] = {}  # a handful
+
+    def _bucket(self, action: str) -> tuple[ActionClass, TokenBucket]:
+        found = self._by_action.get(action)
+        if found is None:
+            action_class = ActionClass.of(action)
+            found = self._by_action[action] = (action_class, self._buckets[action_class])
+        return found
+
+    def acquire_now(self, action: str) -> tuple[ActionClass, float] | None:
+        """`acquire(action)` if it would not wait, else None (then await `acquire`).
+        Most calls find a token: this spares them two coroutines."""
+        action_class, bucket = self._bucket(action)
+        waited = bucket.acquire_now()
+        return None if waited is None else (action_class, waited)
 
     async def acquire(self, action: str) -> tuple[ActionClass, float]:
-        action_class = self._classes.get(action)
-        if action_class is None:
-            action_class = self._classes[action] = ActionClass.of(action)
-        return action_class, await self._buckets[action_class].acquire()
+        action_class, bucket = self._bucket(action)
+        return action_class, await bucket.acquire()

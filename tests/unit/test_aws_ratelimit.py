@@ -257,3 +257,32 @@ async def test_an_uncontended_acquire_never_yields() -> None:
     assert [await b.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert ran == []  # no acquire let the loop run another task
     await task
+
+
+async def test_acquire_now_takes_a_token_that_is_there_and_never_waits() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(
+        RateLimits(
+            describe=BucketSpec(capacity=1, refill_per_second=1),
+            mutating=BucketSpec(capacity=2, refill_per_second=4),
+        ),
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    assert limiter.acquire_now("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
+    assert limiter.acquire_now("DescribeSubnets") is None  # empty: nothing taken
+    assert limiter.acquire_now("AttachNetworkInterface") == (ActionClass.MUTATING, 0.0)
+    fake.now += 1.0
+    assert limiter.acquire_now("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
+    assert fake.sleeps == []
+
+
+async def test_acquire_now_leaves_a_refilled_token_to_those_waiting() -> None:
+    fake = FakeTime()
+    b = bucket(1, 10, fake)
+    await b.acquire()
+    waiting = asyncio.create_task(b.acquire())
+    await asyncio.sleep(0)
+    fake.now += 1.0
+    assert b.acquire_now() is None
+    assert await waiting == pytest.approx(1.1)  # its 0.1 s sleep ends after our 1.0 s
