@@ -102,6 +102,8 @@ class Executor:
         # a semaphore: thousands of waiting tasks cost more CPU (and garbage
         # collection) than the slots' own work in bench/pipeline.py.
         async def worker() -> None:
+            # the worker's own context: every slot it runs logs with the NodeENI
+            structlog.contextvars.bind_contextvars(nodeeni=job.nodeeni)
             for i, action in pending:
                 results[i] = await self._guarded(beside, action)
 
@@ -115,18 +117,10 @@ class Executor:
         slot = action.slot
         # a worker runs one slot after another: these bindings are undone after the slot
         bound = _Bound(
-            nodeeni=job.nodeeni,
             node=slot.node,
             instance_id=slot.instance_id,
             **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
         )
-        try:
-            return await self._slot(job, action, bound)
-        finally:
-            bound.reset()
-
-    async def _slot(self, job: Job, action: Action, bound: _Bound) -> SlotResult:
-        slot = action.slot
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
@@ -157,6 +151,8 @@ class Executor:
                 "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
             )
             return SlotResult(slot=slot, outcome=Outcome.RETRY, message=str(err))
+        finally:
+            bound.reset()
 
     async def _create_and_attach(
         self, job: Job, slot: Slot, bound: _Bound, *, replaces: str | None
