@@ -102,6 +102,10 @@ class CleanupPool:
     def pending(self, eni_id: str) -> bool:
         return eni_id in self._owners
 
+    def pending_for(self, nodeeni: str) -> int:
+        """How many of `nodeeni`'s ENIs are queued, parked or being cleaned."""
+        return self._pending_by_owner.get(nodeeni, 0)
+
     @property
     def idle(self) -> bool:
         """No ENI queued, parked or being cleaned."""

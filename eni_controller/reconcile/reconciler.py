@@ -216,9 +216,18 @@ class Reconciler:
         """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
         if not nodeeni.has_finalizer:
             return DONE
+        started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
+        timed_out = started is not None and _age(started, self._now()) > (
+            self._config.max_cleanup_duration_seconds
+        )
+        if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
+            # the pool is still at it and knows which ENIs went: progress needs no
+            # describe (at 1,000 ENIs these describes slowed the deletions themselves);
+            # the finalizer waits for a describe that finds none left
+            await self._write_detaching(nodeeni, left=self._cleanup.pending)
+            return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         ours = await self._enis.of(nodeeni.uid, since=since)
         enis = [e for e in ours if not moved_by_someone_else(e)]
-        started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
         if enis and started is None:
             await self._writer.annotate(
                 nodeeni.name,
@@ -227,22 +236,10 @@ class Reconciler:
                 resource_version=nodeeni.resource_version,
             )
             return DONE  # the update event brings it back
-        timed_out = started is not None and _age(started, self._now()) > (
-            self._config.max_cleanup_duration_seconds
-        )
         if enis and not timed_out:
             for eni in enis:
                 self._submit(eni, nodeeni.name)
-            left = {e.eni_id for e in enis}
-            await self._write(
-                nodeeni,
-                nodeeni.status.conditions,
-                attachments=[
-                    dataclasses.replace(a, status=AttachmentState.DETACHING)
-                    for a in nodeeni.status.attachments
-                    if a.eni_id in left
-                ],
-            )
+            await self._write_detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         if enis:
             await self._events.record(
@@ -260,6 +257,20 @@ class Reconciler:
             resource_version=nodeeni.resource_version,
         )
         return DONE
+
+    async def _write_detaching(
+        self, nodeeni: model.NodeENI, *, left: Callable[[str], bool]
+    ) -> None:
+        """Status lists the ENIs still `left` as detaching; the others are gone."""
+        await self._write(
+            nodeeni,
+            nodeeni.status.conditions,
+            attachments=[
+                dataclasses.replace(a, status=AttachmentState.DETACHING)
+                for a in nodeeni.status.attachments
+                if left(a.eni_id)
+            ],
+        )
 
     def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
         if not self._cleanup.pending(eni.eni_id):
