@@ -5,21 +5,25 @@ more than one resource is an error the operator must fix, never "first wins":
 picking one silently would put ENIs in the wrong network. Found entries are
 cached per entry with a TTL; failures are not cached, so a fix is seen at once.
 A resolution costs one describe for the IDs and one per name stage that had
-names left (security groups: group name, then Name tag), none on a cache hit.
+names left (security groups: group name, then Name tag), none on a cache hit;
+reconciles resolving at the same moment share those describes (aws/batch.py).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
+from eni_controller.aws.batch import Batcher
 from eni_controller.aws.cache import TTLCache
 from eni_controller.aws.ec2 import EC2Client, Filters
 from eni_controller.aws.resources import SecurityGroup, Subnet
 
 DEFAULT_TTL_SECONDS = 300.0
+_VALUES_PER_CALL = 200  # EC2's limit on the values of one filter
 
 
 class _InVpc(Protocol):
@@ -67,9 +71,16 @@ class _Finder(Generic[R]):
         self._describe = describe
         self._id_filter = id_filter
         self._ident = ident
-        self._name_stages = name_stages
         self._vpc_id = vpc_id
         self._cache = cache
+        self._by_ids = Batcher(self._describe_ids, max_keys=_VALUES_PER_CALL)
+        self._name_stages = [
+            Batcher(
+                functools.partial(self._describe_names, filter_name, name_of),
+                max_keys=_VALUES_PER_CALL,
+            )
+            for filter_name, name_of in name_stages
+        ]
 
     async def resolve(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[R, ...]:
         missing: list[str] = []
@@ -92,9 +103,7 @@ class _Finder(Generic[R]):
     async def _by_id(self, ids: Sequence[str], missing: list[str]) -> dict[str, R]:
         found = {i: r for i in ids if (r := self._cache.get(f"id:{i}")) is not None}
         wanted = [i for i in dict.fromkeys(ids) if i not in found]
-        if wanted:
-            for described in await self._describe(filters={self._id_filter: wanted}):
-                found[self._ident(described)] = described
+        found.update(await self._by_ids.get(wanted))
         for i in wanted:
             resource = found.get(i)
             if resource is None:
@@ -111,14 +120,10 @@ class _Finder(Generic[R]):
     ) -> dict[str, R]:
         found = {n: r for n in names if (r := self._cache.get(f"name:{n}")) is not None}
         wanted = [n for n in dict.fromkeys(names) if n not in found]
-        for filter_name, name_of in self._name_stages:
+        for stage in self._name_stages:
             if not wanted:
                 break
-            matches: dict[str, list[R]] = {n: [] for n in wanted}
-            for resource in await self._describe(filters={filter_name: wanted, **self._scope()}):
-                name = name_of(resource)
-                if name in matches:
-                    matches[name].append(resource)
+            matches = await stage.get(wanted)
             for name, candidates in matches.items():
                 if len(candidates) == 1:
                     found[name] = candidates[0]
@@ -126,9 +131,24 @@ class _Finder(Generic[R]):
                 elif len(candidates) > 1:
                     ids = ", ".join(sorted(self._ident(c) for c in candidates))
                     ambiguous.append(f"{self.noun} name {name!r} is ambiguous: matches {ids}")
-            wanted = [n for n in wanted if not matches[n]]
+            wanted = [n for n in wanted if n not in matches]
         missing.extend(f"{self.noun} named {n!r} not found" for n in wanted)
         return found
+
+    async def _describe_ids(self, ids: Sequence[str]) -> dict[str, R]:
+        described = await self._describe(filters={self._id_filter: list(ids)})
+        return {self._ident(r): r for r in described}
+
+    async def _describe_names(
+        self, filter_name: str, name_of: Callable[[R], str | None], names: Sequence[str]
+    ) -> Mapping[str, list[R]]:
+        """Every resource each name matches (more than one: ambiguous)."""
+        matches: dict[str, list[R]] = {}
+        for resource in await self._describe(filters={filter_name: list(names), **self._scope()}):
+            name = name_of(resource)
+            if name is not None and name in names:
+                matches.setdefault(name, []).append(resource)
+        return matches
 
 
 class Resolver:

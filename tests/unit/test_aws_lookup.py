@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Mapping, Sequence
 from typing import TypeVar, cast
 
@@ -326,3 +328,22 @@ async def test_subnet_and_group_caches_are_separate(scoped: Setup) -> None:
     await scoped.resolver.security_groups(ids=["sg-web"], names=[])
     assert scoped.ec2.subnet_filters == [{"subnet-id": ["subnet-a"]}]
     assert scoped.ec2.group_filters == [{"group-id": ["sg-web"]}]
+
+
+async def test_reconciles_resolving_at_once_share_each_describe(scoped: Setup) -> None:
+    found = await asyncio.gather(
+        scoped.resolver.subnets(ids=["subnet-a"], names=[]),
+        scoped.resolver.subnets(ids=["subnet-c"], names=["beta"]),
+        scoped.resolver.security_groups(ids=[], names=["web"]),
+        scoped.resolver.security_groups(ids=[], names=["web"]),
+    )
+    assert [[r.subnet_id for r in found[0]], [r.subnet_id for r in found[1]]] == [
+        ["subnet-a"],
+        ["subnet-c", "subnet-b"],
+    ]
+    assert found[2] == found[3]
+    assert scoped.ec2.subnet_filters == [
+        {"subnet-id": ["subnet-a", "subnet-c"]},
+        {"tag:Name": ["beta"], "vpc-id": [VPC]},
+    ]
+    assert scoped.ec2.group_filters == [{"group-name": ["web"], "vpc-id": [VPC]}]
