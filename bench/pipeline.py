@@ -132,8 +132,8 @@ class StatusSink:
         self.patches: list[Mapping[str, Any]] = []
         self.events = 0
 
-    async def emit(self, _type: str, _reason: str, _message: str) -> None:
-        self.events += 1
+    async def emit(self, _type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
+        self.events += 1  # Event objects written (one may stand for several occurrences)
 
 
 @dataclass(kw_only=True)

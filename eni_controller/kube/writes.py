@@ -77,6 +77,9 @@ class NodeENIWriter:
         return result
 
 
+EVENT_MESSAGE_LIMIT = 1024  # what an Event keeps of its message
+
+
 class EventRecorder:
     """Kubernetes Events about NodeENIs. Best effort: a failed event is logged, never raised."""
 
@@ -85,8 +88,9 @@ class EventRecorder:
         self._namespace = namespace
 
     async def record(
-        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str
+        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str, count: int = 1
     ) -> None:
+        """One Event; `count` > 1 when it stands for that many occurrences at once."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "metadata": {"generateName": f"{nodeeni.name}."},
@@ -99,12 +103,12 @@ class EventRecorder:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": message[:EVENT_MESSAGE_LIMIT],
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "firstTimestamp": now,
             "lastTimestamp": now,
-            "count": 1,
+            "count": count,
         }
         try:
             await self._core.create_namespaced_event(self._namespace, body)  # type: ignore[arg-type]

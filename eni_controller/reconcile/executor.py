@@ -13,16 +13,17 @@ import contextvars
 import dataclasses
 import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
 
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import Instance, NetworkInterface
+from eni_controller.kube.writes import EVENT_MESSAGE_LIMIT
 from eni_controller.metrics import Metrics
 from eni_controller.model import NodeENISpec
 from eni_controller.reconcile import tags
@@ -58,7 +59,12 @@ class SlotResult:
     message: str = ""
 
 
-Emit = Callable[[str, str, str], Awaitable[None]]  # (type, reason, message)
+class Emit(Protocol):
+    """Record an event: `count` occurrences, their messages joined in `message`."""
+
+    def __call__(
+        self, type_: str, reason: str, message: str, count: int = 1, /
+    ) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -263,7 +269,15 @@ class _Bound:
 class _EventsBeside:
     """One run()'s events, sent in order by one task of their own (not one task per
     event: in the in-process pipeline, a task per event cost ~60 µs per ENI). A
-    failed event is logged, never raised: events are best effort."""
+    failed event is logged, never raised: events are best effort.
+
+    Events that queued up while the previous one was being sent go out together:
+    those of one type and reason as one Event whose count is theirs and whose
+    message joins theirs (up to EVENT_MESSAGE_LIMIT), in the order each reason
+    first appeared, so an ENI's ENICreated still precedes its ENIAttached. At
+    1,000 ENIs one Event per ENI step was 2,000 API writes, ~15% of the rollout
+    (bench.suite --scenarios large, with and without events).
+    """
 
     def __init__(self, emit: Emit) -> None:
         self._emit = emit
@@ -275,8 +289,8 @@ class _EventsBeside:
         # must not carry that slot's node and eni_id
         self._context = contextvars.copy_context()
 
-    async def emit(self, type_: str, reason: str, message: str) -> None:
-        self._queue.append((type_, reason, message))
+    async def emit(self, type_: str, reason: str, message: str, count: int = 1, /) -> None:
+        self._queue.extend([(type_, reason, message)] * count)
         self._wake.set()
         if self._sender is None:
             self._sender = asyncio.create_task(self._send(), context=self._context)
@@ -291,15 +305,41 @@ class _EventsBeside:
     async def _send(self) -> None:
         while True:
             while self._queue:
-                type_, reason, message = self._queue.popleft()
-                try:
-                    await self._emit(type_, reason, message)
-                except Exception as err:
-                    log.warning("event not recorded", reason=reason, error=type(err).__name__)
+                for (type_, reason), messages in self._drain().items():
+                    for message, count in _joined(messages):
+                        try:
+                            await self._emit(type_, reason, message, count)
+                        except Exception as err:
+                            log.warning(
+                                "event not recorded", reason=reason, error=type(err).__name__
+                            )
             if self._closing:
                 return
             self._wake.clear()
             await self._wake.wait()
+
+    def _drain(self) -> dict[tuple[str, str], list[str]]:
+        grouped: dict[tuple[str, str], list[str]] = {}
+        while self._queue:
+            type_, reason, message = self._queue.popleft()
+            grouped.setdefault((type_, reason), []).append(message)
+        return grouped
+
+
+def _joined(messages: Sequence[str]) -> list[tuple[str, int]]:
+    """Messages joined into as few as fit the limit: (message, how many it holds)."""
+    joined: list[tuple[str, int]] = []
+    current: list[str] = []
+    length = 0
+    for message in messages:
+        if current and length + 2 + len(message) > EVENT_MESSAGE_LIMIT:
+            joined.append(("; ".join(current), len(current)))
+            current, length = [], 0
+        length += len(message) + (2 if current else 0)
+        current.append(message)
+    if current:
+        joined.append(("; ".join(current), len(current)))
+    return joined
 
 
 def staggered(actions: Sequence[Action], key: str) -> list[Action]:

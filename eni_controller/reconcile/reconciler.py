@@ -182,8 +182,8 @@ class Reconciler:
                 security_group_ids=data.security_group_ids,
                 instances=instances,
                 cluster_name=self._config.cluster_name,
-                emit=lambda type_, reason, message: self._events.record(
-                    nodeeni, type_=type_, reason=reason, message=message
+                emit=lambda type_, reason, message, count=1: self._events.record(
+                    nodeeni, type_=type_, reason=reason, message=message, count=count
                 ),
             )
             for result in await self._executor.run(job, first.actions):

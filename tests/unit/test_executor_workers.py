@@ -70,7 +70,7 @@ async def _run(raw: RecordingEC2, actions: list[Action], *, concurrency: int) ->
         metrics=metrics,
     )
 
-    async def emit(_type: str, _reason: str, _message: str) -> None:
+    async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
         pass
 
     job = Job(
