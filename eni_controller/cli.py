@@ -24,6 +24,7 @@ from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config, ConfigError
 from eni_controller.controller import Controller
+from eni_controller.gc_tuning import tune_garbage_collector
 from eni_controller.health import HealthServer
 from eni_controller.metrics import Metrics
 from eni_controller.preflight.report import exit_code, render_table
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level,
         console=None if args.log_format is None else args.log_format == "console",
     )
+    tune_garbage_collector()
     return asyncio.run(_run(settings, kubeconfig=args.kubeconfig))
 
 
