@@ -51,9 +51,12 @@ class NodeENIWriter:
         body = {"metadata": {"resourceVersion": resource_version, "finalizers": list(finalizers)}}
         return await self._patch(name, body, status=False)
 
-    async def annotate(self, name: str, key: str, value: str, *, resource_version: str) -> None:
+    async def annotate(
+        self, name: str, key: str, value: str, *, resource_version: str
+    ) -> dict[str, Any]:
+        """Set one annotation; returns the object as written."""
         body = {"metadata": {"resourceVersion": resource_version, "annotations": {key: value}}}
-        await self._patch(name, body, status=False)
+        return await self._patch(name, body, status=False)
 
     async def _patch(self, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
         patch = (

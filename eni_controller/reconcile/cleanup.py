@@ -44,7 +44,7 @@ from eni_controller.reconcile import tags
 
 log = structlog.get_logger(__name__)
 
-POLL_START_SECONDS = 0.2
+POLL_START_SECONDS = 0.1
 POLL_MAX_SECONDS = 2.0
 NOTIFY_INTERVAL_SECONDS = 1.0
 

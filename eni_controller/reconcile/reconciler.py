@@ -123,11 +123,7 @@ class Reconciler:
         raw = self._nodeenis.get(name)
         if raw is None:
             return DONE  # deleted; its finalizer saw to its ENIs
-        nodeeni = model.NodeENI.from_dict(
-            raw,
-            default_device_index=self._config.default_device_index,
-            default_delete_on_termination=self._config.default_delete_on_termination,
-        )
+        nodeeni = self._parse(raw)
         if nodeeni.being_deleted:
             return await self._delete(nodeeni, since=since)
         if not nodeeni.has_finalizer:
@@ -229,13 +225,16 @@ class Reconciler:
         ours = await self._enis.of(nodeeni.uid, since=since)
         enis = [e for e in ours if not moved_by_someone_else(e)]
         if enis and started is None:
-            await self._writer.annotate(
-                nodeeni.name,
-                model.CLEANUP_START_ANNOTATION,
-                self._now(),
-                resource_version=nodeeni.resource_version,
+            # the clock of MAX_CLEANUP_DURATION starts, then the cleanup in this same
+            # pass (the update event's reconcile finds the pool at it: no describe)
+            nodeeni = self._parse(
+                await self._writer.annotate(
+                    nodeeni.name,
+                    model.CLEANUP_START_ANNOTATION,
+                    self._now(),
+                    resource_version=nodeeni.resource_version,
+                )
             )
-            return DONE  # the update event brings it back
         if enis and not timed_out:
             for eni in enis:
                 self._submit(eni, nodeeni.name)
@@ -257,6 +256,13 @@ class Reconciler:
             resource_version=nodeeni.resource_version,
         )
         return DONE
+
+    def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
+        return model.NodeENI.from_dict(
+            raw,
+            default_device_index=self._config.default_device_index,
+            default_delete_on_termination=self._config.default_delete_on_termination,
+        )
 
     async def _write_detaching(
         self, nodeeni: model.NodeENI, *, left: Callable[[str], bool]
