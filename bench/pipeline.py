@@ -217,6 +217,17 @@ async def _reconcile(
     return sum(1 for a in final.attachments if a.status == "attached")
 
 
+def unpaced_client(raw: Any, *, metrics: Metrics) -> EC2Client:
+    """The controller's EC2 client over `raw`, its token buckets opened wide."""
+    return EC2Client(
+        raw,
+        limiter=RateLimiter(RateLimits(describe=_WIDE, mutating=_WIDE)),
+        breaker=CircuitBreaker(CircuitBreakerConfig()),
+        retry=RetryPolicy(),
+        metrics=metrics,
+    )
+
+
 async def _run(enis: int) -> PipelineResult:
     per_nodeeni = enis // NODEENIS
     instance_ids = [f"i-{n:017x}" for n in range(per_nodeeni)]
@@ -231,13 +242,7 @@ async def _run(enis: int) -> PipelineResult:
     ]
     raw = MemoryEC2(instance_ids)
     metrics = Metrics()
-    ec2 = EC2Client(
-        raw,
-        limiter=RateLimiter(RateLimits(describe=_WIDE, mutating=_WIDE)),
-        breaker=CircuitBreaker(CircuitBreakerConfig()),
-        retry=RetryPolicy(),
-        metrics=metrics,
-    )
+    ec2 = unpaced_client(raw, metrics=metrics)
     executor = Executor(ec2, DeviceIndexAllocator(), metrics=metrics)
     sink = StatusSink()
     workers = asyncio.Semaphore(WORKERS)

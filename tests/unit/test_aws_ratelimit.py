@@ -200,9 +200,9 @@ def test_paced_scales_capacity_down_and_the_rate() -> None:
     )
 
 
-async def test_rate_limiter_keeps_buckets_separate() -> None:
-    fake = FakeTime()
-    limiter = RateLimiter(
+def _small_limiter(fake: FakeTime) -> RateLimiter:
+    """Describe: 1 token, 1 per s; mutating: 2 tokens, 4 per s; on fake time."""
+    return RateLimiter(
         RateLimits(
             describe=BucketSpec(capacity=1, refill_per_second=1),
             mutating=BucketSpec(capacity=2, refill_per_second=4),
@@ -210,6 +210,11 @@ async def test_rate_limiter_keeps_buckets_separate() -> None:
         clock=fake.clock,
         sleep=fake.sleep,
     )
+
+
+async def test_rate_limiter_keeps_buckets_separate() -> None:
+    fake = FakeTime()
+    limiter = _small_limiter(fake)
     assert await limiter.acquire("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
     # the describe bucket is empty; mutating is untouched
     assert await limiter.acquire("CreateNetworkInterface") == (ActionClass.MUTATING, 0.0)
@@ -261,14 +266,7 @@ async def test_an_uncontended_acquire_never_yields() -> None:
 
 async def test_acquire_now_takes_a_token_that_is_there_and_never_waits() -> None:
     fake = FakeTime()
-    limiter = RateLimiter(
-        RateLimits(
-            describe=BucketSpec(capacity=1, refill_per_second=1),
-            mutating=BucketSpec(capacity=2, refill_per_second=4),
-        ),
-        clock=fake.clock,
-        sleep=fake.sleep,
-    )
+    limiter = _small_limiter(fake)
     assert limiter.acquire_now("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
     assert limiter.acquire_now("DescribeSubnets") is None  # empty: nothing taken
     assert limiter.acquire_now("AttachNetworkInterface") == (ActionClass.MUTATING, 0.0)

@@ -8,23 +8,18 @@ zero-latency in-memory EC2 through the real EC2 client.
 from __future__ import annotations
 
 import asyncio
-from types import MappingProxyType
 
 import structlog
 
-from bench.pipeline import AZ, INSTANCE_TYPE, MemoryEC2
-from eni_controller.aws.breaker import CircuitBreaker
-from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
-from eni_controller.aws.resources import Instance, Subnet
-from eni_controller.aws.retry import RetryPolicy
-from eni_controller.config import CircuitBreakerConfig
+from bench.pipeline import AZ, MemoryEC2, unpaced_client
+from eni_controller.aws.ratelimit import BucketSpec
+from eni_controller.aws.resources import Subnet
 from eni_controller.kube.writes import EVENT_MESSAGE_LIMIT
 from eni_controller.metrics import Metrics
-from eni_controller.model import NodeENISpec
-from eni_controller.reconcile.executor import Emit, Executor, Job, Outcome
+from eni_controller.reconcile.executor import Emit, Executor, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
+from tests.harness.jobs import memory_job
 
 WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
 SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
@@ -33,32 +28,8 @@ INSTANCES = [f"i-{n:017x}" for n in range(60)]
 
 async def _run(emit: Emit, *, nodes: int = 5) -> list[Outcome]:
     metrics = Metrics()
-    ec2 = EC2Client(
-        MemoryEC2(INSTANCES),
-        limiter=RateLimiter(RateLimits(describe=WIDE, mutating=WIDE)),
-        breaker=CircuitBreaker(CircuitBreakerConfig()),
-        retry=RetryPolicy(),
-        metrics=metrics,
-    )
-    job = Job(
-        nodeeni="multus",
-        uid="uid-1",
-        spec=NodeENISpec(node_selector=MappingProxyType({}), subnet_ids=("subnet-1",)),
-        security_group_ids=("sg-1",),
-        instances={
-            i: Instance(
-                instance_id=i,
-                availability_zone=AZ,
-                state="running",
-                instance_type=INSTANCE_TYPE,
-                vpc_id="vpc-1",
-                occupied_device_indexes=frozenset({0}),
-            )
-            for i in INSTANCES
-        },
-        cluster_name=None,
-        emit=emit,
-    )
+    ec2 = unpaced_client(MemoryEC2(INSTANCES), metrics=metrics)
+    job = memory_job(nodeeni="multus", instances=INSTANCES, emit=emit)
     actions = [
         CreateAndAttach(slot=Slot(node=f"n{n}", instance_id=i, subnet=SUBNET, device_index=1))
         for n, i in enumerate(INSTANCES[:nodes])

@@ -7,24 +7,19 @@ were started in.
 from __future__ import annotations
 
 import asyncio
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 import structlog
 
-from bench.pipeline import AZ, INSTANCE_TYPE, MemoryEC2
-from eni_controller.aws.breaker import CircuitBreaker
-from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
-from eni_controller.aws.resources import Instance, Subnet
-from eni_controller.aws.retry import RetryPolicy
-from eni_controller.config import CircuitBreakerConfig
+from bench.pipeline import AZ, MemoryEC2, unpaced_client
+from eni_controller.aws.ratelimit import BucketSpec
+from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
-from eni_controller.model import NodeENISpec
-from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult, staggered
+from eni_controller.reconcile.executor import Executor, Outcome, SlotResult, staggered
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Action, Attach, CreateAndAttach, Slot
+from tests.harness.jobs import memory_job
 
 WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
 SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
@@ -62,36 +57,12 @@ class RecordingEC2(MemoryEC2):
 
 async def _run(raw: RecordingEC2, actions: list[Action], *, concurrency: int) -> list[SlotResult]:
     metrics = Metrics()
-    ec2 = EC2Client(
-        raw,
-        limiter=RateLimiter(RateLimits(describe=WIDE, mutating=WIDE)),
-        breaker=CircuitBreaker(CircuitBreakerConfig()),
-        retry=RetryPolicy(),
-        metrics=metrics,
-    )
+    ec2 = unpaced_client(raw, metrics=metrics)
 
     async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
         pass
 
-    job = Job(
-        nodeeni=NODEENI,
-        uid="uid-1",
-        spec=NodeENISpec(node_selector=MappingProxyType({}), subnet_ids=("subnet-1",)),
-        security_group_ids=("sg-1",),
-        instances={
-            i: Instance(
-                instance_id=i,
-                availability_zone=AZ,
-                state="running",
-                instance_type=INSTANCE_TYPE,
-                vpc_id="vpc-1",
-                occupied_device_indexes=frozenset({0}),
-            )
-            for i in INSTANCES
-        },
-        cluster_name=None,
-        emit=emit,
-    )
+    job = memory_job(nodeeni=NODEENI, instances=INSTANCES, emit=emit)
     executor = Executor(ec2, DeviceIndexAllocator(), metrics=metrics, concurrency=concurrency)
     return await executor.run(job, actions)
 
