@@ -24,6 +24,8 @@ OUTPUT = ROOT / "docs" / "performance.md"
 MARKER = "<!-- suite -->"
 PACING_MARKER = "<!-- ec2_pacing -->"
 ROLLOUT_MARKER = "<!-- rollout -->"
+SPREAD_MARKER = "<!-- spread -->"
+SPREAD_RESULTS = ROOT / "bench" / "results" / "spread"  # one directory per repeated run
 PACING_RESULT = ROOT / "bench" / "results" / "ec2_pacing.json"
 ROLLOUT_RESULTS = (
     ROOT / "bench" / "results" / "rollout.json",
@@ -454,12 +456,41 @@ def rollout_section(rollouts: Sequence[Result]) -> str:
     return _table(["shape", "attach latency", "apply → Ready", "EC2 calls per ENI"], rows)
 
 
+def spread_section(runs: Sequence[Mapping[str, Result]]) -> str:
+    """One row per run of Enterprise and Large: controller / floor seconds = ratio."""
+
+    def cell(run: Mapping[str, Result], name: str, phase: str) -> str:
+        result = run.get(name)
+        if result is None:
+            return "-"
+        floor = result["floor"]
+        return (
+            f"{result[phase]['seconds']:.2f} / {floor[f'{phase}_seconds']:.2f} = "
+            f"{floor[f'{phase}_ratio']:.2f}"
+        )
+
+    rows = [
+        [
+            str(n),
+            *(
+                cell(run, name, phase)
+                for name in ("enterprise", "large")
+                for phase in ("create", "delete")
+            ),
+        ]
+        for n, run in enumerate(runs, start=1)
+    ]
+    head = ["run", "Enterprise create", "Enterprise delete", "Large create", "Large delete"]
+    return _table(head, rows)
+
+
 def render(
     template: str,
     results: Mapping[str, Result],
     *,
     pacing: Result | None = None,
     rollouts: Sequence[Result] = (),
+    spread: Sequence[Mapping[str, Result]] = (),
 ) -> str:
     sections = [
         targets_section(results),
@@ -475,13 +506,25 @@ def render(
         text = text.replace(PACING_MARKER, pacing_section(pacing))
     if rollouts:
         text = text.replace(ROLLOUT_MARKER, rollout_section(rollouts))
+    if spread:
+        text = text.replace(SPREAD_MARKER, spread_section(spread))
     return text
 
 
 def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = OUTPUT) -> Path:
     pacing = json.loads(PACING_RESULT.read_text()) if PACING_RESULT.exists() else None
     rollouts = [json.loads(p.read_text()) for p in ROLLOUT_RESULTS if p.exists()]
-    output.write_text(render(template.read_text(), load(results), pacing=pacing, rollouts=rollouts))
+    # the suite's own run first, then the repeats
+    runs = [load(results)] + [load(d) for d in sorted(SPREAD_RESULTS.glob("*")) if d.is_dir()]
+    output.write_text(
+        render(
+            template.read_text(),
+            load(results),
+            pacing=pacing,
+            rollouts=rollouts,
+            spread=[r for r in runs if "enterprise" in r or "large" in r],
+        )
+    )
     return output
 
 

@@ -94,6 +94,14 @@ class WorkQueue(Generic[K]):
         return self._shutting_down
 
     def add(self, key: K) -> None:
+        self._add(key, first=False)
+
+    def add_first(self, key: K) -> None:
+        """Like add, but ahead of the keys waiting: work already under way
+        finishes before new work starts."""
+        self._add(key, first=True)
+
+    def _add(self, key: K, *, first: bool) -> None:
         if self._shutting_down:
             return
         if self._m:
@@ -105,7 +113,7 @@ class WorkQueue(Generic[K]):
         self._dirty.add(key)
         self._added_at[key] = now
         if key not in self._processing:  # else done() queues it again
-            self._push(key)
+            self._push(key, first=first)
 
     def add_after(self, key: K, delay: float) -> None:
         """Add `key` after `delay` seconds; of several pending delays the earliest wins."""
@@ -224,8 +232,11 @@ class WorkQueue(Generic[K]):
                     await self._idle.wait()
         return not self._processing
 
-    def _push(self, key: K) -> None:
-        self._queue.append(key)
+    def _push(self, key: K, *, first: bool = False) -> None:
+        if first:
+            self._queue.appendleft(key)
+        else:
+            self._queue.append(key)
         if self._m:
             self._m.depth.set(len(self._queue))
         self._wake_one()

@@ -251,7 +251,7 @@ class CleanupPool:
             if eni is None or eni.attachment is None or eni.attachment.status == "detached":
                 del self._parked[eni_id]
                 self._free.add(eni_id)
-                self.queue.add(eni_id)
+                self.queue.add_first(eni_id)  # its delete before another ENI's detach
             elif now >= deadline:
                 del self._parked[eni_id]
                 self._retry(eni_id, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))

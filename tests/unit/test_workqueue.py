@@ -491,3 +491,12 @@ async def test_metrics_are_labelled_with_the_queue_name() -> None:
     assert get_value("workqueue_adds_total", {"name": "other"}) == 2.0
     await first.shutdown(drain=False)
     await other.shutdown(drain=False)
+
+
+async def test_add_first_puts_a_key_ahead_of_the_waiting_ones_once() -> None:
+    queue: WorkQueue[str] = WorkQueue(name="test")
+    for key in ("a", "b"):
+        queue.add(key)
+    queue.add_first("c")
+    queue.add_first("b")  # already waiting: stays where it is
+    assert [await queue.get() for _ in range(3)] == ["c", "a", "b"]

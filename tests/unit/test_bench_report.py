@@ -1,0 +1,36 @@
+"""Unit test: the generated performance doc's run-to-run table (bench/report.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import SPREAD_MARKER, render
+
+
+def _result(create: float, delete: float, floor_create: float, floor_delete: float) -> Any:
+    return {
+        "create": {"seconds": create},
+        "delete": {"seconds": delete},
+        "floor": {
+            "create_seconds": floor_create,
+            "delete_seconds": floor_delete,
+            "create_ratio": round(create / floor_create, 3),
+            "delete_ratio": round(delete / floor_delete, 3),
+        },
+    }
+
+
+def test_each_run_is_a_row_of_controller_over_floor() -> None:
+    runs = [
+        {"large": _result(20.0, 12.0, 16.0, 8.0)},
+        {"enterprise": _result(2.0, 1.0, 1.6, 0.8), "large": _result(18.0, 10.0, 15.0, 9.0)},
+    ]
+    text = render(f"before\n{SPREAD_MARKER}\nafter", {}, spread=runs)
+    rows = text.splitlines()
+    assert rows[0] == "before"
+    assert rows[-1] == "after"
+    assert rows[3] == "| 1 | - | - | 20.00 / 16.00 = 1.25 | 12.00 / 8.00 = 1.50 |"
+    assert rows[4] == (
+        "| 2 | 2.00 / 1.60 = 1.25 | 1.00 / 0.80 = 1.25 | 18.00 / 15.00 = 1.20 | "
+        "10.00 / 9.00 = 1.11 |"
+    )
