@@ -174,6 +174,7 @@ class Controller:
             ec2,
             self.cleanup,
             claimed_uids=lambda: (_meta(raw).get("uid", "") for raw in self.nodeenis.list()),
+            cluster_name=config.cluster_name,
             grace_seconds=config.orphan_grace_period_seconds,
             metrics=metrics,
         )

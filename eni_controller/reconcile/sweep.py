@@ -5,6 +5,12 @@ in a while one paginated, filtered describe lists them all; an ENI whose
 NodeENIUID belongs to no NodeENI the informer knows (deleted, or dropped
 after MAX_CLEANUP_DURATION) is unclaimed. Unclaimed for longer than the grace
 period, it goes to the cleanup pool. ENIs without our tag are never looked at.
+
+The managed-by tag is the same in every cluster, and another cluster's
+NodeENIs are unknown to this informer, so an ENI counts as ours only if its
+cluster tag names this cluster (CLUSTER_NAME), or, without a CLUSTER_NAME,
+if it names no cluster at all. Two clusters in one account must each set
+CLUSTER_NAME; otherwise each would reclaim the other's ENIs.
 The grace clock starts when the sweep first sees an ENI unclaimed, so a
 restart only ever delays a reclaim, never hastens one.
 """
@@ -34,6 +40,7 @@ class OrphanSweep:
         cleanup: CleanupPool,
         *,
         claimed_uids: Callable[[], Iterable[str]],
+        cluster_name: str | None,
         grace_seconds: float,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
@@ -41,6 +48,7 @@ class OrphanSweep:
         self._ec2 = ec2
         self._cleanup = cleanup
         self._claimed_uids = claimed_uids
+        self._cluster_name = cluster_name
         self._grace = grace_seconds
         self._metrics = metrics
         self._clock = clock
@@ -56,9 +64,10 @@ class OrphanSweep:
 
     async def sweep(self) -> list[str]:
         """One pass; returns the ENI ids handed to cleanup."""
-        ours = await self._ec2.describe_network_interfaces(
+        managed = await self._ec2.describe_network_interfaces(
             filters={f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
         )
+        ours = [e for e in managed if tags.owning_cluster(e) == self._cluster_name]
         claimed = set(self._claimed_uids())
         now = self._clock()
         unclaimed = {e.eni_id for e in ours if e.tags.get(tags.NODEENI_UID_KEY) not in claimed}

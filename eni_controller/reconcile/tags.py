@@ -13,7 +13,8 @@ from typing import Final
 
 from eni_controller.aws.resources import NetworkInterface
 
-MANAGED_BY_KEY: Final = "kubernetes.io/cluster/managed-by"
+CLUSTER_TAG_PREFIX: Final = "kubernetes.io/cluster/"
+MANAGED_BY_KEY: Final = f"{CLUSTER_TAG_PREFIX}managed-by"
 MANAGED_BY_VALUE: Final = "nodeeni-controller"
 NODEENI_KEY: Final = "NodeENI"
 NODEENI_UID_KEY: Final = "NodeENIUID"
@@ -47,7 +48,7 @@ def eni_tags(
         NO_MANAGE_KEY: "true",
     }
     if cluster_name:
-        tags[f"kubernetes.io/cluster/{cluster_name}"] = "owned"
+        tags[f"{CLUSTER_TAG_PREFIX}{cluster_name}"] = "owned"
     return tags
 
 
@@ -63,6 +64,15 @@ def client_token(
     """
     key = "/".join((uid, node, instance_id, subnet_id, *([replaces] if replaces else [])))
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def owning_cluster(eni: NetworkInterface) -> str | None:
+    """The cluster whose `kubernetes.io/cluster/<name>: owned` tag the ENI carries
+    (None: made by a controller with no CLUSTER_NAME)."""
+    for key, value in eni.tags.items():
+        if key.startswith(CLUSTER_TAG_PREFIX) and key != MANAGED_BY_KEY and value == "owned":
+            return key.removeprefix(CLUSTER_TAG_PREFIX)
+    return None
 
 
 def log_fields(eni: NetworkInterface) -> dict[str, str]:

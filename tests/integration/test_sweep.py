@@ -25,12 +25,14 @@ from tests.integration.test_controller import _enis_of, _nodes, _spec
 from tests.integration.test_lifecycle import _delete, _gone
 
 
-def _eni(world: World, *, uid: str | None) -> str:
+def _eni(world: World, *, uid: str | None, cluster: str | None = None) -> str:
     extra = (
         {tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE, tags.NODEENI_UID_KEY: uid}
         if uid is not None
         else {"Purpose": "someone else's"}
     )
+    if cluster is not None:
+        extra[f"{tags.CLUSTER_TAG_PREFIX}{cluster}"] = "owned"
     eni: str = ec2_client(world.endpoint).create_network_interface(
         SubnetId=world.subnet("multus-a").id,
         TagSpecifications=[
@@ -68,6 +70,7 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
             ec2,
             pool,
             claimed_uids=lambda: [claimed_uid],
+            cluster_name=None,
             grace_seconds=60,
             metrics=metrics,
             clock=clock,
@@ -92,6 +95,35 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
     )
     assert reclaimed_metric is not None
     assert reclaimed_metric >= 1
+
+
+async def test_sweep_reclaims_only_enis_of_its_own_cluster(ec2_world: World) -> None:
+    # another cluster's NodeENIs are unknown here: its ENIs look unclaimed
+    ours = _eni(ec2_world, uid=str(uuid.uuid4()), cluster="blue")
+    other_cluster = _eni(ec2_world, uid=str(uuid.uuid4()), cluster="green")
+    unnamed_cluster = _eni(ec2_world, uid=str(uuid.uuid4()))
+    metrics = Metrics()
+    async with connect_ec2(controller_config(ec2_world), metrics=metrics) as ec2:
+        pool = CleanupPool(
+            ec2, workers=1, detach_timeout=5, on_done=lambda _owner: None, metrics=metrics
+        )
+        blue, unnamed = (
+            OrphanSweep(
+                ec2,
+                pool,
+                claimed_uids=list,
+                cluster_name=name,
+                grace_seconds=0,
+                metrics=metrics,
+            )
+            for name in ("blue", None)
+        )
+        by_blue, by_unnamed = await blue.sweep(), await unnamed.sweep()
+    assert ours in by_blue
+    assert other_cluster not in by_blue + by_unnamed
+    assert unnamed_cluster in by_unnamed
+    assert unnamed_cluster not in by_blue
+    assert ours not in by_unnamed
 
 
 def _ids(world: World) -> set[str]:

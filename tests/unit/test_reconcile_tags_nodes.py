@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from eni_controller.aws.resources import NetworkInterface
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.tags import client_token, eni_tags
@@ -132,6 +133,31 @@ BASE_TOKEN_ARGS: dict[str, str] = {
     "instance_id": INSTANCE,
     "subnet_id": SUBNET,
 }
+
+
+@pytest.mark.parametrize("cluster_name", ["blue", None])
+def test_the_owning_cluster_is_read_back_from_the_tags_made(cluster_name: str | None) -> None:
+    made = eni_tags(
+        nodeeni="n",
+        uid="u",
+        node="node-1",
+        instance_id="i-1",
+        subnet_id="subnet-1",
+        cluster_name=cluster_name,
+    )
+    eni = NetworkInterface(
+        eni_id="eni-1",
+        subnet_id="subnet-1",
+        vpc_id="vpc-1",
+        availability_zone="us-east-1a",
+        status="available",
+        mac_address="",
+        private_ip_address="",
+        description="",
+        security_group_ids=(),
+        tags={**made, "kubernetes.io/cluster/green": "shared"},  # shared: not an owner
+    )
+    assert tags.owning_cluster(eni) == cluster_name
 
 
 def test_client_token_is_deterministic_and_fits_aws() -> None:
