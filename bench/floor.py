@@ -1,9 +1,11 @@
 """The floor: the fewest EC2 calls that give N nodes their ENIs, and nothing else.
 
 A bare aiobotocore script with no Kubernetes, no planning, no describes, no
-retries: per ENI CreateNetworkInterface (tags at creation) +
-AttachNetworkInterface + ModifyNetworkInterfaceAttribute (DeleteOnTermination),
-and on teardown DetachNetworkInterface + DeleteNetworkInterface. It runs at the
+retries: per ENI CreateNetworkInterface (with the tags the contract requires on
+every ENI, the controller's own tag set and description, so both make the same
+requests) + AttachNetworkInterface + ModifyNetworkInterfaceAttribute
+(DeleteOnTermination), and on teardown DetachNetworkInterface +
+DeleteNetworkInterface. It runs at the
 controller's concurrency against the same moto server, so the
 controller/floor ratio says what the controller costs on top of the EC2 work
 itself — the figure a seed-style in-process mock cannot give.
@@ -20,7 +22,12 @@ from typing import Any
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 
+from eni_controller.reconcile import tags
 from tests.harness.ec2world import FAKE_CREDENTIALS
+
+# the floor's ENIs carry the controller's tags under a NodeENI uid no cluster has
+FLOOR_NODEENI = "floor"
+FLOOR_UID = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,17 +95,23 @@ async def run_floor(
 
         def create(slot: FloorSlot) -> Callable[[], Awaitable[None]]:
             async def go() -> None:
+                node = f"floor-{slot.instance_id}"
+                made_tags = tags.eni_tags(
+                    nodeeni=FLOOR_NODEENI,
+                    uid=FLOOR_UID,
+                    node=node,
+                    instance_id=slot.instance_id,
+                    subnet_id=slot.subnet_id,
+                    cluster_name=None,
+                )
                 eni: dict[str, Any] = await ec2.create_network_interface(
                     SubnetId=slot.subnet_id,
                     Groups=[security_group_id],
-                    Description="floor",
+                    Description=f"ENI created by nodeeni-controller for node {node}",
                     TagSpecifications=[
                         {
                             "ResourceType": "network-interface",
-                            "Tags": [
-                                {"Key": "Bench", "Value": "floor"},
-                                {"Key": "InstanceID", "Value": slot.instance_id},
-                            ],
+                            "Tags": [{"Key": k, "Value": v} for k, v in made_tags.items()],
                         }
                     ],
                 )

@@ -153,7 +153,7 @@ class Reconciler:
 
         nodes = self._matching_nodes(spec)
         enis = await self._enis.of(nodeeni.uid, since=since)
-        instances = await self._instances_for(nodes, subnets=subnets, enis=enis)
+        instances = await self._instances_for(nodes, subnets=subnets, enis=enis, since=since)
         max_enis = await self._limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -306,15 +306,19 @@ class Reconciler:
         *,
         subnets: Sequence[Subnet],
         enis: Sequence[NetworkInterface],
+        since: float | None,
     ) -> dict[str, Instance]:
-        """Kept facts for settled nodes, a fresh describe for every other one."""
-        kept = self._instances.kept(n.instance_id for n in nodes if n.instance_id)
+        """Kept facts for settled nodes, facts described after `since` for the others,
+        and a describe of the rest."""
+        ids = [n.instance_id for n in nodes if n.instance_id]
+        kept = self._instances.kept(ids)
         settled = settled_nodes(subnets=subnets, nodes=nodes, instances=kept, enis=enis)
-        fresh = [n.instance_id for n in nodes if n.instance_id and n.name not in settled]
+        recent = self._instances.kept(ids, since=since) if since is not None else {}
         instances = {
             n.instance_id: kept[n.instance_id] for n in nodes if n.instance_id and n.name in settled
         }
-        return instances | await self._instances.describe(fresh)
+        instances |= {i: facts for i, facts in recent.items() if i not in instances}
+        return instances | await self._instances.describe([i for i in ids if i not in instances])
 
     async def _invalid(self, nodeeni: model.NodeENI) -> Result:
         message = "; ".join(nodeeni.problems)

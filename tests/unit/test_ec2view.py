@@ -152,6 +152,8 @@ async def test_instance_facts_are_kept_until_too_old_and_dropped_when_gone() -> 
     ec2.instances.discard("i-2")
     await facts.describe(["i-2"])  # terminated long ago: no longer in EC2
     assert sorted(facts.kept(["i-1", "i-2"])) == ["i-1"]
+    assert sorted(facts.kept(["i-1"], since=100.0)) == ["i-1"]  # asked at 100.0
+    assert facts.kept(["i-1"], since=100.5) == {}  # asked for after that describe
     clock.now += 31
     assert facts.kept(["i-1"]) == {}
     assert await facts.describe([]) == {}
