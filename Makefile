@@ -116,6 +116,7 @@ test-slow: venv kube-apiserver
 
 bench: venv kube-apiserver test-slow
 	$(BIN)/python -m bench.ec2_pacing
+	$(BIN)/python -m bench.server_costs
 	$(BIN)/python -m bench.rollout
 	$(BIN)/python -m bench.rollout --nodes 20 --attach-latency 1 --out bench/results/rollout-20x2-latency1s.json
 	$(BIN)/python -m bench.suite

@@ -25,6 +25,8 @@ MARKER = "<!-- suite -->"
 PACING_MARKER = "<!-- ec2_pacing -->"
 ROLLOUT_MARKER = "<!-- rollout -->"
 SPREAD_MARKER = "<!-- spread -->"
+COSTS_MARKER = "<!-- server_costs -->"
+COSTS_RESULT = ROOT / "bench" / "results" / "server_costs.json"
 SPREAD_RESULTS = ROOT / "bench" / "results" / "spread"  # one directory per repeated run
 PACING_RESULT = ROOT / "bench" / "results" / "ec2_pacing.json"
 ROLLOUT_RESULTS = (
@@ -177,7 +179,9 @@ def floor_section(results: Mapping[str, Result]) -> str:
         "The floor (`bench/floor.py`) is a bare aiobotocore script making only create + "
         "attach + modify per ENI, then detach + delete, at the controller's concurrency "
         "(creates: min(NodeENIs, reconcile workers) x 16 per reconcile; teardown: the "
-        "cleanup workers), against the same moto server right after the scenario.\n\n"
+        "cleanup workers), against the same moto server right after the scenario. Its "
+        "creates carry the controller's tags and description, so both make the same "
+        "requests (before 2026-11-27 they carried two tags).\n\n"
         + _table(
             [
                 "scenario",
@@ -484,6 +488,17 @@ def spread_section(runs: Sequence[Mapping[str, Result]]) -> str:
     return _table(head, rows)
 
 
+def costs_sentence(costs: Result) -> str:
+    """The server_costs figures as one sentence of the prose."""
+    parts = [
+        f"{kind} {ms:.0f} ms ({costs['attach_calls_equivalent'][kind]:.0f} attaches)"
+        for kind, ms in costs["ms_per_call"].items()
+        if not kind.startswith("AttachNetworkInterface")
+    ]
+    attach = next(ms for kind, ms in costs["ms_per_call"].items() if kind.startswith("Attach"))
+    return f"one attach {attach:.1f} ms; " + "; ".join(parts) + "."
+
+
 def render(
     template: str,
     results: Mapping[str, Result],
@@ -491,6 +506,7 @@ def render(
     pacing: Result | None = None,
     rollouts: Sequence[Result] = (),
     spread: Sequence[Mapping[str, Result]] = (),
+    costs: Result | None = None,
 ) -> str:
     sections = [
         targets_section(results),
@@ -508,6 +524,8 @@ def render(
         text = text.replace(ROLLOUT_MARKER, rollout_section(rollouts))
     if spread:
         text = text.replace(SPREAD_MARKER, spread_section(spread))
+    if costs is not None:
+        text = text.replace(COSTS_MARKER, costs_sentence(costs))
     return text
 
 
@@ -523,6 +541,7 @@ def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = 
             pacing=pacing,
             rollouts=rollouts,
             spread=[r for r in runs if "enterprise" in r or "large" in r],
+            costs=json.loads(COSTS_RESULT.read_text()) if COSTS_RESULT.exists() else None,
         )
     )
     return output

@@ -34,3 +34,15 @@ def test_each_run_is_a_row_of_controller_over_floor() -> None:
         "| 2 | 2.00 / 1.60 = 1.25 | 1.00 / 0.80 = 1.25 | 18.00 / 15.00 = 1.20 | "
         "10.00 / 9.00 = 1.11 |"
     )
+
+
+def test_server_costs_become_one_sentence_of_the_prose() -> None:
+    costs = {
+        "ms_per_call": {"AttachNetworkInterface (one)": 5.0, "DescribeInstances, 100": 650.0},
+        "attach_calls_equivalent": {
+            "AttachNetworkInterface (one)": 1.0,
+            "DescribeInstances, 100": 130.0,
+        },
+    }
+    text = render("costs: <!-- server_costs -->", {}, costs=costs)
+    assert text == "costs: one attach 5.0 ms; DescribeInstances, 100 650 ms (130 attaches)."
