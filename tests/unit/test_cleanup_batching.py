@@ -22,20 +22,13 @@ from eni_controller.aws.resources import ENIAttachment, NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import cleanup
 from eni_controller.reconcile.cleanup import CleanupPool
+from tests.harness.resources import network_interface
 from tests.harness.waiting import until
 
 
 def _eni(n: int, *, status: str = "attached") -> NetworkInterface:
-    return NetworkInterface(
-        eni_id=f"eni-{n:04d}",
-        subnet_id="subnet-1",
-        vpc_id="vpc-1",
-        availability_zone="us-east-1a",
-        status="in-use",
-        mac_address="",
-        private_ip_address="",
-        description="",
-        security_group_ids=(),
+    return network_interface(
+        f"eni-{n:04d}",
         attachment=ENIAttachment(
             attachment_id=f"eni-attach-{n:04d}",
             instance_id="i-1",

@@ -15,6 +15,7 @@ from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.kube.workqueue import WorkQueue
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
+from tests.harness.resources import network_interface
 
 
 class Clock:
@@ -26,17 +27,8 @@ class Clock:
 
 
 def _eni(eni_id: str, uid: str) -> NetworkInterface:
-    return NetworkInterface(
-        eni_id=eni_id,
-        subnet_id="subnet-1",
-        vpc_id="vpc-1",
-        availability_zone="us-east-1a",
-        status="available",
-        mac_address="",
-        private_ip_address="",
-        description="",
-        security_group_ids=(),
-        tags={tags.NODEENI_UID_KEY: uid, tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE},
+    return network_interface(
+        eni_id, tags={tags.NODEENI_UID_KEY: uid, tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE}
     )
 
 

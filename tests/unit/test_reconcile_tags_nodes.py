@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from eni_controller.aws.resources import NetworkInterface
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.tags import client_token, eni_tags
+from tests.harness.resources import network_interface
 
 UID = "6f1c2d3e-0000-4000-8000-00000000abcd"
 NODE = "ip-10-0-1-23.ec2.internal"
@@ -145,18 +145,8 @@ def test_the_owning_cluster_is_read_back_from_the_tags_made(cluster_name: str | 
         subnet_id="subnet-1",
         cluster_name=cluster_name,
     )
-    eni = NetworkInterface(
-        eni_id="eni-1",
-        subnet_id="subnet-1",
-        vpc_id="vpc-1",
-        availability_zone="us-east-1a",
-        status="available",
-        mac_address="",
-        private_ip_address="",
-        description="",
-        security_group_ids=(),
-        tags={**made, "kubernetes.io/cluster/green": "shared"},  # shared: not an owner
-    )
+    # shared: not an owner
+    eni = network_interface("eni-1", tags={**made, "kubernetes.io/cluster/green": "shared"})
     assert tags.owning_cluster(eni) == cluster_name
 
 
