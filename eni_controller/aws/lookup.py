@@ -144,9 +144,10 @@ class _Finder(Generic[R]):
     ) -> Mapping[str, list[R]]:
         """Every resource each name matches (more than one: ambiguous)."""
         matches: dict[str, list[R]] = {}
+        asked = set(names)
         for resource in await self._describe(filters={filter_name: list(names), **self._scope()}):
             name = name_of(resource)
-            if name is not None and name in names:
+            if name is not None and name in asked:
                 matches.setdefault(name, []).append(resource)
         return matches
 
