@@ -170,15 +170,15 @@ class Controller:
             on_done=self._cleaned,
             metrics=metrics,
         )
+        self.enis = ManagedENIs(ec2)
         self.sweep = OrphanSweep(
-            ec2,
+            self.enis,
             self.cleanup,
             claimed_uids=lambda: (_meta(raw).get("uid", "") for raw in self.nodeenis.list()),
             cluster_name=config.cluster_name,
             grace_seconds=config.orphan_grace_period_seconds,
             metrics=metrics,
         )
-        self.enis = ManagedENIs(ec2)
         self.reconciler = Reconciler(
             config=config,
             nodeenis=self.nodeenis,

@@ -11,6 +11,8 @@ bench/results/suite/large.json) for answers that had not changed.
   asked for it (our own actions included: they happen before the requeue);
   otherwise it describes its own ENIs by its uid tag, in one call with the
   other reconciles asking at the same moment (aws/batch.py).
+  The orphan sweep lists every managed ENI through the same refresh, so a
+  sweep and a resync that fall together make one describe, not two.
 - **Instances.** Facts about an instance (zone, type, state, occupied device
   indexes) are kept from the last describe of it. A reconcile describes afresh
   the instances of nodes it may act on, and uses kept facts, up to
@@ -46,6 +48,7 @@ FILTER_VALUES_PER_CALL = 200  # EC2's limit on the values of one filter
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     started: float
+    enis: Sequence[NetworkInterface]
     by_uid: Mapping[str, Sequence[NetworkInterface]]
 
 
@@ -60,7 +63,7 @@ class ManagedENIs:
         self._by_uid = Batcher(self._describe_uids, max_keys=FILTER_VALUES_PER_CALL)
         self.snapshots = 0  # read by tests: shared describes started
 
-    def refresh(self) -> None:
+    def refresh(self) -> asyncio.Task[_Snapshot]:
         """Start one describe of every managed ENI (a resync is about to ask for all);
         a refresh already running since before now is not enough, so it starts another."""
         started = self._clock()
@@ -68,6 +71,13 @@ class ManagedENIs:
         task = asyncio.create_task(self._take(started))
         task.add_done_callback(_consume_exception)
         self._refreshing = (started, task)
+        return task
+
+    async def every(self) -> list[NetworkInterface]:
+        """Every ENI with the managed-by tag, any cluster's (the orphan sweep): from a
+        refresh running now, else from a new one, which later reconciles share."""
+        running = self._refreshing[1] if self._refreshing is not None else self.refresh()
+        return list((await asyncio.shield(running)).enis)
 
     def stop(self) -> None:
         """Cancel a refresh still running (the term or the process ends)."""
@@ -102,7 +112,7 @@ class ManagedENIs:
         finally:
             if self._refreshing is not None and self._refreshing[0] == started:
                 self._refreshing = None
-        snapshot = _Snapshot(started=started, by_uid=_by_uid(enis))
+        snapshot = _Snapshot(started=started, enis=enis, by_uid=_by_uid(enis))
         if self._latest is None or self._latest.started < started:
             self._latest = snapshot
         return snapshot

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from eni_controller.aws.ec2 import EC2Client
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
+from eni_controller.reconcile.ec2view import ManagedENIs
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,7 @@ SWEEP_OWNER = "orphan-sweep"
 class OrphanSweep:
     def __init__(
         self,
-        ec2: EC2Client,
+        managed: ManagedENIs,
         cleanup: CleanupPool,
         *,
         claimed_uids: Callable[[], Iterable[str]],
@@ -45,7 +45,7 @@ class OrphanSweep:
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ec2 = ec2
+        self._managed = managed
         self._cleanup = cleanup
         self._claimed_uids = claimed_uids
         self._cluster_name = cluster_name
@@ -64,9 +64,7 @@ class OrphanSweep:
 
     async def sweep(self) -> list[str]:
         """One pass; returns the ENI ids handed to cleanup."""
-        managed = await self._ec2.describe_network_interfaces(
-            filters={f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
-        )
+        managed = await self._managed.every()
         ours = [e for e in managed if tags.owning_cluster(e) == self._cluster_name]
         claimed = set(self._claimed_uids())
         now = self._clock()

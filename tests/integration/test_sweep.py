@@ -10,6 +10,7 @@ from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
+from eni_controller.reconcile.ec2view import ManagedENIs
 from eni_controller.reconcile.sweep import OrphanSweep
 from tests.harness.controller import (
     AWSEnv,
@@ -67,7 +68,7 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
             ec2, workers=1, detach_timeout=5, on_done=lambda _owner: None, metrics=metrics
         )
         sweep = OrphanSweep(
-            ec2,
+            ManagedENIs(ec2),
             pool,
             claimed_uids=lambda: [claimed_uid],
             cluster_name=None,
@@ -109,7 +110,7 @@ async def test_sweep_reclaims_only_enis_of_its_own_cluster(ec2_world: World) -> 
         )
         blue, unnamed = (
             OrphanSweep(
-                ec2,
+                ManagedENIs(ec2),
                 pool,
                 claimed_uids=list,
                 cluster_name=name,

@@ -168,3 +168,18 @@ async def test_last_added_is_the_latest_add_or_the_end_of_the_previous_round() -
     assert await queue.get() == "a"
     assert queue.last_added("a") == 105.0
     queue.done("a")
+
+
+async def test_the_sweep_joins_a_refresh_running_and_reconciles_share_its_own() -> None:
+    ec2 = FakeEC2([_eni("eni-a1", "a"), _eni("eni-b1", "b")])
+    clock = Clock()
+    view = _view(ec2, clock)
+    view.refresh()  # a resync's
+    assert _ids(await view.every()) == ["eni-a1", "eni-b1"]  # joined, not a second describe
+    clock.now += 1
+    asked = clock.now
+    sweep = asyncio.create_task(view.every())  # nothing running: starts one
+    await asyncio.sleep(0)
+    assert _ids(await view.of("a", since=asked)) == ["eni-a1"]  # asked before it started
+    assert _ids(await sweep) == ["eni-a1", "eni-b1"]
+    assert ec2.eni_describes == [MANAGED, MANAGED]
