@@ -209,8 +209,13 @@ async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
     async with running_controller(kube_api, controller_config(ec2_world)) as controller:
         await nodeenis.create(f"{unique}-ok", _spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, f"{unique}-ok", is_ready)
-        # ENIs of earlier tests' NodeENIs may still be going
-        await until(lambda: controller.cleanup.idle, within=30)
+        # earlier tests' deleted NodeENIs may still be going: their last describe
+        # and finalizer release must not fall between the two counts below
+        await until(
+            lambda: controller.cleanup.idle
+            and all(n.startswith(unique) for n in controller.nodeenis.store.keys()),
+            within=60,
+        )
         calls = sum(realism.calls().values())
         # passes the CRD schema, fails the controller's own label-syntax check
         bad = {**_spec(unique, ec2_world, "multus-a"), "nodeSelector": {"bad key!": "x"}}
