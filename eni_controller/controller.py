@@ -35,7 +35,7 @@ from eni_controller.kube.informer import (
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
-from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
+from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter, OwnWrites
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
@@ -70,18 +70,22 @@ def _provider_id(node: Mapping[str, Any]) -> str:
 
 
 class NodeENIEvents:
-    """NodeENI events → that NodeENI, unless nothing but status changed."""
+    """NodeENI events → that NodeENI, unless nothing but status changed or the
+    change is the controller's own write (the reconcile that wrote it went on)."""
 
     _WATCHED_METADATA = ("generation", "finalizers", "deletionTimestamp", "annotations")
 
-    def __init__(self, queue: WorkQueue[str]) -> None:
+    def __init__(self, queue: WorkQueue[str], *, own: OwnWrites) -> None:
         self._queue = queue
+        self._own = own
 
     def on_add(self, obj: dict[str, Any]) -> None:
         self._queue.add(_meta(obj)["name"])
 
     def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         before, after = _meta(old), _meta(new)
+        if self._own.is_own(new):
+            return
         if any(before.get(k) != after.get(k) for k in self._WATCHED_METADATA):
             self._queue.add(after["name"])
 
@@ -150,10 +154,11 @@ class Controller:
         )
         self._informer_tasks: list[asyncio.Task[None]] = []
         self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
+        self.writer = NodeENIWriter(api)
         self.nodeenis = Informer(
             name="nodeenis",
             api=ResourceAPI.nodeenis(api),
-            handler=NodeENIEvents(self.queue),
+            handler=NodeENIEvents(self.queue, own=self.writer.own),
             indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
         )
         self.nodes = Informer(
@@ -162,7 +167,6 @@ class Controller:
             handler=NodeEvents(self.queue, self.nodeenis),
             indexers={NODE_LABELS_INDEX: node_labels_index},
         )
-        self.writer = NodeENIWriter(api)
         self.cleanup = CleanupPool(
             ec2,
             workers=config.max_concurrent_eni_cleanup,

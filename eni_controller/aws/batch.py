@@ -9,6 +9,9 @@ a batch asks once for the union.
 Freshness is kept: a caller only ever gets an answer from a call that started
 after it asked. While a call is in flight, new askers wait for the next one,
 which starts as soon as the current one ends and carries all their keys.
+For facts that do not change, or that a cache keeps for minutes anyway
+(instance types, subnets and security groups), `fresh=False` lets an asker
+whose keys are all in the call in flight share that call instead.
 """
 
 from __future__ import annotations
@@ -25,34 +28,44 @@ class Batcher(Generic[K, V]):
     """`get(keys)` → the values found for those keys; keys not found are absent."""
 
     def __init__(
-        self, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, max_keys: int
+        self,
+        fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+        *,
+        max_keys: int,
+        fresh: bool = True,
     ) -> None:
         self._fetch = fetch
         self._max_keys = max_keys
+        self._fresh = fresh
         self._waiting: dict[K, None] = {}  # keys asked for since the running call started
         self._next: asyncio.Future[Mapping[K, V]] | None = None
-        self._running = False
+        self._running: tuple[frozenset[K], asyncio.Future[Mapping[K, V]]] | None = None
         self.calls = 0  # read by tests: fetches made
 
     async def get(self, keys: Iterable[K]) -> dict[K, V]:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
+        if not self._fresh and self._running is not None and self._running[0].issuperset(wanted):
+            return self._pick(await asyncio.shield(self._running[1]), wanted)
         self._waiting.update(dict.fromkeys(wanted))
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
-            if not self._running:
+            if self._running is None:
                 # askers of this same loop turn join before the call starts
                 asyncio.get_running_loop().call_soon(self._start)
-        found = await asyncio.shield(self._next)
+        return self._pick(await asyncio.shield(self._next), wanted)
+
+    @staticmethod
+    def _pick(found: Mapping[K, V], wanted: list[K]) -> dict[K, V]:
         return {k: found[k] for k in wanted if k in found}
 
     def _start(self) -> None:
-        if self._running or self._next is None:
+        if self._running is not None or self._next is None:
             return
         future, keys = self._next, list(self._waiting)
         self._next, self._waiting = None, {}
-        self._running = True
+        self._running = (frozenset(keys), future)
         task = asyncio.create_task(self._call(keys, future))
         task.add_done_callback(lambda _: self._finished())
 
@@ -74,6 +87,6 @@ class Batcher(Generic[K, V]):
                 future.set_result(found)
 
     def _finished(self) -> None:
-        self._running = False
+        self._running = None
         if self._next is not None:  # asked for while that call ran: their turn now
             self._start()

@@ -21,7 +21,7 @@ class InstanceTypeLimits:
         self._ec2 = ec2
         self._max_enis: dict[str, int] = {}
         # reconciles that start together all miss the cache: they share one call
-        self._describe = Batcher(self._describe_types, max_keys=_TYPES_PER_CALL)
+        self._describe = Batcher(self._describe_types, max_keys=_TYPES_PER_CALL, fresh=False)
 
     async def max_enis(self, instance_types: Iterable[str]) -> dict[str, int]:
         wanted = sorted(set(instance_types))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
@@ -73,7 +73,7 @@ class _Finder(Generic[R]):
         self._ident = ident
         self._vpc_id = vpc_id
         self._cache = cache
-        self._by_ids = Batcher(self._describe_ids, max_keys=_VALUES_PER_CALL)
+        self._by_ids = Batcher(self._describe_ids, max_keys=_VALUES_PER_CALL, fresh=False)
         self._name_stages = [
             Batcher(
                 functools.partial(self._describe_names, filter_name, name_of),
@@ -82,10 +82,12 @@ class _Finder(Generic[R]):
             for filter_name, name_of in name_stages
         ]
 
-    async def resolve(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[R, ...]:
+    async def resolve(
+        self, *, ids: Sequence[str], names: Sequence[str], also: Callable[[], Iterable[str]]
+    ) -> tuple[R, ...]:
         missing: list[str] = []
         ambiguous: list[str] = []
-        by_id = await self._by_id(ids, missing)
+        by_id = await self._by_id(ids, missing, also=also)
         by_name = await self._by_name(names, missing, ambiguous)
         if ambiguous or missing:
             raise LookupFailed(
@@ -100,20 +102,37 @@ class _Finder(Generic[R]):
     def _scope(self) -> Filters:
         return {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
 
-    async def _by_id(self, ids: Sequence[str], missing: list[str]) -> dict[str, R]:
+    async def _by_id(
+        self, ids: Sequence[str], missing: list[str], *, also: Callable[[], Iterable[str]]
+    ) -> dict[str, R]:
         found = {i: r for i in ids if (r := self._cache.get(f"id:{i}")) is not None}
         wanted = [i for i in dict.fromkeys(ids) if i not in found]
-        found.update(await self._by_ids.get(wanted))
+        if wanted:
+            room = max(0, _VALUES_PER_CALL - len(wanted))  # others never cost a second call
+            asked = set(wanted)
+            others = [
+                i
+                for i in dict.fromkeys(also())
+                if i not in asked and self._cache.get(f"id:{i}") is None
+            ][:room]
+            described = await self._by_ids.get([*wanted, *others])
+            found.update((i, described[i]) for i in wanted if i in described)
+            for i in others:
+                if (resource := described.get(i)) is not None and self._in_vpc(resource):
+                    self._cache.put(f"id:{i}", resource)
         for i in wanted:
             resource = found.get(i)
             if resource is None:
                 missing.append(f"{self.noun} {i} not found")
-            elif self._vpc_id and resource.vpc_id != self._vpc_id:
+            elif not self._in_vpc(resource):
                 missing.append(f"{self.noun} {i} is in {resource.vpc_id}, not in {self._vpc_id}")
                 del found[i]
             else:
                 self._cache.put(f"id:{i}", resource)
         return found
+
+    def _in_vpc(self, resource: R) -> bool:
+        return not self._vpc_id or resource.vpc_id == self._vpc_id
 
     async def _by_name(
         self, names: Sequence[str], missing: list[str], ambiguous: list[str]
@@ -186,11 +205,19 @@ class Resolver:
             cache=TTLCache(ttl_seconds=ttl_seconds, clock=clock),
         )
 
-    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
-        """The subnets in spec order (IDs first, then names), each once."""
-        return await self._subnets.resolve(ids=ids, names=names)
+    async def subnets(
+        self, *, ids: Sequence[str], names: Sequence[str], also: Callable[[], Iterable[str]] = tuple
+    ) -> tuple[Subnet, ...]:
+        """The subnets in spec order (IDs first, then names), each once.
+
+        On a cache miss, the IDs `also` gives (other NodeENIs' subnets) are
+        described in the same call and cached: NodeENIs applied together cost
+        one lookup, not one each.
+        """
+        return await self._subnets.resolve(ids=ids, names=names, also=also)
 
     async def security_groups(
-        self, *, ids: Sequence[str], names: Sequence[str]
+        self, *, ids: Sequence[str], names: Sequence[str], also: Callable[[], Iterable[str]] = tuple
     ) -> tuple[SecurityGroup, ...]:
-        return await self._groups.resolve(ids=ids, names=names)
+        """As `subnets`, for security groups."""
+        return await self._groups.resolve(ids=ids, names=names, also=also)

@@ -122,25 +122,33 @@ class Reconciler:
         of it; None: now)."""
         raw = self._nodeenis.get(name)
         if raw is None:
+            self._writer.own.forget(name)
             return DONE  # deleted; its finalizer saw to its ENIs
-        nodeeni = self._parse(raw)
+        nodeeni = self._parse(self._writer.own.newest(raw))
         if nodeeni.being_deleted:
             return await self._delete(nodeeni, since=since)
         if not nodeeni.has_finalizer:
             # finalizer first: nothing is created that deletion could not find
-            await self._writer.set_finalizers(
-                name,
-                [*nodeeni.finalizers, model.FINALIZER],
-                resource_version=nodeeni.resource_version,
+            nodeeni = self._parse(
+                await self._writer.set_finalizers(
+                    name,
+                    [*nodeeni.finalizers, model.FINALIZER],
+                    resource_version=nodeeni.resource_version,
+                )
             )
-            return DONE  # the update event brings it back
         if nodeeni.spec is None:
             return await self._invalid(nodeeni)
         spec = nodeeni.spec
         try:
-            subnets = await self._resolver.subnets(ids=spec.subnet_ids, names=spec.subnet_names)
+            subnets = await self._resolver.subnets(
+                ids=spec.subnet_ids,
+                names=spec.subnet_names,
+                also=lambda: self._named_by_every_spec(lambda s: s.subnet_ids),
+            )
             groups = await self._resolver.security_groups(
-                ids=spec.security_group_ids, names=spec.security_group_names
+                ids=spec.security_group_ids,
+                names=spec.security_group_names,
+                also=lambda: self._named_by_every_spec(lambda s: s.security_group_ids),
             )
         except LookupFailed as failed:
             await self._write(
@@ -256,6 +264,15 @@ class Reconciler:
             resource_version=nodeeni.resource_version,
         )
         return DONE
+
+    def _named_by_every_spec(self, ids: Callable[[model.NodeENISpec], Sequence[str]]) -> list[str]:
+        """The IDs every valid NodeENI's spec names (read on a lookup's cache miss only)."""
+        return [
+            i
+            for raw in self._nodeenis.list()
+            if (spec := self._parse(raw).spec) is not None
+            for i in ids(spec)
+        ]
 
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
         return model.NodeENI.from_dict(

@@ -212,8 +212,12 @@ async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
         # earlier tests' deleted NodeENIs may still be going: their last describe
         # and finalizer release must not fall between the two counts below
         await until(
-            lambda: controller.cleanup.idle
-            and all(n.startswith(unique) for n in controller.nodeenis.store.keys()),
+            lambda: (
+                controller.cleanup.idle
+                and all(
+                    o["metadata"]["name"].startswith(unique) for o in controller.nodeenis.list()
+                )
+            ),
             within=60,
         )
         calls = sum(realism.calls().values())

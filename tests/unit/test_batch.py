@@ -79,3 +79,19 @@ async def test_a_cancelled_asker_leaves_the_others_their_answer() -> None:
     assert await staying == {"b": ("b", 1)}
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_not_fresh_an_asker_whose_keys_are_all_in_flight_shares_that_call() -> None:
+    source = Source()
+    source.hold = asyncio.Event()
+    batcher = Batcher(source.fetch, max_keys=200, fresh=False)
+    first = asyncio.create_task(batcher.get(["a", "b"]))
+    await asyncio.sleep(0.01)  # the first call is running
+    covered = asyncio.create_task(batcher.get(["b"]))
+    beyond = asyncio.create_task(batcher.get(["b", "c"]))
+    await asyncio.sleep(0.01)
+    source.hold.set()
+    assert await first == {"a": ("a", 1), "b": ("b", 1)}
+    assert await covered == {"b": ("b", 1)}
+    assert await beyond == {"b": ("b", 2), "c": ("c", 2)}
+    assert source.calls == [["a", "b"], ["b", "c"]]

@@ -1,0 +1,63 @@
+"""Unit tests for eni_controller.kube.writes.OwnWrites and the NodeENI event filter
+that uses it: plain dicts standing in for the API server's objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eni_controller.controller import NodeENIEvents
+from eni_controller.kube.workqueue import WorkQueue
+from eni_controller.kube.writes import OwnWrites
+from eni_controller.metrics import Metrics
+
+
+def _obj(version: str, *, name: str = "a", **metadata: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "resourceVersion": version, **metadata}}
+
+
+def test_newest_follows_our_writes_from_the_informers_copy() -> None:
+    own = OwnWrites()
+    own.wrote("a", over="1", result=_obj("2", finalizers=["f"]))
+    own.wrote("a", over="2", result=_obj("3", finalizers=["f"], annotations={"k": "v"}))
+    assert own.newest(_obj("1"))["metadata"]["resourceVersion"] == "3"
+    assert own.newest(_obj("2"))["metadata"]["resourceVersion"] == "3"
+    assert own.newest(_obj("1", name="b"))["metadata"]["resourceVersion"] == "1"
+
+
+def test_the_chain_ends_once_the_informer_caught_up_or_someone_else_wrote() -> None:
+    own = OwnWrites()
+    own.wrote("a", over="1", result=_obj("2"))
+    caught_up = _obj("2")
+    assert own.newest(caught_up) is caught_up
+    # forgotten: an old copy is no longer mapped forward
+    assert own.newest(_obj("1"))["metadata"]["resourceVersion"] == "1"
+
+    own.wrote("a", over="5", result=_obj("6"))
+    theirs = _obj("7")
+    assert own.newest(theirs) is theirs
+    assert not own.is_own(_obj("6"))
+
+
+def test_is_own_only_for_exactly_what_a_write_returned() -> None:
+    own = OwnWrites()
+    own.wrote("a", over="1", result=_obj("2"))
+    assert own.is_own(_obj("2"))
+    assert not own.is_own(_obj("1"))
+    assert not own.is_own(_obj("2", name="b"))
+    own.forget("a")
+    assert not own.is_own(_obj("2"))
+
+
+async def test_nodeeni_events_skip_our_own_write_and_keep_everyone_elses() -> None:
+    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
+    own = OwnWrites()
+    events = NodeENIEvents(queue, own=own)
+    before = _obj("1")
+    ours = _obj("2", finalizers=["f"])
+    own.wrote("a", over="1", result=ours)
+    events.on_update(before, ours)
+    assert len(queue) == 0
+    theirs = _obj("3", finalizers=["f"], annotations={"user": "x"})
+    events.on_update(ours, theirs)
+    assert len(queue) == 1
+    await queue.shutdown(drain=False)
