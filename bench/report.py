@@ -165,10 +165,12 @@ def floor_section(results: Mapping[str, Result]) -> str:
             [
                 r["title"].split(":")[0],
                 f"{r['create']['seconds']:.2f} s",
-                f"{f['create_seconds']:.2f} s (concurrency {f['create_concurrency']})",
+                f"{f['create_seconds']:.2f} s{_floor_runs(f, 'create')} "
+                f"(concurrency {f['create_concurrency']})",
                 f"**{f['create_ratio']:.2f}**",
                 f"{r['delete']['seconds']:.2f} s",
-                f"{f['delete_seconds']:.2f} s (concurrency {f['delete_concurrency']})",
+                f"{f['delete_seconds']:.2f} s{_floor_runs(f, 'delete')} "
+                f"(concurrency {f['delete_concurrency']})",
                 f"**{f['delete_ratio']:.2f}**",
             ]
         )
@@ -179,9 +181,11 @@ def floor_section(results: Mapping[str, Result]) -> str:
         "The floor (`bench/floor.py`) is a bare aiobotocore script making only create + "
         "attach + modify per ENI, then detach + delete, at the controller's concurrency "
         "(creates: min(NodeENIs, reconcile workers) x 16 per reconcile; teardown: the "
-        "cleanup workers), against the same moto server right after the scenario. Its "
-        "creates carry the controller's tags and description, so both make the same "
-        "requests (before 2026-11-27 they carried two tags).\n\n"
+        "cleanup workers), against the same moto server, on fresh instances of the same "
+        "shape. It runs once before the scenario and once after; the ratio is to the mean "
+        "of the two (shown as mean [before, after]), so that the server's drift over the "
+        "run does not land on one side (until 2026-11-27 it ran after only). Its creates "
+        "carry the controller's tags and description, so both make the same requests.\n\n"
         + _table(
             [
                 "scenario",
@@ -195,6 +199,13 @@ def floor_section(results: Mapping[str, Result]) -> str:
             rows,
         )
     )
+
+
+def _floor_runs(floor: Result, phase: str) -> str:
+    runs = floor.get("runs") or []
+    if len(runs) < 2:
+        return ""
+    return " [" + ", ".join(f"{run[f'{phase}_seconds']:.2f}" for run in runs) + "]"
 
 
 def throttled_section(results: Mapping[str, Result]) -> str:

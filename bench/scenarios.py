@@ -10,8 +10,9 @@ last ENI is gone from EC2 and the last NodeENI from the API server.
 
 Each scenario gets a fresh controller process (so its CPU seconds and peak RSS
 are its own), fresh EC2 instances and Nodes; the API server and moto are
-shared by the whole run. The floor (bench.floor) runs after the controller
-has stopped, on the same instances and server.
+shared by the whole run. The floor (bench.floor) runs before the controller
+starts and again after it has stopped, each time on fresh instances of the
+same shape on the same server; ratios are to the mean of the two.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from bench import measure
-from bench.floor import FloorSlot, run_floor
+from bench.floor import FloorResult, FloorSlot, run_floor
 from eni_controller import model
 from eni_controller.aws.ratelimit import AWS_DEFAULT_LIMITS, DEFAULT_LIMITS
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
@@ -532,9 +534,10 @@ def _apiserver_patches(samples: measure.Samples, *, status: bool) -> int:
 async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) -> ScenarioResult:
     run = _Run(env, scenario, settings)
     realism = env.realism
+    notes: list[str] = []
+    floors = [await _floor(env, run, scenario, settings)] if scenario.floor else []
     realism.reset()
     realism.aws_rules()
-    notes: list[str] = []
     try:
         await run.add_nodes(scenario.nodes)
         await run.start_controller(product_buckets=scenario.throttled)
@@ -675,7 +678,8 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
         run.stop_controller()
         await run.cleanup_world()
     if scenario.floor:
-        result.floor = await _floor(env, run, scenario, settings, result)
+        floors.append(await _floor(env, run, scenario, settings))
+        result.floor = _floor_figures(result, floors)
     return result
 
 
@@ -687,9 +691,7 @@ def create_concurrency(scenario: Scenario, settings: Settings) -> int:
     )
 
 
-async def _floor(
-    env: BenchEnv, run: _Run, scenario: Scenario, settings: Settings, result: ScenarioResult
-) -> dict[str, Any]:
+async def _floor(env: BenchEnv, run: _Run, scenario: Scenario, settings: Settings) -> FloorResult:
     env.realism.reset()
     env.realism.aws_rules()
     await run.add_nodes(scenario.nodes)  # fresh instances, same shape
@@ -710,12 +712,33 @@ async def _floor(
         )
     finally:
         await run.cleanup_world()
+    return floor
+
+
+def _floor_figures(result: ScenarioResult, runs: list[FloorResult]) -> dict[str, Any]:
+    """The floor's runs before and after the controller's, and the ratios to their mean.
+
+    The test server's speed drifts by up to a third over a run on these
+    machines; a floor on each side of the controller's phases cancels a drift
+    that one floor on one side would put into the ratio.
+    """
+    create = statistics.fmean(f.create_seconds for f in runs)
+    delete = statistics.fmean(f.delete_seconds for f in runs)
     return {
-        **dataclasses.asdict(floor),
-        "enis_per_second": round(floor.enis_per_second, 2),
+        "enis": runs[0].enis,
+        "create_concurrency": runs[0].create_concurrency,
+        "delete_concurrency": runs[0].delete_concurrency,
+        "create_seconds": round(create, 3),
+        "delete_seconds": round(delete, 3),
+        "errors": sum(f.errors for f in runs),
+        "enis_per_second": round(runs[0].enis / create, 2),
+        "runs": [
+            {"when": when, "create_seconds": f.create_seconds, "delete_seconds": f.delete_seconds}
+            for when, f in zip(("before", "after"), runs, strict=True)
+        ],
         "calls": "create + attach + modify per ENI; detach + delete on teardown; no describes",
-        "create_ratio": round(result.create.seconds / floor.create_seconds, 3),
-        "delete_ratio": round(result.delete.seconds / floor.delete_seconds, 3),
+        "create_ratio": round(result.create.seconds / create, 3),
+        "delete_ratio": round(result.delete.seconds / delete, 3),
     }
 
 

@@ -172,8 +172,9 @@ class Attachment:
             dpdk_pci_address=_opt_str(raw.get("dpdkPCIAddress")),
         )
 
-    def to_dict(self) -> dict[str, object]:
-        """The camelCase status item, without the fields that are None."""
+    def to_dict(self, *, last_updated: str | None = None) -> dict[str, object]:
+        """The camelCase status item, without the fields that are None;
+        `last_updated` stamps it in place of the entry's own."""
         return _without_none(
             {
                 "nodeID": self.node_id,
@@ -187,7 +188,7 @@ class Attachment:
                 "deviceIndex": self.device_index,
                 "mtu": self.mtu,
                 "status": None if self.status is None else self.status.value,
-                "lastUpdated": self.last_updated,
+                "lastUpdated": last_updated or self.last_updated,
                 "dpdkBound": self.dpdk_bound,
                 "dpdkDriver": self.dpdk_driver,
                 "dpdkResourceName": self.dpdk_resource_name,

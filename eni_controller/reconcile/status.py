@@ -95,12 +95,16 @@ def status_patch(
     was not asked). Lists are replaced whole by a merge patch, so the node
     agent's fields are carried inside each attachment.
     """
-    entries = previous.attachments if attachments is None else _stamp(attachments, previous, now)
+    entries = (
+        [(a, a.last_updated) for a in previous.attachments]
+        if attachments is None
+        else _stamp(attachments, previous, now)
+    )
     status: dict[str, Any] = {
-        "attachments": [a.to_dict() for a in entries],
+        "attachments": [a.to_dict(last_updated=stamp) for a, stamp in entries],
         "conditions": [c.to_dict() for c in _transitions(conditions, previous, now)],
         "observedGeneration": generation,
-        "attachedCount": sum(a.status is AttachmentState.ATTACHED for a in entries),
+        "attachedCount": sum(a.status is AttachmentState.ATTACHED for a, _ in entries),
         "desiredCount": desired if desired is not None else previous.desired_count,
     }
     if status["desiredCount"] is None:
@@ -112,16 +116,15 @@ def status_patch(
 
 def _stamp(
     attachments: Sequence[Attachment], previous: NodeENIStatus, now: str
-) -> list[Attachment]:
+) -> list[tuple[Attachment, str | None]]:
+    """Each entry in status order with its lastUpdated: the previous one if
+    nothing else changed, else `now` (paired, not copied: thousands per status)."""
     before = {a.eni_id: a for a in previous.attachments}
     stamped = []
     for entry in sorted(attachments, key=lambda a: (a.node_id, a.device_index or 0, a.eni_id)):
         old = before.get(entry.eni_id)
-        stamp = old.last_updated if old is not None and _same_but_stamp(old, entry) else now
-        # copies only where the stamp differs: thousands of attachments per status
-        stamped.append(
-            entry if entry.last_updated == stamp else dataclasses.replace(entry, last_updated=stamp)
-        )
+        same = old is not None and _same_but_stamp(old, entry)
+        stamped.append((entry, old.last_updated if same and old is not None else now))
     return stamped
 
 
