@@ -15,12 +15,18 @@ measure what a user waits for.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import itertools
+import json
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -150,6 +156,8 @@ class PipelineResult:
     events: int
     seed_mock_us_per_eni: float = SEED_MOCK_US_PER_ENI
     seed_mock_enis_per_second: float = SEED_MOCK_ENIS_PER_SECOND
+    # set by run_isolated: µs per ENI of every run, this one the fastest
+    runs_us_per_eni: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,14 +282,51 @@ def run(*, enis: int = 10_000) -> PipelineResult:
     return asyncio.run(_run(enis))
 
 
+def run_isolated(*, enis: int, repeat: int) -> PipelineResult:
+    """The fastest of `repeat` runs, each in a fresh process, with every run's figure.
+
+    As with timeit, the fastest run is the code's cost: on these 2-core VMs the
+    same run varies by a third from one minute to the next (other processes,
+    the host), and a process that already ran the suite's scenarios carries
+    their heap. Every run's figure is kept and reported beside it.
+    """
+    results = []
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.pipeline", "--json", "--enis", str(enis)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        results.append(PipelineResult(**json.loads(done.stdout)))
+    fastest = min(results, key=lambda r: r.us_per_eni)
+    return dataclasses.replace(fastest, runs_us_per_eni=[r.us_per_eni for r in results])
+
+
 def summary(r: PipelineResult) -> str:
+    runs = (
+        f" (fastest of {len(r.runs_us_per_eni)} processes; median "
+        f"{statistics.median(r.runs_us_per_eni):.1f}, all {r.runs_us_per_eni})"
+        if r.runs_us_per_eni
+        else ""
+    )
     return (
         f"pipeline: {r.enis} ENIs ({r.nodeenis} NodeENIs x {r.nodes} nodes) in {r.seconds:.2f}s: "
-        f"{r.enis_per_second:,.0f} ENIs/s, {r.us_per_eni:.1f} µs per ENI "
+        f"{r.enis_per_second:,.0f} ENIs/s, {r.us_per_eni:.1f} µs per ENI{runs} "
         f"(seed mock: {SEED_MOCK_ENIS_PER_SECOND:,.0f} ENIs/s, {SEED_MOCK_US_PER_ENI} µs); "
         f"EC2 calls {r.ec2_calls}, status patches {r.status_patches}, events {r.events}"
     )
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The in-process pipeline figure.")
+    parser.add_argument("--enis", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    figures = run(enis=args.enis)
+    print(json.dumps(figures.to_json()) if args.json else summary(figures))
+
+
 if __name__ == "__main__":
-    print(summary(run()))
+    main()
