@@ -52,6 +52,7 @@ INSTANCE_TYPE = "c5.24xlarge"  # 15 ENIs: the primary + 10 of ours fit
 EXECUTOR_CONCURRENCY = 16  # eni_controller.reconcile.executor.Executor's default, per reconcile
 PAGE_SIZE = 1000  # eni_controller.aws.ec2._PAGE_SIZE
 MAX_SUBNETS = 10
+RESYNC_SETTLE_SECONDS = 5.0  # a resync's describe and reconciles are done by then
 WIDE_OPEN = "1000"  # config.MAX_COUNT: the largest bucket the controller accepts
 # the bench's own EC2 requests (instances for the nodes), not the controller's
 BENCH_ACTIONS = frozenset({"RunInstances", "TerminateInstances", "DescribeImages"})
@@ -66,7 +67,11 @@ class Settings:
     max_concurrent_reconciles: int = 5
     max_concurrent_eni_cleanup: int = 3
     timeout_seconds: float = 900.0
-    reconcile_period_seconds: int = 10  # Idle measures three of these
+    # Idle measures three of these. Long enough that the timed phases (under a
+    # minute at Large) are laid out between two resyncs, as they fall with the
+    # product default (5 m); with 10 s, two resyncs fell inside every Large
+    # create, each one describe of every managed ENI that the floor never makes.
+    reconcile_period_seconds: int = 60
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -312,6 +317,7 @@ class _Run:
         self.metrics_port = 0
         self.pid = 0
         self.controllers = 0
+        self.leading_at = 0.0  # perf_counter when the controller began to lead: its resync clock
 
     # controller process ------------------------------------------------------------
 
@@ -351,10 +357,26 @@ class _Run:
                     raise RuntimeError(f"controller exited with {proc.returncode}")
                 try:
                     if measure.total(self.controller_metrics(), "eni_controller_leader") == 1:
+                        self.leading_at = time.perf_counter()
                         return
                 except OSError:
                     pass
                 await asyncio.sleep(0.1)
+
+    async def clear_of_resync(self) -> None:
+        """Wait, if need be, until the middle of a RECONCILE_PERIOD.
+
+        A phase started at least half a period before the next resync, and 5 s
+        after the last one (its describe and reconciles done), has no periodic
+        resync in it unless it runs longer than half a period; an Idle window
+        of three periods started so holds exactly three.
+        """
+        period = self.settings.reconcile_period_seconds
+        elapsed = time.perf_counter() - self.leading_at
+        since = elapsed % period  # the first period starts with no resync behind it
+        settling = elapsed >= period and since < RESYNC_SETTLE_SECONDS
+        if settling or period - since < period / 2:
+            await asyncio.sleep((period / 2 - since) % period)
 
     def stop_controller(self) -> None:
         stop_pid_file(self.env.state / f"controller-{self.scenario.name}-{self.controllers}.pid")
@@ -550,6 +572,7 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
             api=env.api, label_selector=f"{SCENARIO_LABEL}={scenario.name}"
         ) as tracker:
             # --- create ---
+            await run.clear_of_resync()
             before = run.snapshot()
             start = time.perf_counter()
             await asyncio.gather(
@@ -619,12 +642,14 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
 
             idle: IdleResult | None = None
             if scenario.idle_resyncs:
+                await run.clear_of_resync()
                 before_idle = run.snapshot()
                 await asyncio.sleep(scenario.idle_resyncs * settings.reconcile_period_seconds)
                 after_idle = run.snapshot()
                 idle = _idle(before_idle, after_idle, scenario=scenario, enis=scenario.enis)
 
             # --- delete ---
+            await run.clear_of_resync()
             before = run.snapshot()
             start = time.perf_counter()
             await asyncio.gather(
