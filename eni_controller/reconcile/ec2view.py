@@ -32,6 +32,7 @@ bench/results/suite/large.json) for answers that had not changed.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.reconcile import tags
 
 INSTANCE_FACTS_MAX_AGE_SECONDS = 600.0
+# `of(uid, since=ANY_AGE)`: the latest snapshot, however old. Only for work
+# that a later describe checks (starting a deletion's cleanups), never for
+# concluding that an ENI is absent.
+ANY_AGE = -math.inf
 FILTER_VALUES_PER_CALL = 200  # EC2's limit on the values of one filter
 
 

@@ -29,7 +29,7 @@ from eni_controller.kube.writes import EventRecorder, NodeENIWriter
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
-from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
+from eni_controller.reconcile.ec2view import ANY_AGE, InstanceFacts, ManagedENIs
 from eni_controller.reconcile.executor import Executor, Job, Outcome
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -230,8 +230,13 @@ class Reconciler:
             # the finalizer waits for a describe that finds none left
             await self._write_detaching(nodeeni, left=self._cleanup.pending)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
-        ours = await self._enis.of(nodeeni.uid, since=since)
-        enis = [e for e in ours if not moved_by_someone_else(e)]
+        # the first pass starts the cleanups from the last snapshot, however old (a
+        # fresh describe of 1,000 ENIs would delay them all); absence is only ever
+        # concluded from a describe made after the deletion was asked for, and the
+        # finalizer waits for one that finds none, which catches ENIs made since
+        enis = await self._to_delete(nodeeni.uid, since=ANY_AGE if started is None else since)
+        if not enis and started is None:
+            enis = await self._to_delete(nodeeni.uid, since=since)
         if enis and started is None:
             # the clock of MAX_CLEANUP_DURATION starts, then the cleanup in this same
             # pass (the update event's reconcile finds the pool at it: no describe)
@@ -273,6 +278,9 @@ class Reconciler:
             if (spec := self._parse(raw).spec) is not None
             for i in ids(spec)
         ]
+
+    async def _to_delete(self, uid: str, *, since: float | None) -> list[NetworkInterface]:
+        return [e for e in await self._enis.of(uid, since=since) if not moved_by_someone_else(e)]
 
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
         return model.NodeENI.from_dict(

@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 
+from eni_controller.reconcile import tags
+
 REGION = "us-east-1"
 AZ_A = "us-east-1a"
 AZ_B = "us-east-1b"
@@ -187,6 +189,32 @@ def launch_instance(
         ImageId=image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SubnetId=subnet_id
     )["Instances"]
     return Instance(id=launched["InstanceId"], az=az, instance_type=instance_type)
+
+
+def create_tagged_eni(
+    world: World, *, subnet: str, nodeeni: str, uid: str, node: str, instance_id: str
+) -> str:
+    """An ENI in the seeded `subnet` with the tags the controller gives its own, made
+    behind its back (a crashed controller's leftover, one made after a snapshot)."""
+    subnet_id = world.subnet(subnet).id
+    made = tags.eni_tags(
+        nodeeni=nodeeni,
+        uid=uid,
+        node=node,
+        instance_id=instance_id,
+        subnet_id=subnet_id,
+        cluster_name=None,
+    )
+    eni_id: str = _shared_client(world.endpoint).create_network_interface(
+        SubnetId=subnet_id,
+        TagSpecifications=[
+            {
+                "ResourceType": "network-interface",
+                "Tags": [{"Key": k, "Value": v} for k, v in made.items()],
+            }
+        ],
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    return eni_id
 
 
 @functools.cache

@@ -21,7 +21,15 @@ from tests.harness.controller import (
     running_controller,
     wait_for_nodeeni,
 )
-from tests.harness.ec2world import AZ_A, AZ_B, Instance, World, ec2_client, launch_instance
+from tests.harness.ec2world import (
+    AZ_A,
+    AZ_B,
+    Instance,
+    World,
+    create_tagged_eni,
+    ec2_client,
+    launch_instance,
+)
 from tests.harness.kube import NodeFactory, merge_patch_nodeeni
 from tests.harness.realism.control import RealismControl
 from tests.harness.waiting import until
@@ -245,26 +253,12 @@ async def test_crash_leftovers_are_adopted_never_duplicated(
     created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
     uid = created["metadata"]["uid"]
     ec2 = ec2_client(ec2_world.endpoint)
-    leftovers = []
-    for subnet in ("multus-a", "multus-a-2"):
-        eni_tags = tags.eni_tags(
-            nodeeni=unique,
-            uid=uid,
-            node=name,
-            instance_id=instance.id,
-            subnet_id=ec2_world.subnet(subnet).id,
-            cluster_name=None,
+    leftovers = [
+        create_tagged_eni(
+            ec2_world, subnet=subnet, nodeeni=unique, uid=uid, node=name, instance_id=instance.id
         )
-        eni = ec2.create_network_interface(
-            SubnetId=ec2_world.subnet(subnet).id,
-            TagSpecifications=[
-                {
-                    "ResourceType": "network-interface",
-                    "Tags": [{"Key": k, "Value": v} for k, v in eni_tags.items()],
-                }
-            ],
-        )["NetworkInterface"]["NetworkInterfaceId"]
-        leftovers.append(eni)
+        for subnet in ("multus-a", "multus-a-2")
+    ]
     # crashed after create (first) and after attach, before the status write (second)
     ec2.attach_network_interface(
         NetworkInterfaceId=leftovers[1], InstanceId=instance.id, DeviceIndex=2

@@ -13,6 +13,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from eni_controller.aws.ratelimit import BucketSpec, RateLimits
+from eni_controller.reconcile.ec2view import ANY_AGE
 from tests.conftest import NodeENIs
 from tests.harness.controller import (
     AWSEnv,
@@ -22,7 +23,7 @@ from tests.harness.controller import (
     running_controller,
     wait_for_nodeeni,
 )
-from tests.harness.ec2world import AZ_A, World, ec2_client, launch_instance
+from tests.harness.ec2world import AZ_A, World, create_tagged_eni, ec2_client, launch_instance
 from tests.harness.kube import merge_patch_nodeeni
 from tests.harness.waiting import until
 from tests.integration.test_controller import _enis_of, _nodes, _spec
@@ -99,6 +100,34 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
         f"{10 * per_node} ENIs, detach latency {DELETE_DETACH_LATENCY}s, 3 cleanup workers: "
         f"deleted in {deleted:.1f}s"
     )
+
+
+async def test_deletion_starts_from_an_old_snapshot_and_still_deletes_enis_made_after_it(
+    aws_env: AWSEnv,
+) -> None:
+    kube_api, nodes, nodeenis, ec2_world, _, unique = aws_env
+    ((name, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    async with running_controller(kube_api, controller_config(ec2_world)) as controller:
+        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        await wait_for_nodeeni(kube_api, unique, is_ready)
+        uid = created["metadata"]["uid"]
+        await controller.enis.refresh()  # a resync's snapshot: the first deletion pass uses it
+        late = create_tagged_eni(
+            ec2_world,
+            subnet="multus-a-2",
+            nodeeni=unique,
+            uid=uid,
+            node=name,
+            instance_id=instance.id,
+        )
+        assert len(_enis_of(ec2_world, uid)) == 2
+        in_snapshot = {e.eni_id for e in await controller.enis.of(uid, since=ANY_AGE)}
+        assert len(in_snapshot) == 1
+        assert late not in in_snapshot
+        await _delete(nodeenis, unique)
+        await _gone(kube_api, unique)
+    # the finalizer went only after a describe made after the deletion found none
+    assert _enis_of(ec2_world, uid) == []
 
 
 def _extra_subnet(world: World, cidr: str) -> str:

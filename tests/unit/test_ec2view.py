@@ -14,7 +14,7 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.kube.workqueue import WorkQueue
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
+from eni_controller.reconcile.ec2view import ANY_AGE, InstanceFacts, ManagedENIs
 from tests.harness.resources import network_interface
 
 
@@ -183,3 +183,16 @@ async def test_the_sweep_joins_a_refresh_running_and_reconciles_share_its_own() 
     assert _ids(await view.of("a", since=asked)) == ["eni-a1"]  # asked before it started
     assert _ids(await sweep) == ["eni-a1", "eni-b1"]
     assert ec2.eni_describes == [MANAGED, MANAGED]
+
+
+async def test_any_age_takes_the_last_snapshot_however_old_and_describes_without_one() -> None:
+    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    clock = Clock()
+    view = _view(ec2, clock)
+    assert _ids(await view.of("a", since=ANY_AGE)) == ["eni-a1"]  # no snapshot yet
+    await view.refresh()
+    ec2.enis.append(_eni("eni-a2", "a"))  # made after the snapshot
+    clock.now += 3600
+    assert _ids(await view.of("a", since=ANY_AGE)) == ["eni-a1"]
+    assert _ids(await view.of("a", since=clock.now)) == ["eni-a1", "eni-a2"]
+    assert ec2.eni_describes == [{UID_FILTER: ["a"]}, MANAGED, {UID_FILTER: ["a"]}]
