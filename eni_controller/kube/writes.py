@@ -51,6 +51,8 @@ class OwnWrites:
         self._chains: dict[str, dict[str, dict[str, Any]]] = {}
 
     def wrote(self, name: str, *, over: str, result: dict[str, Any]) -> None:
+        if result["metadata"]["resourceVersion"] == over:
+            return  # the server found nothing to change: no new version, no link
         self._chains.setdefault(name, {})[over] = result
 
     def newest(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +62,10 @@ class OwnWrites:
         if chain is None:
             return obj
         newest = obj
-        while (after := chain.get(newest["metadata"]["resourceVersion"])) is not None:
+        for _ in range(len(chain)):  # each link once: a chain never loops back
+            after = chain.get(newest["metadata"]["resourceVersion"])
+            if after is None:
+                break
             newest = after
         if newest is obj:
             del self._chains[name]

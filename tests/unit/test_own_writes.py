@@ -61,3 +61,14 @@ async def test_nodeeni_events_skip_our_own_write_and_keep_everyone_elses() -> No
     events.on_update(ours, theirs)
     assert len(queue) == 1
     await queue.shutdown(drain=False)
+
+
+def test_a_write_the_server_found_nothing_in_adds_no_link_and_newest_returns() -> None:
+    # a patch that changes nothing comes back with the version it was made over
+    own = OwnWrites()
+    own.wrote("a", over="1", result=_obj("2"))
+    own.wrote("a", over="2", result=_obj("2"))
+    assert own.newest(_obj("1"))["metadata"]["resourceVersion"] == "2"
+    assert not own.is_own(_obj("1"))
+    own.wrote("a", over="7", result=_obj("7"))
+    assert own.newest(_obj("7"))["metadata"]["resourceVersion"] == "7"
