@@ -22,6 +22,8 @@ from typing import Any
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 
+from eni_controller.aws.ec2 import eni_tag_specifications
+from eni_controller.model import default_eni_description
 from eni_controller.reconcile import tags
 from tests.harness.ec2world import FAKE_CREDENTIALS
 
@@ -107,13 +109,8 @@ async def run_floor(
                 eni: dict[str, Any] = await ec2.create_network_interface(
                     SubnetId=slot.subnet_id,
                     Groups=[security_group_id],
-                    Description=f"ENI created by nodeeni-controller for node {node}",
-                    TagSpecifications=[
-                        {
-                            "ResourceType": "network-interface",
-                            "Tags": [{"Key": k, "Value": v} for k, v in made_tags.items()],
-                        }
-                    ],
+                    Description=default_eni_description(node),
+                    TagSpecifications=eni_tag_specifications(made_tags),
                 )
                 eni_id = eni["NetworkInterface"]["NetworkInterfaceId"]
                 attached = await ec2.attach_network_interface(

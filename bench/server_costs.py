@@ -28,6 +28,8 @@ from typing import Any
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 
+from eni_controller.aws.ec2 import eni_tag_specifications
+from eni_controller.model import default_eni_description
 from eni_controller.reconcile import tags
 from tests.harness.ec2world import AZ_A, FAKE_CREDENTIALS, ec2_client, launch_instance, seed_world
 from tests.harness.motoserver import MotoServer
@@ -121,13 +123,8 @@ async def _attached(ec2: Any, instance_id: str, subnet_id: str, group: str, inde
     eni = await ec2.create_network_interface(
         SubnetId=subnet_id,
         Groups=[group],
-        Description=f"ENI created by nodeeni-controller for node {node}",
-        TagSpecifications=[
-            {
-                "ResourceType": "network-interface",
-                "Tags": [{"Key": k, "Value": v} for k, v in made.items()],
-            }
-        ],
+        Description=default_eni_description(node),
+        TagSpecifications=eni_tag_specifications(made),
     )
     eni_id: str = eni["NetworkInterface"]["NetworkInterfaceId"]
     await ec2.attach_network_interface(

@@ -80,6 +80,11 @@ def _empty_mapping() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
+def default_eni_description(node_name: str) -> str:
+    """The EC2 description of an ENI whose spec sets none."""
+    return f"ENI created by nodeeni-controller for node {node_name}"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NodeENISpec:
     """A valid NodeENI spec, defaults applied.
@@ -114,7 +119,7 @@ class NodeENISpec:
         """The EC2 description for this spec's ENI on ``node_name``."""
         if self.description is not None:
             return self.description
-        return f"ENI created by nodeeni-controller for node {node_name}"
+        return default_eni_description(node_name)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -62,6 +62,16 @@ def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
         yield values[start : start + size]
 
 
+def eni_tag_specifications(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """CreateNetworkInterface's TagSpecifications: `tags` on the new ENI."""
+    return [
+        {
+            "ResourceType": "network-interface",
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        }
+    ]
+
+
 class EC2Client:
     def __init__(
         self,
@@ -193,12 +203,7 @@ class EC2Client:
             Groups=list(security_group_ids),
             Description=description,
             ClientToken=client_token,
-            TagSpecifications=[
-                {
-                    "ResourceType": "network-interface",
-                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                }
-            ],
+            TagSpecifications=eni_tag_specifications(tags),
         )
         return NetworkInterface.from_api(response["NetworkInterface"])
 

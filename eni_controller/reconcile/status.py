@@ -123,8 +123,8 @@ def _stamp(
     stamped = []
     for entry in sorted(attachments, key=lambda a: (a.node_id, a.device_index or 0, a.eni_id)):
         old = before.get(entry.eni_id)
-        same = old is not None and _same_but_stamp(old, entry)
-        stamped.append((entry, old.last_updated if same and old is not None else now))
+        stamp = old.last_updated if old is not None and _same_but_stamp(old, entry) else now
+        stamped.append((entry, stamp))
     return stamped
 
 

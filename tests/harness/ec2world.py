@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 
+from eni_controller.aws.ec2 import eni_tag_specifications
 from eni_controller.reconcile import tags
 
 REGION = "us-east-1"
@@ -207,12 +208,7 @@ def create_tagged_eni(
     )
     eni_id: str = _shared_client(world.endpoint).create_network_interface(
         SubnetId=subnet_id,
-        TagSpecifications=[
-            {
-                "ResourceType": "network-interface",
-                "Tags": [{"Key": k, "Value": v} for k, v in made.items()],
-            }
-        ],
+        TagSpecifications=eni_tag_specifications(made),
     )["NetworkInterface"]["NetworkInterfaceId"]
     return eni_id
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from eni_controller.aws.ec2 import connect_ec2
+from eni_controller.aws.ec2 import connect_ec2, eni_tag_specifications
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
@@ -36,12 +36,7 @@ def _eni(world: World, *, uid: str | None, cluster: str | None = None) -> str:
         extra[f"{tags.CLUSTER_TAG_PREFIX}{cluster}"] = "owned"
     eni: str = ec2_client(world.endpoint).create_network_interface(
         SubnetId=world.subnet("multus-a").id,
-        TagSpecifications=[
-            {
-                "ResourceType": "network-interface",
-                "Tags": [{"Key": k, "Value": v} for k, v in extra.items()],
-            }
-        ],
+        TagSpecifications=eni_tag_specifications(extra),
     )["NetworkInterface"]["NetworkInterfaceId"]
     return eni
 
