@@ -479,6 +479,29 @@ def test_describe_network_interfaces_paging(
     assert _code(describe, Filters=filters, NextToken="not-a-token") == "InvalidParameterValue"
 
 
+def test_id_filter_answers_only_the_asked_ids_with_the_other_filters_and_patterns(
+    ec2: Any, ec2_world: World, tag: dict[str, str]
+) -> None:
+    """The id-filter index (idfilter.py) must answer exactly what moto's own matching does."""
+    tagged = sorted(_create_eni(ec2, ec2_world, TagSpecifications=_tag_spec(tag)) for _ in range(3))
+    untagged = _create_eni(ec2, ec2_world)
+
+    def ids(*filters: tuple[str, list[str]], **params: Any) -> list[str]:
+        answer = ec2.describe_network_interfaces(
+            Filters=[{"Name": name, "Values": values} for name, values in filters], **params
+        )
+        return sorted(e["NetworkInterfaceId"] for e in answer["NetworkInterfaces"])
+
+    by_id = ("network-interface-id", [tagged[0], untagged, "eni-0000000000000dead", tagged[2]])
+    by_tag = (f"tag:{tag['Key']}", [tag["Value"]])
+    assert ids(by_id) == sorted([tagged[0], tagged[2], untagged])  # a missing id is no error
+    assert ids(by_id, by_tag) == [tagged[0], tagged[2]]
+    assert ids(by_id, NetworkInterfaceIds=[tagged[0], tagged[1]]) == [tagged[0]]
+    # a value with a pattern character is matched as moto matches it
+    assert ids(("network-interface-id", [tagged[1][:-1] + "?"]), by_tag) == [tagged[1]]
+    assert ids(("network-interface-id", ["eni-*"]), by_tag) == tagged
+
+
 # --- throttling and faults ---------------------------------------------------
 
 

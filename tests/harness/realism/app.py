@@ -10,7 +10,7 @@ from wsgiref.types import WSGIApplication
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from tests.harness.realism import lifecycle, paging, rules, tagindex
+from tests.harness.realism import idfilter, lifecycle, paging, rules, tagindex
 from tests.harness.realism.middleware import RealismMiddleware
 from tests.harness.realism.state import RealismState
 
@@ -24,6 +24,7 @@ def build_app(state: RealismState) -> WSGIApplication:
     # Order matters where two modules wrap one handler: rules check first
     # (innermost), lifecycle records after moto acted, paging replaces describe.
     tagindex.install()  # a speed fix, no behaviour: before anything reads tags
+    idfilter.install()  # a speed fix, no behaviour
     rules.install(state)
     lifecycle.install(state)
     paging.install(state)
