@@ -84,10 +84,9 @@ class NodeENIEvents:
 
     def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         before, after = _meta(old), _meta(new)
-        if self._own.is_own(new):
-            return
         if any(before.get(k) != after.get(k) for k in self._WATCHED_METADATA):
-            self._queue.add(after["name"])
+            name = after["name"]
+            self._own.unless_own(new, then=lambda: self._queue.add(name))
 
     def on_delete(self, obj: dict[str, Any]) -> None:
         self._queue.add(_meta(obj)["name"])

@@ -9,8 +9,10 @@ resourceVersion the decision was made on, so a write based on stale data gets
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import structlog
@@ -44,11 +46,42 @@ class OwnWrites:
     the object it returned; `newest` follows that chain from the informer's
     copy. The chain ends where the informer has a copy we did not write over:
     caught up, or someone else wrote meanwhile, and then the 409 is right.
+
+    A write's watch event can also arrive before its response: an event about a
+    NodeENI with a write in flight is held until that write returns, and only
+    then judged (`unless_own`); judged at once it looked foreign and queued a
+    second reconcile of every NodeENI whose finalizer event won that race.
     """
 
     def __init__(self) -> None:
         # name -> {resourceVersion written over: the object that write returned}
         self._chains: dict[str, dict[str, dict[str, Any]]] = {}
+        self._in_flight: collections.Counter[str] = collections.Counter()
+        self._held: dict[str, list[tuple[dict[str, Any], Callable[[], None]]]] = {}
+
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[None]:
+        """Around one write of `name` (its `wrote` inside): events held meanwhile are
+        judged when the last write in flight returns, or fails."""
+        self._in_flight[name] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[name] -= 1
+            if not self._in_flight[name]:
+                del self._in_flight[name]
+                for obj, then in self._held.pop(name, ()):
+                    if not self.is_own(obj):
+                        then()
+
+    def unless_own(self, obj: dict[str, Any], *, then: Callable[[], None]) -> None:
+        """Call `then` unless `obj` is what one of our writes returned; while a write
+        of it is in flight, decide once that write has returned."""
+        name = obj["metadata"]["name"]
+        if name in self._in_flight:
+            self._held.setdefault(name, []).append((obj, then))
+        elif not self.is_own(obj):
+            then()
 
     def wrote(self, name: str, *, over: str, result: dict[str, Any]) -> None:
         if result["metadata"]["resourceVersion"] == over:
@@ -113,20 +146,21 @@ class NodeENIWriter:
             if status
             else self._custom.patch_cluster_custom_object
         )
-        try:
-            result: dict[str, Any] = await patch(
-                model.GROUP,
-                model.VERSION,
-                model.PLURAL,
-                name,
-                body,
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
-            )
-        except ApiException as err:
-            if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
-                raise Conflict(f"{name}: {err.status}") from err
-            raise
-        self.own.wrote(name, over=body["metadata"]["resourceVersion"], result=result)
+        with self.own.writing(name):
+            try:
+                result: dict[str, Any] = await patch(
+                    model.GROUP,
+                    model.VERSION,
+                    model.PLURAL,
+                    name,
+                    body,
+                    _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
+                )
+            except ApiException as err:
+                if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
+                    raise Conflict(f"{name}: {err.status}") from err
+                raise
+            self.own.wrote(name, over=body["metadata"]["resourceVersion"], result=result)
         return result
 
 

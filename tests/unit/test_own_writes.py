@@ -3,6 +3,7 @@ that uses it: plain dicts standing in for the API server's objects."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from eni_controller.controller import NodeENIEvents
@@ -72,3 +73,38 @@ def test_a_write_the_server_found_nothing_in_adds_no_link_and_newest_returns() -
     assert not own.is_own(_obj("1"))
     own.wrote("a", over="7", result=_obj("7"))
     assert own.newest(_obj("7"))["metadata"]["resourceVersion"] == "7"
+
+
+async def test_an_event_that_overtakes_our_writes_response_is_held_then_judged() -> None:
+    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
+    own = OwnWrites()
+    events = NodeENIEvents(queue, own=own)
+    before = _obj("1")
+    ours = _obj("2", finalizers=["f"])
+    with own.writing("a"):
+        events.on_update(before, ours)  # the watch delivered our write first
+        assert len(queue) == 0
+        own.wrote("a", over="1", result=ours)
+    assert len(queue) == 0  # judged after the response: our own
+
+    theirs = _obj("4", finalizers=["f"], annotations={"user": "x"})
+    with own.writing("a"):
+        events.on_update(ours, theirs)
+        assert len(queue) == 0
+        own.wrote("a", over="2", result=_obj("3", finalizers=["f"]))
+    assert len(queue) == 1  # someone else's: queued once the write returned
+    assert await queue.get() == "a"
+    await queue.shutdown(drain=False)
+
+
+async def test_events_held_by_a_failed_write_are_queued() -> None:
+    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
+    own = OwnWrites()
+    events = NodeENIEvents(queue, own=own)
+    with contextlib.suppress(RuntimeError), own.writing("a"):
+        with own.writing("a"):  # two writes in flight: held until the last returns
+            events.on_update(_obj("1"), _obj("2", annotations={"user": "x"}))
+        assert len(queue) == 0
+        raise RuntimeError("409")
+    assert len(queue) == 1
+    await queue.shutdown(drain=False)
