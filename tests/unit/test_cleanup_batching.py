@@ -48,6 +48,7 @@ class DetachingEC2:
         self.calls: Counter[str] = Counter()
         self.describe_sizes: list[int] = []
         self.detached: Counter[str] = Counter()
+        self.answered = 0  # ENIs in describe answers
 
     async def describe_network_interfaces(
         self, *, filters: Any, eni_ids: Sequence[str] = ()
@@ -59,7 +60,14 @@ class DetachingEC2:
             detaching = eni.attachment and eni.attachment.status == "detaching"
             if detaching and eni.eni_id not in self.stuck:
                 self.enis[eni.eni_id] = replace(eni, attachment=None, status="available")
-        return found
+        statuses = filters.get("status")
+        answer = [
+            e
+            for i in eni_ids
+            if (e := self.enis.get(i)) is not None and (statuses is None or e.status in statuses)
+        ]
+        self.answered += len(answer)
+        return answer
 
     async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:
         self.calls["detach"] += 1
@@ -118,6 +126,8 @@ async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_w
     # no describe before a detach (the submitter's view), and the waits are batched
     assert ec2.calls["describe"] == pool.polls
     assert ec2.calls["describe"] <= 300 * 0.25, ec2.describe_sizes
+    # polls ask only for ENIs still in use: detached ones are not described in full
+    assert ec2.answered == 0
     assert max(ec2.describe_sizes) > 3  # more ENIs waited at once than there are workers
     assert pool.max_in_flight <= 3
 
