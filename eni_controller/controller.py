@@ -194,6 +194,7 @@ class Controller:
             cleanup=self.cleanup,
             writer=self.writer,
             events=EventRecorder(api),
+            queued=self.queue.keys,
         )
 
     def ready(self) -> tuple[bool, str]:

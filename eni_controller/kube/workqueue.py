@@ -89,6 +89,10 @@ class WorkQueue(Generic[K]):
         """Keys waiting to be handed out (not those being processed)."""
         return len(self._queue)
 
+    def keys(self) -> list[K]:
+        """The keys being processed, then those waiting to be handed out (next first)."""
+        return [*self._processing, *self._queue]
+
     @property
     def shutting_down(self) -> bool:
         return self._shutting_down

@@ -10,7 +10,10 @@ bench/results/suite/large.json) for answers that had not changed.
   after the reconcile was last asked for, so the snapshot reflects whatever
   asked for it (our own actions included: they happen before the requeue);
   otherwise it describes its own ENIs by its uid tag, in one call with the
-  other reconciles asking at the same moment (aws/batch.py).
+  other reconciles asking at the same moment (aws/batch.py). The last such
+  answer per uid is kept beside the snapshot, by the same rule: the
+  describe a reconcile made after acting is what the next one may use
+  (a deletion starts its cleanups from it without a describe of its own).
   The orphan sweep lists every managed ENI through the same refresh, so a
   sweep and a resync that fall together make one describe, not two.
 - **Instances.** Facts about an instance (zone, type, state, occupied device
@@ -57,6 +60,14 @@ class _Snapshot:
     by_uid: Mapping[str, Sequence[NetworkInterface]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One uid's ENIs from a describe that started no earlier than `started`."""
+
+    started: float
+    enis: Sequence[NetworkInterface]
+
+
 class ManagedENIs:
     """Our ENIs by NodeENI uid: from a shared snapshot when one is fresh enough."""
 
@@ -65,7 +76,8 @@ class ManagedENIs:
         self._clock = clock
         self._latest: _Snapshot | None = None
         self._refreshing: tuple[float, asyncio.Task[_Snapshot]] | None = None
-        self._by_uid = Batcher(self._describe_uids, max_keys=FILTER_VALUES_PER_CALL)
+        self._by_uid = Batcher(self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=clock)
+        self._answers: dict[str, _Answer] = {}  # the last by-uid describe, newer than _latest
         self.snapshots = 0  # read by tests: shared describes started
 
     def refresh(self) -> asyncio.Task[_Snapshot]:
@@ -90,17 +102,40 @@ class ManagedENIs:
             self._refreshing[1].cancel()
             self._refreshing = None
 
-    async def of(self, uid: str, *, since: float | None) -> list[NetworkInterface]:
+    async def of(
+        self, uid: str, *, since: float | None, also: Callable[[], Iterable[str]] = tuple
+    ) -> list[NetworkInterface]:
         """The ENIs tagged with `uid`, as EC2 said at some moment after `since`
-        (None: a describe made now)."""
-        latest = self._latest
-        if since is not None and latest is not None and latest.started >= since:
-            return list(latest.by_uid.get(uid, ()))
+        (None: a describe made now).
+
+        A describe made for it also carries the uids `also` gives (NodeENIs in
+        the work queue): their reconciles, asked for before it started, use its
+        answer instead of a describe each. A reconcile of one of them that is
+        asked for again later (after acting) needs a newer answer: the queue's
+        `last_added` is then no earlier than the end of the round that acted.
+        """
+        answer = self._answers.get(uid)
+        if answer is None and self._latest is not None:
+            answer = _Answer(self._latest.started, self._latest.by_uid.get(uid, ()))
+        if since is not None and answer is not None and answer.started >= since:
+            return list(answer.enis)
         refreshing = self._refreshing
         if since is not None and refreshing is not None and refreshing[0] >= since:
             snapshot = await asyncio.shield(refreshing[1])
             return list(snapshot.by_uid.get(uid, ()))
-        return list((await self._by_uid.get([uid])).get(uid, ()))
+        uids = list(dict.fromkeys([uid, *also()]))[:FILTER_VALUES_PER_CALL]
+        started, found = await self._by_uid.get_at(uids, since=since)
+        for asked in uids:
+            if self._newer(started, asked):
+                self._answers[asked] = _Answer(started, tuple(found.get(asked, ())))
+        return list(found.get(uid, ()))
+
+    def _newer(self, started: float, uid: str) -> bool:
+        kept = self._answers.get(uid)
+        latest = self._latest
+        return (kept is None or kept.started < started) and (
+            latest is None or latest.started < started
+        )
 
     async def _describe_uids(self, uids: Sequence[str]) -> Mapping[str, list[NetworkInterface]]:
         return _by_uid(
@@ -120,6 +155,9 @@ class ManagedENIs:
         snapshot = _Snapshot(started=started, enis=enis, by_uid=_by_uid(enis))
         if self._latest is None or self._latest.started < started:
             self._latest = snapshot
+            # answers older than the snapshot are superseded (and NodeENIs since
+            # deleted leave nothing behind)
+            self._answers = {u: a for u, a in self._answers.items() if a.started > started}
         return snapshot
 
 
@@ -150,7 +188,9 @@ class InstanceFacts:
         self._max_age = max_age
         self._clock = clock
         self._kept: dict[str, tuple[float, Instance]] = {}
-        self._describe = Batcher(ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL)
+        self._describe = Batcher(
+            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=clock
+        )
 
     def kept(
         self, instance_ids: Iterable[str], *, since: float | None = None
@@ -164,18 +204,23 @@ class InstanceFacts:
             if (entry := self._kept.get(i)) is not None and entry[0] >= oldest
         }
 
-    async def describe(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
-        """Describe these instances now; the answer is kept for later reconciles."""
+    async def describe(
+        self, instance_ids: Sequence[str], *, since: float | None = None
+    ) -> dict[str, Instance]:
+        """Describe these instances after `since` (None: now); the answer is kept for
+        later reconciles."""
         if not instance_ids:
             return {}
-        asked = self._clock()
-        found = await self._describe.get(instance_ids)
+        started, found = await self._describe.get_at(instance_ids, since=since)
         for instance_id in instance_ids:
+            kept = self._kept.get(instance_id)
+            if kept is not None and kept[0] > started:
+                continue  # a newer answer is kept already (this one came from a shared call)
             instance = found.get(instance_id)
             if instance is None:
                 self._kept.pop(instance_id, None)
             else:
-                self._kept[instance_id] = (asked, instance)
-        oldest = asked - self._max_age  # instances of nodes that went: not kept forever
+                self._kept[instance_id] = (started, instance)
+        oldest = self._clock() - self._max_age  # instances of nodes that went: not kept forever
         self._kept = {i: entry for i, entry in self._kept.items() if entry[0] >= oldest}
         return found

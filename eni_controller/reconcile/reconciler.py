@@ -11,12 +11,13 @@ its own and no writes.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -48,6 +49,7 @@ from eni_controller.reconcile.status import (
 )
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 NODE_LABELS_INDEX = "labels"
 PROGRESS_REQUEUE_SECONDS = 2.0  # attaching, or a slot to retry soon
@@ -69,6 +71,13 @@ class Result:
 
 
 DONE = Result()
+
+
+def _or_raise(outcome: T | BaseException) -> T:
+    """One result of `gather(..., return_exceptions=True)`, or what it raised."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def utc_now() -> str:
@@ -102,6 +111,7 @@ class Reconciler:
         cleanup: CleanupPool,
         writer: NodeENIWriter,
         events: EventRecorder,
+        queued: Callable[[], Iterable[str]] = tuple,
         now: Callable[[], str] = utc_now,
     ) -> None:
         self._config = config
@@ -115,6 +125,7 @@ class Reconciler:
         self._cleanup = cleanup
         self._writer = writer
         self._events = events
+        self._queued = queued  # the work queue's keys: NodeENIs being reconciled or next
         self._now = now
 
     async def reconcile(self, name: str, *, since: float | None = None) -> Result:
@@ -139,18 +150,27 @@ class Reconciler:
         if nodeeni.spec is None:
             return await self._invalid(nodeeni)
         spec = nodeeni.spec
-        try:
-            subnets = await self._resolver.subnets(
+        nodes = self._matching_nodes(spec)
+        # independent describes (those not cached) in one round trip, not one each
+        found_subnets, found_groups, found_enis, found_instances = await asyncio.gather(
+            self._resolver.subnets(
                 ids=spec.subnet_ids,
                 names=spec.subnet_names,
                 also=lambda: self._named_by_every_spec(lambda s: s.subnet_ids),
-            )
-            groups = await self._resolver.security_groups(
+            ),
+            self._resolver.security_groups(
                 ids=spec.security_group_ids,
                 names=spec.security_group_names,
                 also=lambda: self._named_by_every_spec(lambda s: s.security_group_ids),
-            )
-        except LookupFailed as failed:
+            ),
+            self._enis.of(nodeeni.uid, since=since, also=self._queued_uids),
+            self._instances_if_none_settled(nodes, since=since),
+            return_exceptions=True,
+        )
+        failed = next(
+            (f for f in (found_subnets, found_groups) if isinstance(f, LookupFailed)), None
+        )
+        if failed is not None:
             await self._write(
                 nodeeni,
                 failure_conditions(
@@ -158,10 +178,10 @@ class Reconciler:
                 ),
             )
             return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
-
-        nodes = self._matching_nodes(spec)
-        enis = await self._enis.of(nodeeni.uid, since=since)
-        instances = await self._instances_for(nodes, subnets=subnets, enis=enis, since=since)
+        subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
+        enis, instances = _or_raise(found_enis), _or_raise(found_instances)
+        if instances is None:
+            instances = await self._instances_for(nodes, subnets=subnets, enis=enis, since=since)
         max_enis = await self._limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -270,6 +290,15 @@ class Reconciler:
         )
         return DONE
 
+    def _queued_uids(self) -> list[str]:
+        """The uids of the NodeENIs in the work queue: their reconciles (asked for
+        before now) can use an answer from a describe made now (ec2view.py)."""
+        return [
+            raw["metadata"]["uid"]
+            for name in self._queued()
+            if (raw := self._nodeenis.get(name)) is not None
+        ]
+
     def _named_by_every_spec(self, ids: Callable[[model.NodeENISpec], Sequence[str]]) -> list[str]:
         """The IDs every valid NodeENI's spec names (read on a lookup's cache miss only)."""
         return [
@@ -325,6 +354,15 @@ class Reconciler:
         views = (NodeView.from_api(raw) for raw in candidates)
         return [n for n in views if n.on_ec2 and spec.matches(n.labels)]
 
+    async def _instances_if_none_settled(
+        self, nodes: Sequence[NodeView], *, since: float | None
+    ) -> dict[str, Instance] | None:
+        """`_instances_for` when no node can be settled (no instance facts kept), so
+        that it depends on neither subnets nor ENIs and is asked beside them; else None."""
+        if self._instances.kept(n.instance_id for n in nodes if n.instance_id):
+            return None
+        return await self._instances_for(nodes, subnets=(), enis=(), since=since)
+
     async def _instances_for(
         self,
         nodes: Sequence[NodeView],
@@ -343,7 +381,9 @@ class Reconciler:
             n.instance_id: kept[n.instance_id] for n in nodes if n.instance_id and n.name in settled
         }
         instances |= {i: facts for i, facts in recent.items() if i not in instances}
-        return instances | await self._instances.describe([i for i in ids if i not in instances])
+        return instances | await self._instances.describe(
+            [i for i in ids if i not in instances], since=since
+        )
 
     async def _invalid(self, nodeeni: model.NodeENI) -> Result:
         message = "; ".join(nodeeni.problems)

@@ -95,3 +95,24 @@ async def test_not_fresh_an_asker_whose_keys_are_all_in_flight_shares_that_call(
     assert await covered == {"b": ("b", 1)}
     assert await beyond == {"b": ("b", 2), "c": ("c", 2)}
     assert source.calls == [["a", "b"], ["b", "c"]]
+
+
+async def test_an_asker_needing_only_an_answer_since_a_moment_shares_a_call_started_then() -> None:
+    source = Source()
+    source.hold = asyncio.Event()
+    now = [10.0]
+    batcher = Batcher(source.fetch, max_keys=200, clock=lambda: now[0])
+    first = asyncio.create_task(batcher.get_at(["a", "b"]))
+    await asyncio.sleep(0.01)  # the first call started at 10
+    now[0] = 11.0
+    shared = asyncio.create_task(batcher.get_at(["a"], since=10.0))
+    too_late = asyncio.create_task(batcher.get_at(["b"], since=10.5))
+    not_held = asyncio.create_task(batcher.get_at(["c"], since=9.0))
+    await asyncio.sleep(0.01)
+    source.hold.set()
+    assert await first == (10.0, {"a": ("a", 1), "b": ("b", 1)})
+    assert await shared == (10.0, {"a": ("a", 1)})
+    # the next call started when the first ended, at 11
+    assert await too_late == (11.0, {"b": ("b", 2)})
+    assert await not_held == (11.0, {"c": ("c", 2)})
+    assert source.calls == [["a", "b"], ["b", "c"]]

@@ -152,6 +152,34 @@ async def test_instance_facts_are_kept_until_too_old_and_dropped_when_gone() -> 
     assert ec2.instance_describes == [["i-1", "i-2", "i-3"], ["i-2"]]
 
 
+async def test_reconciles_asked_for_before_a_describe_of_their_instances_share_it() -> None:
+    ec2 = FakeEC2([], instances=["i-1", "i-2"])
+    gate = asyncio.Event()
+    describe = ec2.describe_instances
+
+    async def held(instance_ids: Sequence[str]) -> dict[str, Instance]:
+        await gate.wait()
+        return await describe(instance_ids)
+
+    ec2.describe_instances = held  # type: ignore[method-assign]
+    clock = Clock()
+    facts = InstanceFacts(cast(EC2Client, ec2), clock=clock)
+    asked = clock.now  # both NodeENIs were added then
+    first = asyncio.create_task(facts.describe(["i-1", "i-2"], since=asked))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # that describe started at 100
+    clock.now += 1
+    second = asyncio.create_task(facts.describe(["i-1"], since=asked))
+    later = asyncio.create_task(facts.describe(["i-2"], since=clock.now))
+    await asyncio.sleep(0)
+    gate.set()
+    assert sorted(await first) == ["i-1", "i-2"]
+    assert sorted(await second) == ["i-1"]
+    assert sorted(await later) == ["i-2"]
+    assert ec2.instance_describes == [["i-1", "i-2"], ["i-2"]]
+    assert sorted(facts.kept(["i-1", "i-2"], since=101.0)) == ["i-2"]  # i-1: as of 100
+
+
 async def test_last_added_is_the_latest_add_or_the_end_of_the_previous_round() -> None:
     clock = Clock()
     queue: WorkQueue[str] = WorkQueue(name="test", clock=clock)
@@ -196,3 +224,52 @@ async def test_any_age_takes_the_last_snapshot_however_old_and_describes_without
     assert _ids(await view.of("a", since=ANY_AGE)) == ["eni-a1"]
     assert _ids(await view.of("a", since=clock.now)) == ["eni-a1", "eni-a2"]
     assert ec2.eni_describes == [{UID_FILTER: ["a"]}, MANAGED, {UID_FILTER: ["a"]}]
+
+
+async def test_a_reconciles_own_describe_serves_a_later_reconcile_asked_for_before_it() -> None:
+    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    clock = Clock()
+    view = _view(ec2, clock)
+    await view.refresh()  # the resync before the ENI of "b" was made
+    ec2.enis.append(_eni("eni-b1", "b"))
+    clock.now += 1
+    asked = clock.now  # e.g. the delete event, while a reconcile of "b" was acting
+    clock.now += 1
+    assert _ids(await view.of("b", since=None)) == ["eni-b1"]  # that reconcile, after acting
+    clock.now += 1
+    assert _ids(await view.of("b", since=ANY_AGE)) == ["eni-b1"]  # not the older snapshot's
+    assert _ids(await view.of("b", since=asked)) == ["eni-b1"]
+    assert _ids(await view.of("a", since=ANY_AGE)) == ["eni-a1"]  # other uids: the snapshot
+    assert ec2.eni_describes == [MANAGED, {UID_FILTER: ["b"]}]
+    ec2.enis.append(_eni("eni-b2", "b"))
+    assert _ids(await view.of("b", since=clock.now)) == ["eni-b1", "eni-b2"]  # asked after it
+    assert ec2.eni_describes == [MANAGED, {UID_FILTER: ["b"]}, {UID_FILTER: ["b"]}]
+
+
+async def test_a_newer_snapshot_supersedes_the_kept_answers() -> None:
+    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    clock = Clock()
+    view = _view(ec2, clock)
+    assert _ids(await view.of("a", since=None)) == ["eni-a1"]
+    ec2.enis = []  # deleted by hand
+    clock.now += 1
+    await view.refresh()
+    assert await view.of("a", since=ANY_AGE) == []
+    assert ec2.eni_describes == [{UID_FILTER: ["a"]}, MANAGED]
+
+
+async def test_a_describe_also_carries_the_queued_uids_and_their_reconciles_use_it() -> None:
+    ec2 = FakeEC2([_eni("eni-a1", "a"), _eni("eni-b1", "b")])
+    clock = Clock()
+    view = _view(ec2, clock)
+    added = clock.now  # "a", "b" and "c" were added together
+    clock.now += 1
+    found = await view.of("a", since=added, also=lambda: ["b", "c", "a"])
+    assert _ids(found) == ["eni-a1"]
+    assert ec2.eni_describes == [{UID_FILTER: ["a", "b", "c"]}]
+    clock.now += 1
+    assert _ids(await view.of("b", since=added)) == ["eni-b1"]
+    assert await view.of("c", since=added) == []
+    assert len(ec2.eni_describes) == 1  # both from that answer
+    assert _ids(await view.of("b", since=clock.now)) == ["eni-b1"]  # added after it: its own
+    assert ec2.eni_describes[1:] == [{UID_FILTER: ["b"]}]
