@@ -292,11 +292,14 @@ class Reconciler:
 
     def _queued_uids(self) -> list[str]:
         """The uids of the NodeENIs in the work queue: their reconciles (asked for
-        before now) can use an answer from a describe made now (ec2view.py)."""
+        before now) can use an answer from a describe made now (ec2view.py). Not
+        those being deleted: they start from any answer and end on their own
+        describe, and their ENIs would only weigh down this one."""
         return [
-            raw["metadata"]["uid"]
+            meta["uid"]
             for name in self._queued()
             if (raw := self._nodeenis.get(name)) is not None
+            and not (meta := raw["metadata"]).get("deletionTimestamp")
         ]
 
     def _named_by_every_spec(self, ids: Callable[[model.NodeENISpec], Sequence[str]]) -> list[str]:
