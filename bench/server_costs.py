@@ -31,6 +31,7 @@ from botocore.config import Config as BotoConfig
 from eni_controller.aws.ec2 import eni_tag_specifications
 from eni_controller.model import default_eni_description
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.cleanup import NOT_FREE_STATUSES
 from tests.harness.ec2world import AZ_A, FAKE_CREDENTIALS, ec2_client, launch_instance, seed_world
 from tests.harness.motoserver import MotoServer
 from tests.harness.realism.control import RealismControl
@@ -72,23 +73,37 @@ async def measure(*, instances: int, enis_per_instance: int) -> dict[str, Any]:
                 config=BotoConfig(retries={"total_max_attempts": 1}, max_pool_connections=16),
                 **FAKE_CREDENTIALS,
             ) as ec2:
-                enis = [
+                attached = [
                     await _attached(ec2, instance_id, subnet_id, group, index)
                     for instance_id in ids
                     for index, subnet_id in enumerate(subnets, start=1)
                 ]
+                enis = [eni_id for eni_id, _ in attached]
 
-                def describe_enis(name: str, values: list[str]) -> Callable[[], Awaitable[Any]]:
-                    filters = [{"Name": name, "Values": values}]
-                    return lambda: ec2.describe_network_interfaces(Filters=filters, MaxResults=1000)
+                def describe_enis(**filters: list[str]) -> Callable[[], Awaitable[Any]]:
+                    given = [{"Name": name, "Values": values} for name, values in filters.items()]
+                    return lambda: ec2.describe_network_interfaces(Filters=given, MaxResults=1000)
 
-                every_managed = describe_enis(f"tag:{tags.MANAGED_BY_KEY}", [tags.MANAGED_BY_VALUE])
+                every_managed = describe_enis(
+                    **{f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
+                )
+                # the cleanup pool's poll: parked ENIs by id, only those still in use
+                poll = describe_enis(
+                    **{"network-interface-id": enis[:50], "status": list(NOT_FREE_STATUSES)}
+                )
                 costs = {
                     f"DescribeNetworkInterfaces, all {len(enis)} managed": await _best(
                         every_managed
                     ),
-                    "DescribeNetworkInterfaces, 50 ENIs by id (a detach poll)": await _best(
-                        describe_enis("network-interface-id", enis[:50])
+                    "DescribeNetworkInterfaces, a detach poll of 50 ENIs still in use": await _best(
+                        poll
+                    ),
+                }
+                for _, attachment_id in attached[:50]:
+                    await ec2.detach_network_interface(AttachmentId=attachment_id, Force=True)
+                costs |= {
+                    "DescribeNetworkInterfaces, a detach poll of 50 ENIs detached": await _best(
+                        poll
                     ),
                     f"DescribeInstances, {instances} instances": await _best(
                         lambda: ec2.describe_instances(
@@ -110,7 +125,10 @@ async def measure(*, instances: int, enis_per_instance: int) -> dict[str, Any]:
     }
 
 
-async def _attached(ec2: Any, instance_id: str, subnet_id: str, group: str, index: int) -> str:
+async def _attached(
+    ec2: Any, instance_id: str, subnet_id: str, group: str, index: int
+) -> tuple[str, str]:
+    """A new ENI with the controller's tags, attached: (ENI id, attachment id)."""
     node = f"node-{instance_id}"
     made = tags.eni_tags(
         nodeeni="costs",
@@ -127,10 +145,10 @@ async def _attached(ec2: Any, instance_id: str, subnet_id: str, group: str, inde
         TagSpecifications=eni_tag_specifications(made),
     )
     eni_id: str = eni["NetworkInterface"]["NetworkInterfaceId"]
-    await ec2.attach_network_interface(
+    attachment = await ec2.attach_network_interface(
         NetworkInterfaceId=eni_id, InstanceId=instance_id, DeviceIndex=index
     )
-    return eni_id
+    return eni_id, attachment["AttachmentId"]
 
 
 async def _attach_cost(ec2: Any, instance_ids: list[str], subnet_id: str, group: str) -> float:
