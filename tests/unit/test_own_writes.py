@@ -16,6 +16,13 @@ def _obj(version: str, *, name: str = "a", **metadata: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "resourceVersion": version, **metadata}}
 
 
+def _watching() -> tuple[WorkQueue[str], OwnWrites, NodeENIEvents]:
+    """A work queue fed by the NodeENI event filter, and the writes it knows as ours."""
+    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
+    own = OwnWrites()
+    return queue, own, NodeENIEvents(queue, own=own)
+
+
 def test_newest_follows_our_writes_from_the_informers_copy() -> None:
     own = OwnWrites()
     own.wrote("a", over="1", result=_obj("2", finalizers=["f"]))
@@ -50,9 +57,7 @@ def test_is_own_only_for_exactly_what_a_write_returned() -> None:
 
 
 async def test_nodeeni_events_skip_our_own_write_and_keep_everyone_elses() -> None:
-    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
-    own = OwnWrites()
-    events = NodeENIEvents(queue, own=own)
+    queue, own, events = _watching()
     before = _obj("1")
     ours = _obj("2", finalizers=["f"])
     own.wrote("a", over="1", result=ours)
@@ -76,9 +81,7 @@ def test_a_write_the_server_found_nothing_in_adds_no_link_and_newest_returns() -
 
 
 async def test_an_event_that_overtakes_our_writes_response_is_held_then_judged() -> None:
-    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
-    own = OwnWrites()
-    events = NodeENIEvents(queue, own=own)
+    queue, own, events = _watching()
     before = _obj("1")
     ours = _obj("2", finalizers=["f"])
     with own.writing("a"):
@@ -98,9 +101,7 @@ async def test_an_event_that_overtakes_our_writes_response_is_held_then_judged()
 
 
 async def test_events_held_by_a_failed_write_are_queued() -> None:
-    queue: WorkQueue[str] = WorkQueue(name="t", metrics=Metrics())
-    own = OwnWrites()
-    events = NodeENIEvents(queue, own=own)
+    queue, own, events = _watching()
     with contextlib.suppress(RuntimeError), own.writing("a"):
         with own.writing("a"):  # two writes in flight: held until the last returns
             events.on_update(_obj("1"), _obj("2", annotations={"user": "x"}))
