@@ -114,9 +114,7 @@ class ManagedENIs:
         asked for again later (after acting) needs a newer answer: the queue's
         `last_added` is then no earlier than the end of the round that acted.
         """
-        answer = self._answers.get(uid)
-        if answer is None and self._latest is not None:
-            answer = _Answer(self._latest.started, self._latest.by_uid.get(uid, ()))
+        answer = self._newest(uid)
         if since is not None and answer is not None and answer.started >= since:
             return list(answer.enis)
         refreshing = self._refreshing
@@ -126,16 +124,18 @@ class ManagedENIs:
         uids = list(dict.fromkeys([uid, *also()]))[:FILTER_VALUES_PER_CALL]
         started, found = await self._by_uid.get_at(uids, since=since)
         for asked in uids:
-            if self._newer(started, asked):
+            held = self._newest(asked)
+            if held is None or held.started < started:
                 self._answers[asked] = _Answer(started, tuple(found.get(asked, ())))
         return list(found.get(uid, ()))
 
-    def _newer(self, started: float, uid: str) -> bool:
-        kept = self._answers.get(uid)
-        latest = self._latest
-        return (kept is None or kept.started < started) and (
-            latest is None or latest.started < started
-        )
+    def _newest(self, uid: str) -> _Answer | None:
+        """The newest answer held for `uid`: its own (always newer than the
+        snapshot, see `_take`), else the snapshot's."""
+        answer = self._answers.get(uid)
+        if answer is None and self._latest is not None:
+            answer = _Answer(self._latest.started, self._latest.by_uid.get(uid, ()))
+        return answer
 
     async def _describe_uids(self, uids: Sequence[str]) -> Mapping[str, list[NetworkInterface]]:
         return _by_uid(

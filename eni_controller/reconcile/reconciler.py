@@ -15,6 +15,7 @@ import asyncio
 import builtins
 import dataclasses
 import datetime
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -151,17 +152,18 @@ class Reconciler:
             return await self._invalid(nodeeni)
         spec = nodeeni.spec
         nodes = self._matching_nodes(spec)
+        every_spec = functools.cache(self._every_valid_spec)  # read on a lookup miss only
         # independent describes (those not cached) in one round trip, not one each
         found_subnets, found_groups, found_enis, found_instances = await asyncio.gather(
             self._resolver.subnets(
                 ids=spec.subnet_ids,
                 names=spec.subnet_names,
-                also=lambda: self._named_by_every_spec(lambda s: s.subnet_ids),
+                also=lambda: [i for s in every_spec() for i in s.subnet_ids],
             ),
             self._resolver.security_groups(
                 ids=spec.security_group_ids,
                 names=spec.security_group_names,
-                also=lambda: self._named_by_every_spec(lambda s: s.security_group_ids),
+                also=lambda: [i for s in every_spec() for i in s.security_group_ids],
             ),
             self._enis.of(nodeeni.uid, since=since, also=self._queued_uids),
             self._instances_if_none_settled(nodes, since=since),
@@ -302,13 +304,10 @@ class Reconciler:
             and not (meta := raw["metadata"]).get("deletionTimestamp")
         ]
 
-    def _named_by_every_spec(self, ids: Callable[[model.NodeENISpec], Sequence[str]]) -> list[str]:
-        """The IDs every valid NodeENI's spec names (read on a lookup's cache miss only)."""
+    def _every_valid_spec(self) -> list[model.NodeENISpec]:
+        """Every valid NodeENI's spec: the IDs they name are looked up together."""
         return [
-            i
-            for raw in self._nodeenis.list()
-            if (spec := self._parse(raw).spec) is not None
-            for i in ids(spec)
+            spec for raw in self._nodeenis.list() if (spec := self._parse(raw).spec) is not None
         ]
 
     async def _to_delete(self, uid: str, *, since: float | None) -> list[NetworkInterface]:
