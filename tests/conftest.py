@@ -167,3 +167,31 @@ def aws_env(
         realism=realism,
         unique=unique,
     )
+
+
+@pytest.fixture(params=["aws-rules", "plain-moto"])
+def both_ec2(
+    request: pytest.FixtureRequest,
+    kube_api: client.ApiClient,
+    nodes: NodeFactory,
+    nodeenis: NodeENIs,
+    ec2_world: World,
+    realism: RealismControl,
+    unique: str,
+) -> AWSEnv:
+    """Like `aws_env`, run twice: with the realism layer's AWS rules, and against
+    plain moto (every switch off), as users of the kind workflow run it. Plain
+    moto ignores DeleteOnTermination changes and ClientTokens, answers at once,
+    and enforces no device index, so lifecycle bugs hide in one or the other."""
+    rules = request.param == "aws-rules"
+    if rules:
+        realism.aws_rules()
+    return AWSEnv(
+        api=kube_api,
+        nodes=nodes,
+        nodeenis=nodeenis,
+        world=ec2_world,
+        realism=realism,
+        unique=unique,
+        aws_rules=rules,
+    )

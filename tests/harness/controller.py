@@ -25,6 +25,7 @@ from tests.harness.ec2world import FAKE_CREDENTIALS, World
 from tests.harness.kube import NodeFactory
 from tests.harness.procs import free_port, spawn
 from tests.harness.realism.control import RealismControl
+from tests.harness.waiting import until
 
 if TYPE_CHECKING:
     from tests.conftest import NodeENIs
@@ -96,6 +97,19 @@ async def running_controller(
                 await task
 
 
+async def quiet(controller: Controller, unique: str, *, within: float = 60.0) -> None:
+    """Until earlier tests' leftovers are gone: the cleanup pool is idle and the
+    informer holds only this test's NodeENIs (named `unique`...). Their deletions
+    would otherwise land in the EC2 server's call counts a test compares."""
+    await until(
+        lambda: (
+            controller.cleanup.idle
+            and all(o["metadata"]["name"].startswith(unique) for o in controller.nodeenis.list())
+        ),
+        within=within,
+    )
+
+
 async def read_nodeeni(api: client.ApiClient, name: str) -> dict[str, Any]:
     obj: dict[str, Any] = await client.CustomObjectsApi(api).get_cluster_custom_object(
         model.GROUP, model.VERSION, model.PLURAL, name
@@ -146,6 +160,7 @@ class AWSEnv:
     world: World
     realism: RealismControl
     unique: str
+    aws_rules: bool = True  # the realism layer's AWS rules are on (False: plain moto)
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.api, self.nodes, self.nodeenis, self.world, self.realism, self.unique))

@@ -18,66 +18,29 @@ from tests.harness.controller import (
     condition,
     controller_config,
     is_ready,
+    quiet,
     running_controller,
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import (
     AZ_A,
     AZ_B,
-    Instance,
-    World,
     create_tagged_eni,
     ec2_client,
-    launch_instance,
 )
-from tests.harness.kube import NodeFactory, merge_patch_nodeeni
+from tests.harness.fleet import enis_of, make_nodes, nodeeni_spec
+from tests.harness.kube import merge_patch_nodeeni
 from tests.harness.realism.control import RealismControl
-from tests.harness.waiting import until
-
-
-def _enis_of(world: World, uid: str) -> list[dict[str, Any]]:
-    ec2 = ec2_client(world.endpoint)
-    found: list[dict[str, Any]] = ec2.describe_network_interfaces(
-        Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": [uid]}]
-    )["NetworkInterfaces"]
-    return found
-
-
-async def _nodes(
-    nodes: NodeFactory,
-    world: World,
-    unique: str,
-    *,
-    az: str,
-    count: int,
-    instance_type: str = "m5.large",
-) -> list[tuple[str, Instance]]:
-    made = []
-    for i in range(count):
-        instance = launch_instance(world.endpoint, az=az, instance_type=instance_type)
-        name = f"{unique}-{az[-1]}{i}"
-        await nodes.create(name=name, instance=instance, labels={"test": unique})
-        made.append((name, instance))
-    return made
-
-
-def _spec(unique: str, world: World, *subnets: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "nodeSelector": {"test": unique},
-        "subnetIDs": [world.subnet(s).id for s in subnets],
-        "securityGroupNames": ["multus-sg"],
-        **extra,
-    }
 
 
 async def test_three_nodes_two_subnets_get_six_enis_at_consistent_indexes(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
-    made = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
+    made = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
     async with running_controller(kube_api, controller_config(ec2_world)):
         created = await nodeenis.create(
-            unique, _spec(unique, ec2_world, "multus-a", "multus-a-2", mtu=9001)
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2", mtu=9001)
         )
         ready = await wait_for_nodeeni(kube_api, unique, is_ready)
     status = ready["status"]
@@ -102,7 +65,7 @@ async def test_three_nodes_two_subnets_get_six_enis_at_consistent_indexes(
         ]
         assert [a["subnetCIDR"] for a in entries] == ["10.0.1.0/24", "10.0.11.0/24"]
         assert {a["instanceID"] for a in entries} == {instance.id}
-    enis = _enis_of(ec2_world, created["metadata"]["uid"])
+    enis = enis_of(ec2_world, created["metadata"]["uid"])
     assert len(enis) == 6
     for eni in enis:
         eni_tags = {t["Key"]: t["Value"] for t in eni["TagSet"]}
@@ -125,11 +88,12 @@ async def test_new_node_gets_its_enis_and_subnets_follow_the_node_az(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
-    await _nodes(nodes, ec2_world, unique, az=AZ_B, count=1)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    # index 3 needs more than an m5.large's 3 interfaces (indexes 0-2)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_B, count=1, instance_type="c5.4xlarge")
     async with running_controller(kube_api, controller_config(ec2_world)):
         created = await nodeenis.create(
-            unique, _spec(unique, ec2_world, "multus-a", "multus-b", deviceIndex=2)
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-b", deviceIndex=2)
         )
         first = await wait_for_nodeeni(kube_api, unique, is_ready)
         before = {a["eniID"]: a for a in first["status"]["attachments"]}
@@ -140,7 +104,7 @@ async def test_new_node_gets_its_enis_and_subnets_follow_the_node_az(
             # the subnet keeps its position in the list, whatever the node's AZ
             assert attachment["deviceIndex"] == (2 if subnet == "multus-a" else 3)
         creates = realism.calls()["CreateNetworkInterface"]
-        ((late, _),) = await _nodes(nodes, ec2_world, f"{unique}-late", az=AZ_A, count=1)
+        ((late, _),) = await make_nodes(nodes, ec2_world, f"{unique}-late", az=AZ_A, count=1)
         core = client.CoreV1Api(kube_api)
         await core.patch_node(late, {"metadata": {"labels": {"test": unique}}})
         after = await wait_for_nodeeni(
@@ -149,14 +113,14 @@ async def test_new_node_gets_its_enis_and_subnets_follow_the_node_az(
     assert realism.calls()["CreateNetworkInterface"] == creates + 1
     now = {a["eniID"]: a for a in after["status"]["attachments"]}
     assert {k: v for k, v in now.items() if k in before} == before  # untouched, lastUpdated too
-    assert len(_enis_of(ec2_world, created["metadata"]["uid"])) == 4
+    assert len(enis_of(ec2_world, created["metadata"]["uid"])) == 4
 
 
 async def test_two_nodeenis_on_one_node_get_distinct_indexes_around_a_foreign_eni(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
-    ((name, instance),) = await _nodes(
+    ((name, instance),) = await make_nodes(
         nodes, ec2_world, unique, az=AZ_A, count=1, instance_type="c5.xlarge"
     )
     # software outside the controller holds index 1
@@ -169,8 +133,8 @@ async def test_two_nodeenis_on_one_node_get_distinct_indexes_around_a_foreign_en
     )
     async with running_controller(kube_api, controller_config(ec2_world)):
         await asyncio.gather(
-            nodeenis.create(f"{unique}-x", _spec(unique, ec2_world, "multus-a")),
-            nodeenis.create(f"{unique}-y", _spec(unique, ec2_world, "multus-a-2")),
+            nodeenis.create(f"{unique}-x", nodeeni_spec(unique, ec2_world, "multus-a")),
+            nodeenis.create(f"{unique}-y", nodeeni_spec(unique, ec2_world, "multus-a-2")),
         )
         x, y = await asyncio.gather(
             wait_for_nodeeni(kube_api, f"{unique}-x", is_ready),
@@ -188,11 +152,11 @@ async def test_eni_limit_is_reported_without_churn(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)  # m5.large: primary + 2
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)  # m5.large: primary + 2
     config = controller_config(ec2_world, reconcile_period_seconds=0.5)
     async with running_controller(kube_api, config):
         created = await nodeenis.create(
-            unique, _spec(unique, ec2_world, "multus-a", "multus-a-2", "nodes-a")
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2", "nodes-a")
         )
         limited = await wait_for_nodeeni(
             kube_api,
@@ -206,31 +170,23 @@ async def test_eni_limit_is_reported_without_churn(
     assert limited["status"]["attachedCount"] == 2
     assert condition(limited, "Degraded")["status"] == "True"
     assert again["status"] == limited["status"]
-    assert len(_enis_of(ec2_world, created["metadata"]["uid"])) == 2
+    assert len(enis_of(ec2_world, created["metadata"]["uid"])) == 2
 
 
 async def test_invalid_spec_gets_condition_and_event_and_no_ec2_call(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)) as controller:
-        await nodeenis.create(f"{unique}-ok", _spec(unique, ec2_world, "multus-a"))
+        await nodeenis.create(f"{unique}-ok", nodeeni_spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, f"{unique}-ok", is_ready)
         # earlier tests' deleted NodeENIs may still be going: their last describe
         # and finalizer release must not fall between the two counts below
-        await until(
-            lambda: (
-                controller.cleanup.idle
-                and all(
-                    o["metadata"]["name"].startswith(unique) for o in controller.nodeenis.list()
-                )
-            ),
-            within=60,
-        )
+        await quiet(controller, unique)
         calls = sum(realism.calls().values())
         # passes the CRD schema, fails the controller's own label-syntax check
-        bad = {**_spec(unique, ec2_world, "multus-a"), "nodeSelector": {"bad key!": "x"}}
+        bad = {**nodeeni_spec(unique, ec2_world, "multus-a"), "nodeSelector": {"bad key!": "x"}}
         await nodeenis.create(f"{unique}-bad", bad)
         invalid = await wait_for_nodeeni(
             kube_api,
@@ -249,8 +205,10 @@ async def test_crash_leftovers_are_adopted_never_duplicated(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    ((name, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
-    created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+    ((name, instance),) = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    created = await nodeenis.create(
+        unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2")
+    )
     uid = created["metadata"]["uid"]
     ec2 = ec2_client(ec2_world.endpoint)
     leftovers = [
@@ -271,7 +229,7 @@ async def test_crash_leftovers_are_adopted_never_duplicated(
         )
     assert realism.calls()["CreateNetworkInterface"] == creates
     assert sorted(a["eniID"] for a in ready["status"]["attachments"]) == sorted(leftovers)
-    assert sorted(e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)) == sorted(leftovers)
+    assert sorted(e["NetworkInterfaceId"] for e in enis_of(ec2_world, uid)) == sorted(leftovers)
     assert "ENIAdopted" in {e.reason for e in events.items}
 
 
@@ -279,10 +237,10 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     config = controller_config(ec2_world, reconcile_period_seconds=0.5)
     async with running_controller(kube_api, config) as controller:
-        await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         converged = await wait_for_nodeeni(kube_api, unique, is_ready)
         await asyncio.sleep(1)  # let the reconcile triggered by our own last write settle
         mutating, writes = _mutating(realism), controller.writer.status_writes
@@ -312,11 +270,13 @@ async def test_converges_under_throttling_and_eventual_consistency_without_dupli
         attach_latency=0.5,
         throttle={"buckets": {"mutating": [4, 10], "describe": [10, 20]}},
     )
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=3)
     async with running_controller(kube_api, controller_config(ec2_world)):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+        created = await nodeenis.create(
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2")
+        )
         ready = await wait_for_nodeeni(kube_api, unique, is_ready, within=60)
-    enis = _enis_of(ec2_world, created["metadata"]["uid"])
+    enis = enis_of(ec2_world, created["metadata"]["uid"])
     assert len(enis) == 6
     slots = {
         (e["TagSet"] and tuple(sorted((t["Key"], t["Value"]) for t in e["TagSet"]))) for e in enis
@@ -329,9 +289,9 @@ async def test_security_group_change_is_applied_to_existing_enis(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, unique, is_ready)
         await merge_patch_nodeeni(
             nodeenis.custom, unique, {"spec": {"securityGroupNames": ["multus-sg-2"]}}
@@ -339,6 +299,6 @@ async def test_security_group_change_is_applied_to_existing_enis(
         await wait_for_nodeeni(
             kube_api, unique, lambda o: o["status"].get("observedGeneration") == 2 and is_ready(o)
         )
-    (eni,) = _enis_of(ec2_world, created["metadata"]["uid"])
+    (eni,) = enis_of(ec2_world, created["metadata"]["uid"])
     assert [g["GroupId"] for g in eni["Groups"]] == [ec2_world.security_group("multus-sg-2").id]
     assert realism.calls()["CreateNetworkInterface"] == 1

@@ -3,18 +3,14 @@ take time (the realism layer's detach latency), through the cleanup pool."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller import model
 from eni_controller.aws.ratelimit import BucketSpec, RateLimits
 from eni_controller.reconcile.ec2view import ANY_AGE
-from tests.conftest import NodeENIs
 from tests.harness.controller import (
     AWSEnv,
     controller_config,
@@ -24,35 +20,14 @@ from tests.harness.controller import (
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import AZ_A, World, create_tagged_eni, ec2_client, launch_instance
+from tests.harness.fleet import delete_nodeeni, enis_of, make_nodes, nodeeni_spec, wait_gone
 from tests.harness.kube import merge_patch_nodeeni
 from tests.harness.waiting import until
-from tests.integration.test_controller import _enis_of, _nodes, _spec
 
 HTTP_NOT_FOUND = 404
 _WIDE = BucketSpec(capacity=10_000, refill_per_second=10_000)
 UNPACED = RateLimits(describe=_WIDE, mutating=_WIDE)
 DELETE_DETACH_LATENCY = 1.0
-
-
-async def _gone(api: client.ApiClient, name: str, *, within: float = 60) -> None:
-    custom = client.CustomObjectsApi(api)
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                await custom.get_cluster_custom_object(
-                    model.GROUP, model.VERSION, model.PLURAL, name
-                )
-            except ApiException as err:
-                if err.status == HTTP_NOT_FOUND:
-                    return
-                raise
-            await asyncio.sleep(0.2)
-
-
-async def _delete(nodeenis: NodeENIs, name: str) -> None:
-    await nodeenis.custom.delete_cluster_custom_object(
-        model.GROUP, model.VERSION, model.PLURAL, name
-    )
 
 
 @pytest.mark.parametrize(
@@ -63,7 +38,7 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
     aws_env: AWSEnv, per_node: int
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.4xlarge")
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.4xlarge")
     subnets = [ec2_world.subnet(s).id for s in ("multus-a", "multus-a-2", "nodes-a")]
     subnets += [_extra_subnet(ec2_world, f"10.0.{30 + i}.0/24") for i in range(1, per_node - 2)]
     subnets = subnets[:per_node]
@@ -73,14 +48,14 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
         ec2_rate_limits=UNPACED,  # no throttling here
     )
     async with running_controller(kube_api, config) as controller:
-        spec = {**_spec(unique, ec2_world), "subnetIDs": subnets}
+        spec = {**nodeeni_spec(unique, ec2_world), "subnetIDs": subnets}
         created = await nodeenis.create(unique, spec)
         await wait_for_nodeeni(kube_api, unique, is_ready, within=120)
         uid = created["metadata"]["uid"]
-        assert len(_enis_of(ec2_world, uid)) == 10 * per_node
+        assert len(enis_of(ec2_world, uid)) == 10 * per_node
         realism.configure(detach_latency=DELETE_DETACH_LATENCY)
         started = time.perf_counter()
-        await _delete(nodeenis, unique)
+        await delete_nodeeni(nodeenis, unique)
         # while the detachments wait, another NodeENI is served: the reconcile
         # workers are free, so it is Ready before the deletion is through
         await nodes.create(
@@ -88,14 +63,16 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
             instance=launch_instance(ec2_world.endpoint, az=AZ_A, instance_type="m5.large"),
             labels={"test": f"{unique}-other"},
         )
-        await nodeenis.create(f"{unique}-other", _spec(f"{unique}-other", ec2_world, "multus-a"))
+        await nodeenis.create(
+            f"{unique}-other", nodeeni_spec(f"{unique}-other", ec2_world, "multus-a")
+        )
         await wait_for_nodeeni(kube_api, f"{unique}-other", is_ready, within=60)
         still_there = await read_nodeeni(kube_api, unique)
-        await _gone(kube_api, unique, within=120)
+        await wait_gone(kube_api, unique, within=120)
         deleted = time.perf_counter() - started
     assert still_there["metadata"]["deletionTimestamp"]
     assert controller.cleanup.max_in_flight == 3  # used, and never more
-    assert _enis_of(ec2_world, uid) == []
+    assert enis_of(ec2_world, uid) == []
     print(
         f"{10 * per_node} ENIs, detach latency {DELETE_DETACH_LATENCY}s, 3 cleanup workers: "
         f"deleted in {deleted:.1f}s"
@@ -106,9 +83,9 @@ async def test_deletion_starts_from_an_old_snapshot_and_still_deletes_enis_made_
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _, unique = aws_env
-    ((name, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    ((name, instance),) = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)) as controller:
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, unique, is_ready)
         uid = created["metadata"]["uid"]
         await controller.enis.refresh()  # a resync's snapshot: the first deletion pass uses it
@@ -120,14 +97,14 @@ async def test_deletion_starts_from_an_old_snapshot_and_still_deletes_enis_made_
             node=name,
             instance_id=instance.id,
         )
-        assert len(_enis_of(ec2_world, uid)) == 2
+        assert len(enis_of(ec2_world, uid)) == 2
         in_snapshot = {e.eni_id for e in await controller.enis.of(uid, since=ANY_AGE)}
         assert len(in_snapshot) == 1
         assert late not in in_snapshot
-        await _delete(nodeenis, unique)
-        await _gone(kube_api, unique)
+        await delete_nodeeni(nodeenis, unique)
+        await wait_gone(kube_api, unique)
     # the finalizer went only after a describe made after the deletion found none
-    assert _enis_of(ec2_world, uid) == []
+    assert enis_of(ec2_world, uid) == []
 
 
 def _extra_subnet(world: World, cidr: str) -> str:
@@ -141,37 +118,37 @@ async def test_detach_slower_than_the_timeout_is_retried_until_done(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     config = controller_config(ec2_world, detachment_timeout_seconds=0.5)
     async with running_controller(kube_api, config):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, unique, is_ready)
         realism.configure(detach_latency=2.0)
-        await _delete(nodeenis, unique)
-        await _gone(kube_api, unique, within=60)
-    assert _enis_of(ec2_world, created["metadata"]["uid"]) == []
+        await delete_nodeeni(nodeenis, unique)
+        await wait_gone(kube_api, unique, within=60)
+    assert enis_of(ec2_world, created["metadata"]["uid"]) == []
 
 
 async def test_cleanup_timeout_drops_the_finalizer_with_an_event(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     config = controller_config(ec2_world, max_cleanup_duration_seconds=2.0)
     async with running_controller(kube_api, config):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, unique, is_ready)
         realism.configure(
             faults={"rate_5xx": 1.0, "seed": 1, "actions": ["DetachNetworkInterface"]}
         )
-        await _delete(nodeenis, unique)
-        await _gone(kube_api, unique, within=30)
+        await delete_nodeeni(nodeenis, unique)
+        await wait_gone(kube_api, unique, within=30)
         events = await client.CoreV1Api(kube_api).list_namespaced_event(
             "default", field_selector=f"involvedObject.name={unique}"
         )
     assert "CleanupTimeout" in {e.reason for e in events.items}
     # left tagged, for the orphan sweep
-    assert len(_enis_of(ec2_world, created["metadata"]["uid"])) == 1
+    assert len(enis_of(ec2_world, created["metadata"]["uid"])) == 1
 
 
 @pytest.mark.parametrize("how", ["unlabel", "delete-node", "terminate", "reuse-name"])
@@ -180,16 +157,16 @@ async def test_a_leaving_node_loses_exactly_its_enis(
     how: str,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
-    made = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    made = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     (leaving, instance), (staying, _) = made
     core = client.CoreV1Api(kube_api)
     async with running_controller(kube_api, controller_config(ec2_world)):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         uid = created["metadata"]["uid"]
         await wait_for_nodeeni(kube_api, unique, is_ready)
         before = {
             e["TagSet"] and _tag(e, "Node"): e["NetworkInterfaceId"]
-            for e in _enis_of(ec2_world, uid)
+            for e in enis_of(ec2_world, uid)
         }
         if how == "unlabel":
             await core.patch_node(leaving, {"metadata": {"labels": {"test": "elsewhere"}}})
@@ -207,7 +184,7 @@ async def test_a_leaving_node_loses_exactly_its_enis(
             await nodes.create(name=leaving, instance=new, labels={"test": unique})
 
         def settled() -> bool:
-            enis = _enis_of(ec2_world, uid)
+            enis = enis_of(ec2_world, uid)
             return before[leaving] not in {e["NetworkInterfaceId"] for e in enis}
 
         await until(settled, within=30)
@@ -221,7 +198,7 @@ async def test_a_leaving_node_loses_exactly_its_enis(
                 and before[leaving] not in {a["eniID"] for a in o["status"]["attachments"]}
             ),
         )
-    after = {_tag(e, "Node"): e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)}
+    after = {_tag(e, "Node"): e["NetworkInterfaceId"] for e in enis_of(ec2_world, uid)}
     assert after[staying] == before[staying]
     if how == "reuse-name":
         assert after[leaving] != before[leaving]
@@ -234,21 +211,23 @@ async def test_removing_a_subnet_removes_only_its_enis(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     async with running_controller(kube_api, controller_config(ec2_world)):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+        created = await nodeenis.create(
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2")
+        )
         await wait_for_nodeeni(kube_api, unique, is_ready)
         uid = created["metadata"]["uid"]
         kept = {
             e["NetworkInterfaceId"]
-            for e in _enis_of(ec2_world, uid)
+            for e in enis_of(ec2_world, uid)
             if e["SubnetId"] == ec2_world.subnet("multus-a").id
         }
         await merge_patch_nodeeni(
             nodeenis.custom, unique, {"spec": {"subnetIDs": [ec2_world.subnet("multus-a").id]}}
         )
         await until(
-            lambda: {e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)} == kept, within=30
+            lambda: {e["NetworkInterfaceId"] for e in enis_of(ec2_world, uid)} == kept, within=30
         )
         final = await wait_for_nodeeni(
             kube_api, unique, lambda o: is_ready(o) and o["status"]["attachedCount"] == 2
@@ -265,9 +244,9 @@ async def test_an_eni_detached_or_deleted_by_hand_is_made_whole(
     aws_env: AWSEnv, by_hand: str
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
-    ((_, instance),) = await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    ((_, instance),) = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     async with running_controller(kube_api, controller_config(ec2_world)):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         uid = created["metadata"]["uid"]
         ready = await wait_for_nodeeni(kube_api, unique, is_ready)
         (attachment,) = ready["status"]["attachments"]
@@ -288,7 +267,7 @@ async def test_an_eni_detached_or_deleted_by_hand_is_made_whole(
             ),
         )
     (now,) = healed["status"]["attachments"]
-    enis = _enis_of(ec2_world, uid)
+    enis = enis_of(ec2_world, uid)
     assert len(enis) == 1
     assert enis[0]["Attachment"]["InstanceId"] == instance.id
     if by_hand == "detach":

@@ -12,8 +12,7 @@ from typing import Any
 
 from tests.harness.controller import AWSEnv, is_ready, spawn_controller, wait_for_nodeeni
 from tests.harness.ec2world import AZ_A
-from tests.integration.test_controller import _enis_of, _nodes, _spec
-from tests.integration.test_lifecycle import _gone
+from tests.harness.fleet import enis_of, make_nodes, nodeeni_spec, wait_gone
 
 OBJECT_FIELDS = ("nodeeni", "node", "eni_id", "instance_id")
 # Lines about one ENI on one node: each must carry all of OBJECT_FIELDS.
@@ -38,7 +37,7 @@ async def test_log_lines_name_their_objects_and_never_a_secret(
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     secret = f"s3cr3t-{unique}-do-not-log"
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2, instance_type="c5.xlarge")
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2, instance_type="c5.xlarge")
     # DeleteOnTermination cannot be set: every slot logs retries with its ENI known
     realism.configure(deny_actions=["ModifyNetworkInterfaceAttribute"])
     proc = spawn_controller(
@@ -50,16 +49,16 @@ async def test_log_lines_name_their_objects_and_never_a_secret(
         RECONCILE_PERIOD="1s",
     )
     try:
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         uid = created["metadata"]["uid"]
         await _logged(tmp_path / "controller.log", "slot not done yet", within=30)
         realism.configure(deny_actions=[])
         await wait_for_nodeeni(
             kube_api, unique, lambda o: is_ready(o) and o["status"]["attachedCount"] == 2
         )
-        enis = {e["NetworkInterfaceId"] for e in _enis_of(ec2_world, uid)}
+        enis = {e["NetworkInterfaceId"] for e in enis_of(ec2_world, uid)}
         await nodeenis.cleanup()
-        await _gone(kube_api, unique, within=60)
+        await wait_gone(kube_api, unique, within=60)
         # the finalizer can go as soon as EC2 shows the ENIs deleted, a moment
         # before the cleanup worker has read the delete's answer and logged it
         await _logged(tmp_path / "controller.log", '"ENI cleaned up"', within=10, times=2)

@@ -26,8 +26,7 @@ from tests.harness.controller import (
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import AZ_A
-from tests.integration.test_controller import _nodes, _spec
-from tests.integration.test_lifecycle import _delete, _gone
+from tests.harness.fleet import delete_nodeeni, make_nodes, nodeeni_spec, wait_gone
 
 DASHBOARD = (
     Path(__file__).resolve().parents[2]
@@ -79,7 +78,7 @@ def _exercised(scrape: str, family: str, labels: dict[str, str]) -> bool:
 
 async def test_probes_and_a_scrape_of_a_real_run(aws_env: AWSEnv) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     config = controller_config(ec2_world, orphan_sweep_interval_seconds=0.5)
     metrics = Metrics()
     async with connect_ec2(config, metrics=metrics, retry=FAST_RETRY) as ec2:
@@ -103,10 +102,10 @@ async def test_probes_and_a_scrape_of_a_real_run(aws_env: AWSEnv) -> None:
                             break
                         await asyncio.sleep(0.1)
                 assert _get(health.probe_port, "/healthz") == (200, "ok")
-                await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+                await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
                 await wait_for_nodeeni(kube_api, unique, is_ready)
-                await _delete(nodeenis, unique)
-                await _gone(kube_api, unique)
+                await delete_nodeeni(nodeenis, unique)
+                await wait_gone(kube_api, unique)
                 await asyncio.sleep(1.0)  # a sweep or two
                 status, scrape = _get(health.metrics_port, "/metrics")
             finally:

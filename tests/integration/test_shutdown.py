@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.harness.controller import AWSEnv, is_ready, spawn_controller, wait_for_nodeeni
 from tests.harness.ec2world import AZ_A
-from tests.integration.test_controller import _enis_of, _nodes, _spec
+from tests.harness.fleet import enis_of, make_nodes, nodeeni_spec
 
 GRACE_SECONDS = 30  # Kubernetes' default terminationGracePeriodSeconds
 
@@ -21,20 +21,20 @@ async def test_sigterm_mid_rollout_then_restart_converges_without_duplicates(
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     realism.configure(attach_latency=0.3)
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.xlarge")
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.xlarge")
     first = spawn_controller(ec2_world, kubeconfig, state_dir=tmp_path, name="first")
     second = None
     try:
         created = await nodeenis.create(
-            unique, _spec(unique, ec2_world, "multus-a", "multus-a-2", "nodes-a")
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2", "nodes-a")
         )
         uid = created["metadata"]["uid"]
         async with asyncio.timeout(60):  # mid-rollout: some ENIs made, not all
             while True:
-                if len(_enis_of(ec2_world, uid)) >= 5:
+                if len(enis_of(ec2_world, uid)) >= 5:
                     break
                 await asyncio.sleep(0.1)
-        assert len(_enis_of(ec2_world, uid)) < 30
+        assert len(enis_of(ec2_world, uid)) < 30
         stopping = time.monotonic()
         first.send_signal(signal.SIGTERM)
         exit_code = await asyncio.to_thread(first.wait, GRACE_SECONDS)
@@ -53,7 +53,7 @@ async def test_sigterm_mid_rollout_then_restart_converges_without_duplicates(
                 proc.wait()
     assert exit_code == 0
     assert stopped_in < GRACE_SECONDS
-    enis = _enis_of(ec2_world, uid)
+    enis = enis_of(ec2_world, uid)
     assert len(enis) == 30  # one per slot: nothing duplicated, nothing leaked
     assert {e["NetworkInterfaceId"] for e in enis} == {
         a["eniID"] for a in ready["status"]["attachments"]

@@ -20,10 +20,9 @@ from tests.harness.controller import (
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import AZ_A, World, ec2_client
+from tests.harness.fleet import delete_nodeeni, enis_of, make_nodes, nodeeni_spec, wait_gone
 from tests.harness.realism.control import RealismControl
 from tests.harness.waiting import until
-from tests.integration.test_controller import _enis_of, _nodes, _spec
-from tests.integration.test_lifecycle import _delete, _gone
 
 
 def _eni(world: World, *, uid: str | None, cluster: str | None = None) -> str:
@@ -133,7 +132,7 @@ async def test_leftovers_of_a_cleanup_timeout_are_swept_once_ec2_recovers(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
     config = controller_config(
         ec2_world,
         max_cleanup_duration_seconds=2.0,
@@ -141,14 +140,14 @@ async def test_leftovers_of_a_cleanup_timeout_are_swept_once_ec2_recovers(
         orphan_grace_period_seconds=1.0,
     )
     async with running_controller(kube_api, config):
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a"))
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         uid = created["metadata"]["uid"]
         await wait_for_nodeeni(kube_api, unique, is_ready)
         realism.configure(
             faults={"rate_5xx": 1.0, "seed": 1, "actions": ["DeleteNetworkInterface"]}
         )
-        await _delete(nodeenis, unique)
-        await _gone(kube_api, unique, within=30)
-        assert len(_enis_of(ec2_world, uid)) == 1  # left behind, still tagged
+        await delete_nodeeni(nodeenis, unique)
+        await wait_gone(kube_api, unique, within=30)
+        assert len(enis_of(ec2_world, uid)) == 1  # left behind, still tagged
         realism.configure(faults=None)
-        await until(lambda: _enis_of(ec2_world, uid) == [], within=30)
+        await until(lambda: enis_of(ec2_world, uid) == [], within=30)

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.controller import AWSEnv, is_ready, spawn_controller, wait_for_nodeeni
 from tests.harness.ec2world import AZ_A
+from tests.harness.fleet import enis_of, make_nodes, nodeeni_spec
 from tests.harness.procs import free_port
-from tests.integration.test_controller import _enis_of, _nodes, _spec
 
 LEASE = {
     "LEADER_ELECTION_LEASE_DURATION": "3s",
@@ -47,7 +47,7 @@ async def test_one_leader_acts_and_a_kill_hands_over(
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     realism.configure(attach_latency=0.3)
-    await _nodes(nodes, ec2_world, unique, az=AZ_A, count=4)
+    await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=4)
     ports = {name: free_port() for name in "ab"}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -71,11 +71,13 @@ async def test_one_leader_acts_and_a_kill_hands_over(
                 await asyncio.sleep(0.2)
         leader = next(n for n, v in leaders.items() if v == 1)
         standby = "b" if leader == "a" else "a"
-        created = await nodeenis.create(unique, _spec(unique, ec2_world, "multus-a", "multus-a-2"))
+        created = await nodeenis.create(
+            unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2")
+        )
         uid = created["metadata"]["uid"]
         async with asyncio.timeout(30):
             while True:
-                if _enis_of(ec2_world, uid):
+                if enis_of(ec2_world, uid):
                     break
                 await asyncio.sleep(0.05)
         assert _scrape(ports[standby]).get("creates", 0) == 0  # the standby never acts
@@ -92,7 +94,7 @@ async def test_one_leader_acts_and_a_kill_hands_over(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    enis = _enis_of(ec2_world, uid)
+    enis = enis_of(ec2_world, uid)
     assert len(enis) == 8  # one per (node, subnet): nothing created twice
     assert {e["NetworkInterfaceId"] for e in enis} == {
         a["eniID"] for a in ready["status"]["attachments"]

@@ -111,6 +111,9 @@ class Switches:
     page_size: int | None = None
     # Actions answered UnauthorizedOperation, as for an IAM policy without them.
     deny_actions: frozenset[str] = frozenset()
+    # Subnets whose CreateNetworkInterface is answered UnauthorizedOperation (an
+    # IAM policy conditioned on the subnet).
+    deny_subnets: frozenset[str] = frozenset()
 
     def merged(self, payload: object) -> Switches:
         """These switches with `payload` applied; ConfigError if any of it is bad."""
@@ -131,6 +134,7 @@ class Switches:
         out["faults"] = self.faults.to_json() if self.faults else None
         out["page_size"] = self.page_size
         out["deny_actions"] = sorted(self.deny_actions)
+        out["deny_subnets"] = sorted(self.deny_subnets)
         return out
 
 
@@ -229,7 +233,7 @@ def _page_size(name: str, value: object) -> int | None:
 
 def _actions(name: str, value: object) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
-        raise ConfigError(f"{name} must be a list of EC2 action names, got {value!r}")
+        raise ConfigError(f"{name} must be a list of names or IDs, got {value!r}")
     return frozenset(value)
 
 
@@ -240,4 +244,5 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "faults": _faults,
     "page_size": _page_size,
     "deny_actions": _actions,
+    "deny_subnets": _actions,
 }

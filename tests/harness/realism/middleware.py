@@ -78,23 +78,31 @@ class RealismMiddleware:
         if path.startswith(CONTROL_PREFIX):
             return self._control(environ, path[len(CONTROL_PREFIX) :], body, start_response)
         action = ec2_action(environ, body)
+        subnet = ec2_params(environ, body).get("SubnetId", [""])[0] if action else ""
         if action is None:
             status, headers, payload = self._run(environ)
             if path == MOTO_RESET_PATH and status.startswith("200"):
                 self.state.forget_resources()
             start_response(status, headers)
             return [payload]
-        return self._ec2(environ, action, start_response)
+        return self._ec2(environ, action, start_response, subnet=subnet)
 
     def _ec2(
-        self, environ: WSGIEnvironment, action: str, start_response: StartResponse
+        self,
+        environ: WSGIEnvironment,
+        action: str,
+        start_response: StartResponse,
+        *,
+        subnet: str,
     ) -> Iterable[bytes]:
         state = self.state
         # At the front door, as EC2 does: count, throttle, roll the fault dice
         # on arrival, not after queueing behind other requests for moto.
         with state.lock:
             state.calls[action] += 1
-            if action in state.switches.deny_actions:
+            if action in state.switches.deny_actions or (
+                action == "CreateNetworkInterface" and subnet in state.switches.deny_subnets
+            ):
                 return self._refuse(start_response, *_DENIED)
             if state.throttle is not None and not state.throttle.admit(action):
                 return self._refuse(start_response, *_THROTTLED)
@@ -180,11 +188,16 @@ def ec2_action(environ: WSGIEnvironment, body: bytes) -> str | None:
     scope = _SCOPE_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
     if scope is not None and scope.group(1) != "ec2":
         return None
+    actions = ec2_params(environ, body).get("Action")
+    return actions[0] if actions else None
+
+
+def ec2_params(environ: WSGIEnvironment, body: bytes) -> dict[str, list[str]]:
+    """A query-protocol request's parameters, from its query string and form body."""
     params = parse_qs(environ.get("QUERY_STRING", ""))
     if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
         params.update(parse_qs(body.decode("utf-8", errors="replace")))
-    actions = params.get("Action")
-    return actions[0] if actions else None
+    return params
 
 
 def _read_body(environ: WSGIEnvironment) -> bytes:
