@@ -193,6 +193,12 @@ class Metrics:
             registry=r,
             buckets=_LATENCY_BUCKETS,
         )
+        self.forced_detaches = Counter(
+            "eni_forced_detaches_total",
+            "Detaches sent with Force because the ENI was not free within DETACHMENT_TIMEOUT",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
         self.leader = Gauge(
             "leader",
             "1 while this process holds the leader Lease (or runs without leader election)",

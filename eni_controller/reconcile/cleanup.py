@@ -1,41 +1,50 @@
 """The cleanup pool: detach, wait for `available`, delete, on workers of its own.
 
-Waiting for a detachment takes seconds on AWS. Done inline, it would hold a
-reconcile worker hostage; here it holds no worker at all. The
-MAX_CONCURRENT_ENI_CLEANUP workers make the mutating calls (detach, delete);
-a detached ENI is then parked, and one poller asks EC2 about every parked ENI
-in one batched describe per poll, handing each ENI that is free back to the
-workers for its delete. Asking per ENI cost two describes per ENI (one before
-the detach, one or more while waiting), more EC2 calls than the deletions
-themselves; now the describe before the detach uses what the submitter saw,
-and the waits of hundreds of ENIs share one call
-(bench/results/suite/large.json). A poll asks only for the parked ENIs still
-in use (a status filter): one missing from the answer is `available` or gone,
-so once EC2 has detached them the answer is empty instead of every parked ENI
-in full (the test server spends ~1 ms per ENI it returns: at 1,000 ENIs the
-polls' answers cost about a second).
+Why a pool: waiting for a detachment takes seconds on AWS; done inline it
+would hold a reconcile worker hostage. Here MAX_CONCURRENT_ENI_CLEANUP workers
+make the mutating calls (detach, delete); a detached ENI is then parked, and
+one poller asks EC2 about every parked ENI in one batched describe per poll
+(only for those still in use: one missing from the answer is `available` or
+gone), handing each free ENI back to the workers for its delete. The describe
+before a detach is the submitter's own view of the ENI, not a new call.
 
-Each wait is bounded by DETACHMENT_TIMEOUT; an ENI that is not free by then
-goes back to the queue with backoff (described afresh, detached again), it is
-never dropped. NotFound at any step means someone (AWS, DeleteOnTermination,
-an operator) already did it: done.
+Invariants:
 
-The owner (the NodeENI whose status lists the ENI) is told as ENIs go, so its
-status drops them, but at most once per NOTIFY_INTERVAL_SECONDS while more of
-its ENIs are in the pool, and at once when its last one is gone (its finalizer
-waits on that). Telling it per ENI made every deleted ENI cost a reconcile: a
-describe of all the owner's remaining ENIs and a status write, most of them
-409s on a resourceVersion the informer had not caught up with yet — at 1,000
-ENIs, more EC2 work than the deletions themselves.
+* Detach gently first. An ENI's first detach is sent without Force; only when
+  it is not free within DETACHMENT_TIMEOUT is the next detach forced (AWS
+  documents Force as a last resort). Such an ENI goes back to the queue with
+  backoff and is described afresh; it is never dropped for being slow.
+* Destroy only what was decided. The pool remembers the instance the ENI was
+  attached to when cleanup was decided (or that it was unattached). An ENI
+  seen attached elsewhere (or attached at all, when it was decided unattached)
+  is neither detached nor deleted: it leaves the pool and its owner is told,
+  so the owner decides again. A detach names its attachment, so a stale view
+  can never detach a newer attachment.
+* A cancelled ENI is left alone. cancel() (a NodeENI wants the ENI again)
+  removes it from the pool; each worker checks that its ENI is still pending,
+  under the same job, right before every destructive call and again after
+  every await, and otherwise does nothing more for it (no requeue, no second
+  notification). A cancelled ENI that was already detached stays `available`.
+* A leadership term owns its cleanups. When run() ends, everything pending is
+  forgotten (queue, parked ENIs, timers); the next term's reconciles describe
+  EC2 and decide again rather than act on the old term's decisions.
+* NotFound at any step means someone (AWS, DeleteOnTermination, an operator)
+  already did it: done.
+
+The owner (the NodeENI whose status lists the ENI) is told as its ENIs leave
+the pool, at most once per NOTIFY_INTERVAL_SECONDS while more of them are in
+it, and at once when its last one is gone (its finalizer waits on that): a
+reconcile per deleted ENI would cost more EC2 work than the deletions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -53,10 +62,49 @@ POLL_START_SECONDS = 0.1
 NOT_FREE_STATUSES = ("in-use", "attaching", "detaching")
 POLL_MAX_SECONDS = 2.0
 NOTIFY_INTERVAL_SECONDS = 1.0
+RETRY_BASE_SECONDS = 0.5
+RETRY_MAX_SECONDS = 60.0
 
 
 class DetachTimeout(Exception):
     """The ENI was still attached when DETACHMENT_TIMEOUT ran out."""
+
+
+class _Outcome(enum.Enum):
+    GONE = "gone"  # deleted, or already gone
+    PARKED = "parked"  # detached (or detaching): the poller waits for it
+    MOVED = "moved"  # attached somewhere else than decided: not ours to touch
+    STALE = "stale"  # cancelled (or the term ended) during the step: nothing more to do
+
+
+@dataclass(kw_only=True, eq=False)
+class _Job:
+    """One pending ENI; a new object each time the ENI enters the pool, so a worker
+    still holding an old one (after a cancel(), or the term's end) knows it is stale."""
+
+    owner: str
+    # where the ENI was attached when cleanup was decided (None: unattached);
+    # unknown until `decided` (submitted without a view: the first describe decides)
+    instance_id: str | None = None
+    decided: bool = False
+    view: NetworkInterface | None = None  # the submitter's, used once instead of a describe
+    log_fields: dict[str, str] = field(default_factory=dict)
+    started: float | None = None  # when the current attempt began
+    force: bool = False  # a detach timed out: the next one is forced
+    # (instance, device index) it was attached at when parked: released once it is free
+    detached_from: tuple[str, int] | None = None
+
+
+def _attached_to(eni: NetworkInterface) -> str | None:
+    return eni.attachment.instance_id if eni.attachment is not None else None
+
+
+def _no_op_detached(instance_id: str, device_index: int) -> None:
+    pass
+
+
+def _no_op_deleted(eni_id: str) -> None:
+    pass
 
 
 class CleanupPool:
@@ -69,20 +117,24 @@ class CleanupPool:
         on_done: Callable[[str], None],
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        on_detached: Callable[[str, int], None] = _no_op_detached,
+        on_deleted: Callable[[str], None] = _no_op_deleted,
     ) -> None:
+        """`on_done(owner)`: some of the owner's ENIs left the pool. `on_detached(
+        instance_id, device_index)`: an ENI this pool detached is free, its index
+        too. `on_deleted(eni_id)`: DeleteNetworkInterface succeeded or said NotFound."""
         self._ec2 = ec2
         self._metrics = metrics
         self._workers = workers
         self._detach_timeout = detach_timeout
         self._on_done = on_done
+        self._on_detached = on_detached
+        self._on_deleted = on_deleted
         self._clock = clock
-        self.queue: WorkQueue[str] = WorkQueue(name="eni-cleanup", base_delay=0.5, max_delay=60.0)
-        self._owners: dict[str, str] = {}  # ENI id → NodeENI name, told when it is gone
+        self.queue: WorkQueue[str] = self._new_queue()  # a new one each term
+        self._jobs: dict[str, _Job] = {}  # every pending ENI
         self._pending_by_owner: Counter[str] = Counter()
         self._notify_later: dict[str, asyncio.TimerHandle] = {}
-        self._seen: dict[str, dict[str, str]] = {}  # ENI id → its log fields, once described
-        self._submitted: dict[str, NetworkInterface] = {}  # what the submitter saw, used once
-        self._started: dict[str, float] = {}  # ENI id → when its current attempt began
         self._parked: dict[str, float] = {}  # detached, awaiting `available`: ENI id → deadline
         self._free: set[str] = set()  # seen free by the poller: next pass deletes
         self._new_parked = asyncio.Event()
@@ -90,23 +142,45 @@ class CleanupPool:
         self.max_in_flight = 0  # read by tests: never above the worker count
         self.polls = 0  # read by tests: describes made while waiting for detachment
 
+    @staticmethod
+    def _new_queue() -> WorkQueue[str]:
+        return WorkQueue(
+            name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS
+        )
+
     def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> None:
-        """Queue an ENI for cleanup; `seen` (the submitter's describe of it, if any)
-        spares the worker a describe before it detaches."""
-        previous = self._owners.get(eni_id)
-        if previous != nodeeni:
-            if previous is not None:
-                self._pending_by_owner[previous] -= 1
+        """Queue an ENI for cleanup on behalf of `nodeeni`. `seen` is the view the
+        decision was made on: it spares the worker a describe before the detach, and
+        its attachment's instance is the only one the pool will detach the ENI from."""
+        job = self._jobs.get(eni_id)
+        if job is None:
+            job = self._jobs[eni_id] = _Job(owner=nodeeni)
             self._pending_by_owner[nodeeni] += 1
-        self._owners[eni_id] = nodeeni
+        elif job.owner != nodeeni:
+            self._pending_by_owner[job.owner] -= 1
+            self._pending_by_owner[nodeeni] += 1
+            job.owner = nodeeni
         if seen is not None and eni_id not in self._parked and eni_id not in self._free:
-            self._submitted[eni_id] = seen
-            self._seen[eni_id] = tags.log_fields(seen)
+            job.view = seen
+            job.instance_id = _attached_to(seen)
+            job.decided = True
+            job.log_fields = tags.log_fields(seen)
         if eni_id not in self._parked:
             self.queue.add(eni_id)
 
+    def cancel(self, eni_id: str) -> bool:
+        """Take the ENI out of the pool: no detach or delete is made for it from now
+        on (one already sent is not undone). True if it was pending. Its owner is told,
+        as for any ENI that leaves the pool."""
+        job = self._forget(eni_id)
+        if job is None:
+            return False
+        log.info("cleanup cancelled", **self._fields(eni_id, job))
+        self._notify(job.owner)
+        return True
+
     def pending(self, eni_id: str) -> bool:
-        return eni_id in self._owners
+        return eni_id in self._jobs
 
     def pending_for(self, nodeeni: str) -> int:
         """How many of `nodeeni`'s ENIs are queued, parked or being cleaned."""
@@ -115,110 +189,187 @@ class CleanupPool:
     @property
     def idle(self) -> bool:
         """No ENI queued, parked or being cleaned."""
-        return not self._owners
+        return not self._jobs
 
     async def run(self) -> None:
         """Run the workers and the poller until cancelled (losing leadership, or
-        exiting); the queue survives, so a later term picks up where this one stopped."""
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        exiting); then drop everything pending: the next term decides again."""
+        queue = self.queue
+        tasks = [asyncio.create_task(self._worker(queue)) for _ in range(self._workers)]
         tasks.append(asyncio.create_task(self._poll_parked()))
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
+            self._drop_all()  # before the tasks unwind: they see their jobs stale
             await asyncio.gather(*tasks, return_exceptions=True)
-            for eni_id in self._parked:  # their wait is not over: the next term describes them
-                self.queue.add(eni_id)
-            self._parked.clear()
+            await queue.shutdown(drain=False)  # its backoff timers
 
-    async def _worker(self) -> None:
+    def _drop_all(self) -> None:
+        if self._jobs:
+            log.info("cleanup pool stopped: pending cleanups dropped", enis=len(self._jobs))
+        for later in self._notify_later.values():
+            later.cancel()
+        self._notify_later.clear()
+        self._jobs.clear()
+        self._pending_by_owner.clear()
+        self._parked.clear()
+        self._free.clear()
+        self._new_parked.clear()
+        self.queue = self._new_queue()
+
+    async def _worker(self, queue: WorkQueue[str]) -> None:
         while True:
             try:
-                eni_id = await self.queue.get()
+                eni_id = await queue.get()
             except ShutDown:
                 return
+            job = self._jobs.get(eni_id)
+            if job is None or eni_id in self._parked:  # cancelled, or the poller's now
+                queue.done(eni_id)
+                continue
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            self._started.setdefault(eni_id, self._clock())
+            if job.started is None:
+                job.started = self._clock()
             try:
-                finished = await self._step(eni_id)
-            except asyncio.CancelledError:
-                self.queue.add(eni_id)  # unfinished: the next term does it
-                raise
+                outcome = await self._step(eni_id, job)
             except errors.EC2Error as err:
-                self._retry(eni_id, err)
+                if self._current(eni_id, job):
+                    self._retry(eni_id, job, err)
             except Exception:
-                log.exception("cleanup failed", **self._log_fields(eni_id))
-                self._retry(eni_id, None)
+                if self._current(eni_id, job):
+                    log.exception("cleanup failed", **self._fields(eni_id, job))
+                    self._retry(eni_id, job, None)
             else:
-                if finished:
-                    self._finished(eni_id)
+                if outcome is _Outcome.GONE and self._current(eni_id, job):
+                    self._finished(eni_id, job)
+                elif outcome is _Outcome.MOVED and self._current(eni_id, job):
+                    self._dropped(eni_id, job)
             finally:
                 self.in_flight -= 1
-                self.queue.done(eni_id)
+                queue.done(eni_id)
 
-    async def _step(self, eni_id: str) -> bool:
-        """One worker pass: delete a free ENI, or detach one and park it; True when gone."""
+    def _current(self, eni_id: str, job: _Job) -> bool:
+        """Still pending, under this submission (not cancelled, the term not over)."""
+        return self._jobs.get(eni_id) is job
+
+    async def _step(self, eni_id: str, job: _Job) -> _Outcome:
+        """One worker pass: delete a free ENI, or detach one and park it."""
         if eni_id in self._free:
             self._free.discard(eni_id)
-            await self._delete(eni_id)
-            return True
-        eni = self._submitted.pop(eni_id, None) or await self._describe(eni_id)
+            return await self._delete(eni_id, job)
+        eni, job.view = job.view, None
         if eni is None:
-            return True
-        if eni.attachment is None:
-            await self._delete(eni_id)
-            return True
-        if eni.attachment.status not in ("detaching", "detached"):
-            with (
-                self._metrics.eni_operation("detach"),
-                contextlib.suppress(errors.AttachmentNotFound, errors.IncorrectState),
-            ):
-                await self._ec2.detach_network_interface(
-                    attachment_id=eni.attachment.attachment_id, force=True
+            eni = await self._describe(eni_id, job)
+            if not self._current(eni_id, job):
+                return _Outcome.STALE
+            if eni is None:
+                return _Outcome.GONE
+        if not job.decided:
+            job.instance_id, job.decided = _attached_to(eni), True
+        attachment = eni.attachment
+        if attachment is None:
+            self._seen_free(job)
+            return await self._delete(eni_id, job)
+        if attachment.instance_id != job.instance_id:
+            return _Outcome.MOVED
+        if attachment.status != "detached" and (job.force or attachment.status != "detaching"):
+            force = job.force
+            if force:
+                log.warning(
+                    "ENI not free within the detachment timeout: forcing its detach",
+                    **self._fields(eni_id, job),
                 )
+            try:
+                with self._metrics.eni_operation("detach"):
+                    await self._ec2.detach_network_interface(
+                        attachment_id=attachment.attachment_id, force=force
+                    )
+            except (errors.AttachmentNotFound, errors.IncorrectState):
+                pass  # detached already, or on its way: the poll tells
+            else:
+                if force:
+                    self._metrics.forced_detaches.inc()
+            if not self._current(eni_id, job):
+                return _Outcome.STALE
+            job.force = False
+        if attachment.instance_id and attachment.device_index >= 0:
+            job.detached_from = (attachment.instance_id, attachment.device_index)
         self._parked[eni_id] = self._clock() + self._detach_timeout
         self._new_parked.set()
-        return False
+        return _Outcome.PARKED
 
-    async def _delete(self, eni_id: str) -> None:
-        with self._metrics.eni_operation("delete"), contextlib.suppress(errors.ENINotFound):
-            await self._ec2.delete_network_interface(eni_id=eni_id)
+    async def _delete(self, eni_id: str, job: _Job) -> _Outcome:
+        if not self._current(eni_id, job):
+            return _Outcome.STALE
+        try:
+            with self._metrics.eni_operation("delete"):
+                await self._ec2.delete_network_interface(eni_id=eni_id)
+        except errors.ENINotFound:
+            pass
+        self._on_deleted(eni_id)
+        return _Outcome.GONE
 
-    def _finished(self, eni_id: str) -> None:
+    def _seen_free(self, job: _Job) -> None:
+        """The ENI is detached: release the device index this pool detached it from."""
+        if job.detached_from is not None:
+            instance_id, device_index = job.detached_from
+            job.detached_from = None
+            self._on_detached(instance_id, device_index)
+
+    def _finished(self, eni_id: str, job: _Job) -> None:
         self._metrics.cleanups.labels("success").inc()
-        self._observe(eni_id)
-        self.queue.forget(eni_id)
-        log.info("ENI cleaned up", **self._log_fields(eni_id))
-        owner = self._owners.pop(eni_id, None)
-        self._seen.pop(eni_id, None)
-        if owner is not None:
-            self._notify(owner)
+        self._observe(job)
+        log.info("ENI cleaned up", **self._fields(eni_id, job))
+        self._forget(eni_id)
+        self._notify(job.owner)
 
-    def _retry(self, eni_id: str, err: Exception | None) -> None:
+    def _dropped(self, eni_id: str, job: _Job) -> None:
+        """Attached elsewhere than decided: not ours to touch; the owner decides again."""
+        log.info(
+            "cleanup dropped: ENI moved",
+            decided_instance=job.instance_id,
+            **self._fields(eni_id, job),
+        )
+        self._forget(eni_id)
+        self._notify(job.owner)
+
+    def _forget(self, eni_id: str) -> _Job | None:
+        """Remove every trace of the ENI but its place in the queue (a worker skips it)."""
+        job = self._jobs.pop(eni_id, None)
+        if job is None:
+            return None
+        self._parked.pop(eni_id, None)
+        self._free.discard(eni_id)
+        self.queue.forget(eni_id)
+        self._pending_by_owner[job.owner] -= 1
+        return job
+
+    def _retry(self, eni_id: str, job: _Job, err: Exception | None) -> None:
         if err is not None:
             log.info(
                 "cleanup will retry",
                 error=type(err).__name__,
                 detail=str(err),
-                **self._log_fields(eni_id),
+                **self._fields(eni_id, job),
             )
         self._metrics.cleanups.labels("retry").inc()
-        self._observe(eni_id)
-        self._submitted.pop(eni_id, None)  # described afresh next time
+        self._observe(job)
+        job.view = None  # described afresh next time
         self.queue.add_rate_limited(eni_id)
 
-    def _observe(self, eni_id: str) -> None:
-        started = self._started.pop(eni_id, None)
-        if started is not None:
-            self._metrics.cleanup_duration.observe(self._clock() - started)
+    def _observe(self, job: _Job) -> None:
+        if job.started is not None:
+            self._metrics.cleanup_duration.observe(self._clock() - job.started)
+            job.started = None
 
     async def _poll_parked(self) -> None:
         """Describe every parked ENI in one call per poll; free ones go to the workers.
 
         Polls start POLL_START_SECONDS after an ENI is parked and back off to
-        POLL_MAX_SECONDS while nothing new is parked, as the per-ENI wait did.
+        POLL_MAX_SECONDS while nothing new is parked.
         """
         delay = POLL_START_SECONDS
         while True:
@@ -251,24 +402,28 @@ class CleanupPool:
         now = self._clock()
         for eni_id in waiting:
             deadline = self._parked.get(eni_id)
-            if deadline is None:
-                continue  # left the pool while the describe ran (cancelled term)
+            job = self._jobs.get(eni_id)
+            if deadline is None or job is None:
+                continue  # left the pool while the describe ran (cancelled, term over)
             eni = by_id.get(eni_id)
             if eni is not None:
-                self._seen[eni_id] = tags.log_fields(eni)
+                job.log_fields = tags.log_fields(eni)
             if eni is None or eni.attachment is None or eni.attachment.status == "detached":
                 del self._parked[eni_id]
+                self._seen_free(job)
                 self._free.add(eni_id)
                 self.queue.add_first(eni_id)  # its delete before another ENI's detach
+            elif eni.attachment.instance_id != job.instance_id:
+                self._dropped(eni_id, job)  # re-attached elsewhere while we waited
             elif now >= deadline:
                 del self._parked[eni_id]
-                self._retry(eni_id, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
+                job.force = True
+                self._retry(eni_id, job, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
 
     def _notify(self, owner: str) -> None:
-        """One of `owner`'s ENIs is gone: tell it now if it was the last, else soon."""
-        self._pending_by_owner[owner] -= 1
+        """One of `owner`'s ENIs left the pool: tell it now if it was the last, else soon."""
         if self._pending_by_owner[owner] <= 0:
-            del self._pending_by_owner[owner]
+            self._pending_by_owner.pop(owner, None)
             later = self._notify_later.pop(owner, None)
             if later is not None:
                 later.cancel()
@@ -282,15 +437,14 @@ class CleanupPool:
         self._notify_later.pop(owner, None)
         self._on_done(owner)
 
-    def _log_fields(self, eni_id: str) -> dict[str, str]:
+    @staticmethod
+    def _fields(eni_id: str, job: _Job) -> dict[str, str]:
         """eni_id, and nodeeni/node/instance_id as far as known, for every line."""
-        owner = self._owners.get(eni_id)
         # the ENI's own tag names its NodeENI even when the orphan sweep is the owner
-        fields = {"eni_id": eni_id, **({"nodeeni": owner} if owner else {})}
-        return {**fields, **self._seen.get(eni_id, {})}
+        return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
 
-    async def _describe(self, eni_id: str) -> NetworkInterface | None:
+    async def _describe(self, eni_id: str, job: _Job) -> NetworkInterface | None:
         found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])
         if found:
-            self._seen[eni_id] = tags.log_fields(found[0])
+            job.log_fields = tags.log_fields(found[0])
         return found[0] if found else None

@@ -9,88 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, cast
 
 import pytest
 
-from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.resources import ENIAttachment, NetworkInterface
+from eni_controller.aws.resources import NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import cleanup
 from eni_controller.reconcile.cleanup import CleanupPool
-from tests.harness.resources import network_interface
+from tests.harness.cleanup_ec2 import CleanupEC2, attached_eni
 from tests.harness.waiting import until
 
 
-def _eni(n: int, *, status: str = "attached") -> NetworkInterface:
-    return network_interface(
-        f"eni-{n:04d}",
-        attachment=ENIAttachment(
-            attachment_id=f"eni-attach-{n:04d}",
-            instance_id="i-1",
-            device_index=1,
-            status=status,
-            delete_on_termination=True,
-        ),
-    )
-
-
-class DetachingEC2:
-    """Detaching takes `polls_to_detach` describes of the ENI; stuck ENIs never detach."""
-
-    def __init__(self, enis: Sequence[NetworkInterface], *, stuck: Sequence[str] = ()) -> None:
-        self.enis = {e.eni_id: e for e in enis}
-        self.stuck = set(stuck)
-        self.calls: Counter[str] = Counter()
-        self.describe_sizes: list[int] = []
-        self.detached: Counter[str] = Counter()
-        self.answered = 0  # ENIs in describe answers
-
-    async def describe_network_interfaces(
-        self, *, filters: Any, eni_ids: Sequence[str] = ()
-    ) -> list[NetworkInterface]:
-        self.calls["describe"] += 1
-        self.describe_sizes.append(len(eni_ids))
-        found = [self.enis[i] for i in eni_ids if i in self.enis]
-        for eni in found:  # a detach requested earlier is seen done by the next describe
-            detaching = eni.attachment and eni.attachment.status == "detaching"
-            if detaching and eni.eni_id not in self.stuck:
-                self.enis[eni.eni_id] = replace(eni, attachment=None, status="available")
-        statuses = filters.get("status")
-        answer = [
-            e
-            for i in eni_ids
-            if (e := self.enis.get(i)) is not None and (statuses is None or e.status in statuses)
-        ]
-        self.answered += len(answer)
-        return answer
-
-    async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:
-        self.calls["detach"] += 1
-        await asyncio.sleep(0)
-        eni_id = attachment_id.replace("eni-attach-", "eni-")
-        eni = self.enis[eni_id]
-        assert eni.attachment is not None
-        self.detached[eni_id] += 1
-        self.enis[eni_id] = replace(eni, attachment=replace(eni.attachment, status="detaching"))
-
-    async def delete_network_interface(self, *, eni_id: str) -> None:
-        self.calls["delete"] += 1
-        await asyncio.sleep(0)
-        eni = self.enis.get(eni_id)
-        if eni is None:
-            raise errors.ENINotFound(
-                action="DeleteNetworkInterface", code="InvalidNetworkInterfaceID.NotFound"
-            )
-        if eni.attachment is not None:
-            raise errors.IncorrectState(
-                action="DeleteNetworkInterface", code="InvalidNetworkInterface.InUse"
-            )
-        del self.enis[eni_id]
+def _eni(n: int) -> NetworkInterface:
+    return attached_eni(n)
 
 
 async def _until(predicate: Any, *, within: float = 5.0) -> None:
@@ -106,7 +39,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("fast_polls")
 async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_waiting() -> None:
     enis = [_eni(n) for n in range(300)]
-    ec2 = DetachingEC2(enis)
+    ec2 = CleanupEC2(enis)
     told: list[str] = []
     pool = CleanupPool(
         cast(EC2Client, ec2), workers=3, detach_timeout=5, on_done=told.append, metrics=Metrics()
@@ -135,7 +68,7 @@ async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_w
 @pytest.mark.usefixtures("fast_polls")
 async def test_an_eni_not_free_by_the_timeout_is_described_again_and_kept() -> None:
     enis = [_eni(0), _eni(1)]
-    ec2 = DetachingEC2(enis, stuck=["eni-0001"])
+    ec2 = CleanupEC2(enis, stuck=["eni-0001"])
     metrics = Metrics()
     pool = CleanupPool(
         cast(EC2Client, ec2),
@@ -159,13 +92,16 @@ async def test_an_eni_not_free_by_the_timeout_is_described_again_and_kept() -> N
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert ec2.detached["eni-0001"] == 1  # still detaching when described: not detached twice
+    # still detaching when described again: never detached again without force
+    forces = [force for eni_id, force in ec2.detaches if eni_id == "eni-0001"]
+    assert forces[0] is False
+    assert all(forces[1:])
     assert not pool.pending("eni-0001")
 
 
-async def test_a_term_that_ends_while_enis_wait_leaves_them_queued_for_the_next() -> None:
+async def test_a_term_that_ends_while_enis_wait_drops_them() -> None:
     enis = [_eni(n) for n in range(4)]
-    ec2 = DetachingEC2(enis, stuck=[e.eni_id for e in enis])
+    ec2 = CleanupEC2(enis, stuck=[e.eni_id for e in enis])
     pool = CleanupPool(
         cast(EC2Client, ec2),
         workers=2,
@@ -180,5 +116,8 @@ async def test_a_term_that_ends_while_enis_wait_leaves_them_queued_for_the_next(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert len(pool.queue) == 4
-    assert all(pool.pending(e.eni_id) for e in enis)
+    # the next term's reconciles describe them and decide again
+    assert len(pool.queue) == 0
+    assert not any(pool.pending(e.eni_id) for e in enis)
+    assert pool.pending_for("a") == 0
+    assert pool.idle
