@@ -26,6 +26,7 @@ from eni_controller.config import Config, ConfigError
 from eni_controller.controller import Controller
 from eni_controller.gc_tuning import tune_garbage_collector
 from eni_controller.health import HealthServer
+from eni_controller.kube.timeouts import with_request_timeout
 from eni_controller.metrics import Metrics
 from eni_controller.preflight.report import exit_code, render_table
 from eni_controller.preflight.runner import run_preflight
@@ -93,11 +94,12 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
 
 async def _check(settings: Config, *, kubeconfig: str | None) -> int:
     api = await kube_client(kubeconfig)
+    bounded = with_request_timeout(api, seconds=settings.kube_request_timeout_seconds)
     try:
         async with connect_ec2(
             settings, metrics=Metrics(), retry=PREFLIGHT_RETRY, read_timeout_seconds=10
         ) as ec2:
-            findings = await run_preflight(config=settings, api=api, ec2=ec2)
+            findings = await run_preflight(config=settings, api=bounded, ec2=ec2)
     finally:
         await api.close()
     print(render_table(findings))

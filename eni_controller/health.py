@@ -8,6 +8,12 @@ daemon threads, and the loop's health is judged from a heartbeat the loop writes
 (LoopHeartbeat) and the server threads only read. The probes must not depend on
 the loop they judge.
 
+The loop can also be healthy while the work is not: a reconcile worker stuck
+on one key (a cancellation swallowed, an await that ignores its deadline)
+starves that NodeENI and a worker's share of the queue. WorkerActivity records
+which key each worker is on since when, written by the workers and read by the
+probe threads, so liveness can name the worker, the key and the time.
+
 Like controller-runtime, metrics and probes listen on two ports (8080 and 8081
 by default); when both ports are the same, one listener serves every path.
 """
@@ -18,7 +24,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,7 +33,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-__all__ = ["Check", "HealthServer", "LoopHeartbeat"]
+__all__ = ["Busy", "Check", "HealthServer", "LoopHeartbeat", "WorkerActivity"]
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +85,54 @@ class LoopHeartbeat:
     def alive(self, *, stale_after: float) -> bool:
         """True when the last tick is at most `stale_after` seconds old."""
         return self.lag() <= stale_after
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """One worker busy on one key for `seconds` so far."""
+
+    worker: int
+    key: Hashable
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"worker {self.worker} stuck on {self.key} for {self.seconds:.1f}s"
+
+
+class WorkerActivity:
+    """Which key each worker is processing and since when, readable from any thread.
+
+    The workers call `started` and `finished` on the event loop; probe threads
+    call `busy` and `stuck`. All state is behind one lock and read as a copy, so
+    a probe never sees a half-written entry. `clock` must be monotonic (tests
+    pass a fake one).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: dict[int, tuple[Hashable, float]] = {}
+
+    def started(self, worker: int, key: Hashable) -> None:
+        now = self._clock()
+        with self._lock:
+            self._since[worker] = (key, now)
+
+    def finished(self, worker: int) -> None:
+        with self._lock:
+            self._since.pop(worker, None)
+
+    def busy(self) -> list[Busy]:
+        """Every busy worker, longest busy first."""
+        now = self._clock()
+        with self._lock:
+            since = list(self._since.items())
+        found = [Busy(worker, key, max(0.0, now - at)) for worker, (key, at) in since]
+        return sorted(found, key=lambda b: (-b.seconds, b.worker))
+
+    def stuck(self, *, longer_than: float) -> list[Busy]:
+        """The workers busy on their key for more than `longer_than` seconds."""
+        return [b for b in self.busy() if b.seconds > longer_than]
 
 
 class _Server(ThreadingHTTPServer):

@@ -10,6 +10,14 @@ client's slow deserialiser and gives custom resources and Nodes the same shape.
 The watch body is split into lines here rather than with aiohttp's
 ``readline()``, which refuses lines over 128 KiB; a Node with a long image list
 can be bigger than that.
+
+Time limits: a list page passes no timeout of its own, so it gets the
+client's request timeout (``KUBE_REQUEST_TIMEOUT``, applied by
+``kube.timeouts.with_request_timeout``). A watch is open for minutes by
+design: it asks the server to end it after ``timeoutSeconds`` and gives up on
+its own only when the connection stays silent a grace period longer (bookmarks
+keep a healthy one talking), so a dead peer is noticed without ever cutting a
+healthy watch short.
 """
 
 from __future__ import annotations
@@ -28,10 +36,8 @@ ListCall = Callable[..., Awaitable[Any]]
 """A generated ``list_*`` method with every argument but the keyword ones bound."""
 
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
-LIST_READ_TIMEOUT_SECONDS: Final = 60.0
 # The server ends a watch itself after timeoutSeconds; the client gives up on a
-# silent connection only a little later, so a dead peer is noticed without ever
-# cutting a healthy watch short.
+# silent connection only a little later.
 WATCH_READ_GRACE_SECONDS: Final = 30.0
 
 
@@ -72,7 +78,9 @@ class ResourceAPI:
             kwargs: dict[str, Any] = {"limit": limit}
             if token:
                 kwargs["_continue"] = token
-            response = await self._open(kwargs, read_timeout=LIST_READ_TIMEOUT_SECONDS)
+            response = await self._open(
+                kwargs, request_timeout=None
+            )  # the client's request timeout
             try:
                 body: dict[str, Any] = json.loads(await response.read())
             finally:
@@ -103,7 +111,7 @@ class ResourceAPI:
                 "resource_version": resource_version,
                 "timeout_seconds": timeout_seconds,
             },
-            read_timeout=timeout_seconds + WATCH_READ_GRACE_SECONDS,
+            request_timeout=(CONNECT_TIMEOUT_SECONDS, timeout_seconds + WATCH_READ_GRACE_SECONDS),
         )
         try:
             pending = b""
@@ -118,13 +126,14 @@ class ResourceAPI:
         finally:
             response.close()
 
-    async def _open(self, kwargs: dict[str, Any], *, read_timeout: float) -> ClientResponse:
+    async def _open(
+        self, kwargs: dict[str, Any], *, request_timeout: tuple[float, float] | None
+    ) -> ClientResponse:
+        """`request_timeout`: (connect, read) seconds, or None for the client's default."""
         response = cast(
             ClientResponse,
             await self._list_call(
-                **kwargs,
-                _preload_content=False,
-                _request_timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout),
+                **kwargs, _preload_content=False, _request_timeout=request_timeout
             ),
         )
         if not 200 <= response.status < 300:

@@ -49,7 +49,9 @@ def required_permissions(config: Config) -> tuple[Permission, ...]:
         Permission(
             group=model.GROUP, resource=model.PLURAL, subresource="status", verbs=("patch",)
         ),
-        Permission(group="", resource="events", verbs=("create",), namespace=EVENTS_NAMESPACE),
+        Permission(
+            group="", resource="events", verbs=("create", "patch"), namespace=EVENTS_NAMESPACE
+        ),
     ]
     if config.enable_leader_election:
         needed.append(
