@@ -3,44 +3,93 @@
 Two NodeENIs reconciled at once may target the same node. Each worker's view
 of the instance comes from its own describe, seconds old; without a lock per
 instance both would pick the same free index and one attach would fail (or,
-against a lax API, overwrite). Indexes this process attached recently are
-remembered for a while, because a describe may not show them yet.
+against a lax API, overwrite).
+
+Invariants:
+
+- One holder per instance at a time (`DeviceIndexAllocator.hold`).
+- `InstanceIndexes.pick` searches upward from the wanted index (the spec's
+  ``deviceIndex`` plus the subnet's position) and never below it: lower
+  indexes belong to the VPC CNI or to the NodeENI's other subnets. It stays
+  below the instance type's ENI limit when the limit is known; with nothing
+  free in that range it answers None, and the caller reports the slot as
+  blocked instead of attaching anywhere.
+- Indexes this process attached recently stay reserved for RESERVATION_SECONDS,
+  because a describe may not show them yet. A reservation belongs to the ENI
+  attached there: it keeps every other ENI off that index, never the ENI
+  itself, so our own ENI detached by hand and attached again keeps its index.
+  An ENI holds at most one reservation per instance. `release` drops one as
+  soon as its ENI is known to be detached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
+from typing import NamedTuple
 
 RESERVATION_SECONDS = 120.0
 
 
+class _Reservation(NamedTuple):
+    eni_id: str
+    until: float  # the allocator clock's time it lapses at
+
+
 class InstanceIndexes:
-    """The taken indexes of one instance, while its lock is held."""
+    """The indexes of one instance, while its lock is held.
 
-    def __init__(self, taken: set[int]) -> None:
-        self.taken = taken
+    `occupied`: what AWS shows as taken (the describe's indexes, plus any a
+    later describe confirmed). `reserved`: index -> the ENI of ours attached
+    there recently.
+    """
 
-    def pick(self, wanted: int) -> int:
-        """`wanted` if free, else the lowest free index above 0 (0 is the primary ENI)."""
-        if wanted not in self.taken:
-            return wanted
-        index = 1
-        while index in self.taken:
-            index += 1
-        return index
+    __slots__ = ("attached", "occupied", "reserved")
+
+    def __init__(self, *, occupied: Iterable[int], reserved: Mapping[int, str]) -> None:
+        self.occupied: set[int] = set(occupied)
+        self.reserved: dict[int, str] = dict(reserved)
+        self.attached: dict[int, str] = {}  # taken while held: reserved from now on
+
+    def pick(
+        self, wanted: int, *, eni_id: str, floor: int | None = None, limit: int | None = None
+    ) -> int | None:
+        """The first free index from `wanted` upward, below `limit` (None: no known
+        limit); when there is none and `floor` is below `wanted`, the first free one
+        from `floor` up to `wanted`. Free: AWS does not show it occupied, and it is
+        not reserved for another ENI. Never below `floor` (the spec's deviceIndex:
+        lower indexes are the VPC CNI's) nor below `wanted` when `floor` is None;
+        None if nothing is free."""
+        ranges = [(wanted, limit)]
+        if floor is not None and floor < wanted:
+            ranges.append((floor, wanted))  # the node cannot have the wanted index
+        for index, end in ranges:
+            while end is None or index < end:
+                if index not in self.occupied and self.reserved.get(index, eni_id) == eni_id:
+                    return index
+                index += 1
+        return None
+
+    def take(self, index: int, *, eni_id: str) -> None:
+        """`eni_id` is (or may be) attached at `index`: reserve it for that ENI,
+        dropping any other reservation it held here."""
+        for held in (self.reserved, self.attached):
+            for other in [i for i, owner in held.items() if owner == eni_id]:
+                del held[other]
+        self.reserved[index] = eni_id
+        self.attached[index] = eni_id
 
 
 class DeviceIndexAllocator:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        self._reserved: dict[str, dict[int, float]] = {}
+        self._reserved: dict[str, dict[int, _Reservation]] = {}
 
     def hold(self, instance_id: str, *, occupied: Iterable[int]) -> InstanceHold:
-        """Hold the instance; indexes added to `.taken` inside are reserved after."""
+        """Hold the instance; indexes `take`n inside are reserved after."""
         lock = self._locks.get(instance_id)
         if lock is None:
             lock = self._locks[instance_id] = asyncio.Lock()
@@ -48,33 +97,39 @@ class DeviceIndexAllocator:
             instance_id, lock=lock, reserved=self._reserved, occupied=occupied, clock=self._clock
         )
 
-    def release(self, instance_id: str, index: int) -> None:
-        """Forget a reservation (the ENI at `index` was detached by us)."""
-        self._reserved.get(instance_id, {}).pop(index, None)
+    def release(self, instance_id: str, index: int, *, eni_id: str | None = None) -> None:
+        """Forget the reservation of `index` (its ENI was seen detached). With
+        `eni_id`, only if the reservation is that ENI's: a late release never
+        frees an index another ENI was attached at since."""
+        reserved = self._reserved.get(instance_id)
+        if reserved is None or index not in reserved:
+            return
+        if eni_id is not None and reserved[index].eni_id != eni_id:
+            return
+        del reserved[index]
+        if not reserved:
+            del self._reserved[instance_id]
+
+    def reserved(self, instance_id: str) -> dict[int, str]:
+        """Index -> ENI id of the instance's unexpired reservations (for logs and tests)."""
+        now = self._clock()
+        return {
+            i: r.eni_id for i, r in self._reserved.get(instance_id, {}).items() if r.until > now
+        }
 
 
 class InstanceHold:
     """`DeviceIndexAllocator.hold`'s async context manager (a class: the
     generator-based kind cost more than the allocation it wraps)."""
 
-    __slots__ = (
-        "_all_reserved",
-        "_before",
-        "_clock",
-        "_indexes",
-        "_instance_id",
-        "_lock",
-        "_now",
-        "_occupied",
-        "_reserved",
-    )
+    __slots__ = ("_all_reserved", "_clock", "_indexes", "_instance_id", "_lock", "_occupied")
 
     def __init__(
         self,
         instance_id: str,
         *,
         lock: asyncio.Lock,
-        reserved: dict[str, dict[int, float]],
+        reserved: dict[str, dict[int, _Reservation]],
         occupied: Iterable[int],
         clock: Callable[[], float],
     ) -> None:
@@ -83,22 +138,19 @@ class InstanceHold:
         self._all_reserved = reserved  # the allocator's, by instance
         self._occupied = occupied
         self._clock = clock
-        self._indexes = InstanceIndexes(set())
-        self._before: frozenset[int] = frozenset()
-        self._reserved: dict[int, float] = {}
-        self._now = 0.0
+        self._indexes = InstanceIndexes(occupied=(), reserved={})
+
+    def _current(self, now: float) -> dict[int, _Reservation]:
+        reserved = self._all_reserved.get(self._instance_id, {})
+        return {i: r for i, r in reserved.items() if r.until > now}
 
     async def __aenter__(self) -> InstanceIndexes:
         await self._lock.acquire()
         try:
-            self._now = now = self._clock()
-            self._reserved = {
-                i: until
-                for i, until in self._all_reserved.get(self._instance_id, {}).items()
-                if until > now
-            }
-            self._indexes = InstanceIndexes(set(self._occupied) | set(self._reserved))
-            self._before = frozenset(self._indexes.taken)
+            reserved = self._current(self._clock())
+            self._indexes = InstanceIndexes(
+                occupied=self._occupied, reserved={i: r.eni_id for i, r in reserved.items()}
+            )
         except BaseException:
             self._lock.release()
             raise
@@ -111,8 +163,17 @@ class InstanceHold:
         tb: TracebackType | None,
     ) -> None:
         try:
-            for index in self._indexes.taken - self._before:
-                self._reserved[index] = self._now + RESERVATION_SECONDS
-            self._all_reserved[self._instance_id] = self._reserved
+            now = self._clock()
+            attached = self._indexes.attached
+            moved = set(attached.values())
+            # the allocator's reservations as they are now (`release` may have
+            # dropped some meanwhile), less those of ENIs attached elsewhere here
+            reserved = {i: r for i, r in self._current(now).items() if r.eni_id not in moved}
+            for index, eni_id in attached.items():
+                reserved[index] = _Reservation(eni_id, now + RESERVATION_SECONDS)
+            if reserved:
+                self._all_reserved[self._instance_id] = reserved
+            else:
+                self._all_reserved.pop(self._instance_id, None)
         finally:
             self._lock.release()

@@ -167,7 +167,7 @@ async def test_aws_rules_map_to_error_classes(
     await ec2.attach_network_interface(eni_id=first, instance_id=instance.id, device_index=1)
 
     taken = await _expect(
-        errors.IndexConflict,
+        errors.MaybeIndexConflict,
         ec2.attach_network_interface(eni_id=second, instance_id=instance.id, device_index=1),
     )
     assert taken.code == "InvalidParameterValue"
