@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from eni_controller.aws.ratelimit import DEFAULT_LIMITS, BucketSpec, RateLimits
+from eni_controller.reconcile.retries import BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS
 
 T = TypeVar("T")
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -246,6 +247,13 @@ class Config:
     health_probe_port: int = 8081
     orphan_sweep_interval_seconds: float = 300.0  # 5m
     orphan_grace_period_seconds: float = 600.0  # 10m
+    # per-slot backoff after a failed EC2 step: base * 2**(failures - 1), capped
+    error_backoff_base_seconds: float = BACKOFF_BASE_SECONDS
+    error_backoff_max_seconds: float = BACKOFF_MAX_SECONDS
+    # every non-watch Kubernetes request (patches, Event writes, lists, Lease calls)
+    kube_request_timeout_seconds: float = 30.0  # 30s
+    # one reconcile of one NodeENI; an overrun is cancelled and retried with backoff
+    reconcile_timeout_seconds: float = 300.0  # 5m
     log_level: LogLevel = "info"
 
     @classmethod
@@ -330,6 +338,18 @@ class Config:
             orphan_grace_period_seconds=r.get(
                 "ORPHAN_GRACE_PERIOD", _positive_duration, d.orphan_grace_period_seconds
             ),
+            error_backoff_base_seconds=r.get(
+                "ERROR_BACKOFF_BASE", _positive_duration, d.error_backoff_base_seconds
+            ),
+            error_backoff_max_seconds=r.get(
+                "ERROR_BACKOFF_MAX", _positive_duration, d.error_backoff_max_seconds
+            ),
+            kube_request_timeout_seconds=r.get(
+                "KUBE_REQUEST_TIMEOUT", _positive_duration, d.kube_request_timeout_seconds
+            ),
+            reconcile_timeout_seconds=r.get(
+                "RECONCILE_TIMEOUT", _positive_duration, d.reconcile_timeout_seconds
+            ),
             log_level=r.get("LOG_LEVEL", _log_level, d.log_level),
         )
         lease = (
@@ -342,6 +362,20 @@ class Config:
                 "LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
                 "LEADER_ELECTION_LEASE_DURATION must hold "
                 f"(got {lease[0]}s, {lease[1]}s, {lease[2]}s)"
+            )
+        if not r.problems and config.error_backoff_base_seconds > config.error_backoff_max_seconds:
+            r.problems.append(
+                "ERROR_BACKOFF_BASE <= ERROR_BACKOFF_MAX must hold "
+                f"(got {config.error_backoff_base_seconds}s, {config.error_backoff_max_seconds}s)"
+            )
+        if (
+            not r.problems
+            and config.kube_request_timeout_seconds >= config.reconcile_timeout_seconds
+        ):
+            # a reconcile makes several requests: one must time out before the reconcile does
+            r.problems.append(
+                "KUBE_REQUEST_TIMEOUT < RECONCILE_TIMEOUT must hold "
+                f"(got {config.kube_request_timeout_seconds}s, {config.reconcile_timeout_seconds}s)"
             )
         if r.problems:
             raise ConfigError(r.problems)

@@ -6,6 +6,14 @@ A Node event enqueues every NodeENI that matches the node's old labels, its
 new labels, or holds an attachment on it, so a removed label starts cleanup
 at once; kubelet heartbeats (status-only Node updates) enqueue nothing.
 Every RECONCILE_PERIOD all NodeENIs are enqueued again (resync).
+
+Nothing may pin a key: the queue never hands a key to two workers, so a key
+whose reconcile never ends is never reconciled again. Every Kubernetes request
+is bounded by KUBE_REQUEST_TIMEOUT (the API client is wrapped once, here) and
+every reconcile by RECONCILE_TIMEOUT; either running out retries the key with
+the queue's per-key backoff. Liveness fails, naming worker and key, if a
+worker is still on one key well past RECONCILE_TIMEOUT (its cancellation did
+not take), so the kubelet restarts a controller that stopped working.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
 from eni_controller.config import Config
-from eni_controller.health import LoopHeartbeat
+from eni_controller.health import LoopHeartbeat, WorkerActivity
 from eni_controller.kube.informer import (
     Informer,
     node_labels_index,
@@ -34,6 +42,7 @@ from eni_controller.kube.informer import (
 )
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
+from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter, OwnWrites
 from eni_controller.metrics import Metrics
@@ -42,7 +51,9 @@ from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
+from eni_controller.reconcile.retries import SlotBackoff
 from eni_controller.reconcile.sweep import SWEEP_OWNER, OrphanSweep
+from eni_controller.reconcile.tokens import ClientTokens
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +63,9 @@ ATTACHED_NODES_INDEX = "nodes"
 # exit well inside Kubernetes' 30 s grace period however big the rollout.
 DRAIN_SECONDS = 5.0
 LOOP_STALL_SECONDS = 10.0
+# A reconcile is cancelled at RECONCILE_TIMEOUT; one still running this much later
+# did not let go of its key, and liveness fails.
+WORKER_STUCK_GRACE_SECONDS = 60.0
 QUEUE_NAME = "nodeeni"
 
 
@@ -136,9 +150,11 @@ class Controller:
         metrics: Metrics,
         identity: str | None = None,
     ) -> None:
+        api = with_request_timeout(api, seconds=config.kube_request_timeout_seconds)
         self.config = config
         self.metrics = metrics
         self.heartbeat = LoopHeartbeat()
+        self.workers = WorkerActivity()
         self.elector = (
             LeaderElector(
                 api,
@@ -166,12 +182,16 @@ class Controller:
             handler=NodeEvents(self.queue, self.nodeenis),
             indexers={NODE_LABELS_INDEX: node_labels_index},
         )
+        allocator = DeviceIndexAllocator()
+        tokens = ClientTokens()
         self.cleanup = CleanupPool(
             ec2,
             workers=config.max_concurrent_eni_cleanup,
             detach_timeout=config.detachment_timeout_seconds,
             on_done=self._cleaned,
             metrics=metrics,
+            on_detached=allocator.release,  # the index is free for the next attach
+            on_deleted=tokens.gone,  # its ClientToken is never sent again
         )
         self.enis = ManagedENIs(ec2)
         self.sweep = OrphanSweep(
@@ -190,7 +210,15 @@ class Controller:
             instances=InstanceFacts(ec2),
             resolver=Resolver(ec2, vpc_id=config.vpc_id),
             limits=InstanceTypeLimits(ec2),
-            executor=Executor(ec2, DeviceIndexAllocator(), metrics=metrics),
+            executor=Executor(
+                ec2,
+                allocator,
+                metrics=metrics,
+                backoff=SlotBackoff(
+                    base=config.error_backoff_base_seconds, cap=config.error_backoff_max_seconds
+                ),
+                tokens=tokens,
+            ),
             cleanup=self.cleanup,
             writer=self.writer,
             events=EventRecorder(api),
@@ -204,11 +232,20 @@ class Controller:
         return False, "informers not synced"
 
     def live(self) -> tuple[bool, str]:
-        """Liveness: the event loop ticks and the informers run. Safe from another thread."""
+        """Liveness: the event loop ticks, the informers run and no worker is stuck on
+        one key past RECONCILE_TIMEOUT + WORKER_STUCK_GRACE_SECONDS. Safe from another
+        thread: reads only the heartbeat, the worker activity (both locked), task
+        states and the frozen config."""
         if not self.heartbeat.alive(stale_after=LOOP_STALL_SECONDS):
             return False, f"event loop stalled for {self.heartbeat.lag():.1f}s"
         if any(t.done() for t in self._informer_tasks):
             return False, "an informer stopped"
+        stuck = self.workers.stuck(
+            longer_than=self.config.reconcile_timeout_seconds + WORKER_STUCK_GRACE_SECONDS
+        )
+        if stuck:
+            more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+            return False, f"{stuck[0]}{more}"
         return True, ""
 
     async def run(self) -> None:
@@ -279,21 +316,16 @@ class Controller:
             except ShutDown:
                 return
             started = time.perf_counter()
+            self.workers.started(number, key)
             # every line logged while reconciling `key` names it
             context = structlog.contextvars.bind_contextvars(nodeeni=key)
+            deadline = asyncio.timeout(self.config.reconcile_timeout_seconds)
             try:
-                result = await self.reconciler.reconcile(key, since=self.queue.last_added(key))
-            except Conflict:
-                self._failed("Conflict")
-                self.queue.add_rate_limited(key)  # re-read and retry
-            except EC2Error as err:
-                log.warning("reconcile failed", code=err.code, error=type(err).__name__)
-                self._failed(type(err).__name__)
-                self.queue.add_rate_limited(key)
+                async with deadline:
+                    result = await self.reconciler.reconcile(key, since=self.queue.last_added(key))
             except Exception as err:
-                log.exception("reconcile failed", worker=number)
-                self._failed(type(err).__name__)
-                self.queue.add_rate_limited(key)
+                self._failed(err, overran=deadline.expired(), worker=number)
+                self.queue.add_rate_limited(key)  # re-read and retry after the key's backoff
             else:
                 self.queue.forget(key)
                 requeue = result.requeue_after is not None
@@ -303,9 +335,34 @@ class Controller:
             finally:
                 structlog.contextvars.reset_contextvars(**context)
                 self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+                self.workers.finished(number)
                 self.queue.done(key)
 
-    def _failed(self, error: str) -> None:
+    def _failed(self, err: Exception, *, overran: bool, worker: int) -> None:
+        """Log and count a failed reconcile, classified by exception class."""
+        if overran:  # our own deadline, whatever the cancelled reconcile raised on its way out
+            error = "ReconcileTimeout"
+            log.warning(
+                "reconcile timed out: cancelled, retried with backoff",
+                worker=worker,
+                timeout=self.config.reconcile_timeout_seconds,
+            )
+        elif isinstance(err, Conflict):
+            error = "Conflict"
+        elif isinstance(err, KubeRequestTimeout):
+            error = type(err).__name__
+            log.warning(
+                "reconcile failed: Kubernetes request timed out",
+                method=err.method,
+                url=err.url,
+                timeout=err.seconds,
+            )
+        elif isinstance(err, EC2Error):
+            error = type(err).__name__
+            log.warning("reconcile failed", code=err.code, error=error)
+        else:
+            error = type(err).__name__
+            log.exception("reconcile failed", worker=worker)
         self.metrics.reconciles.labels("error").inc()
         self.metrics.reconcile_errors.labels(error).inc()
 

@@ -52,7 +52,8 @@ class InUse(EC2Error):
 
 
 class IndexConflict(EC2Error):
-    """The device index is already taken on the instance."""
+    """Device indexes AWS refused kept showing as taken on the instance, a bounded
+    number in a row (raised by the executor after describing it; worth retrying)."""
 
 
 class LimitExceeded(EC2Error):
@@ -92,6 +93,16 @@ class CredentialsRejected(Permanent):
     """AWS did not accept the credentials at all (unknown key, bad signature, expired)."""
 
 
+class IdempotencyMismatch(Permanent):
+    """A ClientToken was sent again with other parameters: that token is spent."""
+
+
+class MaybeIndexConflict(Permanent):
+    """AttachNetworkInterface answered InvalidParameterValue: the device index is
+    occupied, or another parameter is invalid. The code does not say which; only
+    a describe of the instance showing the index taken makes it a conflict."""
+
+
 class DryRunPassed(Permanent):
     """A DryRun request that would have succeeded: the permission is there."""
 
@@ -126,6 +137,7 @@ _BY_CODE: Final[dict[str, type[EC2Error]]] = {
     "ExpiredToken": CredentialsRejected,
     "RequestExpired": CredentialsRejected,
     "DryRunOperation": DryRunPassed,
+    "IdempotentParameterMismatch": IdempotencyMismatch,
     "InternalError": Transient,
     "InternalFailure": Transient,
     "ServiceUnavailable": Transient,
@@ -133,10 +145,10 @@ _BY_CODE: Final[dict[str, type[EC2Error]]] = {
 }
 
 # Generic codes whose meaning depends on the action: on AttachNetworkInterface,
-# InvalidParameterValue is an occupied device index and InvalidParameterCombination
-# an AZ mismatch.
+# InvalidParameterValue is maybe an occupied device index (the executor describes
+# the instance to tell) and InvalidParameterCombination an AZ mismatch.
 _BY_ACTION_AND_CODE: Final[dict[tuple[str, str], type[EC2Error]]] = {
-    ("AttachNetworkInterface", "InvalidParameterValue"): IndexConflict,
+    ("AttachNetworkInterface", "InvalidParameterValue"): MaybeIndexConflict,
     ("AttachNetworkInterface", "InvalidParameterCombination"): AZMismatch,
 }
 
@@ -171,3 +183,27 @@ def classify(error: BaseException, *, action: str, idempotent: bool) -> EC2Error
         # no credentials, invalid parameters...: nothing a retry fixes
         return Permanent(action=action, code=type(error).__name__, message=str(error))
     return None
+
+
+# Condition reasons (Kubernetes' CamelCase) for the error classes that name a
+# cause an operator acts on; any other error's reason is its AWS code.
+_REASONS: Final[dict[type[EC2Error], str]] = {
+    Unauthorized: "Unauthorized",
+    CredentialsRejected: "CredentialsRejected",
+    IdempotencyMismatch: "IdempotencyMismatch",
+    Throttled: "Throttled",
+    CircuitOpen: "CircuitOpen",
+    OutcomeUnknown: "OutcomeUnknown",
+    LimitExceeded: "AttachmentLimitExceeded",
+    AZMismatch: "AZMismatch",
+}
+
+
+def reason_for(error: EC2Error) -> str:
+    """A condition reason for `error`: from its class, else from its AWS error code
+    (letters and digits only, as a condition reason must be)."""
+    for cls in type(error).__mro__:
+        if cls in _REASONS:
+            return _REASONS[cls]
+    reason = "".join(c for c in error.code if c.isascii() and c.isalnum())
+    return reason if reason[:1].isalpha() else f"EC2{reason}"

@@ -26,22 +26,26 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.kube.writes import EVENT_MESSAGE_LIMIT
 from eni_controller.metrics import Metrics
-from eni_controller.model import NodeENISpec
+from eni_controller.model import Attachment, NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import (
     Action,
     Attach,
     CreateAndAttach,
+    NodeProblem,
     ProblemReason,
     SetDeleteOnTermination,
     SetSecurityGroups,
     Slot,
 )
+from eni_controller.reconcile.retries import EffectAttempts, EffectKey, SlotBackoff, StepKey
+from eni_controller.reconcile.tokens import ClientTokens, SlotKey
 
 log = structlog.get_logger(__name__)
 
 MAX_INDEX_CONFLICTS = 3
+MAX_TOKENS_PER_CREATE = 3  # ClientTokens one create may go through (replays, mismatches)
 EVENT_LINGER_SECONDS = 0.5  # events of a rollout gathered into one Event per reason
 # Attach's own default for DeleteOnTermination; only a spec asking otherwise costs a call.
 ATTACH_DEFAULT_DELETE_ON_TERMINATION = False
@@ -49,16 +53,32 @@ ATTACH_DEFAULT_DELETE_ON_TERMINATION = False
 
 class Outcome(StrEnum):
     DONE = "done"
-    RETRY = "retry"  # transient: try again soon
-    BLOCKED = "blocked"  # permanent for this node until something changes
+    RETRY = "retry"  # failed: tried again after the slot's backoff
+    BLOCKED = "blocked"  # a limit or the AZ rule: tried again only after the backoff
+    HELD = "held"  # not tried: the slot's backoff has not run out
+    GIVEN_UP = "given-up"  # an attribute change that does not stick: left alone
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SlotResult:
     slot: Slot
     outcome: Outcome
-    problem: ProblemReason | None = None
+    reason: str = ""  # a condition reason when not DONE
     message: str = ""
+    retry_in: float | None = None  # seconds until the slot's step may be tried again
+    action: Action | None = None  # what was (or was not) done
+
+    @property
+    def problem(self) -> NodeProblem | None:
+        """What the NodeENI's conditions say about this slot (None: nothing)."""
+        if self.outcome is Outcome.DONE:
+            return None
+        return NodeProblem(
+            node=self.slot.node,
+            reason=self.reason,
+            message=self.message,
+            blocks_ready=self.outcome is not Outcome.GIVEN_UP,
+        )
 
 
 class Emit(Protocol):
@@ -80,6 +100,10 @@ class Job:
     instances: Mapping[str, Instance]
     cluster_name: str | None
     emit: Emit
+    generation: int = 0  # the NodeENI's: a new one (spec edited) forgets the slots' backoff
+    # instance type -> MaximumNetworkInterfaces: device indexes stay below it
+    # (a type not listed: no known limit, AWS still refuses a full instance)
+    max_enis: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 class Executor:
@@ -89,12 +113,30 @@ class Executor:
         allocator: DeviceIndexAllocator,
         *,
         metrics: Metrics,
+        backoff: SlotBackoff | None = None,
+        tokens: ClientTokens | None = None,
+        effects: EffectAttempts | None = None,
         concurrency: int = 16,
     ) -> None:
         self._ec2 = ec2
         self._allocator = allocator
         self._metrics = metrics
+        self._backoff = backoff or SlotBackoff()
+        self.tokens = tokens or ClientTokens()
+        self._effects = effects or EffectAttempts()
         self._concurrency = concurrency
+
+    def vanished(self, entry: Attachment) -> None:
+        """A status entry's ENI is gone from EC2: its ClientToken is spent and its
+        device index is free for the slot's next ENI."""
+        self.tokens.gone(entry.eni_id)
+        if entry.instance_id is not None and entry.device_index is not None:
+            self._allocator.release(entry.instance_id, entry.device_index, eni_id=entry.eni_id)
+
+    def forget(self, uid: str) -> None:
+        """The NodeENI `uid` is gone: its slots' backoff and attribute counts with it."""
+        self._backoff.forget(uid)
+        self._effects.forget(uid)
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
         # Events are sent beside the slots, not between their EC2 calls: each is an
@@ -123,6 +165,31 @@ class Executor:
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
         slot = action.slot
+        step = _step_key(job, action)
+        effect = _effect_key(job, action)
+        if effect is not None and self._effects.exhausted(effect):
+            return SlotResult(
+                slot=slot,
+                outcome=Outcome.GIVEN_UP,
+                action=action,
+                reason=ProblemReason.ATTRIBUTE_NOT_APPLIED,
+                message=(
+                    f"node {slot.node}: {effect.target} {effect.attribute} is not "
+                    f"{effect.wanted} after {self._effects.attempts(effect)} successful "
+                    "ModifyNetworkInterfaceAttribute calls; left alone until the "
+                    "attachment or the spec changes"
+                ),
+            )
+        standing = self._backoff.standing(step, generation=job.generation)
+        if standing is not None and not self._backoff.due(step, generation=job.generation):
+            return SlotResult(
+                slot=slot,
+                outcome=Outcome.HELD,
+                action=action,
+                reason=standing.reason,
+                message=standing.message,
+                retry_in=self._backoff.remaining(standing),
+            )
         # a worker runs one slot after another: these bindings are undone after the slot
         bound = _Bound(
             node=slot.node,
@@ -132,10 +199,14 @@ class Executor:
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
-                    case CreateAndAttach(replaces=replaces):
-                        await self._create_and_attach(job, slot, bound, replaces=replaces)
+                    case CreateAndAttach():
+                        await self._create_and_attach(job, slot, bound)
                     case Attach(eni_id=eni_id):
-                        await self._attach(job, slot, eni_id, adopted=True)
+                        try:
+                            await self._attach(job, slot, eni_id, adopted=True)
+                        except errors.ENINotFound:
+                            self.tokens.not_found(eni_id)
+                            raise
                     case SetDeleteOnTermination(
                         eni_id=eni_id, attachment_id=attachment_id, value=value
                     ):
@@ -146,89 +217,149 @@ class Executor:
                         await self._ec2.set_security_groups(
                             eni_id=eni_id, security_group_ids=group_ids
                         )
-            return SlotResult(slot=slot, outcome=Outcome.DONE)
-        except (errors.LimitExceeded, errors.AZMismatch) as err:
+            if effect is not None:
+                self._effects.sent(effect)
+            self._backoff.succeeded(step)
+            return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
+        except errors.EC2Error as err:
+            blocked = isinstance(err, errors.LimitExceeded | errors.AZMismatch)
+            if not blocked:
+                log.info(
+                    "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
+                )
+            failure = self._backoff.failed(
+                step,
+                generation=job.generation,
+                reason=errors.reason_for(err),
+                message=f"node {slot.node}, subnet {slot.subnet.subnet_id}: {err}",
+            )
             return SlotResult(
                 slot=slot,
-                outcome=Outcome.BLOCKED,
-                problem=_BLOCKING[type(err)],
-                message=f"node {slot.node}: {err.code}",
+                outcome=Outcome.BLOCKED if blocked else Outcome.RETRY,
+                action=action,
+                reason=failure.reason,
+                message=failure.message,
+                retry_in=self._backoff.remaining(failure),
             )
-        except errors.EC2Error as err:
-            log.info(
-                "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
-            )
-            return SlotResult(slot=slot, outcome=Outcome.RETRY, message=str(err))
         finally:
             bound.reset()
 
-    async def _create_and_attach(
-        self, job: Job, slot: Slot, bound: _Bound, *, replaces: str | None
-    ) -> None:
-        try:
-            eni = await self._ec2.create_network_interface(
-                subnet_id=slot.subnet.subnet_id,
-                security_group_ids=job.security_group_ids,
-                description=job.spec.eni_description(slot.node),
-                tags=tags.eni_tags(
-                    nodeeni=job.nodeeni,
-                    uid=job.uid,
-                    node=slot.node,
-                    instance_id=slot.instance_id,
+    async def _create_and_attach(self, job: Job, slot: Slot, bound: _Bound) -> None:
+        key = SlotKey(
+            uid=job.uid,
+            node=slot.node,
+            instance_id=slot.instance_id,
+            subnet_id=slot.subnet.subnet_id,
+        )
+        for _ in range(MAX_TOKENS_PER_CREATE):
+            token = self.tokens.token(key)
+            try:
+                eni = await self._ec2.create_network_interface(
                     subnet_id=slot.subnet.subnet_id,
-                    cluster_name=job.cluster_name,
-                ),
-                client_token=tags.client_token(
-                    uid=job.uid,
-                    node=slot.node,
-                    instance_id=slot.instance_id,
-                    subnet_id=slot.subnet.subnet_id,
-                    replaces=replaces,
-                ),
+                    security_group_ids=job.security_group_ids,
+                    description=job.spec.eni_description(slot.node),
+                    tags=tags.eni_tags(
+                        nodeeni=job.nodeeni,
+                        uid=job.uid,
+                        node=slot.node,
+                        instance_id=slot.instance_id,
+                        subnet_id=slot.subnet.subnet_id,
+                        cluster_name=job.cluster_name,
+                    ),
+                    client_token=token,
+                )
+            except errors.IdempotencyMismatch:
+                self.tokens.mismatched(key, token=token)  # spent: the next token at once
+                continue
+            except errors.EC2Error as err:
+                if not isinstance(err, errors.Throttled | errors.CircuitOpen):
+                    await job.emit("Warning", "ENICreationFailed", f"node {slot.node}: {err}")
+                raise
+            if self.tokens.created(key, token=token, eni_id=eni.eni_id):
+                break
+            log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
+        else:
+            raise errors.EC2Error(
+                action="CreateNetworkInterface",
+                code="ClientTokenSpent",
+                message=f"{MAX_TOKENS_PER_CREATE} ClientTokens in a row answered unusably",
             )
-        except errors.EC2Error as err:
-            if not isinstance(err, errors.Throttled | errors.CircuitOpen):
-                await job.emit("Warning", "ENICreationFailed", f"node {slot.node}: {err}")
-            raise
         bound.bind(eni_id=eni.eni_id)
         if _already_attached(eni, slot.instance_id):
             return  # the ClientToken returned an ENI a crashed earlier run attached
         await job.emit("Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
-        await self._attach(job, slot, eni.eni_id, adopted=False)
+        try:
+            await self._attach(job, slot, eni.eni_id, adopted=False)
+        except errors.ENINotFound:
+            # brand new (eventual consistency), or a token's ENI deleted before a restart
+            self.tokens.not_found(eni.eni_id)
+            raise
+        self.tokens.found(eni.eni_id)
 
     async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
         instance = job.instances[slot.instance_id]
+        limit = job.max_enis.get(instance.instance_type)
         async with self._allocator.hold(
             slot.instance_id, occupied=instance.occupied_device_indexes
         ) as indexes:
             for _ in range(MAX_INDEX_CONFLICTS):
-                index = indexes.pick(slot.device_index)
+                index = indexes.pick(
+                    slot.device_index, eni_id=eni_id, floor=job.spec.device_index, limit=limit
+                )
+                if index is None:  # only with a known limit: blocked, never below the floor
+                    full = errors.LimitExceeded(
+                        action="AttachNetworkInterface",
+                        code="NoFreeDeviceIndex",
+                        message=(
+                            f"no free device index on {slot.instance_id} from the spec's "
+                            f"deviceIndex {job.spec.device_index} up to {instance.instance_type}'s"
+                            f" limit of {limit} network interfaces"
+                        ),
+                    )
+                    await job.emit(
+                        "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {full}"
+                    )
+                    raise full
                 try:
                     attachment_id = await self._ec2.attach_network_interface(
                         eni_id=eni_id, instance_id=slot.instance_id, device_index=index
                     )
-                except errors.IndexConflict:
-                    indexes.taken.add(index)  # someone outside the controller holds it
-                    continue
+                except errors.OutcomeUnknown:
+                    indexes.take(index, eni_id=eni_id)  # it may be attached there
+                    raise
                 except errors.EC2Error as err:
+                    if isinstance(err, errors.MaybeIndexConflict):
+                        # a conflict only if the instance shows the index taken now
+                        found = await self._ec2.describe_instances([slot.instance_id])
+                        fresh = found.get(slot.instance_id)
+                        if fresh is not None and index in fresh.occupied_device_indexes:
+                            indexes.occupied.update(fresh.occupied_device_indexes)
+                            continue  # held outside the controller: the next index up
                     if isinstance(err, errors.LimitExceeded | errors.AZMismatch | errors.Permanent):
                         await job.emit(
                             "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {err}"
                         )
                     raise
-                indexes.taken.add(index)
+                indexes.take(index, eni_id=eni_id)
                 break
             else:
                 raise errors.IndexConflict(
                     action="AttachNetworkInterface",
                     code="IndexConflict",
-                    message=f"{MAX_INDEX_CONFLICTS} indexes taken on {slot.instance_id}",
+                    message=(
+                        f"{MAX_INDEX_CONFLICTS} device indexes in a row from "
+                        f"{slot.device_index} up were taken on {slot.instance_id}"
+                    ),
                 )
         if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
             await self._ec2.set_delete_on_termination(
                 eni_id=eni_id,
                 attachment_id=attachment_id,
                 delete_on_termination=job.spec.delete_on_termination,
+            )
+            # the first of the bounded sends of this change (see retries.EffectAttempts)
+            self._effects.sent(
+                _delete_on_termination(job, attachment_id, job.spec.delete_on_termination)
             )
         reason, verb = (
             ("ENIAdopted", "adopted and attached") if adopted else ("ENIAttached", "attached")
@@ -238,10 +369,37 @@ class Executor:
         )
 
 
-_BLOCKING: dict[type[errors.EC2Error], ProblemReason] = {
-    errors.LimitExceeded: ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
-    errors.AZMismatch: ProblemReason.AZ_MISMATCH,
-}
+def _step_key(job: Job, action: Action) -> StepKey:
+    return StepKey(
+        uid=job.uid,
+        node=action.slot.node,
+        instance_id=action.slot.instance_id,
+        subnet_id=action.slot.subnet.subnet_id,
+        kind=_OPERATIONS[type(action)],
+    )
+
+
+def _delete_on_termination(job: Job, attachment_id: str, value: bool) -> EffectKey:
+    return EffectKey(
+        uid=job.uid, target=attachment_id, attribute="DeleteOnTermination", wanted=value
+    )
+
+
+def _effect_key(job: Job, action: Action) -> EffectKey | None:
+    """The attribute change `action` makes, whose sends are counted (None: no such change)."""
+    match action:
+        case SetDeleteOnTermination(attachment_id=attachment_id, value=value):
+            return _delete_on_termination(job, attachment_id, value)
+        case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
+            return EffectKey(
+                uid=job.uid,
+                target=eni_id,
+                attribute="SecurityGroups",
+                wanted=",".join(sorted(group_ids)),
+            )
+    return None
+
+
 _WITH_ENI = (Attach, SetDeleteOnTermination, SetSecurityGroups)
 _OPERATIONS: dict[type[Action], str] = {
     CreateAndAttach: "create_and_attach",

@@ -29,6 +29,7 @@ class ProblemReason(StrEnum):
     AZ_MISMATCH = "AZMismatch"
     ATTACHMENT_LIMIT_EXCEEDED = "AttachmentLimitExceeded"
     INSTANCE_NOT_FOUND = "InstanceNotFound"
+    ATTRIBUTE_NOT_APPLIED = "AttributeNotApplied"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,7 +43,6 @@ class Slot:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CreateAndAttach:
     slot: Slot
-    replaces: str | None = None  # the slot's ENI in status that EC2 no longer has
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,8 +75,10 @@ Action = CreateAndAttach | Attach | SetDeleteOnTermination | SetSecurityGroups
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NodeProblem:
     node: str
-    reason: ProblemReason
+    reason: str  # a ProblemReason, or one derived from an AWS error code
     message: str
+    # False: the ENIs work, something about them does not (Degraded, still Ready)
+    blocks_ready: bool = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +103,7 @@ class Plan:
     problems: tuple[NodeProblem, ...]
     desired: int  # slots wanted on matching nodes that can have them
     stale: tuple[NetworkInterface, ...] = ()  # ours, no longer wanted: for the cleanup pool
+    vanished: tuple[Attachment, ...] = ()  # status entries whose ENI EC2 no longer has
 
     @property
     def converged(self) -> bool:
@@ -125,7 +128,6 @@ def plan(data: PlanInput) -> Plan:
     by_slot: dict[tuple[str, str, str], list[NetworkInterface]] = {}
     for eni in data.enis:
         by_slot.setdefault(_eni_key(eni), []).append(eni)
-    vanished = _vanished_by_slot(data)
     used: set[str] = set()
     wanted: set[tuple[str, str, str]] = set()
     for node in sorted(data.nodes, key=lambda n: n.name):
@@ -188,9 +190,10 @@ def plan(data: PlanInput) -> Plan:
             actions.append(
                 Attach(slot=slot, eni_id=available.eni_id)
                 if available is not None
-                else CreateAndAttach(slot=slot, replaces=vanished.get(_slot_key(slot)))
+                else CreateAndAttach(slot=slot)
             )
     filled = {_eni_key(e) for e in data.enis if e.eni_id in used}
+    existing = {e.eni_id for e in data.enis}
     known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
     return Plan(
         actions=tuple(actions),
@@ -202,6 +205,7 @@ def plan(data: PlanInput) -> Plan:
             for e in data.enis
             if e.eni_id not in used and _stale(e, data, known, wanted=wanted, filled=filled)
         ),
+        vanished=tuple(a for a in data.previous if a.eni_id not in existing),
     )
 
 
@@ -238,16 +242,6 @@ def settled_nodes(
         if keys and all(k in attached for k in keys):
             settled.add(node.name)
     return settled
-
-
-def _vanished_by_slot(data: PlanInput) -> dict[tuple[str, str | None, str | None], str]:
-    """Per slot, the first ENI status lists for it that EC2 no longer has."""
-    existing = {e.eni_id for e in data.enis}
-    vanished: dict[tuple[str, str | None, str | None], str] = {}
-    for a in data.previous:
-        if a.eni_id not in existing:
-            vanished.setdefault((a.node_id, a.instance_id, a.subnet_id), a.eni_id)
-    return vanished
 
 
 def moved_by_someone_else(eni: NetworkInterface) -> bool:

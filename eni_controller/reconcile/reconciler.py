@@ -32,10 +32,11 @@ from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import ANY_AGE, InstanceFacts, ManagedENIs
-from eni_controller.reconcile.executor import Executor, Job, Outcome
+from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
-    NodeProblem,
+    Attach,
+    Plan,
     PlanInput,
     moved_by_someone_else,
     plan,
@@ -56,6 +57,8 @@ NODE_LABELS_INDEX = "labels"
 PROGRESS_REQUEUE_SECONDS = 2.0  # attaching, or a slot to retry soon
 LOOKUP_REQUEUE_SECONDS = 60.0  # a subnet or group that may be created later
 CLEANUP_REQUEUE_SECONDS = 5.0  # the pool also requeues as each ENI goes
+# slot outcomes after which EC2 may show something new
+_CALLED_EC2 = (Outcome.DONE, Outcome.RETRY, Outcome.BLOCKED)
 
 
 class Store(Protocol):
@@ -198,8 +201,8 @@ class Reconciler:
             known_nodes=self._nodes_named(enis),
         )
         first = plan(data)
-        outcomes: list[NodeProblem] = []
-        retry = False
+        self._settle_ownership(first)
+        results: list[SlotResult] = []
         if first.actions:
             job = Job(
                 nodeeni=nodeeni.name,
@@ -211,21 +214,25 @@ class Reconciler:
                 emit=lambda type_, reason, message, count=1: self._events.record(
                     nodeeni, type_=type_, reason=reason, message=message, count=count
                 ),
+                generation=nodeeni.generation,
+                max_enis=max_enis,
             )
-            for result in await self._executor.run(job, first.actions):
-                retry |= result.outcome is Outcome.RETRY
-                if result.problem is not None:
-                    outcomes.append(
-                        NodeProblem(
-                            node=result.slot.node, reason=result.problem, message=result.message
-                        )
-                    )
+            results = await self._executor.run(job, first.actions)
+        final = first
+        if any(r.outcome in _CALLED_EC2 for r in results):
             # what EC2 says now, after acting
             data = dataclasses.replace(data, enis=await self._enis.of(nodeeni.uid, since=None))
-        final = plan(data) if first.actions else first
+            final = plan(data)
+            self._settle_ownership(final)
+        outcomes = [p for r in results if (p := r.problem) is not None]
+        given_up = {r.action for r in results if r.outcome is Outcome.GIVEN_UP}
         if outcomes:
-            problems = tuple(dict.fromkeys([*final.problems, *outcomes]))
-            final = dataclasses.replace(final, problems=problems)
+            # an attribute change left alone is reported, and no longer pending
+            final = dataclasses.replace(
+                final,
+                problems=tuple(dict.fromkeys([*final.problems, *outcomes])),
+                actions=tuple(a for a in final.actions if a not in given_up),
+            )
         for eni in final.stale:
             self._submit(eni, nodeeni.name)
         await self._write(
@@ -234,9 +241,27 @@ class Reconciler:
             attachments=final.attachments,
             desired=final.desired,
         )
-        if retry or (not final.converged and not final.problems):
-            return Result(requeue_after=PROGRESS_REQUEUE_SECONDS)
-        return DONE
+        # failed or held steps come back when their backoff runs out; done ones are
+        # checked again soon, as are attachments still settling in EC2
+        waits = [r.retry_in for r in results if r.retry_in is not None]
+        unfinished = {r.action for r in results if r.outcome is not Outcome.DONE}
+        settling = any(a.status is not AttachmentState.ATTACHED for a in final.attachments)
+        if settling or any(a not in unfinished for a in final.actions):
+            waits.append(PROGRESS_REQUEUE_SECONDS)
+        return Result(requeue_after=min(waits)) if waits else DONE
+
+    def _settle_ownership(self, planned: Plan) -> None:
+        """Before acting on a plan: an ENI gone from EC2 gives up its ClientToken and
+        device index (deleted by hand: its replacement takes both), and an ENI the
+        plan keeps or adopts is wanted again (a label flipped back during its
+        detach): its cleanup is called off."""
+        for entry in planned.vanished:
+            self._executor.vanished(entry)
+        wanted = [a.eni_id for a in planned.attachments]
+        wanted += [a.eni_id for a in planned.actions if isinstance(a, Attach)]
+        for eni_id in wanted:
+            if self._cleanup.pending(eni_id) and self._cleanup.cancel(eni_id):
+                log.info("cleanup called off: the ENI is wanted again", eni_id=eni_id)
 
     async def _delete(self, nodeeni: model.NodeENI, *, since: float | None) -> Result:
         """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
@@ -290,6 +315,7 @@ class Reconciler:
             [f for f in nodeeni.finalizers if f != model.FINALIZER],
             resource_version=nodeeni.resource_version,
         )
+        self._executor.forget(nodeeni.uid)
         return DONE
 
     def _queued_uids(self) -> list[str]:

@@ -37,12 +37,15 @@ class Reason(StrEnum):
 def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
     attached = sum(a.status is AttachmentState.ATTACHED for a in plan.attachments)
     summary = f"{attached} of {plan.desired} ENIs attached"
-    if plan.problems:
-        reason = plan.problems[0].reason.value
-        listed = "; ".join(p.message for p in plan.problems[:_MAX_LISTED_PROBLEMS])
-        more = len(plan.problems) - _MAX_LISTED_PROBLEMS
+    # the problems that keep ENIs from nodes first: they name the reason
+    problems = sorted(plan.problems, key=lambda p: not p.blocks_ready)
+    message = summary
+    if problems:
+        listed = "; ".join(p.message for p in problems[:_MAX_LISTED_PROBLEMS])
+        more = len(problems) - _MAX_LISTED_PROBLEMS
         message = f"{summary}; {listed}" + (f" (+{more} more)" if more > 0 else "")
-        return failure_conditions(reason=reason, message=message, generation=generation)
+    if problems and problems[0].blocks_ready:
+        return failure_conditions(reason=problems[0].reason, message=message, generation=generation)
     ready = plan.converged
     return [
         Condition(
@@ -54,8 +57,9 @@ def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
         ),
         Condition(
             type=DEGRADED,
-            status=ConditionStatus.FALSE,
-            reason=Reason.AS_EXPECTED,
+            status=ConditionStatus.TRUE if problems else ConditionStatus.FALSE,
+            reason=problems[0].reason if problems else Reason.AS_EXPECTED,
+            message=message if problems else None,
             observed_generation=generation,
         ),
     ]

@@ -52,18 +52,15 @@ def eni_tags(
     return tags
 
 
-def client_token(
-    *, uid: str, node: str, instance_id: str, subnet_id: str, replaces: str | None = None
-) -> str:
-    """Idempotency token for CreateNetworkInterface (AWS allows 64 ASCII characters).
+def client_token(*, uid: str, node: str, instance_id: str, subnet_id: str) -> str:
+    """The first idempotency token of a slot's CreateNetworkInterface (AWS allows
+    64 ASCII characters; this is 64 hex). reconcile/tokens.py moves a slot on to
+    the next token once this one's ENI is gone.
 
     The instance is part of it: a node name reused by a new instance must get a
     new ENI, not the old instance's one back from AWS's idempotency window.
-    So is the ENI being replaced, if the slot had one that is gone (deleted by
-    hand): the old token would hand back the deleted ENI's id.
     """
-    key = "/".join((uid, node, instance_id, subnet_id, *([replaces] if replaces else [])))
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256("/".join((uid, node, instance_id, subnet_id)).encode()).hexdigest()
 
 
 def owning_cluster(eni: NetworkInterface) -> str | None:

@@ -20,10 +20,10 @@ from eni_controller.aws.errors import (
     EC2Error,
     ENINotFound,
     IncorrectState,
-    IndexConflict,
     InstanceNotFound,
     InUse,
     LimitExceeded,
+    MaybeIndexConflict,
     NotFound,
     OutcomeUnknown,
     Permanent,
@@ -65,6 +65,7 @@ EXPECTED_BY_CODE: list[tuple[str, type[EC2Error]]] = [
     ("ExpiredToken", CredentialsRejected),
     ("RequestExpired", CredentialsRejected),
     ("DryRunOperation", DryRunPassed),
+    ("IdempotentParameterMismatch", errors.IdempotencyMismatch),
     ("InternalError", Transient),
     ("InternalFailure", Transient),
     ("ServiceUnavailable", Transient),
@@ -124,7 +125,7 @@ def test_not_found_classes_share_a_base() -> None:
 
 @pytest.mark.parametrize(
     ("code", "cls"),
-    [("InvalidParameterValue", IndexConflict), ("InvalidParameterCombination", AZMismatch)],
+    [("InvalidParameterValue", MaybeIndexConflict), ("InvalidParameterCombination", AZMismatch)],
 )
 def test_action_dependent_codes_on_attach(code: str, cls: type[EC2Error]) -> None:
     error = classify_client_error(client_error(code), action="AttachNetworkInterface")
@@ -257,3 +258,35 @@ def test_missing_error_details_default_to_unknown_permanent() -> None:
     assert type(error) is Permanent
     assert error.code == "Unknown"
     assert error.message == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            errors.Unauthorized(action="CreateNetworkInterface", code="UnauthorizedOperation"),
+            "Unauthorized",
+        ),
+        (
+            errors.IdempotencyMismatch(
+                action="CreateNetworkInterface", code="IdempotentParameterMismatch"
+            ),
+            "IdempotencyMismatch",
+        ),
+        (
+            errors.Permanent(action="AttachNetworkInterface", code="InvalidParameterValue"),
+            "InvalidParameterValue",
+        ),
+        (
+            errors.ENINotFound(
+                action="AttachNetworkInterface", code="InvalidNetworkInterfaceID.NotFound"
+            ),
+            "InvalidNetworkInterfaceIDNotFound",
+        ),
+        (errors.Transient(action="AttachNetworkInterface", code="500"), "EC2500"),
+    ],
+)
+def test_a_condition_reason_comes_from_the_error_class_else_its_code(
+    error: EC2Error, reason: str
+) -> None:
+    assert errors.reason_for(error) == reason

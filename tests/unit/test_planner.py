@@ -900,8 +900,8 @@ def test_security_group_drift_on_an_attached_eni_is_acted_on() -> None:
     assert [getattr(a, "eni_id", None) for a in result.actions] == ["eni-0001"]
 
 
-def test_a_slot_whose_eni_vanished_gets_a_fresh_client_token() -> None:
-    # deleted by hand: the old ClientToken would hand the deleted ENI back
+def test_a_slot_whose_eni_vanished_is_created_again_and_the_eni_named_vanished() -> None:
+    # deleted by hand: the reconciler tells the ClientToken chain it is gone
     gone = eni("eni-0009", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
     result = plan(
         plan_input(
@@ -910,10 +910,9 @@ def test_a_slot_whose_eni_vanished_gets_a_fresh_client_token() -> None:
             previous=[status_of(gone, "n1", SA1)],
         )
     )
-    assert result.actions == (
-        CreateAndAttach(slot=slot("n1", "i-01", SA1, 1), replaces="eni-0009"),
-    )
+    assert result.actions == (CreateAndAttach(slot=slot("n1", "i-01", SA1, 1)),)
     assert result.attachments == ()
+    assert [a.eni_id for a in result.vanished] == ["eni-0009"]
 
 
 def test_a_plan_is_linear_in_slots_and_enis(monkeypatch: pytest.MonkeyPatch) -> None:

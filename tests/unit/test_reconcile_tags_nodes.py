@@ -270,11 +270,3 @@ def test_from_api_labels_are_a_read_only_copy() -> None:
     assert view.labels["ng"] == "multus"
     with pytest.raises(TypeError):
         view.labels["ng"] = "x"  # type: ignore[index]
-
-
-def test_client_token_changes_when_it_replaces_a_vanished_eni() -> None:
-    slot = {"uid": "u", "node": "n", "instance_id": "i-01", "subnet_id": "subnet-01"}
-    first = client_token(**slot)
-    assert client_token(**slot, replaces=None) == first
-    assert client_token(**slot, replaces="eni-1") != first
-    assert client_token(**slot, replaces="eni-1") != client_token(**slot, replaces="eni-2")

@@ -1,0 +1,153 @@
+"""Per-slot memory of what failed, so that nothing repeats on a fixed cadence forever.
+
+The EC2 request budget is per account and region, shared with the VPC CNI,
+Karpenter and everyone else; a controller that retries a denied create every
+two seconds on 200 nodes spends most of it on calls that cannot succeed.
+
+- `SlotBackoff`: a failed step of one slot (create, attach, or an attribute
+  change) is not tried again before ``base * 2**(failures - 1)`` seconds, capped.
+  Success forgets the failures; a new generation of the NodeENI (its spec was
+  edited) starts afresh. Nothing else bypasses it: a resync's reconcile skips a
+  slot whose time has not come, and the standing failure stays on the
+  NodeENI's conditions until the slot succeeds.
+- `EffectAttempts`: a ModifyNetworkInterfaceAttribute that succeeded but whose
+  effect does not show (plain moto ignores DeleteOnTermination changes) is
+  sent at most MAX_EFFECT_ATTEMPTS times per (attachment, attribute, wanted
+  value), then reported and left alone until one of those three changes.
+
+Both forget a NodeENI's entries when it is gone (`forget`) and keep at most
+MAX_KEPT entries (oldest dropped first): what is forgotten costs one more try.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, MutableMapping
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+BACKOFF_BASE_SECONDS: Final = 2.0  # ERROR_BACKOFF_BASE's default
+BACKOFF_MAX_SECONDS: Final = 300.0  # ERROR_BACKOFF_MAX's default: "a few minutes"
+MAX_EFFECT_ATTEMPTS: Final = 3
+MAX_KEPT: Final = 50_000
+# 2**40 * any base is past any sane cap; bounding the exponent avoids overflow
+_MAX_EXPONENT: Final = 40
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Failure:
+    """The standing failure of one slot's step."""
+
+    reason: str  # a condition reason, from the AWS error code
+    message: str
+    attempts: int
+    retry_at: float  # the clock's time before which the step is not tried again
+    generation: int  # the NodeENI generation it failed under
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepKey:
+    """One step of one slot: `uid` is the NodeENI's, `kind` the action's."""
+
+    uid: str
+    node: str
+    instance_id: str
+    subnet_id: str
+    kind: str
+
+
+class SlotBackoff:
+    def __init__(
+        self,
+        *,
+        base: float = BACKOFF_BASE_SECONDS,
+        cap: float = BACKOFF_MAX_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < base <= cap:
+            raise ValueError("need 0 < base <= cap")
+        self._base = base
+        self._cap = cap
+        self._clock = clock
+        self._failures: dict[StepKey, Failure] = {}
+
+    def standing(self, key: StepKey, *, generation: int) -> Failure | None:
+        """The failure this step stands under, if any (one from an older
+        generation of the NodeENI is dropped: the spec changed)."""
+        failure = self._failures.get(key)
+        if failure is not None and failure.generation != generation:
+            del self._failures[key]
+            return None
+        return failure
+
+    def due(self, key: StepKey, *, generation: int) -> bool:
+        """Whether the step may be tried now."""
+        failure = self.standing(key, generation=generation)
+        return failure is None or failure.retry_at <= self._clock()
+
+    def failed(self, key: StepKey, *, generation: int, reason: str, message: str) -> Failure:
+        before = self.standing(key, generation=generation)
+        attempts = 1 if before is None else before.attempts + 1
+        delay = min(self._cap, self._base * 2 ** min(attempts - 1, _MAX_EXPONENT))
+        failure = Failure(
+            reason=reason,
+            message=message,
+            attempts=attempts,
+            retry_at=self._clock() + delay,
+            generation=generation,
+        )
+        keep_newest(self._failures, key, failure)
+        return failure
+
+    def remaining(self, failure: Failure) -> float:
+        """Seconds until `failure`'s step may be tried again (0: now)."""
+        return max(0.0, failure.retry_at - self._clock())
+
+    def succeeded(self, key: StepKey) -> None:
+        self._failures.pop(key, None)
+
+    def forget(self, uid: str) -> None:
+        """The NodeENI `uid` is gone: its steps' failures with it."""
+        self._failures = {k: f for k, f in self._failures.items() if k.uid != uid}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EffectKey:
+    """One attribute change on one attachment, towards one value."""
+
+    uid: str
+    target: str  # the attachment id (DeleteOnTermination) or ENI id (security groups)
+    attribute: str
+    wanted: Hashable
+
+
+class EffectAttempts:
+    def __init__(self, *, limit: int = MAX_EFFECT_ATTEMPTS) -> None:
+        self._limit = limit
+        self._sent: dict[EffectKey, int] = {}
+
+    def sent(self, key: EffectKey) -> None:
+        """The change was sent and EC2 answered success."""
+        keep_newest(self._sent, key, self._sent.get(key, 0) + 1)
+
+    def exhausted(self, key: EffectKey) -> bool:
+        """The change was sent `limit` times and still does not show: leave it alone."""
+        return self._sent.get(key, 0) >= self._limit
+
+    def attempts(self, key: EffectKey) -> int:
+        return self._sent.get(key, 0)
+
+    def forget(self, uid: str) -> None:
+        self._sent = {k: n for k, n in self._sent.items() if k.uid != uid}
+
+
+def keep_newest(kept: MutableMapping[K, V], key: K, value: V) -> V:
+    """Store `value` under `key` as the newest entry, dropping the oldest past MAX_KEPT."""
+    kept.pop(key, None)
+    kept[key] = value
+    if len(kept) > MAX_KEPT:
+        del kept[next(iter(kept))]
+    return value

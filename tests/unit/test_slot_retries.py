@@ -1,0 +1,361 @@
+"""Unit tests: ClientToken chains, per-slot backoff and bounded attribute changes,
+alone and through the executor over an in-memory EC2 that keeps ClientTokens
+as EC2 does (a token answers with its first ENI even after that ENI is deleted)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from bench.pipeline import AZ, unpaced_client
+from eni_controller.aws.resources import Subnet
+from eni_controller.metrics import Metrics
+from eni_controller.model import Attachment, NodeENISpec
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
+from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.planner import (
+    Action,
+    CreateAndAttach,
+    ProblemReason,
+    SetDeleteOnTermination,
+    Slot,
+)
+from eni_controller.reconcile.retries import (
+    MAX_EFFECT_ATTEMPTS,
+    EffectAttempts,
+    EffectKey,
+    SlotBackoff,
+    StepKey,
+)
+from eni_controller.reconcile.tokens import (
+    MISMATCH,
+    NOT_FOUND_GRACE_SECONDS,
+    ClientTokens,
+    SlotKey,
+    first_token,
+    next_token,
+)
+from tests.harness.clock import ManualClock
+from tests.harness.jobs import memory_job
+from tests.harness.memory_ec2 import RulesMemoryEC2
+
+KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
+STEP = StepKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1", kind="create")
+INSTANCES = [f"i-{n:017x}" for n in range(4)]
+SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+
+
+# --- ClientTokens ----------------------------------------------------------------------
+
+
+def test_the_first_token_is_the_slots_and_a_chain_is_the_same_in_every_process() -> None:
+    assert (
+        ClientTokens().token(KEY)
+        == first_token(KEY)
+        == tags.client_token(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
+    )
+    # a restarted controller walks the same tokens: a lost response returns its ENI
+    one, other = ClientTokens(), ClientTokens()
+    for tokens in (one, other):
+        tokens.created(KEY, token=tokens.token(KEY), eni_id="eni-a")
+        tokens.gone("eni-a")
+    assert one.token(KEY) == other.token(KEY) == next_token(first_token(KEY), left_because="eni-a")
+    assert len(one.token(KEY)) == 64
+
+
+def test_a_token_whose_eni_is_gone_is_never_sent_again() -> None:
+    tokens = ClientTokens()
+    first = tokens.token(KEY)
+    assert tokens.created(KEY, token=first, eni_id="eni-a") is True
+    assert tokens.token(KEY) == first  # its ENI is alive: the same token (idempotent)
+    tokens.gone("eni-a")  # the cleanup pool deleted it
+    second = tokens.token(KEY)
+    assert second != first
+    assert tokens.created(KEY, token=second, eni_id="eni-b") is True
+    tokens.gone("eni-b")
+    assert tokens.token(KEY) not in (first, second)
+
+
+def test_a_replayed_token_answering_a_gone_eni_is_refused() -> None:
+    tokens = ClientTokens()  # a fresh process: the chain is not known, the tombstone is
+    tokens.gone("eni-a")
+    first = tokens.token(KEY)
+    assert tokens.created(KEY, token=first, eni_id="eni-a") is False
+    assert tokens.token(KEY) == next_token(first, left_because="eni-a")
+
+
+def test_not_found_means_gone_only_after_the_grace() -> None:
+    clock = ManualClock()
+    tokens = ClientTokens(clock=clock)
+    first = tokens.token(KEY)
+    tokens.created(KEY, token=first, eni_id="eni-a")
+    tokens.not_found("eni-a")  # brand new: EC2 is eventually consistent
+    clock.advance(NOT_FOUND_GRACE_SECONDS - 1)
+    tokens.not_found("eni-a")  # a later NotFound does not restart the grace
+    assert tokens.token(KEY) == first
+    clock.advance(1)
+    assert tokens.is_gone("eni-a")
+    assert tokens.token(KEY) != first
+
+
+def test_an_eni_found_after_a_not_found_is_not_gone() -> None:
+    clock = ManualClock()
+    tokens = ClientTokens(clock=clock)
+    tokens.not_found("eni-a")
+    tokens.found("eni-a")
+    clock.advance(NOT_FOUND_GRACE_SECONDS * 2)
+    assert not tokens.is_gone("eni-a")
+
+
+def test_a_mismatched_token_is_spent() -> None:
+    tokens = ClientTokens()
+    first = tokens.token(KEY)
+    tokens.mismatched(KEY, token=first)
+    assert tokens.token(KEY) == next_token(first, left_because=MISMATCH)
+
+
+# --- SlotBackoff and EffectAttempts -----------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_cap_and_success_forgets() -> None:
+    clock = ManualClock()
+    backoff = SlotBackoff(base=2.0, cap=10.0, clock=clock)
+    delays = []
+    for _ in range(5):
+        failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
+        delays.append(backoff.remaining(failure))
+    assert delays == [2.0, 4.0, 8.0, 10.0, 10.0]
+    assert not backoff.due(STEP, generation=1)
+    clock.advance(10.0)
+    assert backoff.due(STEP, generation=1)
+    assert backoff.standing(STEP, generation=1) is not None  # still reported
+    backoff.succeeded(STEP)
+    assert backoff.standing(STEP, generation=1) is None
+
+
+def test_an_edited_spec_starts_the_backoff_afresh() -> None:
+    backoff = SlotBackoff(base=2.0, cap=300.0, clock=ManualClock())
+    for _ in range(4):
+        backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
+    assert not backoff.due(STEP, generation=1)
+    assert backoff.due(STEP, generation=2)
+    assert backoff.failed(STEP, generation=2, reason="Unauthorized", message="m").attempts == 1
+
+
+def test_a_forgotten_nodeeni_leaves_no_failures_or_counts() -> None:
+    backoff = SlotBackoff(clock=ManualClock())
+    effects = EffectAttempts()
+    effect = EffectKey(uid="uid-1", target="att-1", attribute="DeleteOnTermination", wanted=True)
+    backoff.failed(STEP, generation=1, reason="r", message="m")
+    for _ in range(MAX_EFFECT_ATTEMPTS):
+        effects.sent(effect)
+    assert effects.exhausted(effect)
+    backoff.forget("uid-1")
+    effects.forget("uid-1")
+    assert backoff.standing(STEP, generation=1) is None
+    assert not effects.exhausted(effect)
+
+
+# --- through the executor ---------------------------------------------------------------
+
+
+class Rig:
+    """One executor over an in-memory EC2, with a hand-driven clock."""
+
+    def __init__(self) -> None:
+        self.clock = ManualClock()
+        self.raw = RulesMemoryEC2(INSTANCES)
+        self.metrics = Metrics()
+        self.tokens = ClientTokens(clock=self.clock)
+        self.executor = self.new_executor(self.tokens)
+
+    def new_executor(self, tokens: ClientTokens) -> Executor:
+        """An executor as a restarted controller has it, over the same EC2."""
+        self.allocator = DeviceIndexAllocator(clock=self.clock)
+        return Executor(
+            unpaced_client(self.raw, metrics=self.metrics),
+            self.allocator,
+            metrics=self.metrics,
+            backoff=SlotBackoff(base=2.0, cap=300.0, clock=self.clock),
+            tokens=tokens,
+        )
+
+    def job(self, *, generation: int = 1) -> Job:
+        async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
+            return None
+
+        job = memory_job(nodeeni="multus", instances=INSTANCES, emit=emit)
+        return Job(
+            nodeeni=job.nodeeni,
+            uid=job.uid,
+            spec=NodeENISpec(
+                node_selector=MappingProxyType({}),
+                subnet_ids=("subnet-1",),
+                delete_on_termination=True,
+            ),
+            security_group_ids=job.security_group_ids,
+            instances=job.instances,
+            cluster_name=None,
+            emit=emit,
+            generation=generation,
+        )
+
+    async def run(self, action: Action, *, generation: int = 1) -> SlotResult:
+        (result,) = await self.executor.run(self.job(generation=generation), [action])
+        return result
+
+    def calls(self, action: str) -> int:
+        return self.raw.calls.get(action, 0)
+
+
+def _create(instance: str = INSTANCES[0]) -> CreateAndAttach:
+    return CreateAndAttach(
+        slot=Slot(node="n1", instance_id=instance, subnet=SUBNET, device_index=1)
+    )
+
+
+async def _delete(rig: Rig, eni_id: str) -> None:
+    await rig.raw.delete_network_interface(NetworkInterfaceId=eni_id)
+
+
+async def test_a_slot_created_again_after_its_eni_was_deleted_gets_a_new_eni_in_one_create() -> (
+    None
+):
+    rig = Rig()
+    assert (await rig.run(_create())).outcome is Outcome.DONE
+    (first,) = rig.raw.enis
+    await _delete(rig, first)
+    rig.tokens.gone(first)  # as the cleanup pool tells it
+    assert (await rig.run(_create())).outcome is Outcome.DONE
+    assert rig.calls("CreateNetworkInterface") == 2  # one per slot made, no replay
+    (second,) = rig.raw.enis
+    assert second != first
+
+
+async def test_a_restarted_controller_replays_once_then_moves_on() -> None:
+    rig = Rig()
+    await rig.run(_create())
+    (first,) = rig.raw.enis
+    await _delete(rig, first)
+    # a new process: no chain kept; the ENI answers NotFound, which lasts
+    rig.executor = rig.new_executor(ClientTokens(clock=rig.clock))
+    replay = await rig.run(_create())
+    assert replay.outcome is Outcome.RETRY
+    assert replay.reason == "InvalidNetworkInterfaceIDNotFound"
+    assert rig.raw.enis == {}
+    rig.clock.advance(NOT_FOUND_GRACE_SECONDS)
+    assert (await rig.run(_create())).outcome is Outcome.DONE
+    assert len(rig.raw.enis) == 1
+    # the first create, the replay, and one with the next token (the chain moved on
+    # before the call: the replayed ENI had answered NotFound past the grace)
+    assert rig.calls("CreateNetworkInterface") == 3
+
+
+async def test_an_idempotency_mismatch_moves_the_slot_to_a_new_token_at_once() -> None:
+    rig = Rig()
+    first = rig.tokens.token(
+        SlotKey(uid="uid-1", node="n1", instance_id=INSTANCES[0], subnet_id="subnet-1")
+    )
+    rig.raw.tokens[first] = ("other parameters", {})
+    assert (await rig.run(_create())).outcome is Outcome.DONE
+    assert rig.calls("CreateNetworkInterface") == 2
+    assert len(rig.raw.enis) == 1
+
+
+async def test_a_denied_create_backs_off_per_slot_and_is_reported_by_its_code() -> None:
+    rig = Rig()
+    rig.raw.refuse["CreateNetworkInterface"] = "UnauthorizedOperation"
+    failed = await rig.run(_create())
+    assert failed.outcome is Outcome.RETRY
+    assert failed.reason == "Unauthorized"
+    assert failed.retry_in == 2.0
+    assert failed.problem is not None
+    assert failed.problem.blocks_ready
+    assert "UnauthorizedOperation" in failed.message
+    # a resync, an event: no call until the slot's time has come
+    held = await rig.run(_create())
+    assert (held.outcome, held.reason, held.message) == (
+        Outcome.HELD,
+        "Unauthorized",
+        failed.message,
+    )
+    assert rig.calls("CreateNetworkInterface") == 1
+    waits = []
+    for _ in range(10):
+        rig.clock.advance(held.retry_in or 0.0)
+        result = await rig.run(_create())
+        waits.append(result.retry_in)
+        held = result
+    assert waits == [4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 300.0, 300.0, 300.0]
+    assert rig.calls("CreateNetworkInterface") == 11
+    # the spec is edited (a new generation): tried at once
+    del rig.raw.refuse["CreateNetworkInterface"]
+    assert (await rig.run(_create(), generation=2)).outcome is Outcome.DONE
+
+
+async def test_other_slots_are_not_held_by_one_slots_backoff() -> None:
+    rig = Rig()
+    rig.raw.refuse["CreateNetworkInterface"] = "UnauthorizedOperation"
+    await rig.run(_create(INSTANCES[0]))
+    del rig.raw.refuse["CreateNetworkInterface"]
+    assert (await rig.run(_create(INSTANCES[1]))).outcome is Outcome.DONE
+    assert (await rig.run(_create(INSTANCES[0]))).outcome is Outcome.HELD
+
+
+@pytest.mark.parametrize("sticks", [True, False])
+async def test_an_attribute_change_that_does_not_stick_is_sent_a_bounded_number_of_times(
+    sticks: bool,
+) -> None:
+    rig = Rig()
+    rig.raw.sticky_delete_on_termination = sticks
+    await rig.run(_create())  # attaches, then sets DeleteOnTermination: counted once
+    ((eni_id, eni),) = rig.raw.enis.items()
+    change = SetDeleteOnTermination(
+        slot=_create().slot,
+        eni_id=eni_id,
+        attachment_id=eni["Attachment"]["AttachmentId"],
+        value=True,
+    )
+    outcomes = [(await rig.run(change)).outcome for _ in range(MAX_EFFECT_ATTEMPTS + 2)]
+    # the planner asks again only while the effect does not show; asked anyway, the
+    # sends stop at the bound
+    assert outcomes[: MAX_EFFECT_ATTEMPTS - 1] == [Outcome.DONE] * (MAX_EFFECT_ATTEMPTS - 1)
+    assert outcomes[MAX_EFFECT_ATTEMPTS - 1 :] == [Outcome.GIVEN_UP] * 3
+    assert rig.calls("ModifyNetworkInterfaceAttribute") == MAX_EFFECT_ATTEMPTS
+    given_up = await rig.run(change)
+    assert given_up.reason == ProblemReason.ATTRIBUTE_NOT_APPLIED
+    assert given_up.problem is not None
+    assert not given_up.problem.blocks_ready
+    # a new attachment is a new change: sent again
+    fresh = SetDeleteOnTermination(
+        slot=change.slot, eni_id=eni_id, attachment_id="eni-attach-other", value=True
+    )
+    assert (await rig.run(fresh)).outcome is Outcome.DONE
+
+
+async def test_an_eni_gone_from_status_gives_up_its_token_and_its_index() -> None:
+    rig = Rig()
+    await rig.run(_create())
+    ((eni_id, eni),) = rig.raw.enis.items()
+    instance = eni["Attachment"]["InstanceId"]
+    allocator = rig.allocator
+    assert allocator.reserved(instance) == {1: eni_id}
+    await _delete(rig, eni_id)  # by hand: nobody told the controller
+    rig.executor.vanished(
+        Attachment(
+            node_id="n1",
+            instance_id=instance,
+            eni_id=eni_id,
+            subnet_id="subnet-1",
+            device_index=1,
+        )
+    )
+    assert rig.tokens.is_gone(eni_id)
+    assert allocator.reserved(instance) == {}
+    # the replacement: one create, and the same index
+    assert (await rig.run(_create())).outcome is Outcome.DONE
+    assert rig.calls("CreateNetworkInterface") == 2
+    ((_, replacement),) = rig.raw.enis.items()
+    assert replacement["Attachment"]["DeviceIndex"] == 1
