@@ -7,6 +7,7 @@ existing cluster (a kind cluster on a laptop) instead of the local API server.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -170,28 +171,12 @@ def aws_env(
 
 
 @pytest.fixture(params=["aws-rules", "plain-moto"])
-def both_ec2(
-    request: pytest.FixtureRequest,
-    kube_api: client.ApiClient,
-    nodes: NodeFactory,
-    nodeenis: NodeENIs,
-    ec2_world: World,
-    realism: RealismControl,
-    unique: str,
-) -> AWSEnv:
+def both_ec2(request: pytest.FixtureRequest, aws_env: AWSEnv) -> AWSEnv:
     """Like `aws_env`, run twice: with the realism layer's AWS rules, and against
     plain moto (every switch off), as users of the kind workflow run it. Plain
     moto ignores DeleteOnTermination changes and ClientTokens, answers at once,
     and enforces no device index, so lifecycle bugs hide in one or the other."""
-    rules = request.param == "aws-rules"
-    if rules:
-        realism.aws_rules()
-    return AWSEnv(
-        api=kube_api,
-        nodes=nodes,
-        nodeenis=nodeenis,
-        world=ec2_world,
-        realism=realism,
-        unique=unique,
-        aws_rules=rules,
-    )
+    if request.param == "aws-rules":
+        return aws_env
+    aws_env.realism.reset()
+    return dataclasses.replace(aws_env, aws_rules=False)

@@ -4,6 +4,11 @@ Thin on purpose: the planner decided what to do; this module makes the calls,
 allocates device indexes under the per-instance lock, and reports what
 happened. A failure in one slot never stops the others; it is returned as an
 outcome the reconciler turns into a condition, an event or a requeue.
+
+Invariants: a slot's step is never tried before its backoff ran out, and an
+attribute change that did not stick is never sent past its bound
+(retries.py), whoever asks and however often; a create never sends a
+ClientToken whose ENI is known gone (tokens.py).
 """
 
 from __future__ import annotations

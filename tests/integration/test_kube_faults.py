@@ -49,9 +49,9 @@ def _reconcile_errors(metrics: Metrics, error: str) -> float:
 
 
 async def test_a_hung_status_patch_neither_pins_its_key_nor_blocks_others(
-    aws_env: AWSEnv, kubeconfig: Path
+    both_ec2: AWSEnv, kubeconfig: Path
 ) -> None:
-    kube_api, nodes, nodeenis, world, _realism, unique = aws_env
+    kube_api, nodes, nodeenis, world, _realism, unique = both_ec2
     hung, healthy = f"{unique}-hung", f"{unique}-ok"
     for name in (hung, healthy):
         instance = launch_instance(world.endpoint, az=AZ_A, instance_type="m5.large")

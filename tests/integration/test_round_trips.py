@@ -10,6 +10,8 @@ Each round trip is walked twice in a row: the second pass needs a third token.
 from __future__ import annotations
 
 import functools
+import os
+import time
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -58,6 +60,13 @@ def _ready_with(count: int) -> Any:
     return lambda obj: is_ready(obj) and _attached(obj) == count
 
 
+async def _converged(env: AWSEnv, *, since: float) -> None:
+    """Until the NodeENI is Ready with its 4 ENIs attached; prints the round trip's time."""
+    await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0]
+    print(f"FIGURE {test}: round trip converged in {time.monotonic() - since:.1f}s")
+
+
 def _one_per_slot(env: AWSEnv, uid: str, nodes: list[str]) -> None:
     subnets = {env.world.subnet(s).id for s in SUBNETS}
     slots = attached_by_slot(env.world, uid)
@@ -88,11 +97,12 @@ async def test_label_off_and_on_again(both_ec2: AWSEnv) -> None:
     async with running_controller(env.api, controller_config(env.world)) as controller:
         names, uid = await _start(env, controller)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             await label_node(env.api, names[0], {"test": None})
             await until(lambda: _none_for(env, uid, names[0]), within=30)
             before = _creates(env.realism)
             await label_node(env.api, names[0], {"test": env.unique})
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             assert _creates(env.realism) - before == len(SUBNETS)
             _one_per_slot(env, uid, names)
 
@@ -104,6 +114,7 @@ async def test_subnet_out_and_in_again(both_ec2: AWSEnv) -> None:
     async with running_controller(env.api, controller_config(env.world)) as controller:
         names, uid = await _start(env, controller)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             spec = nodeeni_spec(env.unique, env.world, SUBNETS[0])
             await merge_patch_nodeeni(custom, env.unique, {"spec": spec})
             await until(
@@ -112,7 +123,7 @@ async def test_subnet_out_and_in_again(both_ec2: AWSEnv) -> None:
             before = _creates(env.realism)
             spec = nodeeni_spec(env.unique, env.world, *SUBNETS)
             await merge_patch_nodeeni(custom, env.unique, {"spec": spec})
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             assert _creates(env.realism) - before == len(names)
             _one_per_slot(env, uid, names)
 
@@ -123,13 +134,14 @@ async def test_selector_edited_and_reverted(both_ec2: AWSEnv) -> None:
     async with running_controller(env.api, controller_config(env.world)) as controller:
         names, uid = await _start(env, controller)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             selector = {"nodeSelector": {"test": f"{env.unique}-nowhere"}}
             await merge_patch_nodeeni(custom, env.unique, {"spec": selector})
             await until(lambda: not enis_of(env.world, uid), within=30)
             before = _creates(env.realism)
             selector = {"nodeSelector": {"test": env.unique}}
             await merge_patch_nodeeni(custom, env.unique, {"spec": selector})
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             assert _creates(env.realism) - before == 2 * len(SUBNETS)
             _one_per_slot(env, uid, names)
 
@@ -139,6 +151,7 @@ async def test_nodeeni_deleted_and_created_again_under_the_same_name(both_ec2: A
     async with running_controller(env.api, controller_config(env.world)) as controller:
         names, uid = await _start(env, controller)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             await delete_nodeeni(env.nodeenis, env.unique)
             await wait_gone(env.api, env.unique, within=60)
             assert enis_of(env.world, uid) == []
@@ -147,7 +160,7 @@ async def test_nodeeni_deleted_and_created_again_under_the_same_name(both_ec2: A
                 env.unique, nodeeni_spec(env.unique, env.world, *SUBNETS)
             )
             uid = created["metadata"]["uid"]
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             assert _creates(env.realism) - before == 2 * len(SUBNETS)
             _one_per_slot(env, uid, names)
 
@@ -174,12 +187,13 @@ async def test_an_eni_deleted_by_hand_is_replaced_once(both_ec2: AWSEnv) -> None
         names, uid = await _start(env, controller)
         slot = (names[0], env.world.subnet(SUBNETS[0]).id)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             (victim,) = attached_by_slot(env.world, uid)[slot]
             before = _creates(env.realism)
             _detach_by_hand(env, victim, force=True)
             ec2_client(env.world.endpoint).delete_network_interface(NetworkInterfaceId=victim)
             await until(functools.partial(_replaced, env, uid, slot, victim), within=30)
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             assert _creates(env.realism) - before == 1
             _one_per_slot(env, uid, names)
 
@@ -192,11 +206,12 @@ async def test_an_eni_detached_by_hand_is_attached_again_not_replaced(both_ec2: 
         before = _creates(env.realism)
         slot = (names[0], env.world.subnet(SUBNETS[0]).id)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             (victim,) = attached_by_slot(env.world, uid)[slot]
             _detach_by_hand(env, victim)
             await until(functools.partial(_slot_holds, env, uid, slot, []), within=30)
             await until(functools.partial(_slot_holds, env, uid, slot, [victim]), within=30)
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             _one_per_slot(env, uid, names)
         assert _creates(env.realism) == before
 
@@ -207,12 +222,13 @@ async def test_a_node_deleted_and_created_again_on_a_new_instance(both_ec2: AWSE
     async with running_controller(env.api, controller_config(env.world)) as controller:
         names, uid = await _start(env, controller)
         for _ in range(ROUNDS):
+            started = time.monotonic()
             await core.delete_node(names[0])
             await until(lambda: _none_for(env, uid, names[0]), within=30)
             before = _creates(env.realism)
             instance = launch_instance(env.world.endpoint, az=AZ_A, instance_type="m5.large")
             await env.nodes.create(name=names[0], instance=instance, labels={"test": env.unique})
-            await wait_for_nodeeni(env.api, env.unique, _ready_with(4), within=30)
+            await _converged(env, since=started)
             assert _creates(env.realism) - before == len(SUBNETS)
             _one_per_slot(env, uid, names)
             tagged = {

@@ -27,19 +27,12 @@ from eni_controller.health import Busy, HealthServer, WorkerActivity
 from eni_controller.kube.timeouts import KubeRequestTimeout
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.reconciler import Reconciler, Result
+from tests.harness.clock import ManualClock
 from tests.harness.waiting import until
 
 WAIT = 10.0  # generous bound on anything that should happen; a failure never hangs
 DEAD_ENDPOINT = "http://127.0.0.1:9"  # never contacted: the reconciler is a fake
 pytestmark = pytest.mark.timeout(60)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeReconciler:
@@ -187,7 +180,7 @@ def _healthz(port: int) -> tuple[int, str]:
 
 async def test_a_worker_stuck_on_one_key_fails_liveness(stubborn: Harness) -> None:
     controller, fake = stubborn.controller, stubborn.reconciler
-    clock = FakeClock()
+    clock = ManualClock()
     controller.workers = WorkerActivity(clock=clock)
     health = HealthServer(
         registry=stubborn.metrics.registry,
@@ -221,7 +214,7 @@ async def test_a_worker_stuck_on_one_key_fails_liveness(stubborn: Harness) -> No
 
 
 def test_worker_activity_reports_the_longest_busy_first() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     activity = WorkerActivity(clock=clock)
     activity.started(0, "a")
     clock.now += 5
