@@ -107,8 +107,17 @@ class Plan:
 
     @property
     def converged(self) -> bool:
+        """Every wanted ENI attached and nothing left to do."""
+        return self.ready and not self.actions
+
+    @property
+    def ready(self) -> bool:
+        """Every wanted ENI attached, none still to create or attach. An attribute
+        change still to make (DeleteOnTermination, security groups) leaves the ENIs
+        usable: Ready, with Degraded saying so if the change never sticks."""
         attached = sum(a.status is AttachmentState.ATTACHED for a in self.attachments)
-        return not self.actions and attached == self.desired
+        placing = any(isinstance(a, CreateAndAttach | Attach) for a in self.actions)
+        return attached == self.desired and not placing
 
 
 _ATTACHMENT_STATES = {

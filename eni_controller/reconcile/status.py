@@ -46,7 +46,7 @@ def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
         message = f"{summary}; {listed}" + (f" (+{more} more)" if more > 0 else "")
     if problems and problems[0].blocks_ready:
         return failure_conditions(reason=problems[0].reason, message=message, generation=generation)
-    ready = plan.converged
+    ready = plan.ready
     return [
         Condition(
             type=READY,

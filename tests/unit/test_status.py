@@ -22,6 +22,7 @@ from eni_controller.reconcile.planner import (
     Plan,
     PlanInput,
     ProblemReason,
+    SetDeleteOnTermination,
     Slot,
     plan,
 )
@@ -661,3 +662,28 @@ def test_steady_state_reconcile_writes_nothing_and_keeps_node_agent_fields() -> 
     patch = reconcile(previous, T2)
     assert patch is not None
     assert patch["status"]["attachments"] == [{**agent_item, "mtu": 1500, "lastUpdated": T2}]
+
+
+def test_a_pending_attribute_change_leaves_the_enis_ready() -> None:
+    attached = entry(1)
+    change = SetDeleteOnTermination(
+        slot=Slot(
+            node="n1",
+            instance_id="i-09",
+            subnet=Subnet(
+                subnet_id=SUBNET,
+                vpc_id="vpc-01",
+                availability_zone="us-east-1a",
+                cidr="",
+                name=None,
+            ),
+            device_index=1,
+        ),
+        eni_id=attached.eni_id,
+        attachment_id="eni-attach-1",
+        value=True,
+    )
+    the_plan = Plan(actions=(change,), attachments=(attached,), problems=(), desired=1)
+    assert not the_plan.converged  # the change is still to be made: checked again soon
+    (ready, _) = plan_conditions(the_plan, generation=1)
+    assert (ready.status, ready.reason) == (ConditionStatus.TRUE, "Attached")
