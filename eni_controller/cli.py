@@ -1,4 +1,4 @@
-"""Command line: `eni-controller run|check|version` (also `python -m eni_controller`).
+"""Command line: `eni-controller run|check|iam-policy|version` (also `python -m eni_controller`).
 
 The entry point turns configuration problems into one clear message and a
 non-zero exit instead of a traceback, so a misconfigured Deployment says what
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ from eni_controller.config import Config, ConfigError
 from eni_controller.controller import Controller
 from eni_controller.gc_tuning import tune_garbage_collector
 from eni_controller.health import HealthServer
+from eni_controller.iam import PolicyInputError, render_policy
 from eni_controller.kube.timeouts import with_request_timeout
 from eni_controller.metrics import Metrics
 from eni_controller.preflight.report import exit_code, render_table
@@ -58,7 +60,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     for command in (run, check):
         command.add_argument("--kubeconfig", help="default: in-cluster, then KUBECONFIG")
+    iam = commands.add_parser(
+        "iam-policy", help="print the IAM policy the controller needs, for one cluster (JSON)"
+    )
+    iam.add_argument("--cluster-name", required=True, help="CLUSTER_NAME of the controller")
+    iam.add_argument("--vpc-id", required=True, help="the cluster VPC (VPC_ID)")
+    iam.add_argument("--region", default="*", help="default: * (any)")
+    iam.add_argument("--account-id", default="*", help="default: * (any)")
+    iam.add_argument("--partition", default="aws", help="default: aws (aws-cn, aws-us-gov)")
     return parser
+
+
+def _iam_policy(args: argparse.Namespace) -> int:
+    try:
+        policy = render_policy(
+            cluster_name=args.cluster_name,
+            vpc_id=args.vpc_id,
+            region=args.region,
+            account_id=args.account_id,
+            partition=args.partition,
+        )
+    except PolicyInputError as err:
+        print(f"eni-controller: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(json.dumps(policy, indent=2))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(package_version())
         return 0
+    if args.command == "iam-policy":
+        return _iam_policy(args)  # needs no environment: run it anywhere
     try:
         settings = Config.from_env()
     except ConfigError as err:

@@ -35,6 +35,23 @@ from eni_controller.metrics import Children, Metrics
 
 Filters = Mapping[str, Sequence[str]]
 
+# Every EC2 action this client calls (the `self.call(`/`self._paged(` names
+# below; a unit test holds the two equal). The shipped IAM policy
+# (eni_controller/iam.py) and the preflight probes are derived from it, so an
+# action added here without a grant fails the tests, not a production cluster.
+EC2_ACTIONS: Final = (
+    "DescribeNetworkInterfaces",
+    "DescribeInstances",
+    "DescribeInstanceTypes",
+    "DescribeSubnets",
+    "DescribeSecurityGroups",
+    "CreateNetworkInterface",
+    "AttachNetworkInterface",
+    "ModifyNetworkInterfaceAttribute",
+    "DetachNetworkInterface",
+    "DeleteNetworkInterface",
+)
+
 # AttachNetworkInterface is the one call that must not be repeated blindly: a
 # lost response may hide a successful attach. Create is made idempotent by its
 # ClientToken; repeated detach/delete/modify calls are harmless.

@@ -6,6 +6,11 @@ DryRun answers `DryRunOperation` when the call would be allowed and
 an ENI that does not exist use placeholder ids; AWS sometimes validates those
 before it checks permissions, so such an answer is a warning ("not proven"),
 never a pass.
+
+The CreateNetworkInterface probe sends exactly the tags a real create sends
+(`reconcile.tags.eni_tags` for a placeholder slot, with the configured
+CLUSTER_NAME): a policy conditioned on the cluster tag (deploy/iam/policy.json)
+must pass `check` only if it lets the controller really create.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eni_controller.aws import errors
-from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.ec2 import EC2Client, eni_tag_specifications
 from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.model import NodeENI
 from eni_controller.preflight.report import Finding, failed, passed, warned
+from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.tags import MANAGED_BY_KEY, MANAGED_BY_VALUE
 
@@ -26,6 +32,10 @@ PLACEHOLDER_ENI: Final = "eni-00000000000000000"
 PLACEHOLDER_INSTANCE: Final = "i-00000000000000000"
 PLACEHOLDER_ATTACHMENT: Final = "eni-attach-00000000000000000"
 PLACEHOLDER_SUBNET: Final = "subnet-00000000000000000"
+# The slot the create probe pretends to fill (no such NodeENI or node exists).
+PLACEHOLDER_NODEENI: Final = "preflight"
+PLACEHOLDER_UID: Final = "00000000-0000-0000-0000-000000000000"
+PLACEHOLDER_NODE: Final = "preflight-node"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,8 +85,21 @@ async def find_targets(
     return ProbeTargets(**found)
 
 
-def probes(targets: ProbeTargets) -> tuple[Probe, ...]:
-    """Every EC2 action the controller calls, as DryRun requests naming `targets`."""
+def probe_tags(targets: ProbeTargets, *, cluster_name: str | None) -> Mapping[str, str]:
+    """The tags a real create would send for a slot on `targets`' instance and subnet."""
+    return tags.eni_tags(
+        nodeeni=PLACEHOLDER_NODEENI,
+        uid=PLACEHOLDER_UID,
+        node=PLACEHOLDER_NODE,
+        instance_id=targets.instance_id,
+        subnet_id=targets.subnet_id,
+        cluster_name=cluster_name,
+    )
+
+
+def probes(targets: ProbeTargets, *, cluster_name: str | None) -> tuple[Probe, ...]:
+    """Every EC2 action the controller calls, as DryRun requests naming `targets`;
+    the create tagged as the controller with `cluster_name` would tag it."""
     return (
         Probe(action="DescribeNetworkInterfaces", purpose="find and verify ENIs"),
         Probe(action="DescribeInstances", purpose="instance state, AZ, type"),
@@ -92,12 +115,9 @@ def probes(targets: ProbeTargets) -> tuple[Probe, ...]:
             purpose="create ENIs, tagged at creation (needs ec2:CreateTags too)",
             params={
                 "SubnetId": targets.subnet_id,
-                "TagSpecifications": [
-                    {
-                        "ResourceType": "network-interface",
-                        "Tags": [{"Key": MANAGED_BY_KEY, "Value": MANAGED_BY_VALUE}],
-                    }
-                ],
+                "TagSpecifications": eni_tag_specifications(
+                    probe_tags(targets, cluster_name=cluster_name)
+                ),
             },
         ),
         Probe(
@@ -152,9 +172,11 @@ def probe_finding(probe: Probe, error: errors.EC2Error | None) -> Finding:
             return warned(check, f"not proven: {error.code}")
 
 
-async def run_probes(ec2: EC2Client, targets: ProbeTargets) -> list[Finding]:
+async def run_probes(
+    ec2: EC2Client, targets: ProbeTargets, *, cluster_name: str | None
+) -> list[Finding]:
     findings = []
-    for probe in probes(targets):
+    for probe in probes(targets, cluster_name=cluster_name):
         try:
             await ec2.call(probe.action, DryRun=True, **probe.params)
         except errors.EC2Error as err:
@@ -162,6 +184,24 @@ async def run_probes(ec2: EC2Client, targets: ProbeTargets) -> list[Finding]:
         else:
             findings.append(probe_finding(probe, None))
     return findings
+
+
+def cluster_identity_finding(*, cluster_name: str | None) -> Finding:
+    """Whether ENIs get a cluster tag: without one the orphan sweep deletes nothing
+    and the shipped IAM policy (conditioned on that tag) allows nothing."""
+    check = "cluster-name"
+    if cluster_name:
+        return passed(
+            check,
+            f"CLUSTER_NAME={cluster_name}: "
+            f"ENIs tagged {tags.CLUSTER_TAG_PREFIX}{cluster_name}=owned",
+        )
+    return warned(
+        check,
+        "CLUSTER_NAME not set: unless the nodes' EKS tags name the cluster, ENIs get no "
+        "cluster tag and the orphan sweep deletes nothing (no cluster identity); "
+        "set CLUSTER_NAME (chart value clusterName)",
+    )
 
 
 def _zone_in_region(zone: str, region: str) -> bool:

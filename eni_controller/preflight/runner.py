@@ -48,10 +48,11 @@ async def run_preflight(*, config: Config, api: client.ApiClient, ec2: EC2Client
         ec2, region=config.aws_region, vpc_id=config.vpc_id
     )
     findings.append(vpc)
+    findings.append(ec2_checks.cluster_identity_finding(cluster_name=config.cluster_name))
     targets = await ec2_checks.find_targets(
         ec2, subnet_id=subnet_id, instance_ids=[n.instance_id for n in on_ec2 if n.instance_id]
     )
-    findings.extend(await ec2_checks.run_probes(ec2, targets))
+    findings.extend(await ec2_checks.run_probes(ec2, targets, cluster_name=config.cluster_name))
     crd_served = kube_up and findings[1].outcome is Outcome.PASS
     nodeenis = await _list(ResourceAPI.nodeenis(api)) if crd_served else None
     if nodeenis:

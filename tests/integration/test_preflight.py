@@ -20,11 +20,10 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
-from eni_controller.aws.ec2 import connect_ec2
+from eni_controller.aws.ec2 import EC2_ACTIONS, connect_ec2
 from eni_controller.config import Config
 from eni_controller.metrics import Metrics
 from eni_controller.preflight import kube as kube_checks
-from eni_controller.preflight.ec2 import ProbeTargets, probes
 from eni_controller.preflight.report import Finding, Outcome
 from eni_controller.preflight.runner import run_preflight
 from tests.conftest import NodeENIs
@@ -34,7 +33,6 @@ from tests.harness.ec2world import AZ_A, Instance, World, launch_instance
 from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
 from tests.harness.realism.control import RealismControl
 
-EC2_ACTIONS = tuple(p.action for p in probes(ProbeTargets()))
 SA_NAMESPACE = "default"
 
 
@@ -122,11 +120,11 @@ async def test_everything_allowed_passes(
             "securityGroupNames": ["multus-sg"],
         },
     )
-    code, rows = _check(own_server.kubeconfig, ec2_world)
+    code, rows = _check(own_server.kubeconfig, ec2_world, CLUSTER_NAME="preflight")
     assert code == 0, rows
     assert {check for check, (result, _) in rows.items() if result != "PASS"} == set()
     assert {f"ec2:{action}" for action in EC2_ACTIONS} <= set(rows)
-    assert {"kubernetes", "crd", "region", "vpc", "nodeeni/multus"} <= set(rows)
+    assert {"kubernetes", "crd", "region", "vpc", "cluster-name", "nodeeni/multus"} <= set(rows)
     assert "allowed (DryRun)" in rows["ec2:CreateNetworkInterface"][1]
     assert realism.calls().get("CreateNetworkInterface") == 1  # one DryRun, no ENI made
     assert realism.errors().get("DryRunOperation", 0) >= len(EC2_ACTIONS) - 2
@@ -170,6 +168,9 @@ async def test_wrong_region_unknown_subnet_and_missing_vpc_are_failures(
     assert found["nodeeni/typo"].outcome is Outcome.FAIL
     assert "mutlus-a" in found["nodeeni/typo"].detail
     assert found["vpc"].outcome is Outcome.PASS
+    # no CLUSTER_NAME: said, but not a failure
+    assert found["cluster-name"].outcome is Outcome.WARN
+    assert "orphan sweep deletes nothing" in found["cluster-name"].detail
 
     missing = _by_check(await _preflight(own_api, ec2_world, vpc_id="vpc-0123456789abcdef0"))
     assert missing["vpc"].outcome is Outcome.FAIL

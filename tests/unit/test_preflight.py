@@ -1,16 +1,32 @@
 """The preflight's pure parts: what each EC2 answer means, the region rule, the
-RBAC list, the table and the exit code."""
+RBAC list, the table and the exit code; and that the create probe is tagged
+exactly like a real create."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 
+from bench.pipeline import AZ, MemoryEC2, unpaced_client
 from eni_controller.aws import errors
+from eni_controller.aws.ec2 import EC2_ACTIONS
 from eni_controller.aws.errors import classify_client_error
+from eni_controller.aws.resources import Subnet
 from eni_controller.config import Config
-from eni_controller.preflight.ec2 import ProbeTargets, probe_finding, probes, region_finding
+from eni_controller.metrics import Metrics
+from eni_controller.preflight.ec2 import (
+    ProbeTargets,
+    cluster_identity_finding,
+    probe_finding,
+    probes,
+    region_finding,
+    run_probes,
+)
 from eni_controller.preflight.kube import required_permissions
 from eni_controller.preflight.report import (
+    Finding,
     Outcome,
     exit_code,
     failed,
@@ -18,9 +34,18 @@ from eni_controller.preflight.report import (
     render_table,
     warned,
 )
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.executor import Executor
+from eni_controller.reconcile.executor import Outcome as SlotOutcome
+from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.planner import CreateAndAttach, Slot
+from tests.harness.jobs import memory_job
+from tests.harness.recording_ec2 import RecordingRaw
 from tests.unit.test_aws_errors import client_error
 
-ATTACH = next(p for p in probes(ProbeTargets()) if p.action == "AttachNetworkInterface")
+ATTACH = next(
+    p for p in probes(ProbeTargets(), cluster_name=None) if p.action == "AttachNetworkInterface"
+)
 
 
 def _error(code: str, status: int = 400) -> errors.EC2Error:
@@ -64,20 +89,9 @@ def test_probes_cover_every_action_the_controller_calls() -> None:
         eni_id="eni-0123456789abcdef0",
         attachment_id="eni-attach-0123456789abcdef0",
     )
-    actions = {p.action for p in probes(targets)}
-    assert actions == {
-        "DescribeNetworkInterfaces",
-        "DescribeInstances",
-        "DescribeInstanceTypes",
-        "DescribeSubnets",
-        "DescribeSecurityGroups",
-        "CreateNetworkInterface",
-        "AttachNetworkInterface",
-        "ModifyNetworkInterfaceAttribute",
-        "DetachNetworkInterface",
-        "DeleteNetworkInterface",
-    }
-    by_action = {p.action: p.params for p in probes(targets)}
+    actions = [p.action for p in probes(targets, cluster_name="prod")]
+    assert sorted(actions) == sorted(EC2_ACTIONS)
+    by_action = {p.action: p.params for p in probes(targets, cluster_name="prod")}
     create = by_action["CreateNetworkInterface"]
     assert create["SubnetId"] == "subnet-0123456789abcdef0"
     assert create["TagSpecifications"]  # tag-on-create needs ec2:CreateTags
@@ -132,3 +146,73 @@ def test_table_and_exit_code() -> None:
     assert lines[-1] == "1 passed, 1 warnings, 1 failed"
     assert exit_code(findings) == 1
     assert exit_code(findings[:2]) == 0  # a warning alone does not fail
+
+
+def _tag_list(params: dict[str, Any]) -> list[dict[str, str]]:
+    (spec,) = params["TagSpecifications"]
+    assert spec["ResourceType"] == "network-interface"
+    tag_list: list[dict[str, str]] = spec["Tags"]
+    return tag_list
+
+
+# The tags that name the slot (the probe's slot is a placeholder); every other
+# tag (cluster, managed-by, no_manage) is the same for every ENI of a cluster.
+SLOT_TAG_KEYS = {"Name", tags.NODEENI_KEY, tags.NODEENI_UID_KEY, tags.NODE_KEY}
+
+
+@pytest.mark.parametrize("cluster_name", ["prod-east", None])
+async def test_the_create_probe_sends_the_tags_a_real_create_sends(
+    cluster_name: str | None,
+) -> None:
+    config = Config(cluster_name=cluster_name)
+    instance_id = "i-00000000000000001"
+    subnet = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+
+    real = RecordingRaw(MemoryEC2([instance_id]))
+    metrics = Metrics()
+
+    async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
+        pass
+
+    # the controller's reconciler builds its Job with config.cluster_name
+    job = dataclasses.replace(
+        memory_job(nodeeni="multus", instances=[instance_id], emit=emit),
+        cluster_name=config.cluster_name,
+    )
+    slot = Slot(node="node-a", instance_id=instance_id, subnet=subnet, device_index=1)
+    executor = Executor(
+        unpaced_client(real, metrics=metrics), DeviceIndexAllocator(), metrics=metrics
+    )
+    (result,) = await executor.run(job, [CreateAndAttach(slot=slot)])
+    assert result.outcome is SlotOutcome.DONE
+    (created,) = real.params_of("create_network_interface")
+
+    dry = RecordingRaw()
+    targets = ProbeTargets(subnet_id=subnet.subnet_id, instance_id=instance_id)
+    findings = await run_probes(
+        unpaced_client(dry, metrics=Metrics()), targets, cluster_name=config.cluster_name
+    )
+    assert {f.outcome for f in findings} == {Outcome.PASS}
+    (probed,) = dry.params_of("create_network_interface")
+    assert probed["DryRun"] is True
+
+    real_tags, probe_tags = _tag_list(created), _tag_list(probed)
+    assert [t["Key"] for t in probe_tags] == [t["Key"] for t in real_tags]
+    shared = [t for t in real_tags if t["Key"] not in SLOT_TAG_KEYS]
+    assert [t for t in probe_tags if t["Key"] not in SLOT_TAG_KEYS] == shared
+    cluster_tag = {"Key": f"kubernetes.io/cluster/{cluster_name}", "Value": "owned"}
+    assert (cluster_tag in probe_tags) is (cluster_name is not None)
+
+
+@pytest.mark.parametrize(
+    ("cluster_name", "outcome"), [("prod-east", Outcome.PASS), (None, Outcome.WARN)]
+)
+def test_no_cluster_name_warns_that_the_sweep_deletes_nothing(
+    cluster_name: str | None, outcome: Outcome
+) -> None:
+    finding: Finding = cluster_identity_finding(cluster_name=cluster_name)
+    assert finding.check == "cluster-name"
+    assert finding.outcome is outcome
+    if outcome is Outcome.WARN:
+        assert "orphan sweep deletes nothing" in finding.detail
+        assert "CLUSTER_NAME" in finding.detail

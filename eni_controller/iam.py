@@ -1,0 +1,184 @@
+"""The IAM policy the controller needs, built from the code it authorizes.
+
+Users no longer write their own: `eni-controller iam-policy` prints this policy
+for one cluster, and deploy/iam/policy.json is the same policy with
+placeholders (a unit test holds the file equal to `policy_template()`).
+
+The policy is built here rather than read from the JSON file so that it cannot
+drift from the code: its Describe actions are `aws.ec2.EC2_ACTIONS`, its tag
+conditions use the tag keys of `reconcile.tags`, the ones every create sends.
+
+Invariants:
+- every action in `EC2_ACTIONS` is granted, and nothing else except
+  `ec2:CreateTags`, which is granted only as part of CreateNetworkInterface
+  (`ec2:CreateAction`), never on an existing resource;
+- the controller may create only ENIs tagged `kubernetes.io/cluster/<name>=owned`
+  and managed-by, only in the cluster VPC's subnets and security groups, and may
+  attach, detach, modify and delete only ENIs that carry the cluster tag:
+  another cluster's ENIs in the same account are out of its reach.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from eni_controller.aws.ec2 import EC2_ACTIONS
+from eni_controller.reconcile.tags import CLUSTER_TAG_PREFIX, MANAGED_BY_KEY, MANAGED_BY_VALUE
+
+POLICY_VERSION: Final = "2012-10-17"
+PLACEHOLDERS: Final = {
+    "cluster_name": "${CLUSTER_NAME}",
+    "vpc_id": "${VPC_ID}",
+    "region": "${REGION}",
+    "account_id": "${ACCOUNT_ID}",
+}
+ANY: Final = "*"
+OWNED: Final = "owned"
+
+DESCRIBE_ACTIONS: Final = tuple(a for a in EC2_ACTIONS if a.startswith("Describe"))
+# Mutations of one of our ENIs, authorized by the ENI's cluster tag.
+ENI_ACTIONS: Final = (
+    "AttachNetworkInterface",
+    "DetachNetworkInterface",
+    "ModifyNetworkInterfaceAttribute",
+    "DeleteNetworkInterface",
+)
+# Actions that also authorize the instance the ENI is (or gets) attached to.
+INSTANCE_ACTIONS: Final = (
+    "AttachNetworkInterface",
+    "DetachNetworkInterface",
+    "ModifyNetworkInterfaceAttribute",
+)
+
+# The same rules as CLUSTER_NAME and VPC_ID in config.py (EKS names, VPC ids).
+_CLUSTER_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+_VPC_ID_RE: Final = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+_REGION_RE: Final = re.compile(r"\*|[a-z]{2}(?:-[a-z]+)+-\d+")
+_ACCOUNT_RE: Final = re.compile(r"\*|\d{12}")
+_PARTITION_RE: Final = re.compile(r"aws(?:-[a-z]+)*")
+
+
+class PolicyInputError(ValueError):
+    """An argument that would make a wrong or over-broad policy."""
+
+
+def cluster_tag_key(cluster_name: str) -> str:
+    return f"{CLUSTER_TAG_PREFIX}{cluster_name}"
+
+
+def _actions(names: tuple[str, ...]) -> list[str]:
+    return [f"ec2:{name}" for name in names]
+
+
+def _build(
+    *, cluster_name: str, vpc_id: str, region: str, account_id: str, partition: str
+) -> dict[str, Any]:
+    def arn(resource: str) -> str:
+        return f"arn:{partition}:ec2:{region}:{account_id}:{resource}"
+
+    eni_arn = arn("network-interface/*")
+    cluster_tag = cluster_tag_key(cluster_name)
+    in_vpc = {"ArnLike": {"ec2:Vpc": arn(f"vpc/{vpc_id}")}}
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                # Describe* has no resource-level permissions: "*" is the only form.
+                "Sid": "Describe",
+                "Effect": "Allow",
+                "Action": _actions(DESCRIBE_ACTIONS),
+                "Resource": ANY,
+            },
+            {
+                "Sid": "CreateOnlyENIsTaggedForThisCluster",
+                "Effect": "Allow",
+                "Action": "ec2:CreateNetworkInterface",
+                "Resource": eni_arn,
+                "Condition": {
+                    "StringEquals": {
+                        f"aws:RequestTag/{cluster_tag}": OWNED,
+                        f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE,
+                    }
+                },
+            },
+            {
+                "Sid": "CreateInClusterVPCSubnetsAndSecurityGroups",
+                "Effect": "Allow",
+                "Action": "ec2:CreateNetworkInterface",
+                "Resource": [arn("subnet/*"), arn("security-group/*")],
+                "Condition": in_vpc,
+            },
+            {
+                "Sid": "TagENIsOnlyAtCreation",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": eni_arn,
+                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
+            },
+            {
+                "Sid": "ManageOnlyThisClustersENIs",
+                "Effect": "Allow",
+                "Action": _actions(ENI_ACTIONS),
+                "Resource": eni_arn,
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{cluster_tag}": OWNED}},
+            },
+            {
+                # The node's instance: its tags vary by how the node group was made,
+                # so it is not conditioned; the ENI statement above is the guard.
+                "Sid": "AttachToAndDetachFromInstances",
+                "Effect": "Allow",
+                "Action": _actions(INSTANCE_ACTIONS),
+                "Resource": arn("instance/*"),
+            },
+            {
+                "Sid": "SetSecurityGroupsOfTheClusterVPC",
+                "Effect": "Allow",
+                "Action": "ec2:ModifyNetworkInterfaceAttribute",
+                "Resource": arn("security-group/*"),
+                "Condition": in_vpc,
+            },
+        ],
+    }
+
+
+def policy_template(*, partition: str = "aws") -> dict[str, Any]:
+    """The policy with `${CLUSTER_NAME}`, `${VPC_ID}`, `${REGION}` and `${ACCOUNT_ID}`
+    left in (deploy/iam/policy.json)."""
+    return _build(
+        cluster_name=PLACEHOLDERS["cluster_name"],
+        vpc_id=PLACEHOLDERS["vpc_id"],
+        region=PLACEHOLDERS["region"],
+        account_id=PLACEHOLDERS["account_id"],
+        partition=partition,
+    )
+
+
+def render_policy(
+    *,
+    cluster_name: str,
+    vpc_id: str,
+    region: str = ANY,
+    account_id: str = ANY,
+    partition: str = "aws",
+) -> dict[str, Any]:
+    """The policy for one cluster. `region`/`account_id` "*" match any (the VPC id
+    alone is unique). Raises PolicyInputError for a value that is not an id of its
+    kind: a wildcard in the cluster name would grant other clusters' ENIs."""
+    checks = (
+        ("cluster name", cluster_name, _CLUSTER_NAME_RE),
+        ("VPC id", vpc_id, _VPC_ID_RE),
+        ("region", region, _REGION_RE),
+        ("account id", account_id, _ACCOUNT_RE),
+        ("partition", partition, _PARTITION_RE),
+    )
+    for label, value, pattern in checks:
+        if not pattern.fullmatch(value):
+            raise PolicyInputError(f"not a valid {label}: {value!r}")
+    return _build(
+        cluster_name=cluster_name,
+        vpc_id=vpc_id,
+        region=region,
+        account_id=account_id,
+        partition=partition,
+    )
