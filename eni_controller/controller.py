@@ -31,6 +31,7 @@ from kubernetes_asyncio import client
 
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.errors import EC2Error
+from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
 from eni_controller.config import Config
@@ -52,7 +53,12 @@ from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
 from eni_controller.reconcile.retries import SlotBackoff
-from eni_controller.reconcile.sweep import SWEEP_OWNER, OrphanSweep
+from eni_controller.reconcile.sweep import (
+    SWEEP_OWNER,
+    OrphanSweep,
+    claimed_eni_ids,
+    node_instance_ids,
+)
 from eni_controller.reconcile.tokens import ClientTokens
 
 log = structlog.get_logger(__name__)
@@ -194,11 +200,16 @@ class Controller:
             on_deleted=tokens.gone,  # its ClientToken is never sent again
         )
         self.enis = ManagedENIs(ec2)
+        self._ec2 = ec2
+        # resolved once, at the start of the first term (aws/identity.py)
+        self.identity = ClusterIdentity(name=config.cluster_name, vpc_id=config.vpc_id)
         self.sweep = OrphanSweep(
             self.enis,
             self.cleanup,
+            identity=self.identity,
             claimed_uids=lambda: (_meta(raw).get("uid", "") for raw in self.nodeenis.list()),
-            cluster_name=config.cluster_name,
+            claimed_eni_ids=lambda: claimed_eni_ids(self.nodeenis.list()),
+            node_instance_ids=lambda: node_instance_ids(self.nodes.list()),
             grace_seconds=config.orphan_grace_period_seconds,
             metrics=metrics,
         )
@@ -210,6 +221,7 @@ class Controller:
             instances=InstanceFacts(ec2),
             resolver=Resolver(ec2, vpc_id=config.vpc_id),
             limits=InstanceTypeLimits(ec2),
+            cluster=self.identity,
             executor=Executor(
                 ec2,
                 allocator,
@@ -272,6 +284,10 @@ class Controller:
 
     async def _lead(self) -> None:
         log.info("leading: reconciling")
+        # before any ENI is made: their cluster tag depends on it
+        await self.identity.resolve(
+            self._ec2, instance_ids=node_instance_ids(self.nodes.list()), metrics=self.metrics
+        )
         self.metrics.leader.set(1)
         self._enqueue_all()  # a new term starts from everything
         tasks = [

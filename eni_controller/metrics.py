@@ -205,6 +205,13 @@ class Metrics:
             namespace=_NAMESPACE,
             registry=r,
         )
+        self.cluster_identity_known = Gauge(
+            "cluster_identity_known",
+            "1 once the cluster name is known (CLUSTER_NAME or discovered from the nodes'"
+            " instances); 0: ENIs get no cluster tag and the orphan sweep reclaims nothing",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
 
     def eni_operation(self, operation: str) -> ENIOperation:
         """Count and time one ENI operation around the block."""

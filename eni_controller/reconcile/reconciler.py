@@ -4,7 +4,9 @@ This is the I/O shell around the planner. It reads Nodes and NodeENIs from the
 informers' stores (no API reads), asks EC2 with batched describes (ENIs by this
 NodeENI's uid tag, instances of the matching nodes it may act on; both shared
 with other reconciles where that is safe, see ec2view.py), lets the planner
-decide, has the executor act, and writes status only when it changed. A
+decide (the VPC and allow-list guardrails included: a refused subnet or group
+never reaches the executor), has the executor act, and writes status only
+when it changed. A
 reconcile that finds everything in place during a resync makes no describe of
 its own and no writes.
 """
@@ -23,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from eni_controller import model
+from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
@@ -115,6 +118,7 @@ class Reconciler:
         cleanup: CleanupPool,
         writer: NodeENIWriter,
         events: EventRecorder,
+        cluster: ClusterIdentity,
         queued: Callable[[], Iterable[str]] = tuple,
         now: Callable[[], str] = utc_now,
     ) -> None:
@@ -130,6 +134,7 @@ class Reconciler:
         self._writer = writer
         self._events = events
         self._queued = queued  # the work queue's keys: NodeENIs being reconciled or next
+        self._cluster = cluster  # its name tags the ENIs (CLUSTER_NAME, or discovered)
         self._now = now
 
     async def reconcile(self, name: str, *, since: float | None = None) -> Result:
@@ -199,6 +204,9 @@ class Reconciler:
             enis=enis,
             previous=nodeeni.status.attachments,
             known_nodes=self._nodes_named(enis),
+            security_groups=groups,
+            subnet_allow_tag=self._config.subnet_allow_tag,
+            security_group_allow_tag=self._config.security_group_allow_tag,
         )
         first = plan(data)
         self._settle_ownership(first)
@@ -210,7 +218,7 @@ class Reconciler:
                 spec=spec,
                 security_group_ids=data.security_group_ids,
                 instances=instances,
-                cluster_name=self._config.cluster_name,
+                cluster_name=self._cluster.name,
                 emit=lambda type_, reason, message, count=1: self._events.record(
                     nodeeni, type_=type_, reason=reason, message=message, count=count
                 ),

@@ -65,7 +65,8 @@ def client_token(*, uid: str, node: str, instance_id: str, subnet_id: str) -> st
 
 def owning_cluster(eni: NetworkInterface) -> str | None:
     """The cluster whose `kubernetes.io/cluster/<name>: owned` tag the ENI carries
-    (None: made by a controller with no CLUSTER_NAME)."""
+    (None: made by a controller with no cluster identity, or by the Go controller;
+    the orphan sweep never reclaims such an ENI)."""
     for key, value in eni.tags.items():
         if key.startswith(CLUSTER_TAG_PREFIX) and key != MANAGED_BY_KEY and value == "owned":
             return key.removeprefix(CLUSTER_TAG_PREFIX)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.config import Config
 from eni_controller.reconcile.reconciler import Reconciler, Store
 
@@ -38,6 +39,7 @@ def test_the_describe_carries_the_queued_nodeenis_but_not_those_being_deleted() 
         cleanup=unused,
         writer=unused,
         events=unused,
+        cluster=ClusterIdentity.known(name=None, vpc_id="vpc-1"),
         queued=lambda: ["c", "b", "gone", "a"],
     )
     assert reconciler._queued_uids() == ["uid-c", "uid-a"]
