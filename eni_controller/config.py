@@ -167,6 +167,23 @@ def _endpoint_url(text: str) -> str:
     return text
 
 
+_TAG_KEY_MAX, _TAG_VALUE_MAX = 128, 256  # EC2's limits on a tag's key and value
+
+
+def _allow_tag(text: str) -> tuple[str, str]:
+    """``key=value``: the tag an allowed subnet or security group carries."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key:
+        raise ValueError("not a tag (expected key=value, such as multus=true)")
+    if len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
+        raise ValueError(
+            f"tag too long (keys are at most {_TAG_KEY_MAX} characters,"
+            f" values at most {_TAG_VALUE_MAX})"
+        )
+    return key, value
+
+
 def _log_level(text: str) -> LogLevel:
     level = _LOG_LEVELS.get(text.lower())
     if level is None:
@@ -255,6 +272,9 @@ class Config:
     # one reconcile of one NodeENI; an overrun is cancelled and retried with backoff
     reconcile_timeout_seconds: float = 300.0  # 5m
     log_level: LogLevel = "info"
+    # allow-lists by tag (key, value): a subnet / security group without it is refused
+    subnet_allow_tag: tuple[str, str] | None = None
+    security_group_allow_tag: tuple[str, str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -351,6 +371,8 @@ class Config:
                 "RECONCILE_TIMEOUT", _positive_duration, d.reconcile_timeout_seconds
             ),
             log_level=r.get("LOG_LEVEL", _log_level, d.log_level),
+            subnet_allow_tag=r.optional("SUBNET_ALLOW_TAG", _allow_tag),
+            security_group_allow_tag=r.optional("SECURITY_GROUP_ALLOW_TAG", _allow_tag),
         )
         lease = (
             config.leader_retry_period_seconds,

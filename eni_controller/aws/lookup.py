@@ -1,9 +1,11 @@
 """Resolve a NodeENI's subnets and security groups, by ID or by name.
 
-Names are looked up inside the cluster VPC when it is known. A name matching
-more than one resource is an error the operator must fix, never "first wins":
-picking one silently would put ENIs in the wrong network. Found entries are
-cached per entry with a TTL; failures are not cached, so a fix is seen at once.
+Names are looked up inside the cluster VPC when it is known (VPC_ID); an ID
+of a resource in another VPC is refused (`VPCMismatch`), never passed on. A
+name matching more than one resource is an error the operator must fix, never
+"first wins": picking one silently would put ENIs in the wrong network. Found
+entries (tags included, which the allow-lists read) are cached per entry with
+a TTL; failures are not cached, so a fix is seen at once.
 A resolution costs one describe for the IDs and one per name stage that had
 names left (security groups: group name, then Name tag), none on a cache hit;
 reconciles resolving at the same moment share those describes (aws/batch.py).
@@ -40,6 +42,7 @@ class LookupReason(StrEnum):
     SUBNET_NOT_FOUND = "SubnetNotFound"
     SECURITY_GROUP_NOT_FOUND = "SecurityGroupNotFound"
     AMBIGUOUS_NAME = "AmbiguousName"
+    VPC_MISMATCH = "VPCMismatch"
 
 
 class LookupFailed(Exception):
@@ -87,12 +90,17 @@ class _Finder(Generic[R]):
     ) -> tuple[R, ...]:
         missing: list[str] = []
         ambiguous: list[str] = []
-        by_id = await self._by_id(ids, missing, also=also)
+        elsewhere: list[str] = []
+        by_id = await self._by_id(ids, missing, elsewhere, also=also)
         by_name = await self._by_name(names, missing, ambiguous)
-        if ambiguous or missing:
+        if ambiguous or elsewhere or missing:
             raise LookupFailed(
-                reason=LookupReason.AMBIGUOUS_NAME if ambiguous else self.not_found,
-                problems=ambiguous + missing,
+                reason=LookupReason.AMBIGUOUS_NAME
+                if ambiguous
+                else LookupReason.VPC_MISMATCH
+                if elsewhere
+                else self.not_found,
+                problems=ambiguous + elsewhere + missing,
             )
         resolved: dict[str, R] = {}
         for resource in [by_id[i] for i in ids] + [by_name[n] for n in names]:
@@ -103,7 +111,12 @@ class _Finder(Generic[R]):
         return {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
 
     async def _by_id(
-        self, ids: Sequence[str], missing: list[str], *, also: Callable[[], Iterable[str]]
+        self,
+        ids: Sequence[str],
+        missing: list[str],
+        elsewhere: list[str],
+        *,
+        also: Callable[[], Iterable[str]],
     ) -> dict[str, R]:
         found = {i: r for i in ids if (r := self._cache.get(f"id:{i}")) is not None}
         wanted = [i for i in dict.fromkeys(ids) if i not in found]
@@ -125,7 +138,10 @@ class _Finder(Generic[R]):
             if resource is None:
                 missing.append(f"{self.noun} {i} not found")
             elif not self._in_vpc(resource):
-                missing.append(f"{self.noun} {i} is in {resource.vpc_id}, not in {self._vpc_id}")
+                elsewhere.append(
+                    f"{self.noun} {i} is in {resource.vpc_id}, not in the cluster VPC"
+                    f" {self._vpc_id} (VPC_ID)"
+                )
                 del found[i]
             else:
                 self._cache.put(f"id:{i}", resource)

@@ -77,6 +77,9 @@ class Instance:
     instance_type: str
     vpc_id: str
     occupied_device_indexes: frozenset[int]
+    # the cluster identity is discovered from these (aws/identity.py); not hashed:
+    # an Instance stays hashable
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @property
     def gone(self) -> bool:
@@ -95,6 +98,7 @@ class Instance:
                 for eni in raw.get("NetworkInterfaces") or ()
                 if eni.get("Attachment", {}).get("DeviceIndex") is not None
             ),
+            tags=tags_of(raw, "Tags"),
         )
 
 
@@ -118,15 +122,20 @@ class Subnet:
     availability_zone: str
     cidr: str
     name: str | None
+    # every tag, for the allow-list (SUBNET_ALLOW_TAG); not hashed: a Slot holding
+    # this Subnet stays hashable
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> Subnet:
+        tags = tags_of(raw, "Tags")
         return cls(
             subnet_id=raw["SubnetId"],
             vpc_id=raw.get("VpcId", ""),
             availability_zone=raw.get("AvailabilityZone", ""),
             cidr=raw.get("CidrBlock", ""),
-            name=tags_of(raw, "Tags").get("Name"),
+            name=tags.get("Name"),
+            tags=tags,
         )
 
 
@@ -136,12 +145,16 @@ class SecurityGroup:
     group_name: str
     vpc_id: str
     name_tag: str | None
+    # every tag, for the allow-list (SECURITY_GROUP_ALLOW_TAG); not hashed, as Subnet.tags
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> SecurityGroup:
+        tags = tags_of(raw, "Tags")
         return cls(
             group_id=raw["GroupId"],
             group_name=raw.get("GroupName", ""),
             vpc_id=raw.get("VpcId", ""),
-            name_tag=tags_of(raw, "Tags").get("Name"),
+            name_tag=tags.get("Name"),
+            tags=tags,
         )

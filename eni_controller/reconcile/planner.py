@@ -7,6 +7,13 @@ what the status should say, and which nodes cannot be served and why. No I/O,
 no clock reads, no randomness: every hard case is a table of inputs and an
 expected plan, tested without servers.
 
+Guardrails come before any slot: a subnet or security group in another VPC
+than a node's instance is refused for that node (`VPCMismatch`), and one
+without the allow-list tag (SUBNET_ALLOW_TAG, SECURITY_GROUP_ALLOW_TAG) is
+refused everywhere (`NotAllowed`). A refused slot gets no action, is not
+desired, and its existing ENIs are held, never cleaned up: a guardrail never
+mutates EC2, not even to undo what was made before it was turned on.
+
 Slot identity is (node, instance, subnet). The wanted device index of the
 subnet at position p of the resolved list is ``deviceIndex + p`` on every
 node; the executor's per-instance allocator settles the final index, because
@@ -19,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
+from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
 from eni_controller.model import Attachment, AttachmentState, NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
@@ -30,6 +37,12 @@ class ProblemReason(StrEnum):
     ATTACHMENT_LIMIT_EXCEEDED = "AttachmentLimitExceeded"
     INSTANCE_NOT_FOUND = "InstanceNotFound"
     ATTRIBUTE_NOT_APPLIED = "AttributeNotApplied"
+    VPC_MISMATCH = "VPCMismatch"
+    NOT_ALLOWED = "NotAllowed"
+
+
+TagRule = tuple[str, str]
+"""An allow-list: (key, value) of the tag a subnet or security group must carry."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,7 +87,7 @@ Action = CreateAndAttach | Attach | SetDeleteOnTermination | SetSecurityGroups
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NodeProblem:
-    node: str
+    node: str  # "" for a problem of the whole NodeENI (a resource not allowed)
     reason: str  # a ProblemReason, or one derived from an AWS error code
     message: str
     # False: the ENIs work, something about them does not (Degraded, still Ready)
@@ -94,6 +107,11 @@ class PlanInput:
     previous: Sequence[Attachment]  # status.attachments as last written
     # Nodes our ENIs' tags name, beyond `nodes`, as the informer has them (absent: deleted)
     known_nodes: Mapping[str, NodeView] = field(default_factory=dict)
+    # the resolved groups of security_group_ids, for their VPC and tags (absent: unchecked)
+    security_groups: Sequence[SecurityGroup] = ()
+    # allow-lists; None: every subnet / group is allowed
+    subnet_allow_tag: TagRule | None = None
+    security_group_allow_tag: TagRule | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -139,6 +157,20 @@ def plan(data: PlanInput) -> Plan:
         by_slot.setdefault(_eni_key(eni), []).append(eni)
     used: set[str] = set()
     wanted: set[tuple[str, str, str]] = set()
+    held: set[tuple[str, str, str]] = set()  # refused slots: their ENIs are left alone
+    refused_subnets = _not_allowed(
+        [(s.subnet_id, s.tags) for s in data.subnets],
+        noun="subnet",
+        rule=data.subnet_allow_tag,
+        setting="SUBNET_ALLOW_TAG",
+    )
+    refused_groups = _not_allowed(
+        [(g.group_id, g.tags) for g in data.security_groups],
+        noun="security group",
+        rule=data.security_group_allow_tag,
+        setting="SECURITY_GROUP_ALLOW_TAG",
+    )
+    problems += [*refused_subnets.values(), *refused_groups.values()]
     for node in sorted(data.nodes, key=lambda n: n.name):
         if not node.on_ec2 or not data.spec.matches(node.labels):
             continue
@@ -159,6 +191,17 @@ def plan(data: PlanInput) -> Plan:
         if not slots:
             problems.append(_az_mismatch(node.name, instance, data.subnets))
             continue
+        usable, refusals = _guard(
+            data,
+            node.name,
+            instance,
+            slots,
+            refused_subnets=refused_subnets,
+            groups_ok=not refused_groups,
+        )
+        problems += refusals
+        held.update(_slot_key(s) for s in slots if s not in usable)
+        slots = usable
         desired += len(slots)
         limit = data.max_enis.get(instance.instance_type)
         # an unknown limit never blocks: AWS still answers AttachmentLimitExceeded
@@ -212,7 +255,8 @@ def plan(data: PlanInput) -> Plan:
         stale=tuple(
             e
             for e in data.enis
-            if e.eni_id not in used and _stale(e, data, known, wanted=wanted, filled=filled)
+            if e.eni_id not in used
+            and _stale(e, data, known, wanted=wanted, filled=filled, held=held)
         ),
         vanished=tuple(a for a in data.previous if a.eni_id not in existing),
     )
@@ -275,15 +319,16 @@ def _stale(
     *,
     wanted: set[tuple[str, str, str]],
     filled: set[tuple[str, str, str]],
+    held: set[tuple[str, str, str]],
 ) -> bool:
     """Whether an ENI of ours that fills no slot should go.
 
     Only on evidence: the node is deleted, unlabelled, or another instance now
     (name reused), its instance is terminating, or the slot is no longer in
     the spec (subnet removed), or another ENI already fills it (a duplicate).
-    An unknown instance or a non-EC2 node is never evidence; an ENI attached
-    to an instance that is not the one in its tags was moved by someone else
-    and is never touched.
+    A slot a guardrail refuses (`held`), an unknown instance or a non-EC2 node
+    is never evidence; an ENI attached to an instance that is not the one in
+    its tags was moved by someone else and is never touched.
     """
     node_name, instance_id, _subnet = key = _eni_key(eni)
     if moved_by_someone_else(eni):
@@ -300,6 +345,8 @@ def _stale(
         return False
     if instance.gone:
         return True
+    if key in held:
+        return False
     return key not in wanted or key in filled
 
 
@@ -354,6 +401,80 @@ def _az_mismatch(node: str, instance: Instance, subnets: Sequence[Subnet]) -> No
         reason=ProblemReason.AZ_MISMATCH,
         message=f"node {node} is in {instance.availability_zone}; no listed subnet is: {listed}",
     )
+
+
+def _guard(
+    data: PlanInput,
+    node: str,
+    instance: Instance,
+    slots: Sequence[Slot],
+    *,
+    refused_subnets: Mapping[str, NodeProblem],
+    groups_ok: bool,
+) -> tuple[list[Slot], list[NodeProblem]]:
+    """The node's slots the guardrails let through, and a VPCMismatch for each
+    group and in-AZ subnet in another VPC than the node's instance.
+
+    A refused group (another VPC, or not allowed: `groups_ok` False) would be
+    on every ENI of the node: then no slot of it passes.
+    """
+    foreign_groups = [g for g in data.security_groups if _elsewhere(g.vpc_id, instance)]
+    problems = [
+        _vpc_mismatch(node, instance, noun="security group", ident=g.group_id, vpc=g.vpc_id)
+        for g in foreign_groups
+    ]
+    problems += [
+        _vpc_mismatch(node, instance, noun="subnet", ident=s.subnet.subnet_id, vpc=s.subnet.vpc_id)
+        for s in slots
+        if _elsewhere(s.subnet.vpc_id, instance)
+    ]
+    if foreign_groups or not groups_ok:
+        return [], problems
+    usable = [
+        s
+        for s in slots
+        if s.subnet.subnet_id not in refused_subnets and not _elsewhere(s.subnet.vpc_id, instance)
+    ]
+    return usable, problems
+
+
+def _elsewhere(vpc_id: str, instance: Instance) -> bool:
+    """Whether a resource of `vpc_id` is in another VPC than `instance` (unknown: no)."""
+    return bool(vpc_id and instance.vpc_id and vpc_id != instance.vpc_id)
+
+
+def _vpc_mismatch(node: str, instance: Instance, *, noun: str, ident: str, vpc: str) -> NodeProblem:
+    return NodeProblem(
+        node=node,
+        reason=ProblemReason.VPC_MISMATCH,
+        message=(
+            f"{noun} {ident} is in {vpc}, but node {node}'s instance {instance.instance_id}"
+            f" is in {instance.vpc_id}"
+        ),
+    )
+
+
+def _not_allowed(
+    resources: Sequence[tuple[str, Mapping[str, str]]],
+    *,
+    noun: str,
+    rule: TagRule | None,
+    setting: str,
+) -> dict[str, NodeProblem]:
+    """By ID, a NotAllowed problem for each of `resources` (ID, tags) without the
+    `rule` tag; none without a rule."""
+    if rule is None:
+        return {}
+    key, value = rule
+    return {
+        ident: NodeProblem(
+            node="",
+            reason=ProblemReason.NOT_ALLOWED,
+            message=f"{noun} {ident} lacks the tag {key}={value} that {setting} requires",
+        )
+        for ident, tags_ in resources
+        if tags_.get(key) != value
+    }
 
 
 def _limit_exceeded(node: str, instance: Instance, max_enis: Mapping[str, int]) -> NodeProblem:

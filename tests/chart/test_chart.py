@@ -210,6 +210,16 @@ def test_custom_values_reach_the_env(helm: Helm) -> None:
     assert config.log_level == "debug"
 
 
+def test_allow_lists_reach_the_env(helm: Helm) -> None:
+    default = _env(_container(helm.manifests()))
+    assert "SUBNET_ALLOW_TAG" not in default  # empty: no allow-list
+    assert "SECURITY_GROUP_ALLOW_TAG" not in default
+    env = _env(_container(helm.manifests(values_files=[CHART / "ci" / "irsa-ha-values.yaml"])))
+    config = Config.from_env({**env, "POD_NAMESPACE": "eni-system"})
+    assert config.subnet_allow_tag == ("multus", "true")
+    assert config.security_group_allow_tag == ("eni-controller/allowed", "true")
+
+
 EXPECTED_CLUSTER_RULES = {
     ("", "nodes", ("get", "list", "watch")),
     ("networking.k8s.aws", "nodeenis", ("get", "list", "patch", "update", "watch")),

@@ -221,18 +221,32 @@ async def test_without_vpc_scope_a_name_in_two_vpcs_is_ambiguous(unscoped: Setup
     assert unscoped.ec2.subnet_filters == [{"tag:Name": ["alpha"]}]
 
 
-async def test_subnet_id_in_another_vpc_is_a_problem(scoped: Setup) -> None:
+async def test_subnet_id_in_another_vpc_is_a_vpc_mismatch(scoped: Setup) -> None:
     with pytest.raises(LookupFailed) as info:
         await scoped.resolver.subnets(ids=["subnet-a", "subnet-x"], names=[])
-    assert info.value.reason is LookupReason.SUBNET_NOT_FOUND
-    assert info.value.problems == (f"subnet subnet-x is in {OTHER_VPC}, not in {VPC}",)
+    assert info.value.reason is LookupReason.VPC_MISMATCH
+    assert info.value.problems == (
+        f"subnet subnet-x is in {OTHER_VPC}, not in the cluster VPC {VPC} (VPC_ID)",
+    )
 
 
-async def test_group_id_in_another_vpc_is_a_problem(scoped: Setup) -> None:
+async def test_a_missing_id_beside_one_in_another_vpc_reports_both(scoped: Setup) -> None:
+    with pytest.raises(LookupFailed) as info:
+        await scoped.resolver.subnets(ids=["subnet-x", "subnet-404"], names=[])
+    assert info.value.reason is LookupReason.VPC_MISMATCH
+    assert info.value.problems == (
+        f"subnet subnet-x is in {OTHER_VPC}, not in the cluster VPC {VPC} (VPC_ID)",
+        "subnet subnet-404 not found",
+    )
+
+
+async def test_group_id_in_another_vpc_is_a_vpc_mismatch(scoped: Setup) -> None:
     with pytest.raises(LookupFailed) as info:
         await scoped.resolver.security_groups(ids=["sg-far"], names=[])
-    assert info.value.reason is LookupReason.SECURITY_GROUP_NOT_FOUND
-    assert info.value.problems == (f"security group sg-far is in {OTHER_VPC}, not in {VPC}",)
+    assert info.value.reason is LookupReason.VPC_MISMATCH
+    assert info.value.problems == (
+        f"security group sg-far is in {OTHER_VPC}, not in the cluster VPC {VPC} (VPC_ID)",
+    )
     assert scoped.ec2.group_filters == [{"group-id": ["sg-far"]}]
 
 

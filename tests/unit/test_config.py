@@ -21,6 +21,12 @@ NOT_CLUSTER = (
 )
 NOT_VPC = "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)"
 NOT_LEVEL = "not a log level (use one of debug, info, warning, error)"
+NOT_TAG = "not a tag (expected key=value, such as multus=true)"
+TAG_TOO_LONG = "tag too long (keys are at most 128 characters, values at most 256)"
+ALLOW_TAG_VARS = [
+    ("SUBNET_ALLOW_TAG", "subnet_allow_tag"),
+    ("SECURITY_GROUP_ALLOW_TAG", "security_group_allow_tag"),
+]
 
 DURATION_VARS = [
     ("RECONCILE_PERIOD", "reconcile_period_seconds"),
@@ -89,6 +95,17 @@ GOOD_VALUES = [
         ],
     ),
     *_cases(
+        ALLOW_TAG_VARS,
+        [
+            ("multus=true", ("multus", "true")),
+            (" multus = true ", ("multus", "true")),
+            ("team=net=a", ("team", "net=a")),  # the first "=" splits
+            ("k8s.io/role=multus", ("k8s.io/role", "multus")),
+            ("empty=", ("empty", "")),  # a tag with an empty value
+            ("k" * 128 + "=" + "v" * 256, ("k" * 128, "v" * 256)),
+        ],
+    ),
+    *_cases(
         [("LOG_LEVEL", "log_level")],
         [
             ("debug", "debug"),
@@ -143,6 +160,8 @@ BAD_VALUES = [
     *_bad(["VPC_ID"], NOT_VPC, "vpc-123", "vpc-0123ABCD", "vpc-0123abcd0", "0123abcd"),
     *_bad(["VPC_ID"], NOT_VPC, "vpc-0123456789abcdef", "subnet-0123abcd"),
     *_bad(["LOG_LEVEL"], NOT_LEVEL, "warn", "trace", "verbose", "5"),
+    *_bad([var for var, _ in ALLOW_TAG_VARS], NOT_TAG, "multus", "=true", "multus:true"),
+    *_bad([var for var, _ in ALLOW_TAG_VARS], TAG_TOO_LONG, "k" * 129 + "=v", "k=" + "v" * 257),
     *_bad(DURATION_NAMES, DURATION_HINT, "5x", "5", "5 m", "5d", "1h-30m", "abc", "1e3s"),
     *_bad(DURATION_NAMES, NOT_POSITIVE, "0", "0s", "-5m", "-0.5ns"),
     *_bad(COUNT_NAMES, OUT_OF_RANGE, "0", "-1", "1001"),
@@ -178,6 +197,8 @@ def test_defaults_with_empty_env() -> None:
             enabled=True, failure_threshold=5, success_threshold=3, timeout_seconds=30.0
         ),
         log_level="info",
+        subnet_allow_tag=None,
+        security_group_allow_tag=None,
     )
     assert config == Config()
 

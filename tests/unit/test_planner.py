@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from eni_controller.aws.resources import ENIAttachment, Instance, NetworkInterface, Subnet
+from eni_controller.aws.resources import (
+    ENIAttachment,
+    Instance,
+    NetworkInterface,
+    SecurityGroup,
+    Subnet,
+)
 from eni_controller.model import Attachment, AttachmentState, NodeENISpec
 from eni_controller.reconcile import planner
 from eni_controller.reconcile.nodes import NodeView
@@ -998,3 +1004,182 @@ def test_no_kept_facts_a_gone_instance_or_a_reused_name_is_never_settled() -> No
         subnets=(SB1,), nodes=[node("n1", "i-1")], instances={"i-1": instance("i-1")}, enis=enis
     )
     assert unknown == gone == reused == elsewhere == set()
+
+
+# --- guardrails: VPC of subnets and groups, allow-lists by tag --------------------------
+
+VPC = "vpc-01"  # the VPC of every constructed instance, subnet and ENI
+OTHER_VPC = "vpc-02"
+GROUP_ID = "sg-0123456789abcdef0"  # the spec's group
+ALLOW = ("multus", "true")
+
+
+def group(vpc_id: str = VPC, tags: Mapping[str, str] | None = None) -> SecurityGroup:
+    return SecurityGroup(
+        group_id=GROUP_ID, group_name="multus", vpc_id=vpc_id, name_tag=None, tags=tags or {}
+    )
+
+
+def test_subnet_in_another_vpc_is_vpc_mismatch_for_that_node_and_no_action() -> None:
+    foreign = dataclasses.replace(SA1, vpc_id=OTHER_VPC)
+    result = plan(
+        plan_input(
+            nodes=[node("n1", "i-01")],
+            instances=[instance("i-01")],
+            subnets=[foreign, SA2],
+        )
+    )
+    # the subnet of the right VPC keeps its list position (index 1 + 1)
+    assert result.actions == (create("n1", "i-01", SA2, 2),)
+    assert result.problems == (
+        NodeProblem(
+            node="n1",
+            reason=ProblemReason.VPC_MISMATCH,
+            message=(
+                f"subnet {SUBNET_A1} is in {OTHER_VPC}, but node n1's instance i-01 is in {VPC}"
+            ),
+        ),
+    )
+    assert result.desired == 1
+
+
+def test_subnet_vpc_is_compared_with_each_node_instance_vpc() -> None:
+    elsewhere = dataclasses.replace(instance("i-02"), vpc_id=OTHER_VPC)
+    result = plan(
+        plan_input(
+            nodes=[node("n1", "i-01"), node("n2", "i-02")],
+            instances=[instance("i-01"), elsewhere],
+        )
+    )
+    assert result.actions == (create("n1", "i-01", SA1, 1),)
+    assert [(p.node, p.reason) for p in result.problems] == [("n2", ProblemReason.VPC_MISMATCH)]
+    assert result.desired == 1
+
+
+def test_group_in_another_vpc_is_vpc_mismatch_and_nothing_is_made_or_changed() -> None:
+    # one slot to fill, one attached ENI whose DeleteOnTermination differs: both
+    # would be EC2 mutations carrying (or on an ENI with) the foreign group
+    attached = eni(
+        "eni-0001",
+        node_name="n1",
+        instance_id="i-01",
+        sub=SA1,
+        attached_to="i-01",
+        delete_on_termination=False,
+    )
+    data = plan_input(
+        nodes=[node("n1", "i-01")],
+        instances=[instance("i-01", occupied=(0, 1))],
+        subnets=[SA1, SA2],
+        enis=[attached],
+    )
+    before = plan(data)
+    assert len(before.actions) == 2  # the same input with no guardrail acts twice
+    result = plan(dataclasses.replace(data, security_groups=(group(OTHER_VPC),)))
+    assert result.actions == ()  # every action is an EC2 call that mutates
+    assert result.problems == (
+        NodeProblem(
+            node="n1",
+            reason=ProblemReason.VPC_MISMATCH,
+            message=(
+                f"security group {GROUP_ID} is in {OTHER_VPC}, "
+                f"but node n1's instance i-01 is in {VPC}"
+            ),
+        ),
+    )
+    assert result.stale == ()  # the ENI made before is held, not cleaned up
+    assert result.desired == 0
+
+
+def test_same_vpc_and_tags_present_leave_the_plan_unchanged() -> None:
+    tagged = {"multus": "true", "Name": "x"}
+    subnets = [dataclasses.replace(SA1, tags=tagged), dataclasses.replace(SB1, tags=tagged)]
+    attached = eni("eni-0001", node_name="na", instance_id="i-0a", sub=SA1, attached_to="i-0a")
+    data = plan_input(
+        nodes=[node("na", "i-0a", AZ_A), node("nb", "i-0b", AZ_B)],
+        instances=[instance("i-0a", AZ_A, occupied=(0, 1)), instance("i-0b", AZ_B)],
+        subnets=subnets,
+        enis=[attached],
+    )
+    guarded = dataclasses.replace(
+        data,
+        security_groups=(group(VPC, tags={"multus": "true"}),),
+        subnet_allow_tag=ALLOW,
+        security_group_allow_tag=ALLOW,
+    )
+    expected = plan(data)
+    assert expected.actions  # something to compare
+    assert expected.attachments
+    assert plan(guarded) == expected
+
+
+def test_subnet_without_the_allow_tag_is_not_allowed_anywhere() -> None:
+    tagged = dataclasses.replace(SA2, tags={"multus": "true"})
+    wrong_value = dataclasses.replace(SA1, tags={"multus": "false"})
+    result = plan(
+        dataclasses.replace(
+            plan_input(
+                nodes=[node("n1", "i-01"), node("n2", "i-02")],
+                instances=[instance("i-01"), instance("i-02")],
+                subnets=[wrong_value, tagged],
+            ),
+            subnet_allow_tag=ALLOW,
+        )
+    )
+    assert result.actions == (create("n1", "i-01", tagged, 2), create("n2", "i-02", tagged, 2))
+    assert result.problems == (
+        NodeProblem(
+            node="",
+            reason=ProblemReason.NOT_ALLOWED,
+            message=f"subnet {SUBNET_A1} lacks the tag multus=true that SUBNET_ALLOW_TAG requires",
+        ),
+    )
+    assert result.desired == 2
+
+
+def test_group_without_the_allow_tag_is_not_allowed_and_nothing_is_made() -> None:
+    result = plan(
+        dataclasses.replace(
+            plan_input(nodes=[node("n1", "i-01")], instances=[instance("i-01")]),
+            security_groups=(group(VPC, tags={"Name": "multus"}),),
+            security_group_allow_tag=ALLOW,
+        )
+    )
+    assert result.actions == ()  # every action is an EC2 call that mutates
+    assert result.problems == (
+        NodeProblem(
+            node="",
+            reason=ProblemReason.NOT_ALLOWED,
+            message=(
+                f"security group {GROUP_ID} lacks the tag multus=true"
+                " that SECURITY_GROUP_ALLOW_TAG requires"
+            ),
+        ),
+    )
+    assert result.desired == 0
+
+
+def test_enis_in_a_refused_slot_are_held_not_cleaned_up() -> None:
+    # an allow-list turned on after ENIs were made in an untagged subnet
+    attached = eni("eni-0001", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
+    spare = eni("eni-0002", node_name="n1", instance_id="i-01", sub=SA1)
+    data = plan_input(
+        nodes=[node("n1", "i-01")], instances=[instance("i-01")], enis=[attached, spare]
+    )
+    assert [e.eni_id for e in plan(data).stale] == ["eni-0002"]  # unguarded: a duplicate
+    result = plan(dataclasses.replace(data, subnet_allow_tag=ALLOW))
+    assert result.actions == ()
+    assert result.stale == ()
+    assert [p.reason for p in result.problems] == [ProblemReason.NOT_ALLOWED]
+
+
+def test_an_unknown_vpc_is_never_a_mismatch() -> None:
+    unknown = dataclasses.replace(instance("i-01"), vpc_id="")
+    result = plan(
+        dataclasses.replace(
+            plan_input(nodes=[node("n1", "i-01")], instances=[unknown]),
+            security_groups=(group(OTHER_VPC),),
+        )
+    )
+    assert result.actions == (create("n1", "i-01", SA1, 1),)
+    assert result.problems == ()
