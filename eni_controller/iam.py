@@ -117,6 +117,20 @@ def _build(
                 "Condition": {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
             },
             {
+                # Migration from the Go controller: its ENIs carry the managed-by tag
+                # and no cluster tag; they are adopted by adding this cluster's.
+                "Sid": "CompleteTheTagsOfGoControllerENIs",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": eni_arn,
+                "Condition": {
+                    "StringEquals": {
+                        f"aws:ResourceTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE,
+                        f"aws:RequestTag/{cluster_tag}": OWNED,
+                    }
+                },
+            },
+            {
                 "Sid": "ManageOnlyThisClustersENIs",
                 "Effect": "Allow",
                 "Action": _actions(ENI_ACTIONS),

@@ -50,6 +50,7 @@ EC2_ACTIONS: Final = (
     "ModifyNetworkInterfaceAttribute",
     "DetachNetworkInterface",
     "DeleteNetworkInterface",
+    "CreateTags",
 )
 
 # AttachNetworkInterface is the one call that must not be repeated blindly: a
@@ -254,6 +255,15 @@ class EC2Client:
             "ModifyNetworkInterfaceAttribute",
             NetworkInterfaceId=eni_id,
             Groups=list(security_group_ids),
+        )
+
+    async def tag_network_interface(self, *, eni_id: str, tags: Mapping[str, str]) -> None:
+        """Add (or overwrite) tags of an existing ENI: the Go controller's ENIs are
+        adopted by completing theirs. Ours get every tag at creation instead."""
+        await self.call(
+            "CreateTags",
+            Resources=[eni_id],
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
         )
 
     async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:

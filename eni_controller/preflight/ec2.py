@@ -144,6 +144,17 @@ def probes(targets: ProbeTargets, *, cluster_name: str | None) -> tuple[Probe, .
             purpose="delete ENIs",
             params={"NetworkInterfaceId": targets.eni_id},
         ),
+        Probe(
+            action="CreateTags",
+            purpose="adopt the Go controller's ENIs by completing their tags",
+            params={
+                "Resources": [targets.eni_id],
+                "Tags": [
+                    {"Key": key, "Value": value}
+                    for key, value in probe_tags(targets, cluster_name=cluster_name).items()
+                ],
+            },
+        ),
     )
 
 

@@ -96,6 +96,20 @@ class ManagedENIs:
         running = self._refreshing[1] if self._refreshing is not None else self.refresh()
         return list((await asyncio.shield(running)).enis)
 
+    async def legacy(self, nodeeni: str) -> list[NetworkInterface]:
+        """The Go controller's ENIs for the NodeENI named `nodeeni` (its tags name it
+        but carry no NodeENIUID), as the latest snapshot of every managed ENI shows
+        them (before the first snapshot, the refresh that takes it is waited for). A
+        term starts with a refresh, so a controller installed after the Go
+        controller was stopped sees every one before its first create."""
+        if self._latest is None and self._refreshing is not None:
+            await asyncio.shield(self._refreshing[1])
+        if self._latest is None:
+            return []
+        return [
+            e for e in self._latest.by_uid.get("", ()) if e.tags.get(tags.NODEENI_KEY) == nodeeni
+        ]
+
     def stop(self) -> None:
         """Cancel a refresh still running (the term or the process ends)."""
         if self._refreshing is not None:

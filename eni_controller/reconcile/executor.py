@@ -138,6 +138,24 @@ class Executor:
         if entry.instance_id is not None and entry.device_index is not None:
             self._allocator.release(entry.instance_id, entry.device_index, eni_id=entry.eni_id)
 
+    async def complete_tags(self, eni: NetworkInterface, missing: Mapping[str, str]) -> bool:
+        """Add the tags an ENI made by the Go controller lacks, which makes it one of
+        ours (planned, kept, cleaned up like any other); False if EC2 refused (logged:
+        the next reconcile tries again)."""
+        try:
+            with self._metrics.eni_operation("adopt_go_controller_eni"):
+                await self._ec2.tag_network_interface(eni_id=eni.eni_id, tags=missing)
+        except errors.EC2Error as err:
+            log.warning(
+                "ENI of the Go controller not adopted yet",
+                eni_id=eni.eni_id,
+                code=err.code,
+                error=type(err).__name__,
+            )
+            return False
+        log.info("ENI of the Go controller adopted", added=sorted(missing), **tags.log_fields(eni))
+        return True
+
     def forget(self, uid: str) -> None:
         """The NodeENI `uid` is gone: its slots' backoff and attribute counts with it."""
         self._backoff.forget(uid)

@@ -45,6 +45,7 @@ from eni_controller.reconcile.planner import (
     plan,
     settled_nodes,
 )
+from eni_controller.reconcile.retries import keep_newest
 from eni_controller.reconcile.status import (
     READY,
     Reason,
@@ -135,6 +136,7 @@ class Reconciler:
         self._events = events
         self._queued = queued  # the work queue's keys: NodeENIs being reconciled or next
         self._cluster = cluster  # its name tags the ENIs (CLUSTER_NAME, or discovered)
+        self._adopted: dict[str, None] = {}  # the Go controller's ENIs tagged as ours
         self._now = now
 
     async def reconcile(self, name: str, *, since: float | None = None) -> Result:
@@ -190,6 +192,7 @@ class Reconciler:
             return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
+        enis = [*enis, *await self._adopt_go_controllers(nodeeni, enis=enis, subnets=subnets)]
         if instances is None:
             instances = await self._instances_for(nodes, subnets=subnets, enis=enis, since=since)
         max_enis = await self._limits.max_enis(i.instance_type for i in instances.values())
@@ -325,6 +328,56 @@ class Reconciler:
         )
         self._executor.forget(nodeeni.uid)
         return DONE
+
+    async def _adopt_go_controllers(
+        self,
+        nodeeni: model.NodeENI,
+        *,
+        enis: Sequence[NetworkInterface],
+        subnets: Sequence[Subnet],
+    ) -> list[NetworkInterface]:
+        """The Go controller's ENIs for this NodeENI's slots, adopted in place.
+
+        They carry NodeENI, Node, SubnetID and the managed-by tag, and no uid: the
+        planner would make a second ENI per slot beside each. One counts as this
+        NodeENI's when its Node tag names a node of this cluster, its subnet is one
+        of the spec's, and it is attached to that node's instance or to none; it
+        gets the tags it lacks (uid, instance, cluster) and is then planned like
+        any ENI of ours: kept at its index with its IP, never detached.
+        """
+        known = {e.eni_id for e in enis} | self._adopted.keys()
+        subnet_ids = {s.subnet_id for s in subnets}
+        adopted: list[NetworkInterface] = []
+        for eni in await self._enis.legacy(nodeeni.name):
+            if eni.eni_id in known or eni.subnet_id not in subnet_ids:
+                continue
+            node_name = eni.tags.get(tags.NODE_KEY, "")
+            raw = self._nodes.get(node_name) if node_name else None
+            instance_id = NodeView.from_api(raw).instance_id if raw is not None else None
+            if instance_id is None or (
+                eni.attachment is not None and eni.attachment.instance_id != instance_id
+            ):
+                continue  # not on a node of this cluster: not ours to take
+            wanted = tags.eni_tags(
+                nodeeni=nodeeni.name,
+                uid=nodeeni.uid,
+                node=node_name,
+                instance_id=instance_id,
+                subnet_id=eni.subnet_id,
+                cluster_name=self._cluster.name,
+            )
+            missing = {key: value for key, value in wanted.items() if key not in eni.tags}
+            if not await self._executor.complete_tags(eni, missing):
+                continue
+            await self._events.record(
+                nodeeni,
+                type_="Normal",
+                reason="ENIAdopted",
+                message=f"adopted {eni.eni_id} on node {node_name}, made by the Go controller",
+            )
+            keep_newest(self._adopted, eni.eni_id, None)  # the snapshot shows it untagged a while
+            adopted.append(dataclasses.replace(eni, tags={**eni.tags, **missing}))
+        return adopted
 
     def _queued_uids(self) -> list[str]:
         """The uids of the NodeENIs in the work queue: their reconciles (asked for

@@ -227,3 +227,28 @@ def _image_id(endpoint: str) -> str:
 
 def _name_tag(resource_type: str, name: str) -> dict[str, Any]:
     return {"ResourceType": resource_type, "Tags": [{"Key": "Name", "Value": name}]}
+
+
+def create_go_controller_eni(
+    world: World, *, subnet: str, nodeeni: str, node: str, instance_id: str, device_index: int
+) -> str:
+    """An ENI as the Go aws-multi-eni-controller makes it (NodeENI, Node, SubnetID and
+    the managed-by tag; no uid, instance or cluster tag), attached at `device_index`."""
+    client = _shared_client(world.endpoint)
+    subnet_id = world.subnet(subnet).id
+    go_tags = {
+        tags.NODEENI_KEY: nodeeni,
+        tags.NODE_KEY: node,
+        tags.SUBNET_KEY: subnet_id,
+        tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE,
+    }
+    eni_id: str = client.create_network_interface(
+        SubnetId=subnet_id,
+        Groups=[world.security_group("multus-sg").id],
+        Description=f"ENI created by nodeeni-controller for node {node}",
+        TagSpecifications=eni_tag_specifications(go_tags),
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    client.attach_network_interface(
+        NetworkInterfaceId=eni_id, InstanceId=instance_id, DeviceIndex=device_index
+    )
+    return eni_id

@@ -230,3 +230,42 @@ def test_the_cli_prints_the_policy(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["iam-policy", "--cluster-name", "a*", "--vpc-id", VPC]) == cli.EXIT_CONFIG_ERROR
     )
     assert "cluster name" in capsys.readouterr().err
+
+
+GO_CONTROLLER_TAGS = {
+    "NodeENI": "multus",
+    "Node": "node-1",
+    "SubnetID": SUBNET,
+    "kubernetes.io/cluster/managed-by": "nodeeni-controller",
+}
+
+
+def _complete_tags(*, eni_tags_now: Mapping[str, str], adding: Mapping[str, str]) -> Request:
+    """Migration's CreateTags on an ENI that exists: its tags, and the tags it adds."""
+    return Request(
+        action="CreateTags",
+        resources=[
+            Resource(
+                arn=_arn("network-interface", ENI),
+                context={f"aws:ResourceTag/{k}": v for k, v in eni_tags_now.items()},
+            )
+        ],
+        context={f"aws:RequestTag/{k}": v for k, v in adding.items()},
+    )
+
+
+def test_the_go_controllers_enis_may_be_adopted_into_this_cluster_only() -> None:
+    adding = {k: v for k, v in OURS.items() if k not in GO_CONTROLLER_TAGS}
+    assert (
+        denied_resources(POLICY, _complete_tags(eni_tags_now=GO_CONTROLLER_TAGS, adding=adding))
+        == []
+    )
+    # an ENI nobody of ours made, or tags that would make it another cluster's: refused
+    foreign = {"Name": "database"}
+    assert denied_resources(POLICY, _complete_tags(eni_tags_now=foreign, adding=adding)) != []
+    other = {**adding, **{k: v for k, v in _tags("other").items() if k not in OURS}}
+    other.pop(f"kubernetes.io/cluster/{CLUSTER}")
+    assert (
+        denied_resources(POLICY, _complete_tags(eni_tags_now=GO_CONTROLLER_TAGS, adding=other))
+        != []
+    )
