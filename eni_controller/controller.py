@@ -197,7 +197,7 @@ class Controller:
             on_done=self._cleaned,
             metrics=metrics,
             on_detached=allocator.release,  # the index is free for the next attach
-            on_deleted=tokens.gone,  # its ClientToken is never sent again
+            on_deleted=lambda eni_id: _deleted(eni_id, allocator=allocator, tokens=tokens),
         )
         self.enis = ManagedENIs(ec2)
         self._ec2 = ec2
@@ -381,6 +381,13 @@ class Controller:
             log.exception("reconcile failed", worker=worker)
         self.metrics.reconciles.labels("error").inc()
         self.metrics.reconcile_errors.labels(error).inc()
+
+
+def _deleted(eni_id: str, *, allocator: DeviceIndexAllocator, tokens: ClientTokens) -> None:
+    """The cleanup pool deleted an ENI: its ClientToken is never sent again and
+    any device index still reserved for it is free."""
+    tokens.gone(eni_id)
+    allocator.forget(eni_id)
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:

@@ -19,7 +19,9 @@ Invariants:
   attached there: it keeps every other ENI off that index, never the ENI
   itself, so our own ENI detached by hand and attached again keeps its index.
   An ENI holds at most one reservation per instance. `release` drops one as
-  soon as its ENI is known to be detached.
+  soon as its ENI is known to be detached, `forget` all of an ENI's once it is
+  deleted (a cleanup called off mid-detach, then started again on the
+  detached ENI, never sees the detach it would release by index).
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ class DeviceIndexAllocator:
         del reserved[index]
         if not reserved:
             del self._reserved[instance_id]
+
+    def forget(self, eni_id: str) -> None:
+        """The ENI is deleted: it holds no index anywhere any more."""
+        for instance_id, reserved in list(self._reserved.items()):
+            for index in [i for i, r in reserved.items() if r.eni_id == eni_id]:
+                del reserved[index]
+            if not reserved:
+                del self._reserved[instance_id]
 
     def reserved(self, instance_id: str) -> dict[int, str]:
         """Index -> ENI id of the instance's unexpired reservations (for logs and tests)."""

@@ -129,6 +129,22 @@ async def test_release_with_an_eni_id_frees_only_that_enis_reservation() -> None
     assert allocator.reserved("i-1") == {}
 
 
+async def test_forget_frees_every_index_a_deleted_eni_held() -> None:
+    # X was attached on two instances in turn (a cleanup called off mid-detach
+    # never released i-1), then deleted from an `available` state
+    allocator = DeviceIndexAllocator()
+    async with allocator.hold("i-1", occupied=[0]) as indexes:
+        indexes.take(1, eni_id=X)
+        indexes.take(2, eni_id=Y)
+    async with allocator.hold("i-2", occupied=[0]) as indexes:
+        indexes.take(1, eni_id=X)
+    allocator.forget(X)
+    assert allocator.reserved("i-1") == {2: Y}
+    assert allocator.reserved("i-2") == {}
+    async with allocator.hold("i-1", occupied=[0]) as indexes:
+        assert indexes.pick(1, eni_id="eni-z") == 1
+
+
 async def test_a_release_while_the_instance_is_held_is_not_undone() -> None:
     allocator = DeviceIndexAllocator()
     async with allocator.hold("i-1", occupied=[0]) as indexes:
