@@ -25,11 +25,12 @@ MOTO_HOST_PORT ?= 5055
 RELEASE ?= eni-controller
 RELEASE_NAMESPACE ?= eni-controller-system
 
-.PHONY: help venv kube-apiserver helm chart-lint image kind-up kind-load deploy kind-demo kind-down demo test test-unit test-integration test-slow bench lint format cluster cluster-down clean
+.PHONY: help venv kube-apiserver helm chart-lint image kind-up kind-load deploy kind-demo kind-down demo test test-unit test-integration test-slow test-chaos bench lint format cluster cluster-down clean
 
 help:
 	@echo "make demo          local API server + moto + the controller + a sample NodeENI"
 	@echo "make test          unit + integration tests (real kube-apiserver + moto)"
+	@echo "make test-chaos    seeded chaos cases (slow), report in docs/reliability.md"
 	@echo "make lint          ruff + mypy"
 	@echo "make bench         benchmarks: print figures, save bench/results/*.json"
 	@echo "make cluster       start a local API server + etcd + moto (seeded) for manual use"
@@ -112,7 +113,13 @@ test-integration: venv kube-apiserver helm
 	$(BIN)/pytest -q -m 'integration and not slow'
 
 test-slow: venv kube-apiserver
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m 'slow and not chaos'
+
+# Every chaos case, the slow ones included, for each seed (CHAOS_SEED=7 to replay
+# one); a row per run in bench/results/chaos/, the table in docs/reliability.md.
+test-chaos: venv kube-apiserver
+	$(BIN)/pytest -q -m chaos tests/chaos
+	$(BIN)/python -m bench.chaos_report
 
 bench: venv kube-apiserver test-slow
 	$(BIN)/python -m bench.ec2_pacing

@@ -1,0 +1,219 @@
+"""Chaos case 5, flapping: a node's label toggled about every second and the
+NodeENI's subnet list edited back and forth about every 1.5 s (seeded jitter),
+then both left where they started. The controller, running in-process against
+the real API server and moto with AWS rules on, must end with exactly the
+wanted ENIs (one per (node, subnet), invariants clean), never hold two ENIs in
+one slot along the way, and spend a bounded number of mutating EC2 calls per
+flip. Since the case ends where it started, every mutating call is churn: all
+of them count as extra.
+
+The full 30 s run (AWS-like detach latency) is `slow` + `chaos`; a 5 s smoke
+runs in `make test`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from eni_controller.model import AttachmentState
+from tests.harness.chaos import ChaosCase, chaos_case
+from tests.harness.controller import (
+    AWSEnv,
+    condition,
+    controller_config,
+    is_ready,
+    quiet,
+    read_nodeeni,
+    running_controller,
+    wait_for_nodeeni,
+)
+from tests.harness.ec2world import AZ_A
+from tests.harness.fleet import label_node, make_nodes, nodeeni_spec
+from tests.harness.invariants import (
+    DuplicateWatch,
+    Slot,
+    instance_devices,
+    mutating_calls,
+    nodeeni_violations,
+    slots_of,
+    tagged_enis,
+)
+from tests.harness.kube import merge_patch_nodeeni
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+SUBNETS = ("multus-a", "multus-a-2")
+LABEL_PERIOD = 1.0
+SUBNET_PERIOD = 1.5
+JITTER = 0.3  # +- seconds on each period, drawn from the case's seed
+CONVERGE_WITHIN = 60.0
+HOLD = 1.0  # converged means: still clean, and no mutating call, this long after
+# A flip changes at most 2 slots (the node's two subnets, or one subnet on two
+# nodes); a slot costs Create + Attach + Modify on the way in and Detach +
+# Delete on the way out: 6 calls per flip at most when every flip is carried out.
+MAX_MUTATING_PER_FLIP = 6.0
+
+
+def _attached(obj: dict[str, Any]) -> int:
+    return sum(
+        a.get("status") == AttachmentState.ATTACHED
+        for a in (obj.get("status") or {}).get("attachments") or []
+    )
+
+
+async def _flipper(
+    case: ChaosCase, period: float, until: float, flip: Any, counts: dict[str, int], key: str
+) -> None:
+    """Call `flip(on)` with on alternating False, True, ... every period +- jitter."""
+    on = True
+    while True:
+        await asyncio.sleep(period + case.rng.uniform(-JITTER, JITTER))
+        if time.monotonic() >= until:
+            return
+        on = not on
+        await flip(on)
+        counts[key] += 1
+
+
+async def _converged(
+    env: AWSEnv, watch: DuplicateWatch, wanted: set[Slot], *, since: float
+) -> tuple[float | None, list[str]]:
+    """Seconds from `since` until the invariants hold with every wanted slot filled,
+    the NodeENI Ready with all attached, and no mutating call for HOLD seconds;
+    None and what was still wrong after CONVERGE_WITHIN seconds."""
+    deadline = since + CONVERGE_WITHIN
+    while True:
+        obj = await read_nodeeni(env.api, env.unique)
+        problems = await nodeeni_violations(
+            env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
+        )
+        if not is_ready(obj):
+            problems.append(f"not Ready: {condition(obj, 'Ready')}")
+        if _attached(obj) != len(wanted):
+            problems.append(f"{_attached(obj)} of {len(wanted)} attachments attached")
+        if not problems:
+            converged = time.monotonic() - since
+            calls = mutating_calls(env.realism)
+            await asyncio.sleep(HOLD)
+            problems = await nodeeni_violations(
+                env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
+            )
+            if not problems and mutating_calls(env.realism) == calls:
+                return converged, []
+        if time.monotonic() >= deadline:
+            return None, [*problems, f"status: {obj.get('status')}"]
+        await asyncio.sleep(0.25)
+
+
+async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_latency: float) -> None:
+    result = case.result
+    env.realism.configure(detach_latency=detach_latency)
+    custom = client.CustomObjectsApi(env.api)
+    both = nodeeni_spec(env.unique, env.world, *SUBNETS)
+    first = nodeeni_spec(env.unique, env.world, SUBNETS[0])
+    async with running_controller(env.api, controller_config(env.world)) as controller:
+        made = await make_nodes(env.nodes, env.world, env.unique, az=AZ_A, count=2)
+        names = [name for name, _ in made]
+        created = await env.nodeenis.create(env.unique, both)
+        uid = created["metadata"]["uid"]
+        wanted = {(n, env.world.subnet(s).id) for n in names for s in SUBNETS}
+        await wait_for_nodeeni(
+            env.api, env.unique, lambda o: is_ready(o) and _attached(o) == len(wanted), within=60
+        )
+        await quiet(controller, env.unique)
+
+        async def flip_label(on: bool) -> None:
+            await label_node(env.api, names[0], {"test": env.unique if on else None})
+
+        async def flip_subnets(on: bool) -> None:
+            await merge_patch_nodeeni(custom, env.unique, {"spec": both if on else first})
+
+        watch = DuplicateWatch(env.world, uid, env.realism)
+        await watch.start()
+        calls_before = env.realism.calls()
+        mutating_before = mutating_calls(env.realism)
+        counts = {"label": 0, "subnets": 0}
+        sampler = asyncio.create_task(watch.run())
+        try:
+            until = time.monotonic() + seconds
+            await asyncio.gather(
+                _flipper(case, LABEL_PERIOD, until, flip_label, counts, "label"),
+                _flipper(case, SUBNET_PERIOD, until, flip_subnets, counts, "subnets"),
+            )
+            # left alone where it started: labelled, both subnets
+            await flip_label(True)
+            await flip_subnets(True)
+            last_flip = time.monotonic()
+            converged, unconverged = await _converged(env, watch, wanted, since=last_flip)
+            if converged is None:
+                for name, instance in made:
+                    devices = await asyncio.to_thread(instance_devices, watch.ec2, instance.id)
+                    unconverged.append(f"{name} ({instance.id}): {devices}")
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+        await watch.sample()
+
+        flips = counts["label"] + counts["subnets"]
+        mutating = mutating_calls(env.realism) - mutating_before
+        calls_after = env.realism.calls()
+        enis = await asyncio.to_thread(tagged_enis, watch.ec2, uid)
+        slots = slots_of(enis)
+        result.converge_seconds = None if converged is None else round(converged, 2)
+        result.violations = await nodeeni_violations(
+            env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
+        )
+        result.leaks = len(enis) - sum(1 for slot in wanted if slot in slots)
+        result.duplicates = watch.duplicates + watch.unseen_creates
+        result.extra_mutating_calls = mutating
+        per_flip = mutating / flips if flips else 0.0
+        result.details = {
+            "flap_seconds": seconds,
+            "detach_latency": detach_latency,
+            "label_flips": counts["label"],
+            "subnet_flips": counts["subnets"],
+            "flips": flips,
+            "mutating_calls": mutating,
+            "mutating_per_flip": round(per_flip, 2),
+            "creates": watch.creates,
+            "coexisting_enis": watch.duplicates,
+            "unseen_creates": watch.unseen_creates,
+            "enis_seen": len(watch.seen),
+            "samples": watch.samples,
+            "calls": {
+                action: n - calls_before.get(action, 0)
+                for action, n in sorted(calls_after.items())
+                if n != calls_before.get(action, 0)
+            },
+        }
+        print(
+            f"FIGURE flapping seed={case.seed}: {flips} flips in {seconds:.0f}s, "
+            f"{mutating} mutating calls ({per_flip:.2f}/flip), "
+            f"converged {result.converge_seconds}s after the last flip; "
+            f"{result.leaks} leaks, {result.duplicates} duplicates"
+        )
+        assert converged is not None, f"not converged in {CONVERGE_WITHIN:.0f}s: {unconverged}"
+        assert result.violations == []
+        assert result.leaks == 0
+        assert watch.duplicates == 0, f"ENIs that shared a slot: {sorted(watch.coexisting)}"
+        assert watch.unseen_creates == 0, f"{watch.creates} creates, {len(watch.seen)} ENIs seen"
+        assert flips > 0
+        assert per_flip <= MAX_MUTATING_PER_FLIP, result.details
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_flapping(aws_env: AWSEnv, chaos_seed: int) -> None:
+    async with chaos_case("flapping", chaos_seed, bound=200) as case:
+        await _flapping(aws_env, case, seconds=30.0, detach_latency=2.0)
+
+
+@pytest.mark.timeout(120)
+async def test_flapping_smoke(aws_env: AWSEnv, chaos_seed: int) -> None:
+    async with chaos_case("flapping-smoke", chaos_seed, bound=90) as case:
+        await _flapping(aws_env, case, seconds=5.0, detach_latency=0.5)

@@ -1,0 +1,226 @@
+"""The final invariant check of a chaos case: EC2, a NodeENI's status and the
+tags agree. Reusable by any test that wants to say "nothing leaked, nothing doubled".
+
+For a NodeENI:
+
+- every status attachment's ENI exists in EC2 and is attached to the status's
+  instance at the status's device index;
+- every ENI tagged with the NodeENI's uid is listed in its status (a `grace`
+  forgives what the controller has not written yet);
+- at most one ENI per (node, subnet) slot, attached or not.
+
+`nodeeni_violations` returns human-readable violations, empty when all hold.
+`DuplicateWatch` samples EC2 during a run, because a duplicate that was
+created and deleted again is gone by the final check: it records ENIs that
+shared a slot and compares CreateNetworkInterface calls with the ENIs seen.
+
+EC2 is read with boto3 (`ec2_client`) in a worker thread, so an in-process
+controller on the same event loop keeps running while we look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from eni_controller.reconcile import tags
+from tests.harness.controller import read_nodeeni
+from tests.harness.ec2world import World, ec2_client
+from tests.harness.realism.control import RealismControl
+
+Slot = tuple[str, str]  # (node name, subnet id)
+
+
+def tagged_enis(ec2: Any, uid: str) -> list[dict[str, Any]]:
+    """Every ENI tagged with the NodeENI `uid`, as EC2 has it now (blocking)."""
+    found: list[dict[str, Any]] = ec2.describe_network_interfaces(
+        Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": [uid]}]
+    )["NetworkInterfaces"]
+    return found
+
+
+def _tags(eni: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in eni.get("TagSet", [])}
+
+
+def slots_of(enis: Sequence[Mapping[str, Any]]) -> dict[Slot, list[str]]:
+    """ENI ids by (Node tag, subnet), attached or not."""
+    slots: dict[Slot, list[str]] = {}
+    for eni in enis:
+        key = (_tags(eni).get(tags.NODE_KEY, ""), eni["SubnetId"])
+        slots.setdefault(key, []).append(eni["NetworkInterfaceId"])
+    return slots
+
+
+def state_violations(
+    obj: Mapping[str, Any],
+    enis: Sequence[Mapping[str, Any]],
+    *,
+    wanted: Collection[Slot] | None = None,
+) -> list[str]:
+    """The violations between one NodeENI `obj` and its tagged `enis` (pure).
+
+    With `wanted`, also: each wanted slot holds an ENI and no other slot does.
+    """
+    name = obj["metadata"]["name"]
+    by_id = {e["NetworkInterfaceId"]: e for e in enis}
+    attachments = (obj.get("status") or {}).get("attachments") or []
+    listed: set[str] = set()
+    problems: list[str] = []
+    for item in attachments:
+        eni_id = item.get("eniID", "")
+        listed.add(eni_id)
+        eni = by_id.get(eni_id)
+        if eni is None:
+            problems.append(f"{name}: status lists {eni_id} on {item.get('nodeID')}, not in EC2")
+            continue
+        attachment = eni.get("Attachment") or {}
+        if attachment.get("InstanceId") != item.get("instanceID"):
+            problems.append(
+                f"{name}: {eni_id} attached to {attachment.get('InstanceId')}, "
+                f"status says {item.get('instanceID')}"
+            )
+        elif attachment.get("DeviceIndex") != item.get("deviceIndex"):
+            problems.append(
+                f"{name}: {eni_id} at device index {attachment.get('DeviceIndex')}, "
+                f"status says {item.get('deviceIndex')}"
+            )
+    for eni_id in sorted(set(by_id) - listed):
+        problems.append(f"{name}: {eni_id} is tagged with its uid but not in its status")
+    slots = slots_of(enis)
+    for (node, subnet), ids in sorted(slots.items()):
+        if len(ids) > 1:
+            problems.append(f"{name}: {len(ids)} ENIs in slot ({node}, {subnet}): {sorted(ids)}")
+    status_slots: dict[Slot, int] = {}
+    for item in attachments:
+        key = (item.get("nodeID", ""), item.get("subnetID", ""))
+        status_slots[key] = status_slots.get(key, 0) + 1
+    for (node, subnet), count in sorted(status_slots.items()):
+        if count > 1:
+            problems.append(f"{name}: status lists {count} ENIs for ({node}, {subnet})")
+    if wanted is not None:
+        for node, subnet in sorted(set(wanted) - set(slots)):
+            problems.append(f"{name}: no ENI in wanted slot ({node}, {subnet})")
+        for node, subnet in sorted(set(slots) - set(wanted)):
+            problems.append(
+                f"{name}: ENI(s) {slots[(node, subnet)]} in unwanted slot ({node}, {subnet})"
+            )
+    return problems
+
+
+async def nodeeni_violations(
+    api: client.ApiClient,
+    world: World,
+    name: str,
+    *,
+    grace: float = 0.0,
+    wanted: Collection[Slot] | None = None,
+    ec2: Any = None,
+) -> list[str]:
+    """The NodeENI `name`'s violations; [] when EC2, its status and tags agree.
+
+    A violation is one only if it lasts: the check is repeated every 0.5 s for
+    up to `grace` seconds and the last answer returned (0: look once).
+    """
+    ec2 = ec2 if ec2 is not None else await asyncio.to_thread(ec2_client, world.endpoint)
+    deadline = time.monotonic() + grace
+    while True:
+        obj = await read_nodeeni(api, name)
+        enis = await asyncio.to_thread(tagged_enis, ec2, obj["metadata"]["uid"])
+        problems = state_violations(obj, enis, wanted=wanted)
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        await asyncio.sleep(0.5)
+
+
+def instance_devices(ec2: Any, instance_id: str) -> list[str]:
+    """What EC2 says occupies `instance_id`'s device indexes, both ways it can be
+    asked (DescribeInstances, DescribeNetworkInterfaces): for a failure message."""
+    (reservation,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    (instance,) = reservation["Instances"]
+    seen = [
+        f"instance view: {n['NetworkInterfaceId']} index {n['Attachment']['DeviceIndex']} "
+        f"{n['Attachment'].get('Status')}"
+        for n in instance.get("NetworkInterfaces", [])
+    ]
+    enis = ec2.describe_network_interfaces(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )["NetworkInterfaces"]
+    seen += [
+        f"ENI view: {e['NetworkInterfaceId']} index {e['Attachment'].get('DeviceIndex')} "
+        f"{e['Attachment'].get('Status')} uid={_tags(e).get(tags.NODEENI_UID_KEY)}"
+        for e in enis
+    ]
+    return seen
+
+
+def create_calls(realism: RealismControl) -> int:
+    return realism.calls().get("CreateNetworkInterface", 0)
+
+
+def mutating_calls(realism: RealismControl) -> int:
+    """EC2 calls that change something (the realism layer's own split: not Describe*)."""
+    return sum(n for action, n in realism.calls().items() if not action.startswith("Describe"))
+
+
+@dataclass
+class DuplicateWatch:
+    """Duplicates over a whole run: sample the NodeENI `uid`'s ENIs every `every`
+    seconds while `run()` is awaited; `coexisting` are ENIs seen in a slot that
+    already held an older one,
+    `seen` every ENI id seen. A create call whose ENI was never seen (made and
+    deleted between two samples, or a retried token) shows in `unseen_creates`."""
+
+    world: World
+    uid: str
+    realism: RealismControl
+    every: float = 0.25
+    seen: set[str] = field(default_factory=set)
+    coexisting: set[str] = field(default_factory=set)
+    samples: int = 0
+    ec2: Any = None
+    _initial: set[str] = field(default_factory=set)
+    _creates_before: int = 0
+    _order: dict[str, int] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self.ec2 = await asyncio.to_thread(ec2_client, self.world.endpoint)
+        self._creates_before = create_calls(self.realism)
+        await self.sample()
+        self._initial = set(self.seen)
+
+    async def sample(self) -> None:
+        enis = await asyncio.to_thread(tagged_enis, self.ec2, self.uid)
+        self.samples += 1
+        for ids in slots_of(enis).values():
+            for eni_id in ids:
+                self._order.setdefault(eni_id, len(self._order))
+            self.seen.update(ids)
+            if len(ids) > 1:
+                first = min(ids, key=self._order.__getitem__)
+                self.coexisting.update(i for i in ids if i != first)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        while True:
+            await self.sample()
+            await asyncio.sleep(self.every)
+
+    @property
+    def duplicates(self) -> int:
+        """ENIs that, at some sample, shared a slot with an older one."""
+        return len(self.coexisting)
+
+    @property
+    def creates(self) -> int:
+        return create_calls(self.realism) - self._creates_before
+
+    @property
+    def unseen_creates(self) -> int:
+        """Create calls not matched by a new ENI seen since `start()`."""
+        return max(0, self.creates - len(self.seen - self._initial))
