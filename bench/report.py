@@ -12,7 +12,6 @@ including a targets table that says which targets this run met.
 from __future__ import annotations
 
 import json
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,39 +269,6 @@ def idle_section(results: Mapping[str, Result]) -> str:
     )
 
 
-def pipeline_section(results: Mapping[str, Result]) -> str:
-    p = results.get("pipeline")
-    if p is None:
-        return ""
-    runs = p.get("runs_us_per_eni") or []
-    intro = (
-        f"The fastest of {len(runs)} runs, each in a fresh process (`python -m "
-        "bench.pipeline --json`); every run's µs per ENI: "
-        + ", ".join(f"{r:.1f}" for r in runs)
-        + f" (median {statistics.median(runs):.1f}).\n\n"
-        if runs
-        else ""
-    )
-    return (
-        "### In-process pipeline\n\n"
-        + intro
-        + _table(
-            ["ENIs", "shape", "time", "ENIs/s", "µs per ENI", "seed's mock figure"],
-            [
-                [
-                    f"{p['enis']:,}",
-                    f"{p['nodeenis']} NodeENIs x {p['nodes']:,} nodes",
-                    f"{p['seconds']:.2f} s",
-                    f"{p['enis_per_second']:,.0f}",
-                    f"{p['us_per_eni']:.1f}",
-                    f"{p['seed_mock_enis_per_second']:,.0f} ENIs/s, "
-                    f"{p['seed_mock_us_per_eni']:g} µs (a finalizer added, no ENI made)",
-                ]
-            ],
-        )
-    )
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Target:
     name: str
@@ -377,18 +343,6 @@ def _idle(results: Mapping[str, Result]) -> tuple[str, bool] | None:
     return text, ok
 
 
-def _pipeline(results: Mapping[str, Result]) -> tuple[str, bool] | None:
-    p = results.get("pipeline")
-    if p is None:
-        return None
-    runs = p.get("runs_us_per_eni") or []
-    spread = f" (fastest of {len(runs)}; median {statistics.median(runs):.1f} µs)" if runs else ""
-    return (
-        f"{p['enis_per_second']:,.0f} ENIs/s, {p['us_per_eni']:.1f} µs{spread}",
-        p["us_per_eni"] <= 76,
-    )
-
-
 def _rss(results: Mapping[str, Result]) -> tuple[str, bool] | None:
     rss = _get(results, "large", "peak_rss_mb")
     return None if rss is None else (f"{rss:.0f} MB", rss <= 200)
@@ -425,7 +379,6 @@ TARGETS = (
         figure=_throttled("request_limit_exceeded_share", 0.01),
     ),
     Target(name="Idle: 0 mutating, 0 status writes, describes ≤ ceil(ENIs/page)", figure=_idle),
-    Target(name="in-process pipeline ≤ 76 µs per ENI (≥ 13,127 ENIs/s)", figure=_pipeline),
     Target(name="controller peak RSS ≤ 200 MB at Large", figure=_rss),
     Target(name="Large within 15 minutes", figure=_large_time),
 )
@@ -544,7 +497,6 @@ def render(
         floor_section(results),
         throttled_section(results),
         idle_section(results),
-        pipeline_section(results),
     ]
     generated = "\n\n".join(s for s in sections if s)
     text = template.replace(MARKER, generated)

@@ -9,7 +9,7 @@ bench/results/suite/ and regenerates docs/performance.md from all results.
 
     python -m bench.suite [--scenarios basic,large,...] [--nodes 100 --enis-per-node 10]
         [--max-concurrent-reconciles 5 --max-concurrent-eni-cleanup 3] [--timeout 900]
-        [--pipeline-enis 10000] [--pipeline-runs 5] [--out bench/results/suite]
+        [--out bench/results/suite]
 
 Every parameter also reads an environment variable (BENCH_NODES,
 BENCH_ENIS_PER_NODE, BENCH_SCENARIOS, MAX_CONCURRENT_RECONCILES,
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import pipeline, report
+from bench import report
 from bench.scenarios import (
     MAX_SUBNETS,
     SEED_SCENARIOS,
@@ -43,7 +43,7 @@ from tests.harness.ec2world import FAKE_CREDENTIALS
 
 DEFAULT_OUT = Path("bench/results/suite")
 _DEFAULTS = Settings()
-ALL = "basic,concurrent,scaleup,burst,cleanup,enterprise,large,throttled,pipeline"
+ALL = "basic,concurrent,scaleup,burst,cleanup,enterprise,large,throttled"
 
 
 def catalogue(*, nodes: int, enis_per_node: int) -> dict[str, Scenario]:
@@ -141,10 +141,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reconcile-period", type=int, default=_DEFAULTS.reconcile_period_seconds, metavar="S"
     )
-    parser.add_argument("--pipeline-enis", type=int, default=10_000)
-    parser.add_argument(
-        "--pipeline-runs", type=int, default=5, help="fresh processes; the fastest is reported"
-    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
         "--no-report", action="store_true", help="do not regenerate docs/performance.md"
@@ -158,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["aws_secret_access_key"])
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     known = catalogue(nodes=args.nodes, enis_per_node=args.enis_per_node)
-    unknown = [n for n in names if n not in known and n != "pipeline"]
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(unknown)} (known: {ALL})")
     settings = Settings(
@@ -169,12 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, dict[str, Any]] = {}
-    if "pipeline" in names:
-        print(f"--- in-process pipeline: {args.pipeline_enis} ENIs", flush=True)
-        figures = pipeline.run_isolated(enis=args.pipeline_enis, repeat=args.pipeline_runs)
-        print(pipeline.summary(figures), flush=True)
-        outputs["pipeline"] = figures.to_json()
-    scenarios = [known[n] for n in names if n != "pipeline"]
+    scenarios = [known[n] for n in names]
     if scenarios:
         with tempfile.TemporaryDirectory(prefix="eni-bench-") as state:
             for result in asyncio.run(run_scenarios(scenarios, settings, state=Path(state))):

@@ -1,11 +1,8 @@
 """The running controller: informers feed one work queue, N workers reconcile.
 
-Routing decides which NodeENIs an event concerns. A NodeENI event enqueues
-that NodeENI unless only its status changed (our own writes must not loop us).
-A Node event enqueues every NodeENI that matches the node's old labels, its
-new labels, or holds an attachment on it, so a removed label starts cleanup
-at once; kubelet heartbeats (status-only Node updates) enqueue nothing.
-Every RECONCILE_PERIOD all NodeENIs are enqueued again (resync).
+Routing (reconcile/routing.py) decides which NodeENIs an event concerns.
+Every RECONCILE_PERIOD all NodeENIs are enqueued again (resync), after one
+describe of all our ENIs that serves them (reconcile/ec2view.py).
 
 Nothing may pin a key: the queue never hands a key to two workers, so a key
 whose reconcile never ends is never reconciled again. Every Kubernetes request
@@ -32,11 +29,11 @@ from kubernetes_asyncio import client
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.identity import ClusterIdentity
-from eni_controller.aws.limits import InstanceTypeLimits
-from eni_controller.aws.lookup import Resolver
 from eni_controller.config import Config
 from eni_controller.health import LoopHeartbeat, WorkerActivity
 from eni_controller.kube.informer import (
+    ATTACHED_NODES_INDEX,
+    LABELS_INDEX,
     Informer,
     node_labels_index,
     nodeeni_attached_nodes_index,
@@ -45,14 +42,15 @@ from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
-from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter, OwnWrites
+from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
-from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs
+from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
-from eni_controller.reconcile.reconciler import NODE_LABELS_INDEX, Reconciler
+from eni_controller.reconcile.reconciler import KubeSide, Reconciler
 from eni_controller.reconcile.retries import SlotBackoff
+from eni_controller.reconcile.routing import NodeENIEvents, NodeEvents
 from eni_controller.reconcile.sweep import (
     SWEEP_OWNER,
     OrphanSweep,
@@ -63,7 +61,6 @@ from eni_controller.reconcile.tokens import ClientTokens
 
 log = structlog.get_logger(__name__)
 
-ATTACHED_NODES_INDEX = "nodes"
 # On shutdown in-flight reconciles get this long to finish, then are cancelled:
 # safe at any point (the same adoption that covers a crash), and it keeps the
 # exit well inside Kubernetes' 30 s grace period however big the rollout.
@@ -78,72 +75,6 @@ QUEUE_NAME = "nodeeni"
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta: Mapping[str, Any] = obj.get("metadata") or {}
     return meta
-
-
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    labels: Mapping[str, str] = _meta(obj).get("labels") or {}
-    return labels
-
-
-def _provider_id(node: Mapping[str, Any]) -> str:
-    return str((node.get("spec") or {}).get("providerID") or "")
-
-
-class NodeENIEvents:
-    """NodeENI events → that NodeENI, unless nothing but status changed or the
-    change is the controller's own write (the reconcile that wrote it went on)."""
-
-    _WATCHED_METADATA = ("generation", "finalizers", "deletionTimestamp", "annotations")
-
-    def __init__(self, queue: WorkQueue[str], *, own: OwnWrites) -> None:
-        self._queue = queue
-        self._own = own
-
-    def on_add(self, obj: dict[str, Any]) -> None:
-        self._queue.add(_meta(obj)["name"])
-
-    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        before, after = _meta(old), _meta(new)
-        if any(before.get(k) != after.get(k) for k in self._WATCHED_METADATA):
-            name = after["name"]
-            self._own.unless_own(new, then=lambda: self._queue.add(name))
-
-    def on_delete(self, obj: dict[str, Any]) -> None:
-        self._queue.add(_meta(obj)["name"])
-
-
-class NodeEvents:
-    """Node events → the NodeENIs the node concerns, before and after."""
-
-    def __init__(self, queue: WorkQueue[str], nodeenis: Informer) -> None:
-        self._queue = queue
-        self._nodeenis = nodeenis
-
-    def on_add(self, obj: dict[str, Any]) -> None:
-        self._enqueue(obj)
-
-    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if _labels(old) != _labels(new) or _provider_id(old) != _provider_id(new):
-            self._enqueue(old, new)
-
-    def on_delete(self, obj: dict[str, Any]) -> None:
-        self._enqueue(obj)
-
-    def _enqueue(self, *versions: dict[str, Any]) -> None:
-        name = _meta(versions[-1])["name"]
-        wanted = {_meta(n)["name"] for n in self._nodeenis.by_index(ATTACHED_NODES_INDEX, name)}
-        for raw in self._nodeenis.list():
-            selector = (raw.get("spec") or {}).get("nodeSelector")
-            if isinstance(selector, Mapping) and any(
-                _selects(selector, _labels(v)) for v in versions
-            ):
-                wanted.add(_meta(raw)["name"])
-        for nodeeni in sorted(wanted):
-            self._queue.add(nodeeni)
-
-
-def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 class Controller:
@@ -176,17 +107,18 @@ class Controller:
         self._informer_tasks: list[asyncio.Task[None]] = []
         self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
         self.writer = NodeENIWriter(api)
+        self.view = EC2View(ec2, vpc_id=config.vpc_id)
         self.nodeenis = Informer(
             name="nodeenis",
             api=ResourceAPI.nodeenis(api),
-            handler=NodeENIEvents(self.queue, own=self.writer.own),
+            handler=NodeENIEvents(self.queue, view=self.view, writes=self.writer),
             indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
         )
         self.nodes = Informer(
             name="nodes",
             api=ResourceAPI.nodes(api),
-            handler=NodeEvents(self.queue, self.nodeenis),
-            indexers={NODE_LABELS_INDEX: node_labels_index},
+            handler=NodeEvents(self.queue, self.nodeenis, view=self.view),
+            indexers={LABELS_INDEX: node_labels_index},
         )
         allocator = DeviceIndexAllocator()
         tokens = ClientTokens()
@@ -196,15 +128,16 @@ class Controller:
             detach_timeout=config.detachment_timeout_seconds,
             on_done=self._cleaned,
             metrics=metrics,
-            on_detached=allocator.release,  # the index is free for the next attach
+            on_detached=lambda instance_id, index: self._detached(
+                instance_id, index, allocator=allocator
+            ),
             on_deleted=lambda eni_id: _deleted(eni_id, allocator=allocator, tokens=tokens),
         )
-        self.enis = ManagedENIs(ec2)
         self._ec2 = ec2
         # resolved once, at the start of the first term (aws/identity.py)
         self.identity = ClusterIdentity(name=config.cluster_name, vpc_id=config.vpc_id)
         self.sweep = OrphanSweep(
-            self.enis,
+            self.view,
             self.cleanup,
             identity=self.identity,
             claimed_uids=lambda: (_meta(raw).get("uid", "") for raw in self.nodeenis.list()),
@@ -215,12 +148,13 @@ class Controller:
         )
         self.reconciler = Reconciler(
             config=config,
-            nodeenis=self.nodeenis,
-            nodes=self.nodes,
-            enis=self.enis,
-            instances=InstanceFacts(ec2),
-            resolver=Resolver(ec2, vpc_id=config.vpc_id),
-            limits=InstanceTypeLimits(ec2),
+            kube=KubeSide(
+                nodeenis=self.nodeenis,
+                nodes=self.nodes,
+                writer=self.writer,
+                events=EventRecorder(api),
+            ),
+            view=self.view,
             cluster=self.identity,
             executor=Executor(
                 ec2,
@@ -232,9 +166,6 @@ class Controller:
                 tokens=tokens,
             ),
             cleanup=self.cleanup,
-            writer=self.writer,
-            events=EventRecorder(api),
-            queued=self.queue.keys,
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -289,7 +220,7 @@ class Controller:
             self._ec2, instance_ids=node_instance_ids(self.nodes.list()), metrics=self.metrics
         )
         self.metrics.leader.set(1)
-        self._enqueue_all()  # a new term starts from everything
+        self.resync()  # a new term starts from everything
         tasks = [
             asyncio.create_task(self._worker(i))
             for i in range(self.config.max_concurrent_reconciles)
@@ -305,25 +236,37 @@ class Controller:
             await asyncio.gather(*tasks)
         finally:
             self.metrics.leader.set(0)
-            self.enis.stop()
+            self.view.stop()
             await _cancel(tasks)
 
     def _cleaned(self, owner: str) -> None:
-        if owner != SWEEP_OWNER:
-            self.queue.add(owner)  # its status and finalizer follow
+        """Some of `owner`'s ENIs left the cleanup pool: its status and finalizer
+        follow, from a describe made after."""
+        if owner == SWEEP_OWNER:
+            return
+        raw = self.nodeenis.get(owner)
+        if raw is not None:
+            self.view.changed(uid=_meta(raw).get("uid"))
+        self.queue.add(owner)
+
+    def _detached(self, instance_id: str, index: int, *, allocator: DeviceIndexAllocator) -> None:
+        """The cleanup pool saw an ENI it detached free: its device index is free for
+        the next attach, and the instance's facts are out of date."""
+        allocator.release(instance_id, index)
+        self.view.changed(instance=instance_id)
 
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.reconcile_period_seconds)
-            self._enqueue_all()
+            self.resync()
 
-    def _enqueue_all(self) -> None:
+    def resync(self) -> None:
         """Every NodeENI to the queue, and one describe of all our ENIs that serves them."""
         names = [_meta(raw)["name"] for raw in self.nodeenis.list()]
         for name in names:
             self.queue.add(name)
         if names:
-            self.enis.refresh()  # started after the adds: fresh enough for each of them
+            self.view.refresh()  # serves each of them, unless changed since
 
     async def _worker(self, number: int) -> None:
         while True:
@@ -338,7 +281,7 @@ class Controller:
             deadline = asyncio.timeout(self.config.reconcile_timeout_seconds)
             try:
                 async with deadline:
-                    result = await self.reconciler.reconcile(key, since=self.queue.last_added(key))
+                    result = await self.reconciler.reconcile(key)
             except Exception as err:
                 self._failed(err, overran=deadline.expired(), worker=number)
                 self.queue.add_rate_limited(key)  # re-read and retry after the key's backoff

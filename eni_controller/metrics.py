@@ -6,39 +6,14 @@ and several controllers in one process never collide on registration.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from types import TracebackType
-from typing import Generic, TypeVar
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _NAMESPACE = "eni_controller"
-
-_M = TypeVar("_M", Counter, Gauge, Histogram)
-
-
-class Children(Generic[_M]):
-    """A labelled metric's children, each looked up in prometheus-client once.
-
-    `metric.labels(...)` validates its arguments and takes a lock on every call;
-    on the EC2 call path that cost more than the observations themselves. A
-    child is still created by the first `labels(...)` for its values (never
-    before: an unused series is not exported). The controller never removes
-    children, so a cached one stays the metric's.
-    """
-
-    __slots__ = ("_children", "_metric")
-
-    def __init__(self, metric: _M) -> None:
-        self._metric: _M = metric
-        self._children: dict[tuple[str, ...], _M] = {}
-
-    def labels(self, *values: str) -> _M:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
 
 
 class Metrics:
@@ -156,8 +131,6 @@ class Metrics:
             registry=r,
             buckets=_LATENCY_BUCKETS,
         )
-        self._eni_operations = Children(self.eni_operations)
-        self._eni_operation_duration = Children(self.eni_operation_duration)
         self.reconciles = Counter(
             "reconcile_total",
             "NodeENI reconciles by result (success, requeue, error)",
@@ -213,34 +186,14 @@ class Metrics:
             registry=r,
         )
 
-    def eni_operation(self, operation: str) -> ENIOperation:
-        """Count and time one ENI operation around the block."""
-        return ENIOperation(self._eni_operations, self._eni_operation_duration, operation)
-
-
-class ENIOperation:
-    """`Metrics.eni_operation`'s context manager (a class: generator-based ones cost
-    more than the two observations they make)."""
-
-    __slots__ = ("_duration", "_operation", "_results", "_start")
-
-    def __init__(
-        self, results: Children[Counter], duration: Children[Histogram], operation: str
-    ) -> None:
-        self._results = results
-        self._duration = duration
-        self._operation = operation
-        self._start = 0.0
-
-    def __enter__(self) -> None:
-        self._start = time.perf_counter()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        result = "success" if exc_type is None else "error"
-        self._results.labels(self._operation, result).inc()
-        self._duration.labels(self._operation).observe(time.perf_counter() - self._start)
+    @contextlib.contextmanager
+    def eni_operation(self, operation: str) -> Iterator[None]:
+        """Count (success or error) and time one ENI operation around the block."""
+        start = time.perf_counter()
+        result = "error"
+        try:
+            yield
+            result = "success"
+        finally:
+            self.eni_operations.labels(operation, result).inc()
+            self.eni_operation_duration.labels(operation).observe(time.perf_counter() - start)

@@ -1,25 +1,24 @@
-"""Concurrent describes by key, made as one call for every key asked meanwhile.
+"""Concurrent describes by key, made as one call (a dataloader with singleflight).
 
-Five reconcile workers often ask EC2 about the same or neighbouring things at
-the same moment: the same 100 instances for ten NodeENIs over the same nodes,
-one instance type, the ENIs of five NodeENIs. Each call to EC2 costs a request
-against the account's Describe budget and, on the server, an answer to build;
-a batch asks once for the union.
+Reconcile workers often ask EC2 about the same or neighbouring things at the
+same moment: the same instances for several NodeENIs over the same nodes, one
+instance type, the ENIs of several NodeENIs. Each call costs a request against
+the account's Describe budget; a batch asks once for the union.
 
-Freshness is kept: a caller only ever gets an answer from a call that started
-after it asked. While a call is in flight, new askers wait for the next one,
-which starts as soon as the current one ends and carries all their keys.
-An asker that needs only an answer from after some earlier moment (`since`:
-a reconcile needs EC2 as of its work queue's add, see ec2view.py) shares a
-call in flight that started since then and holds all its keys. For facts that
-do not change, or that a cache keeps for minutes anyway (instance types,
-subnets and security groups), `fresh=False` lets such an asker share the call
-in flight whenever it started.
+Invariants:
+
+* Keys asked in one event-loop turn, or while a call is in flight, go out
+  together in the next call (in chunks of `max_keys`, EC2's filter limit).
+* An asker shares the call in flight only if that call holds all its keys and
+  started no earlier than the asker's `not_before` (by `clock`). Whether an
+  answer is fresh enough is the asker's business: the batcher keeps no
+  answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
@@ -28,21 +27,22 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 _Answer = tuple[float, Mapping[K, V]]  # when the call started, what it found
 
+ANY_CALL = -math.inf  # `not_before` of an asker any call in flight will do for
+
 
 class Batcher(Generic[K, V]):
-    """`get(keys)` → the values found for those keys; keys not found are absent."""
+    """`load(keys)` → when the answering call started, and the values found for
+    those keys (keys not found are absent)."""
 
     def __init__(
         self,
         fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
         *,
         max_keys: int,
-        fresh: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._max_keys = max_keys
-        self._fresh = fresh
         self._clock = clock
         self._waiting: dict[K, None] = {}  # keys asked for since the running call started
         self._next: asyncio.Future[_Answer[K, V]] | None = None
@@ -50,24 +50,23 @@ class Batcher(Generic[K, V]):
         self._running: tuple[frozenset[K], float, asyncio.Future[_Answer[K, V]]] | None = None
         self.calls = 0  # read by tests: fetches made
 
-    async def get(self, keys: Iterable[K], *, since: float | None = None) -> dict[K, V]:
-        return (await self.get_at(keys, since=since))[1]
+    async def get(self, keys: Iterable[K], *, not_before: float | None = None) -> dict[K, V]:
+        return (await self.load(keys, not_before=not_before))[1]
 
-    async def get_at(
-        self, keys: Iterable[K], *, since: float | None = None
+    async def load(
+        self, keys: Iterable[K], *, not_before: float | None = None
     ) -> tuple[float, dict[K, V]]:
-        """When the answering call started (by `clock`), and the values found.
-
-        Without `since` (and with `fresh`), that call starts after this asks.
-        """
+        """The answer of a call that started at or after `not_before` (None: after
+        this asks)."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return self._clock(), {}
         running = self._running
         if (
             running is not None
+            and not_before is not None
+            and running[1] >= not_before
             and running[0].issuperset(wanted)
-            and (not self._fresh or (since is not None and running[1] >= since))
         ):
             return self._pick(await asyncio.shield(running[2]), wanted)
         self._waiting.update(dict.fromkeys(wanted))

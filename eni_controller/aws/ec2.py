@@ -29,9 +29,9 @@ from eni_controller.aws.resources import (
     SecurityGroup,
     Subnet,
 )
-from eni_controller.aws.retry import RetryPolicy, is_retryable, retrying
+from eni_controller.aws.retry import RetryPolicy, retrying
 from eni_controller.config import Config
-from eni_controller.metrics import Children, Metrics
+from eni_controller.metrics import Metrics
 
 Filters = Mapping[str, Sequence[str]]
 
@@ -60,10 +60,10 @@ _NOT_IDEMPOTENT: Final = frozenset({"AttachNetworkInterface"})
 # These filters crash moto and are not needed: we read the fields instead.
 _UNSUPPORTED_FILTERS: Final = frozenset({"attachment.device-index", "attachment.status"})
 _PAGE_SIZE: Final = 1000
-_FILTER_VALUES_PER_CALL: Final = 200
+FILTER_VALUES_PER_CALL: Final = 200  # EC2's limit on the values of one filter
 
 
-@functools.cache  # a handful of actions; computed per call it showed in profiles
+@functools.cache  # a handful of actions
 def _snake(action: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")
 
@@ -107,9 +107,6 @@ class EC2Client:
         self._retry_policy = retry
         self._metrics = metrics
         self._clock = clock
-        self._calls = Children(metrics.aws_api_calls)
-        self._latency = Children(metrics.aws_api_latency)
-        self._limiter_wait = Children(metrics.aws_rate_limiter_wait)
 
     # --- the one call path -------------------------------------------------
 
@@ -119,58 +116,29 @@ class EC2Client:
         method = getattr(self._client, _snake(action))
         idempotent = action not in _NOT_IDEMPOTENT
         try:
-            try:
-                # The first attempt runs outside tenacity: nearly every call succeeds at
-                # once, and tenacity's per-attempt machinery cost more CPU than the rest
-                # of this path (bench/pipeline.py). A retryable failure enters the same
-                # tenacity loop as before, as its first (already failed) attempt.
-                response: dict[str, Any] = await self._attempt(
-                    action, method, params, idempotent=idempotent
-                )
-            except EC2Error as first:
-                if not is_retryable(first):
-                    raise
-                response = await self._retry(
-                    action, method, params, idempotent=idempotent, first=first
-                )
+            async for attempt in retrying(
+                self._retry_policy, before_sleep=self._count_retry(action)
+            ):
+                with attempt:
+                    response: dict[str, Any] = await self._attempt(
+                        action, method, params, idempotent=idempotent
+                    )
         except EC2Error as err:
             if isinstance(err, Transient | Throttled):
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()  # EC2 answered; the answer was "no"
-            self._calls.labels(action, "error").inc()
+            self._metrics.aws_api_calls.labels(action, "error").inc()
             raise
         self.breaker.record_success()
-        self._calls.labels(action, "success").inc()
-        return response
-
-    async def _retry(
-        self,
-        action: str,
-        method: Any,
-        params: Mapping[str, Any],
-        *,
-        idempotent: bool,
-        first: EC2Error,
-    ) -> dict[str, Any]:
-        """The tenacity loop, its first attempt being the one that raised `first`."""
-        failed: EC2Error | None = first
-        async for attempt in retrying(self._retry_policy, before_sleep=self._count_retry(action)):
-            with attempt:
-                if failed is not None:
-                    error, failed = failed, None
-                    raise error
-                response: dict[str, Any] = await self._attempt(
-                    action, method, params, idempotent=idempotent
-                )
+        self._metrics.aws_api_calls.labels(action, "success").inc()
         return response
 
     async def _attempt(
         self, action: str, method: Any, params: Mapping[str, Any], *, idempotent: bool
     ) -> dict[str, Any]:
-        taken = self._limiter.acquire_now(action)
-        action_class, waited = taken if taken is not None else await self._limiter.acquire(action)
-        self._limiter_wait.labels(action_class.value).observe(waited)
+        action_class, waited = await self._limiter.acquire(action)
+        self._metrics.aws_rate_limiter_wait.labels(action_class.value).observe(waited)
         start = self._clock()
         try:
             response: dict[str, Any] = await method(**params)
@@ -184,7 +152,7 @@ class EC2Client:
                 self._metrics.aws_api_throttles.labels(action).inc()
             raise error from exc
         finally:
-            self._latency.labels(action).observe(self._clock() - start)
+            self._metrics.aws_api_latency.labels(action).observe(self._clock() - start)
 
     def _count_retry(self, action: str) -> Callable[[RetryCallState], None]:
         def before_sleep(_state: RetryCallState) -> None:
@@ -281,7 +249,7 @@ class EC2Client:
         batches = (
             [
                 {**base, "network-interface-id": chunk}
-                for chunk in _chunks(eni_ids, _FILTER_VALUES_PER_CALL)
+                for chunk in _chunks(eni_ids, FILTER_VALUES_PER_CALL)
             ]
             if eni_ids
             else [base]
@@ -299,7 +267,7 @@ class EC2Client:
     async def describe_instances(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
         """The instances that exist among `instance_ids` (terminated ones included)."""
         found: dict[str, Instance] = {}
-        for chunk in _chunks(sorted(set(instance_ids)), _FILTER_VALUES_PER_CALL):
+        for chunk in _chunks(sorted(set(instance_ids)), FILTER_VALUES_PER_CALL):
             reservations = await self._paged(
                 "DescribeInstances",
                 "Reservations",

@@ -8,24 +8,24 @@ entries (tags included, which the allow-lists read) are cached per entry with
 a TTL; failures are not cached, so a fix is seen at once.
 A resolution costs one describe for the IDs and one per name stage that had
 names left (security groups: group name, then Name tag), none on a cache hit;
-reconciles resolving at the same moment share those describes (aws/batch.py).
+reconciles resolving at the same moment share those describes (aws/batch.py),
+any call in flight will do: the cache keeps entries for minutes anyway.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
-from eni_controller.aws.batch import Batcher
+from eni_controller.aws.batch import ANY_CALL, Batcher
 from eni_controller.aws.cache import TTLCache
-from eni_controller.aws.ec2 import EC2Client, Filters
+from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL, EC2Client, Filters
 from eni_controller.aws.resources import SecurityGroup, Subnet
 
 DEFAULT_TTL_SECONDS = 300.0
-_VALUES_PER_CALL = 200  # EC2's limit on the values of one filter
 
 
 class _InVpc(Protocol):
@@ -76,22 +76,20 @@ class _Finder(Generic[R]):
         self._ident = ident
         self._vpc_id = vpc_id
         self._cache = cache
-        self._by_ids = Batcher(self._describe_ids, max_keys=_VALUES_PER_CALL, fresh=False)
+        self._by_ids = Batcher(self._describe_ids, max_keys=FILTER_VALUES_PER_CALL)
         self._name_stages = [
             Batcher(
                 functools.partial(self._describe_names, filter_name, name_of),
-                max_keys=_VALUES_PER_CALL,
+                max_keys=FILTER_VALUES_PER_CALL,
             )
             for filter_name, name_of in name_stages
         ]
 
-    async def resolve(
-        self, *, ids: Sequence[str], names: Sequence[str], also: Callable[[], Iterable[str]]
-    ) -> tuple[R, ...]:
+    async def resolve(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[R, ...]:
         missing: list[str] = []
         ambiguous: list[str] = []
         elsewhere: list[str] = []
-        by_id = await self._by_id(ids, missing, elsewhere, also=also)
+        by_id = await self._by_id(ids, missing, elsewhere)
         by_name = await self._by_name(names, missing, ambiguous)
         if ambiguous or elsewhere or missing:
             raise LookupFailed(
@@ -111,28 +109,12 @@ class _Finder(Generic[R]):
         return {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
 
     async def _by_id(
-        self,
-        ids: Sequence[str],
-        missing: list[str],
-        elsewhere: list[str],
-        *,
-        also: Callable[[], Iterable[str]],
+        self, ids: Sequence[str], missing: list[str], elsewhere: list[str]
     ) -> dict[str, R]:
         found = {i: r for i in ids if (r := self._cache.get(f"id:{i}")) is not None}
         wanted = [i for i in dict.fromkeys(ids) if i not in found]
         if wanted:
-            room = max(0, _VALUES_PER_CALL - len(wanted))  # others never cost a second call
-            asked = set(wanted)
-            others = [
-                i
-                for i in dict.fromkeys(also())
-                if i not in asked and self._cache.get(f"id:{i}") is None
-            ][:room]
-            described = await self._by_ids.get([*wanted, *others])
-            found.update((i, described[i]) for i in wanted if i in described)
-            for i in others:
-                if (resource := described.get(i)) is not None and self._in_vpc(resource):
-                    self._cache.put(f"id:{i}", resource)
+            found.update(await self._by_ids.get(wanted, not_before=ANY_CALL))
         for i in wanted:
             resource = found.get(i)
             if resource is None:
@@ -158,7 +140,7 @@ class _Finder(Generic[R]):
         for stage in self._name_stages:
             if not wanted:
                 break
-            matches = await stage.get(wanted)
+            matches = await stage.get(wanted, not_before=ANY_CALL)
             for name, candidates in matches.items():
                 if len(candidates) == 1:
                     found[name] = candidates[0]
@@ -221,19 +203,12 @@ class Resolver:
             cache=TTLCache(ttl_seconds=ttl_seconds, clock=clock),
         )
 
-    async def subnets(
-        self, *, ids: Sequence[str], names: Sequence[str], also: Callable[[], Iterable[str]] = tuple
-    ) -> tuple[Subnet, ...]:
-        """The subnets in spec order (IDs first, then names), each once.
-
-        On a cache miss, the IDs `also` gives (other NodeENIs' subnets) are
-        described in the same call and cached: NodeENIs applied together cost
-        one lookup, not one each.
-        """
-        return await self._subnets.resolve(ids=ids, names=names, also=also)
+    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
+        """The subnets in spec order (IDs first, then names), each once."""
+        return await self._subnets.resolve(ids=ids, names=names)
 
     async def security_groups(
-        self, *, ids: Sequence[str], names: Sequence[str], also: Callable[[], Iterable[str]] = tuple
+        self, *, ids: Sequence[str], names: Sequence[str]
     ) -> tuple[SecurityGroup, ...]:
         """As `subnets`, for security groups."""
-        return await self._groups.resolve(ids=ids, names=names, also=also)
+        return await self._groups.resolve(ids=ids, names=names)

@@ -151,13 +151,6 @@ class RateLimiter:
             found = self._by_action[action] = (action_class, self._buckets[action_class])
         return found
 
-    def acquire_now(self, action: str) -> tuple[ActionClass, float] | None:
-        """`acquire(action)` if it would not wait, else None (then await `acquire`).
-        Most calls find a token: this spares them two coroutines."""
-        action_class, bucket = self._bucket(action)
-        waited = bucket.acquire_now()
-        return None if waited is None else (action_class, waited)
-
     async def acquire(self, action: str) -> tuple[ActionClass, float]:
         action_class, bucket = self._bucket(action)
         return action_class, await bucket.acquire()

@@ -75,8 +75,6 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()  # keys that need processing: queued, or re-queued on done
         self._processing: set[K] = set()
         self._added_at: dict[K, float] = {}  # first add since handed out: queue latency
-        self._last_added: dict[K, float] = {}  # latest add since handed out
-        self._handed_since: dict[K, float] = {}  # of keys in processing: their latest add
         self._started_at: dict[K, float] = {}
         self._failures: dict[K, int] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
@@ -88,10 +86,6 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         """Keys waiting to be handed out (not those being processed)."""
         return len(self._queue)
-
-    def keys(self) -> list[K]:
-        """The keys being processed, then those waiting to be handed out (next first)."""
-        return [*self._processing, *self._queue]
 
     @property
     def shutting_down(self) -> bool:
@@ -110,12 +104,10 @@ class WorkQueue(Generic[K]):
             return
         if self._m:
             self._m.adds.inc()
-        now = self._clock()
-        self._last_added[key] = now
         if key in self._dirty:
             return
         self._dirty.add(key)
-        self._added_at[key] = now
+        self._added_at[key] = self._clock()
         if key not in self._processing:  # else done() queues it again
             self._push(key, first=first)
 
@@ -179,31 +171,21 @@ class WorkQueue(Generic[K]):
         now = self._clock()
         self._started_at[key] = now
         added_at = self._added_at.pop(key, now)
-        self._handed_since[key] = self._last_added.pop(key, now)
         if self._m:
             self._m.queue_duration.observe(now - added_at)
             self._m.depth.set(len(self._queue))
         return key
-
-    def last_added(self, key: K) -> float | None:
-        """For a key being processed: when it was last added before get handed it out,
-        or when its previous processing ended if that was later (the work must see the
-        world as of then, at least); None for other keys."""
-        return self._handed_since.get(key)
 
     def done(self, key: K) -> None:
         """Processing of `key` (as returned by get) finished; ignored for other keys."""
         if key not in self._processing:
             return
         self._processing.remove(key)
-        self._handed_since.pop(key, None)
         started_at = self._started_at.pop(key)
         now = self._clock()
         if self._m:
             self._m.work_duration.observe(now - started_at)
-        if key in self._dirty:
-            # added while processed: its next round must also see what this one did
-            self._last_added[key] = now
+        if key in self._dirty:  # added while processed: its turn again
             self._push(key)
         if not self._processing:
             self._idle.set()
@@ -223,7 +205,6 @@ class WorkQueue(Generic[K]):
             self._queue.clear()
             self._dirty.clear()
             self._added_at.clear()
-            self._last_added.clear()
             if self._m:
                 self._m.depth.set(0)
             while self._getters:

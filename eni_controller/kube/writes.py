@@ -22,7 +22,7 @@ import asyncio
 import collections
 import contextlib
 import datetime
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -41,96 +41,50 @@ COMPONENT: Final = "nodeeni-controller"
 EVENTS_NAMESPACE: Final = "default"
 HTTP_NOT_FOUND: Final = 404
 HTTP_CONFLICT: Final = 409
+OWN_WRITE_WAIT_SECONDS: Final = 2.0
 
 
 class Conflict(Exception):
     """The object changed since it was read (409) or is gone (404): re-read and retry."""
 
 
-class OwnWrites:
-    """What the controller's own NodeENI writes returned, until the informer catches up.
+class NodeENIWriter:
+    """Patches of NodeENIs, and the wait for the informer to show our own.
 
-    The informer delivers a write's result some milliseconds after the write. A
-    reconcile starting in between would decide on the copy before it and write
-    over that copy's resourceVersion: 409, an error and a retry with fresh
-    describes, for a change that was our own (3-5 of the ~30 reconciles of a
-    1,000-ENI create). Each write records the resourceVersion it was made over and
-    the object it returned; `newest` follows that chain from the informer's
-    copy. The chain ends where the informer has a copy we did not write over:
-    caught up, or someone else wrote meanwhile, and then the 409 is right.
-
-    A write's watch event can also arrive before its response: an event about a
-    NodeENI with a write in flight is held until that write returns, and only
-    then judged (`unless_own`); judged at once it looked foreign and queued a
-    second reconcile of every NodeENI whose finalizer event won that race.
+    A reconcile reads the informer's copy. Right after one of our writes that
+    copy may still be the one before it, and a write over it would get 409 for
+    a change that was ours. So each write's resulting resourceVersion is
+    expected from the informer (routing reports every version it stores, see
+    `seen`), and `caught_up` waits, at most OWN_WRITE_WAIT_SECONDS, until it
+    came; past that the reconcile goes on, and a 409 retries it.
     """
 
-    def __init__(self) -> None:
-        # name -> {resourceVersion written over: the object that write returned}
-        self._chains: dict[str, dict[str, dict[str, Any]]] = {}
-        self._in_flight: collections.Counter[str] = collections.Counter()
-        self._held: dict[str, list[tuple[dict[str, Any], Callable[[], None]]]] = {}
-
-    @contextlib.contextmanager
-    def writing(self, name: str) -> Iterator[None]:
-        """Around one write of `name` (its `wrote` inside): events held meanwhile are
-        judged when the last write in flight returns, or fails."""
-        self._in_flight[name] += 1
-        try:
-            yield
-        finally:
-            self._in_flight[name] -= 1
-            if not self._in_flight[name]:
-                del self._in_flight[name]
-                for obj, then in self._held.pop(name, ()):
-                    if not self.is_own(obj):
-                        then()
-
-    def unless_own(self, obj: dict[str, Any], *, then: Callable[[], None]) -> None:
-        """Call `then` unless `obj` is what one of our writes returned; while a write
-        of it is in flight, decide once that write has returned."""
-        name = obj["metadata"]["name"]
-        if name in self._in_flight:
-            self._held.setdefault(name, []).append((obj, then))
-        elif not self.is_own(obj):
-            then()
-
-    def wrote(self, name: str, *, over: str, result: dict[str, Any]) -> None:
-        if result["metadata"]["resourceVersion"] == over:
-            return  # the server found nothing to change: no new version, no link
-        self._chains.setdefault(name, {})[over] = result
-
-    def newest(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """`obj` (the informer's copy), or what our writes over it returned."""
-        name = obj["metadata"]["name"]
-        chain = self._chains.get(name)
-        if chain is None:
-            return obj
-        newest = obj
-        for _ in range(len(chain)):  # each link once: a chain never loops back
-            after = chain.get(newest["metadata"]["resourceVersion"])
-            if after is None:
-                break
-            newest = after
-        if newest is obj:
-            del self._chains[name]
-        return newest
-
-    def is_own(self, obj: dict[str, Any]) -> bool:
-        """True when `obj` is exactly what one of our writes returned."""
-        chain = self._chains.get(obj["metadata"]["name"], {})
-        version = obj["metadata"].get("resourceVersion")
-        return any(o["metadata"]["resourceVersion"] == version for o in chain.values())
-
-    def forget(self, name: str) -> None:
-        self._chains.pop(name, None)
-
-
-class NodeENIWriter:
-    def __init__(self, api: client.ApiClient) -> None:
-        self._custom = client.CustomObjectsApi(api)
-        self.own = OwnWrites()
+    def __init__(
+        self, api: client.ApiClient, *, custom: client.CustomObjectsApi | None = None
+    ) -> None:
+        self._custom = custom or client.CustomObjectsApi(api)
+        self._expected: dict[str, tuple[str, asyncio.Event]] = {}
         self.status_writes = 0  # read by tests and benchmarks
+
+    def seen(self, obj: dict[str, Any], *, gone: bool = False) -> None:
+        """The informer stored (or, `gone`, deleted) this version of a NodeENI."""
+        metadata = obj["metadata"]
+        expected = self._expected.get(metadata["name"])
+        if expected is not None and (gone or metadata.get("resourceVersion") == expected[0]):
+            del self._expected[metadata["name"]]
+            expected[1].set()
+
+    async def caught_up(self, name: str) -> None:
+        """Return once the informer shows our last write to `name`, or after
+        OWN_WRITE_WAIT_SECONDS."""
+        expected = self._expected.get(name)
+        if expected is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(OWN_WRITE_WAIT_SECONDS):
+                await expected[1].wait()
+        if self._expected.get(name) is expected:
+            del self._expected[name]  # a relist skipped it, or the watch is down
 
     async def patch_status(
         self, name: str, patch: dict[str, Any], *, resource_version: str
@@ -158,21 +112,22 @@ class NodeENIWriter:
             if status
             else self._custom.patch_cluster_custom_object
         )
-        with self.own.writing(name):
-            try:
-                result: dict[str, Any] = await patch(
-                    model.GROUP,
-                    model.VERSION,
-                    model.PLURAL,
-                    name,
-                    body,
-                    _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
-                )
-            except ApiException as err:
-                if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
-                    raise Conflict(f"{name}: {err.status}") from err
-                raise
-            self.own.wrote(name, over=body["metadata"]["resourceVersion"], result=result)
+        try:
+            result: dict[str, Any] = await patch(
+                model.GROUP,
+                model.VERSION,
+                model.PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
+            )
+        except ApiException as err:
+            if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
+                raise Conflict(f"{name}: {err.status}") from err
+            raise
+        version = result["metadata"]["resourceVersion"]
+        if version != body["metadata"]["resourceVersion"]:  # else nothing changed
+            self._expected[name] = (version, asyncio.Event())
         return result
 
 

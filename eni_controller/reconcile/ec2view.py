@@ -1,107 +1,128 @@
-"""What EC2 says about our ENIs and the nodes' instances, shared between reconciles.
+"""What EC2 says, for reconciles: our ENIs, the nodes' instances, and (through
+aws/lookup.py and aws/limits.py, which cache by their own rules: those facts
+change rarely or never) subnets, security groups and instance-type limits.
 
-A resync reconciles every NodeENI. When each reconcile described its own ENIs
-and its nodes' instances, a cluster at rest paid two describes per NodeENI per
-resync (21.7 per resync at 10 NodeENIs x 100 nodes,
-bench/results/suite/large.json) for answers that had not changed.
+Shaped like an informer for EC2, which has no watch: answers are kept and
+served until something says they may be out of date.
 
-- **ENIs.** A resync starts one paginated describe of every ENI carrying the
-  managed-by tag. A reconcile uses a snapshot only if that describe started
-  after the reconcile was last asked for, so the snapshot reflects whatever
-  asked for it (our own actions included: they happen before the requeue);
-  otherwise it describes its own ENIs by its uid tag, in one call with the
-  other reconciles asking at the same moment (aws/batch.py). The last such
-  answer per uid is kept beside the snapshot, by the same rule: the
-  describe a reconcile made after acting is what the next one may use
-  (a deletion starts its cleanups from it without a describe of its own).
-  The orphan sweep lists every managed ENI through the same refresh, so a
-  sweep and a resync that fall together make one describe, not two.
-- **Instances.** Facts about an instance (zone, type, state, occupied device
-  indexes) are kept from the last describe of it. A reconcile describes afresh
-  the instances of nodes it may act on, and uses kept facts, up to
-  INSTANCE_FACTS_MAX_AGE_SECONDS old, only for nodes whose every slot already
-  holds an attached ENI of ours (the planner's `settled_nodes`): for those the
-  plan can at most correct an attribute of an attached ENI, which needs no
-  instance facts. A terminated instance still shows: AWS detaches or deletes
-  its ENIs, which unsettles the node, and the Node object goes. For the other
-  nodes, facts from a describe asked after the reconcile was (another
-  NodeENI's, over the same nodes) are as good as its own describe; device
-  indexes attached since are known to the executor's allocator, and AWS
-  refuses a taken index or a full instance anyway. Fresh describes of
-  instances are batched the same way. In the test server a describe of 100
-  large instances cost as much as ~120 attach calls.
+The one freshness rule: an answer about a key (a NodeENI uid: its ENIs; an
+instance id: its facts) serves a reader if the describe that produced it
+started after the key's last `changed()`. Otherwise the reader's describe is
+made, batched with the other readers of the same moment (aws/batch.py).
+
+Who calls `changed()`, and why that is enough:
+
+* routing, when an event enqueues a NodeENI (its uid) or concerns a Node (its
+  instance): whatever the event means, the reconcile it starts sees EC2 as of
+  after it;
+* the executor and the cleanup pool after every mutating call, for the ENI's
+  uid and the instance it was attached to or detached from: our own effects
+  are always seen;
+* the reconciler, for what it leaves unsettled (an attachment in transition,
+  a node with an unfilled slot): EC2 moves on without telling us, and the
+  retry must look again rather than read its own last answer forever.
+
+A resync starts one paginated describe of every ENI with the managed-by tag
+(`refresh`): it serves every uid not changed since it started, so a resync of
+a cluster at rest costs that one describe, and reconciles of a resync share
+it. The orphan sweep lists every managed ENI through the same refresh.
+
+Changes are counted, not timed: each `changed()` takes the next number of a
+counter, each describe notes the counter when it starts, and "started after"
+is a comparison of those numbers, so two things in one clock tick are never
+confused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from eni_controller.aws.batch import Batcher
-from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.resources import Instance, NetworkInterface
+from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL, EC2Client
+from eni_controller.aws.limits import InstanceTypeLimits
+from eni_controller.aws.lookup import Resolver
+from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
 from eni_controller.reconcile import tags
-
-INSTANCE_FACTS_MAX_AGE_SECONDS = 600.0
-# `of(uid, since=ANY_AGE)`: the latest snapshot, however old. Only for work
-# that a later describe checks (starting a deletion's cleanups), never for
-# concluding that an ENI is absent.
-ANY_AGE = -math.inf
-FILTER_VALUES_PER_CALL = 200  # EC2's limit on the values of one filter
 
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    started: float
+    """Every managed ENI, from a describe started at change count `at`."""
+
+    at: int
     enis: Sequence[NetworkInterface]
     by_uid: Mapping[str, Sequence[NetworkInterface]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """One uid's ENIs from a describe that started no earlier than `started`."""
+class EC2View:
+    """Our ENIs by NodeENI uid, and instance facts by instance id."""
 
-    started: float
-    enis: Sequence[NetworkInterface]
-
-
-class ManagedENIs:
-    """Our ENIs by NodeENI uid: from a shared snapshot when one is fresh enough."""
-
-    def __init__(self, ec2: EC2Client, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ec2: EC2Client, *, vpc_id: str | None) -> None:
         self._ec2 = ec2
-        self._clock = clock
+        self._resolver = Resolver(ec2, vpc_id=vpc_id)
+        self._limits = InstanceTypeLimits(ec2)
+        self._count = 0  # the change counter: the batchers' clock
+        self._changed: dict[str, int] = {}  # uid or instance id -> its last change
         self._latest: _Snapshot | None = None
-        self._refreshing: tuple[float, asyncio.Task[_Snapshot]] | None = None
-        self._by_uid = Batcher(self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=clock)
-        self._answers: dict[str, _Answer] = {}  # the last by-uid describe, newer than _latest
-        self.snapshots = 0  # read by tests: shared describes started
+        self._refreshing: tuple[int, asyncio.Task[_Snapshot]] | None = None
+        self._answers: dict[str, tuple[int, Sequence[NetworkInterface]]] = {}  # by uid
+        self._facts: dict[str, tuple[int, Instance]] = {}  # by instance id
+        self._by_uid = Batcher(
+            self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
+        )
+        self._by_instance = Batcher(
+            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
+        )
+        self.snapshots = 0  # read by tests: refreshes started
+
+    def _now(self) -> float:
+        return self._count
+
+    def changed(self, *, uid: str | None = None, instance: str | None = None) -> None:
+        """What EC2 says about this uid's ENIs, or this instance, may have changed:
+        the next reader describes it afresh."""
+        self._count += 1
+        for key in (uid, instance):
+            if key:
+                self._changed[key] = self._count
+
+    def forget(self, *, uid: str | None = None, instance: str | None = None) -> None:
+        """The NodeENI or the node is gone: drop what is kept about it."""
+        for key in (uid, instance):
+            if key:
+                self._changed.pop(key, None)
+                self._answers.pop(key, None)
+                self._facts.pop(key, None)
 
     def refresh(self) -> asyncio.Task[_Snapshot]:
-        """Start one describe of every managed ENI (a resync is about to ask for all);
-        a refresh already running since before now is not enough, so it starts another."""
-        started = self._clock()
+        """Start one describe of every managed ENI (a resync is about to ask for all)."""
         self.snapshots += 1
-        task = asyncio.create_task(self._take(started))
+        at = self._count
+        task = asyncio.create_task(self._take(at))
         task.add_done_callback(_consume_exception)
-        self._refreshing = (started, task)
+        self._refreshing = (at, task)
         return task
+
+    def stop(self) -> None:
+        """Cancel a refresh still running (the term or the process ends)."""
+        if self._refreshing is not None:
+            self._refreshing[1].cancel()
+            self._refreshing = None
 
     async def every(self) -> list[NetworkInterface]:
         """Every ENI with the managed-by tag, any cluster's (the orphan sweep): from a
-        refresh running now, else from a new one, which later reconciles share."""
+        refresh running now, else from a new one, which reconciles then share."""
         running = self._refreshing[1] if self._refreshing is not None else self.refresh()
         return list((await asyncio.shield(running)).enis)
 
     async def legacy(self, nodeeni: str) -> list[NetworkInterface]:
-        """The Go controller's ENIs for the NodeENI named `nodeeni` (its tags name it
-        but carry no NodeENIUID), as the latest snapshot of every managed ENI shows
-        them (before the first snapshot, the refresh that takes it is waited for). A
-        term starts with a refresh, so a controller installed after the Go
-        controller was stopped sees every one before its first create."""
+        """The Go controller's ENIs for the NodeENI named `nodeeni` (tagged with its
+        name, without a uid), as the latest snapshot shows them. A term starts with
+        a refresh, which this waits for before the first snapshot: a controller
+        installed after the Go controller was stopped sees every one of them
+        before its first create."""
         if self._latest is None and self._refreshing is not None:
             await asyncio.shield(self._refreshing[1])
         if self._latest is None:
@@ -110,46 +131,72 @@ class ManagedENIs:
             e for e in self._latest.by_uid.get("", ()) if e.tags.get(tags.NODEENI_KEY) == nodeeni
         ]
 
-    def stop(self) -> None:
-        """Cancel a refresh still running (the term or the process ends)."""
-        if self._refreshing is not None:
-            self._refreshing[1].cancel()
-            self._refreshing = None
-
-    async def of(
-        self, uid: str, *, since: float | None, also: Callable[[], Iterable[str]] = tuple
-    ) -> list[NetworkInterface]:
-        """The ENIs tagged with `uid`, as EC2 said at some moment after `since`
-        (None: a describe made now).
-
-        A describe made for it also carries the uids `also` gives (NodeENIs in
-        the work queue): their reconciles, asked for before it started, use its
-        answer instead of a describe each. A reconcile of one of them that is
-        asked for again later (after acting) needs a newer answer: the queue's
-        `last_added` is then no earlier than the end of the round that acted.
-        """
-        answer = self._newest(uid)
-        if since is not None and answer is not None and answer.started >= since:
-            return list(answer.enis)
-        refreshing = self._refreshing
-        if since is not None and refreshing is not None and refreshing[0] >= since:
-            snapshot = await asyncio.shield(refreshing[1])
-            return list(snapshot.by_uid.get(uid, ()))
-        uids = list(dict.fromkeys([uid, *also()]))[:FILTER_VALUES_PER_CALL]
-        started, found = await self._by_uid.get_at(uids, since=since)
-        for asked in uids:
-            held = self._newest(asked)
-            if held is None or held.started < started:
-                self._answers[asked] = _Answer(started, tuple(found.get(asked, ())))
-        return list(found.get(uid, ()))
-
-    def _newest(self, uid: str) -> _Answer | None:
-        """The newest answer held for `uid`: its own (always newer than the
-        snapshot, see `_take`), else the snapshot's."""
+    async def enis(self, uid: str) -> list[NetworkInterface]:
+        """The ENIs tagged with `uid`, as a describe started after its last change saw
+        them."""
+        changed = self._changed.get(uid, 0)
+        # the newest of: this uid's own answer, the latest snapshot, a refresh running
         answer = self._answers.get(uid)
-        if answer is None and self._latest is not None:
-            answer = _Answer(self._latest.started, self._latest.by_uid.get(uid, ()))
-        return answer
+        latest = self._latest
+        refreshing = self._refreshing
+        newest = max(
+            (answer[0] if answer is not None else -1),
+            (latest.at if latest is not None else -1),
+            (refreshing[0] if refreshing is not None else -1),
+        )
+        if newest >= changed:
+            if refreshing is not None and refreshing[0] == newest:
+                snapshot = await asyncio.shield(refreshing[1])
+                return list(snapshot.by_uid.get(uid, ()))
+            if latest is not None and latest.at == newest:
+                return list(latest.by_uid.get(uid, ()))
+            if answer is not None:
+                return list(answer[1])
+        at, found = await self._by_uid.load([uid], not_before=changed)
+        enis = tuple(found.get(uid, ()))
+        if at >= self._changed.get(uid, 0):
+            self._answers[uid] = (int(at), enis)
+        return list(enis)
+
+    async def instances(self, instance_ids: Iterable[str]) -> dict[str, Instance]:
+        """Facts about these instances from describes started after each one's last
+        change; an instance EC2 does not know is absent."""
+        wanted = list(dict.fromkeys(instance_ids))
+        found: dict[str, Instance] = {}
+        stale: list[str] = []
+        for instance_id in wanted:
+            kept = self._facts.get(instance_id)
+            if kept is not None and kept[0] >= self._changed.get(instance_id, 0):
+                found[instance_id] = kept[1]
+            else:
+                stale.append(instance_id)
+        if stale:
+            not_before = max(self._changed.get(i, 0) for i in stale)
+            at, described = await self._by_instance.load(stale, not_before=not_before)
+            for instance_id in stale:
+                instance = described.get(instance_id)
+                if instance is None:
+                    self._facts.pop(instance_id, None)
+                    continue
+                found[instance_id] = instance
+                kept = self._facts.get(instance_id)
+                if kept is None or kept[0] < at:
+                    self._facts[instance_id] = (int(at), instance)
+        return found
+
+    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
+        """The spec's subnets in spec order; LookupFailed names what is wrong."""
+        return await self._resolver.subnets(ids=ids, names=names)
+
+    async def security_groups(
+        self, *, ids: Sequence[str], names: Sequence[str]
+    ) -> tuple[SecurityGroup, ...]:
+        """The spec's security groups in spec order; LookupFailed names what is wrong."""
+        return await self._resolver.security_groups(ids=ids, names=names)
+
+    async def max_enis(self, instance_types: Iterable[str]) -> dict[str, int]:
+        """Instance type -> how many ENIs it holds (types EC2 does not know: absent)."""
+        return await self._limits.max_enis(instance_types)
 
     async def _describe_uids(self, uids: Sequence[str]) -> Mapping[str, list[NetworkInterface]]:
         return _by_uid(
@@ -158,20 +205,19 @@ class ManagedENIs:
             )
         )
 
-    async def _take(self, started: float) -> _Snapshot:
+    async def _take(self, at: int) -> _Snapshot:
         try:
             enis = await self._ec2.describe_network_interfaces(
                 filters={f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
             )
         finally:
-            if self._refreshing is not None and self._refreshing[0] == started:
+            if self._refreshing is not None and self._refreshing[0] == at:
                 self._refreshing = None
-        snapshot = _Snapshot(started=started, enis=enis, by_uid=_by_uid(enis))
-        if self._latest is None or self._latest.started < started:
+        snapshot = _Snapshot(at=at, enis=enis, by_uid=_by_uid(enis))
+        if self._latest is None or self._latest.at < at:
             self._latest = snapshot
-            # answers older than the snapshot are superseded (and NodeENIs since
-            # deleted leave nothing behind)
-            self._answers = {u: a for u, a in self._answers.items() if a.started > started}
+            # answers older than the snapshot are superseded by it
+            self._answers = {u: a for u, a in self._answers.items() if a[0] > at}
         return snapshot
 
 
@@ -187,54 +233,3 @@ def _consume_exception(task: asyncio.Task[_Snapshot]) -> None:
     # with none waiting, it must not be reported as never retrieved
     if not task.cancelled():
         task.exception()
-
-
-class InstanceFacts:
-    """Instances by id: described afresh when asked, kept ones where allowed."""
-
-    def __init__(
-        self,
-        ec2: EC2Client,
-        *,
-        max_age: float = INSTANCE_FACTS_MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._max_age = max_age
-        self._clock = clock
-        self._kept: dict[str, tuple[float, Instance]] = {}
-        self._describe = Batcher(
-            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=clock
-        )
-
-    def kept(
-        self, instance_ids: Iterable[str], *, since: float | None = None
-    ) -> dict[str, Instance]:
-        """The facts kept for these instances that are young enough to serve: at most
-        INSTANCE_FACTS_MAX_AGE_SECONDS old, or, with `since`, asked for at or after it."""
-        oldest = self._clock() - self._max_age if since is None else since
-        return {
-            i: entry[1]
-            for i in instance_ids
-            if (entry := self._kept.get(i)) is not None and entry[0] >= oldest
-        }
-
-    async def describe(
-        self, instance_ids: Sequence[str], *, since: float | None = None
-    ) -> dict[str, Instance]:
-        """Describe these instances after `since` (None: now); the answer is kept for
-        later reconciles."""
-        if not instance_ids:
-            return {}
-        started, found = await self._describe.get_at(instance_ids, since=since)
-        for instance_id in instance_ids:
-            kept = self._kept.get(instance_id)
-            if kept is not None and kept[0] > started:
-                continue  # a newer answer is kept already (this one came from a shared call)
-            instance = found.get(instance_id)
-            if instance is None:
-                self._kept.pop(instance_id, None)
-            else:
-                self._kept[instance_id] = (started, instance)
-        oldest = self._clock() - self._max_age  # instances of nodes that went: not kept forever
-        self._kept = {i: entry for i, entry in self._kept.items() if entry[0] >= oldest}
-        return found

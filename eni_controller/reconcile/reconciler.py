@@ -1,14 +1,21 @@
 """One reconcile of one NodeENI: gather the facts, plan, act, write status.
 
 This is the I/O shell around the planner. It reads Nodes and NodeENIs from the
-informers' stores (no API reads), asks EC2 with batched describes (ENIs by this
-NodeENI's uid tag, instances of the matching nodes it may act on; both shared
-with other reconciles where that is safe, see ec2view.py), lets the planner
-decide (the VPC and allow-list guardrails included: a refused subnet or group
-never reaches the executor), has the executor act, and writes status only
-when it changed. A
-reconcile that finds everything in place during a resync makes no describe of
-its own and no writes.
+informers' stores (no API reads) and EC2 through the EC2 view (ec2view.py),
+lets the planner decide (the VPC and allow-list guardrails included: a
+refused subnet or group never reaches the executor), has the executor act,
+and writes status only when it changed.
+
+Invariants:
+
+* What it acted on, and what it leaves unsettled (an attachment in
+  transition, a node with a slot still to fill or a problem), is marked
+  changed in the view: the next reconcile of this NodeENI looks at EC2 again
+  instead of reading its own last answer. What is settled is not: a resync
+  of a NodeENI at rest makes no describe of its own and no write.
+* The finalizer is added before anything is created, and removed only after
+  a describe made since the last change finds none of our ENIs left (or
+  MAX_CLEANUP_DURATION ran out: the sweep takes over).
 """
 
 from __future__ import annotations
@@ -17,8 +24,7 @@ import asyncio
 import builtins
 import dataclasses
 import datetime
-import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -26,15 +32,15 @@ import structlog
 
 from eni_controller import model
 from eni_controller.aws.identity import ClusterIdentity
-from eni_controller.aws.limits import InstanceTypeLimits
-from eni_controller.aws.lookup import LookupFailed, Resolver
-from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
+from eni_controller.aws.lookup import LookupFailed
+from eni_controller.aws.resources import NetworkInterface, Subnet
 from eni_controller.config import Config
+from eni_controller.kube.informer import LABELS_INDEX
 from eni_controller.kube.writes import EventRecorder, NodeENIWriter
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
-from eni_controller.reconcile.ec2view import ANY_AGE, InstanceFacts, ManagedENIs
+from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -43,7 +49,6 @@ from eni_controller.reconcile.planner import (
     PlanInput,
     moved_by_someone_else,
     plan,
-    settled_nodes,
 )
 from eni_controller.reconcile.retries import keep_newest
 from eni_controller.reconcile.status import (
@@ -57,7 +62,6 @@ from eni_controller.reconcile.status import (
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-NODE_LABELS_INDEX = "labels"
 PROGRESS_REQUEUE_SECONDS = 2.0  # attaching, or a slot to retry soon
 LOOKUP_REQUEUE_SECONDS = 60.0  # a subnet or group that may be created later
 CLEANUP_REQUEUE_SECONDS = 5.0  # the pool also requeues as each ENI goes
@@ -71,6 +75,17 @@ class Store(Protocol):
     def get(self, name: str) -> dict[str, Any] | None: ...
     def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]: ...
     def list(self) -> builtins.list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KubeSide:
+    """The Kubernetes half of a reconcile: the informers' stores it reads, the
+    NodeENI writes it makes, and the Events it records."""
+
+    nodeenis: Store
+    nodes: Store
+    writer: NodeENIWriter
+    events: EventRecorder
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,50 +124,35 @@ class Reconciler:
         self,
         *,
         config: Config,
-        nodeenis: Store,
-        nodes: Store,
-        enis: ManagedENIs,
-        instances: InstanceFacts,
-        resolver: Resolver,
-        limits: InstanceTypeLimits,
+        kube: KubeSide,
+        view: EC2View,
         executor: Executor,
         cleanup: CleanupPool,
-        writer: NodeENIWriter,
-        events: EventRecorder,
         cluster: ClusterIdentity,
-        queued: Callable[[], Iterable[str]] = tuple,
         now: Callable[[], str] = utc_now,
     ) -> None:
         self._config = config
-        self._nodeenis = nodeenis
-        self._nodes = nodes
-        self._enis = enis
-        self._instances = instances
-        self._resolver = resolver
-        self._limits = limits
+        self._kube = kube
+        self._view = view
         self._executor = executor
         self._cleanup = cleanup
-        self._writer = writer
-        self._events = events
-        self._queued = queued  # the work queue's keys: NodeENIs being reconciled or next
         self._cluster = cluster  # its name tags the ENIs (CLUSTER_NAME, or discovered)
         self._adopted: dict[str, None] = {}  # the Go controller's ENIs tagged as ours
         self._now = now
 
-    async def reconcile(self, name: str, *, since: float | None = None) -> Result:
-        """Reconcile `name` on what EC2 says after `since` (the work queue's last add
-        of it; None: now)."""
-        raw = self._nodeenis.get(name)
+    async def reconcile(self, name: str) -> Result:
+        """Reconcile the NodeENI `name` as the informer and EC2 show it now."""
+        await self._kube.writer.caught_up(name)
+        raw = self._kube.nodeenis.get(name)
         if raw is None:
-            self._writer.own.forget(name)
             return DONE  # deleted; its finalizer saw to its ENIs
-        nodeeni = self._parse(self._writer.own.newest(raw))
+        nodeeni = self._parse(raw)
         if nodeeni.being_deleted:
-            return await self._delete(nodeeni, since=since)
+            return await self._delete(nodeeni)
         if not nodeeni.has_finalizer:
             # finalizer first: nothing is created that deletion could not find
             nodeeni = self._parse(
-                await self._writer.set_finalizers(
+                await self._kube.writer.set_finalizers(
                     name,
                     [*nodeeni.finalizers, model.FINALIZER],
                     resource_version=nodeeni.resource_version,
@@ -162,21 +162,14 @@ class Reconciler:
             return await self._invalid(nodeeni)
         spec = nodeeni.spec
         nodes = self._matching_nodes(spec)
-        every_spec = functools.cache(self._every_valid_spec)  # read on a lookup miss only
-        # independent describes (those not cached) in one round trip, not one each
+        # independent reads in one round trip, not one after another
         found_subnets, found_groups, found_enis, found_instances = await asyncio.gather(
-            self._resolver.subnets(
-                ids=spec.subnet_ids,
-                names=spec.subnet_names,
-                also=lambda: [i for s in every_spec() for i in s.subnet_ids],
+            self._view.subnets(ids=spec.subnet_ids, names=spec.subnet_names),
+            self._view.security_groups(
+                ids=spec.security_group_ids, names=spec.security_group_names
             ),
-            self._resolver.security_groups(
-                ids=spec.security_group_ids,
-                names=spec.security_group_names,
-                also=lambda: [i for s in every_spec() for i in s.security_group_ids],
-            ),
-            self._enis.of(nodeeni.uid, since=since, also=self._queued_uids),
-            self._instances_if_none_settled(nodes, since=since),
+            self._view.enis(nodeeni.uid),
+            self._view.instances(n.instance_id for n in nodes if n.instance_id),
             return_exceptions=True,
         )
         failed = next(
@@ -193,9 +186,7 @@ class Reconciler:
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
         enis = [*enis, *await self._adopt_go_controllers(nodeeni, enis=enis, subnets=subnets)]
-        if instances is None:
-            instances = await self._instances_for(nodes, subnets=subnets, enis=enis, since=since)
-        max_enis = await self._limits.max_enis(i.instance_type for i in instances.values())
+        max_enis = await self._view.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
             spec=spec,
@@ -222,7 +213,7 @@ class Reconciler:
                 security_group_ids=data.security_group_ids,
                 instances=instances,
                 cluster_name=self._cluster.name,
-                emit=lambda type_, reason, message, count=1: self._events.record(
+                emit=lambda type_, reason, message, count=1: self._kube.events.record(
                     nodeeni, type_=type_, reason=reason, message=message, count=count
                 ),
                 generation=nodeeni.generation,
@@ -230,9 +221,12 @@ class Reconciler:
             )
             results = await self._executor.run(job, first.actions)
         final = first
-        if any(r.outcome in _CALLED_EC2 for r in results):
+        acted = [r for r in results if r.outcome in _CALLED_EC2]
+        if acted:
+            for r in acted:
+                self._view.changed(uid=nodeeni.uid, instance=r.slot.instance_id)
             # what EC2 says now, after acting
-            data = dataclasses.replace(data, enis=await self._enis.of(nodeeni.uid, since=None))
+            data = dataclasses.replace(data, enis=await self._view.enis(nodeeni.uid))
             final = plan(data)
             self._settle_ownership(final)
         outcomes = [p for r in results if (p := r.problem) is not None]
@@ -252,14 +246,28 @@ class Reconciler:
             attachments=final.attachments,
             desired=final.desired,
         )
+        settling = any(a.status is not AttachmentState.ATTACHED for a in final.attachments)
+        self._unsettled(nodeeni.uid, final, nodes=nodes, settling=settling)
         # failed or held steps come back when their backoff runs out; done ones are
         # checked again soon, as are attachments still settling in EC2
         waits = [r.retry_in for r in results if r.retry_in is not None]
         unfinished = {r.action for r in results if r.outcome is not Outcome.DONE}
-        settling = any(a.status is not AttachmentState.ATTACHED for a in final.attachments)
         if settling or any(a not in unfinished for a in final.actions):
             waits.append(PROGRESS_REQUEUE_SECONDS)
         return Result(requeue_after=min(waits)) if waits else DONE
+
+    def _unsettled(
+        self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
+    ) -> None:
+        """Mark changed what EC2 may move on without telling us: this NodeENI's ENIs
+        while anything is pending, and the instances of nodes with a slot to fill or
+        a problem, so the next reconcile looks again."""
+        troubled = {a.slot.node for a in final.actions} | {p.node for p in final.problems}
+        if settling or troubled or final.stale:
+            self._view.changed(uid=uid)
+        for node in nodes:
+            if node.name in troubled and node.instance_id:
+                self._view.changed(instance=node.instance_id)
 
     def _settle_ownership(self, planned: Plan) -> None:
         """Before acting on a plan: an ENI gone from EC2 gives up its ClientToken and
@@ -274,7 +282,7 @@ class Reconciler:
             if self._cleanup.pending(eni_id) and self._cleanup.cancel(eni_id):
                 log.info("cleanup called off: the ENI is wanted again", eni_id=eni_id)
 
-    async def _delete(self, nodeeni: model.NodeENI, *, since: float | None) -> Result:
+    async def _delete(self, nodeeni: model.NodeENI) -> Result:
         """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
         if not nodeeni.has_finalizer:
             return DONE
@@ -284,22 +292,14 @@ class Reconciler:
         )
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
             # the pool is still at it and knows which ENIs went: progress needs no
-            # describe (at 1,000 ENIs these describes slowed the deletions themselves);
-            # the finalizer waits for a describe that finds none left
+            # describe; the finalizer waits for a describe that finds none left
             await self._write_detaching(nodeeni, left=self._cleanup.pending)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
-        # the first pass starts the cleanups from the last snapshot, however old (a
-        # fresh describe of 1,000 ENIs would delay them all); absence is only ever
-        # concluded from a describe made after the deletion was asked for, and the
-        # finalizer waits for one that finds none, which catches ENIs made since
-        enis = await self._to_delete(nodeeni.uid, since=ANY_AGE if started is None else since)
-        if not enis and started is None:
-            enis = await self._to_delete(nodeeni.uid, since=since)
+        enis = [e for e in await self._view.enis(nodeeni.uid) if not moved_by_someone_else(e)]
         if enis and started is None:
-            # the clock of MAX_CLEANUP_DURATION starts, then the cleanup in this same
-            # pass (the update event's reconcile finds the pool at it: no describe)
+            # the clock of MAX_CLEANUP_DURATION starts, then the cleanup in this same pass
             nodeeni = self._parse(
-                await self._writer.annotate(
+                await self._kube.writer.annotate(
                     nodeeni.name,
                     model.CLEANUP_START_ANNOTATION,
                     self._now(),
@@ -309,10 +309,11 @@ class Reconciler:
         if enis and not timed_out:
             for eni in enis:
                 self._submit(eni, nodeeni.name)
+            self._view.changed(uid=nodeeni.uid)  # the pool is at them
             await self._write_detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         if enis:
-            await self._events.record(
+            await self._kube.events.record(
                 nodeeni,
                 type_="Warning",
                 reason="CleanupTimeout",
@@ -321,12 +322,13 @@ class Reconciler:
                     "tags and the orphan sweep deletes them: " + ", ".join(e.eni_id for e in enis)
                 ),
             )
-        await self._writer.set_finalizers(
+        await self._kube.writer.set_finalizers(
             nodeeni.name,
             [f for f in nodeeni.finalizers if f != model.FINALIZER],
             resource_version=nodeeni.resource_version,
         )
         self._executor.forget(nodeeni.uid)
+        self._view.forget(uid=nodeeni.uid)
         return DONE
 
     async def _adopt_go_controllers(
@@ -348,11 +350,11 @@ class Reconciler:
         known = {e.eni_id for e in enis} | self._adopted.keys()
         subnet_ids = {s.subnet_id for s in subnets}
         adopted: list[NetworkInterface] = []
-        for eni in await self._enis.legacy(nodeeni.name):
+        for eni in await self._view.legacy(nodeeni.name):
             if eni.eni_id in known or eni.subnet_id not in subnet_ids:
                 continue
             node_name = eni.tags.get(tags.NODE_KEY, "")
-            raw = self._nodes.get(node_name) if node_name else None
+            raw = self._kube.nodes.get(node_name) if node_name else None
             instance_id = NodeView.from_api(raw).instance_id if raw is not None else None
             if instance_id is None or (
                 eni.attachment is not None and eni.attachment.instance_id != instance_id
@@ -369,7 +371,7 @@ class Reconciler:
             missing = {key: value for key, value in wanted.items() if key not in eni.tags}
             if not await self._executor.complete_tags(eni, missing):
                 continue
-            await self._events.record(
+            await self._kube.events.record(
                 nodeeni,
                 type_="Normal",
                 reason="ENIAdopted",
@@ -378,27 +380,6 @@ class Reconciler:
             keep_newest(self._adopted, eni.eni_id, None)  # the snapshot shows it untagged a while
             adopted.append(dataclasses.replace(eni, tags={**eni.tags, **missing}))
         return adopted
-
-    def _queued_uids(self) -> list[str]:
-        """The uids of the NodeENIs in the work queue: their reconciles (asked for
-        before now) can use an answer from a describe made now (ec2view.py). Not
-        those being deleted: they start from any answer and end on their own
-        describe, and their ENIs would only weigh down this one."""
-        return [
-            meta["uid"]
-            for name in self._queued()
-            if (raw := self._nodeenis.get(name)) is not None
-            and not (meta := raw["metadata"]).get("deletionTimestamp")
-        ]
-
-    def _every_valid_spec(self) -> list[model.NodeENISpec]:
-        """Every valid NodeENI's spec: the IDs they name are looked up together."""
-        return [
-            spec for raw in self._nodeenis.list() if (spec := self._parse(raw).spec) is not None
-        ]
-
-    async def _to_delete(self, uid: str, *, since: float | None) -> list[NetworkInterface]:
-        return [e for e in await self._enis.of(uid, since=since) if not moved_by_someone_else(e)]
 
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
         return model.NodeENI.from_dict(
@@ -431,54 +412,23 @@ class Reconciler:
         return {
             name: NodeView.from_api(raw)
             for name in names
-            if name and (raw := self._nodes.get(name)) is not None
+            if name and (raw := self._kube.nodes.get(name)) is not None
         }
 
     def _matching_nodes(self, spec: model.NodeENISpec) -> list[NodeView]:
         if spec.node_selector:
             key, value = next(iter(sorted(spec.node_selector.items())))
-            candidates = self._nodes.by_index(NODE_LABELS_INDEX, f"{key}={value}")
+            candidates = self._kube.nodes.by_index(LABELS_INDEX, f"{key}={value}")
         else:
-            candidates = self._nodes.list()
+            candidates = self._kube.nodes.list()
         views = (NodeView.from_api(raw) for raw in candidates)
         return [n for n in views if n.on_ec2 and spec.matches(n.labels)]
-
-    async def _instances_if_none_settled(
-        self, nodes: Sequence[NodeView], *, since: float | None
-    ) -> dict[str, Instance] | None:
-        """`_instances_for` when no node can be settled (no instance facts kept), so
-        that it depends on neither subnets nor ENIs and is asked beside them; else None."""
-        if self._instances.kept(n.instance_id for n in nodes if n.instance_id):
-            return None
-        return await self._instances_for(nodes, subnets=(), enis=(), since=since)
-
-    async def _instances_for(
-        self,
-        nodes: Sequence[NodeView],
-        *,
-        subnets: Sequence[Subnet],
-        enis: Sequence[NetworkInterface],
-        since: float | None,
-    ) -> dict[str, Instance]:
-        """Kept facts for settled nodes, facts described after `since` for the others,
-        and a describe of the rest."""
-        ids = [n.instance_id for n in nodes if n.instance_id]
-        kept = self._instances.kept(ids)
-        settled = settled_nodes(subnets=subnets, nodes=nodes, instances=kept, enis=enis)
-        recent = self._instances.kept(ids, since=since) if since is not None else {}
-        instances = {
-            n.instance_id: kept[n.instance_id] for n in nodes if n.instance_id and n.name in settled
-        }
-        instances |= {i: facts for i, facts in recent.items() if i not in instances}
-        return instances | await self._instances.describe(
-            [i for i in ids if i not in instances], since=since
-        )
 
     async def _invalid(self, nodeeni: model.NodeENI) -> Result:
         message = "; ".join(nodeeni.problems)
         ready = nodeeni.status.condition(READY)
         if ready is None or ready.reason != Reason.INVALID_SPEC or ready.message != message:
-            await self._events.record(
+            await self._kube.events.record(
                 nodeeni, type_="Warning", reason=Reason.INVALID_SPEC, message=message
             )
         await self._write(
@@ -506,6 +456,6 @@ class Reconciler:
             desired=desired,
         )
         if patch is not None:
-            await self._writer.patch_status(
+            await self._kube.writer.patch_status(
                 nodeeni.name, patch, resource_version=nodeeni.resource_version
             )

@@ -42,7 +42,7 @@ from eni_controller.metrics import Metrics
 from eni_controller.model import NodeENIStatus
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
-from eni_controller.reconcile.ec2view import ManagedENIs
+from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.nodes import NodeView
 
 log = structlog.get_logger(__name__)
@@ -133,7 +133,7 @@ def claimed_eni_ids(nodeenis: Iterable[Mapping[str, Any]]) -> set[str]:
 class OrphanSweep:
     def __init__(
         self,
-        managed: ManagedENIs,
+        managed: EC2View,
         cleanup: CleanupPool,
         *,
         identity: ClusterIdentity,

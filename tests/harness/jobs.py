@@ -1,14 +1,14 @@
-"""An executor Job over bench.pipeline's in-memory EC2, for the executor's unit tests."""
+"""An executor Job over the in-memory EC2 (memory_ec2.py), for the executor's unit tests."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import MappingProxyType
 
-from bench.pipeline import AZ, INSTANCE_TYPE
 from eni_controller.aws.resources import Instance
 from eni_controller.model import NodeENISpec
 from eni_controller.reconcile.executor import Emit, Job
+from tests.harness.memory_ec2 import AZ, INSTANCE_TYPE
 
 
 def memory_job(*, nodeeni: str, instances: Sequence[str], emit: Emit) -> Job:

@@ -1,4 +1,7 @@
-"""bench.pipeline's in-memory EC2 with the EC2 behaviours the retry tests need.
+"""The in-memory EC2 of the unit tests: an aiobotocore EC2 client's surface
+answering from dicts at once (`MemoryEC2`), under the controller's real
+EC2Client (`unpaced_client`), and `RulesMemoryEC2` with the EC2 behaviours the
+retry tests need:
 
 - ClientToken: a token seen before answers with the ENI it first made, even
   after that ENI was deleted (EC2's idempotency), and a token sent again with
@@ -14,15 +17,113 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bench.pipeline import MemoryEC2
+from eni_controller.aws.breaker import CircuitBreaker
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
+from eni_controller.aws.retry import RetryPolicy
+from eni_controller.config import CircuitBreakerConfig
+from eni_controller.metrics import Metrics
+from eni_controller.reconcile import tags
 
 HTTP_BAD_REQUEST = 400
+AZ = "us-east-1a"
+INSTANCE_TYPE = "c5.24xlarge"
+_WIDE = BucketSpec(capacity=1e12, refill_per_second=1e12)
+
+
+class MemoryEC2:
+    """An aiobotocore EC2 client's surface, answering from dicts at once."""
+
+    def __init__(self, instances: Sequence[str]) -> None:
+        self._ids = itertools.count(1)
+        self.enis: dict[str, dict[str, Any]] = {}
+        self._by_uid: dict[str, list[dict[str, Any]]] = {}
+        self._instances = {
+            i: {
+                "InstanceId": i,
+                "Placement": {"AvailabilityZone": AZ},
+                "State": {"Name": "running"},
+                "InstanceType": INSTANCE_TYPE,
+                "VpcId": "vpc-1",
+                "NetworkInterfaces": [{"Attachment": {"DeviceIndex": 0}}],
+            }
+            for i in instances
+        }
+        self.calls: dict[str, int] = {}
+
+    def _count(self, action: str) -> None:
+        self.calls[action] = self.calls.get(action, 0) + 1
+
+    async def create_network_interface(self, **params: Any) -> dict[str, Any]:
+        self._count("CreateNetworkInterface")
+        n = next(self._ids)
+        tag_list = params["TagSpecifications"][0]["Tags"]
+        eni = {
+            "NetworkInterfaceId": f"eni-{n:017x}",
+            "SubnetId": params["SubnetId"],
+            "VpcId": "vpc-1",
+            "AvailabilityZone": AZ,
+            "Status": "available",
+            "MacAddress": f"02:00:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}",
+            "PrivateIpAddress": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",
+            "Description": params["Description"],
+            "Groups": [{"GroupId": g} for g in params["Groups"]],
+            "TagSet": list(tag_list),
+        }
+        self.enis[eni["NetworkInterfaceId"]] = eni
+        uid = next(t["Value"] for t in tag_list if t["Key"] == tags.NODEENI_UID_KEY)
+        self._by_uid.setdefault(uid, []).append(eni)
+        return {"NetworkInterface": eni}
+
+    async def attach_network_interface(self, **params: Any) -> dict[str, Any]:
+        self._count("AttachNetworkInterface")
+        eni = self.enis[params["NetworkInterfaceId"]]
+        attachment_id = "eni-attach-" + eni["NetworkInterfaceId"][4:]
+        eni["Status"] = "in-use"
+        eni["Attachment"] = {
+            "AttachmentId": attachment_id,
+            "InstanceId": params["InstanceId"],
+            "DeviceIndex": params["DeviceIndex"],
+            "Status": "attached",
+            "DeleteOnTermination": False,
+        }
+        return {"AttachmentId": attachment_id}
+
+    async def modify_network_interface_attribute(self, **params: Any) -> dict[str, Any]:
+        self._count("ModifyNetworkInterfaceAttribute")
+        eni = self.enis[params["NetworkInterfaceId"]]
+        eni["Attachment"]["DeleteOnTermination"] = params["Attachment"]["DeleteOnTermination"]
+        return {}
+
+    async def describe_network_interfaces(self, **params: Any) -> dict[str, Any]:
+        self._count("DescribeNetworkInterfaces")
+        (uid,) = next(
+            f["Values"] for f in params["Filters"] if f["Name"] == f"tag:{tags.NODEENI_UID_KEY}"
+        )
+        return {"NetworkInterfaces": list(self._by_uid.get(uid, ()))}
+
+    async def describe_instances(self, **params: Any) -> dict[str, Any]:
+        self._count("DescribeInstances")
+        (ids,) = (f["Values"] for f in params["Filters"] if f["Name"] == "instance-id")
+        return {"Reservations": [{"Instances": [self._instances[i] for i in ids]}]}
+
+
+def unpaced_client(raw: Any, *, metrics: Metrics) -> EC2Client:
+    """The controller's EC2 client over `raw`, its token buckets opened wide."""
+    return EC2Client(
+        raw,
+        limiter=RateLimiter(RateLimits(describe=_WIDE, mutating=_WIDE)),
+        breaker=CircuitBreaker(CircuitBreakerConfig()),
+        retry=RetryPolicy(),
+        metrics=metrics,
+    )
 
 
 def client_error(action: str, code: str, message: str = "refused by the test") -> ClientError:

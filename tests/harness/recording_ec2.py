@@ -1,7 +1,7 @@
 """A raw EC2 client (the aiobotocore surface EC2Client calls) that records every
 request's parameters, for tests that compare what two code paths send.
 
-It answers from `inner` (e.g. bench.pipeline.MemoryEC2) when given, else with
+It answers from `inner` (e.g. memory_ec2.MemoryEC2) when given, else with
 an empty response to anything.
 """
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import pipeline
 from bench.scenarios import SEED_SCENARIOS, Settings, run_scenario, scale_scenarios, start_env
 
 pytestmark = pytest.mark.integration
@@ -39,10 +38,3 @@ async def test_seed_scenarios_and_enterprise_converge_without_duplicates_or_leak
             assert result.correct, scenario.name
     finally:
         await env.close()
-
-
-def test_the_pipeline_figure_is_the_fastest_fresh_process_and_keeps_every_run() -> None:
-    figures = pipeline.run_isolated(enis=100, repeat=2)
-    assert figures.enis == 100
-    assert len(figures.runs_us_per_eni) == 2
-    assert figures.us_per_eni == min(figures.runs_us_per_eni)

@@ -245,14 +245,14 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
         await asyncio.sleep(1)  # let the reconcile triggered by our own last write settle
         mutating, writes = _mutating(realism), controller.writer.status_writes
         before = realism.calls()
-        snapshots = controller.enis.snapshots
+        snapshots = controller.view.snapshots
         await asyncio.sleep(3 * config.reconcile_period_seconds + 0.2)
         after = realism.calls()
         assert _mutating(realism) == mutating
         assert controller.writer.status_writes == writes
         # the resyncs did run, and each made one describe of our ENIs for every
         # NodeENI; the settled nodes' instances were not described again
-        resyncs = controller.enis.snapshots - snapshots
+        resyncs = controller.view.snapshots - snapshots
         assert resyncs >= 3
         describes = after["DescribeNetworkInterfaces"] - before["DescribeNetworkInterfaces"]
         assert describes == resyncs, (before, after)

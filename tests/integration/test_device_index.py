@@ -26,7 +26,6 @@ from tests.harness.controller import (
 )
 from tests.harness.ec2world import AZ_A, Instance, World, ec2_client
 from tests.harness.fleet import enis_of, make_nodes, nodeeni_spec
-from tests.harness.kube import merge_patch_nodeeni
 
 RESYNC_SECONDS = 0.5
 
@@ -120,7 +119,7 @@ async def test_an_eni_of_ours_detached_by_hand_is_attached_again_at_its_index(
     ((_, instance),) = await make_nodes(
         nodes, ec2_world, unique, az=AZ_A, count=1, instance_type="c5.xlarge"
     )
-    async with running_controller(kube_api, controller_config(ec2_world)):
+    async with running_controller(kube_api, controller_config(ec2_world)) as controller:
         await nodeenis.create(unique, _spec(unique, ec2_world))
         ready = await wait_for_nodeeni(kube_api, unique, is_ready)
         (before,) = ready["status"]["attachments"]
@@ -128,10 +127,8 @@ async def test_an_eni_of_ours_detached_by_hand_is_attached_again_at_its_index(
         ec2_client(ec2_world.endpoint).detach_network_interface(
             AttachmentId=before["attachmentID"], Force=True
         )
-        # within the reservation window of its index; noticed at the next reconcile
-        await merge_patch_nodeeni(
-            nodeenis.custom, unique, {"metadata": {"annotations": {"poke": "detached"}}}
-        )
+        # within the reservation window of its index; noticed at the next resync
+        controller.resync()
         healed = await wait_for_nodeeni(
             kube_api, unique, lambda o: is_ready(o) and _reattached(o, before)
         )

@@ -10,7 +10,6 @@ import pytest
 from kubernetes_asyncio import client
 
 from eni_controller.aws.ratelimit import BucketSpec, RateLimits
-from eni_controller.reconcile.ec2view import ANY_AGE
 from tests.harness.controller import (
     AWSEnv,
     controller_config,
@@ -79,7 +78,7 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
     )
 
 
-async def test_deletion_starts_from_an_old_snapshot_and_still_deletes_enis_made_after_it(
+async def test_deletion_deletes_enis_made_after_the_views_last_answer(
     aws_env: AWSEnv,
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _, unique = aws_env
@@ -88,7 +87,7 @@ async def test_deletion_starts_from_an_old_snapshot_and_still_deletes_enis_made_
         created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         await wait_for_nodeeni(kube_api, unique, is_ready)
         uid = created["metadata"]["uid"]
-        await controller.enis.refresh()  # a resync's snapshot: the first deletion pass uses it
+        await controller.view.refresh()  # a resync's snapshot, then an ENI it cannot show
         late = create_tagged_eni(
             ec2_world,
             subnet="multus-a-2",
@@ -98,12 +97,13 @@ async def test_deletion_starts_from_an_old_snapshot_and_still_deletes_enis_made_
             instance_id=instance.id,
         )
         assert len(enis_of(ec2_world, uid)) == 2
-        in_snapshot = {e.eni_id for e in await controller.enis.of(uid, since=ANY_AGE)}
-        assert len(in_snapshot) == 1
+        in_snapshot = {e.eni_id for e in await controller.view.enis(uid)}
+        assert len(in_snapshot) == 1  # nothing told the view
         assert late not in in_snapshot
         await delete_nodeeni(nodeenis, unique)
         await wait_gone(kube_api, unique)
-    # the finalizer went only after a describe made after the deletion found none
+    # the deletion event marked the uid changed: its describe found the late ENI too,
+    # and the finalizer went only after a describe made after the last delete
     assert enis_of(ec2_world, uid) == []
 
 
@@ -160,7 +160,7 @@ async def test_a_leaving_node_loses_exactly_its_enis(
     made = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     (leaving, instance), (staying, _) = made
     core = client.CoreV1Api(kube_api)
-    async with running_controller(kube_api, controller_config(ec2_world)):
+    async with running_controller(kube_api, controller_config(ec2_world)) as controller:
         created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         uid = created["metadata"]["uid"]
         await wait_for_nodeeni(kube_api, unique, is_ready)
@@ -175,9 +175,7 @@ async def test_a_leaving_node_loses_exactly_its_enis(
         elif how == "terminate":
             ec2_client(ec2_world.endpoint).terminate_instances(InstanceIds=[instance.id])
             # a terminated instance is noticed on the next reconcile (the resync)
-            await merge_patch_nodeeni(
-                nodeenis.custom, unique, {"metadata": {"annotations": {"poke": "1"}}}
-            )
+            controller.resync()
         else:
             await core.delete_node(leaving)
             new = launch_instance(ec2_world.endpoint, az=AZ_A, instance_type="m5.large")
@@ -245,7 +243,7 @@ async def test_an_eni_detached_or_deleted_by_hand_is_made_whole(
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
     ((_, instance),) = await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)
-    async with running_controller(kube_api, controller_config(ec2_world)):
+    async with running_controller(kube_api, controller_config(ec2_world)) as controller:
         created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         uid = created["metadata"]["uid"]
         ready = await wait_for_nodeeni(kube_api, unique, is_ready)
@@ -254,10 +252,8 @@ async def test_an_eni_detached_or_deleted_by_hand_is_made_whole(
         ec2.detach_network_interface(AttachmentId=attachment["attachmentID"], Force=True)
         if by_hand == "delete":
             ec2.delete_network_interface(NetworkInterfaceId=attachment["eniID"])
-        # noticed at the next reconcile: the resync, here forced by an annotation
-        await merge_patch_nodeeni(
-            nodeenis.custom, unique, {"metadata": {"annotations": {"poke": by_hand}}}
-        )
+        # noticed at the next reconcile: the resync, here at once
+        controller.resync()
         healed = await wait_for_nodeeni(
             kube_api,
             unique,

@@ -11,7 +11,7 @@ from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
-from eni_controller.reconcile.ec2view import ManagedENIs
+from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.sweep import OrphanSweep
 from tests.harness.clock import ManualClock
 from tests.harness.controller import (
@@ -65,7 +65,7 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
             ec2, workers=1, detach_timeout=5, on_done=lambda _owner: None, metrics=metrics
         )
         sweep = OrphanSweep(
-            ManagedENIs(ec2),
+            EC2View(ec2, vpc_id=None),
             pool,
             identity=ClusterIdentity.known(name=cluster, vpc_id=ec2_world.vpc_id),
             claimed_uids=lambda: [claimed_uid],
@@ -109,7 +109,7 @@ async def test_sweep_reclaims_only_enis_of_its_own_cluster(ec2_world: World) -> 
         )
         blue, unnamed = (
             OrphanSweep(
-                ManagedENIs(ec2),
+                EC2View(ec2, vpc_id=None),
                 pool,
                 identity=ClusterIdentity.known(name=name, vpc_id=ec2_world.vpc_id),
                 claimed_uids=list,

@@ -360,27 +360,3 @@ async def test_reconciles_resolving_at_once_share_each_describe(scoped: Setup) -
         {"tag:Name": ["beta"], "vpc-id": [VPC]},
     ]
     assert scoped.ec2.group_filters == [{"group-name": ["web"], "vpc-id": [VPC]}]
-
-
-async def test_a_miss_also_describes_other_specs_ids_and_caches_those_in_the_vpc(
-    scoped: Setup,
-) -> None:
-    asked_for_others = 0
-
-    def others() -> list[str]:
-        nonlocal asked_for_others
-        asked_for_others += 1
-        return ["subnet-c", "subnet-a", "subnet-x", "subnet-gone"]
-
-    found = await scoped.resolver.subnets(ids=["subnet-a"], names=[], also=others)
-    assert [s.subnet_id for s in found] == ["subnet-a"]
-    assert scoped.ec2.subnet_filters == [
-        {"subnet-id": ["subnet-a", "subnet-c", "subnet-x", "subnet-gone"]}
-    ]
-    # subnet-c came with that call; subnet-x (another VPC) and subnet-gone were not cached
-    assert await scoped.resolver.subnets(ids=["subnet-c"], names=[], also=others)
-    assert len(scoped.ec2.subnet_filters) == 1
-    assert asked_for_others == 1  # a hit never reads the others
-    with pytest.raises(LookupFailed):
-        await scoped.resolver.subnets(ids=["subnet-x"], names=[])
-    assert len(scoped.ec2.subnet_filters) == 2

@@ -264,17 +264,6 @@ async def test_an_uncontended_acquire_never_yields() -> None:
     await task
 
 
-async def test_acquire_now_takes_a_token_that_is_there_and_never_waits() -> None:
-    fake = FakeTime()
-    limiter = _small_limiter(fake)
-    assert limiter.acquire_now("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
-    assert limiter.acquire_now("DescribeSubnets") is None  # empty: nothing taken
-    assert limiter.acquire_now("AttachNetworkInterface") == (ActionClass.MUTATING, 0.0)
-    fake.now += 1.0
-    assert limiter.acquire_now("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
-    assert fake.sleeps == []
-
-
 async def test_acquire_now_leaves_a_refilled_token_to_those_waiting() -> None:
     fake = FakeTime()
     b = bucket(1, 10, fake)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from eni_controller.aws.batch import Batcher
+from eni_controller.aws.batch import ANY_CALL, Batcher
 
 
 class Source:
@@ -81,14 +81,14 @@ async def test_a_cancelled_asker_leaves_the_others_their_answer() -> None:
         await leaving
 
 
-async def test_not_fresh_an_asker_whose_keys_are_all_in_flight_shares_that_call() -> None:
+async def test_an_asker_any_call_will_do_for_shares_the_one_in_flight_holding_its_keys() -> None:
     source = Source()
     source.hold = asyncio.Event()
-    batcher = Batcher(source.fetch, max_keys=200, fresh=False)
+    batcher = Batcher(source.fetch, max_keys=200)
     first = asyncio.create_task(batcher.get(["a", "b"]))
     await asyncio.sleep(0.01)  # the first call is running
-    covered = asyncio.create_task(batcher.get(["b"]))
-    beyond = asyncio.create_task(batcher.get(["b", "c"]))
+    covered = asyncio.create_task(batcher.get(["b"], not_before=ANY_CALL))
+    beyond = asyncio.create_task(batcher.get(["b", "c"], not_before=ANY_CALL))
     await asyncio.sleep(0.01)
     source.hold.set()
     assert await first == {"a": ("a", 1), "b": ("b", 1)}
@@ -97,17 +97,19 @@ async def test_not_fresh_an_asker_whose_keys_are_all_in_flight_shares_that_call(
     assert source.calls == [["a", "b"], ["b", "c"]]
 
 
-async def test_an_asker_needing_only_an_answer_since_a_moment_shares_a_call_started_then() -> None:
+async def test_an_asker_shares_a_call_in_flight_only_if_it_started_no_earlier_than_it_says() -> (
+    None
+):
     source = Source()
     source.hold = asyncio.Event()
     now = [10.0]
     batcher = Batcher(source.fetch, max_keys=200, clock=lambda: now[0])
-    first = asyncio.create_task(batcher.get_at(["a", "b"]))
+    first = asyncio.create_task(batcher.load(["a", "b"]))
     await asyncio.sleep(0.01)  # the first call started at 10
     now[0] = 11.0
-    shared = asyncio.create_task(batcher.get_at(["a"], since=10.0))
-    too_late = asyncio.create_task(batcher.get_at(["b"], since=10.5))
-    not_held = asyncio.create_task(batcher.get_at(["c"], since=9.0))
+    shared = asyncio.create_task(batcher.load(["a"], not_before=10.0))
+    too_late = asyncio.create_task(batcher.load(["b"], not_before=10.5))
+    not_held = asyncio.create_task(batcher.load(["c"], not_before=9.0))
     await asyncio.sleep(0.01)
     source.hold.set()
     assert await first == (10.0, {"a": ("a", 1), "b": ("b", 1)})

@@ -83,7 +83,7 @@ class Pool:
 
     async def settled(self) -> None:
         """Wait until no ENI is queued, being worked on or waiting for a poll."""
-        await _until(lambda: not self.pool.queue.keys() and self.pool.in_flight == 0)
+        await _until(lambda: not len(self.pool.queue) and self.pool.in_flight == 0)
 
 
 @contextlib.asynccontextmanager

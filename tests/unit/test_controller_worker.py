@@ -53,7 +53,7 @@ class FakeReconciler:
         self.done: collections.Counter[str] = collections.Counter()
         self.let_go = asyncio.Event()
 
-    async def reconcile(self, key: str, *, since: float | None) -> Result:
+    async def reconcile(self, key: str) -> Result:
         self.calls[key] += 1
         if key in self.hang:
             try:

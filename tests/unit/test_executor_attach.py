@@ -15,13 +15,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from bench.pipeline import AZ, INSTANCE_TYPE, MemoryEC2, unpaced_client
 from eni_controller.aws.resources import Instance, Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import MAX_INDEX_CONFLICTS, Executor, Job, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Attach, Slot
 from tests.harness.jobs import memory_job
+from tests.harness.memory_ec2 import AZ, INSTANCE_TYPE, MemoryEC2, unpaced_client
 
 INSTANCE = "i-00000000000000001"
 SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)

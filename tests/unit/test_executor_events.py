@@ -1,7 +1,7 @@
 """Unit tests: the executor sends events beside its slots' EC2 calls, not between them.
 
 Every event is sent before `Executor.run` returns, and a failed event (events
-are best effort) never fails its slot. The slots run against bench.pipeline's
+are best effort) never fails its slot. The slots run against the harness's
 zero-latency in-memory EC2 through the real EC2 client.
 """
 
@@ -11,7 +11,6 @@ import asyncio
 
 import structlog
 
-from bench.pipeline import AZ, MemoryEC2, unpaced_client
 from eni_controller.aws.ratelimit import BucketSpec
 from eni_controller.aws.resources import Subnet
 from eni_controller.kube.writes import EVENT_MESSAGE_LIMIT
@@ -20,6 +19,7 @@ from eni_controller.reconcile.executor import Emit, Executor, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
 from tests.harness.jobs import memory_job
+from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
 
 WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
 SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)

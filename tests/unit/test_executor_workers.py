@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import structlog
 
-from bench.pipeline import AZ, MemoryEC2, unpaced_client
 from eni_controller.aws.ratelimit import BucketSpec
 from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
@@ -20,6 +19,7 @@ from eni_controller.reconcile.executor import Executor, Outcome, SlotResult, sta
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Action, Attach, CreateAndAttach, Slot
 from tests.harness.jobs import memory_job
+from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
 
 WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
 SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bench.pipeline import AZ, MemoryEC2, unpaced_client
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2_ACTIONS
 from eni_controller.aws.errors import classify_client_error
@@ -40,6 +39,7 @@ from eni_controller.reconcile.executor import Outcome as SlotOutcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
 from tests.harness.jobs import memory_job
+from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
 from tests.harness.recording_ec2 import RecordingRaw
 from tests.unit.test_aws_errors import client_error
 

@@ -8,7 +8,6 @@ from types import MappingProxyType
 
 import pytest
 
-from bench.pipeline import AZ, unpaced_client
 from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.model import Attachment, NodeENISpec
@@ -39,7 +38,7 @@ from eni_controller.reconcile.tokens import (
 )
 from tests.harness.clock import ManualClock
 from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import RulesMemoryEC2
+from tests.harness.memory_ec2 import AZ, RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
 STEP = StepKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1", kind="create")

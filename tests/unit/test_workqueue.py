@@ -65,19 +65,6 @@ async def test_keys_come_out_in_fifo_order(q: WorkQueue[str]) -> None:
     assert [await get(q) for _ in keys] == keys
 
 
-async def test_keys_are_those_in_processing_then_those_waiting(q: WorkQueue[str]) -> None:
-    for key in ("a", "b", "c"):
-        q.add(key)
-    assert await q.get() == "a"
-    q.add("a")  # re-added while processed: still counted once
-    assert q.keys() == ["a", "b", "c"]
-    q.done("a")
-    assert sorted(q.keys()) == ["a", "b", "c"]
-    assert await q.get() == "b"
-    q.done("b")
-    assert q.keys() == ["c", "a"]
-
-
 async def test_get_waits_for_an_add(q: WorkQueue[str]) -> None:
     getter = asyncio.create_task(get(q))
     await settle()

@@ -1,0 +1,168 @@
+"""Unit tests for routing (reconcile/routing.py): which informer events enqueue
+which NodeENIs, what they mark changed in the EC2 view, and the versions they
+report to the writer's own-write wait."""
+
+from __future__ import annotations
+
+import builtins
+import copy
+from typing import Any
+
+from eni_controller.kube.informer import ATTACHED_NODES_INDEX
+from eni_controller.model import FINALIZER
+from eni_controller.reconcile.routing import NodeENIEvents, NodeEvents
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.added: list[str] = []
+
+    def add(self, key: str) -> None:
+        self.added.append(key)
+
+
+class View:
+    def __init__(self) -> None:
+        self.changed_uids: list[str] = []
+        self.changed_instances: list[str] = []
+        self.forgotten: list[str] = []
+
+    def changed(self, *, uid: str | None = None, instance: str | None = None) -> None:
+        if uid:
+            self.changed_uids.append(uid)
+        if instance:
+            self.changed_instances.append(instance)
+
+    def forget(self, *, uid: str | None = None, instance: str | None = None) -> None:
+        self.forgotten += [k for k in (uid, instance) if k]
+
+
+class Writes:
+    def __init__(self) -> None:
+        self.seen_versions: list[tuple[str, bool]] = []
+
+    def seen(self, obj: dict[str, Any], *, gone: bool = False) -> None:
+        self.seen_versions.append((obj["metadata"]["resourceVersion"], gone))
+
+
+class NodeENIs:
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = list(objects)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.objects
+
+    def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]:
+        assert index_name == ATTACHED_NODES_INDEX
+        return [
+            o
+            for o in self.objects
+            if any(a["nodeID"] == value for a in o.get("status", {}).get("attachments", []))
+        ]
+
+
+def _nodeeni(name: str, *, rv: str = "1", selector: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "resourceVersion": rv,
+            "generation": 1,
+            "finalizers": [FINALIZER],
+        },
+        "spec": {"nodeSelector": selector or {}},
+    }
+
+
+def _node(name: str, *, labels: dict[str, str], instance: str = "i-1") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": labels, "resourceVersion": "1"},
+        "spec": {"providerID": f"aws:///us-east-1a/{instance}"},
+    }
+
+
+def _edited(obj: dict[str, Any], rv: str, **metadata: Any) -> dict[str, Any]:
+    new = copy.deepcopy(obj)
+    new["metadata"].update(resourceVersion=rv, **metadata)
+    return new
+
+
+def _nodeeni_events() -> tuple[Queue, View, Writes, NodeENIEvents]:
+    queue, view, writes = Queue(), View(), Writes()
+    return queue, view, writes, NodeENIEvents(queue, view=view, writes=writes)
+
+
+def test_a_new_nodeeni_is_enqueued_and_described_afresh() -> None:
+    queue, view, writes, events = _nodeeni_events()
+    events.on_add(_nodeeni("a"))
+    assert queue.added == ["a"]
+    assert view.changed_uids == ["uid-a"]
+    assert writes.seen_versions == [("1", False)]
+
+
+def test_our_own_writes_enqueue_nothing_but_are_reported_to_the_writer() -> None:
+    queue, view, writes, events = _nodeeni_events()
+    old = _nodeeni("a")
+    status = _edited(old, "2")
+    status["status"] = {"attachedCount": 1}
+    annotated = _edited(status, "3", annotations={"aws-multi-eni-controller/x": "y"})
+    fresh = _edited(old, "4", finalizers=[])
+    finalized = _edited(fresh, "5", finalizers=[FINALIZER])  # we add ours
+    events.on_update(old, status)
+    events.on_update(status, annotated)
+    events.on_update(fresh, finalized)
+    assert queue.added == []
+    assert view.changed_uids == []
+    assert writes.seen_versions == [("2", False), ("3", False), ("5", False)]
+
+
+def test_a_spec_edit_a_deletion_and_our_finalizer_removed_are_enqueued() -> None:
+    queue, view, _, events = _nodeeni_events()
+    old = _nodeeni("a")
+    events.on_update(old, _edited(old, "2", generation=2))
+    events.on_update(old, _edited(old, "3", deletionTimestamp="2026-12-04T00:00:00Z"))
+    events.on_update(old, _edited(old, "4", finalizers=["someone.else/finalizer"]))
+    assert queue.added == ["a", "a", "a"]
+    assert view.changed_uids == ["uid-a"] * 3
+
+
+def test_a_deleted_nodeeni_is_enqueued_and_its_wait_ends() -> None:
+    queue, _, writes, events = _nodeeni_events()
+    events.on_delete(_nodeeni("a", rv="9"))
+    assert queue.added == ["a"]
+    assert writes.seen_versions == [("9", True)]
+
+
+def test_a_label_change_enqueues_nodeenis_matching_before_or_after_and_those_attached() -> None:
+    blue = _nodeeni("blue", selector={"color": "blue"})
+    red = _nodeeni("red", selector={"color": "red"})
+    green = _nodeeni("green", selector={"color": "green"})
+    holding = _nodeeni("holding", selector={"pool": "x"})
+    holding["status"] = {"attachments": [{"nodeID": "n1"}]}
+    queue, view = Queue(), View()
+    events = NodeEvents(queue, NodeENIs(blue, red, green, holding), view=view)
+    events.on_update(_node("n1", labels={"color": "blue"}), _node("n1", labels={"color": "red"}))
+    assert queue.added == ["blue", "holding", "red"]
+    assert sorted(view.changed_uids) == ["uid-blue", "uid-holding", "uid-red"]
+
+
+def test_a_heartbeat_enqueues_nothing() -> None:
+    queue, view = Queue(), View()
+    events = NodeEvents(queue, NodeENIs(_nodeeni("all")), view=view)
+    before = _node("n1", labels={"a": "b"})
+    after = copy.deepcopy(before)
+    after["status"] = {"conditions": [{"type": "Ready"}]}
+    after["metadata"]["resourceVersion"] = "2"
+    events.on_update(before, after)
+    assert queue.added == []
+    assert view.changed_uids == []
+
+
+def test_a_node_that_goes_or_changes_instance_takes_its_instance_facts_with_it() -> None:
+    queue, view = Queue(), View()
+    events = NodeEvents(queue, NodeENIs(_nodeeni("all")), view=view)
+    events.on_delete(_node("n1", labels={}, instance="i-1"))
+    events.on_update(_node("n2", labels={}, instance="i-2"), _node("n2", labels={}, instance="i-3"))
+    events.on_add(_node("n4", labels={}, instance="i-4"))
+    assert view.forgotten == ["i-1", "i-2"]
+    assert queue.added == ["all", "all", "all"]
