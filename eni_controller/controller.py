@@ -36,6 +36,7 @@ from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
 from eni_controller.config import Config
 from eni_controller.health import LoopHeartbeat, WorkerActivity
+from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import (
     Informer,
     node_labels_index,
@@ -45,7 +46,7 @@ from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
-from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter, OwnWrites
+from eni_controller.kube.writes import Conflict, NodeENIWriter, OwnWrites
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import InstanceFacts, ManagedENIs

@@ -30,7 +30,8 @@ from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.aws.resources import Instance, NetworkInterface, Subnet
 from eni_controller.config import Config
-from eni_controller.kube.writes import EventRecorder, NodeENIWriter
+from eni_controller.kube.events import EventRecorder
+from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
