@@ -36,7 +36,6 @@ from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
 from eni_controller.aws.resources import Subnet
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import CircuitBreakerConfig
-from eni_controller.gc_tuning import tune_garbage_collector
 from eni_controller.metrics import Metrics
 from eni_controller.model import NodeENISpec, NodeENIStatus
 from eni_controller.reconcile import tags
@@ -278,7 +277,6 @@ async def _run(enis: int) -> PipelineResult:
 
 
 def run(*, enis: int = 10_000) -> PipelineResult:
-    tune_garbage_collector()  # as `eni-controller run` does at start-up
     return asyncio.run(_run(enis))
 
 
