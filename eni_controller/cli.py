@@ -25,7 +25,6 @@ from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config, ConfigError
 from eni_controller.controller import Controller
-from eni_controller.gc_tuning import tune_garbage_collector
 from eni_controller.health import HealthServer
 from eni_controller.iam import PolicyInputError, render_policy
 from eni_controller.kube.timeouts import with_request_timeout
@@ -106,7 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level,
         console=None if args.log_format is None else args.log_format == "console",
     )
-    tune_garbage_collector()
     return asyncio.run(_run(settings, kubeconfig=args.kubeconfig))
 
 

@@ -31,6 +31,7 @@ from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.config import Config
 from eni_controller.health import LoopHeartbeat, WorkerActivity
+from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
     LABELS_INDEX,
@@ -42,7 +43,7 @@ from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
-from eni_controller.kube.writes import Conflict, EventRecorder, NodeENIWriter
+from eni_controller.kube.writes import Conflict, NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
@@ -146,13 +147,14 @@ class Controller:
             grace_seconds=config.orphan_grace_period_seconds,
             metrics=metrics,
         )
+        self.events = EventRecorder(api)
         self.reconciler = Reconciler(
             config=config,
             kube=KubeSide(
                 nodeenis=self.nodeenis,
                 nodes=self.nodes,
                 writer=self.writer,
-                events=EventRecorder(api),
+                events=self.events,
             ),
             view=self.view,
             cluster=self.identity,
@@ -194,7 +196,8 @@ class Controller:
     async def run(self) -> None:
         """Run until cancelled. Informers always run (a standby keeps a warm cache and
         is ready); workers, cleanup and the sweep only while leading. On exit: stop
-        taking work, give in-flight reconciles DRAIN_SECONDS, release the Lease."""
+        taking work, give in-flight reconciles and their Events DRAIN_SECONDS
+        each, release the Lease."""
         informers = [asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes)]
         self._informer_tasks = list(informers)
         informers.append(asyncio.create_task(self.heartbeat.run()))
@@ -210,6 +213,10 @@ class Controller:
             await asyncio.shield(leading)
         finally:
             await self.queue.shutdown(drain=True, timeout=DRAIN_SECONDS)
+            # counts the drained reconciles raised, within the same allowance
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    await self.events.flush()
             await _cancel([leading] if leading is not None else [])
             await _cancel(informers)
 

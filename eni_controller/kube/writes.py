@@ -1,5 +1,5 @@
-"""The controller's writes to the Kubernetes API: NodeENI status and finalizers,
-and Events.
+"""The controller's writes to the Kubernetes API: NodeENI status, finalizers and
+annotations (Events: events.py).
 
 Every NodeENI write is a merge patch (a dict sent as the client's default JSON
 patch is refused by the server for custom objects) carrying the
@@ -7,38 +7,21 @@ resourceVersion the decision was made on, so a write based on stale data gets
 409 instead of clobbering what the node agent or a user wrote meanwhile. A
 write that times out (``KubeRequestTimeout``) may still have landed; the
 retry starts from a fresh read, and the resourceVersion makes a stale one 409.
-
-Events are correlated like client-go's EventCorrelator: the same Event about
-the same object (uid, type, reason, message) raised again is one Event whose
-``count`` and ``lastTimestamp`` grow, not a new object per reconcile pass, so
-a NodeENI failing every resync does not flood etcd. The correlation cache is
-bounded (least recently used entries go first) and per process. Events are
-best effort: a failure is logged and never raised to the reconcile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import aiohttp
-import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 
-log = structlog.get_logger(__name__)
-
 MERGE_PATCH: Final = "application/merge-patch+json"
-COMPONENT: Final = "nodeeni-controller"
-# Events about cluster-scoped NodeENIs go where kubectl looks for them by default.
-EVENTS_NAMESPACE: Final = "default"
 HTTP_NOT_FOUND: Final = 404
 HTTP_CONFLICT: Final = 409
 OWN_WRITE_WAIT_SECONDS: Final = 2.0
@@ -129,139 +112,3 @@ class NodeENIWriter:
         if version != body["metadata"]["resourceVersion"]:  # else nothing changed
             self._expected[name] = (version, asyncio.Event())
         return result
-
-
-EVENT_MESSAGE_LIMIT = 1024  # what an Event keeps of its message
-EVENT_CACHE_SIZE: Final = 4096  # Events remembered for correlation (client-go keeps 4096)
-
-_EventKey = tuple[str, str, str, str, str]  # involved uid, name, type, reason, message
-
-
-def _event_time() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(slots=True)
-class _Correlated:
-    """What was written for one Event key: the Event object, and the occurrences
-    counted so far (also those whose write failed: the next write carries them)."""
-
-    first_timestamp: str
-    name: str | None = None  # the Event object, once created
-    count: int = 0
-    # one write per key at a time: two record() calls racing must not create two Events
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class EventRecorder:
-    """Kubernetes Events about NodeENIs, correlated. Best effort: a failed event is
-    logged, never raised.
-
-    The first occurrence of (involved object uid, type, reason, message) creates
-    an Event; each repeat merge-patches that Event's ``count`` (absolute, so a
-    patch that timed out but landed is not counted twice) and ``lastTimestamp``.
-    A patch answered 404 means the Event expired (the server's event TTL, one
-    hour by default): a new Event carries the count on, as client-go does.
-    """
-
-    def __init__(
-        self,
-        api: client.ApiClient,
-        *,
-        namespace: str = EVENTS_NAMESPACE,
-        cache_size: int = EVENT_CACHE_SIZE,
-    ) -> None:
-        if cache_size < 1:
-            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
-        self._core = client.CoreV1Api(api)
-        self._namespace = namespace
-        self._cache_size = cache_size
-        self._seen: collections.OrderedDict[_EventKey, _Correlated] = collections.OrderedDict()
-
-    async def record(
-        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str, count: int = 1
-    ) -> None:
-        """One occurrence, or `count` occurrences at once, of an Event about `nodeeni`."""
-        text = message[:EVENT_MESSAGE_LIMIT]
-        seen = self._remember((nodeeni.uid, nodeeni.name, type_, reason, text))
-        async with seen.lock:
-            seen.count += count
-            now = _event_time()
-            try:
-                if seen.name is not None and await self._bump(seen, now=now):
-                    return
-                seen.name = await self._create(
-                    nodeeni, type_=type_, reason=reason, message=text, seen=seen, now=now
-                )
-            except ApiException as err:
-                log.warning(
-                    "event not recorded", nodeeni=nodeeni.name, reason=reason, status=err.status
-                )
-            except (TimeoutError, aiohttp.ClientError) as err:  # timed out, connection lost
-                log.warning(
-                    "event not recorded",
-                    nodeeni=nodeeni.name,
-                    reason=reason,
-                    error=type(err).__name__,
-                )
-            except Exception:  # a bug here must not fail the reconcile that reported
-                log.exception("event not recorded", nodeeni=nodeeni.name, reason=reason)
-
-    def _remember(self, key: _EventKey) -> _Correlated:
-        seen = self._seen.get(key)
-        if seen is not None:
-            self._seen.move_to_end(key)
-            return seen
-        seen = self._seen[key] = _Correlated(first_timestamp=_event_time())
-        while len(self._seen) > self._cache_size:
-            self._seen.popitem(last=False)
-        return seen
-
-    async def _bump(self, seen: _Correlated, *, now: str) -> bool:
-        """Patch the existing Event's count; False when it is gone (expired)."""
-        assert seen.name is not None
-        try:
-            await self._core.patch_namespaced_event(
-                seen.name,
-                self._namespace,
-                cast(Any, {"count": seen.count, "lastTimestamp": now}),
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
-            )
-        except ApiException as err:
-            if err.status == HTTP_NOT_FOUND:
-                log.debug("event expired, creating a new one", name=seen.name)
-                seen.name = None
-                return False
-            raise
-        return True
-
-    async def _create(
-        self,
-        nodeeni: model.NodeENI,
-        *,
-        type_: str,
-        reason: str,
-        message: str,
-        seen: _Correlated,
-        now: str,
-    ) -> str:
-        body = {
-            "metadata": {"generateName": f"{nodeeni.name}."},
-            "involvedObject": {
-                "apiVersion": f"{model.GROUP}/{model.VERSION}",
-                "kind": model.KIND,
-                "name": nodeeni.name,
-                "uid": nodeeni.uid,
-                "resourceVersion": nodeeni.resource_version,
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": seen.first_timestamp,
-            "lastTimestamp": now,
-            "count": seen.count,
-        }
-        created = await self._core.create_namespaced_event(self._namespace, cast(Any, body))
-        return str(created.metadata.name)

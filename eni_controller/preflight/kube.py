@@ -15,7 +15,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from eni_controller.config import Config
-from eni_controller.kube.writes import EVENTS_NAMESPACE
+from eni_controller.kube.events import EVENTS_NAMESPACE
 from eni_controller.preflight.report import Finding, failed, passed
 
 HTTP_UNAUTHORIZED: Final = 401

@@ -3,33 +3,38 @@
 Thin on purpose: the planner decided what to do; this module makes the calls,
 allocates device indexes under the per-instance lock, and reports what
 happened. A failure in one slot never stops the others; it is returned as an
-outcome the reconciler turns into a condition, an event or a requeue.
+outcome the reconciler turns into a condition, an event or a requeue. An event
+never fails a slot either: events are best effort.
+
+Each slot runs in a task of its own, at most `concurrency` at once, so the log
+context it binds (node, instance, ENI) is its own: no other slot and not the
+caller sees it.
 
 Invariants: a slot's step is never tried before its backoff ran out, and an
 attribute change that did not stick is never sent past its bound
-(retries.py), whoever asks and however often; a create never sends a
-ClientToken whose ENI is known gone (tokens.py).
+(retries.py), whoever asks and however often. A create never sends a
+ClientToken whose ENI is known gone (tokens.py). A device index is picked and
+taken only while the instance is held (indexes.py); an index AWS refuses as
+in use is skipped only once a describe shows it taken; with no free index
+below the instance type's limit the slot is blocked (NoFreeDeviceIndex), never
+attached elsewhere. No Kubernetes write is made while an instance is held.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import dataclasses
 import zlib
-from collections import deque
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 import structlog
 
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import Instance, NetworkInterface
-from eni_controller.kube.writes import EVENT_MESSAGE_LIMIT
 from eni_controller.metrics import Metrics
 from eni_controller.model import Attachment, NodeENISpec
 from eni_controller.reconcile import tags
@@ -51,7 +56,6 @@ log = structlog.get_logger(__name__)
 
 MAX_INDEX_CONFLICTS = 3
 MAX_TOKENS_PER_CREATE = 3  # ClientTokens one create may go through (replays, mismatches)
-EVENT_LINGER_SECONDS = 0.5  # events of a rollout gathered into one Event per reason
 # Attach's own default for DeleteOnTermination; only a spec asking otherwise costs a call.
 ATTACH_DEFAULT_DELETE_ON_TERMINATION = False
 
@@ -87,7 +91,7 @@ class SlotResult:
 
 
 class Emit(Protocol):
-    """Record an event: `count` occurrences, their messages joined in `message`."""
+    """Record `count` occurrences of an event about the Job's NodeENI."""
 
     def __call__(
         self, type_: str, reason: str, message: str, count: int = 1, /
@@ -162,29 +166,38 @@ class Executor:
         self._effects.forget(uid)
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
-        # Events are sent beside the slots, not between their EC2 calls: each is an
-        # API server round trip that held up the next call of its slot. All of them
-        # are sent before run() returns, as before.
-        events = _EventsBeside(job.emit)
-        beside = dataclasses.replace(job, emit=events.emit)
-        ordered = staggered(actions, job.nodeeni)
-        results: list[SlotResult | None] = [None] * len(ordered)
-        pending = iter(enumerate(ordered))
-
-        # `concurrency` workers taking the slots in order, not a task per slot behind
-        # a semaphore: thousands of waiting tasks cost more CPU (and garbage
-        # collection) than the slots' own work in bench/pipeline.py.
-        async def worker() -> None:
-            # the worker's own context: every slot it runs logs with the NodeENI
-            structlog.contextvars.bind_contextvars(nodeeni=job.nodeeni)
-            for i, action in pending:
-                results[i] = await self._guarded(beside, action)
-
+        """Each action's result, in the `staggered` order the slots were started in.
+        An unexpected error (a bug) cancels the other slots and is raised."""
+        gate = asyncio.Semaphore(self._concurrency)
         try:
-            await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(ordered)))))
-        finally:
-            await events.close()
-        return cast(list[SlotResult], results)  # every slot has its result by now
+            async with asyncio.TaskGroup() as slots:
+                tasks = [
+                    slots.create_task(self._slot(job, action, gate))
+                    for action in staggered(actions, job.nodeeni)
+                ]
+        except ExceptionGroup as group:
+            if len(group.exceptions) == 1:  # raised as by a plain await
+                raise group.exceptions[0] from None
+            raise
+        return [task.result() for task in tasks]
+
+    async def _slot(self, job: Job, action: Action, gate: asyncio.Semaphore) -> SlotResult:
+        async with gate:
+            # the slot's task's own context: its log lines, and no one else's, carry these
+            structlog.contextvars.bind_contextvars(
+                nodeeni=job.nodeeni,
+                node=action.slot.node,
+                instance_id=action.slot.instance_id,
+                **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
+            )
+            return await self._guarded(job, action)
+
+    async def _event(self, job: Job, type_: str, reason: str, message: str) -> None:
+        """Record an event; one that fails is logged, never fails the slot."""
+        try:
+            await job.emit(type_, reason, message)
+        except Exception as err:
+            log.warning("event not recorded", reason=reason, error=type(err).__name__)
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
         slot = action.slot
@@ -213,17 +226,11 @@ class Executor:
                 message=standing.message,
                 retry_in=self._backoff.remaining(standing),
             )
-        # a worker runs one slot after another: these bindings are undone after the slot
-        bound = _Bound(
-            node=slot.node,
-            instance_id=slot.instance_id,
-            **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
-        )
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
                     case CreateAndAttach():
-                        await self._create_and_attach(job, slot, bound)
+                        await self._create_and_attach(job, slot)
                     case Attach(eni_id=eni_id):
                         try:
                             await self._attach(job, slot, eni_id, adopted=True)
@@ -264,10 +271,8 @@ class Executor:
                 message=failure.message,
                 retry_in=self._backoff.remaining(failure),
             )
-        finally:
-            bound.reset()
 
-    async def _create_and_attach(self, job: Job, slot: Slot, bound: _Bound) -> None:
+    async def _create_and_attach(self, job: Job, slot: Slot) -> None:
         key = SlotKey(
             uid=job.uid,
             node=slot.node,
@@ -296,7 +301,9 @@ class Executor:
                 continue
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
-                    await job.emit("Warning", "ENICreationFailed", f"node {slot.node}: {err}")
+                    await self._event(
+                        job, "Warning", "ENICreationFailed", f"node {slot.node}: {err}"
+                    )
                 raise
             if self.tokens.created(key, token=token, eni_id=eni.eni_id):
                 break
@@ -307,10 +314,10 @@ class Executor:
                 code="ClientTokenSpent",
                 message=f"{MAX_TOKENS_PER_CREATE} ClientTokens in a row answered unusably",
             )
-        bound.bind(eni_id=eni.eni_id)
+        structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
         if _already_attached(eni, slot.instance_id):
             return  # the ClientToken returned an ENI a crashed earlier run attached
-        await job.emit("Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
+        await self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
         try:
             await self._attach(job, slot, eni.eni_id, adopted=False)
         except errors.ENINotFound:
@@ -322,58 +329,63 @@ class Executor:
     async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
         instance = job.instances[slot.instance_id]
         limit = job.max_enis.get(instance.instance_type)
-        async with self._allocator.hold(
-            slot.instance_id, occupied=instance.occupied_device_indexes
-        ) as indexes:
-            for _ in range(MAX_INDEX_CONFLICTS):
-                index = indexes.pick(
-                    slot.device_index, eni_id=eni_id, floor=job.spec.device_index, limit=limit
-                )
-                if index is None:  # only with a known limit: blocked, never below the floor
-                    full = errors.LimitExceeded(
+        reported: errors.EC2Error | None = None  # an ENIAttachmentFailed, once the lock is free
+        try:
+            async with self._allocator.hold(
+                slot.instance_id, occupied=instance.occupied_device_indexes
+            ) as indexes:
+                for _ in range(MAX_INDEX_CONFLICTS):
+                    index = indexes.pick(
+                        slot.device_index, eni_id=eni_id, floor=job.spec.device_index, limit=limit
+                    )
+                    if index is None:  # only with a known limit: blocked, never below the floor
+                        reported = errors.LimitExceeded(
+                            action="AttachNetworkInterface",
+                            code="NoFreeDeviceIndex",
+                            message=(
+                                f"no free device index on {slot.instance_id} from the spec's "
+                                f"deviceIndex {job.spec.device_index} up to "
+                                f"{instance.instance_type}'s limit of {limit} network interfaces"
+                            ),
+                        )
+                        raise reported
+                    try:
+                        attachment_id = await self._ec2.attach_network_interface(
+                            eni_id=eni_id, instance_id=slot.instance_id, device_index=index
+                        )
+                    except errors.OutcomeUnknown:
+                        indexes.take(index, eni_id=eni_id)  # it may be attached there
+                        raise
+                    except errors.EC2Error as err:
+                        if isinstance(err, errors.MaybeIndexConflict):
+                            # a conflict only if the instance shows the index taken now
+                            found = await self._ec2.describe_instances([slot.instance_id])
+                            fresh = found.get(slot.instance_id)
+                            if fresh is not None and index in fresh.occupied_device_indexes:
+                                indexes.occupied.update(fresh.occupied_device_indexes)
+                                continue  # held outside the controller: the next index up
+                        if isinstance(
+                            err, errors.LimitExceeded | errors.AZMismatch | errors.Permanent
+                        ):
+                            reported = err
+                        raise
+                    indexes.take(index, eni_id=eni_id)
+                    break
+                else:
+                    raise errors.IndexConflict(
                         action="AttachNetworkInterface",
-                        code="NoFreeDeviceIndex",
+                        code="IndexConflict",
                         message=(
-                            f"no free device index on {slot.instance_id} from the spec's "
-                            f"deviceIndex {job.spec.device_index} up to {instance.instance_type}'s"
-                            f" limit of {limit} network interfaces"
+                            f"{MAX_INDEX_CONFLICTS} device indexes in a row from "
+                            f"{slot.device_index} up were taken on {slot.instance_id}"
                         ),
                     )
-                    await job.emit(
-                        "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {full}"
-                    )
-                    raise full
-                try:
-                    attachment_id = await self._ec2.attach_network_interface(
-                        eni_id=eni_id, instance_id=slot.instance_id, device_index=index
-                    )
-                except errors.OutcomeUnknown:
-                    indexes.take(index, eni_id=eni_id)  # it may be attached there
-                    raise
-                except errors.EC2Error as err:
-                    if isinstance(err, errors.MaybeIndexConflict):
-                        # a conflict only if the instance shows the index taken now
-                        found = await self._ec2.describe_instances([slot.instance_id])
-                        fresh = found.get(slot.instance_id)
-                        if fresh is not None and index in fresh.occupied_device_indexes:
-                            indexes.occupied.update(fresh.occupied_device_indexes)
-                            continue  # held outside the controller: the next index up
-                    if isinstance(err, errors.LimitExceeded | errors.AZMismatch | errors.Permanent):
-                        await job.emit(
-                            "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {err}"
-                        )
-                    raise
-                indexes.take(index, eni_id=eni_id)
-                break
-            else:
-                raise errors.IndexConflict(
-                    action="AttachNetworkInterface",
-                    code="IndexConflict",
-                    message=(
-                        f"{MAX_INDEX_CONFLICTS} device indexes in a row from "
-                        f"{slot.device_index} up were taken on {slot.instance_id}"
-                    ),
+        except errors.EC2Error as err:
+            if err is reported:
+                await self._event(
+                    job, "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {err}"
                 )
+            raise
         if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
             await self._ec2.set_delete_on_termination(
                 eni_id=eni_id,
@@ -387,8 +399,8 @@ class Executor:
         reason, verb = (
             ("ENIAdopted", "adopted and attached") if adopted else ("ENIAttached", "attached")
         )
-        await job.emit(
-            "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
+        await self._event(
+            job, "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
         )
 
 
@@ -430,105 +442,6 @@ _OPERATIONS: dict[type[Action], str] = {
     SetDeleteOnTermination: "set_delete_on_termination",
     SetSecurityGroups: "set_security_groups",
 }
-
-
-class _Bound:
-    """structlog context variables bound for one slot, until `reset()` puts back
-    what they were before (the slot's worker runs other slots after it)."""
-
-    __slots__ = ("_tokens",)
-
-    def __init__(self, **values: Any) -> None:
-        self._tokens = dict(structlog.contextvars.bind_contextvars(**values))
-
-    def bind(self, **values: Any) -> None:
-        for key, token in structlog.contextvars.bind_contextvars(**values).items():
-            self._tokens.setdefault(key, token)  # the first token restores the value before
-
-    def reset(self) -> None:
-        structlog.contextvars.reset_contextvars(**self._tokens)
-
-
-class _EventsBeside:
-    """One run()'s events, sent in order by one task of their own (not one task per
-    event: in the in-process pipeline, a task per event cost ~60 µs per ENI). A
-    failed event is logged, never raised: events are best effort.
-
-    The first event goes out at once; the ones after it are gathered for
-    EVENT_LINGER_SECONDS (or until run() ends) and go out together: those of one
-    type and reason as one Event whose count is theirs and whose message joins
-    theirs (up to EVENT_MESSAGE_LIMIT), in the order each reason first appeared,
-    so an ENI's ENICreated still precedes its ENIAttached. At 1,000 ENIs one
-    Event per ENI step was 2,000 API writes, ~15% of the rollout
-    (bench.suite --scenarios large, with and without events).
-    """
-
-    def __init__(self, emit: Emit) -> None:
-        self._emit = emit
-        self._queue: deque[tuple[str, str, str]] = deque()
-        self._wake = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._closing = False
-        self._sender: asyncio.Task[None] | None = None
-        # run()'s context, not the first emitting slot's: the sender's log lines
-        # must not carry that slot's node and eni_id
-        self._context = contextvars.copy_context()
-
-    async def emit(self, type_: str, reason: str, message: str, count: int = 1, /) -> None:
-        self._queue.extend([(type_, reason, message)] * count)
-        self._wake.set()
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send(), context=self._context)
-
-    async def close(self) -> None:
-        """Return once every queued event is sent (cancelled with the caller)."""
-        self._closing = True
-        self._closed.set()
-        self._wake.set()
-        if self._sender is not None:
-            await self._sender
-
-    async def _send(self) -> None:
-        while True:
-            while self._queue:
-                for (type_, reason), messages in self._drain().items():
-                    for message, count in _joined(messages):
-                        try:
-                            await self._emit(type_, reason, message, count)
-                        except Exception as err:
-                            log.warning(
-                                "event not recorded", reason=reason, error=type(err).__name__
-                            )
-                with contextlib.suppress(TimeoutError):  # gather the next ones a while
-                    async with asyncio.timeout(EVENT_LINGER_SECONDS):
-                        await self._closed.wait()
-            if self._closing:
-                return
-            self._wake.clear()
-            await self._wake.wait()
-
-    def _drain(self) -> dict[tuple[str, str], list[str]]:
-        grouped: dict[tuple[str, str], list[str]] = {}
-        while self._queue:
-            type_, reason, message = self._queue.popleft()
-            grouped.setdefault((type_, reason), []).append(message)
-        return grouped
-
-
-def _joined(messages: Sequence[str]) -> list[tuple[str, int]]:
-    """Messages joined into as few as fit the limit: (message, how many it holds)."""
-    joined: list[tuple[str, int]] = []
-    current: list[str] = []
-    length = 0
-    for message in messages:
-        if current and length + 2 + len(message) > EVENT_MESSAGE_LIMIT:
-            joined.append(("; ".join(current), len(current)))
-            current, length = [], 0
-        length += len(message) + (2 if current else 0)
-        current.append(message)
-    if current:
-        joined.append(("; ".join(current), len(current)))
-    return joined
 
 
 def staggered(actions: Sequence[Action], key: str) -> list[Action]:

@@ -27,9 +27,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import NamedTuple
 
 RESERVATION_SECONDS = 120.0
@@ -90,14 +90,36 @@ class DeviceIndexAllocator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reserved: dict[str, dict[int, _Reservation]] = {}
 
-    def hold(self, instance_id: str, *, occupied: Iterable[int]) -> InstanceHold:
-        """Hold the instance; indexes `take`n inside are reserved after."""
+    @contextlib.asynccontextmanager
+    async def hold(
+        self, instance_id: str, *, occupied: Iterable[int]
+    ) -> AsyncIterator[InstanceIndexes]:
+        """Hold the instance (one holder at a time); indexes `take`n inside are
+        reserved for their ENI after, also when the block raises: an attach that
+        failed after the call may still have landed there."""
         lock = self._locks.get(instance_id)
         if lock is None:
             lock = self._locks[instance_id] = asyncio.Lock()
-        return InstanceHold(
-            instance_id, lock=lock, reserved=self._reserved, occupied=occupied, clock=self._clock
-        )
+        async with lock:
+            indexes = InstanceIndexes(occupied=occupied, reserved=self.reserved(instance_id))
+            try:
+                yield indexes
+            finally:
+                now = self._clock()
+                moved = set(indexes.attached.values())
+                # the reservations as they are now (`release` may have dropped some
+                # meanwhile), less those of ENIs attached elsewhere here
+                reserved = {
+                    i: r
+                    for i, r in self._current(instance_id, now).items()
+                    if r.eni_id not in moved
+                }
+                for index, eni_id in indexes.attached.items():
+                    reserved[index] = _Reservation(eni_id, now + RESERVATION_SECONDS)
+                if reserved:
+                    self._reserved[instance_id] = reserved
+                else:
+                    self._reserved.pop(instance_id, None)
 
     def release(self, instance_id: str, index: int, *, eni_id: str | None = None) -> None:
         """Forget the reservation of `index` (its ENI was seen detached). With
@@ -122,68 +144,7 @@ class DeviceIndexAllocator:
 
     def reserved(self, instance_id: str) -> dict[int, str]:
         """Index -> ENI id of the instance's unexpired reservations (for logs and tests)."""
-        now = self._clock()
-        return {
-            i: r.eni_id for i, r in self._reserved.get(instance_id, {}).items() if r.until > now
-        }
+        return {i: r.eni_id for i, r in self._current(instance_id, self._clock()).items()}
 
-
-class InstanceHold:
-    """`DeviceIndexAllocator.hold`'s async context manager (a class: the
-    generator-based kind cost more than the allocation it wraps)."""
-
-    __slots__ = ("_all_reserved", "_clock", "_indexes", "_instance_id", "_lock", "_occupied")
-
-    def __init__(
-        self,
-        instance_id: str,
-        *,
-        lock: asyncio.Lock,
-        reserved: dict[str, dict[int, _Reservation]],
-        occupied: Iterable[int],
-        clock: Callable[[], float],
-    ) -> None:
-        self._instance_id = instance_id
-        self._lock = lock
-        self._all_reserved = reserved  # the allocator's, by instance
-        self._occupied = occupied
-        self._clock = clock
-        self._indexes = InstanceIndexes(occupied=(), reserved={})
-
-    def _current(self, now: float) -> dict[int, _Reservation]:
-        reserved = self._all_reserved.get(self._instance_id, {})
-        return {i: r for i, r in reserved.items() if r.until > now}
-
-    async def __aenter__(self) -> InstanceIndexes:
-        await self._lock.acquire()
-        try:
-            reserved = self._current(self._clock())
-            self._indexes = InstanceIndexes(
-                occupied=self._occupied, reserved={i: r.eni_id for i, r in reserved.items()}
-            )
-        except BaseException:
-            self._lock.release()
-            raise
-        return self._indexes
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            now = self._clock()
-            attached = self._indexes.attached
-            moved = set(attached.values())
-            # the allocator's reservations as they are now (`release` may have
-            # dropped some meanwhile), less those of ENIs attached elsewhere here
-            reserved = {i: r for i, r in self._current(now).items() if r.eni_id not in moved}
-            for index, eni_id in attached.items():
-                reserved[index] = _Reservation(eni_id, now + RESERVATION_SECONDS)
-            if reserved:
-                self._all_reserved[self._instance_id] = reserved
-            else:
-                self._all_reserved.pop(self._instance_id, None)
-        finally:
-            self._lock.release()
+    def _current(self, instance_id: str, now: float) -> dict[int, _Reservation]:
+        return {i: r for i, r in self._reserved.get(instance_id, {}).items() if r.until > now}

@@ -35,8 +35,9 @@ from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.lookup import LookupFailed
 from eni_controller.aws.resources import NetworkInterface, Subnet
 from eni_controller.config import Config
+from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import LABELS_INDEX
-from eni_controller.kube.writes import EventRecorder, NodeENIWriter
+from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool

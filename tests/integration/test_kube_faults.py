@@ -16,8 +16,8 @@ import pytest
 from kubernetes_asyncio import client
 
 from eni_controller import model
+from eni_controller.kube.events import EVENTS_NAMESPACE, EventRecorder
 from eni_controller.kube.timeouts import with_request_timeout
-from eni_controller.kube.writes import EVENTS_NAMESPACE, EventRecorder
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from tests.harness.controller import (

@@ -27,8 +27,9 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from eni_controller.config import Config
+from eni_controller.kube.events import EVENTS_NAMESPACE
 from eni_controller.kube.leader import DEFAULT_LEASE_NAME
-from eni_controller.kube.writes import EVENTS_NAMESPACE, MERGE_PATCH
+from eni_controller.kube.writes import MERGE_PATCH
 from eni_controller.preflight import kube as kube_checks
 from eni_controller.preflight.report import Outcome
 from tests.conftest import NodeENIs

@@ -1,7 +1,9 @@
-"""Unit tests: the executor sends events beside its slots' EC2 calls, not between them.
+"""Unit tests: the executor's events, one per ENI step, each raised in its slot's
+own log context.
 
 Every event is sent before `Executor.run` returns, and a failed event (events
-are best effort) never fails its slot. The slots run against the harness's
+are best effort) never fails its slot. Gathering events into fewer writes is the
+recorder's (test_events.py). The slots run against the harness's
 zero-latency in-memory EC2 through the real EC2 client.
 """
 
@@ -13,7 +15,6 @@ import structlog
 
 from eni_controller.aws.ratelimit import BucketSpec
 from eni_controller.aws.resources import Subnet
-from eni_controller.kube.writes import EVENT_MESSAGE_LIMIT
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import Emit, Executor, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
@@ -26,7 +27,7 @@ SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr
 INSTANCES = [f"i-{n:017x}" for n in range(60)]
 
 
-async def _run(emit: Emit, *, nodes: int = 5) -> list[Outcome]:
+async def _run(emit: Emit, *, nodes: int = 5, concurrency: int = 16) -> list[Outcome]:
     metrics = Metrics()
     ec2 = unpaced_client(MemoryEC2(INSTANCES), metrics=metrics)
     job = memory_job(nodeeni="multus", instances=INSTANCES, emit=emit)
@@ -34,7 +35,8 @@ async def _run(emit: Emit, *, nodes: int = 5) -> list[Outcome]:
         CreateAndAttach(slot=Slot(node=f"n{n}", instance_id=i, subnet=SUBNET, device_index=1))
         for n, i in enumerate(INSTANCES[:nodes])
     ]
-    results = await Executor(ec2, DeviceIndexAllocator(), metrics=metrics).run(job, actions)
+    executor = Executor(ec2, DeviceIndexAllocator(), metrics=metrics, concurrency=concurrency)
+    results = await executor.run(job, actions)
     return [r.outcome for r in results]
 
 
@@ -58,41 +60,43 @@ async def test_a_failed_event_never_fails_its_slot() -> None:
     assert await _run(failing_emit) == [Outcome.DONE] * 5
 
 
-async def test_the_sender_logs_in_the_runs_context_not_a_slots() -> None:
-    seen: list[dict[str, object]] = []
+async def test_each_event_is_raised_in_its_own_slots_context_only() -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
 
-    async def recording_emit(_type: str, _reason: str, _message: str, count: int = 1, /) -> None:
-        seen.extend([structlog.contextvars.get_contextvars()] * count)
+    async def recording_emit(_type: str, _reason: str, message: str, count: int = 1, /) -> None:
+        assert count == 1
+        seen.append((message, structlog.contextvars.get_contextvars()))
+        await asyncio.sleep(0.001)  # the slots interleave meanwhile
 
-    with structlog.contextvars.bound_contextvars(nodeeni="multus"):
-        await _run(recording_emit)
-    assert len(seen) == 10
-    # a slot binds node/instance_id/eni_id for its own lines; the sender shares none
-    assert all(context == {"nodeeni": "multus"} for context in seen)
+    with structlog.contextvars.bound_contextvars(reconcile="r1"):
+        assert await _run(recording_emit, nodes=20, concurrency=5) == [Outcome.DONE] * 20
+        assert structlog.contextvars.get_contextvars() == {"reconcile": "r1"}
+    assert len(seen) == 40
+    for message, context in seen:
+        # "created eni-… for node nN" / "attached eni-… to node nN at device index 1"
+        words = message.split()
+        eni_id, node = words[1], words[4]
+        assert context == {
+            "reconcile": "r1",
+            "nodeeni": "multus",
+            "node": node,
+            "instance_id": INSTANCES[int(node[1:])],
+            "eni_id": eni_id,
+        }
 
 
-async def test_events_that_queue_up_go_out_together_in_order_and_within_the_limit() -> None:
+async def test_one_event_per_eni_step_created_before_attached() -> None:
     sent: list[tuple[str, str, int]] = []
 
     async def slow_emit(_type: str, reason: str, message: str, count: int = 1, /) -> None:
         sent.append((reason, message, count))
-        await asyncio.sleep(0.01)  # an API round trip: the next events queue meanwhile
+        await asyncio.sleep(0.01)  # an API round trip: the slots go on meanwhile
 
     assert await _run(slow_emit, nodes=60) == [Outcome.DONE] * 60
-    created = [m for reason, text, _ in sent if reason == "ENICreated" for m in text.split("; ")]
-    attached = [m for reason, text, _ in sent if reason == "ENIAttached" for m in text.split("; ")]
-    assert sum(count for reason, _, count in sent if reason == "ENICreated") == len(created) == 60
-    assert sum(count for reason, _, count in sent if reason == "ENIAttached") == len(attached) == 60
-    assert len({m.split()[1] for m in created}) == 60  # every ENI named once
-    assert len(sent) < 60  # not one Event per ENI step
-    assert all(len(text) <= EVENT_MESSAGE_LIMIT for _, text, _ in sent)
-    # an ENI's ENICreated is never sent after its ENIAttached
-    position = {}
-    for n, (reason, text, _) in enumerate(sent):
-        for m in text.split("; "):
-            position[(reason, m.split()[1])] = n
-    assert all(
-        position[("ENICreated", eni)] <= position[("ENIAttached", eni)]
-        for (reason, eni) in position
-        if reason == "ENIAttached"
-    )
+    assert all(count == 1 for _, _, count in sent)
+    created = [text.split()[1] for reason, text, _ in sent if reason == "ENICreated"]
+    attached = [text.split()[1] for reason, text, _ in sent if reason == "ENIAttached"]
+    assert len(set(created)) == len(created) == 60  # every ENI named once
+    assert sorted(attached) == sorted(created)
+    position = {(reason, text.split()[1]): n for n, (reason, text, _) in enumerate(sent)}
+    assert all(position[("ENICreated", eni)] < position[("ENIAttached", eni)] for eni in created)

@@ -1,7 +1,7 @@
-"""Unit tests: the executor's workers run the slots in order, at most `concurrency`
-at once, each slot with its own log context (none of it left for the next slot
-of the same worker, nor for the caller), results in the (staggered) order they
-were started in.
+"""Unit tests: the executor starts the slots in order, at most `concurrency` at
+once, each slot with its own log context (none of it seen by another slot, nor
+left for the caller), results in the (staggered) order they were started in;
+a slot's unexpected error is raised as it is.
 """
 
 from __future__ import annotations
@@ -118,3 +118,14 @@ async def test_an_unexpected_error_in_a_slot_propagates() -> None:
     with pytest.raises(KeyError, match="eni-missing"):
         await _run(raw, actions, concurrency=2)
     assert raw.contexts[0][1]["eni_id"] == "eni-missing"
+
+
+async def test_an_unexpected_error_cancels_the_other_slots() -> None:
+    raw = RecordingEC2(INSTANCES)
+    actions: list[Action] = [Attach(slot=_slot(0), eni_id="eni-missing"), *_creates()[1:]]
+    with pytest.raises(KeyError, match="eni-missing"):
+        await _run(raw, actions, concurrency=2)
+    calls = len(raw.contexts)
+    await asyncio.sleep(0.01)
+    assert len(raw.contexts) == calls  # no slot left running: no call after run() raised
+    assert calls < 2 * len(actions)

@@ -1,0 +1,290 @@
+"""Kubernetes Events about NodeENIs: correlated, aggregated, coalesced. Best effort.
+
+Invariants, and why:
+
+- Correlation, as client-go's EventCorrelator: the same Event about the same
+  object (uid, type, reason, message) raised again is one Event whose
+  ``count`` and ``lastTimestamp`` grow, not a new object per reconcile pass,
+  so a NodeENI failing every resync does not flood etcd. The count is written
+  absolute (merge patch), so a patch that timed out but landed is not counted
+  twice. A patch answered 404 means the Event expired (the server's event TTL,
+  one hour by default): a new Event carries the count on, as client-go does.
+- Aggregation, as client-go's EventAggregator: messages that name an ENI or a
+  node ("created eni-1 for node a") differ per occurrence, so correlation
+  alone is one Event per ENI step of a rollout. Once AGGREGATE_AFTER distinct
+  messages of one (object, type, reason) were seen, each less than
+  AGGREGATE_WINDOW after the one before, further new messages are counted on
+  one Event, "(combined from similar events): <latest message>". Repeats of
+  the first ones still correlate with their own Event.
+- Coalescing: one write per Event at a time. Occurrences raised while it is
+  in flight are carried by the next write (the count is absolute), made by a
+  task of the recorder, so a caller never waits behind another's write and
+  occurrences raised together cost one write, not one each. An aggregate
+  Event is written at most once per AGGREGATE_INTERVAL: a rollout's
+  occurrences arrive at the pace of AWS's mutating calls, far apart compared
+  to one API write, and would each cost one otherwise. A caller with no write
+  of its Event in flight writes it before `record` returns.
+- Bounded and per process: both caches keep their `cache_size` most recently
+  used entries (client-go keeps 4096).
+- Best effort: `record` never raises. A failed write is logged; its
+  occurrences are carried by the Event's next write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, TypeVar, cast
+
+import aiohttp
+import structlog
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller import model
+from eni_controller.kube.writes import HTTP_NOT_FOUND, MERGE_PATCH
+
+log = structlog.get_logger(__name__)
+
+COMPONENT: Final = "nodeeni-controller"
+# Events about cluster-scoped NodeENIs go where kubectl looks for them by default.
+EVENTS_NAMESPACE: Final = "default"
+EVENT_MESSAGE_LIMIT: Final = 1024  # what an Event keeps of its message
+EVENT_CACHE_SIZE: Final = 4096  # Events (and similar-event groups) remembered
+AGGREGATE_AFTER: Final = 10  # distinct messages with an Event of their own (client-go: 10)
+AGGREGATE_WINDOW: Final = 600.0  # seconds between similar events that keep them one group
+AGGREGATE_INTERVAL: Final = 10.0  # seconds between two writes of one aggregate Event
+AGGREGATE_PREFIX: Final = "(combined from similar events): "
+
+_Group = tuple[str, str, str, str]  # involved uid, name, type, reason
+_Key = tuple[_Group, str | None]  # the message; None: the group's aggregate Event
+_V = TypeVar("_V")
+
+
+class EventsAPI(Protocol):
+    """What the recorder uses of CoreV1Api (a fake in unit tests)."""
+
+    async def create_namespaced_event(self, namespace: str, body: Any) -> Any: ...
+
+    async def patch_namespaced_event(
+        self, name: str, namespace: str, body: Any, *, _content_type: str
+    ) -> Any: ...
+
+
+def _event_time() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class _Event:
+    """One Event object: the occurrences counted, and how many of them writes
+    carried so far (also failed ones: the next write carries the count on)."""
+
+    nodeeni: str  # the involved object: name, uid, resourceVersion (the latest)
+    uid: str
+    resource_version: str
+    type_: str
+    reason: str
+    message: str  # an aggregate's: the latest message, combined
+    aggregate: bool
+    first_timestamp: str = field(default_factory=_event_time)
+    name: str | None = None  # the Event object, once created
+    count: int = 0
+    sent: int = 0
+    writing: bool = False  # a write in flight, or a task that will make one
+    written_at: float | None = None  # the loop time of its last write
+
+
+@dataclass(slots=True)
+class _Similar:
+    """The distinct messages of one group with an Event of their own, at most
+    AGGREGATE_AFTER, and when the group last had an occurrence (the clock's)."""
+
+    last: float
+    messages: set[str] = field(default_factory=set)
+
+
+class EventRecorder:
+    """Kubernetes Events about NodeENIs (see the module's docstring)."""
+
+    def __init__(
+        self,
+        api: client.ApiClient | EventsAPI,
+        *,
+        namespace: str = EVENTS_NAMESPACE,
+        cache_size: int = EVENT_CACHE_SIZE,
+        aggregate_interval: float = AGGREGATE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+        self._core: EventsAPI = (
+            cast(EventsAPI, client.CoreV1Api(api)) if isinstance(api, client.ApiClient) else api
+        )
+        self._namespace = namespace
+        self._cache_size = cache_size
+        self._aggregate_interval = aggregate_interval
+        self._clock = clock
+        self._events: collections.OrderedDict[_Key, _Event] = collections.OrderedDict()
+        self._similar: collections.OrderedDict[_Group, _Similar] = collections.OrderedDict()
+        self._later: set[asyncio.Task[None]] = set()
+
+    async def record(
+        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str, count: int = 1
+    ) -> None:
+        """One occurrence, or `count` occurrences at once, of an Event about `nodeeni`."""
+        try:
+            event = self._observe(nodeeni, type_, reason, message[:EVENT_MESSAGE_LIMIT])
+            event.count += count
+            if event.writing:
+                return  # the write in flight is followed by one that carries this
+            event.writing = True
+            if not self._due(event):
+                self._write_later(event)
+                return
+        except Exception:  # a bug here must not fail the reconcile that reported
+            log.exception("event not recorded", nodeeni=nodeeni.name, reason=reason)
+            return
+        try:
+            await self._write(event)
+        finally:
+            if event.count > event.sent:
+                self._write_later(event)
+            else:
+                event.writing = False
+
+    async def flush(self) -> None:
+        """Return once the writes left to the recorder's tasks (occurrences raised
+        while their Event was being written, or too soon for an aggregate) are made."""
+        while self._later:
+            await asyncio.gather(*self._later)
+
+    def _observe(self, nodeeni: model.NodeENI, type_: str, reason: str, message: str) -> _Event:
+        """The Event an occurrence of `message` is counted on."""
+        group = (nodeeni.uid, nodeeni.name, type_, reason)
+        now = self._clock()
+        similar = self._similar.get(group)
+        if similar is None or now - similar.last > AGGREGATE_WINDOW:
+            similar = _Similar(last=now)
+        similar.last = now
+        _remember(self._similar, group, similar, self._cache_size)
+        if message in similar.messages or len(similar.messages) < AGGREGATE_AFTER:
+            similar.messages.add(message)
+            key: _Key = (group, message)
+        else:
+            key, message = (group, None), (AGGREGATE_PREFIX + message)[:EVENT_MESSAGE_LIMIT]
+        event = self._events.get(key)
+        if event is None:
+            event = _Event(
+                nodeeni=nodeeni.name,
+                uid=nodeeni.uid,
+                resource_version=nodeeni.resource_version,
+                type_=type_,
+                reason=reason,
+                message=message,
+                aggregate=key[1] is None,
+            )
+        event.resource_version, event.message = nodeeni.resource_version, message
+        _remember(self._events, key, event, self._cache_size)
+        return event
+
+    def _due(self, event: _Event) -> bool:
+        """True when `event` may be written now (an aggregate: not too soon again)."""
+        if not event.aggregate or event.written_at is None:
+            return True
+        return asyncio.get_running_loop().time() >= event.written_at + self._aggregate_interval
+
+    def _write_later(self, event: _Event) -> None:
+        """Write `event` until its count is carried, in a task of its own (with a
+        context of its own: its log lines are not some caller's)."""
+
+        async def drain() -> None:
+            try:
+                while event.count > event.sent:
+                    if not self._due(event):
+                        assert event.written_at is not None
+                        await asyncio.sleep(
+                            event.written_at
+                            + self._aggregate_interval
+                            - asyncio.get_running_loop().time()
+                        )
+                    await self._write(event)
+            finally:
+                event.writing = False
+
+        task = asyncio.get_running_loop().create_task(drain(), context=contextvars.Context())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _write(self, event: _Event) -> None:
+        """Write the Event with the count so far; log a failure, never raise."""
+        event.sent = event.count
+        event.written_at = asyncio.get_running_loop().time()
+        now = _event_time()
+        try:
+            if event.name is not None and await self._patch(event, now=now):
+                return
+            event.name = await self._create(event, now=now)
+        except ApiException as err:
+            self._not_recorded(event, status=err.status)
+        except (TimeoutError, aiohttp.ClientError) as err:  # timed out, connection lost
+            self._not_recorded(event, error=type(err).__name__)
+        except Exception:  # a bug here must not fail the reconcile that reported
+            log.exception("event not recorded", nodeeni=event.nodeeni, reason=event.reason)
+
+    @staticmethod
+    def _not_recorded(event: _Event, **fields: Any) -> None:
+        log.warning("event not recorded", nodeeni=event.nodeeni, reason=event.reason, **fields)
+
+    async def _patch(self, event: _Event, *, now: str) -> bool:
+        """Patch the existing Event's count; False when it is gone (expired)."""
+        try:
+            await self._core.patch_namespaced_event(
+                cast(str, event.name),
+                self._namespace,
+                {"count": event.count, "lastTimestamp": now, "message": event.message},
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as err:
+            if err.status == HTTP_NOT_FOUND:
+                log.debug("event expired, creating a new one", name=event.name)
+                event.name = None
+                return False
+            raise
+        return True
+
+    async def _create(self, event: _Event, *, now: str) -> str:
+        body = {
+            "metadata": {"generateName": f"{event.nodeeni}."},
+            "involvedObject": {
+                "apiVersion": f"{model.GROUP}/{model.VERSION}",
+                "kind": model.KIND,
+                "name": event.nodeeni,
+                "uid": event.uid,
+                "resourceVersion": event.resource_version,
+            },
+            "type": event.type_,
+            "reason": event.reason,
+            "message": event.message,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": event.first_timestamp,
+            "lastTimestamp": now,
+            "count": event.count,
+        }
+        created = await self._core.create_namespaced_event(self._namespace, body)
+        return str(created.metadata.name)
+
+
+def _remember(cache: collections.OrderedDict[Any, _V], key: Any, value: _V, size: int) -> None:
+    """`cache[key] = value` as its most recent entry, the least recent ones dropped
+    beyond `size`."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
