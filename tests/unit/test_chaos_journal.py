@@ -1,12 +1,13 @@
 """The pure parts the kill and failover chaos cases judge by: the realism layer's
-call journal (who called, about which ENI) and the counts drawn from it. A
-wrong count here would let a duplicate or a double detach pass unseen, so each
-is pinned on a small hand-made journal."""
+call journal (who called, about which ENI), the counts drawn from it, and the
+report's sections for those cases. A wrong count here would let a duplicate or
+a double detach pass unseen, so each is pinned on a small hand-made journal."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench.chaos_report import case_section
 from tests.harness.invariants import acted_twice, create_replays, created_by_slot
 from tests.harness.kills import access_key, half_way, own_calls, splits, unanswered
 from tests.harness.realism.journal import CallJournal, caller_of
@@ -170,3 +171,57 @@ def test_own_calls_leave_out_what_is_done_to_other_tests_enis() -> None:
         ("AttachNetworkInterface", "eni-1"),
         ("CreateNetworkInterface", ""),
     ]
+
+
+def _row(case: str, **details: Any) -> dict[str, Any]:
+    return {
+        "case": case,
+        "seed": 1,
+        "passed": True,
+        "leaks": 0,
+        "duplicates": 0,
+        "converge_seconds": 2.5,
+        "extra_mutating_calls": 0,
+        "seconds": 80.0,
+        "details": details,
+    }
+
+
+def test_report_sections_of_the_kill_and_failover_cases() -> None:
+    kill = case_section(
+        "kill",
+        [
+            _row(
+                "kill",
+                rollout_kills=20,
+                teardown_kills=20,
+                kills_mid_call=37,
+                unanswered_at_kills=41,
+                enis_half_way=300,
+                create_replays=0,
+                rollout_converge_seconds=51.2,
+                first_call_after_spawn_p50=1.0,
+            )
+        ],
+    )
+    assert "| seed | passed | leaks | duplicates | converge (s) | extra mutating | kills |" in kill
+    assert "| 1 | yes | 0 | 0 | 2.50 | 0 | 20 + 20 | 37 | 41 | 300 | 0 | 51.20 | 1.00 | 80.0 |" in (
+        kill
+    )
+    failover = case_section(
+        "failover",
+        [
+            _row(
+                "failover",
+                rollout_kills=3,
+                teardown_kills=2,
+                takeovers=[{"holder_change": 3.4, "first_call": 3.6}] * 2,
+                takeovers_within_lease_plus_retry=2,
+                unanswered_at_kills=3,
+                enis_half_way=20,
+                acted_twice={},
+                rollout_converge_seconds=27.5,
+            )
+        ],
+    )
+    assert "| 3 + 2 | 3.40, 3.40 | 3.60, 3.60 | 2 / 2 | 3 | 20 | 0 | 27.50 | 80.0 |" in failover
