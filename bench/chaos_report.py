@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ INTRO = """\
 
 Every figure here was recorded by a chaos case in `tests/chaos/` (run them all
 with `make test-chaos`) against the real local kube-apiserver and the moto EC2
-server with the realism layer's AWS rules on, the controller running in-process.
+server with the realism layer's AWS rules on, the controller running in-process
+(or as real `eni-controller run` processes in the cases that kill it).
 Each case takes a seed and prints `CHAOS seed=<n> case=<name>` first;
 `CHAOS_SEED=<n> make test-chaos` (or `pytest tests/chaos --chaos-seed <n>`)
 replays it. Raw rows are saved under `bench/results/chaos/`, one per case and
@@ -43,14 +44,44 @@ Columns:
 
 - **leaks**: ENIs tagged with the NodeENI's uid beyond one per wanted slot, at the end;
 - **duplicates**: over the whole run, ENIs seen (sampled every 0.25 s) in a slot
-  that already held one, plus CreateNetworkInterface calls whose ENI was never seen;
+  that already held one, plus CreateNetworkInterface calls whose ENI was never seen
+  (the kill and failover cases count from the EC2 call journal instead: ENIs beyond
+  the first that creates returned for one (node, subnet), with the samples; a create
+  re-sent with its ClientToken that returned the same ENI is a replay, not a duplicate);
 - **converge**: seconds from the last disturbance until the invariants hold, every
   wanted slot is filled and the NodeENI is Ready (then held 1 s without a mutating call);
 - **extra mutating**: mutating EC2 calls (not `Describe*`) beyond what the net
-  change needs; the flapping case ends where it started, so all of them.
+  change needs; the flapping case ends where it started, so all of them; the kill
+  and failover cases roll out and tear down, which costs 5 calls per ENI in a run
+  without kills (Create, Attach, Modify DeleteOnTermination; Detach, Delete).
 """
 
 CASE_NOTES = {
+    "kill": (
+        "Case 1: the controller as a real process, SIGKILLed 20 times at seeded random "
+        "moments during a rollout to 100 m5.large nodes x 2 subnets (200 ENIs) and 20 "
+        "more times during its teardown, started again after each kill; AWS rules on, "
+        "0.3 s attach / 0.5 s detach latency, a 0.5 s consistency window, mutating "
+        "answers held 0.15 s after EC2 acted (so a kill lands mid-call), mutating calls "
+        "paced at 8/s. A kill comes 0-3 s after the process started or 0-1 s after its "
+        "first mutating call. **mid-call**: kills with the last call's answer still "
+        "held; **unanswered calls**: calls the killed processes never heard back about, "
+        "the most a restart may repeat (extra mutating calls must not exceed them); "
+        "**half-way**: ENIs one process began and the next went on with "
+        "(created/attached, attached/modified, detached/deleted across a kill); "
+        "**converge** is the teardown's, after the very last kill."
+    ),
+    "failover": (
+        "Case 7: two controller processes with leader election (lease 3 s, renew "
+        "deadline 2 s, retry 0.5 s); the leader SIGKILLed 0-1.5 s after its first "
+        "mutating call, 3 times during a rollout to 40 nodes x 2 subnets (80 ENIs) and "
+        "twice during its teardown, the killed replica started again each time; "
+        "realism as in case 1. **takeover**: seconds from the kill until the Lease names "
+        "the standby (client-go's bound here: lease + 2 x 1.2 x retry = 4.2 s, plus "
+        "0.3 s for the test's polling), and until the new leader's first mutating "
+        "call. Checked from the EC2 call journal: no ENI attached, detached or deleted "
+        "by two processes, and each process's calls form one unbroken run."
+    ),
     "flapping": (
         "Case 5: one node's label toggled about every 1 s and the NodeENI's subnets "
         "switched between `[multus-a]` and `[multus-a, multus-a-2]` about every 1.5 s "
@@ -83,38 +114,81 @@ def _v(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _details(row: Row) -> Mapping[str, Any]:
+    details: Mapping[str, Any] = row.get("details") or {}
+    return details
+
+
+def _kills(row: Row) -> str:
+    d = _details(row)
+    return f"{_v(d.get('rollout_kills'))} + {_v(d.get('teardown_kills'))}"
+
+
+def _takeovers(row: Row, key: str) -> str:
+    values = [t.get(key) for t in _details(row).get("takeovers") or []]
+    return ", ".join(_v(v) for v in values) or "-"
+
+
+def _within(row: Row) -> str:
+    d = _details(row)
+    return f"{_v(d.get('takeovers_within_lease_plus_retry'))} / {len(d.get('takeovers') or [])}"
+
+
+Column = tuple[str, Callable[[Row], str]]
+
+# Columns after the common ones (seed, passed, leaks, duplicates, converge, extra mutating).
+CASE_COLUMNS: dict[str, Sequence[Column]] = {
+    "flapping": (
+        ("flips", lambda r: _v(_details(r).get("flips"))),
+        ("mutating / flip", lambda r: _v(_details(r).get("mutating_per_flip"))),
+    ),
+    "kill": (
+        ("kills", _kills),
+        ("mid-call", lambda r: _v(_details(r).get("kills_mid_call"))),
+        ("unanswered calls", lambda r: _v(_details(r).get("unanswered_at_kills"))),
+        ("ENIs half-way", lambda r: _v(_details(r).get("enis_half_way"))),
+        ("create replays", lambda r: _v(_details(r).get("create_replays"))),
+        ("rollout converge (s)", lambda r: _v(_details(r).get("rollout_converge_seconds"))),
+        (
+            "restart to 1st call p50 (s)",
+            lambda r: _v(_details(r).get("first_call_after_spawn_p50")),
+        ),
+    ),
+    "failover": (
+        ("kills", _kills),
+        ("takeover: Lease (s)", lambda r: _takeovers(r, "holder_change")),
+        ("takeover: 1st call (s)", lambda r: _takeovers(r, "first_call")),
+        ("within lease + retry", _within),
+        ("unanswered calls", lambda r: _v(_details(r).get("unanswered_at_kills"))),
+        ("ENIs half-way", lambda r: _v(_details(r).get("enis_half_way"))),
+        ("ENIs acted on twice", lambda r: _v(len(_details(r).get("acted_twice") or {}))),
+        ("rollout converge (s)", lambda r: _v(_details(r).get("rollout_converge_seconds"))),
+    ),
+}
+COMMON_HEAD = ("seed", "passed", "leaks", "duplicates", "converge (s)", "extra mutating")
+
+
+def _common(row: Row) -> tuple[str, ...]:
+    return (
+        str(row["seed"]),
+        "yes" if row.get("passed") else "**no**",
+        _v(row.get("leaks")),
+        _v(row.get("duplicates")),
+        _v(row.get("converge_seconds")),
+        _v(row.get("extra_mutating_calls")),
+    )
+
+
 def case_section(case: str, rows: Sequence[Row]) -> str:
     rows = sorted(rows, key=lambda r: int(r["seed"]))
     passed = sum(bool(r.get("passed")) for r in rows)
     seeds = ", ".join(str(r["seed"]) for r in rows)
     converge = [r["converge_seconds"] for r in rows if r.get("converge_seconds") is not None]
-    head = (
-        "seed",
-        "passed",
-        "leaks",
-        "duplicates",
-        "converge (s)",
-        "extra mutating",
-        "flips",
-        "mutating / flip",
-        "run (s)",
-    )
+    columns = CASE_COLUMNS.get(case, ())
+    head = (*COMMON_HEAD, *(name for name, _ in columns), "run (s)")
     table = _table(
         head,
-        [
-            (
-                str(r["seed"]),
-                "yes" if r.get("passed") else "**no**",
-                _v(r.get("leaks")),
-                _v(r.get("duplicates")),
-                _v(r.get("converge_seconds")),
-                _v(r.get("extra_mutating_calls")),
-                _v((r.get("details") or {}).get("flips")),
-                _v((r.get("details") or {}).get("mutating_per_flip")),
-                _v(r.get("seconds"), 1),
-            )
-            for r in rows
-        ],
+        [(*_common(r), *(cell(r) for _, cell in columns), _v(r.get("seconds"), 1)) for r in rows],
     )
     parts = [f"## {case}", ""]
     if case in CASE_NOTES:

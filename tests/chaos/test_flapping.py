@@ -20,15 +20,12 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from eni_controller.model import AttachmentState
 from tests.harness.chaos import ChaosCase, chaos_case
 from tests.harness.controller import (
     AWSEnv,
-    condition,
     controller_config,
     is_ready,
     quiet,
-    read_nodeeni,
     running_controller,
     wait_for_nodeeni,
 )
@@ -36,12 +33,13 @@ from tests.harness.ec2world import AZ_A
 from tests.harness.fleet import label_node, make_nodes, nodeeni_spec
 from tests.harness.invariants import (
     DuplicateWatch,
-    Slot,
+    attached_count,
     instance_devices,
     mutating_calls,
     nodeeni_violations,
     slots_of,
     tagged_enis,
+    wait_converged,
 )
 from tests.harness.kube import merge_patch_nodeeni
 
@@ -59,13 +57,6 @@ HOLD = 1.0  # converged means: still clean, and no mutating call, this long afte
 MAX_MUTATING_PER_FLIP = 6.0
 
 
-def _attached(obj: dict[str, Any]) -> int:
-    return sum(
-        a.get("status") == AttachmentState.ATTACHED
-        for a in (obj.get("status") or {}).get("attachments") or []
-    )
-
-
 async def _flipper(
     case: ChaosCase, period: float, until: float, flip: Any, counts: dict[str, int], key: str
 ) -> None:
@@ -78,36 +69,6 @@ async def _flipper(
         on = not on
         await flip(on)
         counts[key] += 1
-
-
-async def _converged(
-    env: AWSEnv, watch: DuplicateWatch, wanted: set[Slot], *, since: float
-) -> tuple[float | None, list[str]]:
-    """Seconds from `since` until the invariants hold with every wanted slot filled,
-    the NodeENI Ready with all attached, and no mutating call for HOLD seconds;
-    None and what was still wrong after CONVERGE_WITHIN seconds."""
-    deadline = since + CONVERGE_WITHIN
-    while True:
-        obj = await read_nodeeni(env.api, env.unique)
-        problems = await nodeeni_violations(
-            env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
-        )
-        if not is_ready(obj):
-            problems.append(f"not Ready: {condition(obj, 'Ready')}")
-        if _attached(obj) != len(wanted):
-            problems.append(f"{_attached(obj)} of {len(wanted)} attachments attached")
-        if not problems:
-            converged = time.monotonic() - since
-            calls = mutating_calls(env.realism)
-            await asyncio.sleep(HOLD)
-            problems = await nodeeni_violations(
-                env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
-            )
-            if not problems and mutating_calls(env.realism) == calls:
-                return converged, []
-        if time.monotonic() >= deadline:
-            return None, [*problems, f"status: {obj.get('status')}"]
-        await asyncio.sleep(0.25)
 
 
 async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_latency: float) -> None:
@@ -123,7 +84,10 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
         uid = created["metadata"]["uid"]
         wanted = {(n, env.world.subnet(s).id) for n in names for s in SUBNETS}
         await wait_for_nodeeni(
-            env.api, env.unique, lambda o: is_ready(o) and _attached(o) == len(wanted), within=60
+            env.api,
+            env.unique,
+            lambda o: is_ready(o) and attached_count(o) == len(wanted),
+            within=60,
         )
         await quiet(controller, env.unique)
 
@@ -149,7 +113,17 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             await flip_label(True)
             await flip_subnets(True)
             last_flip = time.monotonic()
-            converged, unconverged = await _converged(env, watch, wanted, since=last_flip)
+            converged, unconverged = await wait_converged(
+                env.api,
+                env.world,
+                env.unique,
+                wanted=wanted,
+                realism=env.realism,
+                since=last_flip,
+                within=CONVERGE_WITHIN,
+                hold=HOLD,
+                ec2=watch.ec2,
+            )
             if converged is None:
                 for name, instance in made:
                     devices = await asyncio.to_thread(instance_devices, watch.ec2, instance.id)

@@ -5,6 +5,7 @@ the controller)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kubernetes_asyncio import client
@@ -94,3 +95,10 @@ def attached_by_slot(world: World, uid: str) -> dict[tuple[str, str], list[str]]
 async def label_node(api: client.ApiClient, name: str, labels: dict[str, str | None]) -> None:
     """Set (or, with None, remove) labels of the Node `name`."""
     await client.CoreV1Api(api).patch_node(name, {"metadata": {"labels": labels}})
+
+
+def terminate(world: World, instances: Sequence[Instance]) -> None:
+    """Terminate a test's instances (blocking), so a long session does not run its
+    node subnets out of addresses."""
+    if instances:
+        ec2_client(world.endpoint).terminate_instances(InstanceIds=[i.id for i in instances])

@@ -13,6 +13,13 @@ For a NodeENI:
 `DuplicateWatch` samples EC2 during a run, because a duplicate that was
 created and deleted again is gone by the final check: it records ENIs that
 shared a slot and compares CreateNetworkInterface calls with the ENIs seen.
+`wait_converged` and `wait_torn_down` wait for the end state after the last disturbance.
+
+From the realism layer's call journal (every mutating call, its caller and
+its ENI): `created_by_slot` (the distinct ENIs creates returned per slot: more
+than one is a duplicate even if it was deleted again, a ClientToken replay
+that returned the same ENI is not), `create_replays`, and `acted_twice`
+(ENIs that got the same action from two controller processes).
 
 EC2 is read with boto3 (`ec2_client`) in a worker thread, so an in-process
 controller on the same event loop keeps running while we look.
@@ -22,15 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
 
+from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
-from tests.harness.controller import read_nodeeni
+from tests.harness.controller import condition, is_ready, read_nodeeni
 from tests.harness.ec2world import World, ec2_client
+from tests.harness.kube import HTTP_NOT_FOUND
 from tests.harness.realism.control import RealismControl
 
 Slot = tuple[str, str]  # (node name, subnet id)
@@ -224,3 +234,154 @@ class DuplicateWatch:
     def unseen_creates(self) -> int:
         """Create calls not matched by a new ENI seen since `start()`."""
         return max(0, self.creates - len(self.seen - self._initial))
+
+
+def attached_count(obj: Mapping[str, Any]) -> int:
+    """Status attachments of the NodeENI `obj` that read `attached`."""
+    return sum(
+        a.get("status") == AttachmentState.ATTACHED
+        for a in (obj.get("status") or {}).get("attachments") or []
+    )
+
+
+async def wait_converged(
+    api: client.ApiClient,
+    world: World,
+    name: str,
+    *,
+    wanted: Collection[Slot],
+    realism: RealismControl,
+    since: float,
+    within: float,
+    hold: float,
+    ec2: Any = None,
+) -> tuple[float | None, list[str]]:
+    """Seconds from `since` (monotonic) until the NodeENI `name`'s invariants hold
+    with every wanted slot filled, it is Ready with all of them attached, and no
+    mutating EC2 call arrives for `hold` seconds after; None and what was still
+    wrong if that did not happen within `within` seconds of `since`."""
+    ec2 = ec2 if ec2 is not None else await asyncio.to_thread(ec2_client, world.endpoint)
+    deadline = since + within
+    while True:
+        obj = await read_nodeeni(api, name)
+        problems = await nodeeni_violations(api, world, name, wanted=wanted, ec2=ec2)
+        if not is_ready(obj):
+            problems.append(f"not Ready: {condition(obj, 'Ready')}")
+        if attached_count(obj) != len(wanted):
+            problems.append(f"{attached_count(obj)} of {len(wanted)} attachments attached")
+        if not problems:
+            seconds = time.monotonic() - since
+            calls = await asyncio.to_thread(mutating_calls, realism)
+            await asyncio.sleep(hold)
+            problems = await nodeeni_violations(api, world, name, wanted=wanted, ec2=ec2)
+            if not problems and await asyncio.to_thread(mutating_calls, realism) == calls:
+                return seconds, []
+        if time.monotonic() >= deadline:
+            return None, [*problems, f"status: {obj.get('status')}"]
+        await asyncio.sleep(0.25)
+
+
+async def gone(api: client.ApiClient, name: str) -> bool:
+    """True once the NodeENI `name` is gone from the API server."""
+    try:
+        await read_nodeeni(api, name)
+    except ApiException as err:
+        if err.status == HTTP_NOT_FOUND:
+            return True
+        raise
+    return False
+
+
+async def rolled_out(api: client.ApiClient, name: str, *, count: int) -> bool:
+    """True once the NodeENI `name` is Ready with `count` attachments attached."""
+    obj = await read_nodeeni(api, name)
+    return is_ready(obj) and attached_count(obj) == count
+
+
+async def wait_torn_down(
+    api: client.ApiClient,
+    name: str,
+    *,
+    uid: str,
+    ec2: Any,
+    realism: RealismControl,
+    since: float,
+    within: float,
+    hold: float,
+) -> tuple[float | None, list[str]]:
+    """Seconds from `since` until the deleted NodeENI `name` is gone from the API
+    server (its finalizer released), no ENI carries its `uid` any more, and no
+    mutating EC2 call arrives for `hold` seconds after; None and what was left
+    if that did not happen within `within` seconds of `since`."""
+    deadline = since + within
+    while True:
+        exists = not await gone(api, name)
+        left = await asyncio.to_thread(tagged_enis, ec2, uid)
+        problems = [f"{name} still exists"] if exists else []
+        problems += [f"{len(left)} ENIs tagged with uid {uid}: {_ids(left)}"] if left else []
+        if not problems:
+            seconds = time.monotonic() - since
+            calls = await asyncio.to_thread(mutating_calls, realism)
+            await asyncio.sleep(hold)
+            left = await asyncio.to_thread(tagged_enis, ec2, uid)
+            if not left and await asyncio.to_thread(mutating_calls, realism) == calls:
+                return seconds, []
+        if time.monotonic() >= deadline:
+            return None, problems
+        await asyncio.sleep(0.25)
+
+
+def _ids(enis: Iterable[Mapping[str, Any]], most: int = 10) -> list[str]:
+    return sorted(e["NetworkInterfaceId"] for e in enis)[:most]
+
+
+Journal = Sequence[Mapping[str, Any]]  # RealismControl.journal()'s entries
+
+
+def created_by_slot(journal: Journal) -> dict[Slot, list[str]]:
+    """The distinct ENIs successful CreateNetworkInterface calls returned, per
+    (Node tag, subnet), in order of first return. A ClientToken replay returns an
+    ENI already listed and adds nothing; a second ENI in a slot is a duplicate."""
+    slots: dict[Slot, list[str]] = {}
+    for entry in journal:
+        if entry["action"] != "CreateNetworkInterface" or entry["error"] or not entry["eni_id"]:
+            continue
+        ids = slots.setdefault((entry["node"] or "", entry["subnet_id"] or ""), [])
+        if entry["eni_id"] not in ids:
+            ids.append(entry["eni_id"])
+    return slots
+
+
+def create_replays(journal: Journal) -> int:
+    """Successful creates that returned an ENI an earlier create had returned
+    (a ClientToken replay: a restarted controller re-sending a lost create)."""
+    seen: set[str] = set()
+    replays = 0
+    for entry in journal:
+        if entry["action"] != "CreateNetworkInterface" or entry["error"] or not entry["eni_id"]:
+            continue
+        replays += entry["eni_id"] in seen
+        seen.add(entry["eni_id"])
+    return replays
+
+
+def acted_twice(
+    journal: Journal, *, actions: Collection[str], who: Mapping[str, str]
+) -> dict[str, dict[str, list[str]]]:
+    """ENIs that got one of `actions` from more than one process: {ENI: {action:
+    [process names]}}. `who` maps an access key to a process name; calls signed
+    with other keys (the test's own) are left out. Refused calls count: the
+    process acted on the ENI either way."""
+    by_eni: dict[str, dict[str, list[str]]] = {}
+    for entry in journal:
+        name = who.get(entry["caller"])
+        if entry["action"] not in actions or name is None or not entry["eni_id"]:
+            continue
+        names = by_eni.setdefault(entry["eni_id"], {}).setdefault(entry["action"], [])
+        if name not in names:
+            names.append(name)
+    return {
+        eni: {action: names for action, names in acts.items() if len(names) > 1}
+        for eni, acts in by_eni.items()
+        if any(len(names) > 1 for names in acts.values())
+    }

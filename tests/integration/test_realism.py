@@ -415,6 +415,26 @@ def test_detach_latency(
     ec2.delete_network_interface(NetworkInterfaceId=eni_id)
 
 
+@ON_OFF
+def test_answer_latency_holds_mutating_answers_after_acting(
+    realism: RealismControl, ec2: Any, ec2_world: World, tag: dict[str, str], on: bool
+) -> None:
+    realism.configure(answer_latency=LATENCY if on else 0)
+    started = time.monotonic()
+    ec2.describe_vpcs()  # never held
+    assert time.monotonic() - started < LATENCY
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(_create_eni, ec2, ec2_world, TagSpecifications=_tag_spec(tag))
+        time.sleep(LATENCY / 2)
+        # acted on at once, whether or not the answer is still held
+        assert len(_tagged(_client(ec2_world), tag)) == 1
+        eni_id = pending.result()
+        took = time.monotonic() - started
+    assert (took >= LATENCY) is on, took
+    assert _tagged(ec2, tag) == [eni_id]
+
+
 def test_reset_finishes_pending_detach(
     realism: RealismControl, ec2: Any, ec2_world: World, fresh: Callable[..., Instance]
 ) -> None:
@@ -616,3 +636,57 @@ def test_denied_actions_answer_unauthorized_even_for_dry_run(
 def test_deny_actions_must_be_a_list_of_names(realism: RealismControl) -> None:
     with pytest.raises(RealismError, match="deny_actions"):
         realism.configure(deny_actions="DescribeSubnets")
+
+
+# --- the call journal ---------------------------------------------------------
+
+
+def test_journal_names_caller_and_eni_of_every_mutating_call(
+    realism: RealismControl, ec2_world: World, fresh: Callable[..., Instance]
+) -> None:
+    realism.configure(client_token=True, in_use_delete=True)
+    keys = {"a": "AKIAJOURNALA", "b": "AKIAJOURNALB"}
+    clients = {
+        name: boto3.client(
+            "ec2",
+            region_name=ec2_world.region,
+            endpoint_url=ec2_world.endpoint,
+            config=NO_RETRIES,
+            aws_access_key_id=key,
+            aws_secret_access_key="testing",
+        )
+        for name, key in keys.items()
+    }
+    a, b = clients["a"], clients["b"]
+    instance = fresh()
+    token = secrets.token_hex(16)
+    node_tag = [{"ResourceType": "network-interface", "Tags": [{"Key": "Node", "Value": "n1"}]}]
+    subnet_id = ec2_world.subnet("multus-a").id
+    before = time.monotonic()
+    eni_id = _create_eni(a, ec2_world, ClientToken=token, TagSpecifications=node_tag)
+    assert _create_eni(b, ec2_world, ClientToken=token, TagSpecifications=node_tag) == eni_id
+    attachment_id = _attach(a, eni_id, instance)
+    assert _code(b.delete_network_interface, NetworkInterfaceId=eni_id) == (
+        "InvalidNetworkInterface.InUse"
+    )
+    b.detach_network_interface(AttachmentId=attachment_id)
+    b.delete_network_interface(NetworkInterfaceId=eni_id)
+    a.describe_network_interfaces(NetworkInterfaceIds=[])  # not journaled
+
+    journal = [e for e in realism.journal() if e["caller"] in keys.values()]  # not fresh()'s
+    assert [(e["action"], e["caller"], e["eni_id"], e["error"]) for e in journal] == [
+        ("CreateNetworkInterface", keys["a"], eni_id, None),
+        ("CreateNetworkInterface", keys["b"], eni_id, None),  # the token's replay
+        ("AttachNetworkInterface", keys["a"], eni_id, None),
+        ("DeleteNetworkInterface", keys["b"], eni_id, "InvalidNetworkInterface.InUse"),
+        ("DetachNetworkInterface", keys["b"], eni_id, None),  # resolved from the attachment
+        ("DeleteNetworkInterface", keys["b"], eni_id, None),
+    ]
+    create, _, attach, *_ = journal
+    assert (create["subnet_id"], create["node"], create["client_token"]) == (subnet_id, "n1", token)
+    assert (attach["instance_id"], attach["device_index"]) == (instance.id, 1)
+    assert attach["attachment_id"] == attachment_id
+    assert [e["seq"] for e in journal] == sorted({e["seq"] for e in journal})
+    assert before <= journal[0]["at"] <= journal[-1]["at"] <= time.monotonic()
+    realism.reset()
+    assert realism.journal() == []

@@ -11,6 +11,7 @@ off the server is plain moto, plus call counters.
 Modules: `config` (switch schema, AWS presets), `limits` (token buckets, fault
 dice), `state` (the per-process state behind one lock), `errors` (AWS-coded
 errors), `patching` + `rules` / `lifecycle` / `paging` (moto patches),
-`middleware` (WSGI + control API), `app` (assembly), `__main__` (launcher),
+`middleware` (WSGI + control API), `journal` (every mutating call: caller,
+ENI, answer), `app` (assembly), `__main__` (launcher),
 `control` (the tests' client).
 """

@@ -26,8 +26,11 @@ RULES = (
     "client_token",
     "delete_on_termination",
 )
-# Delays in seconds; 0 means "like moto: at once".
-DURATIONS = ("attach_latency", "detach_latency", "consistency_window")
+# Delays in seconds; 0 means "like moto: at once". `answer_latency`: every
+# mutating call's answer is held this long after moto acted on it (EC2's own
+# request latency), so a client killed mid-call leaves the change made and
+# its answer unread.
+DURATIONS = ("attach_latency", "detach_latency", "consistency_window", "answer_latency")
 
 DESCRIBE = "describe"
 MUTATING = "mutating"
@@ -106,6 +109,7 @@ class Switches:
     attach_latency: float = 0.0
     detach_latency: float = 0.0
     consistency_window: float = 0.0
+    answer_latency: float = 0.0
     throttle: ThrottleConfig | None = None
     faults: FaultConfig | None = None
     page_size: int | None = None

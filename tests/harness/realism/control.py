@@ -68,6 +68,14 @@ class RealismControl:
         """Injected timeouts per Action (executed, answer delayed)."""
         return self.counters()["timeouts"]
 
+    def journal(self) -> list[dict[str, Any]]:
+        """Every mutating EC2 call since the last reset, in arrival order: `seq`, `at`
+        (the server's time.monotonic()), `action`, `caller` (access key id), `eni_id`,
+        `attachment_id`, `subnet_id`, `node`, `client_token`, `instance_id`,
+        `device_index`, `error` (AWS code or None). See realism/journal.py."""
+        entries: list[dict[str, Any]] = self._call("GET", "journal")
+        return entries
+
     def _call(self, method: str, name: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(

@@ -1,13 +1,16 @@
 """The WSGI layer in front of moto: control API, counters, throttling, faults.
 
 Every request passes here first. `/_realism/*` is the control API and never
-reaches moto. An EC2 request (query protocol, `Action=...`) is counted, may be
+reaches moto. An EC2 request (query protocol, `Action=...`) is counted (a
+mutating one also journaled: caller, ENI, answer; see journal.py), may be
 throttled or failed before moto sees it (rendered as EC2 error XML), and is
 otherwise run by moto one request at a time, so a rule check and moto's
 mutation are one atomic step, as on EC2 (two concurrent attaches at one index
 cannot both pass the check). Throttling and faults are decided on arrival,
 before queueing for moto. A timeout fault sleeps after moto ran, holding no
-lock: the caller gives up while AWS has acted.
+lock: the caller gives up while AWS has acted. `answer_latency` holds every
+mutating call's answer the same way (EC2's own request latency), so a client
+killed mid-call leaves the change made and its answer unread.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.harness.realism.config import ConfigError
 from tests.harness.realism.errors import ec2_error_xml
+from tests.harness.realism.journal import is_mutating
 from tests.harness.realism.limits import Fault
 from tests.harness.realism.state import RealismState
 
@@ -69,6 +73,7 @@ class RealismMiddleware:
             ("POST", "configure"): self._configure,
             ("POST", "reset"): self._reset,
             ("GET", "calls"): lambda _: self.state.counters(),
+            ("GET", "journal"): lambda _: self.state.journal.entries(),
             ("GET", "state"): lambda _: self.state.switches.to_json(),
         }
 
@@ -78,14 +83,13 @@ class RealismMiddleware:
         if path.startswith(CONTROL_PREFIX):
             return self._control(environ, path[len(CONTROL_PREFIX) :], body, start_response)
         action = ec2_action(environ, body)
-        subnet = ec2_params(environ, body).get("SubnetId", [""])[0] if action else ""
         if action is None:
             status, headers, payload = self._run(environ)
             if path == MOTO_RESET_PATH and status.startswith("200"):
                 self.state.forget_resources()
             start_response(status, headers)
             return [payload]
-        return self._ec2(environ, action, start_response, subnet=subnet)
+        return self._ec2(environ, action, start_response, params=ec2_params(environ, body))
 
     def _ec2(
         self,
@@ -93,9 +97,11 @@ class RealismMiddleware:
         action: str,
         start_response: StartResponse,
         *,
-        subnet: str,
+        params: dict[str, list[str]],
     ) -> Iterable[bytes]:
         state = self.state
+        subnet = params.get("SubnetId", [""])[0]
+        journal = _Journaled(state, environ, action, params)
         # At the front door, as EC2 does: count, throttle, roll the fault dice
         # on arrival, not after queueing behind other requests for moto.
         with state.lock:
@@ -103,29 +109,42 @@ class RealismMiddleware:
             if action in state.switches.deny_actions or (
                 action == "CreateNetworkInterface" and subnet in state.switches.deny_subnets
             ):
-                return self._refuse(start_response, *_DENIED)
+                return self._refuse(start_response, *_DENIED, journal=journal)
             if state.throttle is not None and not state.throttle.admit(action):
-                return self._refuse(start_response, *_THROTTLED)
+                return self._refuse(start_response, *_THROTTLED, journal=journal)
             fault = state.dice.roll(action) if state.dice is not None else None
             if fault in _INJECTED:
-                return self._refuse(start_response, *_INJECTED[fault])
+                return self._refuse(start_response, *_INJECTED[fault], journal=journal)
             delay = state.dice.config.timeout_seconds if state.dice is not None else 0.0
+            answer_latency = state.switches.answer_latency if is_mutating(action) else 0.0
         status, headers, payload = self._run(environ)
+        error = None
         with state.lock:
             if int(status.split(" ", 1)[0]) >= HTTP_ERROR:
                 match = _ERROR_CODE.search(payload)
-                state.errors[match.group(1).decode() if match else status] += 1
+                error = match.group(1).decode() if match else status
+                state.errors[error] += 1
             if fault is Fault.TIMEOUT:
                 state.timeouts[action] += 1
+        journal.record(payload, error)
         if fault is Fault.TIMEOUT:
             self._sleep(delay)
+        elif answer_latency > 0:
+            self._sleep(answer_latency)
         start_response(status, headers)
         return [payload]
 
     def _refuse(
-        self, start_response: StartResponse, status: int, code: str, message: str
+        self,
+        start_response: StartResponse,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        journal: _Journaled,
     ) -> Iterable[bytes]:
         self.state.errors[code] += 1
+        journal.record(b"", code)
         body = ec2_error_xml(code, message)
         start_response(
             _STATUS_TEXT[status],
@@ -181,6 +200,35 @@ class RealismMiddleware:
         with self._moto_lock:  # finishing pending detaches changes moto's objects
             self.state.reset()
         return self.state.switches.to_json()
+
+
+class _Journaled:
+    """One EC2 request's entry in the call journal, stamped on arrival."""
+
+    __slots__ = ("_action", "_at", "_authorization", "_params", "_state")
+
+    def __init__(
+        self,
+        state: RealismState,
+        environ: WSGIEnvironment,
+        action: str,
+        params: dict[str, list[str]],
+    ) -> None:
+        self._state = state
+        self._at = state.journal.arrived()
+        self._action = action
+        self._authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
+        self._params = params
+
+    def record(self, payload: bytes, error: str | None) -> None:
+        self._state.journal.record(
+            at=self._at,
+            action=self._action,
+            authorization=self._authorization,
+            params=self._params,
+            payload=payload,
+            error=error,
+        )
 
 
 def ec2_action(environ: WSGIEnvironment, body: bytes) -> str | None:

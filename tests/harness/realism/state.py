@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.harness.realism.config import Switches
+from tests.harness.realism.journal import CallJournal
 from tests.harness.realism.limits import Clock, FaultDice, Throttle
 
 Hook = Callable[[], None]
@@ -59,6 +60,7 @@ class RealismState:
         self.throttle: Throttle | None = None
         self.dice: FaultDice | None = None
         self.ledger = EniLedger()
+        self.journal = CallJournal(clock)
         # Registered by the moto patches: settle due transitions before each
         # request, and finish pending ones on reset so moto is left consistent.
         self.before_request_hooks: list[Hook] = []
@@ -90,6 +92,7 @@ class RealismState:
             self.errors.clear()
             self.timeouts.clear()
             self.ledger.clear()
+            self.journal.clear()
 
     def forget_resources(self) -> None:
         """moto dropped every resource: drop our per-ENI bookkeeping too."""
