@@ -308,6 +308,16 @@ async def _restart_when(
     return ready
 
 
+def _lag_bound(outage: float) -> float:
+    """How long after a restart a change may take to reach the informers. While
+    the server is down their watches back off exponentially, so the next attempt
+    can come up to about as long after its return as the outage lasted (twice,
+    for the jitter); the 410 the restarted server answers must add nothing (before
+    the fix of informer._expired it added the outage's backoff again: 34 s after a
+    5 s outage, seed 3). One second more for the probe's own round trips."""
+    return 2 * outage + 1.0
+
+
 async def _informer_lag(
     controller: Controller,
     api: client.ApiClient,
@@ -447,6 +457,9 @@ async def _apiserver_restart(
     )
     assert teardown.converge is not None, f"teardown never finished: {left}"
     _assert_common(result, watch)
+    for restart in restarts:
+        assert restart.informer_lag is not None, f"informers never saw the probe: {restart}"
+        assert restart.informer_lag <= _lag_bound(restart.outage), restart.as_dict()
 
 
 @pytest.mark.slow
