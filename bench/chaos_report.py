@@ -22,6 +22,7 @@ RESULTS = ROOT / "bench" / "results" / "chaos"
 OUTPUT = ROOT / "docs" / "reliability.md"
 
 Row = Mapping[str, Any]
+Column = tuple[str, Callable[[Row], str]]  # head, cell of a row
 
 INTRO = """\
 # Reliability
@@ -88,7 +89,100 @@ CASE_NOTES = {
         "(seeded ±0.3 s jitter) for 30 s, 2 nodes, AWS rules on and a 2 s detach "
         "latency; then both put back and left alone."
     ),
+    "apiserver-restart": (
+        "Case 2a: the case's own kube-apiserver (etcd, data, certificates and token "
+        "kept) stopped and started again on the same port twice: during a rollout of "
+        "24 ENIs (12 nodes x 2 subnets, 1 s attach latency), after a seeded number of "
+        "its Create/Attach/Modify calls, and during its teardown (NodeENI deleted, 1 s "
+        "detach latency), after a seeded number of Detach/Delete calls. Each stop is a "
+        "seeded SIGKILL or SIGTERM with 1-4 s to drain (open watches keep the server up "
+        "until the SIGKILL), then 0.5-3 s down. **converge** is the later of the two "
+        "phases, each from the moment the server answered /readyz again; **informer "
+        "lag** is how long after that a probe label (and annotation) made then reached "
+        "the controller's informers. **extra mutating**: calls beyond Create, Attach, "
+        "Modify, Detach and Delete once per ENI."
+    ),
+    "watch-cuts": (
+        "Case 2b: the controller talks to the API server through a fault proxy that "
+        "cuts every watch 0.2-2.5 s in (connection closed mid-stream), answers 15 % of "
+        "watches with the 410 Expired event etcd compaction causes, and delays 30 % of "
+        "other requests by up to 0.3 s, all seeded, while for 20 s a node's label is "
+        "toggled or the NodeENI's subnets switched every 0.3-1.2 s (4 nodes x 2 "
+        "subnets); then both put back. A cut watch must resume from its "
+        "resourceVersion, so the proxy's count of LIST requests per resource must not "
+        "exceed 1 + the 410s it passed (**relists w/o 410** counts any beyond). "
+        "**converge** is from the last edit, cuts still on; **extra mutating**: calls "
+        "beyond Create, Attach, Modify, Detach and Delete once per ENI made."
+    ),
+    "api-faults": (
+        "Case 3: 6 NodeENIs (2 nodes x 2 subnets each), 2 reconcile workers, "
+        "KUBE_REQUEST_TIMEOUT 1.5 s. For a seeded half of them, a fault proxy fails 70 % "
+        "of the writes (finalizer and status patches, Events) for 15 s: 429 with "
+        "Retry-After 1, 500, or a hang of 2.5 s after which the write still lands; "
+        "their spec.mtu is edited every 0.5-1.5 s meanwhile so there is always a status "
+        "to write. The healthy ones must converge, and one of them be torn down, with "
+        "the faults on; then the faults stop and the faulty ones (one of them deleted "
+        "under the faults) must converge or be gone: **converge** is from the faults' "
+        "end. Then everything is deleted. **retried < Retry-After**: of the NodeENI "
+        "writes answered 429, how many were retried sooner than the 1 s asked."
+    ),
 }
+
+
+def _d(*path: str, digits: int = 2) -> Callable[[Row], str]:
+    """The cell for `details[path...]` of a row."""
+
+    def cell(row: Row) -> str:
+        value: Any = row.get("details") or {}
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return _v(value, digits)
+
+    return cell
+
+
+def _per_resource(key: str) -> Callable[[Row], str]:
+    """`details.traffic[resource][key]` as "nodes / nodeenis"."""
+
+    def cell(row: Row) -> str:
+        traffic = (row.get("details") or {}).get("traffic") or {}
+        return " / ".join(_v((traffic.get(r) or {}).get(key)) for r in ("nodes", "nodeenis"))
+
+    return cell
+
+
+def _relists_without_410(row: Row) -> str:
+    traffic = (row.get("details") or {}).get("traffic") or {}
+    if not traffic:
+        return "-"
+    return str(sum(max(0, t["lists"] - 1 - t["gone"]) for t in traffic.values()))
+
+
+def _edits(row: Row) -> str:
+    details = row.get("details") or {}
+    return _v(sum(int(details.get(k) or 0) for k in ("label_flips", "subnet_flips")))
+
+
+def _restarts(key: str, digits: int = 1) -> Callable[[Row], str]:
+    """One value per restart of case 2a, "rollout / teardown"."""
+
+    def cell(row: Row) -> str:
+        restarts = (row.get("details") or {}).get("restarts") or []
+        return " / ".join(_v(r.get(key), digits) for r in restarts) or "-"
+
+    return cell
+
+
+def _injected(row: Row) -> str:
+    injected = (row.get("details") or {}).get("injected") or {}
+    return " / ".join(str(injected.get(k, 0)) for k in ("429", "500", "hang"))
+
+
+def _retried_early(row: Row) -> str:
+    after = (row.get("details") or {}).get("after_429") or {}
+    if not after:
+        return "-"
+    return f"{after.get('sooner_than_retry_after')} of {after.get('retried')}"
 
 
 def load(results: Path = RESULTS) -> list[Row]:
@@ -134,13 +228,11 @@ def _within(row: Row) -> str:
     return f"{_v(d.get('takeovers_within_lease_plus_retry'))} / {len(d.get('takeovers') or [])}"
 
 
-Column = tuple[str, Callable[[Row], str]]
-
 # Columns after the common ones (seed, passed, leaks, duplicates, converge, extra mutating).
 CASE_COLUMNS: dict[str, Sequence[Column]] = {
     "flapping": (
-        ("flips", lambda r: _v(_details(r).get("flips"))),
-        ("mutating / flip", lambda r: _v(_details(r).get("mutating_per_flip"))),
+        ("flips", _d("flips")),
+        ("mutating / flip", _d("mutating_per_flip")),
     ),
     "kill": (
         ("kills", _kills),
@@ -163,6 +255,27 @@ CASE_COLUMNS: dict[str, Sequence[Column]] = {
         ("ENIs half-way", lambda r: _v(_details(r).get("enis_half_way"))),
         ("ENIs acted on twice", lambda r: _v(len(_details(r).get("acted_twice") or {}))),
         ("rollout converge (s)", lambda r: _v(_details(r).get("rollout_converge_seconds"))),
+    ),
+    "apiserver-restart": (
+        ("stops (rollout / teardown)", _restarts("signal")),
+        ("outage (s)", _restarts("outage_s")),
+        ("converge rollout / teardown (s)", _restarts("converge_s", 2)),
+        ("informer lag (s)", _restarts("informer_lag_s", 2)),
+    ),
+    "watch-cuts": (
+        ("cuts", _d("watch_cuts")),
+        ("410s injected", _d("expired_injected")),
+        ("lists nodes / nodeenis", _per_resource("lists")),
+        ("watches nodes / nodeenis", _per_resource("watches")),
+        ("410s seen", _per_resource("gone")),
+        ("relists w/o 410", _relists_without_410),
+        ("edits", _edits),
+    ),
+    "api-faults": (
+        ("429 / 500 / hang", _injected),
+        ("healthy converge, faults on (s)", _d("healthy_converged_s")),
+        ("longest on one key (s)", _d("longest_busy_with_faults", "seconds")),
+        ("retried < Retry-After", _retried_early),
     ),
 }
 COMMON_HEAD = ("seed", "passed", "leaks", "duplicates", "converge (s)", "extra mutating")

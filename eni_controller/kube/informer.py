@@ -14,7 +14,9 @@ the controller needs exactly client-go's contract and nothing else:
 * a watch the server ends normally is resumed from the last resourceVersion
   seen (events or bookmarks), without a relist;
 * an expired resourceVersion (HTTP 410, or the ``ERROR`` event with code 410
-  that the server actually sends) forces a relist;
+  that the server actually sends) forces a relist: at once the first time,
+  even after failures to connect (a restarted API server answers an old
+  version with 410), with backoff only when expiries come in a row;
 * any other failure is retried with capped, jittered exponential backoff;
 * handlers are synchronous and only enqueue keys: one that raises is logged and
   never stops the informer;
@@ -268,6 +270,7 @@ class Informer:
         self._synced = asyncio.Event()
         self._resource_version: str | None = None
         self._failures = 0
+        self._expiries = 0  # 410s in a row, with no event delivered in between
         self._running = False
         self._log = log.bind(informer=name)
         self._object_key = api.kind.lower()  # "node", "nodeeni": the log field naming one
@@ -358,11 +361,11 @@ class Informer:
             async for event in stream:
                 self._apply(event)
                 events += 1
-                self._failures = 0
+                self._failures = self._expiries = 0
         healthy = min(_MIN_HEALTHY_WATCH_SECONDS, self._watch_timeout_seconds / 2)
         if events == 0 and time.monotonic() - started < healthy:
             raise ConnectionError("watch closed at once without an event")
-        self._failures = 0
+        self._failures = self._expiries = 0
 
     def _apply(self, event: Obj) -> None:
         kind = event.get("type")
@@ -407,10 +410,13 @@ class Informer:
     async def _expired(self, how: str) -> None:
         self._log.info("watch expired, relisting", how=how, resource_version=self._resource_version)
         self._resource_version = None
-        self._failures += 1
-        # The first expiry relists at once; a fresh list's version expiring
-        # again means something is off: slow down.
-        if self._failures > 1:
+        self._expiries += 1
+        # A 410 is the server answering: failures to reach it before (say, while
+        # it restarted) are over, and the first expiry relists at once. A fresh
+        # list's version expiring again means something is off: slow down, more
+        # with each expiry in a row.
+        self._failures = self._expiries - 1
+        if self._failures:
             await self._backoff()
 
     async def _backoff(self) -> None:

@@ -4,6 +4,12 @@ Tests run against the real API server (schema validation, 409/410, the status
 subresource, watches), not a fake of it. The binary is built once from
 Debian's source package by scripts/build-kube-apiserver.sh and cached outside
 the repo; this module only starts and stops it.
+
+The kube-apiserver process can also be stopped and started again on its own
+(`stop_apiserver` / `start_apiserver`): same port, same etcd and data dir,
+same serving certificate and token, so clients made before the restart reach
+the new process unchanged, as after a control-plane upgrade or crash. Only a
+test's private server should be restarted: others share the session's.
 """
 
 from __future__ import annotations
@@ -59,33 +65,64 @@ class LocalAPIServer:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir.resolve()  # the kubeconfig names files by absolute path
+        self._etcd_url = ""
+        self._token = ""
+        self._port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.state_dir / "kube-apiserver.pid"
+
+    @property
+    def apiserver_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def url(self) -> str:
+        return f"https://{LOOPBACK}:{self._port}"
 
     def start(self, *, timeout: float = 60.0) -> APIServerEndpoint:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        binary = kube_apiserver_binary()
-        etcd_url = self._start_etcd(timeout=timeout)
-
-        token = secrets.token_hex(16)
+        self._etcd_url = self._start_etcd(timeout=timeout)
+        self._token = secrets.token_hex(16)
         tokens = self.state_dir / "tokens.csv"
-        tokens.write_text(f'{token},admin,admin-uid,"system:masters"\n')
+        tokens.write_text(f'{self._token},admin,admin-uid,"system:masters"\n')
         sa_key = self.state_dir / "sa.key"
         if not sa_key.exists():
             subprocess.run(
                 ["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True
             )
-        cert_dir = self.state_dir / "certs"
-        port = free_port()
+        self._port = free_port()
+        self.start_apiserver(timeout=timeout)
+        ca_file = self.state_dir / "certs" / "apiserver.crt"
+        kubeconfig = self.state_dir / "kubeconfig"
+        write_kubeconfig(kubeconfig, url=self.url, token=self._token, ca_file=ca_file)
+        return APIServerEndpoint(
+            url=self.url, token=self._token, ca_file=ca_file, kubeconfig=kubeconfig
+        )
+
+    def start_apiserver(self, *, timeout: float = 60.0) -> None:
+        """Start kube-apiserver (again): the port, etcd, certificates and token of
+        `start()`, so existing clients and kubeconfigs reach it unchanged. Returns
+        once /readyz answers 200."""
+        if not self._etcd_url:
+            raise RuntimeError("start() first: the API server needs its etcd")
+        if self._proc is not None and self._proc.poll() is None:
+            raise RuntimeError("kube-apiserver is already running")
+        cert_dir = self.state_dir / "certs"  # self-signed on first start, reused after
+        sa_key = self.state_dir / "sa.key"
         log = self.state_dir / "kube-apiserver.log"
-        proc = spawn(
+        self._proc = proc = spawn(
             [
-                str(binary),
-                f"--etcd-servers={etcd_url}",
+                str(kube_apiserver_binary()),
+                f"--etcd-servers={self._etcd_url}",
                 f"--bind-address={LOOPBACK}",
                 f"--advertise-address={LOOPBACK}",
-                f"--secure-port={port}",
+                f"--secure-port={self._port}",
                 "--insecure-port=0",
                 f"--cert-dir={cert_dir}",
-                f"--token-auth-file={tokens}",
+                f"--token-auth-file={self.state_dir / 'tokens.csv'}",
                 "--authorization-mode=RBAC",
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
@@ -96,20 +133,23 @@ class LocalAPIServer:
                 "--v=0",
             ],
             log_path=log,
-            pid_path=self.state_dir / "kube-apiserver.pid",
+            pid_path=self._pid_file,
         )
-        url = f"https://{LOOPBACK}:{port}"
-        ca_file = cert_dir / "apiserver.crt"
         wait_until(
-            lambda: _readyz(url, token),
+            lambda: _readyz(self.url, self._token),
             what="kube-apiserver",
             timeout=timeout,
             alive=lambda: proc.poll() is None,
             log_path=log,
         )
-        kubeconfig = self.state_dir / "kubeconfig"
-        write_kubeconfig(kubeconfig, url=url, token=token, ca_file=ca_file)
-        return APIServerEndpoint(url=url, token=token, ca_file=ca_file, kubeconfig=kubeconfig)
+
+    def stop_apiserver(self, *, kill: bool = False, grace: float = 10.0) -> None:
+        """Stop kube-apiserver only; etcd keeps every object and resourceVersion.
+        `kill`: SIGKILL at once (a crash) rather than SIGTERM (a graceful stop)."""
+        stop_pid_file(self._pid_file, grace=0.0 if kill else grace)
+        if self._proc is not None:
+            self._proc.wait(timeout=grace)  # reaped: its port is free again
+            self._proc = None
 
     def _start_etcd(self, *, timeout: float) -> str:
         client_port, peer_port = free_port(), free_port()
@@ -142,7 +182,7 @@ class LocalAPIServer:
         return client_url
 
     def stop(self) -> None:
-        stop_pid_file(self.state_dir / "kube-apiserver.pid")
+        stop_pid_file(self._pid_file)
         stop_pid_file(self.state_dir / "etcd.pid")
 
 

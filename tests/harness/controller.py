@@ -137,6 +137,14 @@ async def wait_for_nodeeni(
         raise AssertionError(f"{name} never got there; last status: {obj.get('status')}") from None
 
 
+def reconcile_errors(metrics: Metrics, error: str) -> float:
+    """Failed reconciles so far whose error class (the metric's label) is `error`."""
+    value = metrics.registry.get_sample_value(
+        "eni_controller_reconcile_errors_total", {"error": error}
+    )
+    return value or 0.0
+
+
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     for item in (obj.get("status") or {}).get("conditions") or []:
         if item.get("type") == type_:

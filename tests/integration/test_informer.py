@@ -110,11 +110,13 @@ class ScriptedAPI(ResourceAPI):
         self.inner = inner
         self.scripts = list(scripts)
         self.lists = 0
+        self.listed_at: list[float] = []  # time.monotonic() of each list call
         self.watches: list[str] = []
         self.closed = 0
 
     async def list(self, *, limit: int = 500) -> tuple[list[Obj], str]:
         self.lists += 1
+        self.listed_at.append(time.monotonic())
         return await self.inner.list(limit=limit)
 
     async def watch(
@@ -431,6 +433,41 @@ async def test_http_410_relists_at_once(
         await nodeenis.create(unique, SPEC)
         await recorder.wait_for("add", unique)
     assert api.lists == 2
+
+
+async def test_the_first_410_after_an_outage_relists_at_once(
+    kube_api: client.ApiClient, nodeenis: NodeENIs, unique: str
+) -> None:
+    """While the API server is down (a restart) the watch cannot connect and backs
+    off, longer each time. The restarted server's watch cache starts after the
+    informer's resourceVersion, so its first answer is a 410: that is the server
+    answering, not one more failure, and the informer relists at once rather than
+    after the backoff the outage grew (chaos case 2a: up to 8 s after a 5 s
+    outage, blind to every change meanwhile)."""
+    expired_at: list[float] = []
+
+    async def refused(rv: str, seconds: int) -> AsyncGenerator[Obj, None]:
+        raise aiohttp.ClientConnectionError("Connect call failed")
+        yield {}  # an async generator, like the real watch
+
+    async def expired(rv: str, seconds: int) -> AsyncGenerator[Obj, None]:
+        expired_at.append(time.monotonic())
+        yield {
+            "type": "ERROR",
+            "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"},
+        }
+
+    api = ScriptedAPI(ResourceAPI.nodeenis(kube_api), refused, refused, refused, expired)
+    recorder = Recorder(unique)
+    # backoffs of 0.1-0.2, 0.2-0.4 and 0.4-0.8 s; one more would be 0.8-1.6 s
+    informer = nodeeni_informer(api, recorder, backoff_base=0.2, backoff_max=30.0)
+    async with running(informer):
+        await synced(informer)
+        await eventually(lambda: api.lists == 2)
+        await nodeenis.create(unique, SPEC)
+        await recorder.wait_for("add", unique)
+    assert api.listed_at[1] - expired_at[0] < 0.3
+    assert api.lists == 2  # one relist, for the one 410
 
 
 async def test_dropped_connection_backs_off_and_resumes_from_last_event(

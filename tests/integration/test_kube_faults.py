@@ -25,6 +25,7 @@ from tests.harness.controller import (
     controller_config,
     is_ready,
     read_nodeeni,
+    reconcile_errors,
     running_controller,
     wait_for_nodeeni,
 )
@@ -39,13 +40,6 @@ def _enis_of(world: World, uid: str) -> list[dict[str, Any]]:
         Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": [uid]}]
     )["NetworkInterfaces"]
     return found
-
-
-def _reconcile_errors(metrics: Metrics, error: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "eni_controller_reconcile_errors_total", {"error": error}
-    )
-    return value or 0.0
 
 
 async def test_a_hung_status_patch_neither_pins_its_key_nor_blocks_others(
@@ -74,7 +68,7 @@ async def test_a_hung_status_patch_neither_pins_its_key_nor_blocks_others(
             await wait_for_nodeeni(kube_api, healthy, is_ready, within=WITHIN)
             # the held PATCH timed out and the key was reconciled again, more than once
             await hold.wait_seen(3, within=WITHIN)
-            assert _reconcile_errors(metrics, "KubeRequestTimeout") >= 2
+            assert reconcile_errors(metrics, "KubeRequestTimeout") >= 2
             assert not is_ready(await read_nodeeni(kube_api, hung))
             assert controller.live() == (True, "")
             hold.release()
