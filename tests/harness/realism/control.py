@@ -68,6 +68,11 @@ class RealismControl:
         """Injected timeouts per Action (executed, answer delayed)."""
         return self.counters()["timeouts"]
 
+    def enis_created(self) -> int:
+        """ENIs really made (a CreateNetworkInterface replaying its ClientToken
+        makes none; a refused or failed one neither)."""
+        return self.counters()["created"].get("NetworkInterface", 0)
+
     def _call(self, method: str, name: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(

@@ -8,6 +8,12 @@ mutation are one atomic step, as on EC2 (two concurrent attaches at one index
 cannot both pass the check). Throttling and faults are decided on arrival,
 before queueing for moto. A timeout fault sleeps after moto ran, holding no
 lock: the caller gives up while AWS has acted.
+
+A request carrying the `X-Realism-Observer` header is the test looking, not a
+client of EC2: it is run by moto as it is (eventual consistency does not hide
+new ENIs from it) and is neither counted, throttled nor failed, so a test's own
+sampling neither shows in the counters nor draws the dice or the tokens the
+client under test would have drawn.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from tests.harness.realism.config import ConfigError
+from tests.harness.realism.config import OBSERVER_HEADER, ConfigError
 from tests.harness.realism.errors import ec2_error_xml
 from tests.harness.realism.limits import Fault
 from tests.harness.realism.state import RealismState
 
 CONTROL_PREFIX = "/_realism/"
+_OBSERVER_ENVIRON = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
 MOTO_RESET_PATH = "/moto-api/reset"
 HTTP_ERROR = 400
 _STATUS_TEXT = {
@@ -79,8 +86,8 @@ class RealismMiddleware:
             return self._control(environ, path[len(CONTROL_PREFIX) :], body, start_response)
         action = ec2_action(environ, body)
         subnet = ec2_params(environ, body).get("SubnetId", [""])[0] if action else ""
-        if action is None:
-            status, headers, payload = self._run(environ)
+        if action is None or environ.get(_OBSERVER_ENVIRON):
+            status, headers, payload = self._run(environ, observer=action is not None)
             if path == MOTO_RESET_PATH and status.startswith("200"):
                 self.state.forget_resources()
             start_response(status, headers)
@@ -133,8 +140,11 @@ class RealismMiddleware:
         )
         return [body]
 
-    def _run(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Settle due transitions, run moto to completion; one request at a time."""
+    def _run(
+        self, environ: WSGIEnvironment, *, observer: bool = False
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Settle due transitions, run moto to completion; one request at a time.
+        `observer`: the test looking (see the module docstring)."""
         captured: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -146,13 +156,17 @@ class RealismMiddleware:
 
         with self._moto_lock:
             self.state.before_request()
-            result = self.app(environ, capture)
+            self.state.observing = observer
             try:
-                chunks.extend(result)
+                result = self.app(environ, capture)
+                try:
+                    chunks.extend(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                self.state.observing = False
         return captured["status"], captured["headers"], b"".join(chunks)
 
     def _control(
