@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
+import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, cast
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
@@ -297,8 +303,25 @@ def test_pure_full(case: int) -> None:
 # --- against the API server and moto ---------------------------------------------------
 
 
+@contextlib.contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """Hypothesis mixes literals found in the project's imported modules into its
+    draws (`providers._get_local_constants`: eni_controller's and bench's, not the
+    tests'), so the same seed drew other specs depending on which modules a test
+    selection had imported (a full `make test` imports bench.pipeline, a single
+    file does not). Drawing without them makes a seed replay anywhere. A private
+    hook: should hypothesis rename it, this fails loudly rather than drift."""
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        with mock.patch.object(providers, "_get_local_constants", return_value=Constants()):
+            yield
+    finally:
+        providers.CONSTANTS_CACHE.cache.clear()
+
+
 def draw_examples(strategy: st.SearchStrategy[Any], count: int, at_seed: int) -> list[Any]:
-    """`count` examples of `strategy`, the same ones for the same seed."""
+    """`count` examples of `strategy`, the same ones for the same seed, whatever
+    else is imported."""
     drawn: list[Any] = []
 
     @seed(at_seed)
@@ -313,8 +336,26 @@ def draw_examples(strategy: st.SearchStrategy[Any], count: int, at_seed: int) ->
     def collect(example: Any) -> None:
         drawn.append(example)
 
-    collect()
+    with _without_local_constants():
+        collect()
     return drawn[:count]
+
+
+def test_a_seed_draws_the_same_specs_whatever_is_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chaos seed replays case 6 only if it draws the same specs in any test
+    selection: a module of the project imported meanwhile must not change them."""
+    strategy = fuzz.nodeeni_specs(avoid_names=SEEDED_NAMES, schema_breaking=True)
+    first = draw_examples(strategy, 40, 7)
+    probe = "fuzz_constants_probe"  # a project-local module, as hypothesis sees it
+    (tmp_path / f"{probe}.py").write_text(
+        f"WORDS = {[f'subnet-probe-{i}' for i in range(300)]!r}\n"
+        f"NUMBERS = {list(range(1000, 1300))!r}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, probe, importlib.import_module(probe))
+    assert draw_examples(strategy, 40, 7) == first
 
 
 @dataclass(kw_only=True, slots=True)
