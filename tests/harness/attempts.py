@@ -124,6 +124,11 @@ def codes_answered(calls: Iterable[LoggedCall]) -> Counter[str]:
     return Counter(code for call in calls for code in call.codes if code != OK)
 
 
+def codes_by_action(calls: Iterable[LoggedCall]) -> Counter[tuple[str, str]]:
+    """(action, error code) over every attempt: which action got which answer."""
+    return Counter((c.action, code) for c in calls for code in c.codes if code != OK)
+
+
 def retried_codes(calls: Iterable[LoggedCall]) -> Counter[str]:
     """Codes that were followed by another attempt of the same call."""
     return Counter(code for call in calls for code in call.retried_after)

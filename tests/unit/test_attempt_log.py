@@ -19,6 +19,7 @@ from tests.harness.attempts import (
     AttemptLog,
     attempts_by_action,
     codes_answered,
+    codes_by_action,
     given_up,
     retried_codes,
     wrongly_retried,
@@ -71,6 +72,11 @@ async def test_attempts_are_logged_per_call_with_their_codes(s: Setup, log: Atte
         "RequestLimitExceeded": 1,
         "InternalError": 1,
         "InvalidNetworkInterfaceID.NotFound": 1,
+    }
+    assert codes_by_action(log.calls) == {
+        ("DeleteNetworkInterface", "RequestLimitExceeded"): 1,
+        ("DeleteNetworkInterface", "InternalError"): 1,
+        ("AttachNetworkInterface", "InvalidNetworkInterfaceID.NotFound"): 1,
     }
     assert wrongly_retried(log.calls, retryable={"RequestLimitExceeded", "InternalError"}) == []
 
