@@ -43,7 +43,8 @@ Columns:
 
 - **leaks**: ENIs tagged with the NodeENI's uid beyond one per wanted slot, at the end;
 - **duplicates**: over the whole run, ENIs seen (sampled every 0.25 s) in a slot
-  that already held one, plus CreateNetworkInterface calls whose ENI was never seen;
+  that already held one, plus ENIs EC2 made (a ClientToken replay makes none) that
+  were never seen;
 - **converge**: seconds from the last disturbance until the invariants hold, every
   wanted slot is filled and the NodeENI is Ready (then held 1 s without a mutating call);
 - **extra mutating**: mutating EC2 calls (not `Describe*`) beyond what the net
