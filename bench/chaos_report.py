@@ -45,16 +45,19 @@ Columns:
 
 - **leaks**: ENIs tagged with the NodeENI's uid beyond one per wanted slot, at the end;
 - **duplicates**: over the whole run, ENIs seen (sampled every 0.25 s) in a slot
-  that already held one, plus CreateNetworkInterface calls whose ENI was never seen
-  (the kill and failover cases count from the EC2 call journal instead: ENIs beyond
-  the first that creates returned for one (node, subnet), with the samples; a create
-  re-sent with its ClientToken that returned the same ENI is a replay, not a duplicate);
+  that already held one, plus ENIs EC2 made (a ClientToken replay makes none) that
+  were never seen (the kill and failover cases count from the EC2 call journal
+  instead: ENIs beyond the first that creates returned for one (node, subnet), with
+  the samples; a create re-sent with its ClientToken that returned the same ENI is a
+  replay, not a duplicate);
 - **converge**: seconds from the last disturbance until the invariants hold, every
   wanted slot is filled and the NodeENI is Ready (then held 1 s without a mutating call);
 - **extra mutating**: mutating EC2 calls (not `Describe*`) beyond what the net
   change needs; the flapping case ends where it started, so all of them; the kill
   and failover cases roll out and tear down, which costs 5 calls per ENI in a run
-  without kills (Create, Attach, Modify DeleteOnTermination; Detach, Delete).
+  without kills (Create, Attach, Modify DeleteOnTermination; Detach, Delete); the
+  EC2 storm counts those beyond a clean run of the same rollout and teardown; the
+  fuzz case those any fuzzed spec caused.
 """
 
 CASE_NOTES = {
@@ -82,6 +85,30 @@ CASE_NOTES = {
         "0.3 s for the test's polling), and until the new leader's first mutating "
         "call. Checked from the EC2 call journal: no ENI attached, detached or deleted "
         "by two processes, and each process's calls form one unbroken run."
+    ),
+    "ec2-storm": (
+        "Case 4: one NodeENI over 100 nodes x 2 subnets (200 ENIs, m5.large: the "
+        "primary + 2 is its limit) rolled out and torn down while EC2 answers 5% "
+        "InternalError, 5% Unavailable and holds 5% of answers past the controller's "
+        "2 s read timeout (executed, answer lost), throttles with the account's token "
+        "buckets (half what the controller is configured to use: other tenants spend "
+        "the rest), hides new ENIs for 1 s (eventual consistency) and takes 1 s to "
+        "attach, 2 s to detach. Faults are drawn from the seed. A clean run of the "
+        "same rollout and teardown (AWS rules only) is measured first on the same "
+        "nodes. Every request is logged with its answer: a retry only ever followed "
+        "an injected code (or a read timeout of an idempotent action), and the log "
+        "matches the server's counters. **converge** is from the NodeENI's creation."
+    ),
+    "fuzz": (
+        "Case 6: 500 drawn NodeENI specs (hypothesis, seeded) created beside one valid "
+        "NodeENI on a real node and odd Nodes (other clouds, malformed and unknown "
+        "providerIDs). The API server must refuse exactly what the schema refuses; "
+        "every accepted invalid spec gets Ready=False InvalidSpec and a Warning "
+        "event; every other one a lookup failure (no drawn subnet exists); no EC2 "
+        "mutation but the valid NodeENI's one slot; then all deleted, finalizers "
+        "released. **converge** is from the last spec created until the valid "
+        "NodeENI is Ready; **leaks** are ENIs of fuzzed NodeENIs, **duplicates** ENIs "
+        "of the valid one beyond 1."
     ),
     "flapping": (
         "Case 5: one node's label toggled about every 1 s and the NodeENI's subnets "
@@ -213,6 +240,11 @@ def _details(row: Row) -> Mapping[str, Any]:
     return details
 
 
+def _codes(counts: Mapping[str, Any] | None) -> str:
+    """{'A': 2, 'B': 1} as 'A 2, B 1' ('-' when empty)."""
+    return ", ".join(f"{k} {v}" for k, v in sorted((counts or {}).items())) or "-"
+
+
 def _kills(row: Row) -> str:
     d = _details(row)
     return f"{_v(d.get('rollout_kills'))} + {_v(d.get('teardown_kills'))}"
@@ -277,6 +309,49 @@ CASE_COLUMNS: dict[str, Sequence[Column]] = {
         ("longest on one key (s)", _d("longest_busy_with_faults", "seconds")),
         ("retried < Retry-After", _retried_early),
     ),
+    "ec2-storm": (
+        ("ENIs attached", lambda r: _v(_details(r).get("attached"))),
+        ("teardown (s)", lambda r: _v(_details(r).get("teardown_seconds"))),
+        (
+            "clean converge / teardown (s)",
+            lambda r: (
+                f"{_v(_details(r).get('clean_converge_seconds'))} / "
+                f"{_v(_details(r).get('clean_teardown_seconds'))}"
+            ),
+        ),
+        (
+            "mutating storm / clean",
+            lambda r: (
+                f"{_v((_details(r).get('mutating') or {}).get('storm'))} / "
+                f"{_v((_details(r).get('mutating') or {}).get('clean'))}"
+            ),
+        ),
+        ("held answers", lambda r: _v(sum((_details(r).get("injected_timeouts") or {}).values()))),
+    ),
+    "fuzz": (
+        ("specs", lambda r: _v(_details(r).get("specs_tried"))),
+        ("accepted", lambda r: _v(_details(r).get("accepted"))),
+        (
+            "InvalidSpec (with event)",
+            lambda r: (
+                f"{_v(_details(r).get('invalid_spec'))} "
+                f"({_v(_details(r).get('invalid_spec_events'))})"
+            ),
+        ),
+        ("lookup failures", lambda r: _codes(_details(r).get("lookup_errors"))),
+        ("EC2 mutating by fuzzed", lambda r: _v(_details(r).get("mutating_calls_by_fuzzed"))),
+        (
+            "valid converged",
+            lambda r: (
+                f"{_v(_details(r).get('valid_converged'))} of "
+                f"{_v(_details(r).get('valid_nodeenis'))}"
+            ),
+        ),
+        (
+            "controller live",
+            lambda r: "yes" if (_details(r).get("controller_live") or [False])[0] else "**no**",
+        ),
+    ),
 }
 COMMON_HEAD = ("seed", "passed", "leaks", "duplicates", "converge (s)", "extra mutating")
 
@@ -290,6 +365,50 @@ def _common(row: Row) -> tuple[str, ...]:
         _v(row.get("converge_seconds")),
         _v(row.get("extra_mutating_calls")),
     )
+
+
+def _storm_details(rows: Sequence[Row]) -> list[str]:
+    """Per seed: calls per action, clean and storm, and what each code led to."""
+    parts: list[str] = []
+    for r in rows:
+        d = _details(r)
+        calls = d.get("calls") or {}
+        if not calls:
+            continue
+        phases = ("clean_rollout", "rollout", "clean_teardown", "teardown")
+        actions = sorted({a for p in phases for a in calls.get(p) or {}})
+        table = _table(
+            ("action", "clean rollout", "storm rollout", "clean teardown", "storm teardown"),
+            [(a, *(_v((calls.get(p) or {}).get(a, 0)) for p in phases)) for a in actions],
+        )
+        answered = d.get("answered_by_code") or {}
+        retried = d.get("retries_by_code") or {}
+        ended = d.get("given_up_by_code") or {}
+        codes = sorted({*answered, *retried, *ended})
+        by_code = _table(
+            ("code", "answered by EC2", "retried after", "ended its call"),
+            [
+                (c, _v(answered.get(c, 0)), _v(retried.get(c, 0)), _v(ended.get(c, 0)))
+                for c in codes
+            ],
+        )
+        parts += [
+            "",
+            f"Seed {r['seed']}: EC2 requests per action (every request sent, refused and "
+            f"retried ones included):",
+            "",
+            table,
+            "",
+            f"Seed {r['seed']}: what each answer led to. ReadTimeoutError is the client's "
+            f"own (an answer held past its timeout; {_v(d.get('client_read_timeouts'))} "
+            f"seen, {_v(sum((d.get('injected_timeouts') or {}).values()))} held: "
+            f"{_codes(d.get('injected_timeouts'))}); a code answered behind a held answer "
+            f"is counted by EC2 but never seen by the client "
+            f"({_codes(d.get('answered_behind_held_answers'))}).",
+            "",
+            by_code,
+        ]
+    return parts
 
 
 def case_section(case: str, rows: Sequence[Row]) -> str:
@@ -310,6 +429,8 @@ def case_section(case: str, rows: Sequence[Row]) -> str:
     if converge:
         summary += f"; converge at most {max(converge):.2f} s"
     parts += [summary + ".", "", table]
+    if case == "ec2-storm":
+        parts += _storm_details(rows)
     failures = [v for r in rows for v in r.get("violations") or []]
     if failures:
         parts += ["", "Violations:", ""] + [f"- {v}" for v in failures]

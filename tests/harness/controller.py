@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes_asyncio import client
 
 from eni_controller import model
-from eni_controller.aws.ec2 import connect_ec2
+from eni_controller.aws.ec2 import EC2Client, connect_ec2
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config
 from eni_controller.controller import Controller
@@ -79,10 +79,24 @@ def controller_config(world: World, **overrides: Any) -> Config:
 
 @contextlib.asynccontextmanager
 async def running_controller(
-    api: client.ApiClient, config: Config, *, metrics: Metrics | None = None
+    api: client.ApiClient,
+    config: Config,
+    *,
+    metrics: Metrics | None = None,
+    read_timeout_seconds: float = 30.0,
+    on_ec2: Callable[[EC2Client], None] | None = None,
 ) -> AsyncIterator[Controller]:
+    """The controller running in this event loop until the block ends.
+
+    `read_timeout_seconds` is the EC2 client's (the product's is 30 s: a test of
+    timeouts shortens it to stay quick); `on_ec2` sees the EC2 client before the
+    controller gets it (a test recording every attempt wraps it there)."""
     metrics = metrics or Metrics()
-    async with connect_ec2(config, metrics=metrics, retry=FAST_RETRY) as ec2:
+    async with connect_ec2(
+        config, metrics=metrics, retry=FAST_RETRY, read_timeout_seconds=read_timeout_seconds
+    ) as ec2:
+        if on_ec2 is not None:
+            on_ec2(ec2)
         controller = Controller(config=config, api=api, ec2=ec2, metrics=metrics)
         task = asyncio.create_task(controller.run())
         try:

@@ -15,6 +15,7 @@ import boto3
 
 from eni_controller.aws.ec2 import eni_tag_specifications
 from eni_controller.reconcile import tags
+from tests.harness.realism.config import OBSERVER_HEADER
 
 REGION = "us-east-1"
 AZ_A = "us-east-1a"
@@ -98,8 +99,19 @@ _SECURITY_GROUPS = (
 _INSTANCES = ((AZ_A, "m5.large", 2), (AZ_A, "c5.xlarge", 1), (AZ_B, "m5.large", 2))
 
 
-def ec2_client(endpoint: str) -> Any:
-    return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint, **FAKE_CREDENTIALS)
+def ec2_client(endpoint: str, *, observer: bool = False) -> Any:
+    """A boto3 EC2 client of the moto server. An `observer` one is the test looking:
+    the realism layer neither counts, throttles nor fails its requests and hides
+    no new ENI from it (tests.harness.realism.middleware), so sampling EC2 during
+    a run changes none of the figures measured about the client under test."""
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint, **FAKE_CREDENTIALS)
+    if observer:
+
+        def mark(request: Any, **_: Any) -> None:
+            request.headers[OBSERVER_HEADER] = "1"
+
+        ec2.meta.events.register("before-sign.ec2", mark)
+    return ec2
 
 
 def seed_world(endpoint: str) -> World:
@@ -190,6 +202,29 @@ def launch_instance(
         ImageId=image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SubnetId=subnet_id
     )["Instances"]
     return Instance(id=launched["InstanceId"], az=az, instance_type=instance_type)
+
+
+def launch_instances(
+    endpoint: str, *, az: str, instance_type: str, count: int
+) -> tuple[Instance, ...]:
+    """`count` fresh running instances in the seeded `nodes-<az>` subnet, in one
+    RunInstances call (a fleet for a scale case), launched as an observer so the
+    realism layer's counters and faults leave them out."""
+    ec2 = ec2_client(endpoint, observer=True)
+    (subnet,) = ec2.describe_subnets(
+        Filters=[
+            {"Name": "tag:Name", "Values": [node_subnet_name(az)]},
+            {"Name": "availability-zone", "Values": [az]},
+        ]
+    )["Subnets"]
+    launched = ec2.run_instances(
+        ImageId=_image_id(endpoint),
+        InstanceType=instance_type,
+        MinCount=count,
+        MaxCount=count,
+        SubnetId=subnet["SubnetId"],
+    )["Instances"]
+    return tuple(Instance(id=i["InstanceId"], az=az, instance_type=instance_type) for i in launched)
 
 
 def create_tagged_eni(

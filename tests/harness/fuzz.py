@@ -22,6 +22,29 @@ Invariants:
 - `raw_json_specs()` goes beyond the schema (any JSON type in any field): what an
   object stored before the schema existed may hold. `model.parse_spec` must
   still answer with problems, never raise.
+
+Empty strings: the test kube-apiserver refuses `""` where the schema says
+`type: string` (a nodeSelector value, a description) with 422 `must be of type
+string: "null"`. `schema_accepts(as_served=True)` predicts that; the cluster
+fuzz (tests/chaos/test_fuzz.py) first asks the server which way it goes. It is
+the server's doing, not our CRD's or client's:
+
+- raw HTTP, no kubernetes_asyncio: the same 422, also for a minimal CRD of one
+  string and one map of strings with no other rule;
+- a CRD with `x-kubernetes-preserve-unknown-fields` and no types stores `""` as
+  `""` (create, merge patch, YAML body): the body is decoded right, only the
+  type check fails; built-in objects (a ConfigMap's data, labels) keep `""`;
+- the cause: Kubernetes 1.20.2's vendored kube-openapi type validator takes a
+  value equal to `reflect.Zero` of its type for null, which with Go >= 1.16 is
+  true of an empty string decoded from JSON (kubernetes/kubernetes#99804, fixed
+  by kube-openapi#230 for 1.21). Upstream built 1.20 with Go 1.15; our binary
+  is built with Debian's Go 1.19 (scripts/build-kube-apiserver.sh). A Go 1.19
+  program making that comparison prints true for a `""` decoded by
+  encoding/json, false for a literal `""`.
+
+A conformant API server accepts `""`, and so must the controller (it does: a
+selector value `""` matches a label of value `""`). Patching the vendored
+validate/type.go in the build script would make the test server conformant.
 """
 
 from __future__ import annotations
@@ -156,7 +179,8 @@ def label_keys() -> st.SearchStrategy[str]:
 
 
 def label_values() -> st.SearchStrategy[str]:
-    """Selector values but "", which the API server refuses (see `node_selectors`)."""
+    """Selector values but "" (drawn on its own by `node_selectors`: the test API
+    server refuses it, see the module docstring)."""
     name = label_name()
     return st.one_of(name, name, name, text(1, 80))
 
@@ -173,11 +197,12 @@ def node_selectors(*, avoid_key: str | None = None) -> st.SearchStrategy[dict[st
     small = st.dictionaries(keys, label_values(), max_size=4)
     return st.one_of(
         st.just({}),
-        small,
-        small,
-        small,
+        *[small] * 6,
         st.dictionaries(keys, label_values(), min_size=20, max_size=60),
-        st.dictionaries(keys, st.just(""), min_size=1, max_size=2),  # "": refused, see above
+        # "" values, about one selector in nine: refused by the test API server
+        # (module docstring), accepted by a conformant one; rare enough that most
+        # draws still pass the schema as that server applies it
+        st.dictionaries(keys, st.just(""), min_size=1, max_size=2),
     )
 
 
@@ -239,9 +264,8 @@ def nodeeni_specs(
                 optional={
                     "deviceIndex": st.one_of(st.integers(1, 16), st.integers(1, INT64_MAX)),
                     "deleteOnTermination": st.booleans(),
-                    "description": st.one_of(
-                        text(1, DESCRIPTION_MAX), text(1, DESCRIPTION_MAX), st.just("")
-                    ),
+                    # "" in about one description in six: see node_selectors
+                    "description": st.one_of(*[text(1, DESCRIPTION_MAX)] * 5, st.just("")),
                     "mtu": st.one_of(
                         st.sampled_from([model.MTU_MIN, 1500, 9000, model.MTU_MAX]),
                         st.integers(model.MTU_MIN, model.MTU_MAX),
@@ -285,9 +309,10 @@ def schema_accepts(spec: dict[str, Any], *, as_served: bool = True) -> bool:
     """Whether the CRD's OpenAPI schema admits `spec` (a drawn one: the fields and
     types `nodeeni_specs` draws). The API server's verdict must agree.
 
-    `as_served`: as the API server under test applies it, which refuses "" in
-    nodeSelector values and in description as if it were null; False: the schema
-    as written, where "" is a string like any other.
+    `as_served`: as the test API server applies it, which refuses "" in
+    nodeSelector values and in description as if it were null (see the module
+    docstring); False: the schema as written (and as a conformant API server
+    applies it), where "" is a string like any other.
     """
     empty_ok = not as_served
 
@@ -303,8 +328,8 @@ def schema_accepts(spec: dict[str, Any], *, as_served: bool = True) -> bool:
 
     selector = spec.get("nodeSelector")
     checks = [
-        # Observed: this kube-apiserver decodes "" in nodeSelector as null and refuses it
-        # ("must be of type string"), so a selector on an empty label value is refused.
+        # The test kube-apiserver validates "" as null ("must be of type string"), so
+        # there a selector on an empty label value is refused: module docstring.
         isinstance(selector, dict)
         and all(isinstance(v, str) and (v or empty_ok) for v in selector.values()),
         any(given(k) for k in ("subnetID", "subnetIDs", "subnetName", "subnetNames")),

@@ -22,7 +22,9 @@ that returned the same ENI is not), `create_replays`, and `acted_twice`
 (ENIs that got the same action from two controller processes).
 
 EC2 is read with boto3 (`ec2_client`) in a worker thread, so an in-process
-controller on the same event loop keeps running while we look.
+controller on the same event loop keeps running while we look, and as an
+observer: the realism layer does not count, throttle or fail these reads, nor
+hide a new ENI from them, so looking changes no figure a case measures.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ from tests.harness.kube import HTTP_NOT_FOUND
 from tests.harness.realism.control import RealismControl
 
 Slot = tuple[str, str]  # (node name, subnet id)
+
+
+def observer_client(endpoint: str) -> Any:
+    """An EC2 client whose reads the realism layer leaves out of every figure."""
+    return ec2_client(endpoint, observer=True)
 
 
 def tagged_enis(ec2: Any, uid: str) -> list[dict[str, Any]]:
@@ -137,7 +144,7 @@ async def nodeeni_violations(
     A violation is one only if it lasts: the check is repeated every 0.5 s for
     up to `grace` seconds and the last answer returned (0: look once).
     """
-    ec2 = ec2 if ec2 is not None else await asyncio.to_thread(ec2_client, world.endpoint)
+    ec2 = ec2 if ec2 is not None else await asyncio.to_thread(observer_client, world.endpoint)
     deadline = time.monotonic() + grace
     while True:
         obj = await read_nodeeni(api, name)
@@ -170,7 +177,14 @@ def instance_devices(ec2: Any, instance_id: str) -> list[str]:
 
 
 def create_calls(realism: RealismControl) -> int:
+    """CreateNetworkInterface requests, refused, failed and replayed ones included."""
     return realism.calls().get("CreateNetworkInterface", 0)
+
+
+def enis_created(realism: RealismControl) -> int:
+    """ENIs EC2 really made: a create refused (throttled, 5xx) made none, and one
+    replaying its ClientToken (sent again after a lost answer) made none more."""
+    return realism.enis_created()
 
 
 def mutating_calls(realism: RealismControl) -> int:
@@ -182,9 +196,10 @@ def mutating_calls(realism: RealismControl) -> int:
 class DuplicateWatch:
     """Duplicates over a whole run: sample the NodeENI `uid`'s ENIs every `every`
     seconds while `run()` is awaited; `coexisting` are ENIs seen in a slot that
-    already held an older one,
-    `seen` every ENI id seen. A create call whose ENI was never seen (made and
-    deleted between two samples, or a retried token) shows in `unseen_creates`."""
+    already held an older one, `seen` every ENI id seen. An ENI EC2 made whose id
+    was never seen (made and deleted between two samples) shows in
+    `unseen_creates`; create requests that made nothing (refused, failed, or a
+    ClientToken replay after a lost answer) are not counted as made."""
 
     world: World
     uid: str
@@ -195,14 +210,24 @@ class DuplicateWatch:
     samples: int = 0
     ec2: Any = None
     _initial: set[str] = field(default_factory=set)
-    _creates_before: int = 0
+    _created_before: int = 0
+    _requests_before: int = 0
     _order: dict[str, int] = field(default_factory=dict)
 
-    async def start(self) -> None:
-        self.ec2 = await asyncio.to_thread(ec2_client, self.world.endpoint)
-        self._creates_before = create_calls(self.realism)
+    async def start(self, *, created_before: int | None = None) -> None:
+        """Take the first sample. `created_before`: `enis_created` read before the
+        NodeENI was created (so it had no ENIs then); every ENI seen and made since
+        counts, also those made before this first sample. Without it, what the
+        first sample finds is the baseline. A client may be set in `ec2`
+        beforehand (building one takes a while)."""
+        if self.ec2 is None:
+            self.ec2 = await asyncio.to_thread(observer_client, self.world.endpoint)
+        self._created_before = (
+            enis_created(self.realism) if created_before is None else created_before
+        )
+        self._requests_before = create_calls(self.realism)
         await self.sample()
-        self._initial = set(self.seen)
+        self._initial = set(self.seen) if created_before is None else set()
 
     async def sample(self) -> None:
         enis = await asyncio.to_thread(tagged_enis, self.ec2, self.uid)
@@ -228,11 +253,18 @@ class DuplicateWatch:
 
     @property
     def creates(self) -> int:
-        return create_calls(self.realism) - self._creates_before
+        """ENIs EC2 made since `start()` (not create requests: see `enis_created`)."""
+        return enis_created(self.realism) - self._created_before
+
+    @property
+    def create_requests(self) -> int:
+        """CreateNetworkInterface requests since `start()`, refused and replayed ones too."""
+        return create_calls(self.realism) - self._requests_before
 
     @property
     def unseen_creates(self) -> int:
-        """Create calls not matched by a new ENI seen since `start()`."""
+        """ENIs made since `start()` beyond the new ones seen: made and deleted
+        between two samples (or of another NodeENI made meanwhile)."""
         return max(0, self.creates - len(self.seen - self._initial))
 
 

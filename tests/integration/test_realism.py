@@ -20,7 +20,15 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from tests.harness.ec2world import AZ_A, AZ_B, FAKE_CREDENTIALS, Instance, World, launch_instance
+from tests.harness.ec2world import (
+    AZ_A,
+    AZ_B,
+    FAKE_CREDENTIALS,
+    Instance,
+    World,
+    ec2_client,
+    launch_instance,
+)
 from tests.harness.realism.control import RealismControl, RealismError
 
 # One attempt in total (botocore's `max_attempts` counts retries in legacy mode).
@@ -323,9 +331,12 @@ def test_client_token_idempotency(
         assert _tagged(ec2, tag) == [first]
         assert _code(lambda: create("multus-a-2")) == "IdempotentParameterMismatch"
         assert _tagged(ec2, tag) == [first]
+        assert realism.enis_created() == 1  # a replay (or a refusal) makes no ENI
     else:
         assert first != second
         assert _tagged(ec2, tag) == sorted([first, second])
+        assert realism.enis_created() == 2
+    assert realism.calls()["CreateNetworkInterface"] == (3 if on else 2)
 
 
 @ON_OFF
@@ -690,3 +701,27 @@ def test_journal_names_caller_and_eni_of_every_mutating_call(
     assert before <= journal[0]["at"] <= journal[-1]["at"] <= time.monotonic()
     realism.reset()
     assert realism.journal() == []
+
+
+# --- the test looking --------------------------------------------------------
+
+
+def test_observer_requests_are_not_counted_throttled_failed_or_hidden(
+    realism: RealismControl, ec2: Any, ec2_world: World, tag: dict[str, str]
+) -> None:
+    """A test sampling EC2 during a run (tests.harness.invariants) must not change
+    what it measures: its reads are answered as moto has it, outside every figure."""
+    observer = ec2_client(ec2_world.endpoint, observer=True)
+    realism.configure(consistency_window=30, throttle={"buckets": {"describe": [1, 0]}})
+    eni_id = _create_eni(ec2, ec2_world, TagSpecifications=_tag_spec(tag))
+    realism.configure(faults={"rate_5xx": 1.0, "actions": ["DescribeNetworkInterfaces"]})
+    for _ in range(3):
+        assert _tagged(observer, tag) == [eni_id]  # inside the window, bucket empty, 5xx
+    assert realism.calls() == {"CreateNetworkInterface": 1}
+    assert realism.errors() == {}
+    # the client under test still gets all of it: a 5xx, then (the token spent) throttled
+    assert _code(lambda: _tagged(ec2, tag)) == "InternalError"
+    realism.configure(faults=None)
+    assert _code(lambda: _tagged(ec2, tag)) == "RequestLimitExceeded"
+    realism.configure(throttle=None)
+    assert _tagged(ec2, tag) == []  # hidden from it: the window is still open

@@ -48,6 +48,11 @@ AWS_THROTTLE: dict[str, Any] = {
 }
 
 
+# A request with this header is the test looking at EC2, not a client of it:
+# not counted, throttled, failed or kept out of the consistency window.
+OBSERVER_HEADER = "X-Realism-Observer"
+
+
 class ConfigError(ValueError):
     """A configure payload that names an unknown switch or has a bad value."""
 

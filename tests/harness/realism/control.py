@@ -76,6 +76,11 @@ class RealismControl:
         entries: list[dict[str, Any]] = self._call("GET", "journal")
         return entries
 
+    def enis_created(self) -> int:
+        """ENIs really made (a CreateNetworkInterface replaying its ClientToken
+        makes none; a refused or failed one neither)."""
+        return self.counters()["created"].get("NetworkInterface", 0)
+
     def _call(self, method: str, name: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(

@@ -88,8 +88,11 @@ def _attachment(state: RealismState, prop: property) -> property:
 def _create(state: RealismState, handler: Handler) -> Handler:
     def create_network_interface(self: Any) -> ActionResult:
         with state.lock:
+            known = len(self.ec2_backend.enis)
             result = handler(self)
             body = result.result
+            if len(self.ec2_backend.enis) > known:  # not a ClientToken replay
+                state.created["NetworkInterface"] += 1
             if state.switches.consistency_window > 0 and isinstance(body, dict):
                 # setdefault: a ClientToken replay must not restart the window
                 state.ledger.born.setdefault(body["NetworkInterface"].id, state.clock())

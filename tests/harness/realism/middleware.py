@@ -11,6 +11,12 @@ before queueing for moto. A timeout fault sleeps after moto ran, holding no
 lock: the caller gives up while AWS has acted. `answer_latency` holds every
 mutating call's answer the same way (EC2's own request latency), so a client
 killed mid-call leaves the change made and its answer unread.
+
+A request carrying the `X-Realism-Observer` header is the test looking, not a
+client of EC2: it is run by moto as it is (eventual consistency does not hide
+new ENIs from it) and is neither counted, throttled nor failed, so a test's own
+sampling neither shows in the counters nor draws the dice or the tokens the
+client under test would have drawn.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from tests.harness.realism.config import ConfigError
+from tests.harness.realism.config import OBSERVER_HEADER, ConfigError
 from tests.harness.realism.errors import ec2_error_xml
 from tests.harness.realism.journal import is_mutating
 from tests.harness.realism.limits import Fault
 from tests.harness.realism.state import RealismState
 
 CONTROL_PREFIX = "/_realism/"
+_OBSERVER_ENVIRON = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
 MOTO_RESET_PATH = "/moto-api/reset"
 HTTP_ERROR = 400
 _STATUS_TEXT = {
@@ -83,8 +90,8 @@ class RealismMiddleware:
         if path.startswith(CONTROL_PREFIX):
             return self._control(environ, path[len(CONTROL_PREFIX) :], body, start_response)
         action = ec2_action(environ, body)
-        if action is None:
-            status, headers, payload = self._run(environ)
+        if action is None or environ.get(_OBSERVER_ENVIRON):
+            status, headers, payload = self._run(environ, observer=action is not None)
             if path == MOTO_RESET_PATH and status.startswith("200"):
                 self.state.forget_resources()
             start_response(status, headers)
@@ -152,8 +159,11 @@ class RealismMiddleware:
         )
         return [body]
 
-    def _run(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Settle due transitions, run moto to completion; one request at a time."""
+    def _run(
+        self, environ: WSGIEnvironment, *, observer: bool = False
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Settle due transitions, run moto to completion; one request at a time.
+        `observer`: the test looking (see the module docstring)."""
         captured: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -165,13 +175,17 @@ class RealismMiddleware:
 
         with self._moto_lock:
             self.state.before_request()
-            result = self.app(environ, capture)
+            self.state.observing = observer
             try:
-                chunks.extend(result)
+                result = self.app(environ, capture)
+                try:
+                    chunks.extend(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                self.state.observing = False
         return captured["status"], captured["headers"], b"".join(chunks)
 
     def _control(

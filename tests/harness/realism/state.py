@@ -57,6 +57,8 @@ class RealismState:
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.timeouts: Counter[str] = Counter()
+        # resources really made, per type: a ClientToken replay makes none
+        self.created: Counter[str] = Counter()
         self.throttle: Throttle | None = None
         self.dice: FaultDice | None = None
         self.ledger = EniLedger()
@@ -65,6 +67,9 @@ class RealismState:
         # request, and finish pending ones on reset so moto is left consistent.
         self.before_request_hooks: list[Hook] = []
         self.flush_hooks: list[Hook] = []
+        # True while moto runs an observer's request (the middleware sets it under
+        # its moto lock, which serializes moto runs): nothing is hidden from it.
+        self.observing = False
 
     def configure(self, payload: object) -> Switches:
         """Merge `payload` into the switches (ConfigError leaves them unchanged)."""
@@ -91,6 +96,7 @@ class RealismState:
             self.calls.clear()
             self.errors.clear()
             self.timeouts.clear()
+            self.created.clear()
             self.ledger.clear()
             self.journal.clear()
 
@@ -105,8 +111,11 @@ class RealismState:
                 hook()
 
     def is_hidden(self, eni_id: str) -> bool:
-        """True while a new ENI is still inside the consistency window."""
+        """True while a new ENI is still inside the consistency window (never to
+        an observer)."""
         with self.lock:
+            if self.observing:
+                return False
             window = self.switches.consistency_window
             born = self.ledger.born.get(eni_id)
             return window > 0 and born is not None and self.clock() - born < window
@@ -117,4 +126,5 @@ class RealismState:
                 "calls": dict(self.calls),
                 "errors": dict(self.errors),
                 "timeouts": dict(self.timeouts),
+                "created": dict(self.created),
             }
