@@ -49,7 +49,7 @@ from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
-from eni_controller.reconcile.reconciler import KubeSide, Reconciler
+from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler
 from eni_controller.reconcile.retries import SlotBackoff
 from eni_controller.reconcile.routing import NodeENIEvents, NodeEvents
 from eni_controller.reconcile.sweep import (
@@ -156,18 +156,21 @@ class Controller:
                 writer=self.writer,
                 events=self.events,
             ),
-            view=self.view,
-            cluster=self.identity,
-            executor=Executor(
-                ec2,
-                allocator,
-                metrics=metrics,
-                backoff=SlotBackoff(
-                    base=config.error_backoff_base_seconds, cap=config.error_backoff_max_seconds
+            ec2=EC2Side(
+                view=self.view,
+                executor=Executor(
+                    ec2,
+                    allocator,
+                    metrics=metrics,
+                    cluster=self.identity,
+                    backoff=SlotBackoff(
+                        base=config.error_backoff_base_seconds,
+                        cap=config.error_backoff_max_seconds,
+                    ),
+                    tokens=tokens,
                 ),
-                tokens=tokens,
+                cleanup=self.cleanup,
             ),
-            cleanup=self.cleanup,
         )
 
     def ready(self) -> tuple[bool, str]:

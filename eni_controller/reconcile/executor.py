@@ -34,6 +34,7 @@ import structlog
 
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.model import Attachment, NodeENISpec
@@ -107,7 +108,6 @@ class Job:
     spec: NodeENISpec
     security_group_ids: Sequence[str]
     instances: Mapping[str, Instance]
-    cluster_name: str | None
     emit: Emit
     generation: int = 0  # the NodeENI's: a new one (spec edited) forgets the slots' backoff
     # instance type -> MaximumNetworkInterfaces: device indexes stay below it
@@ -122,6 +122,7 @@ class Executor:
         allocator: DeviceIndexAllocator,
         *,
         metrics: Metrics,
+        cluster: ClusterIdentity | None = None,
         backoff: SlotBackoff | None = None,
         tokens: ClientTokens | None = None,
         effects: EffectAttempts | None = None,
@@ -130,6 +131,8 @@ class Executor:
         self._ec2 = ec2
         self._allocator = allocator
         self._metrics = metrics
+        # its name tags every ENI made or adopted (CLUSTER_NAME, or discovered)
+        self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
         self._backoff = backoff or SlotBackoff()
         self.tokens = tokens or ClientTokens()
         self._effects = effects or EffectAttempts()
@@ -142,10 +145,21 @@ class Executor:
         if entry.instance_id is not None and entry.device_index is not None:
             self._allocator.release(entry.instance_id, entry.device_index, eni_id=entry.eni_id)
 
-    async def complete_tags(self, eni: NetworkInterface, missing: Mapping[str, str]) -> bool:
+    async def adopt(
+        self, eni: NetworkInterface, *, nodeeni: str, uid: str, node: str, instance_id: str
+    ) -> NetworkInterface | None:
         """Add the tags an ENI made by the Go controller lacks, which makes it one of
-        ours (planned, kept, cleaned up like any other); False if EC2 refused (logged:
-        the next reconcile tries again)."""
+        ours (planned, kept, cleaned up like any other): the ENI as tagged now, or
+        None if EC2 refused (logged: the next reconcile tries again)."""
+        wanted = tags.eni_tags(
+            nodeeni=nodeeni,
+            uid=uid,
+            node=node,
+            instance_id=instance_id,
+            subnet_id=eni.subnet_id,
+            cluster_name=self._cluster.name,
+        )
+        missing = {key: value for key, value in wanted.items() if key not in eni.tags}
         try:
             with self._metrics.eni_operation("adopt_go_controller_eni"):
                 await self._ec2.tag_network_interface(eni_id=eni.eni_id, tags=missing)
@@ -156,9 +170,9 @@ class Executor:
                 code=err.code,
                 error=type(err).__name__,
             )
-            return False
+            return None
         log.info("ENI of the Go controller adopted", added=sorted(missing), **tags.log_fields(eni))
-        return True
+        return dataclasses.replace(eni, tags={**eni.tags, **missing})
 
     def forget(self, uid: str) -> None:
         """The NodeENI `uid` is gone: its slots' backoff and attribute counts with it."""
@@ -292,7 +306,7 @@ class Executor:
                         node=slot.node,
                         instance_id=slot.instance_id,
                         subnet_id=slot.subnet.subnet_id,
-                        cluster_name=job.cluster_name,
+                        cluster_name=self._cluster.name,
                     ),
                     client_token=token,
                 )

@@ -31,7 +31,6 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from eni_controller import model
-from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.lookup import LookupFailed
 from eni_controller.aws.resources import NetworkInterface, Subnet
 from eni_controller.config import Config
@@ -90,6 +89,16 @@ class KubeSide:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EC2Side:
+    """The EC2 half: what EC2 says (the view), the slots' EC2 calls (the executor),
+    and the detach/delete of ENIs no longer wanted (the cleanup pool)."""
+
+    view: EC2View
+    executor: Executor
+    cleanup: CleanupPool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Result:
     requeue_after: float | None = None
 
@@ -126,18 +135,14 @@ class Reconciler:
         *,
         config: Config,
         kube: KubeSide,
-        view: EC2View,
-        executor: Executor,
-        cleanup: CleanupPool,
-        cluster: ClusterIdentity,
+        ec2: EC2Side,
         now: Callable[[], str] = utc_now,
     ) -> None:
         self._config = config
         self._kube = kube
-        self._view = view
-        self._executor = executor
-        self._cleanup = cleanup
-        self._cluster = cluster  # its name tags the ENIs (CLUSTER_NAME, or discovered)
+        self._view = ec2.view
+        self._executor = ec2.executor
+        self._cleanup = ec2.cleanup
         self._adopted: dict[str, None] = {}  # the Go controller's ENIs tagged as ours
         self._now = now
 
@@ -213,7 +218,6 @@ class Reconciler:
                 spec=spec,
                 security_group_ids=data.security_group_ids,
                 instances=instances,
-                cluster_name=self._cluster.name,
                 emit=lambda type_, reason, message, count=1: self._kube.events.record(
                     nodeeni, type_=type_, reason=reason, message=message, count=count
                 ),
@@ -361,16 +365,10 @@ class Reconciler:
                 eni.attachment is not None and eni.attachment.instance_id != instance_id
             ):
                 continue  # not on a node of this cluster: not ours to take
-            wanted = tags.eni_tags(
-                nodeeni=nodeeni.name,
-                uid=nodeeni.uid,
-                node=node_name,
-                instance_id=instance_id,
-                subnet_id=eni.subnet_id,
-                cluster_name=self._cluster.name,
+            tagged = await self._executor.adopt(
+                eni, nodeeni=nodeeni.name, uid=nodeeni.uid, node=node_name, instance_id=instance_id
             )
-            missing = {key: value for key, value in wanted.items() if key not in eni.tags}
-            if not await self._executor.complete_tags(eni, missing):
+            if tagged is None:
                 continue
             await self._kube.events.record(
                 nodeeni,
@@ -379,7 +377,7 @@ class Reconciler:
                 message=f"adopted {eni.eni_id} on node {node_name}, made by the Go controller",
             )
             keep_newest(self._adopted, eni.eni_id, None)  # the snapshot shows it untagged a while
-            adopted.append(dataclasses.replace(eni, tags={**eni.tags, **missing}))
+            adopted.append(tagged)
         return adopted
 
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:

@@ -29,6 +29,5 @@ def memory_job(*, nodeeni: str, instances: Sequence[str], emit: Emit) -> Job:
             )
             for i in instances
         },
-        cluster_name=None,
         emit=emit,
     )

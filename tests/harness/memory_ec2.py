@@ -1,7 +1,14 @@
 """The in-memory EC2 of the unit tests: an aiobotocore EC2 client's surface
 answering from dicts at once (`MemoryEC2`), under the controller's real
 EC2Client (`unpaced_client`), and `RulesMemoryEC2` with the EC2 behaviours the
-retry tests need:
+retry tests need.
+
+`MemoryEC2` knows one VPC (`vpc-1`) with one subnet (SUBNET, Name `multus-a`,
+in AZ) and one security group (SECURITY_GROUP, `multus`), running
+instances of INSTANCE_TYPE, and the ENIs made through it: describes filter by
+tag, id, subnet, VPC and name as EC2 does (values OR-ed, filters AND-ed), an
+instance lists the ENIs attached to it, and attach, detach and delete take
+effect at once. `RulesMemoryEC2` adds:
 
 - ClientToken: a token seen before answers with the ENI it first made, even
   after that ENI was deleted (EC2's idempotency), and a token sent again with
@@ -10,7 +17,7 @@ retry tests need:
   (`refuse_subnets` limits a CreateNetworkInterface refusal to those subnets).
 - `sticky_delete_on_termination = False`: a DeleteOnTermination change is
   accepted and ignored, as plain moto does.
-- DeleteNetworkInterface, and AttachNetworkInterface of a deleted ENI answering
+- AttachNetworkInterface of a deleted ENI answering
   InvalidNetworkInterfaceID.NotFound.
 """
 
@@ -38,6 +45,45 @@ INSTANCE_TYPE = "c5.24xlarge"
 _WIDE = BucketSpec(capacity=1e12, refill_per_second=1e12)
 
 
+SUBNET = {
+    "SubnetId": "subnet-0a000001",
+    "VpcId": "vpc-1",
+    "AvailabilityZone": AZ,
+    "CidrBlock": "10.1.0.0/24",
+    "Tags": [{"Key": "Name", "Value": "multus-a"}],
+}
+SECURITY_GROUP = {"GroupId": "sg-0a000001", "GroupName": "multus", "VpcId": "vpc-1", "Tags": []}
+MAX_NETWORK_INTERFACES = 15  # INSTANCE_TYPE's
+
+
+def _matches(
+    item: dict[str, Any], filters: Sequence[dict[str, Any]], fields: dict[str, str]
+) -> bool:
+    """EC2's filter rule: every filter holds, each by any of its values."""
+    for f in filters:
+        name, values = f["Name"], f["Values"]
+        if name.startswith("tag:"):
+            tag_list = item.get("TagSet", item.get("Tags")) or ()
+            value = next((t["Value"] for t in tag_list if t["Key"] == name[4:]), None)
+        elif name == "attachment.instance-id":
+            value = (item.get("Attachment") or {}).get("InstanceId")
+        else:
+            value = item.get(fields[name])
+        if value not in values:
+            return False
+    return True
+
+
+_ENI_FIELDS = {
+    "network-interface-id": "NetworkInterfaceId",
+    "subnet-id": "SubnetId",
+    "vpc-id": "VpcId",
+    "status": "Status",
+}
+_SUBNET_FIELDS = {"subnet-id": "SubnetId", "vpc-id": "VpcId"}
+_GROUP_FIELDS = {"group-id": "GroupId", "group-name": "GroupName", "vpc-id": "VpcId"}
+
+
 class MemoryEC2:
     """An aiobotocore EC2 client's surface, answering from dicts at once."""
 
@@ -52,7 +98,6 @@ class MemoryEC2:
                 "State": {"Name": "running"},
                 "InstanceType": INSTANCE_TYPE,
                 "VpcId": "vpc-1",
-                "NetworkInterfaces": [{"Attachment": {"DeviceIndex": 0}}],
             }
             for i in instances
         }
@@ -78,7 +123,7 @@ class MemoryEC2:
             "TagSet": list(tag_list),
         }
         self.enis[eni["NetworkInterfaceId"]] = eni
-        uid = next(t["Value"] for t in tag_list if t["Key"] == tags.NODEENI_UID_KEY)
+        uid = next((t["Value"] for t in tag_list if t["Key"] == tags.NODEENI_UID_KEY), "")
         self._by_uid.setdefault(uid, []).append(eni)
         return {"NetworkInterface": eni}
 
@@ -102,17 +147,87 @@ class MemoryEC2:
         eni["Attachment"]["DeleteOnTermination"] = params["Attachment"]["DeleteOnTermination"]
         return {}
 
+    async def create_tags(self, **params: Any) -> dict[str, Any]:
+        self._count("CreateTags")
+        for eni_id in params["Resources"]:
+            tag_set = self.enis[eni_id]["TagSet"]
+            added = {t["Key"] for t in params["Tags"]}
+            tag_set[:] = [t for t in tag_set if t["Key"] not in added] + list(params["Tags"])
+        return {}
+
+    async def detach_network_interface(self, **params: Any) -> dict[str, Any]:
+        self._count("DetachNetworkInterface")
+        for eni in self.enis.values():
+            if (eni.get("Attachment") or {}).get("AttachmentId") == params["AttachmentId"]:
+                del eni["Attachment"]
+                eni["Status"] = "available"
+                return {}
+        raise client_error("DetachNetworkInterface", "InvalidAttachmentID.NotFound")
+
+    async def delete_network_interface(self, **params: Any) -> dict[str, Any]:
+        self._count("DeleteNetworkInterface")
+        eni = self.enis.get(params["NetworkInterfaceId"])
+        if eni is None:
+            raise client_error("DeleteNetworkInterface", "InvalidNetworkInterfaceID.NotFound")
+        del self.enis[params["NetworkInterfaceId"]]
+        for listed in self._by_uid.values():
+            if eni in listed:
+                listed.remove(eni)
+        return {}
+
     async def describe_network_interfaces(self, **params: Any) -> dict[str, Any]:
         self._count("DescribeNetworkInterfaces")
-        (uid,) = next(
-            f["Values"] for f in params["Filters"] if f["Name"] == f"tag:{tags.NODEENI_UID_KEY}"
+        filters = params.get("Filters") or []
+        by_uid = [f for f in filters if f["Name"] == f"tag:{tags.NODEENI_UID_KEY}"]
+        candidates = (
+            [e for uid in by_uid[0]["Values"] for e in self._by_uid.get(uid, ())]
+            if by_uid
+            else list(self.enis.values())
         )
-        return {"NetworkInterfaces": list(self._by_uid.get(uid, ()))}
+        return {"NetworkInterfaces": [e for e in candidates if _matches(e, filters, _ENI_FIELDS)]}
 
     async def describe_instances(self, **params: Any) -> dict[str, Any]:
         self._count("DescribeInstances")
         (ids,) = (f["Values"] for f in params["Filters"] if f["Name"] == "instance-id")
-        return {"Reservations": [{"Instances": [self._instances[i] for i in ids]}]}
+        attached: dict[str, list[dict[str, Any]]] = {}
+        for eni in self.enis.values():
+            if eni.get("Attachment"):
+                attached.setdefault(eni["Attachment"]["InstanceId"], []).append(eni)
+        instances = [
+            {
+                **self._instances[i],
+                "NetworkInterfaces": [
+                    {"Attachment": {"DeviceIndex": 0}},
+                    *({"Attachment": dict(e["Attachment"])} for e in attached.get(i, ())),
+                ],
+            }
+            for i in ids
+            if i in self._instances
+        ]
+        return {"Reservations": [{"Instances": instances}]}
+
+    async def describe_instance_types(self, **params: Any) -> dict[str, Any]:
+        self._count("DescribeInstanceTypes")
+        return {
+            "InstanceTypes": [
+                {
+                    "InstanceType": t,
+                    "NetworkInfo": {"MaximumNetworkInterfaces": MAX_NETWORK_INTERFACES},
+                }
+                for t in params["InstanceTypes"]
+                if t == INSTANCE_TYPE
+            ]
+        }
+
+    async def describe_subnets(self, **params: Any) -> dict[str, Any]:
+        self._count("DescribeSubnets")
+        found = _matches(SUBNET, params.get("Filters") or [], _SUBNET_FIELDS)
+        return {"Subnets": [copy.deepcopy(SUBNET)] if found else []}
+
+    async def describe_security_groups(self, **params: Any) -> dict[str, Any]:
+        self._count("DescribeSecurityGroups")
+        found = _matches(SECURITY_GROUP, params.get("Filters") or [], _GROUP_FIELDS)
+        return {"SecurityGroups": [copy.deepcopy(SECURITY_GROUP)] if found else []}
 
 
 def unpaced_client(raw: Any, *, metrics: Metrics) -> EC2Client:
@@ -194,13 +309,3 @@ class RulesMemoryEC2(MemoryEC2):
             ]
             return {}
         return await super().modify_network_interface_attribute(**params)
-
-    async def delete_network_interface(self, **params: Any) -> dict[str, Any]:
-        self._count("DeleteNetworkInterface")
-        eni = self.enis.pop(params["NetworkInterfaceId"], None)
-        if eni is None:
-            raise client_error("DeleteNetworkInterface", "InvalidNetworkInterfaceID.NotFound")
-        for listed in self._by_uid.values():
-            if eni in listed:
-                listed.remove(eni)
-        return {}

@@ -66,12 +66,14 @@ class IndexedEC2(MemoryEC2):
         return await super().attach_network_interface(**params)
 
     async def describe_instances(self, **params: Any) -> dict[str, Any]:
-        self._instances[INSTANCE]["NetworkInterfaces"] = [
+        answer = await super().describe_instances(**params)
+        (instance,) = answer["Reservations"][0]["Instances"]
+        instance["NetworkInterfaces"] = [
             {"Attachment": {"DeviceIndex": i}}
             for i in sorted(self.held)
             if not self.lagging or i <= self._last_tried
         ]
-        return await super().describe_instances(**params)
+        return answer
 
 
 def _invalid_parameter_value(message: str) -> ClientError:

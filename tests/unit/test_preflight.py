@@ -4,7 +4,6 @@ exactly like a real create."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2_ACTIONS
 from eni_controller.aws.errors import classify_client_error
+from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Subnet
 from eni_controller.config import Config
 from eni_controller.metrics import Metrics
@@ -174,14 +174,14 @@ async def test_the_create_probe_sends_the_tags_a_real_create_sends(
     async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
         pass
 
-    # the controller's reconciler builds its Job with config.cluster_name
-    job = dataclasses.replace(
-        memory_job(nodeeni="multus", instances=[instance_id], emit=emit),
-        cluster_name=config.cluster_name,
-    )
+    job = memory_job(nodeeni="multus", instances=[instance_id], emit=emit)
     slot = Slot(node="node-a", instance_id=instance_id, subnet=subnet, device_index=1)
+    # the controller's executor tags with the identity made from config.cluster_name
     executor = Executor(
-        unpaced_client(real, metrics=metrics), DeviceIndexAllocator(), metrics=metrics
+        unpaced_client(real, metrics=metrics),
+        DeviceIndexAllocator(),
+        metrics=metrics,
+        cluster=ClusterIdentity.known(name=config.cluster_name, vpc_id="vpc-1"),
     )
     (result,) = await executor.run(job, [CreateAndAttach(slot=slot)])
     assert result.outcome is SlotOutcome.DONE

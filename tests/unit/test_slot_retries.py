@@ -196,7 +196,6 @@ class Rig:
             ),
             security_group_ids=job.security_group_ids,
             instances=job.instances,
-            cluster_name=None,
             emit=emit,
             generation=generation,
         )

@@ -1,0 +1,205 @@
+"""Unit tests of the Reconciler through its one public method, `reconcile(name)`,
+over in-memory stores and EC2 (tests/harness/reconciling.py): what it creates,
+keeps, hands to cleanup and writes, for each state and for the round trips
+(label off and on, subnet out and in, delete), and what a repeat costs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from eni_controller import model
+from eni_controller.reconcile import tags
+from eni_controller.reconcile.reconciler import DONE, LOOKUP_REQUEUE_SECONDS
+from tests.harness.memory_ec2 import SUBNET
+from tests.harness.reconciling import CLUSTER, ReconcileWorld
+
+SELECTOR = {"nodeSelector": {"multus": "on"}}
+
+
+def _attached(world: ReconcileWorld, name: str) -> dict[str, int]:
+    """node -> device index of each attached entry in the NodeENI's status."""
+    return {
+        a["nodeID"]: a["deviceIndex"]
+        for a in world.status(name).get("attachments", [])
+        if a["status"] == "attached"
+    }
+
+
+def _condition(world: ReconcileWorld, name: str, kind: str) -> dict[str, str]:
+    (found,) = (c for c in world.status(name)["conditions"] if c["type"] == kind)
+    return dict(found)
+
+
+async def _until(check: Callable[[], bool], *, within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110  # the cleanup pool has no event to wait on
+            await asyncio.sleep(0.01)
+
+
+async def test_a_new_nodeeni_gets_its_finalizer_then_one_eni_per_matching_node() -> None:
+    world = ReconcileWorld()
+    for index in (0, 1):
+        world.add_node(index, multus="on")
+    world.add_node(2)  # not selected
+    world.add_nodeeni("multus", **SELECTOR)
+
+    result = await world.reconcile("multus")
+
+    raw = world.nodeenis.get("multus")
+    assert raw is not None
+    assert raw["metadata"]["finalizers"] == [model.FINALIZER]
+    assert world.writer.writes[0][1] == {"metadata": {"finalizers": [model.FINALIZER]}}
+    assert _attached(world, "multus") == {"node-0": 1, "node-1": 1}
+    assert _condition(world, "multus", "Ready")["status"] == "True"
+    assert world.mutating_calls() == {
+        "CreateNetworkInterface": 2,
+        "AttachNetworkInterface": 2,
+        "ModifyNetworkInterfaceAttribute": 2,
+    }
+    cluster_tag = {"Key": f"{tags.CLUSTER_TAG_PREFIX}{CLUSTER}", "Value": "owned"}
+    assert all(cluster_tag in eni["TagSet"] for eni in world.ec2.enis.values())
+    assert world.events.reasons().count("ENIAttached") == 2
+    assert result == DONE
+
+
+async def test_a_repeat_at_rest_makes_no_ec2_call_and_no_write() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    # the next one looks at the instance it changed once more (EC2 moved it)
+    assert await world.reconcile("multus") == DONE
+    calls, writes = dict(world.ec2.calls), len(world.writer.writes)
+
+    for _ in range(2):
+        await world.view.refresh()  # a resync: one describe of every managed ENI
+        assert await world.reconcile("multus") == DONE
+    assert await world.reconcile("multus") == DONE  # and between resyncs, none
+
+    described = {a: n - calls.get(a, 0) for a, n in world.ec2.calls.items()}
+    assert {a: n for a, n in described.items() if n} == {"DescribeNetworkInterfaces": 2}
+    assert len(world.writer.writes) == writes
+
+
+async def test_label_off_hands_the_eni_to_cleanup_and_label_on_makes_a_new_one() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    (first,) = world.ec2.enis
+
+    async with world.cleaning():
+        world.label("node-0", multus=None)
+        world.view.changed(uid="uid-1")  # routing does this for the node's event
+        await world.reconcile("multus")
+        assert world.cleanup.pending(first)
+        await _until(lambda: first not in world.ec2.enis)
+        await world.reconcile("multus")  # the pool's on_done enqueues it
+        assert _attached(world, "multus") == {}
+        assert world.status("multus")["desiredCount"] == 0
+
+        world.label("node-0", multus="on")
+        world.view.changed(uid="uid-1")
+        await world.reconcile("multus")
+
+    (second,) = world.ec2.enis
+    assert second != first
+    assert _attached(world, "multus") == {"node-0": 1}
+    assert world.mutating_calls()["CreateNetworkInterface"] == 2
+    assert world.mutating_calls()["DeleteNetworkInterface"] == 1
+
+
+async def test_label_off_and_on_before_cleanup_ran_keeps_the_same_eni() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    (first,) = world.ec2.enis
+
+    world.label("node-0", multus=None)
+    world.view.changed(uid="uid-1")
+    await world.reconcile("multus")  # handed to cleanup; the pool is not running
+    assert world.cleanup.pending(first)
+    world.label("node-0", multus="on")
+    world.view.changed(uid="uid-1")
+    await world.reconcile("multus")
+
+    assert not world.cleanup.pending(first)  # called off: wanted again
+    assert list(world.ec2.enis) == [first]
+    assert _attached(world, "multus") == {"node-0": 1}
+    assert "DetachNetworkInterface" not in world.mutating_calls()
+
+
+async def test_deletion_cleans_up_then_releases_the_finalizer() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_node(1, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+
+    async with world.cleaning():
+        world.delete("multus")
+        world.view.changed(uid="uid-1")
+        first = await world.reconcile("multus")
+        raw = world.nodeenis.get("multus")
+        assert raw is not None
+        assert model.CLEANUP_START_ANNOTATION in raw["metadata"]["annotations"]
+        assert first.requeue_after is not None
+        await _until(lambda: not world.ec2.enis)
+        assert await world.reconcile("multus") == DONE
+
+    assert world.nodeenis.get("multus") is None  # finalizer gone: the server let it go
+    assert world.mutating_calls()["DeleteNetworkInterface"] == 2
+
+
+async def test_an_invalid_spec_is_reported_once_and_touches_no_ec2() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", deviceIndex=0, **SELECTOR)
+
+    assert await world.reconcile("multus") == DONE
+    assert await world.reconcile("multus") == DONE
+
+    ready = _condition(world, "multus", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "deviceIndex" in ready["message"]
+    assert world.events.reasons() == ["InvalidSpec"]  # not again for the same problem
+    assert world.ec2.calls == {}
+
+
+async def test_an_unknown_subnet_is_a_condition_and_a_slow_retry_then_heals() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", subnetIDs=["subnet-0b000002"], **SELECTOR)
+
+    result = await world.reconcile("multus")
+
+    assert result.requeue_after == LOOKUP_REQUEUE_SECONDS
+    ready = _condition(world, "multus", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SubnetNotFound")
+    assert world.mutating_calls() == {}
+
+    world.edit("multus", subnetIDs=[SUBNET["SubnetId"]])  # fixed by the user
+    world.view.changed(uid="uid-1")
+    await world.reconcile("multus")
+    assert _attached(world, "multus") == {"node-0": 1}
+    assert _condition(world, "multus", "Ready")["status"] == "True"
+
+
+async def test_an_eni_deleted_by_hand_is_replaced_once() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    (first,) = world.ec2.enis
+
+    await world.ec2.delete_network_interface(NetworkInterfaceId=first)
+    await world.view.refresh()  # noticed at the next resync
+    await world.reconcile("multus")
+    await world.reconcile("multus")
+
+    (second,) = world.ec2.enis
+    assert second != first
+    assert _attached(world, "multus") == {"node-0": 1}
+    assert world.mutating_calls()["CreateNetworkInterface"] == 2
