@@ -114,7 +114,11 @@ CASE_NOTES = {
         "Case 5: one node's label toggled about every 1 s and the NodeENI's subnets "
         "switched between `[multus-a]` and `[multus-a, multus-a-2]` about every 1.5 s "
         "(seeded ±0.3 s jitter) for 30 s, 2 nodes, AWS rules on and a 2 s detach "
-        "latency; then both put back and left alone."
+        "latency; then both put back and left alone. Case 8 rides along: the orphan "
+        "sweep runs every 2 s (1 s grace) with this cluster's name, beside three "
+        "planted ENIs with the managed-by tag and no NodeENI: this cluster's orphan "
+        "must be reclaimed, another cluster's and one without a cluster tag left "
+        "untouched (a violation otherwise)."
     ),
     "apiserver-restart": (
         "Case 2a: the case's own kube-apiserver (etcd, data, certificates and token "

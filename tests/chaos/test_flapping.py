@@ -5,7 +5,10 @@ the real API server and moto with AWS rules on, must end with exactly the
 wanted ENIs (one per (node, subnet), invariants clean), never hold two ENIs in
 one slot along the way, and spend a bounded number of mutating EC2 calls per
 flip. Since the case ends where it started, every mutating call is churn: all
-of them count as extra.
+of them count as extra. Beside its ENIs the case plants neighbours (case 8): an
+orphan of this cluster, which the orphan sweep (every 2 s, 1 s grace) must
+reclaim meanwhile, and another cluster's ENI and one without a cluster tag,
+which nothing may touch.
 
 The full 30 s run (AWS-like detach latency) is `slow` + `chaos`; a 5 s smoke
 runs in `make test`.
@@ -33,10 +36,13 @@ from tests.harness.ec2world import AZ_A
 from tests.harness.fleet import label_node, make_nodes, nodeeni_spec
 from tests.harness.invariants import (
     DuplicateWatch,
+    Neighbours,
     attached_count,
     instance_devices,
     mutating_calls,
+    neighbour_violations,
     nodeeni_violations,
+    plant_neighbours,
     slots_of,
     tagged_enis,
     wait_converged,
@@ -50,6 +56,9 @@ LABEL_PERIOD = 1.0
 SUBNET_PERIOD = 1.5
 JITTER = 0.3  # +- seconds on each period, drawn from the case's seed
 CONVERGE_WITHIN = 60.0
+SWEEP_INTERVAL = 2.0
+SWEEP_GRACE = 1.0
+NEIGHBOURS_WITHIN = 20.0  # the orphan reclaimed: a few sweeps after convergence at most
 HOLD = 1.0  # converged means: still clean, and no mutating call, this long after
 # A flip changes at most 2 slots (the node's two subnets, or one subnet on two
 # nodes); a slot costs Create + Attach + Modify on the way in and Detach +
@@ -71,15 +80,35 @@ async def _flipper(
         counts[key] += 1
 
 
+async def _settled_neighbours(ec2: Any, planted: Neighbours) -> list[str]:
+    """The planted neighbours' problems once the orphan is reclaimed, or as they
+    stand after NEIGHBOURS_WITHIN."""
+    deadline = time.monotonic() + NEIGHBOURS_WITHIN
+    while True:
+        problems = await asyncio.to_thread(neighbour_violations, ec2, planted)
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        await asyncio.sleep(0.5)
+
+
 async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_latency: float) -> None:
     result = case.result
     env.realism.configure(detach_latency=detach_latency)
     custom = client.CustomObjectsApi(env.api)
     both = nodeeni_spec(env.unique, env.world, *SUBNETS)
     first = nodeeni_spec(env.unique, env.world, SUBNETS[0])
-    async with running_controller(env.api, controller_config(env.world)) as controller:
+    config = controller_config(
+        env.world,
+        cluster_name=env.unique,
+        orphan_sweep_interval_seconds=SWEEP_INTERVAL,
+        orphan_grace_period_seconds=SWEEP_GRACE,
+    )
+    async with running_controller(env.api, config) as controller:
         made = await make_nodes(env.nodes, env.world, env.unique, az=AZ_A, count=2)
         names = [name for name, _ in made]
+        planted = await asyncio.to_thread(
+            plant_neighbours, env.world, cluster=env.unique, subnet=SUBNETS[0], node=names[1]
+        )
         created = await env.nodeenis.create(env.unique, both)
         uid = created["metadata"]["uid"]
         wanted = {(n, env.world.subnet(s).id) for n in names for s in SUBNETS}
@@ -124,6 +153,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
                 hold=HOLD,
                 ec2=watch.ec2,
             )
+            neighbours = await _settled_neighbours(watch.ec2, planted)
             if converged is None:
                 for name, instance in made:
                     devices = await asyncio.to_thread(instance_devices, watch.ec2, instance.id)
@@ -139,9 +169,10 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
         enis = await asyncio.to_thread(tagged_enis, watch.ec2, uid)
         slots = slots_of(enis)
         result.converge_seconds = None if converged is None else round(converged, 2)
-        result.violations = await nodeeni_violations(
-            env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
-        )
+        result.violations = [
+            *await nodeeni_violations(env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2),
+            *neighbours,
+        ]
         result.leaks = len(enis) - sum(1 for slot in wanted if slot in slots)
         result.duplicates = watch.duplicates + watch.unseen_creates
         result.extra_mutating_calls = mutating
@@ -158,6 +189,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             "coexisting_enis": watch.duplicates,
             "unseen_creates": watch.unseen_creates,
             "enis_seen": len(watch.seen),
+            "neighbour_problems": neighbours,
             "samples": watch.samples,
             "calls": {
                 action: n - calls_before.get(action, 0)

@@ -228,10 +228,18 @@ def launch_instances(
 
 
 def create_tagged_eni(
-    world: World, *, subnet: str, nodeeni: str, uid: str, node: str, instance_id: str
+    world: World,
+    *,
+    subnet: str,
+    nodeeni: str,
+    uid: str,
+    node: str,
+    instance_id: str,
+    cluster_name: str | None = None,
 ) -> str:
     """An ENI in the seeded `subnet` with the tags the controller gives its own, made
-    behind its back (a crashed controller's leftover, one made after a snapshot)."""
+    behind its back (a crashed controller's leftover, one made after a snapshot, or
+    another cluster's: `cluster_name`)."""
     subnet_id = world.subnet(subnet).id
     made = tags.eni_tags(
         nodeeni=nodeeni,
@@ -239,7 +247,7 @@ def create_tagged_eni(
         node=node,
         instance_id=instance_id,
         subnet_id=subnet_id,
-        cluster_name=None,
+        cluster_name=cluster_name,
     )
     eni_id: str = _shared_client(world.endpoint).create_network_interface(
         SubnetId=subnet_id,

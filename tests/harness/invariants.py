@@ -15,6 +15,12 @@ created and deleted again is gone by the final check: it records ENIs that
 shared a slot and compares CreateNetworkInterface calls with the ENIs seen.
 `wait_converged` and `wait_torn_down` wait for the end state after the last disturbance.
 
+Beside a NodeENI's own ENIs, a case may plant `Neighbours` (`plant_neighbours`):
+an orphan of this cluster, which the orphan sweep must reclaim, and ENIs with
+the managed-by tag that are not this cluster's to take (another cluster's, one
+without a cluster tag), which must be left alone whatever happens;
+`neighbour_violations` says which of those held.
+
 From the realism layer's call journal (every mutating call, its caller and
 its ENI): `created_by_slot` (the distinct ENIs creates returned per slot: more
 than one is a duplicate even if it was deleted again, a ClientToken replay
@@ -41,7 +47,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from tests.harness.controller import condition, is_ready, read_nodeeni
-from tests.harness.ec2world import World, ec2_client
+from tests.harness.ec2world import World, create_tagged_eni, ec2_client
 from tests.harness.kube import HTTP_NOT_FOUND
 from tests.harness.realism.control import RealismControl
 
@@ -417,3 +423,56 @@ def acted_twice(
         for eni, acts in by_eni.items()
         if any(len(names) > 1 for names in acts.values())
     }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Neighbours:
+    """ENIs planted beside a case's own, claimed by no NodeENI of this cluster."""
+
+    orphan: str  # this cluster's tag: the sweep reclaims it after the grace period
+    foreign: str  # another cluster's tag: never ours to take
+    untagged: str  # no cluster tag (the Go controller's, or one at the default): never
+
+
+def plant_neighbours(world: World, *, cluster: str, subnet: str, node: str) -> Neighbours:
+    """Three unattached ENIs in `subnet`, tagged for a NodeENI that does not exist
+    (blocking)."""
+
+    def plant(cluster_name: str | None, label: str) -> str:
+        return create_tagged_eni(
+            world,
+            subnet=subnet,
+            nodeeni=f"gone-{label}",
+            uid=f"gone-{label}-{cluster}",
+            node=node,
+            instance_id="i-00000000000000000",
+            cluster_name=cluster_name,
+        )
+
+    return Neighbours(
+        orphan=plant(cluster, "orphan"),
+        foreign=plant(f"other-{cluster}", "foreign"),
+        untagged=plant(None, "untagged"),
+    )
+
+
+def neighbour_violations(ec2: Any, planted: Neighbours) -> list[str]:
+    """What is wrong with the planted ENIs now (blocking): the orphan still there,
+    or a neighbour touched (gone, or attached)."""
+    ids = [planted.orphan, planted.foreign, planted.untagged]
+    found = {
+        e["NetworkInterfaceId"]: e
+        for e in ec2.describe_network_interfaces(
+            Filters=[{"Name": "network-interface-id", "Values": ids}]
+        )["NetworkInterfaces"]
+    }
+    problems = []
+    if planted.orphan in found:
+        problems.append(f"orphan {planted.orphan} of this cluster not reclaimed")
+    for label, eni_id in (("foreign", planted.foreign), ("untagged", planted.untagged)):
+        eni = found.get(eni_id)
+        if eni is None:
+            problems.append(f"{label} neighbour {eni_id} deleted")
+        elif eni.get("Attachment"):
+            problems.append(f"{label} neighbour {eni_id} attached")
+    return problems
