@@ -165,7 +165,11 @@ def updated_config(text: str | None, entries: Mapping[str, dict[str, Any]], *, p
         if not _is_ours(value):
             _check_conflicts(value, entries, path=path)
     if document.list_open is None:
-        return _with_list_member(document, entries) if entries else text
+        if not entries:
+            return text
+        new = _with_list_member(document, entries)
+        _parse(new, path=path)  # never write what we could not read back
+        return new
     items: list[tuple[int | None, str]] = []  # (index in the old list or None, text)
     remaining = dict(entries)
     for index, span in enumerate(document.elements):

@@ -270,7 +270,7 @@ class PCIDevices:
             return False
         self._run(address, steps, state=state, override=None)
         actual = self.driver_of(address)
-        if actual is None or (actual == state.override and state.override is not None):
+        if actual is None or actual == state.override:
             raise ProbeFailed(address=address, wanted=None, actual=actual)
         log.info("pci device released", address=address, driver=actual, was=state.driver)
         return True
