@@ -1,0 +1,332 @@
+"""Which kernel driver an ENI's PCI device is bound to, and moving it to another.
+
+DPDK needs the ENI's PCI device on a userspace driver (vfio-pci, ...) instead of
+the kernel's ``ena``. The kernel's own interface for that is sysfs, and the
+order matters:
+
+* bind: write the driver's name to ``devices/<addr>/driver_override`` (from then
+  on only that driver may take the device), unbind it from its current driver
+  (``drivers/<current>/unbind`` <- addr), then ask the bus to probe it again
+  (``drivers_probe`` <- addr), and the override driver takes it. Probing before
+  the override, or without the unbind, leaves the device where it was.
+* release: unbind, clear the override (write ``"\\n"``), probe: with no override
+  the kernel's own driver (``ena``) takes the device back.
+
+Invariants:
+
+* Nothing is remembered in memory: every decision starts from what sysfs says
+  now (the device's ``driver`` link and its ``driver_override``), so an agent
+  restarted mid-way finishes the job instead of repeating it, and a device
+  already on the wanted driver gets no write at all.
+* The override is the mark of our binding: ``release`` only undoes a device
+  whose override is set (or one left without any driver). Every intermediate
+  state of both sequences is recognisable from sysfs, which is why release
+  unbinds before it clears the override: after a crash between the two, the
+  override still says the release is unfinished.
+* A driver whose module is not loaded (no ``bus/pci/drivers/<name>``) is
+  ``DriverMissing`` before any write; every other failure is a typed
+  ``PCIError`` classified by what exists and by errno, never by message text.
+* The sysfs root is a setting; all writes go through a ``SysfsWriter``, so a
+  test can put a kernel emulator behind them (tests/harness/sysfs.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+import structlog
+
+__all__ = [
+    "DeviceMissing",
+    "DeviceState",
+    "DriverMissing",
+    "FileWriter",
+    "NotWritable",
+    "PCIDevices",
+    "PCIError",
+    "ProbeFailed",
+    "Step",
+    "SysfsError",
+    "SysfsWriter",
+    "is_pci_address",
+    "plan_bind",
+    "plan_release",
+]
+
+log = structlog.get_logger(__name__)
+
+# domain:bus:slot.function, as sysfs spells it (lower-case hex).
+_PCI_ADDRESS: Final = re.compile(r"\A[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\Z")
+# What the kernel prints in driver_override when none is set.
+_NO_OVERRIDE: Final = "(null)"
+_DENIED: Final = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+# An unbind that finds the device no longer on that driver (or the driver gone).
+_ALREADY_UNBOUND: Final = frozenset({errno.ENODEV, errno.ENOENT})
+
+
+def is_pci_address(text: str) -> bool:
+    """True for a PCI address as sysfs names devices, e.g. ``0000:00:06.0``."""
+    return _PCI_ADDRESS.match(text) is not None
+
+
+class PCIError(Exception):
+    """A PCI device could not be read or moved; ``address`` names the device."""
+
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(message)
+        self.address = address
+
+
+class DriverMissing(PCIError):
+    """The wanted driver is not registered with the PCI bus (module not loaded)."""
+
+    def __init__(self, *, address: str, driver: str) -> None:
+        super().__init__(f"driver {driver} not loaded", address=address)
+        self.driver = driver
+
+
+class DeviceMissing(PCIError):
+    """No PCI device with this address (wrong address, or it was unplugged)."""
+
+    def __init__(self, *, address: str) -> None:
+        super().__init__(f"no PCI device {address}", address=address)
+
+
+class ProbeFailed(PCIError):
+    """The bus was asked to probe the device and the wanted driver did not take it.
+
+    ``wanted`` None means any driver (a release: the kernel driver should have
+    taken it back); ``actual`` is the driver the device is on now, if any.
+    """
+
+    def __init__(self, *, address: str, wanted: str | None, actual: str | None) -> None:
+        want = wanted or "its kernel driver"
+        now = f"on {actual}" if actual else "without a driver"
+        super().__init__(f"{want} did not take {address}: it is {now}", address=address)
+        self.wanted = wanted
+        self.actual = actual
+
+
+class SysfsError(PCIError):
+    """A sysfs read or write failed; ``errno`` says why."""
+
+    def __init__(self, *, address: str, path: Path, error: OSError) -> None:
+        reason = os.strerror(error.errno) if error.errno is not None else str(error)
+        super().__init__(f"{path}: {reason}", address=address)
+        self.path = path
+        self.errno = error.errno
+
+
+class NotWritable(SysfsError):
+    """sysfs refused the write for want of privilege (EACCES, EPERM, EROFS):
+    the agent is not privileged or /sys is mounted read-only."""
+
+
+class SysfsWriter(Protocol):
+    """Writes one value to one sysfs attribute, as a single write(2)."""
+
+    def write(self, path: Path, data: str) -> None: ...
+
+
+class FileWriter:
+    """The real writer: open the attribute write-only (never create) and write once."""
+
+    def write(self, path: Path, data: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceState:
+    """What sysfs says of one device: its driver now, and its driver_override."""
+
+    driver: str | None
+    override: str | None
+
+
+class Step(enum.Enum):
+    """One write of a bind or release sequence, in the order they run."""
+
+    SET_OVERRIDE = "set driver_override"
+    UNBIND = "unbind from the current driver"
+    CLEAR_OVERRIDE = "clear driver_override"
+    PROBE = "drivers_probe"
+
+
+def plan_bind(state: DeviceState, *, driver: str) -> tuple[Step, ...]:
+    """The writes that put a device in `state` on `driver`; empty when it is there.
+
+    A step already done (override set by an interrupted bind, device already
+    unbound) is left out, so a bind resumed after a crash writes only the rest.
+    """
+    if state.driver == driver:
+        return ()
+    steps: list[Step] = []
+    if state.override != driver:
+        steps.append(Step.SET_OVERRIDE)
+    if state.driver is not None:
+        steps.append(Step.UNBIND)
+    steps.append(Step.PROBE)
+    return tuple(steps)
+
+
+def plan_release(state: DeviceState) -> tuple[Step, ...]:
+    """The writes that give a device back to the kernel's driver; empty when
+    there is nothing of ours to undo.
+
+    Ours means an override is set. A device with no override and no driver is
+    what an interrupted release leaves (override cleared, probe not yet
+    written), so it is probed. A device on some driver without an override was
+    not bound by us and is left alone.
+    """
+    if state.override is None:
+        return (Step.PROBE,) if state.driver is None else ()
+    steps: list[Step] = []
+    if state.driver is not None:
+        steps.append(Step.UNBIND)
+    steps += [Step.CLEAR_OVERRIDE, Step.PROBE]
+    return tuple(steps)
+
+
+class PCIDevices:
+    """The PCI devices under a sysfs root (``/sys`` on a node, a test tree in tests).
+
+    ``writer`` is where writes go: the real files by default; tests pass the
+    kernel emulator of tests/harness/sysfs.py.
+    """
+
+    def __init__(self, *, root: Path, writer: SysfsWriter | None = None) -> None:
+        self._root = root
+        self._bus = root / "bus" / "pci"
+        self._writer: SysfsWriter = writer or FileWriter()
+
+    def address_of(self, ifname: str) -> str | None:
+        """The PCI address of a network interface; None when it has no PCI device
+        (virtual links, non-PCI buses) or no such interface exists."""
+        if not ifname or "/" in ifname or ifname in (".", ".."):
+            raise ValueError(f"not an interface name: {ifname!r}")
+        try:
+            target = os.readlink(self._root / "class" / "net" / ifname / "device")
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if err.errno == errno.EINVAL:  # `device` is not a symlink: not sysfs's layout
+                return None
+            raise
+        address = os.path.basename(target.rstrip("/"))
+        return address if is_pci_address(address) else None
+
+    def driver_of(self, address: str) -> str | None:
+        """The driver the device is bound to now, None when unbound.
+
+        Raises DeviceMissing when there is no such device."""
+        device = self._device_dir(address)
+        try:
+            return os.path.basename(os.readlink(device / "driver"))
+        except FileNotFoundError:
+            if not device.exists():
+                raise DeviceMissing(address=address) from None
+            return None
+
+    def bind(self, address: str, *, driver: str) -> bool:
+        """Put the device on `driver`. False: it already was (nothing written).
+
+        Raises DriverMissing when `driver` is not loaded, ProbeFailed when the
+        kernel did not give the device to it (e.g. vfio-pci without an IOMMU);
+        the override stays set then, and `release` undoes it.
+        """
+        _check_driver_name(driver)
+        state = self._state(address)
+        steps = plan_bind(state, driver=driver)
+        if not steps:
+            return False
+        if not (self._bus / "drivers" / driver).is_dir():
+            raise DriverMissing(address=address, driver=driver)
+        self._run(address, steps, state=state, override=driver)
+        actual = self.driver_of(address)
+        if actual != driver:
+            raise ProbeFailed(address=address, wanted=driver, actual=actual)
+        log.info("pci device bound", address=address, driver=driver, was=state.driver)
+        return True
+
+    def release(self, address: str) -> bool:
+        """Give a device we bound back to the kernel's driver. False: nothing to undo.
+
+        Raises ProbeFailed when no driver took the device back (the kernel
+        driver's module is not loaded) or the override's driver still has it.
+        """
+        state = self._state(address)
+        steps = plan_release(state)
+        if not steps:
+            return False
+        self._run(address, steps, state=state, override=None)
+        actual = self.driver_of(address)
+        if actual is None or actual == state.override:
+            raise ProbeFailed(address=address, wanted=None, actual=actual)
+        log.info("pci device released", address=address, driver=actual, was=state.driver)
+        return True
+
+    def _device_dir(self, address: str) -> Path:
+        if not is_pci_address(address):
+            raise ValueError(f"not a PCI address: {address!r}")
+        return self._bus / "devices" / address
+
+    def _state(self, address: str) -> DeviceState:
+        driver = self.driver_of(address)  # raises DeviceMissing first
+        path = self._device_dir(address) / "driver_override"
+        try:
+            text = path.read_text().strip()
+        except OSError as err:
+            raise _classified(address, path, err) from err
+        override = None if text in ("", _NO_OVERRIDE) else text
+        return DeviceState(driver=driver, override=override)
+
+    def _run(
+        self, address: str, steps: tuple[Step, ...], *, state: DeviceState, override: str | None
+    ) -> None:
+        device = self._device_dir(address)
+        for step in steps:
+            match step:
+                case Step.SET_OVERRIDE:
+                    assert override is not None
+                    self._write(address, device / "driver_override", override)
+                case Step.CLEAR_OVERRIDE:
+                    self._write(address, device / "driver_override", "\n")
+                case Step.UNBIND:
+                    assert state.driver is not None
+                    unbind = self._bus / "drivers" / state.driver / "unbind"
+                    self._write(address, unbind, address, tolerate=_ALREADY_UNBOUND)
+                case Step.PROBE:
+                    self._write(address, self._bus / "drivers_probe", address)
+
+    def _write(
+        self, address: str, path: Path, data: str, *, tolerate: frozenset[int] = frozenset()
+    ) -> None:
+        try:
+            self._writer.write(path, data)
+        except OSError as err:
+            if err.errno in tolerate:
+                return
+            if not (self._bus / "devices" / address).exists():
+                raise DeviceMissing(address=address) from err
+            raise _classified(address, path, err) from err
+
+
+def _classified(address: str, path: Path, err: OSError) -> SysfsError:
+    if err.errno in _DENIED:
+        return NotWritable(address=address, path=path, error=err)
+    return SysfsError(address=address, path=path, error=err)
+
+
+def _check_driver_name(driver: str) -> None:
+    if not driver or "/" in driver or driver in (".", "..") or driver != driver.strip():
+        raise ValueError(f"not a driver name: {driver!r}")
