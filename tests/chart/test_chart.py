@@ -224,6 +224,8 @@ EXPECTED_CLUSTER_RULES = {
     ("", "nodes", ("get", "list", "watch")),
     ("networking.k8s.aws", "nodeenis", ("get", "list", "patch", "update", "watch")),
     ("networking.k8s.aws", "nodeenis/status", ("get", "patch", "update")),
+    # ENINode spec: one per node, created and merge-patched; status is the agent's.
+    ("networking.k8s.aws", "eninodes", ("create", "get", "list", "patch", "watch")),
     ("", "events", ("create", "patch")),
 }
 EXPECTED_LEASE_RULES = {
