@@ -10,9 +10,13 @@ silently reads the other's objects.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from tests.harness.helm import only
+import pytest
+import yaml
+
+from tests.harness.helm import Helm, HelmError, only
 
 COMPONENT = "app.kubernetes.io/component"
 Rule = tuple[str, str, tuple[str, ...]]
@@ -54,3 +58,14 @@ def rules_of(role: Mapping[str, Any]) -> set[Rule]:
 def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """An equality selector (matchLabels, a Service's selector) matches these labels."""
     return selector.items() <= labels.items()
+
+
+def schema_refusal(helm: Helm, directory: Path, values: Mapping[str, Any]) -> str:
+    """helm's stderr for a values file that values.schema.json refuses (fails otherwise)."""
+    path = directory / "values.yaml"
+    path.write_text(yaml.safe_dump(dict(values)))
+    with pytest.raises(HelmError) as caught:
+        helm.template(values_files=[path])
+    assert caught.value.returncode != 0
+    assert "don't meet the specifications of the schema" in caught.value.stderr
+    return caught.value.stderr

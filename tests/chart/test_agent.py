@@ -22,8 +22,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.rendered import container_of, env_of, part, rules_of, selects
-from tests.harness.helm import CHART, Helm, HelmError, find, only
+from tests.chart.rendered import (
+    container_of,
+    env_of,
+    part,
+    rules_of,
+    schema_refusal,
+    selects,
+)
+from tests.harness.helm import CHART, Helm, find, only
 
 DPDK_SRIOV_VALUES = CHART / "ci" / "agent-dpdk-sriov-values.yaml"
 SCHEDULING_VALUES = CHART / "ci" / "scheduling-values.yaml"
@@ -508,12 +515,8 @@ BAD_AGENT_VALUES: dict[str, tuple[dict[str, Any], str]] = {
 def test_schema_rejects_bad_agent_values(
     helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
 ) -> None:
-    path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    with pytest.raises(HelmError) as caught:
-        helm.template(values_files=[path])
-    assert "don't meet the specifications of the schema" in caught.value.stderr
-    assert message in caught.value.stderr, caught.value.stderr
+    stderr = schema_refusal(helm, tmp_path, values)
+    assert message in stderr, stderr
 
 
 def test_schema_accepts_what_operators_write(helm: Helm, tmp_path: Path) -> None:
