@@ -19,6 +19,14 @@ import pytest
 import yaml
 
 from eni_controller.config import Config
+from tests.chart.rendered import (
+    container_of,
+    env_of,
+    part,
+    rules_of,
+    schema_refusal,
+    selects,
+)
 from tests.harness.helm import CHART, REPO, Helm, HelmError, find, only
 
 # EKS's oldest supported minor as of this chart; kubernetes-validate bundles 1.25-1.37.
@@ -30,25 +38,17 @@ VALUE_SETS: dict[str, tuple[Path, ...]] = {
     **{path.stem: (path,) for path in CI_VALUES},
     "kind": (KIND_VALUES,),
 }
-CUSTOM_KINDS = {"ServiceMonitor"}  # no bundled schema: checked by the tests below instead
+# No bundled schema: checked by the tests below and in test_agent.py instead.
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
 # Variables the chart leaves to the controller's default on purpose.
 NOT_SET_BY_CHART = {"BIND_ADDRESS"}
 
 
 def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    deployment = only(objects, "Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert isinstance(container, dict)
-    return container
+    return container_of(objects, "Deployment")
 
 
-def _env(container: Mapping[str, Any]) -> dict[str, str]:
-    """The container's literal env values (fieldRef entries get a stand-in value)."""
-    env: dict[str, str] = {}
-    for entry in container["env"]:
-        assert entry["name"] not in env, f"{entry['name']} set twice"
-        env[entry["name"]] = entry.get("value", "from-field-ref")
-    return env
+_env = env_of
 
 
 class _RecordingEnv(Mapping[str, str]):
@@ -91,7 +91,7 @@ def test_rendered_manifests_validate_strict(
 ) -> None:
     rendered = helm.template(values_files=values, include_crds=True)
     kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered) if doc}
-    assert {"CustomResourceDefinition", "Deployment", "ClusterRole"} <= kinds
+    assert {"CustomResourceDefinition", "Deployment", "DaemonSet", "ClusterRole"} <= kinds
     for version in KUBE_VERSIONS:
         done = subprocess.run(
             [str(kubernetes_validate), "--strict", "--quiet", "-k", version, "-"],
@@ -224,6 +224,8 @@ EXPECTED_CLUSTER_RULES = {
     ("", "nodes", ("get", "list", "watch")),
     ("networking.k8s.aws", "nodeenis", ("get", "list", "patch", "update", "watch")),
     ("networking.k8s.aws", "nodeenis/status", ("get", "patch", "update")),
+    # ENINode spec: one per node, created and merge-patched; status is the agent's.
+    ("networking.k8s.aws", "eninodes", ("create", "get", "list", "patch", "watch")),
     ("", "events", ("create", "patch")),
 }
 EXPECTED_LEASE_RULES = {
@@ -231,23 +233,12 @@ EXPECTED_LEASE_RULES = {
 }
 
 
-def _rules(role: Mapping[str, Any]) -> set[tuple[str, str, tuple[str, ...]]]:
-    flat = set()
-    for rule in role["rules"]:
-        assert "resourceNames" not in rule or rule["resourceNames"], rule
-        assert "nonResourceURLs" not in rule, rule
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                flat.add((group, resource, tuple(sorted(rule["verbs"]))))
-    return flat
-
-
 def test_rbac_is_exactly_what_the_controller_uses(helm: Helm) -> None:
-    objects = helm.manifests()
-    assert _rules(only(objects, "ClusterRole")) == EXPECTED_CLUSTER_RULES
+    objects = part(helm.manifests(), "controller")
+    assert rules_of(only(objects, "ClusterRole")) == EXPECTED_CLUSTER_RULES
     role = only(objects, "Role")
     assert role["metadata"]["namespace"] == "eni-system"
-    assert _rules(role) == EXPECTED_LEASE_RULES
+    assert rules_of(role) == EXPECTED_LEASE_RULES
     account = only(objects, "ServiceAccount")["metadata"]["name"]
     for binding in (*find(objects, "ClusterRoleBinding"), *find(objects, "RoleBinding")):
         assert binding["subjects"] == [
@@ -259,36 +250,54 @@ def test_rbac_is_exactly_what_the_controller_uses(helm: Helm) -> None:
 
 
 def test_no_lease_role_without_leader_election(helm: Helm) -> None:
-    objects = helm.manifests(set_values={"controller.enableLeaderElection": "false"})
+    objects = part(
+        helm.manifests(set_values={"controller.enableLeaderElection": "false"}), "controller"
+    )
     assert not find(objects, "Role")
     assert not find(objects, "RoleBinding")
 
 
 def test_rbac_and_service_account_can_be_left_out(helm: Helm) -> None:
     objects = helm.manifests(
-        set_values={"rbac.create": "false", "serviceAccount.create": "false"},
-        set_strings={"serviceAccount.name": "existing"},
+        set_values={
+            "rbac.create": "false",
+            "serviceAccount.create": "false",
+            "agent.serviceAccount.create": "false",
+        },
+        set_strings={"serviceAccount.name": "existing", "agent.serviceAccount.name": "node"},
     )
     assert not {"ServiceAccount", "ClusterRole", "Role"} & {o["kind"] for o in objects}
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "existing"
+    agent_pod = only(objects, "DaemonSet")["spec"]["template"]["spec"]
+    assert agent_pod["serviceAccountName"] == "node"
 
 
 def test_optional_objects_are_off_by_default(helm: Helm) -> None:
-    kinds = {o["kind"] for o in helm.manifests()}
-    assert kinds == {
-        "ServiceAccount",
+    objects = helm.manifests()
+    assert sorted(o["kind"] for o in part(objects, "controller")) == [
         "ClusterRole",
         "ClusterRoleBinding",
+        "Deployment",
         "Role",
         "RoleBinding",
         "Service",
-        "Deployment",
-    }
+        "ServiceAccount",
+    ]
+    # The node agent is on by default (its DaemonSet, ServiceAccount and ClusterRole).
+    assert sorted(o["kind"] for o in part(objects, "agent")) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "ServiceAccount",
+    ]
+    assert len(part(objects, "controller")) + len(part(objects, "agent")) == len(objects)
 
 
 def test_production_values(helm: Helm) -> None:
-    objects = helm.manifests(values_files=[CHART / "ci" / "irsa-ha-values.yaml"])
+    objects = part(
+        helm.manifests(values_files=[CHART / "ci" / "irsa-ha-values.yaml"]), "controller"
+    )
     account = only(objects, "ServiceAccount")
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
         "arn:aws:iam::"
@@ -298,9 +307,9 @@ def test_production_values(helm: Helm) -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     budget = only(objects, "PodDisruptionBudget")
     assert budget["spec"]["minAvailable"] == 1
-    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert selects(budget["spec"]["selector"]["matchLabels"], pod_labels)
     service = only(objects, "Service")
-    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert selects(service["spec"]["selector"], pod_labels)
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     monitor = only(objects, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -424,13 +433,8 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
 def test_schema_rejects_bad_values(
     helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
 ) -> None:
-    path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    with pytest.raises(HelmError) as caught:
-        helm.template(values_files=[path])
-    assert caught.value.returncode != 0
-    assert "don't meet the specifications of the schema" in caught.value.stderr
-    assert message in caught.value.stderr, caught.value.stderr
+    stderr = schema_refusal(helm, tmp_path, values)
+    assert message in stderr, stderr
 
 
 def test_schema_rejects_set_string_for_reconciles(helm: Helm) -> None:

@@ -1,0 +1,71 @@
+"""Reading rendered chart objects: the one workload container, its env, flat RBAC rules.
+
+Shared by the chart tests of the controller (test_chart.py) and of the node
+agent (test_agent.py). The chart renders two workloads with their own
+ServiceAccounts and roles; `part` tells them apart by the component label every
+object of the chart carries (CRDs excepted), so a test about one never
+silently reads the other's objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness.helm import Helm, HelmError, only
+
+COMPONENT = "app.kubernetes.io/component"
+Rule = tuple[str, str, tuple[str, ...]]
+
+
+def part(objects: Sequence[dict[str, Any]], component: str) -> list[dict[str, Any]]:
+    """The objects of one component of the chart ("controller" or "agent")."""
+    return [o for o in objects if o["metadata"].get("labels", {}).get(COMPONENT) == component]
+
+
+def container_of(objects: Sequence[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The one container of the one workload of `kind` (Deployment, DaemonSet)."""
+    (container,) = only(objects, kind)["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def env_of(container: Mapping[str, Any]) -> dict[str, str]:
+    """The container's literal env values (fieldRef entries get a stand-in value)."""
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        assert entry["name"] not in env, f"{entry['name']} set twice"
+        env[entry["name"]] = entry.get("value", "from-field-ref")
+    return env
+
+
+def rules_of(role: Mapping[str, Any]) -> set[Rule]:
+    """(group, resource, sorted verbs) per resource; refuses wildcards by name or URL."""
+    flat = set()
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule or rule["resourceNames"], rule
+        assert "nonResourceURLs" not in rule, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                flat.add((group, resource, tuple(sorted(rule["verbs"]))))
+    return flat
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """An equality selector (matchLabels, a Service's selector) matches these labels."""
+    return selector.items() <= labels.items()
+
+
+def schema_refusal(helm: Helm, directory: Path, values: Mapping[str, Any]) -> str:
+    """helm's stderr for a values file that values.schema.json refuses (fails otherwise)."""
+    path = directory / "values.yaml"
+    path.write_text(yaml.safe_dump(dict(values)))
+    with pytest.raises(HelmError) as caught:
+        helm.template(values_files=[path])
+    assert caught.value.returncode != 0
+    assert "don't meet the specifications of the schema" in caught.value.stderr
+    return caught.value.stderr
