@@ -112,7 +112,10 @@ async def installed(
     helm: Helm, kube_api: client.ApiClient, kubeconfig: Path, unique: str, tmp_path: Path
 ) -> AsyncIterator[Installed]:
     namespace = f"{unique}-eni"
-    rendered = helm.manifests(release=unique, namespace=namespace)
+    # the controller's identity; the node agent's has its own checks (tests/chart)
+    rendered = helm.manifests(
+        release=unique, namespace=namespace, set_values={"agent.enabled": "false"}
+    )
     objects = [
         o
         for o in rendered
