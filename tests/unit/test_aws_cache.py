@@ -9,53 +9,43 @@ from eni_controller.aws.cache import TTLCache
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.resources import InstanceTypeInfo
+from tests.harness.clock import ManualClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_get_missing_key_is_none() -> None:
-    cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=Clock())
+def test_get_missing_key_is_none(clock: ManualClock) -> None:
+    cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=clock)
     assert cache.get("absent") is None
 
 
-def test_entry_lives_exactly_ttl() -> None:
-    clock = Clock()
+def test_entry_lives_exactly_ttl(clock: ManualClock) -> None:
     cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=clock)
     cache.put("a", 1)
-    clock.now += 4.5
+    clock.advance(4.5)
     assert cache.get("a") == 1
-    clock.now += 0.5
+    clock.advance(0.5)
     assert cache.get("a") is None
     # expired entries are dropped, not resurrected by a clock going back
-    clock.now -= 1
+    clock.advance(-1)
     assert cache.get("a") is None
 
 
-def test_put_refreshes_value_and_expiry() -> None:
-    clock = Clock()
+def test_put_refreshes_value_and_expiry(clock: ManualClock) -> None:
     cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=clock)
     cache.put("a", 1)
-    clock.now += 4
+    clock.advance(4)
     cache.put("a", 2)
-    clock.now += 4
+    clock.advance(4)
     assert cache.get("a") == 2
-    clock.now += 1
+    clock.advance(1)
     assert cache.get("a") is None
 
 
-def test_entries_expire_independently() -> None:
-    clock = Clock()
+def test_entries_expire_independently(clock: ManualClock) -> None:
     cache: TTLCache[str, str] = TTLCache(ttl_seconds=10, clock=clock)
     cache.put("old", "x")
-    clock.now += 6
+    clock.advance(6)
     cache.put("new", "y")
-    clock.now += 4
+    clock.advance(4)
     assert cache.get("old") is None
     assert cache.get("new") == "y"
 

@@ -22,6 +22,7 @@ from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import CircuitBreakerConfig
 from eni_controller.metrics import Metrics
+from tests.harness.clock import ManualClock
 
 ENDPOINT = "https://ec2.us-east-1.amazonaws.com"
 MAX_ATTEMPTS = 4
@@ -95,19 +96,11 @@ class FakeRaw:
         return await self._run("describe_subnets", kw)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Setup:
     def __init__(self) -> None:
         self.raw = FakeRaw()
         self.metrics = Metrics()
-        self.clock = Clock()
+        self.clock = ManualClock()
         big = BucketSpec(capacity=1_000_000, refill_per_second=1_000_000)
         self.breaker = CircuitBreaker(
             CircuitBreakerConfig(
@@ -371,7 +364,7 @@ async def test_breaker_opens_after_threshold_transient_failures(s: Setup) -> Non
     assert len(s.raw.calls) == raw_calls
 
     # after the timeout, one success (success_threshold=1) closes it again
-    s.clock.now += 60
+    s.clock.advance(60)
     assert await s.ec2.describe_subnets(filters={}) == []
     assert s.breaker_state() is BreakerState.CLOSED
 

@@ -11,6 +11,7 @@ import pytest
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.lookup import DEFAULT_TTL_SECONDS, LookupFailed, LookupReason, Resolver
 from eni_controller.aws.resources import SecurityGroup, Subnet
+from tests.harness.clock import ManualClock
 
 VPC = "vpc-main"
 OTHER_VPC = "vpc-other"
@@ -99,31 +100,23 @@ class FakeEC2:
         return len(self.subnet_filters) + len(self.group_filters)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Setup:
-    def __init__(self, *, vpc_id: str | None) -> None:
+    def __init__(self, *, vpc_id: str | None, clock: ManualClock) -> None:
         self.ec2 = FakeEC2()
-        self.clock = Clock()
+        self.clock = clock
         self.resolver = Resolver(
             cast(EC2Client, self.ec2), vpc_id=vpc_id, ttl_seconds=TTL, clock=self.clock
         )
 
 
 @pytest.fixture
-def scoped() -> Setup:
-    return Setup(vpc_id=VPC)
+def scoped(clock: ManualClock) -> Setup:
+    return Setup(vpc_id=VPC, clock=clock)
 
 
 @pytest.fixture
-def unscoped() -> Setup:
-    return Setup(vpc_id=None)
+def unscoped(clock: ManualClock) -> Setup:
+    return Setup(vpc_id=None, clock=clock)
 
 
 def test_default_ttl() -> None:
@@ -286,7 +279,7 @@ async def test_cache_hit_within_ttl_makes_no_describe(scoped: Setup) -> None:
     groups = await scoped.resolver.security_groups(ids=["sg-db"], names=["cache"])
     describes = scoped.ec2.describes
     assert describes == 5
-    scoped.clock.now += TTL - 0.001
+    scoped.clock.advance(TTL - 0.001)
     assert await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"]) == first
     assert await scoped.resolver.security_groups(ids=["sg-db"], names=["cache"]) == groups
     assert scoped.ec2.describes == describes
@@ -309,7 +302,7 @@ async def test_after_ttl_describes_again_and_sees_changes(scoped: Setup) -> None
     scoped.ec2.subnets = [s for s in SUBNETS if s.subnet_id != "subnet-b"] + [
         subnet("subnet-b2", "beta")
     ]
-    scoped.clock.now += TTL
+    scoped.clock.advance(TTL)
     found = await scoped.resolver.subnets(ids=[], names=["beta"])
     assert [s.subnet_id for s in found] == ["subnet-b2"]
     assert len(scoped.ec2.subnet_filters) == 2

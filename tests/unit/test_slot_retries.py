@@ -85,8 +85,7 @@ def test_a_replayed_token_answering_a_gone_eni_is_refused() -> None:
     assert tokens.token(KEY) == next_token(first, left_because="eni-a")
 
 
-def test_not_found_means_gone_only_after_the_grace() -> None:
-    clock = ManualClock()
+def test_not_found_means_gone_only_after_the_grace(clock: ManualClock) -> None:
     tokens = ClientTokens(clock=clock)
     first = tokens.token(KEY)
     tokens.created(KEY, token=first, eni_id="eni-a")
@@ -99,8 +98,7 @@ def test_not_found_means_gone_only_after_the_grace() -> None:
     assert tokens.token(KEY) != first
 
 
-def test_an_eni_found_after_a_not_found_is_not_gone() -> None:
-    clock = ManualClock()
+def test_an_eni_found_after_a_not_found_is_not_gone(clock: ManualClock) -> None:
     tokens = ClientTokens(clock=clock)
     tokens.not_found("eni-a")
     tokens.found("eni-a")
@@ -118,8 +116,7 @@ def test_a_mismatched_token_is_spent() -> None:
 # --- SlotBackoff and EffectAttempts -----------------------------------------------------
 
 
-def test_backoff_doubles_up_to_the_cap_and_success_forgets() -> None:
-    clock = ManualClock()
+def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -> None:
     backoff = SlotBackoff(base=2.0, cap=10.0, clock=clock)
     delays = []
     for _ in range(5):
