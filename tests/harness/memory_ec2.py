@@ -29,8 +29,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from eni_controller.aws.breaker import CircuitBreaker
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
@@ -38,8 +36,8 @@ from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import CircuitBreakerConfig
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
+from tests.harness.ec2_errors import client_error
 
-HTTP_BAD_REQUEST = 400
 AZ = "us-east-1a"
 INSTANCE_TYPE = "c5.24xlarge"
 _WIDE = BucketSpec(capacity=1e12, refill_per_second=1e12)
@@ -162,13 +160,15 @@ class MemoryEC2:
                 del eni["Attachment"]
                 eni["Status"] = "available"
                 return {}
-        raise client_error("DetachNetworkInterface", "InvalidAttachmentID.NotFound")
+        raise client_error("InvalidAttachmentID.NotFound", action="DetachNetworkInterface")
 
     async def delete_network_interface(self, **params: Any) -> dict[str, Any]:
         self._count("DeleteNetworkInterface")
         eni = self.enis.get(params["NetworkInterfaceId"])
         if eni is None:
-            raise client_error("DeleteNetworkInterface", "InvalidNetworkInterfaceID.NotFound")
+            raise client_error(
+                "InvalidNetworkInterfaceID.NotFound", action="DeleteNetworkInterface"
+            )
         del self.enis[params["NetworkInterfaceId"]]
         for listed in self._by_uid.values():
             if eni in listed:
@@ -241,16 +241,6 @@ def unpaced_client(raw: Any, *, metrics: Metrics) -> EC2Client:
     )
 
 
-def client_error(action: str, code: str, message: str = "refused by the test") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": HTTP_BAD_REQUEST},
-        },
-        action,
-    )
-
-
 class RulesMemoryEC2(MemoryEC2):
     def __init__(self, instances: Sequence[str]) -> None:
         super().__init__(instances)
@@ -271,7 +261,7 @@ class RulesMemoryEC2(MemoryEC2):
         ):
             return
         self._count(action)  # refused calls count: EC2 received them
-        raise client_error(action, code)
+        raise client_error(code, action=action)
 
     async def create_network_interface(self, **params: Any) -> dict[str, Any]:
         self._refused("CreateNetworkInterface", params)
@@ -283,7 +273,7 @@ class RulesMemoryEC2(MemoryEC2):
             self._count("CreateNetworkInterface")
             seen, response = self.tokens[token]
             if seen != fingerprint:
-                raise client_error("CreateNetworkInterface", "IdempotentParameterMismatch")
+                raise client_error("IdempotentParameterMismatch", action="CreateNetworkInterface")
             return copy.deepcopy(response)
         response = await super().create_network_interface(**params)
         if token is not None:  # the answer as it was at creation, as EC2 replays it
@@ -294,7 +284,9 @@ class RulesMemoryEC2(MemoryEC2):
         self._refused("AttachNetworkInterface", params)
         if params["NetworkInterfaceId"] not in self.enis:
             self._count("AttachNetworkInterface")
-            raise client_error("AttachNetworkInterface", "InvalidNetworkInterfaceID.NotFound")
+            raise client_error(
+                "InvalidNetworkInterfaceID.NotFound", action="AttachNetworkInterface"
+            )
         return await super().attach_network_interface(**params)
 
     async def modify_network_interface_attribute(self, **params: Any) -> dict[str, Any]:

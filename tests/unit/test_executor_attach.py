@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ReadTimeoutError
 
 from eni_controller.aws.resources import Instance, Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import MAX_INDEX_CONFLICTS, Executor, Job, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Attach, Slot
+from tests.harness.ec2_errors import ENDPOINT, client_error
 from tests.harness.jobs import memory_job
 from tests.harness.memory_ec2 import AZ, INSTANCE_TYPE, MemoryEC2, unpaced_client
 
@@ -58,10 +59,14 @@ class IndexedEC2(MemoryEC2):
         index = self._last_tried = params["DeviceIndex"]
         if self.time_out:
             self._count("AttachNetworkInterface")
-            raise ReadTimeoutError(endpoint_url="https://ec2.test")
+            raise ReadTimeoutError(endpoint_url=ENDPOINT)
         if self.bad_parameter or index in self.held:
             self._count("AttachNetworkInterface")
-            raise _invalid_parameter_value(f"device index {index}")
+            raise client_error(
+                "InvalidParameterValue",
+                action="AttachNetworkInterface",
+                message=f"device index {index}",
+            )
         self.held[index] = params["NetworkInterfaceId"]
         return await super().attach_network_interface(**params)
 
@@ -74,16 +79,6 @@ class IndexedEC2(MemoryEC2):
             if not self.lagging or i <= self._last_tried
         ]
         return answer
-
-
-def _invalid_parameter_value(message: str) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": "InvalidParameterValue", "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        },
-        "AttachNetworkInterface",
-    )
 
 
 class Recorded:
