@@ -42,9 +42,6 @@ class IndexedEC2(MemoryEC2):
         self.lagging = False
         self._last_tried = 0
 
-    def add_eni(self, eni_id: str) -> None:
-        self.enis[eni_id] = {"NetworkInterfaceId": eni_id, "Status": "available"}
-
     def detach(self, eni_id: str) -> None:
         """A detach made by hand, outside the controller."""
         (index,) = (i for i, held in self.held.items() if held == eni_id)
@@ -122,7 +119,7 @@ class World:
         """Attach `eni_id` (added to EC2 first if new) in the slot of `subnet_id`
         (a failed slot is held by its backoff); the outcome and its reason."""
         if eni_id not in self.raw.enis:
-            self.raw.add_eni(eni_id)
+            self.raw.put(eni_id, eni_tags={})
         action = _attach(eni_id, wanted=wanted, subnet_id=subnet_id)
         (result,) = await self.executor.run(_job(self.recorded, **job), [action])
         return result.outcome, result.reason
