@@ -41,9 +41,10 @@ from eni_controller.config import CircuitBreakerConfig
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from tests.harness.ec2_errors import client_error
+from tests.harness.ec2world import AZ_A, LARGE_INSTANCE_TYPE
 
-AZ = "us-east-1a"
-INSTANCE_TYPE = "c5.24xlarge"
+AZ = AZ_A  # of every instance, subnet and ENI here
+INSTANCE_TYPE = LARGE_INSTANCE_TYPE
 _WIDE = BucketSpec(capacity=1e12, refill_per_second=1e12)
 
 

@@ -14,8 +14,7 @@ from eni_controller.aws.resources import Instance
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from tests.harness.memory_ec2 import ONE_ATTEMPT, RulesMemoryEC2, instance_record, unpaced_client
-
-VPC = "vpc-0123456789abcdef0"
+from tests.samples import VPC_A as VPC
 
 
 def _record(

@@ -15,17 +15,16 @@ from typing import Any
 
 from botocore.exceptions import ReadTimeoutError
 
-from eni_controller.aws.resources import Instance, Subnet
+from eni_controller.aws.resources import Instance
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import MAX_INDEX_CONFLICTS, Executor, Job, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Attach, Slot
 from tests.harness.ec2_errors import ENDPOINT, client_error
-from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import AZ, INSTANCE_TYPE, MemoryEC2, unpaced_client
+from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
+from tests.harness.memory_ec2 import INSTANCE_TYPE, MemoryEC2, unpaced_client
 
-INSTANCE = "i-00000000000000001"
-SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+INSTANCE = instance_ids(2)[1]
 
 
 class IndexedEC2(MemoryEC2):
@@ -98,7 +97,7 @@ def _job(
 
 
 def _attach(eni_id: str, *, wanted: int, subnet_id: str) -> Attach:
-    subnet = dataclasses.replace(SUBNET, subnet_id=subnet_id)
+    subnet = dataclasses.replace(JOB_SUBNET, subnet_id=subnet_id)
     slot = Slot(node="n1", instance_id=INSTANCE, subnet=subnet, device_index=wanted)
     return Attach(slot=slot, eni_id=eni_id)
 
@@ -114,7 +113,7 @@ class World:
         self.recorded = Recorded()
 
     async def attach(
-        self, eni_id: str, *, wanted: int = 1, subnet_id: str = SUBNET.subnet_id, **job: Any
+        self, eni_id: str, *, wanted: int = 1, subnet_id: str = JOB_SUBNET.subnet_id, **job: Any
     ) -> tuple[Outcome, str]:
         """Attach `eni_id` (added to EC2 first if new) in the slot of `subnet_id`
         (a failed slot is held by its backoff); the outcome and its reason."""

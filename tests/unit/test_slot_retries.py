@@ -8,7 +8,6 @@ from types import MappingProxyType
 
 import pytest
 
-from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.model import Attachment, NodeENISpec
 from eni_controller.reconcile import tags
@@ -37,13 +36,12 @@ from eni_controller.reconcile.tokens import (
     next_token,
 )
 from tests.harness.clock import ManualClock
-from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import AZ, RulesMemoryEC2, unpaced_client
+from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
+from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
 STEP = StepKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1", kind="create")
-INSTANCES = [f"i-{n:017x}" for n in range(4)]
-SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+INSTANCES = instance_ids(4)
 
 
 # --- ClientTokens ----------------------------------------------------------------------
@@ -207,7 +205,7 @@ class Rig:
 
 def _create(instance: str = INSTANCES[0]) -> CreateAndAttach:
     return CreateAndAttach(
-        slot=Slot(node="n1", instance_id=instance, subnet=SUBNET, device_index=1)
+        slot=Slot(node="n1", instance_id=instance, subnet=JOB_SUBNET, device_index=1)
     )
 
 
