@@ -10,6 +10,7 @@ the breaker's clock is a ManualClock, so no test waits on real time.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eni_controller.aws.breaker import BreakerState, CircuitBreaker
@@ -39,8 +40,9 @@ def raw_eni(eni_id: str, **extra: Any) -> dict[str, Any]:
 
 
 class ScriptedRaw:
-    """Stands in for the aiobotocore client: each method follows a script of
-    responses and exceptions; the last step repeats once the script runs out."""
+    """Stands in for the aiobotocore client: each scripted method follows its
+    script of responses and exceptions; the last step repeats once the script
+    runs out."""
 
     def __init__(self) -> None:
         self.scripts: dict[str, list[Step]] = {}
@@ -61,26 +63,15 @@ class ScriptedRaw:
             raise step
         return step
 
-    async def create_network_interface(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("create_network_interface", kw)
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+        """A scripted method (snake_case, as botocore names it); any other is absent."""
+        if method not in self.__dict__.get("scripts", {}):
+            raise AttributeError(method)
 
-    async def attach_network_interface(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("attach_network_interface", kw)
+        async def call(**params: Any) -> dict[str, Any]:
+            return await self._run(method, params)
 
-    async def delete_network_interface(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("delete_network_interface", kw)
-
-    async def describe_network_interfaces(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_network_interfaces", kw)
-
-    async def describe_instances(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_instances", kw)
-
-    async def describe_instance_types(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_instance_types", kw)
-
-    async def describe_subnets(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_subnets", kw)
+        return call
 
 
 class ScriptedEC2:
