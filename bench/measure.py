@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from kubernetes_asyncio import client, watch
@@ -29,7 +30,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from eni_controller import model
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-HTTP_GONE = 410
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -166,7 +166,7 @@ class NodeENITracker:
                         self._seen(obj)
                     self._changed.set()
             except ApiException as err:
-                if err.status != HTTP_GONE:
+                if err.status != HTTPStatus.GONE:
                     raise
                 listing = await custom.list_cluster_custom_object(
                     model.GROUP, model.VERSION, model.PLURAL, label_selector=self.label_selector

@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,9 +37,15 @@ from eni_controller import model
 from eni_controller.aws.ratelimit import AWS_DEFAULT_LIMITS, DEFAULT_LIMITS
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
 from tests.harness.controller import spawn_controller
-from tests.harness.ec2world import AZ_A, Instance, World, ec2_client, seed_world
+from tests.harness.ec2world import (
+    AZ_A,
+    LARGE_INSTANCE_TYPE,
+    Instance,
+    World,
+    ec2_client,
+    seed_world,
+)
 from tests.harness.kube import (
-    HTTP_NOT_FOUND,
     api_client_from_kubeconfig,
     install_crd,
     node_body,
@@ -48,7 +55,7 @@ from tests.harness.motoserver import MotoServer
 from tests.harness.procs import free_port, stop_pid_file
 from tests.harness.realism.control import RealismControl
 
-INSTANCE_TYPE = "c5.24xlarge"  # 15 ENIs: the primary + 10 of ours fit
+INSTANCE_TYPE = LARGE_INSTANCE_TYPE  # 15 ENIs: the primary + 10 of ours fit
 EXECUTOR_CONCURRENCY = 16  # eni_controller.reconcile.executor.Executor's default, per reconcile
 PAGE_SIZE = 1000  # eni_controller.aws.ec2._PAGE_SIZE
 MAX_SUBNETS = 10
@@ -448,7 +455,7 @@ class _Run:
             try:
                 await self.core.delete_node(name)
             except ApiException as err:
-                if err.status != HTTP_NOT_FOUND:
+                if err.status != HTTPStatus.NOT_FOUND:
                     raise
         self.node_names.clear()
         if self.instances:

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from tests.harness.apiserver import LocalAPIServer
 from tests.harness.controller import AWSEnv
 from tests.harness.ec2world import FAKE_CREDENTIALS, World, seed_world
 from tests.harness.kube import (
-    HTTP_NOT_FOUND,
     NodeFactory,
     api_client_from_kubeconfig,
     install_crd,
@@ -121,7 +121,7 @@ class NodeENIs:
                     model.GROUP, model.VERSION, model.PLURAL, name
                 )
             except ApiException as err:
-                if err.status != HTTP_NOT_FOUND:
+                if err.status != HTTPStatus.NOT_FOUND:
                     raise
         self._names.clear()
 

@@ -1,4 +1,5 @@
-"""NodeENI specs shared by the model unit tests and the API contract tests.
+"""NodeENI specs shared by the model unit tests and the API contract tests,
+and the well-formed AWS ids and NodeENI uid the unit tests build objects with.
 
 The same samples go to the real API server (CRD schema) and to
 eni_controller.model, so the two validators cannot drift apart unnoticed.
@@ -11,6 +12,10 @@ from typing import Any
 SUBNET_A = "subnet-0123456789abcdef0"
 SUBNET_B = "subnet-0fedcba9876543210"
 SG_A = "sg-0123456789abcdef0"
+VPC_A = "vpc-0123456789abcdef0"
+VPC_B = "vpc-0fedcba9876543210"
+INSTANCE_A = "i-0123456789abcdef0"
+NODEENI_UID = "6f1c2d3e-0000-4000-8000-00000000abcd"
 
 _BASE: dict[str, Any] = {
     "nodeSelector": {"ng": "multus"},

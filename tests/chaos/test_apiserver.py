@@ -53,7 +53,13 @@ from eni_controller.controller import Controller
 from eni_controller.metrics import Metrics
 from tests.conftest import NodeENIs
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
-from tests.harness.chaos import ChaosCase, ChaosResult, chaos_case
+from tests.harness.chaos import (
+    ROLLOUT_CALLS_PER_ENI,
+    TEARDOWN_CALLS_PER_ENI,
+    ChaosCase,
+    ChaosResult,
+    chaos_case,
+)
 from tests.harness.controller import (
     AWSEnv,
     controller_config,
@@ -62,6 +68,7 @@ from tests.harness.controller import (
     running_controller,
 )
 from tests.harness.ec2world import AZ_A, World, launch_instance
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.fleet import delete_nodeeni, label_node, make_nodes, nodeeni_spec
 from tests.harness.invariants import Slot
 from tests.harness.kube import (
@@ -83,10 +90,8 @@ from tests.harness.settling import FleetWatch, enis_of_uids, settled, torn_down
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
-SUBNETS = ("multus-a", "multus-a-2")
 # An ENI costs Create + Attach + Modify(DeleteOnTermination) on the way in and
 # Detach + Delete on the way out: every other mutating call is extra.
-CALLS_PER_ENI = 5
 CONVERGE_WITHIN = 90.0
 TEST_ACTIONS = frozenset({"RunInstances", "TerminateInstances"})  # the test's, not the controller's
 ROLLOUT_ACTIONS = (
@@ -184,7 +189,9 @@ def _fill_common(result: ChaosResult, watch: FleetWatch, *, mutating: int, left:
     life cycle (every case ends with everything torn down)."""
     result.leaks = left
     result.duplicates = watch.duplicates + watch.unseen_creates()
-    result.extra_mutating_calls = mutating - CALLS_PER_ENI * watch.made
+    result.extra_mutating_calls = (
+        mutating - (ROLLOUT_CALLS_PER_ENI + TEARDOWN_CALLS_PER_ENI) * watch.made
+    )
 
 
 def _assert_common(result: ChaosResult, watch: FleetWatch) -> None:

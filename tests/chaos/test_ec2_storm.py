@@ -74,6 +74,8 @@ from tests.harness.controller import (
     running_controller,
 )
 from tests.harness.ec2world import AZ_A, Instance, launch_instances
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
+from tests.harness.ec2world import SMALL_INSTANCE_TYPE as INSTANCE_TYPE
 from tests.harness.fleet import nodeeni_spec, wait_gone
 from tests.harness.invariants import (
     DuplicateWatch,
@@ -86,8 +88,6 @@ from tests.harness.invariants import (
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
-SUBNETS: Final = ("multus-a", "multus-a-2")
-INSTANCE_TYPE: Final = "m5.large"  # 3 ENIs: the primary and our 2
 CLIENT_READ_TIMEOUT: Final = 2.0
 # Injected faults, drawn per request from the case's seed. 10% 5xx (half 500
 # InternalError, half 503 Unavailable), 5% answers held past the client's timeout.

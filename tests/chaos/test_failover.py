@@ -50,9 +50,16 @@ import pytest
 from kubernetes_asyncio import client
 
 from eni_controller.kube.leader import ACQUIRE_JITTER
-from tests.harness.chaos import ChaosCase, chaos_case
+from tests.harness.chaos import (
+    ROLLOUT_CALLS_PER_ENI,
+    TEARDOWN_CALLS_PER_ENI,
+    ChaosCase,
+    chaos_case,
+)
 from tests.harness.controller import AWSEnv
 from tests.harness.ec2world import AZ_A, Instance
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
+from tests.harness.ec2world import SMALL_INSTANCE_TYPE as INSTANCE_TYPE
 from tests.harness.fleet import delete_nodeeni, make_nodes, nodeeni_spec, terminate
 from tests.harness.invariants import (
     DuplicateWatch,
@@ -84,8 +91,6 @@ from tests.harness.kills import (
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 REPLICAS = ("a", "b")
-SUBNETS = ("multus-a", "multus-a-2")
-INSTANCE_TYPE = "m5.large"
 LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
 SLACK = 0.3  # the test's Lease polling (50 ms) and two API round trips on a busy machine
 TAKEOVER_MAX = LEASE + 2 * (1 + ACQUIRE_JITTER) * RETRY + SLACK
@@ -95,8 +100,6 @@ SETTINGS = {
     "LEADER_ELECTION_RENEW_DEADLINE": f"{RENEW:g}s",
     "LEADER_ELECTION_RETRY_PERIOD": f"{RETRY * 1000:g}ms",
 }
-ROLLOUT_CALLS_PER_ENI = 3  # Create, Attach, Modify(DeleteOnTermination): see test_kill
-TEARDOWN_CALLS_PER_ENI = 2  # Detach, Delete
 ONE_PROCESS_PER_ENI = ("AttachNetworkInterface", "DetachNetworkInterface", "DeleteNetworkInterface")
 WORK_WINDOW = 1.5  # a kill comes 0..WORK_WINDOW s after the leader's first mutating call
 LEADER_WAIT = 30.0  # the first leader: a Lease left by an earlier test may have to expire

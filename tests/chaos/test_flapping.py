@@ -33,6 +33,7 @@ from tests.harness.controller import (
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import AZ_A
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.fleet import label_node, make_nodes, nodeeni_spec
 from tests.harness.invariants import (
     DuplicateWatch,
@@ -51,7 +52,6 @@ from tests.harness.kube import merge_patch_nodeeni
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
-SUBNETS = ("multus-a", "multus-a-2")
 LABEL_PERIOD = 1.0
 SUBNET_PERIOD = 1.5
 JITTER = 0.3  # +- seconds on each period, drawn from the case's seed

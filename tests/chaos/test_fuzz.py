@@ -42,6 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final, cast
 from unittest import mock
@@ -55,6 +56,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
+from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL
 from eni_controller.aws.lookup import LookupReason
 from eni_controller.aws.resources import ENIAttachment, Instance, NetworkInterface, Subnet
 from eni_controller.metrics import Metrics
@@ -80,13 +82,12 @@ from tests.harness.controller import (
     running_controller,
     wait_for_nodeeni,
 )
-from tests.harness.ec2world import World, ec2_client
+from tests.harness.ec2world import AZ_A, AZ_B, World, ec2_client
 from tests.harness.fleet import make_nodes, nodeeni_spec, wait_gone
-from tests.harness.kube import HTTP_NOT_FOUND, nodeeni_body
+from tests.harness.kube import nodeeni_body
 
 SMOKE_SPECS: Final = 30
 FULL_SPECS: Final = 500
-AZ_A: Final = "us-east-1a"
 MUTATING: Final = (
     "CreateNetworkInterface",
     "AttachNetworkInterface",
@@ -103,7 +104,6 @@ VALID_SLOT_CALLS: Final = {
     "DeleteNetworkInterface": 0,
     "DetachNetworkInterface": 0,
 }
-HTTP_UNPROCESSABLE: Final = 422
 LOOKUP_REASONS: Final = frozenset(r.value for r in LookupReason)
 # drawn valid specs never reach a lookup that succeeds, so none of them is Ready
 SEEDED_NAMES: Final = ("multus-sg", "default")
@@ -240,7 +240,7 @@ def _our_eni(eni_id: str, *, node: NodeView, subnet: Subnet) -> NetworkInterface
 def check_plan(data: st.DataObject, raw: dict[str, Any]) -> None:
     spec, problems = model.parse_spec(raw)
     assert spec is not None, problems  # the valid-spec strategy draws only valid specs
-    azs = [AZ_A, "us-east-1b"]
+    azs = [AZ_A, AZ_B]
     subnets = [
         Subnet(
             subnet_id=subnet_id,
@@ -415,7 +415,7 @@ async def _delete_nodes(api: client.ApiClient, names: Sequence[str]) -> None:
         try:
             await core.delete_node(name)
         except ApiException as err:
-            if err.status != HTTP_NOT_FOUND:
+            if err.status != HTTPStatus.NOT_FOUND:
                 raise
 
 
@@ -467,7 +467,7 @@ async def server_refuses_empty_strings(api: client.ApiClient) -> bool:
             model.GROUP, model.VERSION, model.PLURAL, body, dry_run="All"
         )
     except ApiException as err:
-        if err.status == HTTP_UNPROCESSABLE:
+        if err.status == HTTPStatus.UNPROCESSABLE_ENTITY:
             return True
         raise
     return False
@@ -478,10 +478,13 @@ def _enis_by_uid(world: World, uids: Sequence[str]) -> Counter[str]:
     as an observer, outside the realism layer's counters)."""
     ec2 = ec2_client(world.endpoint, observer=True)
     found: Counter[str] = Counter()
-    for start in range(0, len(uids), 200):
+    for start in range(0, len(uids), FILTER_VALUES_PER_CALL):
         enis = ec2.describe_network_interfaces(
             Filters=[
-                {"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": list(uids[start : start + 200])}
+                {
+                    "Name": f"tag:{tags.NODEENI_UID_KEY}",
+                    "Values": list(uids[start : start + FILTER_VALUES_PER_CALL]),
+                }
             ]
         )["NetworkInterfaces"]
         for eni in enis:
@@ -530,7 +533,7 @@ async def fuzz_against_cluster(
                 try:
                     stored = await nodeenis.create(name, spec)
                 except ApiException as err:
-                    if err.status != HTTP_UNPROCESSABLE:
+                    if err.status != HTTPStatus.UNPROCESSABLE_ENTITY:
                         raise AssertionError(
                             f"{err.status} {err.body!s:.300} for {spec!r:.300}"
                         ) from err

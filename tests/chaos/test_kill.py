@@ -67,9 +67,16 @@ from typing import Any
 
 import pytest
 
-from tests.harness.chaos import ChaosCase, chaos_case
+from tests.harness.chaos import (
+    ROLLOUT_CALLS_PER_ENI,
+    TEARDOWN_CALLS_PER_ENI,
+    ChaosCase,
+    chaos_case,
+)
 from tests.harness.controller import AWSEnv
 from tests.harness.ec2world import AZ_A, Instance
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
+from tests.harness.ec2world import SMALL_INSTANCE_TYPE as INSTANCE_TYPE
 from tests.harness.fleet import delete_nodeeni, make_nodes, nodeeni_spec, terminate
 from tests.harness.invariants import (
     DuplicateWatch,
@@ -99,10 +106,6 @@ from tests.harness.kills import (
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 REPLICA = "c"
-SUBNETS = ("multus-a", "multus-a-2")
-INSTANCE_TYPE = "m5.large"  # MaximumNetworkInterfaces 3: the primary and our two
-ROLLOUT_CALLS_PER_ENI = 3  # Create, Attach, Modify(DeleteOnTermination): a clean run's
-TEARDOWN_CALLS_PER_ENI = 2  # Detach, Delete
 START_SHARE = 0.3  # of the kills anchored at the process's start, the others at its work
 START_WINDOW = 3.0
 WORK_WINDOW = 1.0

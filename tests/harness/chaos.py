@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "bench" / "results" / "chaos"
 DEFAULT_SEEDS: tuple[int, ...] = (1, 2, 3)
 SEED_ENV = "CHAOS_SEED"
+# A clean run's mutating calls per ENI: the baseline extra calls are counted against.
+ROLLOUT_CALLS_PER_ENI = 3  # Create, Attach, Modify(DeleteOnTermination)
+TEARDOWN_CALLS_PER_ENI = 2  # Detach, Delete
 
 
 def parse_seeds(text: str | None) -> tuple[int, ...]:

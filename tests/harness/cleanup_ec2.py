@@ -6,6 +6,9 @@ ENI is stuck (never detaches) or stubborn (detaches only when forced). A detach
 naming an attachment that is no longer the ENI's answers AttachmentNotFound,
 and a delete of an attached ENI answers InUse, as AWS does. `hold` pauses a
 call until the test lets it go, `fail_once` makes one call fail.
+
+Kept beside memory_ec2.MemoryEC2 because that one detaches at once: the
+pool's detach-wait-delete sequence needs EC2's asynchronous detach.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ from tests.harness.realism.config import OBSERVER_HEADER
 REGION = "us-east-1"
 AZ_A = "us-east-1a"
 AZ_B = "us-east-1b"
+# The two multus subnets of AZ_A (seeded below): a NodeENI over both puts two ENIs
+# on a node, which a SMALL_INSTANCE_TYPE holds beside its primary.
+MULTUS_SUBNETS_A = ("multus-a", "multus-a-2")
+SMALL_INSTANCE_TYPE = "m5.large"  # MaximumNetworkInterfaces 3
+LARGE_INSTANCE_TYPE = "c5.24xlarge"  # MaximumNetworkInterfaces 15
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 AMBIGUOUS_SUBNET_NAME = "ambiguous-subnet"
 AMBIGUOUS_SG_NAME = "ambiguous-sg"
@@ -96,7 +101,11 @@ _SECURITY_GROUPS = (
     ("ambiguous-2", AMBIGUOUS_SG_NAME),
 )
 # AZ, instance type, count
-_INSTANCES = ((AZ_A, "m5.large", 2), (AZ_A, "c5.xlarge", 1), (AZ_B, "m5.large", 2))
+_INSTANCES = (
+    (AZ_A, SMALL_INSTANCE_TYPE, 2),
+    (AZ_A, "c5.xlarge", 1),
+    (AZ_B, SMALL_INSTANCE_TYPE, 2),
+)
 
 
 def ec2_client(endpoint: str, *, observer: bool = False) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from kubernetes_asyncio import client
@@ -14,7 +15,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from eni_controller import model
 from eni_controller.reconcile import tags
 from tests.harness.ec2world import Instance, World, ec2_client, launch_instance
-from tests.harness.kube import HTTP_NOT_FOUND, NodeFactory
+from tests.harness.kube import NodeFactory
 
 if TYPE_CHECKING:
     from tests.conftest import NodeENIs
@@ -67,7 +68,7 @@ async def wait_gone(api: client.ApiClient, name: str, *, within: float = 60) -> 
                     model.GROUP, model.VERSION, model.PLURAL, name
                 )
             except ApiException as err:
-                if err.status == HTTP_NOT_FOUND:
+                if err.status == HTTPStatus.NOT_FOUND:
                     return
                 raise
             await asyncio.sleep(0.2)

@@ -56,6 +56,7 @@ from typing import Any, Final
 from hypothesis import strategies as st
 
 from eni_controller import model
+from tests.harness.ec2world import AZ_A
 
 FUZZ_NAME_MARK: Final = "fuzz"
 """Part of most drawn subnet and group names: nothing seeded is named like it."""
@@ -393,7 +394,7 @@ NON_EC2_PROVIDER_IDS: Final = (
 )
 
 
-def unknown_ec2_provider_ids(az: str = "us-east-1a") -> st.SearchStrategy[str]:
+def unknown_ec2_provider_ids(az: str = AZ_A) -> st.SearchStrategy[str]:
     """Well-formed AWS providerIDs of instances that do not exist."""
     return st.from_regex(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})", fullmatch=True).map(
         lambda i: f"aws:///{az}/{i}"

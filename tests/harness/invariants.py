@@ -39,6 +39,7 @@ import asyncio
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -48,7 +49,6 @@ from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from tests.harness.controller import condition, is_ready, read_nodeeni
 from tests.harness.ec2world import World, create_tagged_eni, ec2_client
-from tests.harness.kube import HTTP_NOT_FOUND
 from tests.harness.realism.control import RealismControl
 
 Slot = tuple[str, str]  # (node name, subnet id)
@@ -324,7 +324,7 @@ async def gone(api: client.ApiClient, name: str) -> bool:
     try:
         await read_nodeeni(api, name)
     except ApiException as err:
-        if err.status == HTTP_NOT_FOUND:
+        if err.status == HTTPStatus.NOT_FOUND:
             return True
         raise
     return False

@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,7 +38,6 @@ from eni_controller.kube.leader import DEFAULT_LEASE_NAME
 from tests.harness.controller import spawn_controller
 from tests.harness.ec2world import World
 from tests.harness.invariants import mutating_calls
-from tests.harness.kube import HTTP_NOT_FOUND
 from tests.harness.realism.control import RealismControl
 
 REAP_SECONDS = 10.0
@@ -191,7 +191,7 @@ async def lease_holder(api: client.ApiClient, *, name: str = DEFAULT_LEASE_NAME)
     try:
         lease = await client.CoordinationV1Api(api).read_namespaced_lease(name, LEASE_NAMESPACE)
     except ApiException as err:
-        if err.status == HTTP_NOT_FOUND:
+        if err.status == HTTPStatus.NOT_FOUND:
             return ""
         raise
     holder: str = (lease.spec.holder_identity if lease.spec else None) or ""

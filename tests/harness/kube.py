@@ -7,6 +7,7 @@ the tests exercise is the one users get.
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,8 +20,6 @@ from tests.harness.ec2world import Instance
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "helm" / "aws-multi-eni-controller" / "crds" / "networking.k8s.aws_nodeenis.yaml"
-HTTP_NOT_FOUND = 404
-HTTP_CONFLICT = 409
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -44,7 +43,7 @@ async def install_crd(api: client.ApiClient, *, established_within: float = 30.0
     try:
         current = await ext.read_custom_resource_definition(name)
     except ApiException as err:
-        if err.status != HTTP_NOT_FOUND:
+        if err.status != HTTPStatus.NOT_FOUND:
             raise
         await ext.create_custom_resource_definition(crd)
     else:
@@ -116,7 +115,7 @@ class NodeFactory:
             try:
                 await self._core.delete_node(name)
             except ApiException as err:
-                if err.status != HTTP_NOT_FOUND:
+                if err.status != HTTPStatus.NOT_FOUND:
                     raise
         self._names.clear()
 

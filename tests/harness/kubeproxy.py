@@ -60,6 +60,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 
@@ -99,9 +100,6 @@ _RESPONSE_SKIP: Final = frozenset(
 _MAX_BODY: Final = 64 * 2**20  # aiohttp's default (1 MiB) is below a big list or patch
 _BAD_GATEWAY: Final = 502
 _UNAVAILABLE: Final = 503
-HTTP_GONE: Final = 410
-HTTP_TOO_MANY_REQUESTS: Final = 429
-HTTP_INTERNAL_ERROR: Final = 500
 # Set on a request by a fault: close the client's connection this many seconds
 # into the answer (`WatchCuts`); the proxy sets _WAS_CUT when it did.
 _CUT_AFTER: Final = web.RequestKey("kubeproxy.cut_after", float)
@@ -240,7 +238,11 @@ class _WatchScanner:
         except ValueError:
             return
         obj = event.get("object") if isinstance(event, dict) else None
-        if event.get("type") == "ERROR" and isinstance(obj, dict) and obj.get("code") == HTTP_GONE:
+        if (
+            event.get("type") == "ERROR"
+            and isinstance(obj, dict)
+            and obj.get("code") == HTTPStatus.GONE
+        ):
             self.gone += 1
 
 
@@ -395,7 +397,7 @@ def expired_watch_answer(resource_version: str) -> web.Response:
             "status": "Failure",
             "message": f"too old resource version: {resource_version}",
             "reason": "Expired",
-            "code": HTTP_GONE,
+            "code": HTTPStatus.GONE,
         },
     }
     return web.Response(
@@ -474,12 +476,12 @@ class Flaky(Fault):
         self.log.append((time.monotonic(), info, outcome))
         if outcome == ANSWER_429:
             return _status_answer(
-                HTTP_TOO_MANY_REQUESTS,
+                HTTPStatus.TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 headers={"Retry-After": str(self.retry_after)},
             )
         if outcome == ANSWER_500:
-            return _status_answer(HTTP_INTERNAL_ERROR, "InternalError")
+            return _status_answer(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError")
         await asyncio.sleep(self.hang_seconds)
         return await forward(request)
 
@@ -615,7 +617,7 @@ class KubeFaultProxy:
         finally:
             self._in_flight.discard(task)
         counts = self.traffic.of(info.resource)
-        if response.status == HTTP_GONE:
+        if response.status == HTTPStatus.GONE:
             counts.gone += 1
         elif info.verb == "watch" and isinstance(response, web.Response) and response.body:
             # an answer made here (a fault's), not streamed through _forward

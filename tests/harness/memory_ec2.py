@@ -5,16 +5,20 @@ retry tests need.
 
 `MemoryEC2` knows one VPC (`vpc-1`) with one subnet (SUBNET, Name `multus-a`,
 in AZ) and one security group (SECURITY_GROUP, `multus`), running
-instances of INSTANCE_TYPE, and the ENIs made through it: describes filter by
-tag, id, subnet, VPC and name as EC2 does (values OR-ed, filters AND-ed), an
-instance lists the ENIs attached to it, and attach, detach and delete take
-effect at once. `RulesMemoryEC2` adds:
+instances of INSTANCE_TYPE, and the ENIs made through it or `put` there by
+hand: describes filter by tag, id, subnet, VPC and name as EC2 does (values
+OR-ed, filters AND-ed), an instance lists the ENIs attached to it, and
+attach, detach and delete take effect at once. A test may change the world
+it describes: `subnets`, `security_groups` (API records), `instances`
+(`instance_record`s by id) and `instance_types` (type -> ENI limit) are
+plain public containers. `RulesMemoryEC2` adds:
 
 - ClientToken: a token seen before answers with the ENI it first made, even
   after that ENI was deleted (EC2's idempotency), and a token sent again with
   other parameters answers IdempotentParameterMismatch.
-- `refuse[action] = code`: that action answers the AWS error `code`
-  (`refuse_subnets` limits a CreateNetworkInterface refusal to those subnets).
+- `refuse[action] = code`: that action (a mutation, DescribeNetworkInterfaces
+  or DescribeInstances) answers the AWS error `code` (`refuse_subnets` limits
+  a CreateNetworkInterface refusal to those subnets).
 - `sticky_delete_on_termination = False`: a DeleteOnTermination change is
   accepted and ignored, as plain moto does.
 - AttachNetworkInterface of a deleted ENI answering
@@ -26,10 +30,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from eni_controller.aws.breaker import CircuitBreaker
 from eni_controller.aws.ec2 import EC2Client
@@ -38,10 +40,11 @@ from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import CircuitBreakerConfig
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
+from tests.harness.ec2_errors import client_error
+from tests.harness.ec2world import AZ_A, LARGE_INSTANCE_TYPE
 
-HTTP_BAD_REQUEST = 400
-AZ = "us-east-1a"
-INSTANCE_TYPE = "c5.24xlarge"
+AZ = AZ_A  # of every instance, subnet and ENI here
+INSTANCE_TYPE = LARGE_INSTANCE_TYPE
 _WIDE = BucketSpec(capacity=1e12, refill_per_second=1e12)
 
 
@@ -54,6 +57,21 @@ SUBNET = {
 }
 SECURITY_GROUP = {"GroupId": "sg-0a000001", "GroupName": "multus", "VpcId": "vpc-1", "Tags": []}
 MAX_NETWORK_INTERFACES = 15  # INSTANCE_TYPE's
+
+
+def instance_record(
+    instance_id: str, *, vpc_id: str = "vpc-1", tags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A running instance of INSTANCE_TYPE in AZ as DescribeInstances answers it,
+    without its ENIs (MemoryEC2 adds those)."""
+    return {
+        "InstanceId": instance_id,
+        "Placement": {"AvailabilityZone": AZ},
+        "State": {"Name": "running"},
+        "InstanceType": INSTANCE_TYPE,
+        "VpcId": vpc_id,
+        "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+    }
 
 
 def _matches(
@@ -91,16 +109,10 @@ class MemoryEC2:
         self._ids = itertools.count(1)
         self.enis: dict[str, dict[str, Any]] = {}
         self._by_uid: dict[str, list[dict[str, Any]]] = {}
-        self._instances = {
-            i: {
-                "InstanceId": i,
-                "Placement": {"AvailabilityZone": AZ},
-                "State": {"Name": "running"},
-                "InstanceType": INSTANCE_TYPE,
-                "VpcId": "vpc-1",
-            }
-            for i in instances
-        }
+        self.instances = {i: instance_record(i) for i in instances}
+        self.instance_types = {INSTANCE_TYPE: MAX_NETWORK_INTERFACES}
+        self.subnets = [copy.deepcopy(SUBNET)]
+        self.security_groups = [copy.deepcopy(SECURITY_GROUP)]
         self.calls: dict[str, int] = {}
 
     def _count(self, action: str) -> None:
@@ -122,10 +134,32 @@ class MemoryEC2:
             "Groups": [{"GroupId": g} for g in params["Groups"]],
             "TagSet": list(tag_list),
         }
+        self._add(eni)
+        return {"NetworkInterface": eni}
+
+    def put(self, eni_id: str, *, eni_tags: Mapping[str, str]) -> None:
+        """An available ENI in SUBNET made outside the controller (by hand, or by
+        another controller), with `eni_tags`; no call is counted."""
+        self._add(
+            {
+                "NetworkInterfaceId": eni_id,
+                "SubnetId": SUBNET["SubnetId"],
+                "VpcId": "vpc-1",
+                "AvailabilityZone": AZ,
+                "Status": "available",
+                "MacAddress": "",
+                "PrivateIpAddress": "",
+                "Description": "",
+                "Groups": [],
+                "TagSet": [{"Key": k, "Value": v} for k, v in eni_tags.items()],
+            }
+        )
+
+    def _add(self, eni: dict[str, Any]) -> None:
         self.enis[eni["NetworkInterfaceId"]] = eni
+        tag_list = eni["TagSet"]
         uid = next((t["Value"] for t in tag_list if t["Key"] == tags.NODEENI_UID_KEY), "")
         self._by_uid.setdefault(uid, []).append(eni)
-        return {"NetworkInterface": eni}
 
     async def attach_network_interface(self, **params: Any) -> dict[str, Any]:
         self._count("AttachNetworkInterface")
@@ -162,13 +196,15 @@ class MemoryEC2:
                 del eni["Attachment"]
                 eni["Status"] = "available"
                 return {}
-        raise client_error("DetachNetworkInterface", "InvalidAttachmentID.NotFound")
+        raise client_error("InvalidAttachmentID.NotFound", action="DetachNetworkInterface")
 
     async def delete_network_interface(self, **params: Any) -> dict[str, Any]:
         self._count("DeleteNetworkInterface")
         eni = self.enis.get(params["NetworkInterfaceId"])
         if eni is None:
-            raise client_error("DeleteNetworkInterface", "InvalidNetworkInterfaceID.NotFound")
+            raise client_error(
+                "InvalidNetworkInterfaceID.NotFound", action="DeleteNetworkInterface"
+            )
         del self.enis[params["NetworkInterfaceId"]]
         for listed in self._by_uid.values():
             if eni in listed:
@@ -195,14 +231,14 @@ class MemoryEC2:
                 attached.setdefault(eni["Attachment"]["InstanceId"], []).append(eni)
         instances = [
             {
-                **self._instances[i],
+                **self.instances[i],
                 "NetworkInterfaces": [
                     {"Attachment": {"DeviceIndex": 0}},
                     *({"Attachment": dict(e["Attachment"])} for e in attached.get(i, ())),
                 ],
             }
             for i in ids
-            if i in self._instances
+            if i in self.instances
         ]
         return {"Reservations": [{"Instances": instances}]}
 
@@ -212,42 +248,46 @@ class MemoryEC2:
             "InstanceTypes": [
                 {
                     "InstanceType": t,
-                    "NetworkInfo": {"MaximumNetworkInterfaces": MAX_NETWORK_INTERFACES},
+                    "NetworkInfo": {"MaximumNetworkInterfaces": self.instance_types[t]},
                 }
                 for t in params["InstanceTypes"]
-                if t == INSTANCE_TYPE
+                if t in self.instance_types
             ]
         }
 
     async def describe_subnets(self, **params: Any) -> dict[str, Any]:
         self._count("DescribeSubnets")
-        found = _matches(SUBNET, params.get("Filters") or [], _SUBNET_FIELDS)
-        return {"Subnets": [copy.deepcopy(SUBNET)] if found else []}
+        filters = params.get("Filters") or []
+        return {
+            "Subnets": [
+                copy.deepcopy(s) for s in self.subnets if _matches(s, filters, _SUBNET_FIELDS)
+            ]
+        }
 
     async def describe_security_groups(self, **params: Any) -> dict[str, Any]:
         self._count("DescribeSecurityGroups")
-        found = _matches(SECURITY_GROUP, params.get("Filters") or [], _GROUP_FIELDS)
-        return {"SecurityGroups": [copy.deepcopy(SECURITY_GROUP)] if found else []}
+        filters = params.get("Filters") or []
+        return {
+            "SecurityGroups": [
+                copy.deepcopy(g)
+                for g in self.security_groups
+                if _matches(g, filters, _GROUP_FIELDS)
+            ]
+        }
 
 
-def unpaced_client(raw: Any, *, metrics: Metrics) -> EC2Client:
-    """The controller's EC2 client over `raw`, its token buckets opened wide."""
+ONE_ATTEMPT = RetryPolicy(max_attempts=1)  # an EC2 error is raised as it comes
+
+
+def unpaced_client(raw: Any, *, metrics: Metrics, retry: RetryPolicy | None = None) -> EC2Client:
+    """The controller's EC2 client over `raw`, its token buckets opened wide
+    (`retry=ONE_ATTEMPT` for tests that want a refusal raised as it comes)."""
     return EC2Client(
         raw,
         limiter=RateLimiter(RateLimits(describe=_WIDE, mutating=_WIDE)),
         breaker=CircuitBreaker(CircuitBreakerConfig()),
-        retry=RetryPolicy(),
+        retry=retry or RetryPolicy(),
         metrics=metrics,
-    )
-
-
-def client_error(action: str, code: str, message: str = "refused by the test") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": HTTP_BAD_REQUEST},
-        },
-        action,
     )
 
 
@@ -271,7 +311,7 @@ class RulesMemoryEC2(MemoryEC2):
         ):
             return
         self._count(action)  # refused calls count: EC2 received them
-        raise client_error(action, code)
+        raise client_error(code, action=action)
 
     async def create_network_interface(self, **params: Any) -> dict[str, Any]:
         self._refused("CreateNetworkInterface", params)
@@ -283,7 +323,7 @@ class RulesMemoryEC2(MemoryEC2):
             self._count("CreateNetworkInterface")
             seen, response = self.tokens[token]
             if seen != fingerprint:
-                raise client_error("CreateNetworkInterface", "IdempotentParameterMismatch")
+                raise client_error("IdempotentParameterMismatch", action="CreateNetworkInterface")
             return copy.deepcopy(response)
         response = await super().create_network_interface(**params)
         if token is not None:  # the answer as it was at creation, as EC2 replays it
@@ -294,8 +334,18 @@ class RulesMemoryEC2(MemoryEC2):
         self._refused("AttachNetworkInterface", params)
         if params["NetworkInterfaceId"] not in self.enis:
             self._count("AttachNetworkInterface")
-            raise client_error("AttachNetworkInterface", "InvalidNetworkInterfaceID.NotFound")
+            raise client_error(
+                "InvalidNetworkInterfaceID.NotFound", action="AttachNetworkInterface"
+            )
         return await super().attach_network_interface(**params)
+
+    async def describe_network_interfaces(self, **params: Any) -> dict[str, Any]:
+        self._refused("DescribeNetworkInterfaces", params)
+        return await super().describe_network_interfaces(**params)
+
+    async def describe_instances(self, **params: Any) -> dict[str, Any]:
+        self._refused("DescribeInstances", params)
+        return await super().describe_instances(**params)
 
     async def modify_network_interface_attribute(self, **params: Any) -> dict[str, Any]:
         self._refused("ModifyNetworkInterfaceAttribute", params)

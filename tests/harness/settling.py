@@ -25,6 +25,7 @@ import asyncio
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -36,7 +37,6 @@ from eni_controller.reconcile import tags
 from tests.harness.controller import condition, is_ready, read_nodeeni
 from tests.harness.ec2world import World, ec2_client
 from tests.harness.invariants import Slot, create_calls, mutating_calls, state_violations
-from tests.harness.kube import HTTP_NOT_FOUND
 from tests.harness.realism.control import RealismControl
 
 FleetSlot = tuple[str, str, str]  # (NodeENI uid, node name, subnet id)
@@ -195,7 +195,7 @@ async def _exists(api: client.ApiClient, name: str) -> bool:
             model.GROUP, model.VERSION, model.PLURAL, name
         )
     except ApiException as err:
-        if err.status == HTTP_NOT_FOUND:
+        if err.status == HTTPStatus.NOT_FOUND:
             return False
         raise
     return True

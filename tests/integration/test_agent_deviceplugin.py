@@ -9,6 +9,7 @@ cluster shows between the delete and the pod's end.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Any, cast
 
 import pytest
@@ -16,7 +17,6 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.agent.deviceplugin import restart_device_plugin
-from tests.harness.kube import HTTP_NOT_FOUND
 
 NAMESPACE = "kube-system"
 
@@ -50,7 +50,7 @@ class Pods:
             try:
                 await self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
             except ApiException as err:
-                if err.status != HTTP_NOT_FOUND:
+                if err.status != HTTPStatus.NOT_FOUND:
                     raise
 
 

@@ -8,6 +8,7 @@ expired watches (410). If the CRD or the server changes, these break first.
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -16,11 +17,8 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from tests.conftest import NodeENIs
-from tests.harness.kube import HTTP_CONFLICT, merge_patch_nodeeni
+from tests.harness.kube import merge_patch_nodeeni
 from tests.samples import INVALID_SPECS, VALID_SPECS
-
-HTTP_GONE = 410
-HTTP_UNPROCESSABLE = 422
 
 
 @pytest.mark.parametrize("case", sorted(INVALID_SPECS))
@@ -28,7 +26,7 @@ async def test_schema_rejects_invalid_spec(nodeenis: NodeENIs, unique: str, case
     spec = INVALID_SPECS[case]
     with pytest.raises(ApiException) as raised:
         await nodeenis.create(f"{unique}-{case}", spec)
-    assert raised.value.status == HTTP_UNPROCESSABLE, raised.value.body
+    assert raised.value.status == HTTPStatus.UNPROCESSABLE_ENTITY, raised.value.body
     _, problems = model.parse_spec(spec)
     assert problems, f"the model accepts {case!r}, which the CRD schema rejects"
 
@@ -90,7 +88,7 @@ async def test_stale_resource_version_conflicts(nodeenis: NodeENIs, unique: str)
         await nodeenis.custom.replace_cluster_custom_object(
             model.GROUP, model.VERSION, model.PLURAL, unique, stale
         )
-    assert raised.value.status == HTTP_CONFLICT
+    assert raised.value.status == HTTPStatus.CONFLICT
     # a merge patch carrying the stale resourceVersion is refused too
     with pytest.raises(ApiException) as raised:
         await _patch(
@@ -101,7 +99,7 @@ async def test_stale_resource_version_conflicts(nodeenis: NodeENIs, unique: str)
                 "spec": {"mtu": 1500},
             },
         )
-    assert raised.value.status == HTTP_CONFLICT
+    assert raised.value.status == HTTPStatus.CONFLICT
 
 
 async def test_watch_from_expired_resource_version_is_gone(kube_api: client.ApiClient) -> None:
@@ -120,7 +118,7 @@ async def test_watch_from_expired_resource_version_is_gone(kube_api: client.ApiC
         line = await response.content.readline()
     event = json.loads(line)
     assert event["type"] == "ERROR"
-    assert event["object"]["code"] == HTTP_GONE
+    assert event["object"]["code"] == HTTPStatus.GONE
     assert event["object"]["reason"] == "Expired"
 
 

@@ -23,7 +23,6 @@ from tests.harness.fleet import delete_nodeeni, enis_of, make_nodes, nodeeni_spe
 from tests.harness.kube import merge_patch_nodeeni
 from tests.harness.waiting import until
 
-HTTP_NOT_FOUND = 404
 _WIDE = BucketSpec(capacity=10_000, refill_per_second=10_000)
 UNPACED = RateLimits(describe=_WIDE, mutating=_WIDE)
 DELETE_DETACH_LATENCY = 1.0

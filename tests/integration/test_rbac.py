@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,9 +35,7 @@ from eni_controller.preflight import kube as kube_checks
 from eni_controller.preflight.report import Outcome
 from tests.conftest import NodeENIs
 from tests.harness.helm import INSTALL_SCRIPT, Helm, find, helm_binary, only
-from tests.harness.kube import HTTP_NOT_FOUND, api_client_from_kubeconfig
-
-HTTP_FORBIDDEN = 403
+from tests.harness.kube import api_client_from_kubeconfig
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +94,7 @@ async def _delete(api: client.ApiClient, obj: dict[str, Any]) -> None:
             case "RoleBinding":
                 await rbac.delete_namespaced_role_binding(name, namespace)
     except ApiException as err:
-        if err.status != HTTP_NOT_FOUND:
+        if err.status != HTTPStatus.NOT_FOUND:
             raise
 
 
@@ -270,7 +269,7 @@ async def test_the_controllers_own_calls_are_allowed(
     # ...but not delete it, nor anything in another namespace.
     with pytest.raises(ApiException) as caught:
         await leases.delete_namespaced_lease(DEFAULT_LEASE_NAME, installed.namespace)
-    assert caught.value.status == HTTP_FORBIDDEN
+    assert caught.value.status == HTTPStatus.FORBIDDEN
 
 
 async def test_the_preflight_rbac_check_passes(installed: Installed) -> None:
@@ -296,11 +295,11 @@ async def test_secrets_exec_and_writes_outside_the_job_are_denied(installed: Ins
     ):
         with pytest.raises(ApiException) as caught:
             await call
-        assert caught.value.status == HTTP_FORBIDDEN
+        assert caught.value.status == HTTPStatus.FORBIDDEN
     leases = client.CoordinationV1Api(api)
     with pytest.raises(ApiException) as caught:
         await leases.list_namespaced_lease("kube-system")
-    assert caught.value.status == HTTP_FORBIDDEN
+    assert caught.value.status == HTTPStatus.FORBIDDEN
 
 
 ALLOWED: tuple[dict[str, str], ...] = (

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
 
 import boto3
@@ -33,8 +34,6 @@ from tests.harness.realism.control import RealismControl, RealismError
 
 # One attempt in total (botocore's `max_attempts` counts retries in legacy mode).
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
-HTTP_INTERNAL_ERROR = 500
-HTTP_UNAVAILABLE = 503
 M5_LARGE_MAX_ENIS = 3
 
 ON_OFF = pytest.mark.parametrize("on", [False, True], ids=["off", "on"])
@@ -542,7 +541,7 @@ def test_throttle_token_bucket(realism: RealismControl, ec2: Any) -> None:
         ec2.describe_vpcs()
     error = _error(ec2.describe_vpcs)
     assert error.response["Error"]["Code"] == "RequestLimitExceeded"
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == HTTP_UNAVAILABLE
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
     assert realism.errors() == {"RequestLimitExceeded": 1}
     assert realism.calls() == {"DescribeVpcs": 4}
     time.sleep(1.05)  # one token refilled
@@ -593,7 +592,7 @@ def test_injected_5xx_is_seeded_and_reproducible(realism: RealismControl, ec2: A
     statuses: set[int] = set()
     assert run() == expected
     assert run() == expected
-    assert statuses == {HTTP_INTERNAL_ERROR}
+    assert statuses == {HTTPStatus.INTERNAL_SERVER_ERROR}
     assert realism.calls()["DescribeVpcs"] == 24
     assert realism.errors() == {"InternalError": 2 * expected.count("InternalError")}
 
@@ -602,7 +601,7 @@ def test_injected_unavailable(realism: RealismControl, ec2: Any) -> None:
     realism.configure(faults={"rate_unavailable": 1.0, "actions": ["DescribeVpcs"]})
     error = _error(ec2.describe_vpcs)
     assert error.response["Error"]["Code"] == "Unavailable"
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == HTTP_UNAVAILABLE
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
 
 
 def test_injected_timeout_executes_then_delays(
@@ -638,7 +637,7 @@ def test_denied_actions_answer_unauthorized_even_for_dry_run(
         with pytest.raises(ClientError) as denied:
             getattr(ec2, method)(**params)
         assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
-        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == HTTPStatus.FORBIDDEN
     assert ec2.describe_vpcs(VpcIds=[ec2_world.vpc_id])["Vpcs"]  # others still allowed
     realism.configure(deny_actions=[])
     assert ec2.describe_subnets()["Subnets"]

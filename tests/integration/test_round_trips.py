@@ -27,6 +27,7 @@ from tests.harness.controller import (
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import AZ_A, ec2_client, launch_instance
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.fleet import (
     attached_by_slot,
     delete_nodeeni,
@@ -40,7 +41,6 @@ from tests.harness.kube import merge_patch_nodeeni
 from tests.harness.realism.control import RealismControl
 from tests.harness.waiting import until
 
-SUBNETS = ("multus-a", "multus-a-2")
 ROUNDS = 2
 RESYNC_SECONDS = 3.0  # hand-made changes in EC2 raise no event: a resync finds them
 

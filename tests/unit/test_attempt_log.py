@@ -24,22 +24,25 @@ from tests.harness.attempts import (
     retried_codes,
     wrongly_retried,
 )
-from tests.unit.test_aws_client import ENDPOINT, Setup, client_error, eni
+from tests.harness.ec2_errors import ENDPOINT, client_error
+from tests.harness.scripted_ec2 import ScriptedEC2, raw_eni
 
 
 @pytest.fixture
-def s() -> Setup:
-    return Setup()
+def s() -> ScriptedEC2:
+    return ScriptedEC2()
 
 
 @pytest.fixture
-def log(s: Setup) -> AttemptLog:
+def log(s: ScriptedEC2) -> AttemptLog:
     attempts = AttemptLog()
     attempts.install(s.ec2)
     return attempts
 
 
-async def test_attempts_are_logged_per_call_with_their_codes(s: Setup, log: AttemptLog) -> None:
+async def test_attempts_are_logged_per_call_with_their_codes(
+    s: ScriptedEC2, log: AttemptLog
+) -> None:
     s.raw.script(
         "delete_network_interface",
         client_error("RequestLimitExceeded", status=503),
@@ -81,9 +84,11 @@ async def test_attempts_are_logged_per_call_with_their_codes(s: Setup, log: Atte
     assert wrongly_retried(log.calls, retryable={"RequestLimitExceeded", "InternalError"}) == []
 
 
-async def test_read_timeouts_and_wrong_retries_are_told_apart(s: Setup, log: AttemptLog) -> None:
+async def test_read_timeouts_and_wrong_retries_are_told_apart(
+    s: ScriptedEC2, log: AttemptLog
+) -> None:
     timeout = ReadTimeoutError(endpoint_url=ENDPOINT)
-    s.raw.script("describe_network_interfaces", timeout, {"NetworkInterfaces": [eni("eni-1")]})
+    s.raw.script("describe_network_interfaces", timeout, {"NetworkInterfaces": [raw_eni("eni-1")]})
     s.raw.script("attach_network_interface", timeout)
     await s.ec2.describe_network_interfaces(filters={"subnet-id": ["subnet-1"]})
     with pytest.raises(OutcomeUnknown):
@@ -114,7 +119,7 @@ async def test_read_timeouts_and_wrong_retries_are_told_apart(s: Setup, log: Att
     ]
 
 
-async def test_concurrent_calls_keep_their_own_attempts(s: Setup, log: AttemptLog) -> None:
+async def test_concurrent_calls_keep_their_own_attempts(s: ScriptedEC2, log: AttemptLog) -> None:
     s.raw.script(
         "delete_network_interface",
         client_error("Unavailable", status=503),

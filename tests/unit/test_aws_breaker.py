@@ -7,23 +7,16 @@ import pytest
 from eni_controller.aws.breaker import BreakerState, CircuitBreaker
 from eni_controller.aws.errors import CircuitOpen
 from eni_controller.config import CircuitBreakerConfig
+from tests.harness.clock import ManualClock
 
 FAILURES = 3
 SUCCESSES = 2
 TIMEOUT = 30.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Harness:
     def __init__(self, *, enabled: bool = True) -> None:
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.changes: list[BreakerState] = []
         self.breaker = CircuitBreaker(
             CircuitBreakerConfig(
@@ -83,7 +76,7 @@ def test_check_raises_circuit_open_while_open() -> None:
         h.breaker.check("AttachNetworkInterface")
     assert info.value.action == "AttachNetworkInterface"
     assert info.value.code == "CircuitOpen"
-    h.clock.now += TIMEOUT - 0.001
+    h.clock.advance(TIMEOUT - 0.001)
     with pytest.raises(CircuitOpen):
         h.breaker.check("AttachNetworkInterface")
     assert h.state() is BreakerState.OPEN
@@ -92,7 +85,7 @@ def test_check_raises_circuit_open_while_open() -> None:
 def test_after_timeout_reads_half_open_and_allows_calls() -> None:
     h = Harness()
     h.open()
-    h.clock.now += TIMEOUT
+    h.clock.advance(TIMEOUT)
     assert h.state() is BreakerState.HALF_OPEN
     h.breaker.check("DescribeInstances")
     assert h.changes == [BreakerState.OPEN, BreakerState.HALF_OPEN]
@@ -101,7 +94,7 @@ def test_after_timeout_reads_half_open_and_allows_calls() -> None:
 def test_success_threshold_in_half_open_closes() -> None:
     h = Harness()
     h.open()
-    h.clock.now += TIMEOUT
+    h.clock.advance(TIMEOUT)
     h.succeed(SUCCESSES - 1)
     assert h.state() is BreakerState.HALF_OPEN
     h.succeed()
@@ -112,7 +105,7 @@ def test_success_threshold_in_half_open_closes() -> None:
 def test_closed_after_recovery_needs_full_threshold_again() -> None:
     h = Harness()
     h.open()
-    h.clock.now += TIMEOUT
+    h.clock.advance(TIMEOUT)
     h.succeed(SUCCESSES)
     h.fail(FAILURES - 1)
     assert h.state() is BreakerState.CLOSED
@@ -123,7 +116,7 @@ def test_closed_after_recovery_needs_full_threshold_again() -> None:
 def test_failure_in_half_open_reopens_and_restarts_timeout() -> None:
     h = Harness()
     h.open()
-    h.clock.now += TIMEOUT + 5
+    h.clock.advance(TIMEOUT + 5)
     assert h.state() is BreakerState.HALF_OPEN
     h.succeed(SUCCESSES - 1)
     h.fail()
@@ -131,9 +124,9 @@ def test_failure_in_half_open_reopens_and_restarts_timeout() -> None:
     with pytest.raises(CircuitOpen):
         h.breaker.check("DescribeSubnets")
     # the timeout counts from the re-open, not from the first open
-    h.clock.now += TIMEOUT - 1
+    h.clock.advance(TIMEOUT - 1)
     assert h.state() is BreakerState.OPEN
-    h.clock.now += 1
+    h.clock.advance(1)
     assert h.state() is BreakerState.HALF_OPEN
     # half-open success count started over
     h.succeed(SUCCESSES - 1)
@@ -152,7 +145,7 @@ def test_failure_in_half_open_reopens_and_restarts_timeout() -> None:
 def test_failure_detected_via_timeout_without_reading_state_first() -> None:
     h = Harness()
     h.open()
-    h.clock.now += TIMEOUT
+    h.clock.advance(TIMEOUT)
     h.fail()  # the breaker must notice half-open by itself, then re-open
     assert h.changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.OPEN]
     assert h.state() is BreakerState.OPEN
@@ -181,7 +174,7 @@ def test_disabled_breaker_never_opens() -> None:
     h.fail(FAILURES * 10)
     assert h.state() is BreakerState.CLOSED
     h.breaker.check("AttachNetworkInterface")
-    h.clock.now += TIMEOUT * 2
+    h.clock.advance(TIMEOUT * 2)
     h.fail(FAILURES)
     assert h.state() is BreakerState.CLOSED
     assert h.changes == []
@@ -191,7 +184,7 @@ def test_on_change_sees_every_state_in_order_over_two_cycles() -> None:
     h = Harness()
     for _ in range(2):
         h.open()
-        h.clock.now += TIMEOUT
+        h.clock.advance(TIMEOUT)
         h.breaker.check("DescribeSubnets")
         h.succeed(SUCCESSES)
     assert (

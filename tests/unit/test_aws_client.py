@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from eni_controller.aws.breaker import BreakerState, CircuitBreaker
-from eni_controller.aws.ec2 import EC2Client, _snake
+from eni_controller.aws.breaker import BreakerState
+from eni_controller.aws.ec2 import _snake
 from eni_controller.aws.errors import (
     CircuitOpen,
     ENINotFound,
@@ -18,134 +16,27 @@ from eni_controller.aws.errors import (
     Transient,
     Unauthorized,
 )
-from eni_controller.aws.ratelimit import BucketSpec, RateLimiter, RateLimits
-from eni_controller.aws.retry import RetryPolicy
-from eni_controller.config import CircuitBreakerConfig
-from eni_controller.metrics import Metrics
-
-ENDPOINT = "https://ec2.us-east-1.amazonaws.com"
-MAX_ATTEMPTS = 4
-FAILURE_THRESHOLD = 3
-
-Step = dict[str, Any] | BaseException
-
-
-def client_error(code: str, *, status: int = 400, message: str = "boom") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        },
-        "Op",
-    )
-
-
-def eni(eni_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "NetworkInterfaceId": eni_id,
-        "SubnetId": "subnet-1",
-        "VpcId": "vpc-1",
-        "Status": "available",
-        **extra,
-    }
-
-
-class FakeRaw:
-    """Stands in for the aiobotocore client: each method follows a script of
-    responses and exceptions; the last step repeats once the script runs out."""
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, list[Step]] = {}
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def script(self, method: str, *steps: Step) -> None:
-        self.scripts[method] = list(steps)
-
-    def calls_to(self, method: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == method]
-
-    async def _run(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        index = len(self.calls_to(method))
-        self.calls.append((method, params))
-        steps = self.scripts[method]
-        step = steps[min(index, len(steps) - 1)]
-        if isinstance(step, BaseException):
-            raise step
-        return step
-
-    async def create_network_interface(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("create_network_interface", kw)
-
-    async def attach_network_interface(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("attach_network_interface", kw)
-
-    async def delete_network_interface(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("delete_network_interface", kw)
-
-    async def describe_network_interfaces(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_network_interfaces", kw)
-
-    async def describe_instances(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_instances", kw)
-
-    async def describe_instance_types(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_instance_types", kw)
-
-    async def describe_subnets(self, **kw: Any) -> dict[str, Any]:
-        return await self._run("describe_subnets", kw)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Setup:
-    def __init__(self) -> None:
-        self.raw = FakeRaw()
-        self.metrics = Metrics()
-        self.clock = Clock()
-        big = BucketSpec(capacity=1_000_000, refill_per_second=1_000_000)
-        self.breaker = CircuitBreaker(
-            CircuitBreakerConfig(
-                failure_threshold=FAILURE_THRESHOLD, success_threshold=1, timeout_seconds=60
-            ),
-            clock=self.clock,
-        )
-        self.ec2 = EC2Client(
-            self.raw,
-            limiter=RateLimiter(RateLimits(describe=big, mutating=big)),
-            breaker=self.breaker,
-            retry=RetryPolicy(
-                max_attempts=MAX_ATTEMPTS,
-                base_seconds=0.001,
-                max_backoff_seconds=0.002,
-                max_total_seconds=5,
-            ),
-            metrics=self.metrics,
-        )
-
-    def sample(self, name: str, **labels: str) -> float | None:
-        return self.metrics.registry.get_sample_value(f"eni_controller_{name}", labels)
-
-    def breaker_state(self) -> BreakerState:
-        return self.breaker.state
+from tests.harness.ec2_errors import ENDPOINT, client_error
+from tests.harness.scripted_ec2 import (
+    BREAKER_TIMEOUT,
+    FAILURE_THRESHOLD,
+    MAX_ATTEMPTS,
+    ScriptedEC2,
+    raw_eni,
+)
 
 
 @pytest.fixture
-def s() -> Setup:
-    return Setup()
+def s() -> ScriptedEC2:
+    return ScriptedEC2()
 
 
-async def test_throttled_twice_then_success(s: Setup) -> None:
+async def test_throttled_twice_then_success(s: ScriptedEC2) -> None:
     s.raw.script(
         "create_network_interface",
         client_error("RequestLimitExceeded"),
         client_error("RequestLimitExceeded"),
-        {"NetworkInterface": eni("eni-1")},
+        {"NetworkInterface": raw_eni("eni-1")},
     )
     created = await s.ec2.create_network_interface(
         subnet_id="subnet-1",
@@ -178,7 +69,7 @@ async def test_throttled_twice_then_success(s: Setup) -> None:
     assert s.breaker_state() is BreakerState.CLOSED
 
 
-async def test_permanent_error_is_not_retried(s: Setup) -> None:
+async def test_permanent_error_is_not_retried(s: ScriptedEC2) -> None:
     s.raw.script("create_network_interface", client_error("UnauthorizedOperation", status=403))
     with pytest.raises(Permanent) as info:
         await s.ec2.call("CreateNetworkInterface", SubnetId="subnet-1")
@@ -192,7 +83,7 @@ async def test_permanent_error_is_not_retried(s: Setup) -> None:
     assert s.sample("aws_api_errors_total", action=action, error_class="Unauthorized") == 1
 
 
-async def test_5xx_every_time_exhausts_attempts(s: Setup) -> None:
+async def test_5xx_every_time_exhausts_attempts(s: ScriptedEC2) -> None:
     s.raw.script("delete_network_interface", client_error("InternalError", status=500))
     with pytest.raises(Transient) as info:
         await s.ec2.delete_network_interface(eni_id="eni-1")
@@ -210,7 +101,7 @@ async def test_5xx_every_time_exhausts_attempts(s: Setup) -> None:
     assert s.sample("aws_api_throttles_total", action=action) is None
 
 
-async def test_throttled_every_time_raises_throttled(s: Setup) -> None:
+async def test_throttled_every_time_raises_throttled(s: ScriptedEC2) -> None:
     s.raw.script("describe_subnets", client_error("RequestLimitExceeded"))
     with pytest.raises(Throttled):
         await s.ec2.describe_subnets(filters={"vpc-id": ["vpc-1"]})
@@ -218,7 +109,7 @@ async def test_throttled_every_time_raises_throttled(s: Setup) -> None:
     assert s.sample("aws_api_throttles_total", action="DescribeSubnets") == MAX_ATTEMPTS
 
 
-async def test_attach_read_timeout_is_outcome_unknown_after_one_call(s: Setup) -> None:
+async def test_attach_read_timeout_is_outcome_unknown_after_one_call(s: ScriptedEC2) -> None:
     s.raw.script(
         "attach_network_interface",
         ReadTimeoutError(endpoint_url=ENDPOINT),
@@ -234,7 +125,7 @@ async def test_attach_read_timeout_is_outcome_unknown_after_one_call(s: Setup) -
     assert s.sample("aws_api_retries_total", action="AttachNetworkInterface") is None
 
 
-async def test_attach_connect_failure_is_retried(s: Setup) -> None:
+async def test_attach_connect_failure_is_retried(s: ScriptedEC2) -> None:
     s.raw.script(
         "attach_network_interface",
         EndpointConnectionError(endpoint_url=ENDPOINT),
@@ -247,30 +138,30 @@ async def test_attach_connect_failure_is_retried(s: Setup) -> None:
     assert len(s.raw.calls) == 2
 
 
-async def test_create_read_timeout_is_retried(s: Setup) -> None:
+async def test_create_read_timeout_is_retried(s: ScriptedEC2) -> None:
     s.raw.script(
         "create_network_interface",
         ReadTimeoutError(endpoint_url=ENDPOINT),
-        {"NetworkInterface": eni("eni-9")},
+        {"NetworkInterface": raw_eni("eni-9")},
     )
     response = await s.ec2.call("CreateNetworkInterface", ClientToken="t")
-    assert response == {"NetworkInterface": eni("eni-9")}
+    assert response == {"NetworkInterface": raw_eni("eni-9")}
     assert len(s.raw.calls) == 2
 
 
-async def test_non_ec2_exception_propagates_untouched(s: Setup) -> None:
+async def test_non_ec2_exception_propagates_untouched(s: ScriptedEC2) -> None:
     s.raw.script("delete_network_interface", KeyError("surprise"))
     with pytest.raises(KeyError):
         await s.ec2.delete_network_interface(eni_id="eni-1")
     assert len(s.raw.calls) == 1
 
 
-async def test_describe_network_interfaces_paginates_and_merges(s: Setup) -> None:
+async def test_describe_network_interfaces_paginates_and_merges(s: ScriptedEC2) -> None:
     s.raw.script(
         "describe_network_interfaces",
-        {"NetworkInterfaces": [eni("eni-1"), eni("eni-2")], "NextToken": "t1"},
-        {"NetworkInterfaces": [eni("eni-3")], "NextToken": "t2"},
-        {"NetworkInterfaces": [eni("eni-4")]},
+        {"NetworkInterfaces": [raw_eni("eni-1"), raw_eni("eni-2")], "NextToken": "t1"},
+        {"NetworkInterfaces": [raw_eni("eni-3")], "NextToken": "t2"},
+        {"NetworkInterfaces": [raw_eni("eni-4")]},
     )
     found = await s.ec2.describe_network_interfaces(filters={"tag:cluster": ["c1", "c2"]})
     assert [e.eni_id for e in found] == ["eni-1", "eni-2", "eni-3", "eni-4"]
@@ -285,7 +176,7 @@ async def test_describe_network_interfaces_paginates_and_merges(s: Setup) -> Non
     )
 
 
-async def test_describe_network_interfaces_batches_ids_by_200(s: Setup) -> None:
+async def test_describe_network_interfaces_batches_ids_by_200(s: ScriptedEC2) -> None:
     s.raw.script("describe_network_interfaces", {"NetworkInterfaces": []})
     ids = [f"eni-{i:04d}" for i in range(450)]
     assert await s.ec2.describe_network_interfaces(filters={"vpc-id": ["vpc-1"]}, eni_ids=ids) == []
@@ -300,14 +191,14 @@ async def test_describe_network_interfaces_batches_ids_by_200(s: Setup) -> None:
 
 
 @pytest.mark.parametrize("bad", ["attachment.device-index", "attachment.status"])
-async def test_unsupported_filters_raise_before_any_call(s: Setup, bad: str) -> None:
+async def test_unsupported_filters_raise_before_any_call(s: ScriptedEC2, bad: str) -> None:
     s.raw.script("describe_network_interfaces", {"NetworkInterfaces": []})
     with pytest.raises(ValueError, match=bad):
         await s.ec2.describe_network_interfaces(filters={"vpc-id": ["vpc-1"], bad: ["1"]})
     assert s.raw.calls == []
 
 
-async def test_describe_instances_dedupes_ids_and_flattens_reservations(s: Setup) -> None:
+async def test_describe_instances_dedupes_ids_and_flattens_reservations(s: ScriptedEC2) -> None:
     s.raw.script(
         "describe_instances",
         {
@@ -331,7 +222,7 @@ async def test_describe_instances_dedupes_ids_and_flattens_reservations(s: Setup
     ]
 
 
-async def test_describe_instance_types(s: Setup) -> None:
+async def test_describe_instance_types(s: ScriptedEC2) -> None:
     s.raw.script(
         "describe_instance_types",
         {
@@ -351,7 +242,7 @@ async def test_describe_instance_types(s: Setup) -> None:
     ]
 
 
-async def test_breaker_opens_after_threshold_transient_failures(s: Setup) -> None:
+async def test_breaker_opens_after_threshold_transient_failures(s: ScriptedEC2) -> None:
     s.raw.script("delete_network_interface", client_error("ServiceUnavailable", status=503))
     for _ in range(FAILURE_THRESHOLD - 1):
         with pytest.raises(Transient):
@@ -371,12 +262,12 @@ async def test_breaker_opens_after_threshold_transient_failures(s: Setup) -> Non
     assert len(s.raw.calls) == raw_calls
 
     # after the timeout, one success (success_threshold=1) closes it again
-    s.clock.now += 60
+    s.clock.advance(BREAKER_TIMEOUT)
     assert await s.ec2.describe_subnets(filters={}) == []
     assert s.breaker_state() is BreakerState.CLOSED
 
 
-async def test_not_found_does_not_count_as_breaker_failure(s: Setup) -> None:
+async def test_not_found_does_not_count_as_breaker_failure(s: ScriptedEC2) -> None:
     s.raw.script("delete_network_interface", client_error("InternalError", status=500))
     s.raw.script("describe_network_interfaces", client_error("InvalidNetworkInterfaceID.NotFound"))
     for _ in range(FAILURE_THRESHOLD - 1):
@@ -398,7 +289,7 @@ async def test_not_found_does_not_count_as_breaker_failure(s: Setup) -> None:
     assert len(s.raw.calls_to("describe_network_interfaces")) == FAILURE_THRESHOLD * 3
 
 
-async def test_attach_outcome_unknown_counts_as_breaker_failure(s: Setup) -> None:
+async def test_attach_outcome_unknown_counts_as_breaker_failure(s: ScriptedEC2) -> None:
     s.raw.script("attach_network_interface", ReadTimeoutError(endpoint_url=ENDPOINT))
     for _ in range(FAILURE_THRESHOLD):
         with pytest.raises(OutcomeUnknown):

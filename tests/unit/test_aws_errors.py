@@ -35,8 +35,7 @@ from eni_controller.aws.errors import (
     classify,
     classify_client_error,
 )
-
-ENDPOINT = "https://ec2.us-east-1.amazonaws.com"
+from tests.harness.ec2_errors import ENDPOINT, client_error
 
 # Written out by hand: an edit of the table in errors.py must show up here too.
 EXPECTED_BY_CODE: list[tuple[str, type[EC2Error]]] = [
@@ -78,16 +77,6 @@ ACTIONS = [
     "DetachNetworkInterface",
     "DescribeNetworkInterfaces",
 ]
-
-
-def client_error(code: str, *, status: int = 400, message: str = "boom") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        },
-        "Op",
-    )
 
 
 def test_expected_list_matches_the_table_exactly() -> None:

@@ -1,32 +1,42 @@
-"""Unit tests for eni_controller.aws.lookup.Resolver over a fake EC2 client."""
+"""Unit tests for eni_controller.aws.lookup.Resolver over the in-memory EC2."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import TypeVar, cast
+from typing import Any
 
 import pytest
 
-from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.lookup import DEFAULT_TTL_SECONDS, LookupFailed, LookupReason, Resolver
-from eni_controller.aws.resources import SecurityGroup, Subnet
+from eni_controller.metrics import Metrics
+from tests.harness.clock import ManualClock
+from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
+from tests.harness.recording_ec2 import RecordingRaw
 
 VPC = "vpc-main"
 OTHER_VPC = "vpc-other"
 TTL = 60.0
 
-T = TypeVar("T", Subnet, SecurityGroup)
+
+def subnet(subnet_id: str, name: str | None, vpc_id: str = VPC) -> dict[str, Any]:
+    return {
+        "SubnetId": subnet_id,
+        "VpcId": vpc_id,
+        "AvailabilityZone": AZ,
+        "CidrBlock": "",
+        "Tags": [] if name is None else [{"Key": "Name", "Value": name}],
+    }
 
 
-def subnet(subnet_id: str, name: str | None, vpc_id: str = VPC) -> Subnet:
-    return Subnet(
-        subnet_id=subnet_id, vpc_id=vpc_id, availability_zone="us-east-1a", cidr="", name=name
-    )
-
-
-def group(group_id: str, group_name: str, name_tag: str | None, vpc_id: str = VPC) -> SecurityGroup:
-    return SecurityGroup(group_id=group_id, group_name=group_name, vpc_id=vpc_id, name_tag=name_tag)
+def group(
+    group_id: str, group_name: str, name_tag: str | None, vpc_id: str = VPC
+) -> dict[str, Any]:
+    return {
+        "GroupId": group_id,
+        "GroupName": group_name,
+        "VpcId": vpc_id,
+        "Tags": [] if name_tag is None else [{"Key": "Name", "Value": name_tag}],
+    }
 
 
 SUBNETS = [
@@ -52,78 +62,44 @@ GROUPS = [
 ]
 
 
-def _value(resource: Subnet | SecurityGroup, key: str) -> str | None:
-    if isinstance(resource, Subnet):
-        fields = {
-            "subnet-id": resource.subnet_id,
-            "vpc-id": resource.vpc_id,
-            "tag:Name": resource.name,
-        }
-    else:
-        fields = {
-            "group-id": resource.group_id,
-            "group-name": resource.group_name,
-            "vpc-id": resource.vpc_id,
-            "tag:Name": resource.name_tag,
-        }
-    return fields[key]
+class Setup:
+    """A Resolver over the real client and a MemoryEC2 holding SUBNETS and GROUPS
+    (`memory`, to change them); `raw` records what each describe asked."""
 
+    def __init__(self, *, vpc_id: str | None, clock: ManualClock) -> None:
+        self.memory = MemoryEC2([])
+        self.memory.subnets = list(SUBNETS)
+        self.memory.security_groups = list(GROUPS)
+        self.raw = RecordingRaw(self.memory)
+        self.clock = clock
+        self.resolver = Resolver(
+            unpaced_client(self.raw, metrics=Metrics()),
+            vpc_id=vpc_id,
+            ttl_seconds=TTL,
+            clock=self.clock,
+        )
 
-def _match(items: Sequence[T], filters: Mapping[str, Sequence[str]]) -> list[T]:
-    return [
-        item
-        for item in items
-        if all(_value(item, key) in values for key, values in filters.items())
-    ]
+    @property
+    def subnet_filters(self) -> list[dict[str, list[str]]]:
+        return self.raw.filters_of("describe_subnets")
 
-
-class FakeEC2:
-    def __init__(self) -> None:
-        self.subnets = list(SUBNETS)
-        self.groups = list(GROUPS)
-        self.subnet_filters: list[dict[str, list[str]]] = []
-        self.group_filters: list[dict[str, list[str]]] = []
-
-    async def describe_subnets(self, *, filters: Mapping[str, Sequence[str]]) -> list[Subnet]:
-        self.subnet_filters.append({k: list(v) for k, v in filters.items()})
-        return _match(self.subnets, filters)
-
-    async def describe_security_groups(
-        self, *, filters: Mapping[str, Sequence[str]]
-    ) -> list[SecurityGroup]:
-        self.group_filters.append({k: list(v) for k, v in filters.items()})
-        return _match(self.groups, filters)
+    @property
+    def group_filters(self) -> list[dict[str, list[str]]]:
+        return self.raw.filters_of("describe_security_groups")
 
     @property
     def describes(self) -> int:
-        return len(self.subnet_filters) + len(self.group_filters)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Setup:
-    def __init__(self, *, vpc_id: str | None) -> None:
-        self.ec2 = FakeEC2()
-        self.clock = Clock()
-        self.resolver = Resolver(
-            cast(EC2Client, self.ec2), vpc_id=vpc_id, ttl_seconds=TTL, clock=self.clock
-        )
+        return len(self.raw.calls)
 
 
 @pytest.fixture
-def scoped() -> Setup:
-    return Setup(vpc_id=VPC)
+def scoped(clock: ManualClock) -> Setup:
+    return Setup(vpc_id=VPC, clock=clock)
 
 
 @pytest.fixture
-def unscoped() -> Setup:
-    return Setup(vpc_id=None)
+def unscoped(clock: ManualClock) -> Setup:
+    return Setup(vpc_id=None, clock=clock)
 
 
 def test_default_ttl() -> None:
@@ -135,7 +111,7 @@ async def test_subnets_ids_then_names_in_order(unscoped: Setup) -> None:
         ids=["subnet-c", "subnet-a"], names=["beta", "elsewhere"]
     )
     assert [s.subnet_id for s in found] == ["subnet-c", "subnet-a", "subnet-b", "subnet-y"]
-    assert unscoped.ec2.subnet_filters == [
+    assert unscoped.subnet_filters == [
         {"subnet-id": ["subnet-c", "subnet-a"]},
         {"tag:Name": ["beta", "elsewhere"]},
     ]
@@ -148,7 +124,7 @@ async def test_subnet_duplicates_collapse_to_first_position(scoped: Setup) -> No
     # subnet-a was named by id and by name: it stays at its id position
     assert [s.subnet_id for s in found] == ["subnet-b", "subnet-a", "subnet-c"]
     # repeated keys are asked for once
-    assert scoped.ec2.subnet_filters == [
+    assert scoped.subnet_filters == [
         {"subnet-id": ["subnet-b", "subnet-a"]},
         {"tag:Name": ["alpha", "gamma"], "vpc-id": [VPC]},
     ]
@@ -157,7 +133,7 @@ async def test_subnet_duplicates_collapse_to_first_position(scoped: Setup) -> No
 async def test_empty_request_makes_no_describe(scoped: Setup) -> None:
     assert await scoped.resolver.subnets(ids=[], names=[]) == ()
     assert await scoped.resolver.security_groups(ids=[], names=[]) == ()
-    assert scoped.ec2.describes == 0
+    assert scoped.describes == 0
 
 
 async def test_ambiguous_subnet_name_names_both_ids(scoped: Setup) -> None:
@@ -207,7 +183,7 @@ async def test_vpc_scope_on_name_lookups_only(scoped: Setup) -> None:
     found = await scoped.resolver.subnets(ids=["subnet-a"], names=["alpha"])
     # "alpha" also names subnet-x in another VPC: the scope keeps it out
     assert [s.subnet_id for s in found] == ["subnet-a"]
-    assert scoped.ec2.subnet_filters == [
+    assert scoped.subnet_filters == [
         {"subnet-id": ["subnet-a"]},
         {"tag:Name": ["alpha"], "vpc-id": [VPC]},
     ]
@@ -218,7 +194,7 @@ async def test_without_vpc_scope_a_name_in_two_vpcs_is_ambiguous(unscoped: Setup
         await unscoped.resolver.subnets(ids=[], names=["alpha"])
     assert info.value.reason is LookupReason.AMBIGUOUS_NAME
     assert info.value.problems == ("subnet name 'alpha' is ambiguous: matches subnet-a, subnet-x",)
-    assert unscoped.ec2.subnet_filters == [{"tag:Name": ["alpha"]}]
+    assert unscoped.subnet_filters == [{"tag:Name": ["alpha"]}]
 
 
 async def test_subnet_id_in_another_vpc_is_a_vpc_mismatch(scoped: Setup) -> None:
@@ -247,14 +223,14 @@ async def test_group_id_in_another_vpc_is_a_vpc_mismatch(scoped: Setup) -> None:
     assert info.value.problems == (
         f"security group sg-far is in {OTHER_VPC}, not in the cluster VPC {VPC} (VPC_ID)",
     )
-    assert scoped.ec2.group_filters == [{"group-id": ["sg-far"]}]
+    assert scoped.group_filters == [{"group-id": ["sg-far"]}]
 
 
 async def test_group_names_by_group_name_then_leftovers_by_tag(scoped: Setup) -> None:
     found = await scoped.resolver.security_groups(ids=["sg-twin1"], names=["web", "cache"])
     # "web" is sg-web's group name (and sg-db's Name tag): group name wins
     assert [g.group_id for g in found] == ["sg-twin1", "sg-web", "sg-tagged"]
-    assert scoped.ec2.group_filters == [
+    assert scoped.group_filters == [
         {"group-id": ["sg-twin1"]},
         {"group-name": ["web", "cache"], "vpc-id": [VPC]},
         {"tag:Name": ["cache"], "vpc-id": [VPC]},
@@ -264,7 +240,7 @@ async def test_group_names_by_group_name_then_leftovers_by_tag(scoped: Setup) ->
 async def test_no_tag_stage_when_group_names_all_resolve(scoped: Setup) -> None:
     found = await scoped.resolver.security_groups(ids=[], names=["db", "web"])
     assert [g.group_id for g in found] == ["sg-db", "sg-web"]
-    assert scoped.ec2.group_filters == [{"group-name": ["db", "web"], "vpc-id": [VPC]}]
+    assert scoped.group_filters == [{"group-name": ["db", "web"], "vpc-id": [VPC]}]
 
 
 async def test_ambiguous_group_name_is_not_retried_by_tag(scoped: Setup) -> None:
@@ -275,7 +251,7 @@ async def test_ambiguous_group_name_is_not_retried_by_tag(scoped: Setup) -> None
         "security group name 'twin' is ambiguous: matches sg-twin1, sg-twin2",
         "security group name 'tagdup' is ambiguous: matches sg-t1, sg-t2",
     )
-    assert scoped.ec2.group_filters == [
+    assert scoped.group_filters == [
         {"group-name": ["twin", "tagdup"], "vpc-id": [VPC]},
         {"tag:Name": ["tagdup"], "vpc-id": [VPC]},
     ]
@@ -284,20 +260,20 @@ async def test_ambiguous_group_name_is_not_retried_by_tag(scoped: Setup) -> None
 async def test_cache_hit_within_ttl_makes_no_describe(scoped: Setup) -> None:
     first = await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"])
     groups = await scoped.resolver.security_groups(ids=["sg-db"], names=["cache"])
-    describes = scoped.ec2.describes
+    describes = scoped.describes
     assert describes == 5
-    scoped.clock.now += TTL - 0.001
+    scoped.clock.advance(TTL - 0.001)
     assert await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"]) == first
     assert await scoped.resolver.security_groups(ids=["sg-db"], names=["cache"]) == groups
-    assert scoped.ec2.describes == describes
+    assert scoped.describes == describes
 
 
 async def test_cache_is_per_entry(scoped: Setup) -> None:
     await scoped.resolver.subnets(ids=["subnet-a"], names=["beta"])
-    scoped.ec2.subnet_filters.clear()
+    scoped.raw.calls.clear()
     found = await scoped.resolver.subnets(ids=["subnet-a", "subnet-c"], names=["beta", "gamma"])
     assert [s.subnet_id for s in found] == ["subnet-a", "subnet-c", "subnet-b"]
-    assert scoped.ec2.subnet_filters == [
+    assert scoped.subnet_filters == [
         {"subnet-id": ["subnet-c"]},
         {"tag:Name": ["gamma"], "vpc-id": [VPC]},
     ]
@@ -305,42 +281,42 @@ async def test_cache_is_per_entry(scoped: Setup) -> None:
 
 async def test_after_ttl_describes_again_and_sees_changes(scoped: Setup) -> None:
     await scoped.resolver.subnets(ids=[], names=["beta"])
-    assert len(scoped.ec2.subnet_filters) == 1
-    scoped.ec2.subnets = [s for s in SUBNETS if s.subnet_id != "subnet-b"] + [
+    assert len(scoped.subnet_filters) == 1
+    scoped.memory.subnets = [s for s in SUBNETS if s["SubnetId"] != "subnet-b"] + [
         subnet("subnet-b2", "beta")
     ]
-    scoped.clock.now += TTL
+    scoped.clock.advance(TTL)
     found = await scoped.resolver.subnets(ids=[], names=["beta"])
     assert [s.subnet_id for s in found] == ["subnet-b2"]
-    assert len(scoped.ec2.subnet_filters) == 2
+    assert len(scoped.subnet_filters) == 2
 
 
 async def test_failures_are_not_cached(scoped: Setup) -> None:
     with pytest.raises(LookupFailed):
         await scoped.resolver.subnets(ids=["subnet-new"], names=["fresh"])
-    assert len(scoped.ec2.subnet_filters) == 2
+    assert len(scoped.subnet_filters) == 2
     # the operator creates them; no TTL wait is needed to see the fix
-    scoped.ec2.subnets.append(subnet("subnet-new", None))
-    scoped.ec2.subnets.append(subnet("subnet-f", "fresh"))
+    scoped.memory.subnets.append(subnet("subnet-new", None))
+    scoped.memory.subnets.append(subnet("subnet-f", "fresh"))
     found = await scoped.resolver.subnets(ids=["subnet-new"], names=["fresh"])
     assert [s.subnet_id for s in found] == ["subnet-new", "subnet-f"]
-    assert len(scoped.ec2.subnet_filters) == 4
+    assert len(scoped.subnet_filters) == 4
 
 
 async def test_ambiguity_is_not_cached(scoped: Setup) -> None:
     with pytest.raises(LookupFailed):
         await scoped.resolver.subnets(ids=[], names=["dup"])
-    scoped.ec2.subnets = [s for s in scoped.ec2.subnets if s.subnet_id != "subnet-d2"]
+    scoped.memory.subnets = [s for s in scoped.memory.subnets if s["SubnetId"] != "subnet-d2"]
     found = await scoped.resolver.subnets(ids=[], names=["dup"])
     assert [s.subnet_id for s in found] == ["subnet-d1"]
-    assert len(scoped.ec2.subnet_filters) == 2
+    assert len(scoped.subnet_filters) == 2
 
 
 async def test_subnet_and_group_caches_are_separate(scoped: Setup) -> None:
     await scoped.resolver.subnets(ids=["subnet-a"], names=[])
     await scoped.resolver.security_groups(ids=["sg-web"], names=[])
-    assert scoped.ec2.subnet_filters == [{"subnet-id": ["subnet-a"]}]
-    assert scoped.ec2.group_filters == [{"group-id": ["sg-web"]}]
+    assert scoped.subnet_filters == [{"subnet-id": ["subnet-a"]}]
+    assert scoped.group_filters == [{"group-id": ["sg-web"]}]
 
 
 async def test_reconciles_resolving_at_once_share_each_describe(scoped: Setup) -> None:
@@ -355,8 +331,8 @@ async def test_reconciles_resolving_at_once_share_each_describe(scoped: Setup) -
         ["subnet-c", "subnet-b"],
     ]
     assert found[2] == found[3]
-    assert scoped.ec2.subnet_filters == [
+    assert scoped.subnet_filters == [
         {"subnet-id": ["subnet-a", "subnet-c"]},
         {"tag:Name": ["beta"], "vpc-id": [VPC]},
     ]
-    assert scoped.ec2.group_filters == [{"group-name": ["web"], "vpc-id": [VPC]}]
+    assert scoped.group_filters == [{"group-name": ["web"], "vpc-id": [VPC]}]

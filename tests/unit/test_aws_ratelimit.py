@@ -17,121 +17,92 @@ from eni_controller.aws.ratelimit import (
     TokenBucket,
 )
 from eni_controller.config import Config
-
-START = 1000.0
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self, start: float = START) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        await asyncio.sleep(0)  # let other tasks run (and queue up), as a real sleep would
-        self.now += seconds
-
-    @property
-    def elapsed(self) -> float:
-        return self.now - START
+from tests.harness.clock import START, ManualClock
 
 
-def bucket(capacity: float, rate: float, fake: FakeTime) -> TokenBucket:
+def bucket(capacity: float, rate: float, clock: ManualClock) -> TokenBucket:
     return TokenBucket(
-        BucketSpec(capacity=capacity, refill_per_second=rate), clock=fake.clock, sleep=fake.sleep
+        BucketSpec(capacity=capacity, refill_per_second=rate), clock=clock, sleep=clock.sleep
     )
 
 
-async def test_full_bucket_serves_capacity_without_waiting() -> None:
-    fake = FakeTime()
-    b = bucket(10, 2, fake)
+async def test_full_bucket_serves_capacity_without_waiting(clock: ManualClock) -> None:
+    b = bucket(10, 2, clock)
     waits = [await b.acquire() for _ in range(10)]
     assert waits == [0.0] * 10
-    assert fake.sleeps == []
-    assert fake.now == START
+    assert clock.slept == []
+    assert clock() == START
 
 
-async def test_first_acquire_past_capacity_waits_one_over_rate() -> None:
-    fake = FakeTime()
-    b = bucket(10, 4, fake)
+async def test_first_acquire_past_capacity_waits_one_over_rate(clock: ManualClock) -> None:
+    b = bucket(10, 4, clock)
     for _ in range(10):
         await b.acquire()
     waited = await b.acquire()
     assert waited == pytest.approx(0.25)
-    assert fake.sleeps == [pytest.approx(0.25)]
-    assert fake.elapsed == pytest.approx(0.25)
+    assert clock.slept == [pytest.approx(0.25)]
+    assert clock() - START == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize(("capacity", "rate", "extra"), [(5, 4, 8), (1, 1, 3), (50, 5, 25)])
 async def test_acquires_beyond_capacity_take_theoretical_time(
-    capacity: int, rate: float, extra: int
+    clock: ManualClock, capacity: int, rate: float, extra: int
 ) -> None:
-    fake = FakeTime()
-    b = bucket(capacity, rate, fake)
+    b = bucket(capacity, rate, clock)
     waits = [await b.acquire() for _ in range(capacity + extra)]
     assert waits[:capacity] == [0.0] * capacity
     assert waits[capacity:] == [pytest.approx(1 / rate)] * extra
-    assert fake.elapsed == pytest.approx(extra / rate)
+    assert clock() - START == pytest.approx(extra / rate)
     assert sum(waits) == pytest.approx(extra / rate)
 
 
-async def test_partial_refill_waits_only_for_the_missing_fraction() -> None:
-    fake = FakeTime()
-    b = bucket(2, 10, fake)
+async def test_partial_refill_waits_only_for_the_missing_fraction(clock: ManualClock) -> None:
+    b = bucket(2, 10, clock)
     await b.acquire()
     await b.acquire()
-    fake.now += 0.04  # 0.4 of a token back
+    clock.advance(0.04)  # 0.4 of a token back
     waited = await b.acquire()
     assert waited == pytest.approx(0.06)
 
 
-async def test_refill_never_exceeds_capacity() -> None:
-    fake = FakeTime()
-    b = bucket(3, 2, fake)
+async def test_refill_never_exceeds_capacity(clock: ManualClock) -> None:
+    b = bucket(3, 2, clock)
     for _ in range(3):
         await b.acquire()
-    fake.now += 10_000.0  # would be 20000 tokens without the cap
+    clock.advance(10_000.0)  # would be 20000 tokens without the cap
     waits = [await b.acquire() for _ in range(4)]
     assert waits == [0.0, 0.0, 0.0, pytest.approx(0.5)]
 
 
-async def test_idle_full_bucket_does_not_grow() -> None:
-    fake = FakeTime()
-    b = bucket(2, 100, fake)
-    fake.now += 3600.0
+async def test_idle_full_bucket_does_not_grow(clock: ManualClock) -> None:
+    b = bucket(2, 100, clock)
+    clock.advance(3600.0)
     waits = [await b.acquire() for _ in range(3)]
     assert waits == [0.0, 0.0, pytest.approx(0.01)]
 
 
-async def test_concurrent_acquires_are_fifo_and_paced() -> None:
-    fake = FakeTime()
+async def test_concurrent_acquires_are_fifo_and_paced(clock: ManualClock) -> None:
     capacity, rate, n = 5, 10.0, 20
-    b = bucket(capacity, rate, fake)
+    b = bucket(capacity, rate, clock)
     served: list[tuple[int, float]] = []
 
     async def take(i: int) -> None:
         await b.acquire()
-        served.append((i, fake.elapsed))
+        served.append((i, clock() - START))
 
     await asyncio.gather(*(take(i) for i in range(n)))
     assert [i for i, _ in served] == list(range(n))
     # the first `capacity` at once, then one every 1/rate seconds
     expected_at = [0.0] * capacity + [k / rate for k in range(1, n - capacity + 1)]
     assert [at for _, at in served] == [pytest.approx(t) for t in expected_at]
-    assert fake.elapsed == pytest.approx((n - capacity) / rate)
-    assert len(fake.sleeps) == n - capacity
-    assert fake.sleeps == [pytest.approx(1 / rate)] * (n - capacity)
+    assert clock() - START == pytest.approx((n - capacity) / rate)
+    assert len(clock.slept) == n - capacity
+    assert clock.slept == [pytest.approx(1 / rate)] * (n - capacity)
 
 
-async def test_concurrent_acquire_reports_the_whole_wait() -> None:
-    fake = FakeTime()
+async def test_concurrent_acquire_reports_the_whole_wait(clock: ManualClock) -> None:
     capacity, rate, n = 2, 10.0, 6
-    b = bucket(capacity, rate, fake)
+    b = bucket(capacity, rate, clock)
     # all six ask at t=0: the last is served at 0.4 s, so it waited 0.4 s
     waits = await asyncio.gather(*(b.acquire() for _ in range(n)))
     assert list(waits) == [
@@ -200,26 +171,25 @@ def test_paced_scales_capacity_down_and_the_rate() -> None:
     )
 
 
-def _small_limiter(fake: FakeTime) -> RateLimiter:
+def _small_limiter(clock: ManualClock) -> RateLimiter:
     """Describe: 1 token, 1 per s; mutating: 2 tokens, 4 per s; on fake time."""
     return RateLimiter(
         RateLimits(
             describe=BucketSpec(capacity=1, refill_per_second=1),
             mutating=BucketSpec(capacity=2, refill_per_second=4),
         ),
-        clock=fake.clock,
-        sleep=fake.sleep,
+        clock=clock,
+        sleep=clock.sleep,
     )
 
 
-async def test_rate_limiter_keeps_buckets_separate() -> None:
-    fake = FakeTime()
-    limiter = _small_limiter(fake)
+async def test_rate_limiter_keeps_buckets_separate(clock: ManualClock) -> None:
+    limiter = _small_limiter(clock)
     assert await limiter.acquire("DescribeSubnets") == (ActionClass.DESCRIBE, 0.0)
     # the describe bucket is empty; mutating is untouched
     assert await limiter.acquire("CreateNetworkInterface") == (ActionClass.MUTATING, 0.0)
     assert await limiter.acquire("AttachNetworkInterface") == (ActionClass.MUTATING, 0.0)
-    assert fake.elapsed == 0.0
+    assert clock() - START == 0.0
 
     action_class, waited = await limiter.acquire("DeleteNetworkInterface")
     assert action_class is ActionClass.MUTATING
@@ -229,12 +199,13 @@ async def test_rate_limiter_keeps_buckets_separate() -> None:
     action_class, waited = await limiter.acquire("DescribeSecurityGroups")
     assert action_class is ActionClass.DESCRIBE
     assert waited == pytest.approx(0.75)
-    assert fake.elapsed == pytest.approx(1.0)
+    assert clock() - START == pytest.approx(1.0)
 
 
-async def test_a_token_refilled_while_others_wait_is_theirs_not_a_newcomers() -> None:
-    fake = FakeTime()
-    b = bucket(1, 10, fake)
+async def test_a_token_refilled_while_others_wait_is_theirs_not_a_newcomers(
+    clock: ManualClock,
+) -> None:
+    b = bucket(1, 10, clock)
     await b.acquire()
     served: list[str] = []
 
@@ -244,15 +215,14 @@ async def test_a_token_refilled_while_others_wait_is_theirs_not_a_newcomers() ->
 
     first = asyncio.create_task(take("first"))
     await asyncio.sleep(0)  # first is now waiting for a token
-    fake.now += 1.0  # a token is back before first's wait is over
+    clock.advance(1.0)  # a token is back before first's wait is over
     await take("newcomer")
     await first
     assert served == ["first", "newcomer"]
 
 
-async def test_an_uncontended_acquire_never_yields() -> None:
-    fake = FakeTime()
-    b = bucket(3, 1, fake)
+async def test_an_uncontended_acquire_never_yields(clock: ManualClock) -> None:
+    b = bucket(3, 1, clock)
     ran: list[str] = []
 
     async def other() -> None:
@@ -264,12 +234,11 @@ async def test_an_uncontended_acquire_never_yields() -> None:
     await task
 
 
-async def test_acquire_now_leaves_a_refilled_token_to_those_waiting() -> None:
-    fake = FakeTime()
-    b = bucket(1, 10, fake)
+async def test_acquire_now_leaves_a_refilled_token_to_those_waiting(clock: ManualClock) -> None:
+    b = bucket(1, 10, clock)
     await b.acquire()
     waiting = asyncio.create_task(b.acquire())
     await asyncio.sleep(0)
-    fake.now += 1.0
+    clock.advance(1.0)
     assert b.acquire_now() is None
     assert await waiting == pytest.approx(1.1)  # its 0.1 s sleep ends after our 1.0 s

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from eni_controller.aws.batch import ANY_CALL, Batcher
+from tests.harness.clock import ManualClock
 
 
 class Source:
@@ -97,24 +98,24 @@ async def test_an_asker_any_call_will_do_for_shares_the_one_in_flight_holding_it
     assert source.calls == [["a", "b"], ["b", "c"]]
 
 
-async def test_an_asker_shares_a_call_in_flight_only_if_it_started_no_earlier_than_it_says() -> (
-    None
-):
+async def test_an_asker_shares_a_call_in_flight_only_if_it_started_no_earlier_than_it_says(
+    clock: ManualClock,
+) -> None:
     source = Source()
     source.hold = asyncio.Event()
-    now = [10.0]
-    batcher = Batcher(source.fetch, max_keys=200, clock=lambda: now[0])
+    start = clock()
+    batcher = Batcher(source.fetch, max_keys=200, clock=clock)
     first = asyncio.create_task(batcher.load(["a", "b"]))
-    await asyncio.sleep(0.01)  # the first call started at 10
-    now[0] = 11.0
-    shared = asyncio.create_task(batcher.load(["a"], not_before=10.0))
-    too_late = asyncio.create_task(batcher.load(["b"], not_before=10.5))
-    not_held = asyncio.create_task(batcher.load(["c"], not_before=9.0))
+    await asyncio.sleep(0.01)  # the first call started at `start`
+    clock.advance(1.0)
+    shared = asyncio.create_task(batcher.load(["a"], not_before=start))
+    too_late = asyncio.create_task(batcher.load(["b"], not_before=start + 0.5))
+    not_held = asyncio.create_task(batcher.load(["c"], not_before=start - 1.0))
     await asyncio.sleep(0.01)
     source.hold.set()
-    assert await first == (10.0, {"a": ("a", 1), "b": ("b", 1)})
-    assert await shared == (10.0, {"a": ("a", 1)})
-    # the next call started when the first ended, at 11
-    assert await too_late == (11.0, {"b": ("b", 2)})
-    assert await not_held == (11.0, {"c": ("c", 2)})
+    assert await first == (start, {"a": ("a", 1), "b": ("b", 1)})
+    assert await shared == (start, {"a": ("a", 1)})
+    # the next call started when the first ended, a second later
+    assert await too_late == (start + 1.0, {"b": ("b", 2)})
+    assert await not_held == (start + 1.0, {"c": ("c", 2)})
     assert source.calls == [["a", "b"], ["b", "c"]]

@@ -10,31 +10,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.resources import NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import cleanup
 from eni_controller.reconcile.cleanup import CleanupPool
+from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
+from tests.harness.recording_ec2 import filters
 from tests.harness.waiting import until
 
 
-class GoneEC2:
-    """Every ENI is already gone (NotFound means done); some describes wait for a gate."""
+class GoneEC2(MemoryEC2):
+    """The in-memory EC2 holding no ENI (each asked for is already gone: NotFound
+    means done); a describe naming one of `gated` waits for `gate`."""
 
     def __init__(self, gated: Sequence[str] = ()) -> None:
+        super().__init__([])
         self.gated = set(gated)
         self.gate = asyncio.Event()
 
-    async def describe_network_interfaces(
-        self, *, filters: Any, eni_ids: Sequence[str] = ()
-    ) -> list[NetworkInterface]:
-        if self.gated.intersection(eni_ids):
+    async def describe_network_interfaces(self, **params: Any) -> dict[str, Any]:
+        if self.gated.intersection(filters(params).get("network-interface-id", ())):
             await self.gate.wait()
-        return []
+        return await super().describe_network_interfaces(**params)
+
+
+def _pool(ec2: GoneEC2, told: list[str]) -> CleanupPool:
+    return CleanupPool(
+        unpaced_client(ec2, metrics=Metrics()),
+        workers=2,
+        detach_timeout=1,
+        on_done=told.append,
+        metrics=Metrics(),
+    )
 
 
 async def _until(predicate: Any, *, within: float = 2.0) -> None:
@@ -43,13 +53,7 @@ async def _until(predicate: Any, *, within: float = 2.0) -> None:
 
 async def test_an_owner_is_told_once_when_its_enis_go_together() -> None:
     told: list[str] = []
-    pool = CleanupPool(
-        cast(EC2Client, GoneEC2()),
-        workers=2,
-        detach_timeout=1,
-        on_done=told.append,
-        metrics=Metrics(),
-    )
+    pool = _pool(GoneEC2(), told)
     for n in range(5):
         pool.submit(f"eni-a{n}", nodeeni="a")
     pool.submit("eni-b0", nodeeni="b")
@@ -71,9 +75,7 @@ async def test_progress_is_told_within_the_interval_and_the_last_eni_at_once(
     monkeypatch.setattr(cleanup, "NOTIFY_INTERVAL_SECONDS", 0.05)
     ec2 = GoneEC2(gated=["eni-a1"])
     told: list[str] = []
-    pool = CleanupPool(
-        cast(EC2Client, ec2), workers=2, detach_timeout=1, on_done=told.append, metrics=Metrics()
-    )
+    pool = _pool(ec2, told)
     pool.submit("eni-a0", nodeeni="a")
     pool.submit("eni-a1", nodeeni="a")
     task = asyncio.create_task(pool.run())

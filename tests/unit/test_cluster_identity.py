@@ -3,34 +3,30 @@ two names, and what the controller is left with in each case."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import cast
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.errors import EC2Error, Throttled
 from eni_controller.aws.identity import ClusterIdentity, discover
 from eni_controller.aws.resources import Instance
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
+from tests.harness.memory_ec2 import ONE_ATTEMPT, RulesMemoryEC2, instance_record, unpaced_client
+from tests.samples import VPC_A as VPC
 
-VPC = "vpc-0123456789abcdef0"
+
+def _record(
+    instance_id: str, instance_tags: Mapping[str, str] | None = None, *, vpc_id: str = VPC
+) -> dict[str, Any]:
+    return instance_record(instance_id, vpc_id=vpc_id, tags=instance_tags)
 
 
 def _instance(
     instance_id: str, instance_tags: Mapping[str, str] | None = None, *, vpc_id: str = VPC
 ) -> Instance:
-    return Instance(
-        instance_id=instance_id,
-        availability_zone="us-east-1a",
-        state="running",
-        instance_type="m5.large",
-        vpc_id=vpc_id,
-        occupied_device_indexes=frozenset({0}),
-        tags=MappingProxyType(dict(instance_tags or {})),
-    )
+    return Instance.from_api(_record(instance_id, instance_tags, vpc_id=vpc_id))
 
 
 def _eks(name: str) -> dict[str, str]:
@@ -38,19 +34,12 @@ def _eks(name: str) -> dict[str, str]:
     return {"eks:cluster-name": name, f"{tags.CLUSTER_TAG_PREFIX}{name}": "owned"}
 
 
-class _Instances:
-    """describe_instances over a fixed set; counts calls, or fails with `error`."""
-
-    def __init__(self, *instances: Instance, error: EC2Error | None = None) -> None:
-        self._instances = {i.instance_id: i for i in instances}
-        self._error = error
-        self.calls = 0
-
-    async def describe_instances(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
-        self.calls += 1
-        if self._error is not None:
-            raise self._error
-        return {i: self._instances[i] for i in instance_ids if i in self._instances}
+def _ec2(*instances: dict[str, Any]) -> tuple[EC2Client, RulesMemoryEC2]:
+    """The real client over the in-memory EC2 holding `instances`; `refuse` on the
+    second fails DescribeInstances, at the first attempt."""
+    memory = RulesMemoryEC2([])
+    memory.instances = {i["InstanceId"]: i for i in instances}
+    return unpaced_client(memory, metrics=Metrics(), retry=ONE_ATTEMPT), memory
 
 
 def _known(metrics: Metrics) -> float | None:
@@ -100,19 +89,19 @@ def test_two_vpcs_give_no_vpc() -> None:
 
 
 async def test_resolve_discovers_the_name_and_vpc_from_the_nodes_instances() -> None:
-    ec2 = _Instances(_instance("i-1", _eks("prod")), _instance("i-2", _eks("prod")))
+    ec2, memory = _ec2(_record("i-1", _eks("prod")), _record("i-2", _eks("prod")))
     identity, metrics = ClusterIdentity(name=None, vpc_id=None), Metrics()
-    await identity.resolve(cast(EC2Client, ec2), instance_ids=["i-1", "i-2"], metrics=metrics)
+    await identity.resolve(ec2, instance_ids=["i-1", "i-2"], metrics=metrics)
     assert (identity.resolved, identity.name, identity.vpc_id) == (True, "prod", VPC)
     assert _known(metrics) == 1
-    await identity.resolve(cast(EC2Client, ec2), instance_ids=["i-1"], metrics=metrics)
-    assert ec2.calls == 1  # once
+    await identity.resolve(ec2, instance_ids=["i-1"], metrics=metrics)
+    assert memory.calls["DescribeInstances"] == 1  # once
 
 
 async def test_resolve_with_two_names_knows_no_name_and_says_why() -> None:
-    ec2 = _Instances(_instance("i-1", _eks("blue")), _instance("i-2", _eks("green")))
+    ec2, _ = _ec2(_record("i-1", _eks("blue")), _record("i-2", _eks("green")))
     identity, metrics = ClusterIdentity(name=None, vpc_id=None), Metrics()
-    await identity.resolve(cast(EC2Client, ec2), instance_ids=["i-1", "i-2"], metrics=metrics)
+    await identity.resolve(ec2, instance_ids=["i-1", "i-2"], metrics=metrics)
     assert identity.resolved
     assert identity.name is None
     assert "blue, green" in identity.reason
@@ -120,9 +109,9 @@ async def test_resolve_with_two_names_knows_no_name_and_says_why() -> None:
 
 
 async def test_resolve_without_tags_knows_no_name() -> None:
-    ec2 = _Instances(_instance("i-1"))
+    ec2, _ = _ec2(_record("i-1"))
     identity, metrics = ClusterIdentity(name=None, vpc_id=None), Metrics()
-    await identity.resolve(cast(EC2Client, ec2), instance_ids=["i-1"], metrics=metrics)
+    await identity.resolve(ec2, instance_ids=["i-1"], metrics=metrics)
     assert identity.resolved
     assert identity.name is None
     assert identity.vpc_id == VPC
@@ -130,20 +119,21 @@ async def test_resolve_without_tags_knows_no_name() -> None:
 
 
 async def test_configured_values_win_and_need_no_describe() -> None:
-    ec2 = _Instances(_instance("i-1", _eks("other"), vpc_id="vpc-0bbbbbbb"))
+    ec2, memory = _ec2(_record("i-1", _eks("other"), vpc_id="vpc-0bbbbbbb"))
     identity, metrics = ClusterIdentity(name="prod", vpc_id=VPC), Metrics()
-    await identity.resolve(cast(EC2Client, ec2), instance_ids=["i-1"], metrics=metrics)
-    assert (identity.name, identity.vpc_id, ec2.calls) == ("prod", VPC, 0)
+    await identity.resolve(ec2, instance_ids=["i-1"], metrics=metrics)
+    assert (identity.name, identity.vpc_id, memory.calls) == ("prod", VPC, {})
     assert _known(metrics) == 1
 
 
 @pytest.mark.parametrize("configured", [None, "prod"])
 async def test_a_failed_describe_leaves_the_identity_unresolved(configured: str | None) -> None:
-    failing = _Instances(error=Throttled(action="DescribeInstances", code="RequestLimitExceeded"))
+    failing, memory = _ec2()
+    memory.refuse["DescribeInstances"] = "RequestLimitExceeded"
     identity, metrics = ClusterIdentity(name=configured, vpc_id=None), Metrics()
-    await identity.resolve(cast(EC2Client, failing), instance_ids=["i-1"], metrics=metrics)
+    await identity.resolve(failing, instance_ids=["i-1"], metrics=metrics)
     assert not identity.resolved
     assert "RequestLimitExceeded" in identity.reason
-    ec2 = _Instances(_instance("i-1", _eks("prod")))
-    await identity.resolve(cast(EC2Client, ec2), instance_ids=["i-1"], metrics=metrics)
+    ec2, _ = _ec2(_record("i-1", _eks("prod")))
+    await identity.resolve(ec2, instance_ids=["i-1"], metrics=metrics)
     assert (identity.resolved, identity.name, identity.vpc_id) == (True, "prod", VPC)

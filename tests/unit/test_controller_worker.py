@@ -178,9 +178,10 @@ def _healthz(port: int) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-async def test_a_worker_stuck_on_one_key_fails_liveness(stubborn: Harness) -> None:
+async def test_a_worker_stuck_on_one_key_fails_liveness(
+    clock: ManualClock, stubborn: Harness
+) -> None:
     controller, fake = stubborn.controller, stubborn.reconciler
-    clock = ManualClock()
     controller.workers = WorkerActivity(clock=clock)
     health = HealthServer(
         registry=stubborn.metrics.registry,
@@ -196,7 +197,7 @@ async def test_a_worker_stuck_on_one_key_fails_liveness(stubborn: Harness) -> No
         stubborn.start_workers(2)
         await until(lambda: fake.cancelled["web"] >= 1, within=WAIT)  # its deadline passed
         assert controller.live() == (True, "")  # not yet past the grace
-        clock.now += controller.config.reconcile_timeout_seconds + WORKER_STUCK_GRACE_SECONDS + 1
+        clock.advance(controller.config.reconcile_timeout_seconds + WORKER_STUCK_GRACE_SECONDS + 1)
         limit = controller.config.reconcile_timeout_seconds + WORKER_STUCK_GRACE_SECONDS
         (busy,) = controller.workers.stuck(longer_than=limit)
         assert busy.key == "web"
@@ -213,13 +214,12 @@ async def test_a_worker_stuck_on_one_key_fails_liveness(stubborn: Harness) -> No
         health.stop()
 
 
-def test_worker_activity_reports_the_longest_busy_first() -> None:
-    clock = ManualClock()
+def test_worker_activity_reports_the_longest_busy_first(clock: ManualClock) -> None:
     activity = WorkerActivity(clock=clock)
     activity.started(0, "a")
-    clock.now += 5
+    clock.advance(5)
     activity.started(1, "b")
-    clock.now += 10
+    clock.advance(10)
     assert activity.busy() == [Busy(0, "a", 15.0), Busy(1, "b", 10.0)]
     assert activity.stuck(longer_than=12) == [Busy(0, "a", 15.0)]
     activity.finished(0)

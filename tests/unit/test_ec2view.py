@@ -5,84 +5,71 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any
 
 import pytest
 
 from eni_controller.aws import errors
-from eni_controller.aws.ec2 import EC2Client
-from eni_controller.aws.resources import Instance, NetworkInterface
+from eni_controller.aws.resources import NetworkInterface
+from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.ec2view import EC2View
-from tests.harness.resources import network_interface
+from tests.harness.memory_ec2 import ONE_ATTEMPT, RulesMemoryEC2, unpaced_client
+from tests.harness.recording_ec2 import filters
+
+UID_FILTER = f"tag:{tags.NODEENI_UID_KEY}"
+MANAGED = {f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
+MANAGED_TAG = {tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE}
+THROTTLED = "RequestLimitExceeded"
 
 
-def _eni(eni_id: str, uid: str) -> NetworkInterface:
-    return network_interface(
-        eni_id, tags={tags.NODEENI_UID_KEY: uid, tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE}
-    )
+class HeldEC2(RulesMemoryEC2):
+    """The in-memory EC2 (through the real client: `refuse` fails a describe)
+    noting what each describe asked; while `gate` (ENIs) or `instance_gate`
+    (instances) is an unset Event, those describes wait for it."""
 
-
-def _instance(instance_id: str) -> Instance:
-    return Instance(
-        instance_id=instance_id,
-        availability_zone="us-east-1a",
-        state="running",
-        instance_type="m5.large",
-        vpc_id="vpc-1",
-        occupied_device_indexes=frozenset({0}),
-    )
-
-
-class FakeEC2:
-    def __init__(self, enis: Sequence[NetworkInterface], instances: Sequence[str] = ()) -> None:
-        self.enis = list(enis)
-        self.instances = set(instances)
-        self.eni_describes: list[Mapping[str, Sequence[str]]] = []
+    def __init__(self, instances: Sequence[str] = ()) -> None:
+        super().__init__(instances)
+        self.eni_describes: list[dict[str, list[str]]] = []
         self.instance_describes: list[list[str]] = []
         self.gate: asyncio.Event | None = None
         self.instance_gate: asyncio.Event | None = None
-        self.fail = False
 
-    async def describe_network_interfaces(
-        self, *, filters: Mapping[str, Sequence[str]], eni_ids: Sequence[str] = ()
-    ) -> list[NetworkInterface]:
-        self.eni_describes.append(filters)
+    def put_for(self, eni_id: str, uid: str) -> None:
+        """An ENI of the NodeENI `uid`, made outside the view."""
+        self.put(eni_id, eni_tags={tags.NODEENI_UID_KEY: uid, **MANAGED_TAG})
+
+    async def describe_network_interfaces(self, **params: Any) -> dict[str, Any]:
+        self.eni_describes.append(filters(params))
         if self.gate is not None:
             await self.gate.wait()
-        if self.fail:
-            raise errors.Throttled(action="DescribeNetworkInterfaces", code="RequestLimitExceeded")
-        [(key, values)] = filters.items()
-        name = key.removeprefix("tag:")
-        return [e for e in self.enis if e.tags.get(name) in values]
+        return await super().describe_network_interfaces(**params)
 
-    async def describe_subnets(self, **_: object) -> list[object]:
-        return []
-
-    async def describe_security_groups(self, **_: object) -> list[object]:
-        return []
-
-    async def describe_instances(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
-        self.instance_describes.append(sorted(instance_ids))
+    async def describe_instances(self, **params: Any) -> dict[str, Any]:
+        self.instance_describes.append(filters(params)["instance-id"])
         if self.instance_gate is not None:
             await self.instance_gate.wait()
-        return {i: _instance(i) for i in instance_ids if i in self.instances}
+        return await super().describe_instances(**params)
+
+
+def _ec2(uids: Mapping[str, str] | None = None, instances: Sequence[str] = ()) -> HeldEC2:
+    """EC2 holding an ENI of each NodeENI uid in `uids` (ENI id -> uid) and `instances`."""
+    ec2 = HeldEC2(instances)
+    for eni_id, uid in (uids or {}).items():
+        ec2.put_for(eni_id, uid)
+    return ec2
 
 
 def _ids(enis: Sequence[NetworkInterface]) -> list[str]:
     return sorted(e.eni_id for e in enis)
 
 
-def _view(ec2: FakeEC2) -> EC2View:
-    return EC2View(cast(EC2Client, ec2), vpc_id="vpc-1")
-
-
-UID_FILTER = f"tag:{tags.NODEENI_UID_KEY}"
-MANAGED = {f"tag:{tags.MANAGED_BY_KEY}": [tags.MANAGED_BY_VALUE]}
+def _view(ec2: HeldEC2) -> EC2View:
+    return EC2View(unpaced_client(ec2, metrics=Metrics(), retry=ONE_ATTEMPT), vpc_id="vpc-1")
 
 
 async def test_one_refresh_serves_every_uid_until_it_changes() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a"), _eni("eni-a2", "a"), _eni("eni-b1", "b")])
+    ec2 = _ec2({"eni-a1": "a", "eni-a2": "a", "eni-b1": "b"})
     view = _view(ec2)
     view.refresh()  # a resync: then every NodeENI is reconciled
     results = await asyncio.gather(*(view.enis(uid) for uid in ("a", "b", "c")))
@@ -95,11 +82,11 @@ async def test_one_refresh_serves_every_uid_until_it_changes() -> None:
 async def test_a_changed_uid_is_described_afresh_and_that_answer_serves_until_the_next_change() -> (
     None
 ):
-    ec2 = FakeEC2([_eni("eni-a1", "a"), _eni("eni-b1", "b")])
+    ec2 = _ec2({"eni-a1": "a", "eni-b1": "b"})
     view = _view(ec2)
     await view.refresh()
     view.changed(uid="a")  # an event enqueued it, or we acted on it
-    ec2.enis.append(_eni("eni-a2", "a"))
+    ec2.put_for("eni-a2", "a")
     assert _ids(await view.enis("a")) == ["eni-a1", "eni-a2"]
     assert _ids(await view.enis("a")) == ["eni-a1", "eni-a2"]  # its own answer, kept
     assert _ids(await view.enis("b")) == ["eni-b1"]  # b did not change: the snapshot
@@ -109,11 +96,11 @@ async def test_a_changed_uid_is_described_afresh_and_that_answer_serves_until_th
 
 
 async def test_a_resync_after_a_uids_own_answer_serves_the_newer_snapshot() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    ec2 = _ec2({"eni-a1": "a"})
     view = _view(ec2)
     view.changed(uid="a")
     assert _ids(await view.enis("a")) == ["eni-a1"]  # a's own answer, kept
-    ec2.enis.clear()  # deleted by hand: nothing tells us
+    await ec2.delete_network_interface(NetworkInterfaceId="eni-a1")  # nothing tells us
     ec2.gate = asyncio.Event()
     view.refresh()  # the resync
     reader = asyncio.create_task(view.enis("a"))  # while the refresh runs: waits for it
@@ -126,7 +113,7 @@ async def test_a_resync_after_a_uids_own_answer_serves_the_newer_snapshot() -> N
 
 
 async def test_a_change_while_a_refresh_runs_is_not_served_by_that_refresh() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    ec2 = _ec2({"eni-a1": "a"})
     ec2.gate = asyncio.Event()
     view = _view(ec2)
     refresh = view.refresh()
@@ -141,7 +128,7 @@ async def test_a_change_while_a_refresh_runs_is_not_served_by_that_refresh() -> 
 
 
 async def test_a_change_during_a_describe_keeps_its_answer_from_serving_the_next_reader() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    ec2 = _ec2({"eni-a1": "a"})
     ec2.gate = asyncio.Event()
     view = _view(ec2)
     view.changed(uid="a")
@@ -156,7 +143,7 @@ async def test_a_change_during_a_describe_keeps_its_answer_from_serving_the_next
 
 
 async def test_readers_of_one_moment_share_one_describe() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a"), _eni("eni-b1", "b")])
+    ec2 = _ec2({"eni-a1": "a", "eni-b1": "b"})
     view = _view(ec2)
     view.changed(uid="a")
     view.changed(uid="b")
@@ -166,19 +153,19 @@ async def test_readers_of_one_moment_share_one_describe() -> None:
 
 
 async def test_a_failed_refresh_fails_its_waiters_and_the_next_ones_describe_again() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a")])
-    ec2.fail = True
+    ec2 = _ec2({"eni-a1": "a"})
+    ec2.refuse["DescribeNetworkInterfaces"] = THROTTLED
     view = _view(ec2)
     view.refresh()
     with pytest.raises(errors.Throttled):
         await view.enis("a")
-    ec2.fail = False
+    del ec2.refuse["DescribeNetworkInterfaces"]
     assert _ids(await view.enis("a")) == ["eni-a1"]
     assert ec2.eni_describes == [MANAGED, {UID_FILTER: ["a"]}]
 
 
 async def test_stop_cancels_a_refresh_in_flight() -> None:
-    ec2 = FakeEC2([])
+    ec2 = _ec2()
     ec2.gate = asyncio.Event()
     view = _view(ec2)
     view.refresh()
@@ -190,7 +177,7 @@ async def test_stop_cancels_a_refresh_in_flight() -> None:
 
 
 async def test_the_sweep_joins_a_refresh_running_and_reconciles_share_its_own() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a"), _eni("eni-x", "")])
+    ec2 = _ec2({"eni-a1": "a", "eni-x": ""})
     view = _view(ec2)
     view.refresh()
     assert _ids(await view.every()) == ["eni-a1", "eni-x"]  # joined the resync's
@@ -200,22 +187,20 @@ async def test_the_sweep_joins_a_refresh_running_and_reconciles_share_its_own() 
 
 
 async def test_a_newer_snapshot_supersedes_the_kept_answers() -> None:
-    ec2 = FakeEC2([_eni("eni-a1", "a")])
+    ec2 = _ec2({"eni-a1": "a"})
     view = _view(ec2)
     view.changed(uid="a")
     assert _ids(await view.enis("a")) == ["eni-a1"]
-    ec2.enis = [_eni("eni-a2", "a")]  # replaced by hand: no event
+    await ec2.delete_network_interface(NetworkInterfaceId="eni-a1")  # replaced: no event
+    ec2.put_for("eni-a2", "a")
     await view.refresh()
     assert _ids(await view.enis("a")) == ["eni-a2"]
     assert ec2.eni_describes == [{UID_FILTER: ["a"]}, MANAGED]
 
 
 async def test_the_go_controllers_enis_come_from_the_snapshot_by_name() -> None:
-    legacy = network_interface(
-        "eni-go",
-        tags={tags.NODEENI_KEY: "multus", tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE},
-    )
-    ec2 = FakeEC2([legacy, _eni("eni-a1", "a")])
+    ec2 = _ec2({"eni-a1": "a"})
+    ec2.put("eni-go", eni_tags={tags.NODEENI_KEY: "multus", **MANAGED_TAG})  # no uid
     view = _view(ec2)
     assert await view.legacy("multus") == []  # no snapshot, none coming
     view.refresh()
@@ -224,12 +209,12 @@ async def test_the_go_controllers_enis_come_from_the_snapshot_by_name() -> None:
 
 
 async def test_instance_facts_are_kept_until_changed_and_dropped_when_gone() -> None:
-    ec2 = FakeEC2([], instances=["i-1", "i-2"])
+    ec2 = _ec2(instances=["i-1", "i-2"])
     view = _view(ec2)
     assert sorted(await view.instances(["i-1", "i-2"])) == ["i-1", "i-2"]
     assert sorted(await view.instances(["i-1", "i-2"])) == ["i-1", "i-2"]  # kept
     view.changed(instance="i-1")  # we attached to it
-    ec2.instances.discard("i-1")  # and it went
+    del ec2.instances["i-1"]  # and it went
     assert sorted(await view.instances(["i-1", "i-2"])) == ["i-2"]
     view.forget(instance="i-2")  # its Node went
     assert sorted(await view.instances(["i-2"])) == ["i-2"]
@@ -237,7 +222,7 @@ async def test_instance_facts_are_kept_until_changed_and_dropped_when_gone() -> 
 
 
 async def test_readers_of_the_same_instances_share_a_describe_started_after_their_changes() -> None:
-    ec2 = FakeEC2([], instances=["i-1", "i-2"])
+    ec2 = _ec2(instances=["i-1", "i-2"])
     ec2.instance_gate = asyncio.Event()
     view = _view(ec2)
     first = asyncio.create_task(view.instances(["i-1", "i-2"]))

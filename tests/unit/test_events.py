@@ -23,6 +23,7 @@ from eni_controller.kube.events import (
     EVENT_MESSAGE_LIMIT,
     EventRecorder,
 )
+from tests.harness.clock import ManualClock
 
 NODEENI = model.NodeENI(name="multus", uid="uid-1", resource_version="7", spec=None)
 OTHER = model.NodeENI(name="other", uid="uid-2", resource_version="3", spec=None)
@@ -63,14 +64,6 @@ class FakeEvents:
     def counts(self) -> dict[str, int]:
         """message -> count, over every Event."""
         return {e["message"]: e["count"] for e in self.events.values()}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _record(
@@ -130,14 +123,13 @@ async def test_messages_past_the_first_distinct_ones_aggregate_on_one_event() ->
     }
 
 
-async def test_a_quiet_group_starts_over_after_the_window() -> None:
+async def test_a_quiet_group_starts_over_after_the_window(clock: ManualClock) -> None:
     api = FakeEvents()
-    clock = Clock()
     recorder = EventRecorder(api, aggregate_interval=0, clock=clock)
     for n in range(AGGREGATE_AFTER + 1):
-        clock.now += AGGREGATE_WINDOW / 2  # each within the window of the one before
+        clock.advance(AGGREGATE_WINDOW / 2)  # each within the window of the one before
         await _record(recorder, f"created eni-{n}")
-    clock.now += AGGREGATE_WINDOW + 1
+    clock.advance(AGGREGATE_WINDOW + 1)
     await _record(recorder, "created eni-late")
     await recorder.flush()
     counts = api.counts()

@@ -13,18 +13,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ReadTimeoutError
 
-from eni_controller.aws.resources import Instance, Subnet
+from eni_controller.aws.resources import Instance
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import MAX_INDEX_CONFLICTS, Executor, Job, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Attach, Slot
-from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import AZ, INSTANCE_TYPE, MemoryEC2, unpaced_client
+from tests.harness.ec2_errors import ENDPOINT, client_error
+from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
+from tests.harness.memory_ec2 import INSTANCE_TYPE, MemoryEC2, unpaced_client
 
-INSTANCE = "i-00000000000000001"
-SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+INSTANCE = instance_ids(2)[1]
 
 
 class IndexedEC2(MemoryEC2):
@@ -41,9 +41,6 @@ class IndexedEC2(MemoryEC2):
         self.lagging = False
         self._last_tried = 0
 
-    def add_eni(self, eni_id: str) -> None:
-        self.enis[eni_id] = {"NetworkInterfaceId": eni_id, "Status": "available"}
-
     def detach(self, eni_id: str) -> None:
         """A detach made by hand, outside the controller."""
         (index,) = (i for i, held in self.held.items() if held == eni_id)
@@ -58,10 +55,14 @@ class IndexedEC2(MemoryEC2):
         index = self._last_tried = params["DeviceIndex"]
         if self.time_out:
             self._count("AttachNetworkInterface")
-            raise ReadTimeoutError(endpoint_url="https://ec2.test")
+            raise ReadTimeoutError(endpoint_url=ENDPOINT)
         if self.bad_parameter or index in self.held:
             self._count("AttachNetworkInterface")
-            raise _invalid_parameter_value(f"device index {index}")
+            raise client_error(
+                "InvalidParameterValue",
+                action="AttachNetworkInterface",
+                message=f"device index {index}",
+            )
         self.held[index] = params["NetworkInterfaceId"]
         return await super().attach_network_interface(**params)
 
@@ -74,16 +75,6 @@ class IndexedEC2(MemoryEC2):
             if not self.lagging or i <= self._last_tried
         ]
         return answer
-
-
-def _invalid_parameter_value(message: str) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": "InvalidParameterValue", "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        },
-        "AttachNetworkInterface",
-    )
 
 
 class Recorded:
@@ -106,7 +97,7 @@ def _job(
 
 
 def _attach(eni_id: str, *, wanted: int, subnet_id: str) -> Attach:
-    subnet = dataclasses.replace(SUBNET, subnet_id=subnet_id)
+    subnet = dataclasses.replace(JOB_SUBNET, subnet_id=subnet_id)
     slot = Slot(node="n1", instance_id=INSTANCE, subnet=subnet, device_index=wanted)
     return Attach(slot=slot, eni_id=eni_id)
 
@@ -122,12 +113,12 @@ class World:
         self.recorded = Recorded()
 
     async def attach(
-        self, eni_id: str, *, wanted: int = 1, subnet_id: str = SUBNET.subnet_id, **job: Any
+        self, eni_id: str, *, wanted: int = 1, subnet_id: str = JOB_SUBNET.subnet_id, **job: Any
     ) -> tuple[Outcome, str]:
         """Attach `eni_id` (added to EC2 first if new) in the slot of `subnet_id`
         (a failed slot is held by its backoff); the outcome and its reason."""
         if eni_id not in self.raw.enis:
-            self.raw.add_eni(eni_id)
+            self.raw.put(eni_id, eni_tags={})
         action = _attach(eni_id, wanted=wanted, subnet_id=subnet_id)
         (result,) = await self.executor.run(_job(self.recorded, **job), [action])
         return result.outcome, result.reason

@@ -13,18 +13,14 @@ import asyncio
 
 import structlog
 
-from eni_controller.aws.ratelimit import BucketSpec
-from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import Emit, Executor, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
-from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
+from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
+from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
 
-WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
-SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
-INSTANCES = [f"i-{n:017x}" for n in range(60)]
+INSTANCES = instance_ids(60)
 
 
 async def _run(emit: Emit, *, nodes: int = 5, concurrency: int = 16) -> list[Outcome]:
@@ -32,7 +28,7 @@ async def _run(emit: Emit, *, nodes: int = 5, concurrency: int = 16) -> list[Out
     ec2 = unpaced_client(MemoryEC2(INSTANCES), metrics=metrics)
     job = memory_job(nodeeni="multus", instances=INSTANCES, emit=emit)
     actions = [
-        CreateAndAttach(slot=Slot(node=f"n{n}", instance_id=i, subnet=SUBNET, device_index=1))
+        CreateAndAttach(slot=Slot(node=f"n{n}", instance_id=i, subnet=JOB_SUBNET, device_index=1))
         for n, i in enumerate(INSTANCES[:nodes])
     ]
     executor = Executor(ec2, DeviceIndexAllocator(), metrics=metrics, concurrency=concurrency)

@@ -5,19 +5,15 @@ per-instance locks when each started at the first node (bench Large)."""
 
 from __future__ import annotations
 
-from eni_controller.aws.resources import Subnet
 from eni_controller.reconcile.executor import staggered
 from eni_controller.reconcile.planner import Action, CreateAndAttach, Slot
-
-SUBNET = Subnet(
-    subnet_id="subnet-1", vpc_id="vpc-1", availability_zone="us-east-1a", cidr="", name=None
-)
+from tests.harness.jobs import JOB_SUBNET
 
 
 def _actions(count: int) -> list[Action]:
     return [
         CreateAndAttach(
-            slot=Slot(node=f"n{i:03}", instance_id=f"i-{i:03}", subnet=SUBNET, device_index=1)
+            slot=Slot(node=f"n{i:03}", instance_id=f"i-{i:03}", subnet=JOB_SUBNET, device_index=1)
         )
         for i in range(count)
     ]

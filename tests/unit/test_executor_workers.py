@@ -12,18 +12,14 @@ from typing import Any
 import pytest
 import structlog
 
-from eni_controller.aws.ratelimit import BucketSpec
-from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import Executor, Outcome, SlotResult, staggered
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import Action, Attach, CreateAndAttach, Slot
-from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
+from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
+from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
 
-WIDE = BucketSpec(capacity=1e9, refill_per_second=1e9)
-SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
-INSTANCES = [f"i-{n:017x}" for n in range(7)]
+INSTANCES = instance_ids(7)
 NODEENI = "multus"
 
 
@@ -50,9 +46,7 @@ class RecordingEC2(MemoryEC2):
 
     async def attach_network_interface(self, **params: Any) -> dict[str, Any]:
         await self._note("attach")
-        if params["NetworkInterfaceId"] not in self.enis:
-            raise KeyError(params["NetworkInterfaceId"])
-        return await super().attach_network_interface(**params)
+        return await super().attach_network_interface(**params)  # KeyError if unknown
 
 
 async def _run(raw: RecordingEC2, actions: list[Action], *, concurrency: int) -> list[SlotResult]:
@@ -68,7 +62,7 @@ async def _run(raw: RecordingEC2, actions: list[Action], *, concurrency: int) ->
 
 
 def _slot(n: int) -> Slot:
-    return Slot(node=f"n{n}", instance_id=INSTANCES[n], subnet=SUBNET, device_index=1)
+    return Slot(node=f"n{n}", instance_id=INSTANCES[n], subnet=JOB_SUBNET, device_index=1)
 
 
 def _creates() -> list[Action]:

@@ -20,17 +20,18 @@ from eni_controller.aws import ec2 as ec2_module
 from eni_controller.aws.ec2 import EC2_ACTIONS
 from eni_controller.reconcile.tags import eni_tags
 from tests.harness.iam_eval import AUTHORIZED_RESOURCES, Request, Resource, denied_resources
+from tests.samples import INSTANCE_A as INSTANCE
+from tests.samples import SG_A as SG
+from tests.samples import SUBNET_A as SUBNET
+from tests.samples import VPC_A as VPC
+from tests.samples import VPC_B as OTHER_VPC
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "deploy" / "iam" / "policy.json"
 CLUSTER = "prod-east"
-VPC = "vpc-0123456789abcdef0"
-OTHER_VPC = "vpc-0fedcba9876543210"
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
-SUBNET = "subnet-0123456789abcdef0"
-INSTANCE = "i-0123456789abcdef0"
 ENI = "eni-0123456789abcdef0"
-SG = "sg-0123456789abcdef0"
+
 POLICY = iam.render_policy(cluster_name=CLUSTER, vpc_id=VPC, region=REGION, account_id=ACCOUNT)
 
 

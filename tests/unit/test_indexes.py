@@ -13,17 +13,10 @@ from eni_controller.reconcile.indexes import (
     DeviceIndexAllocator,
     InstanceIndexes,
 )
+from tests.harness.clock import ManualClock
 
 X = "eni-x"
 Y = "eni-y"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_picks_the_wanted_index_when_it_is_free() -> None:
@@ -76,8 +69,7 @@ async def test_an_eni_attached_again_keeps_its_reserved_index() -> None:
     assert allocator.reserved("i-1") == {1: X}
 
 
-async def test_indexes_taken_inside_are_reserved_until_they_expire() -> None:
-    clock = Clock()
+async def test_indexes_taken_inside_are_reserved_until_they_expire(clock: ManualClock) -> None:
     allocator = DeviceIndexAllocator(clock=clock)
     async with allocator.hold("i-1", occupied=[0]) as indexes:
         indexes.take(1, eni_id=X)
@@ -86,7 +78,7 @@ async def test_indexes_taken_inside_are_reserved_until_they_expire() -> None:
         assert indexes.pick(1, eni_id=Y) == 2
     async with allocator.hold("i-2", occupied=[0]) as indexes:
         assert indexes.reserved == {}
-    clock.now += RESERVATION_SECONDS
+    clock.advance(RESERVATION_SECONDS)
     async with allocator.hold("i-1", occupied=[0]) as indexes:
         assert indexes.reserved == {}
         assert indexes.pick(1, eni_id=Y) == 1

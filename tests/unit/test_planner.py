@@ -36,11 +36,10 @@ from eni_controller.reconcile.planner import (
     settled_nodes,
 )
 from eni_controller.reconcile.tags import eni_tags
+from tests.harness.ec2world import AZ_A, AZ_B
+from tests.samples import NODEENI_UID as UID
 
 NODEENI = "multus"
-UID = "6f1c2d3e-0000-4000-8000-00000000abcd"
-AZ_A = "us-east-1a"
-AZ_B = "us-east-1b"
 AZ_C = "us-east-1c"
 TYPE = "m5.large"
 SELECTOR = {"ng": "multus"}

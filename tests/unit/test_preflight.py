@@ -38,10 +38,10 @@ from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.executor import Outcome as SlotOutcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
+from tests.harness.ec2_errors import client_error
 from tests.harness.jobs import memory_job
 from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
 from tests.harness.recording_ec2 import RecordingRaw
-from tests.unit.test_aws_errors import client_error
 
 ATTACH = next(
     p for p in probes(ProbeTargets(), cluster_name=None) if p.action == "AttachNetworkInterface"

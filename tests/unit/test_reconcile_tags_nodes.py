@@ -10,11 +10,11 @@ from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.tags import client_token, eni_tags
 from tests.harness.resources import network_interface
+from tests.samples import INSTANCE_A as INSTANCE
+from tests.samples import NODEENI_UID as UID
+from tests.samples import SUBNET_A as SUBNET
 
-UID = "6f1c2d3e-0000-4000-8000-00000000abcd"
 NODE = "ip-10-0-1-23.ec2.internal"
-INSTANCE = "i-0123456789abcdef0"
-SUBNET = "subnet-0123456789abcdef0"
 
 # AWS tag limits: key 128 characters, value 256 characters.
 TAG_KEY_MAX = 128

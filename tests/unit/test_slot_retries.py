@@ -8,7 +8,6 @@ from types import MappingProxyType
 
 import pytest
 
-from eni_controller.aws.resources import Subnet
 from eni_controller.metrics import Metrics
 from eni_controller.model import Attachment, NodeENISpec
 from eni_controller.reconcile import tags
@@ -37,13 +36,12 @@ from eni_controller.reconcile.tokens import (
     next_token,
 )
 from tests.harness.clock import ManualClock
-from tests.harness.jobs import memory_job
-from tests.harness.memory_ec2 import AZ, RulesMemoryEC2, unpaced_client
+from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
+from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
 STEP = StepKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1", kind="create")
-INSTANCES = [f"i-{n:017x}" for n in range(4)]
-SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)
+INSTANCES = instance_ids(4)
 
 
 # --- ClientTokens ----------------------------------------------------------------------
@@ -85,8 +83,7 @@ def test_a_replayed_token_answering_a_gone_eni_is_refused() -> None:
     assert tokens.token(KEY) == next_token(first, left_because="eni-a")
 
 
-def test_not_found_means_gone_only_after_the_grace() -> None:
-    clock = ManualClock()
+def test_not_found_means_gone_only_after_the_grace(clock: ManualClock) -> None:
     tokens = ClientTokens(clock=clock)
     first = tokens.token(KEY)
     tokens.created(KEY, token=first, eni_id="eni-a")
@@ -99,8 +96,7 @@ def test_not_found_means_gone_only_after_the_grace() -> None:
     assert tokens.token(KEY) != first
 
 
-def test_an_eni_found_after_a_not_found_is_not_gone() -> None:
-    clock = ManualClock()
+def test_an_eni_found_after_a_not_found_is_not_gone(clock: ManualClock) -> None:
     tokens = ClientTokens(clock=clock)
     tokens.not_found("eni-a")
     tokens.found("eni-a")
@@ -118,8 +114,7 @@ def test_a_mismatched_token_is_spent() -> None:
 # --- SlotBackoff and EffectAttempts -----------------------------------------------------
 
 
-def test_backoff_doubles_up_to_the_cap_and_success_forgets() -> None:
-    clock = ManualClock()
+def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -> None:
     backoff = SlotBackoff(base=2.0, cap=10.0, clock=clock)
     delays = []
     for _ in range(5):
@@ -210,7 +205,7 @@ class Rig:
 
 def _create(instance: str = INSTANCES[0]) -> CreateAndAttach:
     return CreateAndAttach(
-        slot=Slot(node="n1", instance_id=instance, subnet=SUBNET, device_index=1)
+        slot=Slot(node="n1", instance_id=instance, subnet=JOB_SUBNET, device_index=1)
     )
 
 

@@ -34,6 +34,7 @@ from eni_controller.reconcile.status import (
     status_patch,
 )
 from eni_controller.reconcile.tags import eni_tags
+from tests.harness.ec2world import AZ_A
 
 T0 = "2024-05-01T10:00:00Z"
 T1 = "2024-05-01T10:05:00Z"
@@ -69,9 +70,7 @@ def a_plan(
     desired: int = 0,
     actions: int = 0,
 ) -> Plan:
-    sub = Subnet(
-        subnet_id=SUBNET, vpc_id="vpc-01", availability_zone="us-east-1a", cidr="", name=None
-    )
+    sub = Subnet(subnet_id=SUBNET, vpc_id="vpc-01", availability_zone=AZ_A, cidr="", name=None)
     return Plan(
         actions=tuple(
             CreateAndAttach(slot=Slot(node=f"x{i}", instance_id="i-09", subnet=sub, device_index=1))
@@ -566,7 +565,7 @@ def test_steady_state_reconcile_writes_nothing_and_keeps_node_agent_fields() -> 
     sub = Subnet(
         subnet_id=SUBNET,
         vpc_id="vpc-01",
-        availability_zone="us-east-1a",
+        availability_zone=AZ_A,
         cidr="10.0.1.0/24",
         name=None,
     )
@@ -574,7 +573,7 @@ def test_steady_state_reconcile_writes_nothing_and_keeps_node_agent_fields() -> 
         eni_id="eni-0001",
         subnet_id=SUBNET,
         vpc_id="vpc-01",
-        availability_zone="us-east-1a",
+        availability_zone=AZ_A,
         status="in-use",
         mac_address="0a:00:00:00:00:01",
         private_ip_address="10.0.1.1",
@@ -598,15 +597,13 @@ def test_steady_state_reconcile_writes_nothing_and_keeps_node_agent_fields() -> 
     )
     instance = Instance(
         instance_id="i-01",
-        availability_zone="us-east-1a",
+        availability_zone=AZ_A,
         state="running",
         instance_type="m5.large",
         vpc_id="vpc-01",
         occupied_device_indexes=frozenset({0, 1}),
     )
-    node = NodeView(
-        name="n1", labels={"ng": "multus"}, instance_id="i-01", availability_zone="us-east-1a"
-    )
+    node = NodeView(name="n1", labels={"ng": "multus"}, instance_id="i-01", availability_zone=AZ_A)
     spec = NodeENISpec(
         node_selector={"ng": "multus"},
         subnet_ids=(SUBNET,),
@@ -673,7 +670,7 @@ def test_a_pending_attribute_change_leaves_the_enis_ready() -> None:
             subnet=Subnet(
                 subnet_id=SUBNET,
                 vpc_id="vpc-01",
-                availability_zone="us-east-1a",
+                availability_zone=AZ_A,
                 cidr="",
                 name=None,
             ),

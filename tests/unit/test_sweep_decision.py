@@ -10,9 +10,10 @@ from typing import Any
 from eni_controller.aws.resources import ENIAttachment, NetworkInterface
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.sweep import SweepFacts, claimed_eni_ids, decide, node_instance_ids
+from tests.harness.ec2world import AZ_A
+from tests.samples import VPC_A as VPC
+from tests.samples import VPC_B as OTHER_VPC
 
-VPC = "vpc-0123456789abcdef0"
-OTHER_VPC = "vpc-0fedcba9876543210"
 NODE_INSTANCE = "i-0000000000000000a"
 FOREIGN_INSTANCE = "i-0000000000000000f"
 GRACE = 60.0
@@ -45,7 +46,7 @@ def _eni(
         eni_id=eni_id,
         subnet_id="subnet-1",
         vpc_id=vpc_id,
-        availability_zone="us-east-1a",
+        availability_zone=AZ_A,
         status="in-use" if attachment else "available",
         mac_address="",
         private_ip_address="",

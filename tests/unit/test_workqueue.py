@@ -15,16 +15,9 @@ import pytest
 
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.metrics import Metrics
+from tests.harness.clock import ManualClock
 
 WAIT = 2.0  # generous bound on any await that should complete; failures never hang
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -436,14 +429,13 @@ async def test_depth_gauge_follows_waiting_keys() -> None:
     assert sample(metrics, "workqueue_depth") == 0.0
 
 
-async def test_queue_and_work_durations_use_the_clock() -> None:
+async def test_queue_and_work_durations_use_the_clock(clock: ManualClock) -> None:
     metrics = Metrics()
-    clock = Clock()
     queue: WorkQueue[str] = WorkQueue(name="q", metrics=metrics, clock=clock)
     queue.add("a")
-    clock.now += 2.5
+    clock.advance(2.5)
     assert await get(queue) == "a"
-    clock.now += 0.75
+    clock.advance(0.75)
     queue.done("a")
     assert sample(metrics, "workqueue_queue_duration_seconds_count") == 1.0
     assert sample(metrics, "workqueue_queue_duration_seconds_sum") == 2.5
@@ -452,16 +444,15 @@ async def test_queue_and_work_durations_use_the_clock() -> None:
     await queue.shutdown()
 
 
-async def test_queue_duration_of_a_readd_counts_from_the_add() -> None:
+async def test_queue_duration_of_a_readd_counts_from_the_add(clock: ManualClock) -> None:
     metrics = Metrics()
-    clock = Clock()
     queue: WorkQueue[str] = WorkQueue(name="q", metrics=metrics, clock=clock)
     queue.add("a")
     assert await get(queue) == "a"  # queued 0 s
     queue.add("a")
-    clock.now += 1.0
+    clock.advance(1.0)
     queue.done("a")
-    clock.now += 0.5
+    clock.advance(0.5)
     assert await get(queue) == "a"  # queued 1.5 s: 1 s behind processing, 0.5 s waiting
     assert sample(metrics, "workqueue_queue_duration_seconds_sum") == 1.5
     assert sample(metrics, "workqueue_queue_duration_seconds_count") == 2.0

@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,7 +41,6 @@ from tests.harness.realism.state import RealismState
 CONTROL_PREFIX = "/_realism/"
 _OBSERVER_ENVIRON = "HTTP_" + OBSERVER_HEADER.upper().replace("-", "_")
 MOTO_RESET_PATH = "/moto-api/reset"
-HTTP_ERROR = 400
 _STATUS_TEXT = {
     200: "200 OK",
     400: "400 Bad Request",
@@ -127,7 +127,7 @@ class RealismMiddleware:
         status, headers, payload = self._run(environ)
         error = None
         with state.lock:
-            if int(status.split(" ", 1)[0]) >= HTTP_ERROR:
+            if int(status.split(" ", 1)[0]) >= HTTPStatus.BAD_REQUEST:
                 match = _ERROR_CODE.search(payload)
                 error = match.group(1).decode() if match else status
                 state.errors[error] += 1
