@@ -48,8 +48,8 @@ _REGION_RE = re.compile(
     r"-(?:central|north|south|east|west|northeast|northwest|southeast|southwest)"
     r"-[1-9][0-9]?"
 )
-_CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
-_VPC_ID_RE = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+VPC_ID_PATTERN = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _INT_RE = re.compile(r"[-+]?[0-9]+")
 _BOOLS = {
     **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
@@ -146,13 +146,13 @@ def _pattern(regex: re.Pattern[str], expected: str) -> Callable[[str], str]:
 
 _region = _pattern(_REGION_RE, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
 _cluster_name = _pattern(
-    _CLUSTER_NAME_RE,
+    CLUSTER_NAME_PATTERN,
     "not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting alphanumeric)",
 )
 _namespace = _pattern(
     re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"), "not a Kubernetes namespace name"
 )
-_vpc_id = _pattern(_VPC_ID_RE, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
+_vpc_id = _pattern(VPC_ID_PATTERN, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
 
 
 def _endpoint_url(text: str) -> str:

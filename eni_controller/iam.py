@@ -24,6 +24,7 @@ import re
 from typing import Any, Final
 
 from eni_controller.aws.ec2 import EC2_ACTIONS
+from eni_controller.config import CLUSTER_NAME_PATTERN, VPC_ID_PATTERN
 from eni_controller.reconcile.tags import CLUSTER_TAG_PREFIX, MANAGED_BY_KEY, MANAGED_BY_VALUE
 
 POLICY_VERSION: Final = "2012-10-17"
@@ -52,8 +53,6 @@ INSTANCE_ACTIONS: Final = (
 )
 
 # The same rules as CLUSTER_NAME and VPC_ID in config.py (EKS names, VPC ids).
-_CLUSTER_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
-_VPC_ID_RE: Final = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _REGION_RE: Final = re.compile(r"\*|[a-z]{2}(?:-[a-z]+)+-\d+")
 _ACCOUNT_RE: Final = re.compile(r"\*|\d{12}")
 _PARTITION_RE: Final = re.compile(r"aws(?:-[a-z]+)*")
@@ -180,8 +179,8 @@ def render_policy(
     alone is unique). Raises PolicyInputError for a value that is not an id of its
     kind: a wildcard in the cluster name would grant other clusters' ENIs."""
     checks = (
-        ("cluster name", cluster_name, _CLUSTER_NAME_RE),
-        ("VPC id", vpc_id, _VPC_ID_RE),
+        ("cluster name", cluster_name, CLUSTER_NAME_PATTERN),
+        ("VPC id", vpc_id, VPC_ID_PATTERN),
         ("region", region, _REGION_RE),
         ("account id", account_id, _ACCOUNT_RE),
         ("partition", partition, _PARTITION_RE),

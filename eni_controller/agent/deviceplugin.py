@@ -46,6 +46,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,8 +79,6 @@ _WHITESPACE: Final = " \t\n\r"
 _TEMP_SUFFIX: Final = ".eni-agent-tmp"
 _NEW_FILE_MODE: Final = 0o644
 _ATTEMPTS: Final = 3
-HTTP_NOT_FOUND: Final = 404
-HTTP_CONFLICT: Final = 409
 
 
 class DevicePluginConfigError(Exception):
@@ -500,7 +499,7 @@ async def restart_device_plugin(
         try:
             await core_api.delete_namespaced_pod(pod.metadata.name, namespace, body=options)
         except ApiException as err:
-            if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
+            if err.status in (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT):
                 continue
             raise
         deleted += 1

@@ -39,6 +39,7 @@ import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Final, Protocol, TypeVar, cast
 
 import aiohttp
@@ -47,7 +48,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
-from eni_controller.kube.writes import HTTP_NOT_FOUND, MERGE_PATCH
+from eni_controller.kube.writes import MERGE_PATCH
 
 log = structlog.get_logger(__name__)
 
@@ -251,7 +252,7 @@ class EventRecorder:
                 _content_type=MERGE_PATCH,
             )
         except ApiException as err:
-            if err.status == HTTP_NOT_FOUND:
+            if err.status == HTTPStatus.NOT_FOUND:
                 log.debug("event expired, creating a new one", name=event.name)
                 event.name = None
                 return False

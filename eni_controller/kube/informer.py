@@ -36,6 +36,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final, Protocol
 
@@ -52,7 +53,6 @@ Indexer = Callable[[Obj], Iterable[str]]
 LABELS_INDEX: Final = "labels"
 ATTACHED_NODES_INDEX: Final = "attachedNodes"
 
-HTTP_GONE: Final = 410
 # A watch the server closes sooner than this, having sent nothing, is treated as
 # a failure (backoff) rather than a normal timeout, so a proxy that drops idle
 # streams at once cannot turn the informer into a hot loop against the server.
@@ -315,7 +315,7 @@ class Informer:
                 except WatchExpired:
                     await self._expired("ERROR event 410")
                 except ApiException as err:
-                    if err.status == HTTP_GONE and self._resource_version is not None:
+                    if err.status == HTTPStatus.GONE and self._resource_version is not None:
                         await self._expired("HTTP 410")
                     else:
                         self._failures += 1
@@ -374,7 +374,7 @@ class Informer:
             self._log.warning("watch event without an object", type=kind)
             return
         if kind == "ERROR":
-            if obj.get("code") == HTTP_GONE:
+            if obj.get("code") == HTTPStatus.GONE:
                 raise WatchExpired(obj.get("message"))
             raise WatchError(obj)
         if kind in ("ADDED", "MODIFIED"):

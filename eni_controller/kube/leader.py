@@ -35,6 +35,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final
 
 import structlog
@@ -44,8 +45,6 @@ from kubernetes_asyncio.client.rest import ApiException
 log = structlog.get_logger(__name__)
 
 DEFAULT_LEASE_NAME: Final = "nodeeni-controller-leader-election"
-HTTP_NOT_FOUND: Final = 404
-HTTP_CONFLICT: Final = 409
 RELEASED_LEASE_DURATION_SECONDS: Final = 1
 ACQUIRE_JITTER: Final = 0.2  # client-go's JitterFactor for a candidate's retries
 
@@ -287,7 +286,7 @@ class LeaderElector:
         try:
             lease = await self._leases.read_namespaced_lease(self.name, self.namespace)
         except ApiException as err:
-            if err.status != HTTP_NOT_FOUND:
+            if err.status != HTTPStatus.NOT_FOUND:
                 raise
             return await self._create()
         now = self._clock()  # after the read: we saw this record no earlier than now
@@ -306,7 +305,7 @@ class LeaderElector:
         try:
             written = await self._leases.replace_namespaced_lease(self.name, self.namespace, lease)
         except ApiException as err:
-            if err.status != HTTP_CONFLICT:
+            if err.status != HTTPStatus.CONFLICT:
                 raise
             self._log.debug("lost the race for the lease", holder=record.holder)
             return Attempt.FAILED
@@ -329,7 +328,7 @@ class LeaderElector:
         try:
             created = await self._leases.create_namespaced_lease(self.namespace, body)
         except ApiException as err:
-            if err.status != HTTP_CONFLICT:
+            if err.status != HTTPStatus.CONFLICT:
                 raise
             self._log.debug("lost the race to create the lease")
             return Attempt.FAILED

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any, Final
 
 from kubernetes_asyncio import client
@@ -22,8 +23,6 @@ from kubernetes_asyncio.client.rest import ApiException
 from eni_controller import model
 
 MERGE_PATCH: Final = "application/merge-patch+json"
-HTTP_NOT_FOUND: Final = 404
-HTTP_CONFLICT: Final = 409
 OWN_WRITE_WAIT_SECONDS: Final = 2.0
 
 
@@ -105,7 +104,7 @@ class NodeENIWriter:
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
             )
         except ApiException as err:
-            if err.status in (HTTP_NOT_FOUND, HTTP_CONFLICT):
+            if err.status in (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT):
                 raise Conflict(f"{name}: {err.status}") from err
             raise
         version = result["metadata"]["resourceVersion"]

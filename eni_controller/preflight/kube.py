@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Final
 
 from aiohttp import ClientError
@@ -18,8 +19,6 @@ from eni_controller.config import Config
 from eni_controller.kube.events import EVENTS_NAMESPACE
 from eni_controller.preflight.report import Finding, failed, passed
 
-HTTP_UNAUTHORIZED: Final = 401
-HTTP_NOT_FOUND: Final = 404
 CRD_NAME: Final = f"{model.PLURAL}.{model.GROUP}"
 
 
@@ -77,7 +76,7 @@ async def api_finding(api: client.ApiClient) -> Finding:
     try:
         info = await client.VersionApi(api).get_code()
     except ApiException as err:
-        if err.status == HTTP_UNAUTHORIZED:
+        if err.status == HTTPStatus.UNAUTHORIZED:
             return failed(check, f"{host}: credentials rejected (HTTP 401)")
         return failed(check, f"{host}: {_api_error(err)}")
     except (ClientError, OSError) as err:
@@ -90,7 +89,7 @@ async def crd_finding(api: client.ApiClient) -> Finding:
     try:
         resources = await client.CustomObjectsApi(api).get_api_resources(model.GROUP, model.VERSION)
     except ApiException as err:
-        if err.status == HTTP_NOT_FOUND:
+        if err.status == HTTPStatus.NOT_FOUND:
             return failed(
                 check,
                 f"{CRD_NAME} ({model.VERSION}) is not installed: apply "

@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
 
@@ -282,7 +283,7 @@ async def test_missing_crd_fails(
             try:
                 await custom.get_api_resources(model.GROUP, model.VERSION)
             except ApiException as err:
-                if err.status == kube_checks.HTTP_NOT_FOUND:
+                if err.status == HTTPStatus.NOT_FOUND:
                     break
                 raise
             await asyncio.sleep(0.2)
