@@ -43,7 +43,7 @@ from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
-from eni_controller.kube.writes import Conflict, NodeENIWriter
+from eni_controller.kube.writes import Conflict, NodeENIWriter, retry_after_seconds
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
@@ -294,7 +294,8 @@ class Controller:
                     result = await self.reconciler.reconcile(key)
             except Exception as err:
                 self._failed(err, overran=deadline.expired(), worker=number)
-                self.queue.add_rate_limited(key)  # re-read and retry after the key's backoff
+                # re-read and retry after the key's backoff, or the server's Retry-After
+                self.queue.add_rate_limited(key, at_least=retry_after_seconds(err))
             else:
                 self.queue.forget(key)
                 requeue = result.requeue_after is not None

@@ -127,13 +127,15 @@ class WorkQueue(Generic[K]):
             pending[1].cancel()
         self._timers[key] = (when, loop.call_at(when, self._fire, key))
 
-    def add_rate_limited(self, key: K) -> float:
-        """Add `key` after its backoff delay and return that delay (0.0 if shut down)."""
+    def add_rate_limited(self, key: K, *, at_least: float = 0.0) -> float:
+        """Add `key` after its backoff delay, or `at_least` (a server's Retry-After)
+        when that is longer, and return the delay (0.0 if shut down)."""
         if self._shutting_down:
             return 0.0
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay = min(self._base_delay * 2.0 ** min(failures, _MAX_EXPONENT), self._max_delay)
+        backoff = self._base_delay * 2.0 ** min(failures, _MAX_EXPONENT)
+        delay = min(max(backoff, at_least), self._max_delay)
         if self._m:
             self._m.retries.inc()
         self.add_after(key, delay)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -24,6 +24,22 @@ from eni_controller import model
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 OWN_WRITE_WAIT_SECONDS: Final = 2.0
+
+
+def retry_after_seconds(err: BaseException) -> float:
+    """The wait a 429 or 503 answer asked for in its Retry-After header (seconds;
+    the HTTP-date form, and anything unreadable, count as no wait): a retry
+    sooner only adds to the load the server is shedding."""
+    if not isinstance(err, ApiException) or err.status not in (
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+    ):
+        return 0.0
+    headers: Mapping[str, str] = err.headers or {}
+    try:
+        return max(0.0, float(headers.get("Retry-After", "")))
+    except ValueError:
+        return 0.0
 
 
 class Conflict(Exception):

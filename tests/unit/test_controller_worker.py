@@ -19,6 +19,8 @@ from typing import cast
 
 import pytest
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.config import Config
@@ -37,8 +39,9 @@ pytestmark = pytest.mark.timeout(60)
 
 class FakeReconciler:
     """Reconciles keys at once, except: keys in `hang` never finish (until cancelled),
-    keys in `request_timeout` raise KubeRequestTimeout, and keys in `stubborn`
-    ignore cancellation until `let_go` is set."""
+    keys in `request_timeout` raise KubeRequestTimeout, keys in `shed` are answered
+    429 asking for 30 s, and keys in `stubborn` ignore cancellation until `let_go`
+    is set."""
 
     def __init__(
         self,
@@ -46,8 +49,10 @@ class FakeReconciler:
         hang: frozenset[str] = frozenset(),
         request_timeout: frozenset[str] = frozenset(),
         stubborn: frozenset[str] = frozenset(),
+        shed: frozenset[str] = frozenset(),
     ) -> None:
         self.hang, self.request_timeout, self.stubborn = hang, request_timeout, stubborn
+        self.shed = shed  # answered 429 with Retry-After: 30
         self.calls: collections.Counter[str] = collections.Counter()
         self.cancelled: collections.Counter[str] = collections.Counter()
         self.done: collections.Counter[str] = collections.Counter()
@@ -63,6 +68,10 @@ class FakeReconciler:
                 raise
         if key in self.request_timeout:
             raise KubeRequestTimeout(method="PATCH", url=f"/nodeenis/{key}/status", seconds=2.0)
+        if key in self.shed:
+            err = ApiException(status=429, reason="Too Many Requests")
+            err.headers = CIMultiDictProxy(CIMultiDict({"retry-after": "30"}))
+            raise err
         while key in self.stubborn and not self.let_go.is_set():
             try:
                 await self.let_go.wait()
@@ -160,6 +169,27 @@ async def test_a_kubernetes_request_timeout_fails_only_its_key(
     assert queue.num_requeues("patchy") >= 2
     assert request_timeouts.errors("KubeRequestTimeout") >= 2
     assert request_timeouts.errors("ReconcileTimeout") == 0
+
+
+@pytest.fixture
+async def shedding() -> AsyncIterator[Harness]:
+    async for harness in _harness(
+        FakeReconciler(request_timeout=frozenset({"patchy"}), shed=frozenset({"busy"}))
+    ):
+        yield harness
+
+
+async def test_a_key_answered_429_waits_the_retry_after_not_its_backoff(
+    shedding: Harness,
+) -> None:
+    queue, fake = shedding.controller.queue, shedding.reconciler
+    queue.add("busy")
+    queue.add("patchy")
+    shedding.start_workers(1)
+    # patchy's backoff (5 ms, doubling) retries it again and again meanwhile
+    await until(lambda: fake.calls["patchy"] >= 5, within=WAIT)
+    assert fake.calls["busy"] == 1
+    assert queue.num_requeues("busy") == 1
 
 
 @pytest.fixture

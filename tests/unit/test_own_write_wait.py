@@ -9,9 +9,11 @@ from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from eni_controller.kube import writes
-from eni_controller.kube.writes import NodeENIWriter
+from eni_controller.kube.writes import NodeENIWriter, retry_after_seconds
 
 
 class Custom:
@@ -83,3 +85,27 @@ async def test_a_write_that_changed_nothing_is_not_waited_for() -> None:
     await writer.set_finalizers("a", ["same"], resource_version="10")  # answers 10 again
     async with asyncio.timeout(0.01):
         await writer.caught_up("a")
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "seconds"),
+    [
+        (429, {"Retry-After": "2"}, 2.0),
+        (503, {"Retry-After": "0.5"}, 0.5),
+        (429, {}, 0.0),
+        (429, {"Retry-After": "Fri, 04 Dec 2026 10:00:00 GMT"}, 0.0),  # the date form
+        (429, {"Retry-After": "-3"}, 0.0),
+        (500, {"Retry-After": "9"}, 0.0),  # only a server shedding load asks it
+        (409, {"Retry-After": "9"}, 0.0),
+    ],
+)
+def test_retry_after_is_read_from_a_429_or_503_answer(
+    status: int, headers: dict[str, str], seconds: float
+) -> None:
+    err = ApiException(status=status, reason="test")
+    err.headers = CIMultiDictProxy(CIMultiDict(headers))  # as aiohttp hands them
+    assert retry_after_seconds(err) == seconds
+
+
+def test_retry_after_of_anything_else_is_no_wait() -> None:
+    assert retry_after_seconds(TimeoutError()) == 0.0

@@ -255,6 +255,15 @@ async def test_rate_limited_backoff_is_capped_at_max_delay_without_overflow() ->
     await queue.shutdown(drain=False)
 
 
+async def test_a_servers_retry_after_lengthens_the_backoff_never_shortens_it() -> None:
+    queue: WorkQueue[str] = WorkQueue(name="q", max_delay=60.0)
+    assert queue.add_rate_limited("a", at_least=2.0) == 2.0  # 429 Retry-After: 2
+    assert queue.add_rate_limited("a", at_least=0.001) == 0.01  # the backoff goes on
+    assert queue.add_rate_limited("a", at_least=3600.0) == 60.0  # capped like any delay
+    assert queue.num_requeues("a") == 3
+    await queue.shutdown(drain=False)
+
+
 async def test_rate_limited_backoff_is_per_key(q: WorkQueue[str]) -> None:
     q.add_rate_limited("a")
     q.add_rate_limited("a")
