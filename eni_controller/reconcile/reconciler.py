@@ -265,14 +265,18 @@ class Reconciler:
         self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
     ) -> None:
         """Mark changed what EC2 may move on without telling us: this NodeENI's ENIs
-        while anything is pending, and the instances of nodes with a slot to fill or
-        a problem, so the next reconcile looks again."""
+        while anything is pending, the instances of nodes with a slot to fill or a
+        problem, and those with an attachment in transition (a detach finishing
+        frees an index no event reports), so the next reconcile looks again."""
         troubled = {a.slot.node for a in final.actions} | {p.node for p in final.problems}
         if settling or troubled or final.stale:
             self._view.changed(uid=uid)
         for node in nodes:
             if node.name in troubled and node.instance_id:
                 self._view.changed(instance=node.instance_id)
+        for entry in final.attachments:
+            if entry.status is not AttachmentState.ATTACHED and entry.instance_id:
+                self._view.changed(instance=entry.instance_id)
 
     def _settle_ownership(self, planned: Plan) -> None:
         """Before acting on a plan: an ENI gone from EC2 gives up its ClientToken and

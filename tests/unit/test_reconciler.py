@@ -11,7 +11,7 @@ from collections.abc import Callable
 from eni_controller import model
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.reconciler import DONE, LOOKUP_REQUEUE_SECONDS
-from tests.harness.memory_ec2 import SUBNET
+from tests.harness.memory_ec2 import INSTANCE_TYPE, SUBNET
 from tests.harness.reconciling import CLUSTER, ReconcileWorld
 
 SELECTOR = {"nodeSelector": {"multus": "on"}}
@@ -203,3 +203,34 @@ async def test_an_eni_deleted_by_hand_is_replaced_once() -> None:
     assert second != first
     assert _attached(world, "multus") == {"node-0": 1}
     assert world.mutating_calls()["CreateNetworkInterface"] == 2
+
+
+async def test_a_label_flipped_back_during_a_slow_detach_gets_the_same_enis_back() -> None:
+    world = ReconcileWorld()
+    world.ec2.instance_types[INSTANCE_TYPE] = 2  # the primary and ours: no room for another
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    (eni_id,) = world.ec2.enis
+    await world.reconcile("multus")  # settled: the instance's facts are kept from here
+
+    world.label("node-0", multus=None)
+    world.view.changed(uid="uid-1")
+    await world.reconcile("multus")  # handed to cleanup
+    eni = world.ec2.enis[eni_id]
+    eni["Attachment"]["Status"] = "detaching"  # the pool's detach, still under way
+    world.label("node-0", multus="on")
+    world.view.changed(uid="uid-1")
+    settling = await world.reconcile("multus")  # the cleanup is called off
+    assert not world.cleanup.pending(eni_id)
+    assert settling.requeue_after is not None
+    assert world.status("multus")["attachments"][0]["status"] == "detaching"
+
+    del eni["Attachment"]  # the detach finishes; no event says so
+    eni["Status"] = "available"
+    await world.reconcile("multus")  # the requeue
+
+    assert list(world.ec2.enis) == [eni_id]
+    assert _attached(world, "multus") == {"node-0": 1}
+    assert world.mutating_calls()["AttachNetworkInterface"] == 2
+    assert world.mutating_calls()["CreateNetworkInterface"] == 1
