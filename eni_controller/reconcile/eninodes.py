@@ -214,7 +214,8 @@ def desired_interfaces(
 
 def holder(nodeeni: Mapping[str, Any], *, node: str) -> Holder | None:
     """A NodeENI's share of `node`, from the object as the API has it; None while
-    it is being deleted (its ENIs are on their way out: the node lets go first)."""
+    it is being deleted (its ENIs are on their way out: the node lets go of them
+    as the cleanup starts)."""
     metadata = nodeeni.get("metadata") or {}
     if metadata.get("deletionTimestamp"):
         return None

@@ -130,11 +130,8 @@ def _shares(nodeeni: Obj) -> dict[str, Share]:
 def _changed_shares(old: Obj, new: Obj) -> set[str]:
     before, after = _shares(old), _shares(new)
     nodes = before.keys() | after.keys()
-    meta_old, meta_new = _meta(old), _meta(new)
-    if meta_old.get("generation") != meta_new.get("generation") or meta_old.get(
-        "deletionTimestamp"
-    ) != meta_new.get("deletionTimestamp"):
-        return set(nodes)  # the MTU or DPDK settings of every entry may change
+    if any(_meta(old).get(k) != _meta(new).get(k) for k in ("generation", "deletionTimestamp")):
+        return set(nodes)  # every entry's MTU or DPDK settings may change, or all go
     return {n for n in nodes if before.get(n) != after.get(n)}
 
 

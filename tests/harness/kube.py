@@ -111,6 +111,7 @@ class NodeFactory:
     """Creates Nodes for seeded instances and deletes them at teardown."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
         self._core = client.CoreV1Api(api)
         self._names: list[str] = []
 
@@ -125,7 +126,7 @@ class NodeFactory:
     async def cleanup(self) -> None:
         """Delete the Nodes, and their ENINodes as the garbage collector would (the
         test API server runs none)."""
-        custom = client.CustomObjectsApi(self._core.api_client)
+        custom = client.CustomObjectsApi(self._api)
         for name in self._names:
             await _unless_missing(self._core.delete_node(name))
             await _unless_missing(

@@ -118,7 +118,8 @@ async def test_500_reports_cost_at_most_one_nodeeni_status_write_each(
             for name, instance in zip(names, instance_ids, strict=True)
         ]
     )
-    async with _controller(scale_api, MemoryEC2(instance_ids)) as controller:
+    ec2 = MemoryEC2(instance_ids)
+    async with _controller(scale_api, ec2) as controller:
         started = time.perf_counter()
         await create_nodeeni(
             scale_api,
@@ -138,7 +139,7 @@ async def test_500_reports_cost_at_most_one_nodeeni_status_write_each(
         await until(lambda: _with_interfaces(controller) == NODES, within=120)
         rolled_out = time.perf_counter() - started
 
-        writes = controller.writer.status_writes
+        writes, calls = controller.writer.status_writes, sum(ec2.calls.values())
         started = time.perf_counter()
         await _bounded(
             [
@@ -151,12 +152,14 @@ async def test_500_reports_cost_at_most_one_nodeeni_status_write_each(
         folded = await wait_for_nodeeni(scale_api, unique, lambda o: _named(o) == NODES, within=120)
         elapsed = time.perf_counter() - started
         status_writes = controller.writer.status_writes - writes
+        ec2_calls = sum(ec2.calls.values()) - calls
 
     print(
         f"FIGURE eninode_scale: {NODES} ENINodes; rollout {rolled_out:.1f}s; "
         f"{NODES} reports patched in {reported:.1f}s, all folded {elapsed:.1f}s after the first; "
         f"{status_writes} NodeENI status writes ({status_writes / NODES:.3f} per report); "
-        f"{controller.eninode_writer.spec_writes} ENINode spec writes"
+        f"{controller.eninode_writer.spec_writes} ENINode spec writes; "
+        f"{ec2_calls} EC2 calls while folding"
     )
     assert {a["interfaceName"] for a in folded["status"]["attachments"]} == {"ens6"}
     assert 1 <= status_writes <= NODES

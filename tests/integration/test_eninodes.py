@@ -12,6 +12,7 @@ node agents, writing ENINode status as they do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -49,6 +50,10 @@ def _attached(count: int) -> Any:
     return lambda obj: (
         is_ready(obj) and [a["status"] for a in _by_node(obj).values()] == ["attached"] * count
     )
+
+
+def _spec_is(*wanted: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    return lambda obj: spec_interfaces(obj) == list(wanted)
 
 
 def _spec_entry(attachment: dict[str, Any], nodeeni: str, **extra: Any) -> dict[str, Any]:
@@ -104,9 +109,7 @@ async def test_eninodes_follow_the_nodeeni_and_the_agents_reports_come_back(
         assert "interfaceName" not in _by_node(edited)[names[1]]  # nothing reported there
         for name in names:
             await wait_for_eninode(
-                api,
-                name,
-                lambda o, n=name: spec_interfaces(o) == [_spec_entry(entries[n], unique, mtu=1500)],
+                api, name, _spec_is(_spec_entry(entries[name], unique, mtu=1500))
             )
 
         # an error on the second node is a condition until its agent clears it
@@ -124,7 +127,7 @@ async def test_eninodes_follow_the_nodeeni_and_the_agents_reports_come_back(
 
         # label off: the node's ENINode stays, with no ENI in it
         await label_node(api, names[0], {"test": None})
-        await wait_for_eninode(api, names[0], lambda o: spec_interfaces(o) == [])
+        await wait_for_eninode(api, names[0], _spec_is())
         uid = created["metadata"]["uid"]
         await until(lambda: len(enis_of(world, uid)) == 1, within=30)  # the old ENI is gone
         # label on: a new ENI; the agent's report of the old one is not folded
@@ -135,7 +138,7 @@ async def test_eninodes_follow_the_nodeeni_and_the_agents_reports_come_back(
         await wait_for_eninode(
             api,
             names[0],
-            lambda o: spec_interfaces(o) == [_spec_entry(again[names[0]], unique, mtu=1500)],
+            _spec_is(_spec_entry(again[names[0]], unique, mtu=1500)),
         )
         await report(api, names[0], [interface_up(again[names[0]], "ens7", mtu=1500)])
         await wait_for_nodeeni(
@@ -145,7 +148,7 @@ async def test_eninodes_follow_the_nodeeni_and_the_agents_reports_come_back(
         # deleted: every node lets go before the ENIs are detached
         await delete_nodeeni(nodeenis, unique)
         for name in names:
-            await wait_for_eninode(api, name, lambda o: spec_interfaces(o) == [])
+            await wait_for_eninode(api, name, _spec_is())
         await wait_gone(api, unique)
         # 2 creates, 2 MTU edits, label off, label on, 2 deletions: nothing more
         assert controller.eninode_writer.spec_writes == 8
