@@ -4,6 +4,17 @@ Routing (reconcile/routing.py) decides which NodeENIs an event concerns.
 Every RECONCILE_PERIOD all NodeENIs are enqueued again (resync), after one
 describe of all our ENIs that serves them (reconcile/ec2view.py).
 
+The per-node ENINodes (issue 18) have a queue of their own, keyed by node
+name, drained by ENINODE_SYNC_WORKERS workers while leading: a spec sync is
+one small write or none, and must neither wait behind nor hold up the
+NodeENI reconciles (a key prefix on the one queue would have mixed their
+metrics, timeouts and log context for no saving). The ENINode informer is
+not waited for before leading: without it the reconciler folds no reports
+and keeps what status says (eninodes.fold_reports), and its events enqueue
+the NodeENIs once it lists; the spec workers wait for it, so they create
+only against a complete store. A cluster without the ENINode CRD keeps
+working on NodeENIs; its ENINode list fails and backs off.
+
 Nothing may pin a key: the queue never hands a key to two workers, so a key
 whose reconcile never ends is never reconciled again. Every Kubernetes request
 is bounded by KUBE_REQUEST_TIMEOUT (the API client is wrapped once, here) and
@@ -31,6 +42,7 @@ from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.config import Config
 from eni_controller.health import LoopHeartbeat, WorkerActivity
+from eni_controller.kube.eninode_writes import ENINodeWriter
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
@@ -47,11 +59,12 @@ from eni_controller.kube.writes import Conflict, NodeENIWriter, retry_after_seco
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
+from eni_controller.reconcile.eninode_sync import ENINodeSpecs
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler
 from eni_controller.reconcile.retries import SlotBackoff
-from eni_controller.reconcile.routing import NodeENIEvents, NodeEvents
+from eni_controller.reconcile.routing import ENINodeEvents, NodeENIEvents, NodeEvents
 from eni_controller.reconcile.sweep import (
     SWEEP_OWNER,
     OrphanSweep,
@@ -71,6 +84,8 @@ LOOP_STALL_SECONDS = 10.0
 # did not let go of its key, and liveness fails.
 WORKER_STUCK_GRACE_SECONDS = 60.0
 QUEUE_NAME = "nodeeni"
+ENINODE_QUEUE_NAME = "eninode"
+ENINODE_SYNC_WORKERS = 2  # each sync is one write or none
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -107,12 +122,15 @@ class Controller:
         )
         self._informer_tasks: list[asyncio.Task[None]] = []
         self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
+        self.eninode_queue: WorkQueue[str] = WorkQueue(name=ENINODE_QUEUE_NAME, metrics=metrics)
         self.writer = NodeENIWriter(api)
         self.view = EC2View(ec2, vpc_id=config.vpc_id)
         self.nodeenis = Informer(
             name="nodeenis",
             api=ResourceAPI.nodeenis(api),
-            handler=NodeENIEvents(self.queue, view=self.view, writes=self.writer),
+            handler=NodeENIEvents(
+                self.queue, view=self.view, writes=self.writer, eninodes=self.eninode_queue
+            ),
             indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
         )
         self.nodes = Informer(
@@ -120,6 +138,18 @@ class Controller:
             api=ResourceAPI.nodes(api),
             handler=NodeEvents(self.queue, self.nodeenis, view=self.view),
             indexers={LABELS_INDEX: node_labels_index},
+        )
+        self.eninodes = Informer(
+            name="eninodes",
+            api=ResourceAPI.eninodes(api),
+            handler=ENINodeEvents(self.queue, eninodes=self.eninode_queue),
+        )
+        self.eninode_writer = ENINodeWriter(api)
+        self.eninode_specs = ENINodeSpecs(
+            nodeenis=self.nodeenis,
+            nodes=self.nodes,
+            eninodes=self.eninodes,
+            writer=self.eninode_writer,
         )
         allocator = DeviceIndexAllocator()
         tokens = ClientTokens()
@@ -153,6 +183,7 @@ class Controller:
             kube=KubeSide(
                 nodeenis=self.nodeenis,
                 nodes=self.nodes,
+                eninodes=self.eninodes,
                 writer=self.writer,
                 events=self.events,
             ),
@@ -201,7 +232,9 @@ class Controller:
         is ready); workers, cleanup and the sweep only while leading. On exit: stop
         taking work, give in-flight reconciles and their Events DRAIN_SECONDS
         each, release the Lease."""
-        informers = [asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes)]
+        informers = [
+            asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes, self.eninodes)
+        ]
         self._informer_tasks = list(informers)
         informers.append(asyncio.create_task(self.heartbeat.run()))
         leading: asyncio.Task[None] | None = None
@@ -215,7 +248,10 @@ class Controller:
             )
             await asyncio.shield(leading)
         finally:
-            await self.queue.shutdown(drain=True, timeout=DRAIN_SECONDS)
+            await asyncio.gather(
+                self.queue.shutdown(drain=True, timeout=DRAIN_SECONDS),
+                self.eninode_queue.shutdown(drain=True, timeout=DRAIN_SECONDS),
+            )
             # counts the drained reconciles raised, within the same allowance
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DRAIN_SECONDS):
@@ -235,6 +271,7 @@ class Controller:
             asyncio.create_task(self._worker(i))
             for i in range(self.config.max_concurrent_reconciles)
         ]
+        tasks += [asyncio.create_task(self._eninode_worker()) for _ in range(ENINODE_SYNC_WORKERS)]
         tasks.append(asyncio.create_task(self.cleanup.run()))
         tasks.append(
             asyncio.create_task(
@@ -271,12 +308,41 @@ class Controller:
             self.resync()
 
     def resync(self) -> None:
-        """Every NodeENI to the queue, and one describe of all our ENIs that serves them."""
+        """Every NodeENI to the queue, and one describe of all our ENIs that serves
+        them; every node with an ENINode or an ENI to the ENINode queue."""
         names = [_meta(raw)["name"] for raw in self.nodeenis.list()]
         for name in names:
             self.queue.add(name)
         if names:
             self.view.refresh()  # serves each of them, unless changed since
+        for node in self.eninode_specs.nodes():
+            self.eninode_queue.add(node)
+
+    async def _eninode_worker(self) -> None:
+        """Syncs ENINode specs, one node at a time; a failed sync is retried after
+        the node's backoff (the queue's, exponential and capped)."""
+        await self.eninodes.wait_synced()  # creates only against a complete store
+        while True:
+            try:
+                node = await self.eninode_queue.get()
+            except ShutDown:
+                return
+            try:
+                async with asyncio.timeout(self.config.reconcile_timeout_seconds):
+                    await self.eninode_specs.sync(node)
+            except Exception as err:
+                retry_in = self.eninode_queue.add_rate_limited(node)
+                log.warning(
+                    "eninode spec sync failed: retried with backoff",
+                    node=node,
+                    error=type(err).__name__,
+                    status=getattr(err, "status", None),
+                    retry_in=round(retry_in, 3),
+                )
+            else:
+                self.eninode_queue.forget(node)
+            finally:
+                self.eninode_queue.done(node)
 
     async def _worker(self, number: int) -> None:
         while True:

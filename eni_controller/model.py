@@ -28,6 +28,9 @@ GROUP: Final = "networking.k8s.aws"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "nodeenis"
 KIND: Final = "NodeENI"
+# The per-node object (issue 18): spec by the controller, status by the node agent
+ENINODE_PLURAL: Final = "eninodes"
+ENINODE_KIND: Final = "ENINode"
 FINALIZER: Final = "nodeeni.networking.k8s.aws/finalizer"
 CLEANUP_START_ANNOTATION: Final = "aws-multi-eni-controller/cleanup-start-time"
 
@@ -126,7 +129,8 @@ class NodeENISpec:
 class Attachment:
     """One item of ``status.attachments``: an ENI of this NodeENI on one node.
 
-    The DPDK fields are written by the node agent; the controller carries them.
+    The node agent's facts (interface name, DPDK fields) come from its report in
+    the node's ENINode; the controller folds them in (reconcile/eninodes.py).
     """
 
     node_id: str
@@ -145,6 +149,7 @@ class Attachment:
     dpdk_driver: str | None = None
     dpdk_resource_name: str | None = None
     dpdk_pci_address: str | None = None
+    interface_name: str | None = None
 
     @classmethod
     def from_dict(cls, raw: object) -> Attachment | None:
@@ -175,6 +180,7 @@ class Attachment:
             dpdk_driver=_opt_str(raw.get("dpdkDriver")),
             dpdk_resource_name=_opt_str(raw.get("dpdkResourceName")),
             dpdk_pci_address=_opt_str(raw.get("dpdkPCIAddress")),
+            interface_name=_opt_str(raw.get("interfaceName")),
         )
 
     def to_dict(self, *, last_updated: str | None = None) -> dict[str, object]:
@@ -198,6 +204,7 @@ class Attachment:
                 "dpdkDriver": self.dpdk_driver,
                 "dpdkResourceName": self.dpdk_resource_name,
                 "dpdkPCIAddress": self.dpdk_pci_address,
+                "interfaceName": self.interface_name,
             }
         )
 

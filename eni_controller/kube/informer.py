@@ -286,6 +286,9 @@ class Informer:
     def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
         return self.store.by_index(index_name, value)
 
+    def index_values(self, index_name: str) -> builtins.list[str]:
+        return self.store.index_values(index_name)
+
     @property
     def has_synced(self) -> bool:
         """True once the first list has been stored and its events delivered."""

@@ -55,16 +55,21 @@ class ResourceAPI:
 
     @classmethod
     def nodeenis(cls, api: client.ApiClient) -> ResourceAPI:
+        return cls._custom(api, kind=model.KIND, plural=model.PLURAL)
+
+    @classmethod
+    def eninodes(cls, api: client.ApiClient) -> ResourceAPI:
+        return cls._custom(api, kind=model.ENINODE_KIND, plural=model.ENINODE_PLURAL)
+
+    @classmethod
+    def _custom(cls, api: client.ApiClient, *, kind: str, plural: str) -> ResourceAPI:
+        """A cluster-scoped custom resource of our group and version."""
         custom = client.CustomObjectsApi(api)
 
         def list_call(**kwargs: Any) -> Awaitable[Any]:
-            return custom.list_cluster_custom_object(
-                model.GROUP, model.VERSION, model.PLURAL, **kwargs
-            )
+            return custom.list_cluster_custom_object(model.GROUP, model.VERSION, plural, **kwargs)
 
-        return cls(
-            kind=model.KIND, api_version=f"{model.GROUP}/{model.VERSION}", list_call=list_call
-        )
+        return cls(kind=kind, api_version=f"{model.GROUP}/{model.VERSION}", list_call=list_call)
 
     async def list(self, *, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
         """Every object, page by page; and the list's resourceVersion to watch from.

@@ -41,12 +41,18 @@ class Permission:
 
 def required_permissions(config: Config) -> tuple[Permission, ...]:
     """Every request the controller makes: informers list+watch, merge patches for
-    finalizers/annotations and status, Events, and the Lease when electing."""
+    finalizers/annotations and status, ENINodes created and their spec patched,
+    Events, and the Lease when electing."""
     needed = [
         Permission(group="", resource="nodes", verbs=("list", "watch")),
         Permission(group=model.GROUP, resource=model.PLURAL, verbs=("list", "watch", "patch")),
         Permission(
             group=model.GROUP, resource=model.PLURAL, subresource="status", verbs=("patch",)
+        ),
+        Permission(
+            group=model.GROUP,
+            resource=model.ENINODE_PLURAL,
+            verbs=("list", "watch", "create", "patch"),
         ),
         Permission(
             group="", resource="events", verbs=("create", "patch"), namespace=EVENTS_NAMESPACE

@@ -384,11 +384,13 @@ def _status_entry(
         device_index=eni.attachment.device_index,
         mtu=spec.mtu,
         status=_ATTACHMENT_STATES.get(eni.attachment.status, AttachmentState.ATTACHING),
-        # the node agent owns these; carry them through every write
+        # the node agent's facts: carried through, refreshed from its report
+        # (eninodes.fold_reports) where the node has an ENINode
         dpdk_bound=before.dpdk_bound if before else None,
         dpdk_driver=before.dpdk_driver if before else None,
         dpdk_resource_name=before.dpdk_resource_name if before else None,
         dpdk_pci_address=before.dpdk_pci_address if before else None,
+        interface_name=before.interface_name if before else None,
         last_updated=before.last_updated if before else None,
     )
     return entry

@@ -4,7 +4,9 @@ This is the I/O shell around the planner. It reads Nodes and NodeENIs from the
 informers' stores (no API reads) and EC2 through the EC2 view (ec2view.py),
 lets the planner decide (the VPC and allow-list guardrails included: a
 refused subnet or group never reaches the executor), has the executor act,
-and writes status only when it changed.
+and writes status only when it changed. What the nodes' agents report in their
+ENINodes is folded into every status it writes (eninodes.py), so NodeENI status
+keeps this one writer.
 
 Invariants:
 
@@ -41,6 +43,7 @@ from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
+from eni_controller.reconcile.eninodes import Reports, fold_reports, reports_of
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -52,9 +55,11 @@ from eni_controller.reconcile.planner import (
 )
 from eni_controller.reconcile.retries import keep_newest
 from eni_controller.reconcile.status import (
+    NODE_INTERFACES_READY,
     READY,
     Reason,
     failure_conditions,
+    node_error_conditions,
     plan_conditions,
     status_patch,
 )
@@ -79,11 +84,13 @@ class Store(Protocol):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
-    """The Kubernetes half of a reconcile: the informers' stores it reads, the
-    NodeENI writes it makes, and the Events it records."""
+    """The Kubernetes half of a reconcile: the informers' stores it reads (the
+    ENINodes for their agents' reports), the NodeENI writes it makes, and the
+    Events it records."""
 
     nodeenis: Store
     nodes: Store
+    eninodes: Store
     writer: NodeENIWriter
     events: EventRecorder
 
@@ -450,15 +457,30 @@ class Reconciler:
         attachments: Sequence[model.Attachment] | None = None,
         desired: int | None = None,
     ) -> None:
+        entries = nodeeni.status.attachments if attachments is None else attachments
+        folded = fold_reports(
+            entries, reports=self._reports({a.node_id for a in entries}), spec=nodeeni.spec
+        )
         patch = status_patch(
             nodeeni.status,
-            conditions=conditions,
+            conditions=[
+                *(c for c in conditions if c.type != NODE_INTERFACES_READY),
+                *node_error_conditions(folded.errors, generation=nodeeni.generation),
+            ],
             generation=nodeeni.generation,
             now=self._now(),
-            attachments=attachments,
+            attachments=folded.attachments,
             desired=desired,
         )
         if patch is not None:
             await self._kube.writer.patch_status(
                 nodeeni.name, patch, resource_version=nodeeni.resource_version
             )
+
+    def _reports(self, nodes: set[str]) -> dict[str, Reports]:
+        """The agents' reports of the `nodes` that have an ENINode, as the informer has them."""
+        return {
+            name: reports_of(raw)
+            for name in nodes
+            if (raw := self._kube.eninodes.get(name)) is not None
+        }

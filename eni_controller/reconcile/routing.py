@@ -1,4 +1,5 @@
-"""Which NodeENIs an informer event concerns: the keys it puts on the work queue.
+"""Which NodeENIs an informer event concerns: the keys it puts on the work queue;
+and which nodes' ENINode specs it concerns: the keys of the ENINode queue.
 
 Invariants:
 
@@ -13,11 +14,21 @@ Invariants:
 * Whatever an event enqueues is marked changed in the EC2 view first, so the
   reconcile it starts describes EC2 afresh (ec2view.py). A Node that goes
   takes its instance's kept facts with it.
+* An ENINode whose status (its agent's report) changed enqueues the NodeENIs
+  its spec names, without marking anything changed in the EC2 view: nothing
+  changed there, and the reconcile folds the reports of all nodes at once, so
+  a burst of reports costs as few status writes as reconciles. A change of
+  its spec (our own write) enqueues nothing; a deleted ENINode has its node's
+  spec synced (re-created while the node holds ENIs).
+* A NodeENI event marks for an ENINode spec sync exactly the nodes whose share
+  of its attachments (ENI, MAC, index, state) changed, all of its nodes on a
+  spec edit, an add, a delete or a deletion started. Our status writes that
+  only fold the agents' facts in change no share: no sync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from eni_controller.kube.informer import ATTACHED_NODES_INDEX
@@ -60,19 +71,23 @@ def _provider_id(node: Mapping[str, Any]) -> str:
 
 
 class NodeENIEvents:
-    """NodeENI events → that NodeENI, for the changes a reconcile acts on."""
+    """NodeENI events → that NodeENI, for the changes a reconcile acts on; and the
+    nodes whose ENINode spec they change → the ENINode queue."""
 
-    def __init__(self, queue: Queue, *, view: View, writes: Seen) -> None:
+    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: Queue) -> None:
         self._queue = queue
         self._view = view
         self._writes = writes  # told every version the informer stores (own-write waits)
+        self._eninodes = eninodes
 
     def on_add(self, obj: Obj) -> None:
         self._writes.seen(obj)
+        self._sync(_shares(obj))
         self._enqueue(obj)
 
     def on_update(self, old: Obj, new: Obj) -> None:
         self._writes.seen(new)
+        self._sync(_changed_shares(old, new))
         before, after = _meta(old), _meta(new)
         finalizer_removed = FINALIZER in (before.get("finalizers") or ()) and FINALIZER not in (
             after.get("finalizers") or ()
@@ -86,11 +101,69 @@ class NodeENIEvents:
 
     def on_delete(self, obj: Obj) -> None:
         self._writes.seen(obj, gone=True)
+        self._sync(_shares(obj))
         self._queue.add(_meta(obj)["name"])  # the reconcile finds it gone and forgets it
 
     def _enqueue(self, obj: Obj) -> None:
         self._view.changed(uid=_meta(obj).get("uid"))
         self._queue.add(_meta(obj)["name"])
+
+    def _sync(self, nodes: Iterable[str]) -> None:
+        for node in sorted(nodes):
+            self._eninodes.add(node)
+
+
+Share = frozenset[tuple[Any, ...]]
+
+
+def _shares(nodeeni: Obj) -> dict[str, Share]:
+    """Per node, what its ENINode spec takes from this NodeENI's status entries."""
+    items = (nodeeni.get("status") or {}).get("attachments")
+    by_node: dict[str, set[tuple[Any, ...]]] = {}
+    for a in items if isinstance(items, list) else ():
+        if isinstance(a, Mapping) and isinstance(a.get("nodeID"), str):
+            entry = (a.get("eniID"), a.get("macAddress"), a.get("deviceIndex"), a.get("status"))
+            by_node.setdefault(a["nodeID"], set()).add(entry)
+    return {node: frozenset(entries) for node, entries in by_node.items()}
+
+
+def _changed_shares(old: Obj, new: Obj) -> set[str]:
+    before, after = _shares(old), _shares(new)
+    nodes = before.keys() | after.keys()
+    if any(_meta(old).get(k) != _meta(new).get(k) for k in ("generation", "deletionTimestamp")):
+        return set(nodes)  # every entry's MTU or DPDK settings may change, or all go
+    return {n for n in nodes if before.get(n) != after.get(n)}
+
+
+class ENINodeEvents:
+    """ENINode events → the NodeENIs its agent reports on, when the report changed;
+    a deleted ENINode → its node to the ENINode queue."""
+
+    def __init__(self, queue: Queue, *, eninodes: Queue) -> None:
+        self._queue = queue
+        self._eninodes = eninodes
+
+    def on_add(self, obj: Obj) -> None:
+        if obj.get("status"):
+            self._enqueue(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        if old.get("status") != new.get("status"):
+            self._enqueue(old, new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self._eninodes.add(_meta(obj)["name"])
+
+    def _enqueue(self, *versions: Obj) -> None:
+        named: set[str] = set()
+        for version in versions:
+            items = (version.get("spec") or {}).get("interfaces")
+            for item in items if isinstance(items, list) else ():
+                nodeeni = item.get("nodeENI") if isinstance(item, Mapping) else None
+                if isinstance(nodeeni, str) and nodeeni:
+                    named.add(nodeeni)
+        for name in sorted(named):
+            self._queue.add(name)
 
 
 class NodeEvents:

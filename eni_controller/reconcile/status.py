@@ -4,6 +4,12 @@ Pure functions: the reconciler hands in the previous status, the plan's facts
 and the time; out comes a patch, or None when nothing changed — so a reconcile
 that changes nothing writes nothing. lastUpdated moves only when an attachment
 really changed, and a condition's lastTransitionTime only when its status did.
+
+Conditions: `Ready` and `Degraded` always (from the plan, or a failure), and
+`NodeInterfacesReady` (status False, reason `NodeReportedError`) only while a
+node's agent reports an error for one of the NodeENI's ENIs (its ENINode status,
+folded by eninodes.py): the message names node, ENI, interface and error. When
+the errors clear the condition goes; EC2-side readiness never depends on it.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from eni_controller.model import (
     ConditionStatus,
     NodeENIStatus,
 )
+from eni_controller.reconcile.eninodes import NodeError
 from eni_controller.reconcile.planner import Plan
 
 READY = "Ready"
 DEGRADED = "Degraded"
+NODE_INTERFACES_READY = "NodeInterfacesReady"
 _MAX_LISTED_PROBLEMS = 5
 
 
@@ -32,6 +40,7 @@ class Reason(StrEnum):
     PROGRESSING = "Progressing"
     AS_EXPECTED = "AsExpected"
     INVALID_SPEC = "InvalidSpec"
+    NODE_REPORTED_ERROR = "NodeReportedError"
 
 
 def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
@@ -62,6 +71,29 @@ def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
             message=message if problems else None,
             observed_generation=generation,
         ),
+    ]
+
+
+def node_error_conditions(errors: Sequence[NodeError], *, generation: int) -> list[Condition]:
+    """`NodeInterfacesReady=False` while nodes report errors for ENIs; none when fine."""
+    if not errors:
+        return []
+    listed = "; ".join(
+        f"node {e.node}: {e.eni_id}"
+        + (f" ({e.interface_name})" if e.interface_name else "")
+        + f": {e.message}"
+        for e in errors[:_MAX_LISTED_PROBLEMS]
+    )
+    more = len(errors) - _MAX_LISTED_PROBLEMS
+    return [
+        Condition(
+            type=NODE_INTERFACES_READY,
+            status=ConditionStatus.FALSE,
+            reason=Reason.NODE_REPORTED_ERROR,
+            message=f"{len(errors)} ENIs with errors on their nodes: {listed}"
+            + (f" (+{more} more)" if more > 0 else ""),
+            observed_generation=generation,
+        )
     ]
 
 

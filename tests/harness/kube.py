@@ -1,12 +1,13 @@
-"""Kubernetes-side test helpers: client from a kubeconfig, the CRD, Nodes.
+"""Kubernetes-side test helpers: client from a kubeconfig, the CRDs, Nodes.
 
-The CRD applied here is the same file the Helm chart installs, so the schema
-the tests exercise is the one users get.
+The CRDs applied here are the same files the Helm chart installs (every file
+in its crds/), so the schemas the tests exercise are the ones users get.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
@@ -19,13 +20,15 @@ from eni_controller import model
 from tests.harness.ec2world import Instance
 
 REPO = Path(__file__).resolve().parents[2]
-CRD_PATH = REPO / "helm" / "aws-multi-eni-controller" / "crds" / "networking.k8s.aws_nodeenis.yaml"
+CRD_DIR = REPO / "helm" / "aws-multi-eni-controller" / "crds"
+CRD_PATH = CRD_DIR / "networking.k8s.aws_nodeenis.yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-def load_crd() -> dict[str, Any]:
-    crd: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
-    return crd
+def load_crds() -> list[dict[str, Any]]:
+    """Every CRD of the chart, NodeENI's first."""
+    paths = sorted(CRD_DIR.glob("*.yaml"), key=lambda p: (p != CRD_PATH, p.name))
+    return [yaml.safe_load(path.read_text()) for path in paths]
 
 
 async def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
@@ -35,10 +38,18 @@ async def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
 
 
 async def install_crd(api: client.ApiClient, *, established_within: float = 30.0) -> None:
-    """Create or update the NodeENI CRD and wait until it is Established."""
+    """Create or update every CRD of the chart (NodeENI, ENINode) and wait until
+    each is Established."""
+    for crd in load_crds():
+        await _install_one(api, crd, established_within=established_within)
+
+
+async def _install_one(
+    api: client.ApiClient, loaded: dict[str, Any], *, established_within: float
+) -> None:
     ext = client.ApiextensionsV1Api(api)
     # The client accepts plain dicts for bodies; its stubs only admit model classes.
-    crd = cast(Any, load_crd())
+    crd = cast(Any, loaded)
     name = crd["metadata"]["name"]
     try:
         current = await ext.read_custom_resource_definition(name)
@@ -99,6 +110,7 @@ class NodeFactory:
     """Creates Nodes for seeded instances and deletes them at teardown."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
         self._core = client.CoreV1Api(api)
         self._names: list[str] = []
 
@@ -111,13 +123,26 @@ class NodeFactory:
         return node
 
     async def cleanup(self) -> None:
+        """Delete the Nodes, and their ENINodes as the garbage collector would (the
+        test API server runs none)."""
+        custom = client.CustomObjectsApi(self._api)
         for name in self._names:
-            try:
-                await self._core.delete_node(name)
-            except ApiException as err:
-                if err.status != HTTPStatus.NOT_FOUND:
-                    raise
+            await _unless_missing(self._core.delete_node(name))
+            await _unless_missing(
+                custom.delete_cluster_custom_object(
+                    model.GROUP, model.VERSION, model.ENINODE_PLURAL, name
+                )
+            )
         self._names.clear()
+
+
+async def _unless_missing(request: Awaitable[Any]) -> None:
+    """Await a delete; already gone is fine."""
+    try:
+        await request
+    except ApiException as err:
+        if err.status != HTTPStatus.NOT_FOUND:
+            raise
 
 
 async def merge_patch_nodeeni(

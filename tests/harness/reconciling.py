@@ -1,10 +1,12 @@
 """A Reconciler over in-memory parts, for unit tests through `reconcile()`.
 
-The Kubernetes side is the informer's real Store (with the controller's
-indexes) and a writer that applies merge patches to it as the API server
-would (resourceVersion checked and bumped, 409 on a stale one); Events are
-recorded in a list. The EC2 side is the real EC2 view, executor and cleanup
-pool over the in-memory EC2 (memory_ec2.py) through the real EC2 client.
+The Kubernetes side is the informers' real Stores (with the controller's
+indexes; ENINodes, whose agents' reports the reconciler folds in, are put
+there by the test as an agent would write them) and a writer that applies
+merge patches to it as the API server would (resourceVersion checked and
+bumped, 409 on a stale one); Events are recorded in a list. The EC2 side is
+the real EC2 view, executor and cleanup pool over the in-memory EC2
+(memory_ec2.py) through the real EC2 client.
 What is real is what the reconciler decides with; only the transports are
 replaced.
 """
@@ -125,6 +127,7 @@ class ReconcileWorld:
         client = unpaced_client(self.ec2, metrics=self.metrics)
         self.nodes = Store({LABELS_INDEX: node_labels_index})
         self.nodeenis = Store({ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index})
+        self.eninodes = Store()
         self.writer = StoreWriter(self.nodeenis)
         self.events = RecordedEvents()
         self.view = EC2View(client, vpc_id="vpc-1")
@@ -149,6 +152,7 @@ class ReconcileWorld:
             kube=KubeSide(
                 nodeenis=self.nodeenis,
                 nodes=self.nodes,
+                eninodes=self.eninodes,
                 writer=cast(NodeENIWriter, self.writer),
                 events=cast(EventRecorder, self.events),
             ),
@@ -225,6 +229,12 @@ class ReconcileWorld:
         raw["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
         raw["metadata"]["resourceVersion"] += "d"
         self.nodeenis.upsert(raw)
+
+    def report(self, node: str, *interfaces: dict[str, Any]) -> None:
+        """The node's agent writes these `status.interfaces` into its ENINode."""
+        raw = copy.deepcopy(self.eninodes.get(node)) or {"metadata": {"name": node}}
+        raw["status"] = {"interfaces": [dict(i) for i in interfaces]}
+        self.eninodes.upsert(raw)
 
     def status(self, name: str) -> dict[str, Any]:
         raw = self.nodeenis.get(name)

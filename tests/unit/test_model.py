@@ -703,6 +703,7 @@ ATTACHMENT_RAW: dict[str, Any] = {
     "dpdkDriver": "vfio-pci",
     "dpdkResourceName": "intel.com/sriov_dpdk",
     "dpdkPCIAddress": "0000:00:06.0",
+    "interfaceName": "ens6",
 }
 
 STATUS_RAW: dict[str, Any] = {
@@ -746,6 +747,7 @@ def test_attachment_fields_are_typed() -> None:
         dpdk_driver="vfio-pci",
         dpdk_resource_name="intel.com/sriov_dpdk",
         dpdk_pci_address="0000:00:06.0",
+        interface_name="ens6",
     )
 
 
@@ -753,6 +755,7 @@ def test_status_round_trip_keeps_node_agent_fields() -> None:
     status = NodeENIStatus.from_dict(STATUS_RAW)
     assert status.to_dict() == STATUS_RAW
     assert status.attachments[0].dpdk_bound is True
+    assert status.attachments[0].interface_name == "ens6"
     assert status.condition("Ready") == Condition(
         type="Ready",
         status=ConditionStatus.FALSE,

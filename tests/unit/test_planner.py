@@ -747,7 +747,7 @@ def test_unknown_instance_type_limit_never_blocks() -> None:
 # --- status entries and convergence ---------------------------------------------------
 
 
-def test_previous_dpdk_fields_and_last_updated_are_carried() -> None:
+def test_previous_agent_fields_and_last_updated_are_carried() -> None:
     # hard case 16: the node agent's fields survive the controller's writes
     first = eni("eni-0001", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
     second = eni(
@@ -762,6 +762,7 @@ def test_previous_dpdk_fields_and_last_updated_are_carried() -> None:
         dpdk_driver="vfio-pci",
         dpdk_resource_name="intel.com/sriov_dpdk",
         dpdk_pci_address="0000:00:06.0",
+        interface_name="ens6",
     )
     unrelated = Attachment(
         node_id="n9",
@@ -796,6 +797,7 @@ def test_previous_dpdk_fields_and_last_updated_are_carried() -> None:
             dpdk_driver="vfio-pci",
             dpdk_resource_name="intel.com/sriov_dpdk",
             dpdk_pci_address="0000:00:06.0",
+            interface_name="ens6",
         ),
         status_of(second, "n1", SA2),  # no previous entry: nothing carried
     )

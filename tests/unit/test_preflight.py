@@ -129,6 +129,7 @@ def test_rbac_list_follows_leader_election() -> None:
         "rbac:nodes",
         "rbac:nodeenis.networking.k8s.aws",
         "rbac:nodeenis/status.networking.k8s.aws",
+        "rbac:eninodes.networking.k8s.aws",
         "rbac:default/events",
     }
 

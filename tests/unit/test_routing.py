@@ -1,6 +1,7 @@
 """Unit tests for routing (reconcile/routing.py): which informer events enqueue
-which NodeENIs, what they mark changed in the EC2 view, and the versions they
-report to the writer's own-write wait."""
+which NodeENIs, which nodes they mark for an ENINode spec sync, what they mark
+changed in the EC2 view, and the versions they report to the writer's
+own-write wait."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from eni_controller.kube.informer import ATTACHED_NODES_INDEX
 from eni_controller.model import FINALIZER
-from eni_controller.reconcile.routing import NodeENIEvents, NodeEvents
+from eni_controller.reconcile.routing import ENINodeEvents, NodeENIEvents, NodeEvents
 
 
 class Queue:
@@ -89,7 +90,7 @@ def _edited(obj: dict[str, Any], rv: str, **metadata: Any) -> dict[str, Any]:
 
 def _nodeeni_events() -> tuple[Queue, View, Writes, NodeENIEvents]:
     queue, view, writes = Queue(), View(), Writes()
-    return queue, view, writes, NodeENIEvents(queue, view=view, writes=writes)
+    return queue, view, writes, NodeENIEvents(queue, view=view, writes=writes, eninodes=Queue())
 
 
 def test_a_new_nodeeni_is_enqueued_and_described_afresh() -> None:
@@ -166,3 +167,142 @@ def test_a_node_that_goes_or_changes_instance_takes_its_instance_facts_with_it()
     events.on_add(_node("n4", labels={}, instance="i-4"))
     assert view.forgotten == ["i-1", "i-2"]
     assert queue.added == ["all", "all", "all"]
+
+
+# --- ENINodes ---------------------------------------------------------------------------
+
+
+def _attachment(node: str, eni: str, *, status: str = "attached", **extra: Any) -> dict[str, Any]:
+    return {
+        "nodeID": node,
+        "eniID": eni,
+        "macAddress": f"02:00:00:00:00:{eni[-2:]}",
+        "deviceIndex": 1,
+        "status": status,
+        **extra,
+    }
+
+
+def _holding(name: str, *attachments: dict[str, Any], rv: str = "1") -> dict[str, Any]:
+    obj = _nodeeni(name, rv=rv)
+    obj["status"] = {"attachments": list(attachments)}
+    return obj
+
+
+def _with_status(obj: dict[str, Any], rv: str, *attachments: dict[str, Any]) -> dict[str, Any]:
+    new = _edited(obj, rv)
+    new["status"] = {"attachments": list(attachments)}
+    return new
+
+
+def _eninode(
+    node: str, *nodeenis: str, rv: str = "1", status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "metadata": {"name": node, "resourceVersion": rv},
+        "spec": {
+            "interfaces": [
+                {
+                    "eniID": f"eni-{i:02d}",
+                    "macAddress": "02:00:00:00:00:01",
+                    "deviceIndex": 1,
+                    "nodeENI": name,
+                }
+                for i, name in enumerate(nodeenis)
+            ]
+        },
+    }
+    if status:
+        obj["status"] = status
+    return obj
+
+
+def _eninode_events() -> tuple[Queue, Queue, ENINodeEvents]:
+    queue, specs = Queue(), Queue()
+    return queue, specs, ENINodeEvents(queue, eninodes=specs)
+
+
+def test_a_report_change_enqueues_the_nodeenis_its_spec_names_and_nothing_else() -> None:
+    queue, specs, events = _eninode_events()
+    old = _eninode("n1", "a", "b", "a")
+    reported = copy.deepcopy(old)
+    reported["metadata"]["resourceVersion"] = "2"
+    reported["status"] = {"interfaces": [{"eniID": "eni-00", "interfaceName": "ens6"}]}
+    events.on_update(old, reported)
+    assert queue.added == ["a", "b"]
+    assert specs.added == []
+
+
+def test_a_spec_change_by_us_enqueues_nothing() -> None:
+    queue, specs, events = _eninode_events()
+    status = {"interfaces": [{"eniID": "eni-00", "interfaceName": "ens6"}]}
+    old = _eninode("n1", "a", status=status)
+    new = _eninode("n1", "a", "b", rv="2", status=status)  # the controller added b's ENI
+    events.on_update(old, new)
+    assert queue.added == []
+    assert specs.added == []
+
+
+def test_a_listed_eninode_enqueues_only_when_it_carries_a_report() -> None:
+    queue, _, events = _eninode_events()
+    events.on_add(_eninode("n1", "a"))  # just created by us: nothing reported yet
+    events.on_add(_eninode("n2", "b", status={"interfaces": [{"eniID": "eni-00"}]}))
+    assert queue.added == ["b"]
+
+
+def test_a_deleted_eninode_has_its_node_synced_again() -> None:
+    queue, specs, events = _eninode_events()
+    events.on_delete(_eninode("n1", "a", status={"interfaces": [{"eniID": "eni-00"}]}))
+    assert specs.added == ["n1"]
+    assert queue.added == []
+
+
+def test_an_attachment_change_marks_exactly_the_nodes_it_concerns() -> None:
+    queue, view, writes = Queue(), View(), Writes()
+    specs = Queue()
+    events = NodeENIEvents(queue, view=view, writes=writes, eninodes=specs)
+    old = _holding(
+        "a", _attachment("n1", "eni-01"), _attachment("n2", "eni-02", status="attaching")
+    )
+    events.on_add(old)
+    assert specs.added == ["n1", "n2"]
+    specs.added.clear()
+    attached = _with_status(
+        old,
+        "2",
+        _attachment("n1", "eni-01"),
+        _attachment("n2", "eni-02"),
+        _attachment("n3", "eni-03", status="attaching"),
+    )
+    events.on_update(old, attached)
+    assert specs.added == ["n2", "n3"]  # n1's share is as it was
+    specs.added.clear()
+    gone = _with_status(attached, "3", _attachment("n2", "eni-02"))
+    events.on_update(attached, gone)
+    assert specs.added == ["n1", "n3"]
+    specs.added.clear()
+    events.on_delete(gone)
+    assert specs.added == ["n2"]
+
+
+def test_folding_the_agents_facts_in_marks_no_node() -> None:
+    queue, view, writes = Queue(), View(), Writes()
+    specs = Queue()
+    events = NodeENIEvents(queue, view=view, writes=writes, eninodes=specs)
+    old = _holding("a", _attachment("n1", "eni-01"))
+    folded = _with_status(
+        old, "2", _attachment("n1", "eni-01", interfaceName="ens6", lastUpdated="later")
+    )
+    events.on_update(old, folded)
+    assert specs.added == []
+    assert queue.added == []
+
+
+def test_a_spec_edit_or_a_deletion_marks_every_node_of_the_nodeeni() -> None:
+    queue, view, writes = Queue(), View(), Writes()
+    specs = Queue()
+    events = NodeENIEvents(queue, view=view, writes=writes, eninodes=specs)
+    old = _holding("a", _attachment("n1", "eni-01"), _attachment("n2", "eni-02"))
+    events.on_update(old, _edited(old, "2", generation=2))  # e.g. the MTU
+    events.on_update(old, _edited(old, "3", deletionTimestamp="2026-12-04T00:00:00Z"))
+    assert specs.added == ["n1", "n2", "n1", "n2"]
