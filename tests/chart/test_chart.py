@@ -330,12 +330,19 @@ def test_scheduling_values(helm: Helm) -> None:
     assert container["resources"]["limits"]["cpu"] == "1"
 
 
-def test_the_crd_has_one_source(helm: Helm) -> None:
-    crds = list((CHART / "crds").iterdir())
-    assert [p.name for p in crds] == ["networking.k8s.aws_nodeenis.yaml"]
-    assert not find(helm.manifests(), "CustomResourceDefinition"), "a template renders the CRD"
-    (rendered,) = find(helm.manifests(include_crds=True), "CustomResourceDefinition")
-    assert rendered == yaml.safe_load(crds[0].read_text())
+def test_the_crds_have_one_source(helm: Helm) -> None:
+    crds = sorted((CHART / "crds").iterdir())
+    assert [p.name for p in crds] == [
+        "networking.k8s.aws_eninodes.yaml",
+        "networking.k8s.aws_nodeenis.yaml",
+    ]
+    assert not find(helm.manifests(), "CustomResourceDefinition"), "a template renders a CRD"
+    rendered = find(helm.manifests(include_crds=True), "CustomResourceDefinition")
+    by_name = {crd["metadata"]["name"]: crd for crd in rendered}
+    for path in crds:
+        crd = yaml.safe_load(path.read_text())
+        assert by_name.pop(crd["metadata"]["name"]) == crd, path.name
+    assert not by_name, f"rendered CRDs without a file in crds/: {sorted(by_name)}"
 
 
 def test_pdb_must_leave_room_to_drain(helm: Helm) -> None:
