@@ -1,0 +1,7 @@
+"""The node agent (`eni-controller agent`): makes each node's ENIs usable and reports them.
+
+It runs on every node (a DaemonSet), watches only its own node's ENINode, and
+for each ENI listed there finds the link by MAC, brings it up at the wanted
+MTU (or binds its PCI device for DPDK) and writes what it found to the
+ENINode's status. See agent/agent.py for the loop.
+"""
