@@ -1,4 +1,7 @@
-"""Command line: `eni-controller run|check|iam-policy|version` (also `python -m eni_controller`).
+"""Command line: `eni-controller run|agent|check|iam-policy|version`.
+
+`python -m eni_controller` runs the same. `run` is the controller, `agent` the
+node agent (a DaemonSet, one per node).
 
 The entry point turns configuration problems into one clear message and a
 non-zero exit instead of a traceback, so a misconfigured Deployment says what
@@ -21,6 +24,9 @@ import structlog
 from kubernetes_asyncio import client, config
 
 from eni_controller import logs
+from eni_controller.agent.links import NamespaceMissing
+from eni_controller.agent.service import run_agent
+from eni_controller.agent.settings import AgentSettings
 from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config, ConfigError
@@ -53,12 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print the version")
     run = commands.add_parser("run", help="run the controller (configuration from environment)")
     run.add_argument("--log-format", choices=["json", "console"], help="default: console on a TTY")
+    agent = commands.add_parser(
+        "agent",
+        help="run the node agent on this node (a DaemonSet; configuration from environment)",
+    )
     check = commands.add_parser(
         "check",
         help="preflight: EC2 permissions (DryRun), region, CRD, RBAC; exit 1 on any failure",
     )
-    for command in (run, check):
+    for command in (run, agent, check):
         command.add_argument("--kubeconfig", help="default: in-cluster, then KUBECONFIG")
+    agent.add_argument(
+        "--log-format", choices=["json", "console"], help="default: console on a TTY"
+    )
     iam = commands.add_parser(
         "iam-policy", help="print the IAM policy the controller needs, for one cluster (JSON)"
     )
@@ -93,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "iam-policy":
         return _iam_policy(args)  # needs no environment: run it anywhere
+    if args.command == "agent":
+        return _agent(args)
     try:
         settings = Config.from_env()
     except ConfigError as err:
@@ -106,6 +121,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         console=None if args.log_format is None else args.log_format == "console",
     )
     return asyncio.run(_run(settings, kubeconfig=args.kubeconfig))
+
+
+def _agent(args: argparse.Namespace) -> int:
+    try:
+        settings = AgentSettings.from_env()
+    except ConfigError as err:
+        print(f"eni-controller: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    logs.configure(
+        level=settings.log_level,
+        console=None if args.log_format is None else args.log_format == "console",
+    )
+    try:
+        return asyncio.run(_run_agent(settings, kubeconfig=args.kubeconfig))
+    except NamespaceMissing as err:
+        print(f"eni-controller: AGENT_NETNS={settings.netns}: {err.strerror}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+async def _run_agent(settings: AgentSettings, *, kubeconfig: str | None) -> int:
+    api = await kube_client(kubeconfig)
+    try:
+        await run_agent(settings, api=api)
+    finally:
+        await api.close()
+    return 0
 
 
 async def kube_client(kubeconfig: str | None) -> client.ApiClient:

@@ -412,6 +412,7 @@ class ENINode:
 
     name: str
     generation: int | None
+    resource_version: str | None
     spec: ENINodeSpec
     spec_problems: tuple[SpecProblem, ...]
     status: ENINodeStatus
@@ -426,6 +427,7 @@ class ENINode:
         return cls(
             name=_opt_str(metadata.get("name")) or "",
             generation=_opt_int(metadata.get("generation")),
+            resource_version=_opt_str(metadata.get("resourceVersion")),
             spec=spec,
             spec_problems=problems,
             status=parse_status(raw_status),

@@ -101,7 +101,8 @@ Action = SetMTU | SetUp | BindDPDK | ReleaseDPDK
 class Plan:
     actions: tuple[Action, ...]
     status: ENINodeStatus
-    # resource name -> PCI addresses bound for DPDK under it: the device plugin's entries
+    # the device plugin's entries: each resource name the spec uses -> the PCI addresses
+    # bound for DPDK under it now (empty while none is bound yet)
     device_plugin: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
@@ -153,10 +154,11 @@ def plan(
     interfaces = tuple(_stamp(e.status, before.get(e.status.eni_id), now) for e in entries)
     device_plugin: dict[str, set[str]] = {}
     for wanted, entry in zip(spec.interfaces, entries, strict=False):
-        if wanted.dpdk and wanted.dpdk.resource_name and entry.status.dpdk_bound:
-            address = entry.status.pci_address
-            if address is not None:
-                device_plugin.setdefault(wanted.dpdk.resource_name, set()).add(address)
+        if wanted.dpdk is None or wanted.dpdk.resource_name is None:
+            continue
+        addresses = device_plugin.setdefault(wanted.dpdk.resource_name, set())
+        if entry.status.dpdk_bound and entry.status.pci_address is not None:
+            addresses.add(entry.status.pci_address)
     return Plan(
         actions=tuple(action for entry in entries for action in entry.actions),
         status=ENINodeStatus(

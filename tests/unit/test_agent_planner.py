@@ -266,7 +266,7 @@ def test_dpdk_binds_once_then_reports_bound_and_lists_the_device() -> None:
     ena = link(MAC_A, 6, admin_up=True, oper_state="up")
     first = run(dpdk_spec(), {A: found(ena, address=PCI_A, driver="ena")})
     assert first.actions == (BindDPDK(A, PCI_A, "vfio-pci"),)
-    assert first.device_plugin == {}
+    assert first.device_plugin == {"intel.com/sriov_dpdk": frozenset()}
     # bound: the kernel link is gone, sysfs shows vfio-pci
     bound = run(
         dpdk_spec(), {A: found(None, address=PCI_A, driver="vfio-pci")}, previous=first.status
