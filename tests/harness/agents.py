@@ -1,0 +1,237 @@
+"""Simulated nodes with their ENINodes, and node agents in-process or as processes.
+
+A simulated node is a Node object in the real API server, its ENINode (owned
+by it), a network namespace and the hypervisor that plugs ENIs into it
+(tests/harness/netns.py). The test writes the ENINode spec as the controller
+would; agents run either as tasks of the test's loop (one per namespace) or as
+real `python -m eni_controller agent` processes, for kill -9.
+
+Everything created is removed on the way out, whatever happened: agents
+stopped, ENINodes and Nodes deleted, namespaces (and their links) removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller.agent.agent import Agent
+from eni_controller.agent.links import NetlinkLinks
+from eni_controller.agent.metrics import AgentMetrics
+from eni_controller.eninode import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ENINodeSpec,
+    ENINodeStatus,
+    eninode_body,
+    parse_status,
+)
+from tests.harness.kube import HTTP_NOT_FOUND, MERGE_PATCH, REPO
+from tests.harness.netns import Hypervisor, namespaces
+from tests.harness.procs import LOOPBACK, free_port
+
+REAP_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimNode:
+    name: str  # the Node's and the ENINode's name
+    netns: str
+    uid: str
+    hypervisor: Hypervisor
+
+
+class ENINodes:
+    """Reads and writes ENINodes as the controller would (spec) and as a test reads them."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api)
+
+    async def create(self, node: SimNode, spec: ENINodeSpec) -> dict[str, Any]:
+        body = eninode_body(node_name=node.name, node_uid=node.uid, spec=spec)
+        created: dict[str, Any] = await self.custom.create_cluster_custom_object(
+            GROUP, VERSION, PLURAL, body
+        )
+        return created
+
+    async def set_spec(self, name: str, spec: ENINodeSpec) -> dict[str, Any]:
+        """Replace the spec (a merge patch replaces the list as a whole)."""
+        return await self._patch(name, {"spec": spec.to_dict()})
+
+    async def label(self, name: str, key: str, value: str) -> dict[str, Any]:
+        """A metadata-only change: wakes the agent without changing what it must do."""
+        return await self._patch(name, {"metadata": {"labels": {key: value}}})
+
+    async def _patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        patched: dict[str, Any] = await self.custom.patch_cluster_custom_object(
+            GROUP,
+            VERSION,
+            PLURAL,
+            name,
+            body,
+            _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
+        )
+        return patched
+
+    async def get(self, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = await self.custom.get_cluster_custom_object(
+            GROUP, VERSION, PLURAL, name
+        )
+        return obj
+
+    async def status(self, name: str) -> ENINodeStatus:
+        return parse_status((await self.get(name)).get("status"))
+
+    async def delete(self, name: str) -> None:
+        try:
+            await self.custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+        except ApiException as err:
+            if err.status != HTTP_NOT_FOUND:
+                raise
+
+
+@contextlib.asynccontextmanager
+async def simulated_nodes(
+    api: client.ApiClient, *, prefix: str, count: int
+) -> AsyncIterator[list[SimNode]]:
+    """``count`` nodes named ``<prefix>-n<i>``, each with a namespace of the same name."""
+    core = client.CoreV1Api(api)
+    names = [f"{prefix}-n{i}" for i in range(1, count + 1)]
+    eninodes = ENINodes(api)
+    created: list[str] = []
+    with namespaces(names):
+        try:
+            nodes = []
+            for name in names:
+                node = await core.create_node(cast(Any, {"metadata": {"name": name}}))
+                created.append(name)
+                nodes.append(
+                    SimNode(
+                        name=name, netns=name, uid=node.metadata.uid, hypervisor=Hypervisor(name)
+                    )
+                )
+            yield nodes
+        finally:
+            for name in created:
+                await eninodes.delete(name)
+                with contextlib.suppress(ApiException):
+                    await core.delete_node(name)
+
+
+@contextlib.asynccontextmanager
+async def in_process_agent(
+    api: client.ApiClient, node: SimNode, *, backoff_base_seconds: float = 0.2
+) -> AsyncIterator[Agent]:
+    """An agent for ``node`` as a task of this loop, stopped on the way out."""
+    async with NetlinkLinks(netns=node.netns) as links:
+        agent = Agent(
+            node_name=node.name,
+            api=api,
+            links=links,
+            metrics=AgentMetrics(),
+            backoff_base_seconds=backoff_base_seconds,
+        )
+        task = asyncio.create_task(agent.run(), name=f"agent-{node.name}")
+        try:
+            yield agent
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"agent {node.name} crashed") from task.exception()
+
+
+@dataclass
+class AgentProcess:
+    """`python -m eni_controller agent` for one simulated node, as a real process."""
+
+    node: SimNode
+    kubeconfig: Path
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"agent-{self.node.name}-{self.starts}.log"
+
+    def start(self, **extra_env: str) -> subprocess.Popen[bytes]:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("the agent is still running")
+        self.starts += 1
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(REPO),
+            "KUBECONFIG": str(self.kubeconfig),
+            "NODE_NAME": self.node.name,
+            "AGENT_NETNS": self.node.netns,
+            "AGENT_HEALTH_PORT": str(self.port),
+            "BIND_ADDRESS": LOOPBACK,
+            "LOG_LEVEL": "info",
+            **extra_env,
+        }
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "eni_controller", "agent", "--log-format", "json"],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.proc
+
+    def _get(self, path: str) -> tuple[int, str]:
+        url = f"http://{LOOPBACK}:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+        except OSError:
+            return 0, ""
+
+    async def ready(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"agent exited:\n{self.log_tail()}")
+        status, _ = await asyncio.to_thread(self._get, "/readyz")
+        return status == 200
+
+    async def metric(self, name: str) -> float:
+        """The sum of a metric's samples whose line starts with ``name`` (0 when absent)."""
+        _, text = await asyncio.to_thread(self._get, "/metrics")
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    async def kill(self) -> None:
+        """SIGKILL (no cleanup of any kind runs in the agent) and reap."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(self.proc.wait, REAP_SECONDS)
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
