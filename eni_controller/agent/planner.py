@@ -17,7 +17,9 @@ Invariants:
   with backoff); its error is reported on its ENI until it succeeds or is no
   longer needed.
 * DPDK: a device is bound only when its driver is not already the one asked
-  for (so a restart never binds twice), and released only when this agent's
+  for (so a restart never binds twice) and its PCI address is on record in the
+  spec or the stored status (so a crash right after binding loses nothing),
+  and released only when this agent's
   own status says it bound it (``dpdkBound``), the spec no longer asks for it,
   and sysfs still shows a DPDK driver. Until released, the entry stays in the
   status even after its ENI left the spec, so a restart does not forget it.
@@ -139,7 +141,7 @@ def plan(
         seen = observed.get(wanted.eni_id, Observed())
         last = before.get(wanted.eni_id)
         if wanted.dpdk is not None:
-            entries.append(_dpdk(wanted, seen, held=held, pci_available=pci_available))
+            entries.append(_dpdk(wanted, seen, last=last, held=held, pci_available=pci_available))
         else:
             entries.append(_kernel(wanted, seen, last=last, held=held))
     leftovers = [
@@ -236,10 +238,18 @@ def _dpdk(
     wanted: WantedInterface,
     seen: Observed,
     *,
+    last: InterfaceStatus | None,
     held: Mapping[Action, str],
     pci_available: bool,
 ) -> _Entry:
-    """An ENI whose PCI device should be bound to a DPDK driver."""
+    """An ENI whose PCI device should be bound to a DPDK driver.
+
+    Once bound, the device has no kernel link, so nothing on the node ties it to
+    the ENI's MAC any more: its address must already be on record (in the spec,
+    or in the stored status) before the bind, or an agent killed right after
+    binding would lose it. So a newly found address is first reported, and
+    bound on the next cycle, when the stored status shows it.
+    """
     assert wanted.dpdk is not None
     link, pci = seen.lookup.link, seen.pci
     if pci.driver == wanted.dpdk.driver and pci.address is not None:
@@ -262,7 +272,7 @@ def _dpdk(
             or f"PCI address unknown: no link has MAC {wanted.mac_address}"
             " and the spec gives no pciAddress"
         )
-    else:
+    elif wanted.dpdk.pci_address == pci.address or (last and last.pci_address == pci.address):
         _want(BindDPDK(wanted.eni_id, pci.address, wanted.dpdk.driver), held, actions, errors)
     error = "; ".join(errors)
     if link is None:

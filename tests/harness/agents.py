@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from typing import Any, cast
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller.agent.agent import Agent
+from eni_controller.agent.agent import Agent, DevicePlugin, PCIAccess
 from eni_controller.agent.links import NetlinkLinks
 from eni_controller.agent.metrics import AgentMetrics
 from eni_controller.eninode import (
@@ -37,12 +38,15 @@ from eni_controller.eninode import (
     VERSION,
     ENINodeSpec,
     ENINodeStatus,
+    InterfaceStatus,
+    WantedInterface,
     eninode_body,
     parse_status,
 )
 from tests.harness.kube import HTTP_NOT_FOUND, MERGE_PATCH, REPO
-from tests.harness.netns import Hypervisor, namespaces
+from tests.harness.netns import Hypervisor, LinkState, namespaces
 from tests.harness.procs import LOOPBACK, free_port
+from tests.harness.waiting import until_async
 
 REAP_SECONDS = 10.0
 
@@ -134,7 +138,12 @@ async def simulated_nodes(
 
 @contextlib.asynccontextmanager
 async def in_process_agent(
-    api: client.ApiClient, node: SimNode, *, backoff_base_seconds: float = 0.2
+    api: client.ApiClient,
+    node: SimNode,
+    *,
+    pci: PCIAccess | None = None,
+    device_plugin: DevicePlugin | None = None,
+    backoff_base_seconds: float = 0.2,
 ) -> AsyncIterator[Agent]:
     """An agent for ``node`` as a task of this loop, stopped on the way out."""
     async with NetlinkLinks(netns=node.netns) as links:
@@ -143,6 +152,8 @@ async def in_process_agent(
             api=api,
             links=links,
             metrics=AgentMetrics(),
+            pci=pci,
+            device_plugin=device_plugin,
             backoff_base_seconds=backoff_base_seconds,
         )
         task = asyncio.create_task(agent.run(), name=f"agent-{node.name}")
@@ -235,3 +246,67 @@ class AgentProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# -- what tests wait for ----------------------------------------------------------
+
+JUMBO = 9001
+SETTLE = 30.0  # seconds a condition may take before a test fails (correctness, not speed)
+
+
+def new_eni() -> tuple[str, str]:
+    """A fresh ENI id and MAC (locally administered, as EC2's are)."""
+    mac = "02:" + ":".join(secrets.token_hex(1) for _ in range(5))
+    return f"eni-{secrets.token_hex(9)[:17]}", mac
+
+
+def entry(eni: tuple[str, str], index: int, *, mtu: int | None = JUMBO) -> WantedInterface:
+    """A spec entry as the controller writes it for a NodeENI named multus."""
+    return WantedInterface(
+        eni_id=eni[0], mac_address=eni[1], device_index=index, node_eni="multus", mtu=mtu
+    )
+
+
+async def link_is(hv: Hypervisor, mac: str, *, mtu: int, up: bool = True) -> LinkState | None:
+    """The link with ``mac`` when it is at ``mtu`` and admin ``up``, else None."""
+    state = await hv.link(mac)
+    if state is not None and state.mtu == mtu and state.admin_up == up:
+        return state
+    return None
+
+
+async def wait_link(hv: Hypervisor, mac: str, *, mtu: int) -> LinkState:
+    """Until the link with ``mac`` is admin up at ``mtu``; returns it."""
+    await until_async(lambda: link_is(hv, mac, mtu=mtu), within=SETTLE)
+    state = await hv.link(mac)
+    assert state is not None
+    return state
+
+
+async def wait_entry(
+    eninodes: ENINodes, node: str, eni_id: str, *, ready: int | None = None, **facts: object
+) -> InterfaceStatus:
+    """Until the node's status has an entry for ``eni_id`` with ``facts`` (and the
+    summary counts ``ready``); returns the entry."""
+
+    async def check() -> bool:
+        status = await eninodes.status(node)
+        found = status.by_eni().get(eni_id)
+        if found is None or (ready is not None and status.summary.ready != ready):
+            return False
+        return all(getattr(found, key) == value for key, value in facts.items())
+
+    await until_async(check, within=SETTLE)
+    return (await eninodes.status(node)).by_eni()[eni_id]
+
+
+async def wait_cycle(agent: Agent, eninodes: ENINodes, node: str) -> None:
+    """A barrier: wake the agent with a change that asks nothing of it (a label),
+    and wait until it has run a cycle after that change."""
+    before = agent.cycles
+    await eninodes.label(node, "test/poke", secrets.token_hex(4))
+
+    async def cycled() -> bool:
+        return agent.cycles > before
+
+    await until_async(cycled, within=SETTLE)

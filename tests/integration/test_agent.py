@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,45 +20,35 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller.agent.agent import Agent
 from eni_controller.eninode import (
     GROUP,
     PLURAL,
     VERSION,
     ENINodeSpec,
-    InterfaceStatus,
     OperState,
-    WantedInterface,
     eninode_body,
 )
 from tests.harness.agents import (
+    JUMBO,
+    SETTLE,
     AgentProcess,
     ENINodes,
     SimNode,
+    entry,
     in_process_agent,
+    link_is,
+    new_eni,
     simulated_nodes,
+    wait_cycle,
+    wait_entry,
+    wait_link,
 )
-from tests.harness.netns import Hypervisor, LinkMonitor, LinkState
+from tests.harness.netns import LinkMonitor, LinkState
 from tests.harness.waiting import until_async
 
-JUMBO = 9001
-SETTLE = 30.0  # seconds a condition may take before the test fails (correctness, not speed)
 HTTP_UNPROCESSABLE = 422
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
-
-
-def new_eni() -> tuple[str, str]:
-    """A fresh ENI id and MAC (locally administered, as EC2's are)."""
-    return f"eni-{secrets.token_hex(9)[:17]}", "02:" + ":".join(
-        secrets.token_hex(1) for _ in range(5)
-    )
-
-
-def entry(eni: tuple[str, str], index: int, *, mtu: int | None = JUMBO) -> WantedInterface:
-    return WantedInterface(
-        eni_id=eni[0], mac_address=eni[1], device_index=index, node_eni="multus", mtu=mtu
-    )
 
 
 @pytest.fixture
@@ -77,49 +66,6 @@ async def one_node(kube_api: client.ApiClient, unique: str) -> AsyncIterator[Sim
 @pytest.fixture
 def eninodes(kube_api: client.ApiClient) -> ENINodes:
     return ENINodes(kube_api)
-
-
-async def link_is(hv: Hypervisor, mac: str, *, mtu: int, up: bool = True) -> LinkState | None:
-    state = await hv.link(mac)
-    if state is not None and state.mtu == mtu and state.admin_up == up:
-        return state
-    return None
-
-
-async def wait_link(hv: Hypervisor, mac: str, *, mtu: int) -> LinkState:
-    await until_async(lambda: link_is(hv, mac, mtu=mtu), within=SETTLE)
-    state = await hv.link(mac)
-    assert state is not None
-    return state
-
-
-async def wait_entry(
-    eninodes: ENINodes, node: str, eni_id: str, *, ready: int | None = None, **facts: object
-) -> InterfaceStatus:
-    """Until the node's status has an entry for ``eni_id`` with ``facts`` (and the
-    summary counts ``ready``); returns the entry."""
-
-    async def check() -> bool:
-        status = await eninodes.status(node)
-        found = status.by_eni().get(eni_id)
-        if found is None or (ready is not None and status.summary.ready != ready):
-            return False
-        return all(getattr(found, key) == value for key, value in facts.items())
-
-    await until_async(check, within=SETTLE)
-    return (await eninodes.status(node)).by_eni()[eni_id]
-
-
-async def wait_cycle(agent: Agent, eninodes: ENINodes, node: str) -> None:
-    """A barrier: wake the agent with a change that asks nothing of it, and wait
-    until it has run a cycle after that change."""
-    before = agent.cycles
-    await eninodes.label(node, "test/poke", secrets.token_hex(4))
-    await until_async(lambda: _true(agent.cycles > before), within=SETTLE)
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 @root_only

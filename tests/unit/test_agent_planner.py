@@ -264,7 +264,12 @@ def dpdk_spec(driver: str = "vfio-pci") -> ENINodeSpec:
 
 def test_dpdk_binds_once_then_reports_bound_and_lists_the_device() -> None:
     ena = link(MAC_A, 6, admin_up=True, oper_state="up")
-    first = run(dpdk_spec(), {A: found(ena, address=PCI_A, driver="ena")})
+    # the address is put on record first: once bound, no link ties it to the MAC
+    found_it = run(dpdk_spec(), {A: found(ena, address=PCI_A, driver="ena")})
+    assert found_it.actions == ()
+    assert found_it.status.interfaces[0].pci_address == PCI_A
+    assert found_it.status.interfaces[0].error == ""
+    first = run(dpdk_spec(), {A: found(ena, address=PCI_A, driver="ena")}, previous=found_it.status)
     assert first.actions == (BindDPDK(A, PCI_A, "vfio-pci"),)
     assert first.device_plugin == {"intel.com/sriov_dpdk": frozenset()}
     # bound: the kernel link is gone, sysfs shows vfio-pci
@@ -357,12 +362,19 @@ def test_dpdk_without_pci_access_or_address_is_an_error() -> None:
     assert no_address.status.interfaces[0].error.startswith("PCI address unknown: no link has MAC")
 
 
+def test_an_address_given_in_the_spec_is_bound_at_once() -> None:
+    request = DPDKRequest(driver="vfio-pci", pci_address=PCI_A)
+    spec = ENINodeSpec.of([wanted(A, MAC_A, 1, dpdk=request)])
+    result = run(spec, {A: found(link(MAC_A, 6), address=PCI_A, driver="ena")})
+    assert result.actions == (BindDPDK(A, PCI_A, "vfio-pci"),)
+
+
 def test_a_missing_driver_is_held_and_reported() -> None:
     bind = BindDPDK(A, PCI_A, "igb_uio")
     held: dict[Action, str] = {bind: "bind 0000:00:06.0 to igb_uio: driver igb_uio not loaded"}
-    result = run(
-        dpdk_spec("igb_uio"), {A: found(link(MAC_A, 6), address=PCI_A, driver="ena")}, held=held
-    )
+    seen = {A: found(link(MAC_A, 6), address=PCI_A, driver="ena")}
+    on_record = run(dpdk_spec("igb_uio"), seen)
+    result = run(dpdk_spec("igb_uio"), seen, previous=on_record.status, held=held)
     assert result.actions == ()
     assert result.status.interfaces[0].error == held[bind]
     assert result.status.interfaces[0].interface_name == "ens6"
