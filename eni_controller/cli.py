@@ -19,24 +19,21 @@ import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import structlog
 from kubernetes_asyncio import client, config
 
 from eni_controller import logs
-from eni_controller.agent.links import NamespaceMissing
-from eni_controller.agent.service import run_agent
-from eni_controller.agent.settings import AgentSettings
-from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config, ConfigError
-from eni_controller.controller import Controller
-from eni_controller.health import HealthServer
-from eni_controller.iam import PolicyInputError, render_policy
-from eni_controller.kube.timeouts import with_request_timeout
-from eni_controller.metrics import Metrics
-from eni_controller.preflight.report import exit_code, render_table
-from eni_controller.preflight.runner import run_preflight
+
+# The controller's modules (EC2 client, reconcilers, preflight) and the agent's
+# (netlink) are imported by the command that runs them: the agent runs on every
+# node, and neither process should carry the other's libraries (pyroute2 alone
+# is some 20 MiB of RSS, aiobotocore some 10).
+if TYPE_CHECKING:
+    from eni_controller.agent.settings import AgentSettings
 
 EXIT_CONFIG_ERROR = 2
 # A preflight answers in seconds or says EC2 is unreachable; it does not wait a minute.
@@ -84,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _iam_policy(args: argparse.Namespace) -> int:
+    from eni_controller.iam import PolicyInputError, render_policy
+
     try:
         policy = render_policy(
             cluster_name=args.cluster_name,
@@ -124,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
+    from eni_controller.agent.links import NamespaceMissing
+    from eni_controller.agent.settings import AgentSettings
+
     try:
         settings = AgentSettings.from_env()
     except ConfigError as err:
@@ -141,6 +143,8 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 async def _run_agent(settings: AgentSettings, *, kubeconfig: str | None) -> int:
+    from eni_controller.agent.service import run_agent
+
     api = await kube_client(kubeconfig)
     try:
         await run_agent(settings, api=api)
@@ -160,6 +164,12 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
 
 
 async def _check(settings: Config, *, kubeconfig: str | None) -> int:
+    from eni_controller.aws.ec2 import connect_ec2
+    from eni_controller.kube.timeouts import with_request_timeout
+    from eni_controller.metrics import Metrics
+    from eni_controller.preflight.report import exit_code, render_table
+    from eni_controller.preflight.runner import run_preflight
+
     api = await kube_client(kubeconfig)
     bounded = with_request_timeout(api, seconds=settings.kube_request_timeout_seconds)
     try:
@@ -174,6 +184,11 @@ async def _check(settings: Config, *, kubeconfig: str | None) -> int:
 
 
 async def _run(settings: Config, *, kubeconfig: str | None) -> int:
+    from eni_controller.aws.ec2 import connect_ec2
+    from eni_controller.controller import Controller
+    from eni_controller.health import HealthServer
+    from eni_controller.metrics import Metrics
+
     log = structlog.get_logger("eni_controller")
     api = await kube_client(kubeconfig)
     metrics = Metrics()

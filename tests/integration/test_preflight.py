@@ -30,7 +30,13 @@ from tests.conftest import NodeENIs
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
 from tests.harness.controller import FAST_RETRY, controller_env
 from tests.harness.ec2world import AZ_A, Instance, World, launch_instance
-from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd
+from tests.harness.kube import (
+    NodeFactory,
+    api_client_from_kubeconfig,
+    crd_paths,
+    install_crd,
+    load_crd,
+)
 from tests.harness.realism.control import RealismControl
 
 SA_NAMESPACE = "default"
@@ -275,7 +281,10 @@ async def test_missing_crd_fails(
     ec2_world: World,
     realism: RealismControl,
 ) -> None:
-    await client.ApiextensionsV1Api(own_api).delete_custom_resource_definition(kube_checks.CRD_NAME)
+    # none of the chart's CRDs applied (ENINode shares NodeENI's group and version)
+    ext = client.ApiextensionsV1Api(own_api)
+    for path in crd_paths():
+        await ext.delete_custom_resource_definition(load_crd(path)["metadata"]["name"])
     custom = client.CustomObjectsApi(own_api)
     async with asyncio.timeout(30):
         while True:
