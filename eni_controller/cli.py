@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -187,6 +185,7 @@ async def _run(settings: Config, *, kubeconfig: str | None) -> int:
     from eni_controller.aws.ec2 import connect_ec2
     from eni_controller.controller import Controller
     from eni_controller.health import HealthServer
+    from eni_controller.lifecycle import serve_until_signalled
     from eni_controller.metrics import Metrics
 
     log = structlog.get_logger("eni_controller")
@@ -203,17 +202,8 @@ async def _run(settings: Config, *, kubeconfig: str | None) -> int:
                 metrics_port=settings.metrics_port,
                 probe_port=settings.health_probe_port,
             )
-            health.start()
-            task = asyncio.create_task(controller.run())
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, task.cancel)
             log.info("controller starting", version=package_version(), region=settings.aws_region)
-            try:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            finally:
-                health.stop()
+            await serve_until_signalled(controller.run(), health=health)
             log.info("controller stopped")
     finally:
         await api.close()

@@ -9,10 +9,6 @@ the loop is stuck), and runs until SIGTERM or SIGINT. The CLI stays a parser.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-
 import structlog
 from kubernetes_asyncio import client
 
@@ -22,6 +18,7 @@ from eni_controller.agent.metrics import AgentMetrics
 from eni_controller.agent.settings import AgentSettings
 from eni_controller.health import HealthServer
 from eni_controller.kube.timeouts import with_request_timeout
+from eni_controller.lifecycle import serve_until_signalled
 
 log = structlog.get_logger("eni_controller.agent")
 
@@ -76,11 +73,6 @@ async def run_agent(settings: AgentSettings, *, api: client.ApiClient) -> None:
             metrics_port=settings.health_port,
             probe_port=settings.health_port,
         )
-        health.start()
-        task = asyncio.create_task(agent.run())
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, task.cancel)
         log.info(
             "agent starting",
             node=settings.node_name,
@@ -88,11 +80,5 @@ async def run_agent(settings: AgentSettings, *, api: client.ApiClient) -> None:
             dpdk=pci is not None,
             sriov=plugin is not None,
         )
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-            health.stop()
+        await serve_until_signalled(agent.run(), health=health)
         log.info("agent stopped", node=settings.node_name)
