@@ -32,6 +32,8 @@ from typing import Any, Final
 
 from eni_controller import model
 from eni_controller.model import (
+    _DNS_SUBDOMAIN_MAX_LENGTH,
+    _DNS_SUBDOMAIN_PATTERN,
     _check_dpdk_driver,
     _check_pci_address,
     _opt_bool,
@@ -55,10 +57,6 @@ DEVICE_INDEX_MAX: Final = 255
 ERROR_MAX_LENGTH: Final = 1024  # the CRD's status.interfaces[].error maxLength
 ENI_ID_PATTERN: Final = re.compile(r"eni-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 MAC_PATTERN: Final = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-_NAME_PATTERN: Final = re.compile(
-    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
-)
-_NAME_MAX_LENGTH: Final = 253
 _RESOURCE_NAME_MAX_LENGTH: Final = 253
 
 
@@ -131,7 +129,7 @@ class ENINodeSpec:
         """The spec listing ``interfaces``, sorted as the API object keeps them."""
         return cls(tuple(sorted(interfaces, key=_spec_order)))
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "interfaces": [entry.to_dict() for entry in sorted(self.interfaces, key=_spec_order)]
         }
@@ -254,9 +252,9 @@ def _parse_entry(path: str, raw: object) -> tuple[WantedInterface | None, list[s
     )
     mac = r.string("macAddress", MAC_PATTERN, "a lower-case MAC address (02:ab:...)", required=True)
     device_index = r.integer("deviceIndex", 1, DEVICE_INDEX_MAX, required=True)
-    node_eni = r.string("nodeENI", _NAME_PATTERN, "a NodeENI name", required=True)
-    if node_eni is not None and len(node_eni) > _NAME_MAX_LENGTH:
-        r.problems.append(f"{path}.nodeENI: longer than {_NAME_MAX_LENGTH} characters")
+    node_eni = r.string("nodeENI", _DNS_SUBDOMAIN_PATTERN, "a NodeENI name", required=True)
+    if node_eni is not None and len(node_eni) > _DNS_SUBDOMAIN_MAX_LENGTH:
+        r.problems.append(f"{path}.nodeENI: longer than {_DNS_SUBDOMAIN_MAX_LENGTH} characters")
     mtu = r.integer("mtu", model.MTU_MIN, model.MTU_MAX, required=False)
     dpdk = _parse_dpdk(f"{path}.dpdk", raw.get("dpdk"), r.problems)
     if r.problems or eni_id is None or mac is None or device_index is None or node_eni is None:
@@ -295,6 +293,14 @@ def _parse_dpdk(path: str, raw: object, problems: list[str]) -> DPDKRequest | No
 
 
 # -- status -------------------------------------------------------------------
+
+
+def one_line_error(text: str) -> str:
+    """``text`` as a status error: one line, at most what the schema admits."""
+    line = " ".join(text.split())
+    if len(line) <= ERROR_MAX_LENGTH:
+        return line
+    return line[: ERROR_MAX_LENGTH - 3] + "..."
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -370,7 +376,7 @@ class ENINodeStatus:
     summary: Summary = Summary()
     interfaces: tuple[InterfaceStatus, ...] = ()
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return _without_none(
             {
                 "observedGeneration": self.observed_generation,

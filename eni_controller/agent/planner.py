@@ -43,6 +43,7 @@ from eni_controller.eninode import (
     SpecProblem,
     Summary,
     WantedInterface,
+    one_line_error,
 )
 from eni_controller.model import DPDK_DRIVERS
 
@@ -357,7 +358,9 @@ def _dpdk_driver(pci: PCIFacts) -> bool:
 
 
 def _stamp(entry: InterfaceStatus, last: InterfaceStatus | None, now: str) -> InterfaceStatus:
-    """Keep the last timestamp when the facts did not change."""
+    """The entry as reported: its error on one bounded line, and the last timestamp
+    kept when the facts did not change."""
+    entry = replace(entry, error=one_line_error(entry.error))
     if last is not None and last.facts() == entry.facts():
         return replace(entry, observed_at=last.observed_at)
     return replace(entry, observed_at=now)

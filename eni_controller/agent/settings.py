@@ -27,18 +27,19 @@ from eni_controller.config import (
     _port,
     _positive_duration,
 )
-from eni_controller.model import _check_label_value, _label_key_problem
-
-NODE_NAME_MAX_LENGTH: Final = 253
-_NODE_NAME_RE: Final = re.compile(
-    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+from eni_controller.model import (
+    _DNS_SUBDOMAIN_MAX_LENGTH,
+    _DNS_SUBDOMAIN_PATTERN,
+    _check_label_value,
+    _label_key_problem,
 )
+
 # A file name under /var/run/netns, as `ip netns add` accepts it.
 _NETNS_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
 def _node_name(text: str) -> str:
-    if len(text) > NODE_NAME_MAX_LENGTH or not _NODE_NAME_RE.fullmatch(text):
+    if len(text) > _DNS_SUBDOMAIN_MAX_LENGTH or not _DNS_SUBDOMAIN_PATTERN.fullmatch(text):
         raise ValueError("not a Node name (a lowercase DNS subdomain, as spec.nodeName)")
     return text
 

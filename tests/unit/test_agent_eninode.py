@@ -9,6 +9,7 @@ import pytest
 
 from eni_controller import model
 from eni_controller.eninode import (
+    ERROR_MAX_LENGTH,
     MAX_INTERFACES,
     DPDKRequest,
     ENINode,
@@ -19,6 +20,7 @@ from eni_controller.eninode import (
     Summary,
     WantedInterface,
     eninode_body,
+    one_line_error,
     parse_spec,
     parse_status,
 )
@@ -50,7 +52,7 @@ def test_spec_renders_in_one_order_whatever_the_input_order() -> None:
         random.Random(seed).shuffle(shuffled)
         renderings.append(ENINodeSpec.of(shuffled).to_dict())
     assert all(r == renderings[0] for r in renderings)
-    assert [e["eniID"] for e in renderings[0]["interfaces"]] == [ENI_B, ENI_A, ENI_C]  # type: ignore[index]
+    assert [e["eniID"] for e in renderings[0]["interfaces"]] == [ENI_B, ENI_A, ENI_C]
 
 
 def test_spec_round_trips_and_leaves_optional_fields_out() -> None:
@@ -67,8 +69,8 @@ def test_spec_round_trips_and_leaves_optional_fields_out() -> None:
         ]
     )
     rendered = spec.to_dict()
-    assert rendered["interfaces"][0] == raw_entry()  # type: ignore[index]
-    assert rendered["interfaces"][1]["dpdk"] == {  # type: ignore[index]
+    assert rendered["interfaces"][0] == raw_entry()
+    assert rendered["interfaces"][1]["dpdk"] == {
         "driver": "igb_uio",
         "pciAddress": "0000:00:06.0",
     }
@@ -175,7 +177,7 @@ def test_status_round_trips_and_omits_what_is_unknown() -> None:
         ),
     )
     rendered = status.to_dict()
-    assert rendered["interfaces"][0] == {  # type: ignore[index]
+    assert rendered["interfaces"][0] == {
         "eniID": ENI_A,
         "macAddress": MAC_A,
         "interfaceName": "ens6",
@@ -184,7 +186,7 @@ def test_status_round_trips_and_omits_what_is_unknown() -> None:
         "dpdkBound": False,
         "observedAt": "2026-12-04T10:00:00Z",
     }
-    assert "error" not in rendered["interfaces"][0]  # type: ignore[index]
+    assert "error" not in rendered["interfaces"][0]
     assert parse_status(rendered) == status
 
 
@@ -261,3 +263,12 @@ def test_the_crd_schema_and_the_model_agree() -> None:
         "Ready": ".status.summary.ready",
         "Age": ".metadata.creationTimestamp",
     }
+
+
+def test_an_error_is_reported_on_one_bounded_line() -> None:
+    assert one_line_error("set mtu 9001 on ens6:\n  Invalid argument ") == (
+        "set mtu 9001 on ens6: Invalid argument"
+    )
+    long = one_line_error("x" * (ERROR_MAX_LENGTH * 2))
+    assert len(long) == ERROR_MAX_LENGTH
+    assert long.endswith("...")

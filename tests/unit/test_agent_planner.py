@@ -26,6 +26,7 @@ from eni_controller.agent.planner import (
     relevant,
 )
 from eni_controller.eninode import (
+    ERROR_MAX_LENGTH,
     DPDKRequest,
     ENINode,
     ENINodeSpec,
@@ -212,6 +213,16 @@ def test_a_held_action_is_not_repeated_and_its_error_is_reported() -> None:
     # a recreated link is another link: the held failure does not apply to it
     recreated = run(spec, {A: found(replace(down, index=9, name="ens9"))}, held={failing: "x"})
     assert SetMTU(A, 9, "ens9", 9001) in recreated.actions
+
+
+def test_a_kernel_error_is_reported_on_one_line_within_the_schema() -> None:
+    spec = ENINodeSpec.of([wanted(A, MAC_A, 1, mtu=9001)])
+    failing = SetMTU(A, 6, "ens6", 9001)
+    result = run(spec, {A: found(link(MAC_A, 6))}, held={failing: "line one\nline two " * 200})
+    error = result.status.interfaces[0].error
+    assert "\n" not in error
+    assert len(error) == ERROR_MAX_LENGTH
+    assert error.startswith("line one line two")
 
 
 def test_removed_then_readded_eni_leaves_the_link_alone_in_between() -> None:
