@@ -250,13 +250,19 @@ class Agent:
         started = time.perf_counter()
         try:
             settled = await self._cycle()
-        except (LinkError, OSError, ApiException, aiohttp.ClientError, TimeoutError) as err:
+        except Exception as err:  # netlink, the API, or a bug: logged, retried with backoff
             self._cycle_backoff.failed(
                 repr(err), now=time.monotonic(), base=self._base, cap=self._cap
             )
             self.metrics.cycles.labels("error").inc()
+            expected = isinstance(
+                err, LinkError | OSError | ApiException | aiohttp.ClientError | TimeoutError
+            )
             self._log.warning(
-                "cycle failed", error=repr(err), failures=self._cycle_backoff.failures
+                "cycle failed",
+                error=repr(err),
+                failures=self._cycle_backoff.failures,
+                exc_info=not expected,
             )
         else:
             if settled:

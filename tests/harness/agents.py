@@ -209,7 +209,8 @@ class AgentProcess:
             )
         return self.proc
 
-    def _get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str) -> tuple[int, str]:
+        """GET one of the agent's HTTP paths: (status, body); (0, "") when unreachable."""
         url = f"http://{LOOPBACK}:{self.port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -222,12 +223,12 @@ class AgentProcess:
     async def ready(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
             raise RuntimeError(f"agent exited:\n{self.log_tail()}")
-        status, _ = await asyncio.to_thread(self._get, "/readyz")
+        status, _ = await asyncio.to_thread(self.get, "/readyz")
         return status == 200
 
     async def metric(self, name: str) -> float:
         """The sum of a metric's samples whose line starts with ``name`` (0 when absent)."""
-        _, text = await asyncio.to_thread(self._get, "/metrics")
+        _, text = await asyncio.to_thread(self.get, "/metrics")
         total = 0.0
         for line in text.splitlines():
             if line.startswith(name) and not line.startswith("#"):
@@ -310,3 +311,14 @@ async def wait_cycle(agent: Agent, eninodes: ENINodes, node: str) -> None:
         return agent.cycles > before
 
     await until_async(cycled, within=SETTLE)
+
+
+async def attach(eninodes: ENINodes, node: SimNode, *enis: tuple[str, str]) -> ENINodeSpec:
+    """What the controller and EC2 do when ``enis`` are attached to ``node``: each
+    appears as a link in the node's namespace, and the node's ENINode lists them
+    (device index 1, 2, ... in order, MTU 9001). Returns the spec written."""
+    for eni in enis:
+        await node.hypervisor.plug(eni[1])
+    spec = ENINodeSpec.of([entry(eni, index) for index, eni in enumerate(enis, 1)])
+    await eninodes.create(node, spec)
+    return spec

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,11 +33,11 @@ from tests.harness.agents import (
     AgentProcess,
     ENINodes,
     SimNode,
+    attach,
     entry,
     in_process_agent,
     link_is,
     new_eni,
-    simulated_nodes,
     wait_cycle,
     wait_entry,
     wait_link,
@@ -51,31 +50,13 @@ HTTP_UNPROCESSABLE = 422
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
 
-@pytest.fixture
-async def three_nodes(kube_api: client.ApiClient, unique: str) -> AsyncIterator[list[SimNode]]:
-    async with simulated_nodes(kube_api, prefix=f"enin-{unique}", count=3) as nodes:
-        yield nodes
-
-
-@pytest.fixture
-async def one_node(kube_api: client.ApiClient, unique: str) -> AsyncIterator[SimNode]:
-    async with simulated_nodes(kube_api, prefix=f"enin-{unique}", count=1) as nodes:
-        yield nodes[0]
-
-
-@pytest.fixture
-def eninodes(kube_api: client.ApiClient) -> ENINodes:
-    return ENINodes(kube_api)
-
-
 @root_only
 async def test_three_nodes_bring_each_eni_up_at_9001_and_report_it(
     kube_api: client.ApiClient, three_nodes: list[SimNode], eninodes: ENINodes
 ) -> None:
     enis = [new_eni() for _ in three_nodes]
     for node, eni in zip(three_nodes, enis, strict=True):
-        await node.hypervisor.plug(eni[1])
-        await eninodes.create(node, ENINodeSpec.of([entry(eni, 1)]))
+        await attach(eninodes, node, eni)
     async with contextlib.AsyncExitStack() as stack:
         agents = [
             await stack.enter_async_context(in_process_agent(kube_api, n)) for n in three_nodes
@@ -104,8 +85,7 @@ async def test_an_mtu_or_state_changed_by_hand_is_restored_every_time(
 ) -> None:
     eni = new_eni()
     hv = one_node.hypervisor
-    await hv.plug(eni[1])
-    await eninodes.create(one_node, ENINodeSpec.of([entry(eni, 1)]))
+    await attach(eninodes, one_node, eni)
     async with in_process_agent(kube_api, one_node):
         await wait_link(hv, eni[1], mtu=JUMBO)
         for hand_mtu in (1500, 1280, 1500):
@@ -122,8 +102,7 @@ async def test_spec_mtu_changes_are_applied_and_no_mtu_leaves_it_alone(
 ) -> None:
     eni = new_eni()
     hv = one_node.hypervisor
-    await hv.plug(eni[1])
-    await eninodes.create(one_node, ENINodeSpec.of([entry(eni, 1)]))
+    await attach(eninodes, one_node, eni)
     async with in_process_agent(kube_api, one_node) as agent:
         await wait_link(hv, eni[1], mtu=JUMBO)
         for mtu in (1500, JUMBO, 1500):
@@ -218,11 +197,7 @@ async def test_kill_9_and_restart_writes_nothing_and_changes_no_link(
 ) -> None:
     enis = [new_eni() for _ in range(3)]
     hv = one_node.hypervisor
-    for eni in enis:
-        await hv.plug(eni[1])
-    await eninodes.create(
-        one_node, ENINodeSpec.of([entry(eni, i) for i, eni in enumerate(enis, 1)])
-    )
+    await attach(eninodes, one_node, *enis)
     agent = AgentProcess(node=one_node, kubeconfig=kubeconfig, log_dir=tmp_path)
     try:
         agent.start()
@@ -244,6 +219,7 @@ async def test_kill_9_and_restart_writes_nothing_and_changes_no_link(
                 ), f"restart {restart}: the ENINode was written"
                 assert await agent.metric("eni_agent_status_writes_total") == 0
                 assert await agent.metric("eni_agent_actions_total") == 0
+                assert await asyncio.to_thread(agent.get, "/healthz") == (200, "ok")
                 # a later cycle, woken on purpose, still finds nothing to do
                 cycles = await agent.metric("eni_agent_cycles_total")
                 await eninodes.label(one_node.name, "test/poke", str(restart))
@@ -284,10 +260,7 @@ async def test_round_trips_remove_readd_unplug_replug_and_mtu_removed(
 ) -> None:
     a, b = new_eni(), new_eni()
     hv = one_node.hypervisor
-    await hv.plug(a[1])
-    await hv.plug(b[1])
-    both = ENINodeSpec.of([entry(a, 1), entry(b, 2)])
-    await eninodes.create(one_node, both)
+    both = await attach(eninodes, one_node, a, b)
     async with in_process_agent(kube_api, one_node) as agent:
         await wait_link(hv, a[1], mtu=JUMBO)
         await wait_link(hv, b[1], mtu=JUMBO)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,7 +31,6 @@ from tests.harness.agents import (
     entry,
     in_process_agent,
     new_eni,
-    simulated_nodes,
     wait_cycle,
     wait_entry,
     wait_link,
@@ -139,17 +138,6 @@ def dpdk_entry(eni: tuple[str, str], *, driver: str = "vfio-pci") -> WantedInter
         node_eni="dpdk",
         dpdk=DPDKRequest(driver=driver, resource_name=RESOURCE),
     )
-
-
-@pytest.fixture
-async def one_node(kube_api: client.ApiClient, unique: str) -> AsyncIterator[SimNode]:
-    async with simulated_nodes(kube_api, prefix=f"enin-{unique}", count=1) as nodes:
-        yield nodes[0]
-
-
-@pytest.fixture
-def eninodes(kube_api: client.ApiClient) -> ENINodes:
-    return ENINodes(kube_api)
 
 
 async def test_dpdk_binds_once_reports_survives_a_restart_and_releases(
