@@ -229,11 +229,13 @@ class Agent:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _follow_links(self) -> None:
-        async for event in self._links.events():
-            wanted = relevant(event, macs=self._macs, indexes=self._indexes)
-            self.metrics.link_events.labels(str(wanted).lower()).inc()
-            if wanted:
-                self._wake.set()
+        # aclosing: the event socket is closed when this task is cancelled, not at GC
+        async with contextlib.aclosing(self._links.events()) as events:
+            async for event in events:
+                wanted = relevant(event, macs=self._macs, indexes=self._indexes)
+                self.metrics.link_events.labels(str(wanted).lower()).inc()
+                if wanted:
+                    self._wake.set()
 
     async def _sleep(self) -> None:
         """Until woken, or until the first backoff runs out."""

@@ -36,7 +36,7 @@ import errno
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
@@ -189,7 +189,7 @@ class LinkAccess(Protocol):
 
     async def set_mtu(self, link: Link, mtu: int) -> None: ...
 
-    def events(self) -> AsyncIterator[LinkEvent | Resync]: ...
+    def events(self) -> AsyncGenerator[LinkEvent | Resync, None]: ...
 
 
 def _netlink_error(op: str, link: str, err: NetlinkError | OSError) -> LinkError:
@@ -282,7 +282,7 @@ class NetlinkLinks:
         except (NetlinkError, OSError) as err:
             raise _netlink_error(f"set mtu {mtu}", link.name, err) from err
 
-    async def events(self) -> AsyncIterator[LinkEvent | Resync]:
+    async def events(self) -> AsyncGenerator[LinkEvent | Resync, None]:
         """Link events, forever. Starts with a ``Resync`` once subscribed, and yields
         another after any failure of the socket (it is reopened, with backoff when
         failures come in a row), since events may have been lost."""

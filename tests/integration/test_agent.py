@@ -19,6 +19,7 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
+from eni_controller.agent.agent import Agent
 from eni_controller.eninode import (
     GROUP,
     PLURAL,
@@ -287,6 +288,56 @@ async def test_round_trips_remove_readd_unplug_replug_and_mtu_removed(
         await wait_entry(eninodes, one_node.name, b[0], ready=2, mtu=1400)
         await wait_cycle(agent, eninodes, one_node.name)
         assert await link_is(hv, b[1], mtu=1400)
+
+
+@root_only
+async def test_an_eninode_made_after_the_agent_started_deleted_and_made_again(
+    kube_api: client.ApiClient, one_node: SimNode, eninodes: ENINodes
+) -> None:
+    eni = new_eni()
+    hv = one_node.hypervisor
+    await hv.plug(eni[1])
+    async with in_process_agent(kube_api, one_node) as agent:
+        await until_async(functools.partial(_ready, agent), within=SETTLE)  # nothing to do
+        assert await link_is(hv, eni[1], mtu=1500, up=False)  # and nothing done
+        spec = ENINodeSpec.of([entry(eni, 1)])
+        for _ in range(2):
+            await eninodes.create(one_node, spec)
+            await wait_link(hv, eni[1], mtu=JUMBO)
+            await wait_entry(eninodes, one_node.name, eni[0], ready=1)
+            # the controller deletes the object (the node left every NodeENI): the
+            # agent runs a cycle, and leaves the link as it is
+            cycles = agent.cycles
+            await eninodes.delete(one_node.name)
+            await until_async(
+                functools.partial(_gone_and_cycled, agent, one_node.name, cycles), within=SETTLE
+            )
+            assert await link_is(hv, eni[1], mtu=JUMBO)
+            # a link no spec lists is none of its business: the event is not even a cycle
+            cycles, ignored = agent.cycles, _ignored_events(agent)
+            await hv.set_mtu_by_hand(eni[1], 1500)
+            await until_async(functools.partial(_ignored_above, agent, ignored), within=SETTLE)
+            assert agent.cycles == cycles
+            assert await link_is(hv, eni[1], mtu=1500)
+
+
+async def _ready(agent: Agent) -> bool:
+    return agent.ready()[0]
+
+
+async def _gone_and_cycled(agent: Agent, name: str, cycles: int) -> bool:
+    return agent.informer.get(name) is None and agent.cycles > cycles
+
+
+def _ignored_events(agent: Agent) -> float:
+    value = agent.metrics.registry.get_sample_value(
+        "eni_agent_link_events_total", {"relevant": "false"}
+    )
+    return value or 0.0
+
+
+async def _ignored_above(agent: Agent, floor: float) -> bool:
+    return _ignored_events(agent) > floor
 
 
 async def _only(eninodes: ENINodes, name: str, eni_ids: set[str]) -> bool:
