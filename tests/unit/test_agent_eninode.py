@@ -254,8 +254,9 @@ def test_the_crd_schema_and_the_model_agree() -> None:
     entry = interfaces["items"]["properties"]
     assert (entry["mtu"]["minimum"], entry["mtu"]["maximum"]) == (model.MTU_MIN, model.MTU_MAX)
     assert tuple(entry["dpdk"]["properties"]["driver"]["enum"]) == model.DPDK_DRIVERS
-    state = props["status"]["properties"]["interfaces"]["items"]["properties"]["operState"]
-    assert state["enum"] == [s.value for s in OperState]
+    reported = props["status"]["properties"]["interfaces"]["items"]["properties"]
+    assert reported["operState"]["enum"] == [s.value for s in OperState]
+    assert reported["error"]["maxLength"] == ERROR_MAX_LENGTH
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns == {
         "Node": ".metadata.name",
