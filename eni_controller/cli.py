@@ -1,4 +1,7 @@
-"""Command line: `eni-controller run|check|iam-policy|version` (also `python -m eni_controller`).
+"""Command line: `eni-controller run|agent|check|iam-policy|version`.
+
+`python -m eni_controller` runs the same. `run` is the controller, `agent` the
+node agent (a DaemonSet, one per node).
 
 The entry point turns configuration problems into one clear message and a
 non-zero exit instead of a traceback, so a misconfigured Deployment says what
@@ -9,28 +12,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import structlog
 from kubernetes_asyncio import client, config
 
 from eni_controller import logs
-from eni_controller.aws.ec2 import connect_ec2
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import Config, ConfigError
-from eni_controller.controller import Controller
-from eni_controller.health import HealthServer
-from eni_controller.iam import PolicyInputError, render_policy
-from eni_controller.kube.timeouts import with_request_timeout
-from eni_controller.metrics import Metrics
-from eni_controller.preflight.report import exit_code, render_table
-from eni_controller.preflight.runner import run_preflight
+
+# The controller's modules (EC2 client, reconcilers, preflight) and the agent's
+# (netlink) are imported by the command that runs them: the agent runs on every
+# node, and neither process should carry the other's libraries (pyroute2 alone
+# is some 20 MiB of RSS, aiobotocore some 10).
+if TYPE_CHECKING:
+    from eni_controller.agent.settings import AgentSettings
 
 EXIT_CONFIG_ERROR = 2
 # A preflight answers in seconds or says EC2 is unreachable; it does not wait a minute.
@@ -53,12 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print the version")
     run = commands.add_parser("run", help="run the controller (configuration from environment)")
     run.add_argument("--log-format", choices=["json", "console"], help="default: console on a TTY")
+    agent = commands.add_parser(
+        "agent",
+        help="run the node agent on this node (a DaemonSet; configuration from environment)",
+    )
     check = commands.add_parser(
         "check",
         help="preflight: EC2 permissions (DryRun), region, CRD, RBAC; exit 1 on any failure",
     )
-    for command in (run, check):
+    for command in (run, agent, check):
         command.add_argument("--kubeconfig", help="default: in-cluster, then KUBECONFIG")
+    agent.add_argument(
+        "--log-format", choices=["json", "console"], help="default: console on a TTY"
+    )
     iam = commands.add_parser(
         "iam-policy", help="print the IAM policy the controller needs, for one cluster (JSON)"
     )
@@ -71,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _iam_policy(args: argparse.Namespace) -> int:
+    from eni_controller.iam import PolicyInputError, render_policy
+
     try:
         policy = render_policy(
             cluster_name=args.cluster_name,
@@ -93,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "iam-policy":
         return _iam_policy(args)  # needs no environment: run it anywhere
+    if args.command == "agent":
+        return _agent(args)
     try:
         settings = Config.from_env()
     except ConfigError as err:
@@ -108,6 +120,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(_run(settings, kubeconfig=args.kubeconfig))
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from eni_controller.agent.links import NamespaceMissing
+    from eni_controller.agent.settings import AgentSettings
+
+    try:
+        settings = AgentSettings.from_env()
+    except ConfigError as err:
+        print(f"eni-controller: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    logs.configure(
+        level=settings.log_level,
+        console=None if args.log_format is None else args.log_format == "console",
+    )
+    try:
+        return asyncio.run(_run_agent(settings, kubeconfig=args.kubeconfig))
+    except NamespaceMissing as err:
+        print(f"eni-controller: AGENT_NETNS={settings.netns}: {err.strerror}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+async def _run_agent(settings: AgentSettings, *, kubeconfig: str | None) -> int:
+    from eni_controller.agent.service import run_agent
+
+    api = await kube_client(kubeconfig)
+    try:
+        await run_agent(settings, api=api)
+    finally:
+        await api.close()
+    return 0
+
+
 async def kube_client(kubeconfig: str | None) -> client.ApiClient:
     """In-cluster configuration inside a pod, else the kubeconfig (flag, then KUBECONFIG)."""
     configuration = client.Configuration()
@@ -119,6 +162,12 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
 
 
 async def _check(settings: Config, *, kubeconfig: str | None) -> int:
+    from eni_controller.aws.ec2 import connect_ec2
+    from eni_controller.kube.timeouts import with_request_timeout
+    from eni_controller.metrics import Metrics
+    from eni_controller.preflight.report import exit_code, render_table
+    from eni_controller.preflight.runner import run_preflight
+
     api = await kube_client(kubeconfig)
     bounded = with_request_timeout(api, seconds=settings.kube_request_timeout_seconds)
     try:
@@ -133,6 +182,12 @@ async def _check(settings: Config, *, kubeconfig: str | None) -> int:
 
 
 async def _run(settings: Config, *, kubeconfig: str | None) -> int:
+    from eni_controller.aws.ec2 import connect_ec2
+    from eni_controller.controller import Controller
+    from eni_controller.health import HealthServer
+    from eni_controller.lifecycle import serve_until_signalled
+    from eni_controller.metrics import Metrics
+
     log = structlog.get_logger("eni_controller")
     api = await kube_client(kubeconfig)
     metrics = Metrics()
@@ -147,17 +202,8 @@ async def _run(settings: Config, *, kubeconfig: str | None) -> int:
                 metrics_port=settings.metrics_port,
                 probe_port=settings.health_probe_port,
             )
-            health.start()
-            task = asyncio.create_task(controller.run())
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, task.cancel)
             log.info("controller starting", version=package_version(), region=settings.aws_region)
-            try:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            finally:
-                health.stop()
+            await serve_until_signalled(controller.run(), health=health)
             log.info("controller stopped")
     finally:
         await api.close()

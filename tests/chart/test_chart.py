@@ -347,10 +347,11 @@ def test_the_crds_have_one_source(helm: Helm) -> None:
     ]
     assert not find(helm.manifests(), "CustomResourceDefinition"), "a template renders a CRD"
     rendered = find(helm.manifests(include_crds=True), "CustomResourceDefinition")
-    by_name = {c["metadata"]["name"]: c for c in rendered}
-    assert by_name == {
-        c["metadata"]["name"]: c for c in (yaml.safe_load(p.read_text()) for p in crds)
-    }
+    by_name = {crd["metadata"]["name"]: crd for crd in rendered}
+    for path in crds:
+        crd = yaml.safe_load(path.read_text())
+        assert by_name.pop(crd["metadata"]["name"]) == crd, path.name
+    assert not by_name, f"rendered CRDs without a file in crds/: {sorted(by_name)}"
 
 
 def test_pdb_must_leave_room_to_drain(helm: Helm) -> None:

@@ -1,7 +1,8 @@
 """Kubernetes-side test helpers: client from a kubeconfig, the CRDs, Nodes.
 
 The CRDs applied here are the same files the Helm chart installs (every file
-in its crds/), so the schemas the tests exercise are the ones users get.
+in its crds/ folder: NodeENI and ENINode), so the schemas the tests exercise
+are the ones users get.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ CRD_PATH = CRD_DIR / "networking.k8s.aws_nodeenis.yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-def load_crds() -> list[dict[str, Any]]:
-    """Every CRD of the chart, NodeENI's first."""
-    paths = sorted(CRD_DIR.glob("*.yaml"), key=lambda p: (p != CRD_PATH, p.name))
-    return [yaml.safe_load(path.read_text()) for path in paths]
+def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
+    return crd
+
+
+def crd_paths() -> list[Path]:
+    """Every CRD the chart installs, in a stable order."""
+    return sorted(CRD_DIR.glob("*.yaml"))
 
 
 async def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
@@ -38,35 +43,34 @@ async def api_client_from_kubeconfig(path: Path) -> client.ApiClient:
 
 
 async def install_crd(api: client.ApiClient, *, established_within: float = 30.0) -> None:
-    """Create or update every CRD of the chart (NodeENI, ENINode) and wait until
-    each is Established."""
-    for crd in load_crds():
-        await _install_one(api, crd, established_within=established_within)
-
-
-async def _install_one(
-    api: client.ApiClient, loaded: dict[str, Any], *, established_within: float
-) -> None:
+    """Create or update every CRD of the chart and wait until each is Established."""
     ext = client.ApiextensionsV1Api(api)
+    names = [await _apply_crd(ext, load_crd(path)) for path in crd_paths()]
+    async with asyncio.timeout(established_within):
+        for name in names:
+            while True:
+                current = await ext.read_custom_resource_definition(name)
+                conditions = current.status.conditions or []
+                if any(c.type == "Established" and c.status == "True" for c in conditions):
+                    break
+                await asyncio.sleep(0.1)
+
+
+async def _apply_crd(ext: client.ApiextensionsV1Api, crd: dict[str, Any]) -> str:
+    """Create or replace one CRD; returns its name."""
     # The client accepts plain dicts for bodies; its stubs only admit model classes.
-    crd = cast(Any, loaded)
-    name = crd["metadata"]["name"]
+    body = cast(Any, crd)
+    name: str = crd["metadata"]["name"]
     try:
         current = await ext.read_custom_resource_definition(name)
     except ApiException as err:
         if err.status != HTTPStatus.NOT_FOUND:
             raise
-        await ext.create_custom_resource_definition(crd)
+        await ext.create_custom_resource_definition(body)
     else:
         crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-        await ext.replace_custom_resource_definition(name, crd)
-    async with asyncio.timeout(established_within):
-        while True:
-            current = await ext.read_custom_resource_definition(name)
-            conditions = current.status.conditions or []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                return
-            await asyncio.sleep(0.1)
+        await ext.replace_custom_resource_definition(name, body)
+    return name
 
 
 def node_body(*, name: str, instance: Instance, labels: dict[str, str]) -> dict[str, Any]:

@@ -31,7 +31,13 @@ from tests.conftest import NodeENIs
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
 from tests.harness.controller import FAST_RETRY, controller_env
 from tests.harness.ec2world import AZ_A, Instance, World, launch_instance
-from tests.harness.kube import NodeFactory, api_client_from_kubeconfig, install_crd, load_crds
+from tests.harness.kube import (
+    NodeFactory,
+    api_client_from_kubeconfig,
+    crd_paths,
+    install_crd,
+    load_crd,
+)
 from tests.harness.realism.control import RealismControl
 
 SA_NAMESPACE = "default"
@@ -276,11 +282,10 @@ async def test_missing_crd_fails(
     ec2_world: World,
     realism: RealismControl,
 ) -> None:
-    # every CRD of the group (ENINode's too): else the group version is still served
-    for crd in load_crds():
-        await client.ApiextensionsV1Api(own_api).delete_custom_resource_definition(
-            crd["metadata"]["name"]
-        )
+    # none of the chart's CRDs applied (ENINode shares NodeENI's group and version)
+    ext = client.ApiextensionsV1Api(own_api)
+    for path in crd_paths():
+        await ext.delete_custom_resource_definition(load_crd(path)["metadata"]["name"])
     custom = client.CustomObjectsApi(own_api)
     async with asyncio.timeout(30):
         while True:

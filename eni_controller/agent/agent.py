@@ -1,0 +1,507 @@
+"""The node agent's loop: watch this node's ENINode and its links, act, report.
+
+This is the I/O shell around ``planner.plan``. One cycle reads every link of
+the namespace (one netlink dump) and the PCI facts of the ENIs, asks the
+planner, carries out its actions, reads again and asks again until nothing is
+left to do (a few rounds at most), then writes the status if it differs from
+the one stored. A cycle runs when something it depends on changes:
+
+* the ENINode, through an informer that lists and watches only this node's
+  object (field selector ``metadata.name=<node>``), resumes from the last
+  resourceVersion and relists on 410; a NodeENI change elsewhere in the
+  cluster never reaches this node;
+* a link carrying a wanted MAC (or one found last time), through the netlink
+  event stream: a hot-plugged ENI or an MTU set by hand is handled when the
+  kernel says so, not on a timer;
+* a failed action or status write whose backoff has run out.
+
+Nothing else wakes it: an idle agent makes no request and no syscall beyond
+the loop heartbeat and the watch's periodic renewal.
+
+Invariants: status is written only by this agent, with a merge patch on the
+status subresource, and only when the rendering differs from what is stored
+(so a restart that finds everything as reported writes nothing); a failed
+action is held with exponential backoff and reported on its ENI, never
+retried in a tight loop; links outside the spec are never touched.
+
+Seams for DPDK and the SR-IOV device plugin: ``pci`` (``PCIAccess``, which
+agent/pci.py's ``PCIDevices`` satisfies) gives PCI addresses and drivers and
+binds/releases devices; ``device_plugin`` (``DevicePlugin``: the config file's
+``sync`` from agent/deviceplugin.py and a ``restart`` of the plugin's pods on
+this node) is told the DPDK devices per resource name after every cycle. Both
+are optional: without ``pci`` a DPDK entry reports an error, without
+``device_plugin`` the plugin is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Final, Protocol
+
+import aiohttp
+import structlog
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
+
+from eni_controller.agent.links import Link, LinkAccess, LinkError, find_by_mac
+from eni_controller.agent.metrics import AgentMetrics
+from eni_controller.agent.planner import (
+    Action,
+    BindDPDK,
+    Observed,
+    PCIFacts,
+    Plan,
+    ReleaseDPDK,
+    SetMTU,
+    SetUp,
+    plan_for,
+    relevant,
+    wanted_macs,
+)
+from eni_controller.eninode import API_VERSION, GROUP, KIND, PLURAL, VERSION, ENINode, ENINodeStatus
+from eni_controller.health import LoopHeartbeat
+from eni_controller.kube.informer import Informer, Obj
+from eni_controller.kube.resources import ResourceAPI
+from eni_controller.kube.writes import MERGE_PATCH
+
+log = structlog.get_logger(__name__)
+
+MAX_ROUNDS: Final = 4  # act, observe again; more means the kernel did not do what it said
+LOOP_STALL_SECONDS: Final = 30.0
+_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class PCIAccess(Protocol):
+    """PCI devices through sysfs; agent/pci.py's ``PCIDevices`` has this shape."""
+
+    def address_of(self, ifname: str) -> str | None: ...
+
+    def driver_of(self, address: str) -> str | None: ...
+
+    def bind(self, address: str, *, driver: str) -> bool: ...
+
+    def release(self, address: str) -> bool: ...
+
+
+class DevicePluginConfig(Protocol):
+    """The SR-IOV device plugin's config file; agent/deviceplugin.py's class has this shape."""
+
+    def sync(self, wanted: Mapping[str, frozenset[str]]) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlugin:
+    """The device plugin: its config, and how to make it reload (delete its pods on
+    this node; agent/deviceplugin.py's ``restart_device_plugin`` with its arguments bound)."""
+
+    config: DevicePluginConfig
+    restart: Callable[[], Awaitable[int]]
+
+
+def utc_timestamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
+
+
+def eninode_resource(api: client.ApiClient, *, node_name: str) -> ResourceAPI:
+    """List/watch of the one ENINode named ``node_name``."""
+    custom = client.CustomObjectsApi(api)
+    selector = f"metadata.name={node_name}"
+
+    def list_call(**kwargs: Any) -> Awaitable[Any]:
+        return custom.list_cluster_custom_object(
+            GROUP, VERSION, PLURAL, field_selector=selector, **kwargs
+        )
+
+    return ResourceAPI(kind=KIND, api_version=API_VERSION, list_call=list_call)
+
+
+@dataclass(slots=True)
+class _Backoff:
+    """Failures in a row of one thing, and when it may be tried again (monotonic)."""
+
+    failures: int = 0
+    until: float = 0.0
+    error: str = ""
+
+    def failed(self, error: str, *, now: float, base: float, cap: float) -> None:
+        self.failures += 1
+        self.error = error
+        self.until = now + min(cap, base * 2 ** min(self.failures - 1, 32))
+
+
+class Agent:
+    """One node's agent. ``run()`` until cancelled; ``live``/``ready`` for the probes."""
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        api: client.ApiClient,
+        links: LinkAccess,
+        metrics: AgentMetrics,
+        pci: PCIAccess | None = None,
+        device_plugin: DevicePlugin | None = None,
+        clock: Callable[[], str] = utc_timestamp,
+        backoff_base_seconds: float = 1.0,
+        backoff_max_seconds: float = 300.0,
+        watch_timeout_seconds: int = 300,
+    ) -> None:
+        self.node_name = node_name
+        self.metrics = metrics
+        self.heartbeat = LoopHeartbeat()
+        self.informer = Informer(
+            name=f"eninode/{node_name}",
+            api=eninode_resource(api, node_name=node_name),
+            handler=self,
+            watch_timeout_seconds=watch_timeout_seconds,
+        )
+        self._custom = client.CustomObjectsApi(api)
+        self._links = links
+        self._pci = pci
+        self._device_plugin = device_plugin
+        self._clock = clock
+        self._base = backoff_base_seconds
+        self._cap = backoff_max_seconds
+        self._wake = asyncio.Event()
+        self._held: dict[Action, _Backoff] = {}
+        self._status_backoff = _Backoff()
+        self._cycle_backoff = _Backoff()
+        self._plugin_backoff = _Backoff()
+        self._plugin_restart_pending = False
+        self._remembered = ENINodeStatus()  # the status last seen or written
+        # (resourceVersion the object had, status rendered) of the last write: until the
+        # watch brings the object back with it, the cache still shows the old status
+        self._written: tuple[str | None, dict[str, object]] | None = None
+        self._macs: frozenset[str] = frozenset()
+        self._indexes: frozenset[int] = frozenset()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+        self.cycles = 0
+        self._log = log.bind(node=node_name)
+
+    # -- informer handler: every change of our ENINode wakes the loop -----------
+
+    def on_add(self, obj: Obj) -> None:
+        self._wake.set()
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self._wake.set()
+
+    def on_delete(self, obj: Obj) -> None:
+        self._wake.set()
+
+    # -- probes (called from the health server's threads) ------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready once the first cycle is done: links configured, status in sync."""
+        return (True, "") if self._ready else (False, "first cycle not done")
+
+    def live(self) -> tuple[bool, str]:
+        if not self.heartbeat.alive(stale_after=LOOP_STALL_SECONDS):
+            return False, f"event loop stalled for {self.heartbeat.lag():.1f}s"
+        if any(t.done() for t in self._tasks):
+            return False, "the ENINode watch or the link event stream stopped"
+        return True, ""
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.informer.run(), name="eninode-informer"),
+            asyncio.create_task(self._follow_links(), name="link-events"),
+            asyncio.create_task(self.heartbeat.run(), name="heartbeat"),
+        ]
+        try:
+            await self.informer.wait_synced()
+            self._log.info("agent started", eninode=self.informer.get(self.node_name) is not None)
+            while True:
+                self._wake.clear()
+                await self._guarded_cycle()
+                await self._sleep()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _follow_links(self) -> None:
+        # aclosing: the event socket is closed when this task is cancelled, not at GC
+        async with contextlib.aclosing(self._links.events()) as events:
+            async for event in events:
+                wanted = relevant(event, macs=self._macs, indexes=self._indexes)
+                self.metrics.link_events.labels(str(wanted).lower()).inc()
+                if wanted:
+                    self._wake.set()
+
+    async def _sleep(self) -> None:
+        """Until woken, or until the first backoff runs out."""
+        due = [b.until for b in self._held.values()]
+        pending = (self._status_backoff, self._cycle_backoff, self._plugin_backoff)
+        due += [b.until for b in pending if b.failures]
+        timeout = max(0.0, min(due) - time.monotonic()) if due else None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+
+    async def _guarded_cycle(self) -> None:
+        """A cycle; a failure (netlink, API) is logged and retried with backoff."""
+        started = time.perf_counter()
+        try:
+            settled = await self._cycle()
+        except Exception as err:  # netlink, the API, or a bug: logged, retried with backoff
+            self._cycle_backoff.failed(
+                repr(err), now=time.monotonic(), base=self._base, cap=self._cap
+            )
+            self.metrics.cycles.labels("error").inc()
+            expected = isinstance(
+                err, LinkError | OSError | ApiException | aiohttp.ClientError | TimeoutError
+            )
+            self._log.warning(
+                "cycle failed",
+                error=repr(err),
+                failures=self._cycle_backoff.failures,
+                exc_info=not expected,
+            )
+        else:
+            if settled:
+                self._cycle_backoff = _Backoff()
+            else:  # the kernel said done but shows otherwise: look again later, not now
+                self._cycle_backoff.failed(
+                    "unsettled", now=time.monotonic(), base=self._base, cap=self._cap
+                )
+            self.metrics.cycles.labels("success").inc()
+        finally:
+            self.cycles += 1
+            self.metrics.cycle_duration.observe(time.perf_counter() - started)
+
+    async def _cycle(self) -> bool:
+        """One cycle; False when actions were still planned after MAX_ROUNDS."""
+        node = self._node()
+        self._macs = wanted_macs(node)
+        settled = False
+        for _ in range(MAX_ROUNDS):
+            observed, by_index = await self._observe(node)
+            now = time.monotonic()
+            result = plan_for(
+                node,
+                remembered=self._remembered,
+                observed=observed,
+                held={action: b.error for action, b in self._held.items() if b.until > now},
+                pci_available=self._pci is not None,
+                now=self._clock(),
+            )
+            if not result.actions:
+                settled = True
+                break
+            await self._act(result.actions, by_index)
+        if not settled:
+            self._log.warning("actions still planned after acting", actions=repr(result.actions))
+        self._indexes = frozenset(
+            o.lookup.link.index for o in observed.values() if o.lookup.link is not None
+        )
+        now = time.monotonic()
+        self._held = {a: b for a, b in self._held.items() if b.until > now}
+        self._record(result)
+        await self._write_status(node, result)
+        await self._sync_device_plugin(result.device_plugin)
+        if not self._status_backoff.failures:
+            self._ready = True  # links acted on and the status in sync: latched
+        return settled
+
+    def _node(self) -> ENINode | None:
+        obj = self.informer.get(self.node_name)
+        return None if obj is None else ENINode.from_dict(obj)
+
+    # -- observe ----------------------------------------------------------------
+
+    async def _observe(self, node: ENINode | None) -> tuple[dict[str, Observed], dict[int, Link]]:
+        """Every wanted ENI's link and PCI facts, and those of devices still DPDK-bound."""
+        links = await self._links.links()
+        previous = (self._remembered if node is None else node.status).by_eni()
+        observed: dict[str, Observed] = {}
+        for wanted in () if node is None else node.spec.interfaces:
+            lookup = find_by_mac(links, wanted.mac_address)
+            last = previous.get(wanted.eni_id)
+            address = (wanted.dpdk.pci_address if wanted.dpdk else None) or self._address_of(
+                lookup.link
+            )
+            if address is None and last is not None and (wanted.dpdk or last.dpdk_bound):
+                address = last.pci_address  # the device has no kernel link while DPDK-bound
+            observed[wanted.eni_id] = Observed(lookup=lookup, pci=self._pci_facts(address))
+        for last in previous.values():
+            if last.eni_id not in observed and last.dpdk_bound and last.pci_address:
+                observed[last.eni_id] = Observed(pci=self._pci_facts(last.pci_address))
+        return observed, {link.index: link for link in links}
+
+    def _address_of(self, link: Link | None) -> str | None:
+        if link is None:
+            return None
+        if self._pci is not None:
+            return self._pci.address_of(link.name) or link.pci_address
+        return link.pci_address
+
+    def _pci_facts(self, address: str | None) -> PCIFacts:
+        if address is None or self._pci is None:
+            return PCIFacts(address=address)
+        return PCIFacts(address=address, driver=self._pci.driver_of(address))
+
+    # -- act --------------------------------------------------------------------
+
+    async def _act(self, actions: tuple[Action, ...], by_index: Mapping[int, Link]) -> None:
+        for action in actions:
+            name = _action_name(action)
+            try:
+                await self._do(action, by_index)
+            except LinkError as err:
+                self._hold(action, str(err), errno=err.errno)
+            except Exception as err:  # from the PCI collaborator: DriverMissing, OSError...
+                self._hold(action, _pci_error(action, err), errno=getattr(err, "errno", None))
+            else:
+                self._held.pop(action, None)
+                self.metrics.actions.labels(name, "success").inc()
+                self._log.info("done", action=name, eni=action.eni_id, detail=repr(action))
+
+    async def _do(self, action: Action, by_index: Mapping[int, Link]) -> None:
+        if isinstance(action, SetMTU):
+            await self._links.set_mtu(by_index[action.index], action.mtu)
+        elif isinstance(action, SetUp):
+            await self._links.set_up(by_index[action.index])
+        elif self._pci is None:
+            raise RuntimeError("no PCI access")  # the planner plans none without it
+        elif isinstance(action, BindDPDK):
+            await asyncio.to_thread(self._pci.bind, action.address, driver=action.driver)
+        else:
+            await asyncio.to_thread(self._pci.release, action.address)
+
+    def _hold(self, action: Action, error: str, *, errno: int | None) -> None:
+        backoff = self._held.setdefault(action, _Backoff())
+        backoff.failed(error, now=time.monotonic(), base=self._base, cap=self._cap)
+        self.metrics.actions.labels(_action_name(action), "error").inc()
+        self._log.warning(
+            "action failed",
+            action=_action_name(action),
+            eni=action.eni_id,
+            error=error,
+            errno=errno,
+            failures=backoff.failures,
+            retry_in=round(backoff.until - time.monotonic(), 3),
+        )
+
+    # -- report -----------------------------------------------------------------
+
+    def _record(self, result: Plan) -> None:
+        summary = result.status.summary
+        self.metrics.interfaces.labels("wanted").set(summary.wanted)
+        self.metrics.interfaces.labels("ready").set(summary.ready)
+        self.metrics.interfaces.labels("error").set(
+            sum(1 for e in result.status.interfaces if e.error)
+        )
+
+    async def _write_status(self, node: ENINode | None, result: Plan) -> None:
+        """Merge-patch the status when its rendering differs from what is stored.
+
+        Keys of the stored status that are not ours are set to null in the same
+        patch, so that after a write the stored status equals the rendering and
+        the write is not repeated.
+        """
+        rendered = result.status.to_dict()
+        if node is None:
+            self._remembered = result.status
+            return
+        stored = dict(node.raw_status or {})
+        if stored == rendered:
+            self._remembered = result.status
+            self._status_backoff = _Backoff()
+            return
+        if self._written == (node.resource_version, rendered):
+            return  # written already; the watch has not brought it back yet
+        if self._status_backoff.until > time.monotonic():
+            return
+        patch: dict[str, object] = {key: None for key in stored if key not in rendered}
+        patch.update(rendered)
+        try:
+            await self._custom.patch_cluster_custom_object_status(
+                GROUP,
+                VERSION,
+                PLURAL,
+                node.name,
+                {"status": patch},
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
+            )
+        except ApiException as err:
+            if err.status == HTTPStatus.NOT_FOUND:  # deleted meanwhile: the watch will say so
+                return
+            self._status_failed(f"HTTP {err.status} {err.reason}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            self._status_failed(repr(err))
+        else:
+            self._remembered = result.status
+            self._written = (node.resource_version, rendered)
+            self._status_backoff = _Backoff()
+            self.metrics.status_writes.labels("success").inc()
+            self._log.info(
+                "status written",
+                changed=_changed(node.status, result.status),
+                wanted=result.status.summary.wanted,
+                ready=result.status.summary.ready,
+                generation=result.status.observed_generation,
+            )
+
+    def _status_failed(self, error: str) -> None:
+        self._status_backoff.failed(error, now=time.monotonic(), base=self._base, cap=self._cap)
+        self.metrics.status_writes.labels("error").inc()
+        self._log.warning(
+            "status write failed", error=error, failures=self._status_backoff.failures
+        )
+
+    async def _sync_device_plugin(self, wanted: Mapping[str, frozenset[str]]) -> None:
+        """Tell the device plugin's config the DPDK devices; restart the plugin once
+        per change (a failed restart is retried with backoff until it succeeds)."""
+        plugin = self._device_plugin
+        if plugin is None or self._plugin_backoff.until > time.monotonic():
+            return
+        try:
+            if await asyncio.to_thread(plugin.config.sync, wanted):
+                self._plugin_restart_pending = True
+            if self._plugin_restart_pending:
+                deleted = await plugin.restart()
+                self._plugin_restart_pending = False
+                self.metrics.device_plugin_restarts.inc()
+                self._log.info("device plugin restarted", pods=deleted)
+        except Exception as err:  # the file system or the API: retried with backoff
+            self._plugin_backoff.failed(
+                repr(err), now=time.monotonic(), base=self._base, cap=self._cap
+            )
+            self._log.warning(
+                "device plugin sync failed",
+                error=repr(err),
+                failures=self._plugin_backoff.failures,
+            )
+        else:
+            self._plugin_backoff = _Backoff()
+
+
+def _changed(before: ENINodeStatus, after: ENINodeStatus) -> list[str]:
+    """The ENI ids whose entries differ (added, removed or changed), for the log."""
+    old, new = before.by_eni(), after.by_eni()
+    return sorted(eni for eni in old.keys() | new.keys() if old.get(eni) != new.get(eni))
+
+
+def _action_name(action: Action) -> str:
+    return {SetMTU: "set_mtu", SetUp: "set_up", BindDPDK: "bind_dpdk", ReleaseDPDK: "release_dpdk"}[
+        type(action)
+    ]
+
+
+def _pci_error(action: Action, err: Exception) -> str:
+    detail = str(err) or type(err).__name__
+    if isinstance(action, BindDPDK):
+        return f"bind {action.address} to {action.driver}: {detail}"
+    if isinstance(action, ReleaseDPDK):
+        return f"release {action.address}: {detail}"
+    return detail

@@ -1,0 +1,327 @@
+"""Network links of one network namespace, through netlink (pyroute2).
+
+The node agent needs four things of the host's links and nothing else: find
+the link that carries an ENI's MAC, bring it up, set its MTU, and hear when a
+link appears, goes or is changed by someone else. This module does exactly
+that and knows nothing of Kubernetes.
+
+Why these choices:
+
+* Links are found by MAC, never by a name derived from the device index: the
+  kernel's names (``eth1``, ``ens6``, ``enp0s6``...) depend on the AMI, the
+  udev rules and the instance type, and the MAC is what EC2 reports.
+* Changes are heard as they happen: a socket subscribed to RTNLGRP_LINK gets
+  an RTM_NEWLINK/RTM_DELLINK for every link created, removed or changed, so a
+  hot-plugged ENI or an MTU changed by hand is handled within milliseconds,
+  with no polling. When events may have been lost (the socket's buffer
+  overflowed, or it had to be reopened) the stream says so with a ``Resync``
+  and the consumer reads every link again.
+* pyroute2's asyncio API (``AsyncIPRoute``, pyroute2 0.9) is used directly:
+  requests and the event stream are coroutines on the agent's loop, no
+  thread per socket. Sockets for another namespace (``AGENT_NETNS``) are
+  created on a short-lived thread that enters the namespace with setns(2),
+  which changes only that thread's namespace; the socket stays bound to the
+  namespace it was made in. pyroute2's own ``netns=`` would fork the
+  (multi-threaded) agent for it, and by default creates a missing namespace,
+  where the agent must fail instead.
+* The MTU is never set above what the link reports as its maximum
+  (IFLA_MAX_MTU, e.g. 9216 on ENA): ``MTUAboveMax`` says so before the kernel
+  would answer EINVAL. Kernel refusals are ``LinkError`` with their errno.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+import structlog
+from pyroute2 import AsyncIPRoute
+from pyroute2 import netns as pyroute2_netns
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_LINK
+
+log = structlog.get_logger(__name__)
+
+IFF_UP: Final = 0x1
+RTM_NEWLINK: Final = 16
+RTM_DELLINK: Final = 17
+NETLINK_ROUTE: Final = 0
+# Link kinds stacked on another link; they share its MAC and are never the ENI itself.
+STACKED_KINDS: Final = frozenset(
+    {"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "bond", "team", "bridge", "vxlan"}
+)
+_EVENTS_BACKOFF_BASE: Final = 0.1
+_EVENTS_BACKOFF_MAX: Final = 30.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Link:
+    """One network link as netlink reports it."""
+
+    index: int
+    name: str
+    mac: str  # lower-case; "" for a link without an Ethernet address
+    mtu: int
+    max_mtu: int | None  # IFLA_MAX_MTU; None when the kernel reports none (or 0: no limit)
+    admin_up: bool  # IFF_UP: what `ip link set up` sets
+    oper_state: str  # IFLA_OPERSTATE, lower-case: up, down, lowerlayerdown, unknown, ...
+    kind: str | None = None  # IFLA_INFO_KIND: veth, vlan, ...; None for a plain NIC
+    parent_bus: str | None = None  # IFLA_PARENT_DEV_BUS_NAME: "pci" for an ENA device
+    parent_device: str | None = None  # IFLA_PARENT_DEV_NAME: the PCI address on that bus
+
+    @property
+    def running(self) -> bool:
+        """Up as far as traffic goes: operstate up, or unknown on an admin-up link
+        (drivers that do not report carrier say unknown)."""
+        return self.oper_state == "up" or (self.oper_state == "unknown" and self.admin_up)
+
+    @property
+    def pci_address(self) -> str | None:
+        return self.parent_device if self.parent_bus == "pci" else None
+
+
+def link_from_message(msg: Any) -> Link | None:
+    """A ``Link`` from an RTM_NEWLINK/RTM_DELLINK message, None when it lacks an index or name."""
+    index, name = msg.get("index"), msg.get("ifname")
+    if not isinstance(index, int) or not isinstance(name, str):
+        return None
+    mac = msg.get("address")
+    max_mtu = msg.get("max_mtu")
+    state = msg.get("operstate")
+    return Link(
+        index=index,
+        name=name,
+        mac=mac.lower() if isinstance(mac, str) else "",
+        mtu=int(msg.get("mtu") or 0),
+        max_mtu=max_mtu if isinstance(max_mtu, int) and max_mtu > 0 else None,
+        admin_up=bool(int(msg.get("flags") or 0) & IFF_UP),
+        oper_state=state.lower() if isinstance(state, str) else "unknown",
+        kind=msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"),
+        parent_bus=msg.get("parent_dev_bus_name"),
+        parent_device=msg.get("parent_dev_name"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """A link was created or changed ("new"), or removed ("del")."""
+
+    kind: Literal["new", "del"]
+    link: Link
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events may have been missed (stream (re)opened, buffer overflow): read every link."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MACLookup:
+    """The link carrying a MAC: ``link`` when exactly one is found, else ``problem``
+    when several are and none can be told apart as the device itself."""
+
+    link: Link | None = None
+    problem: str | None = None
+
+
+def find_by_mac(links: Iterable[Link], mac: str) -> MACLookup:
+    """The link whose MAC is ``mac`` (any case).
+
+    A VLAN, macvlan or bond on top of an ENI carries the ENI's MAC too. Among
+    several, the one backed by a device (a parent bus, as ENA's PCI device) wins;
+    else the one that is not stacked on another link. Still several: a problem
+    naming them, and no guess.
+    """
+    mac = mac.lower()
+    candidates = [link for link in links if link.mac == mac]
+    if len(candidates) <= 1:
+        return MACLookup(link=candidates[0] if candidates else None)
+    for narrowed in (
+        [link for link in candidates if link.parent_bus is not None],
+        [link for link in candidates if link.kind not in STACKED_KINDS],
+    ):
+        if len(narrowed) == 1:
+            return MACLookup(link=narrowed[0])
+    names = ", ".join(sorted(link.name for link in candidates))
+    return MACLookup(
+        problem=f"{len(candidates)} links have MAC {mac} ({names}): cannot tell the ENI"
+    )
+
+
+class LinkError(Exception):
+    """A netlink request about one link failed; ``errno`` as the kernel answered."""
+
+    def __init__(self, *, op: str, link: str, code: int | None, detail: str) -> None:
+        self.op = op
+        self.link = link
+        self.errno = code
+        super().__init__(f"{op} on {link}: {detail}")
+
+
+class MTUAboveMax(LinkError):
+    """The MTU asked for is above what the link allows (IFLA_MAX_MTU)."""
+
+    def __init__(self, *, link: Link, mtu: int) -> None:
+        self.mtu = mtu
+        self.max_mtu = link.max_mtu
+        super().__init__(
+            op="set mtu",
+            link=link.name,
+            code=None,
+            detail=f"mtu {mtu} above max {link.max_mtu}",
+        )
+
+
+class LinkAccess(Protocol):
+    """What the agent needs of the links of its namespace (tests may substitute it)."""
+
+    async def links(self) -> list[Link]: ...
+
+    async def set_up(self, link: Link) -> None: ...
+
+    async def set_mtu(self, link: Link, mtu: int) -> None: ...
+
+    def events(self) -> AsyncGenerator[LinkEvent | Resync, None]: ...
+
+
+def _netlink_error(op: str, link: str, err: NetlinkError | OSError) -> LinkError:
+    code = err.code if isinstance(err, NetlinkError) else err.errno
+    detail = os.strerror(code) if code else str(err)
+    return LinkError(op=op, link=link, code=code, detail=f"{detail} (errno {code})")
+
+
+class NamespaceMissing(OSError):
+    """AGENT_NETNS names a network namespace that does not exist."""
+
+
+def netlink_socket(netns: str | None) -> socket.socket:
+    """A NETLINK_ROUTE socket in namespace ``netns`` (a name under /var/run/netns), or
+    in the caller's own namespace when None. Never creates a namespace."""
+    if netns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def enter_and_open() -> None:
+        # setns(2) moves this thread only; the thread ends right after, and the
+        # socket keeps the namespace it was created in.
+        try:
+            pyroute2_netns.setns(netns, flags=0)
+            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE))
+        except BaseException as err:
+            failed.append(err)
+
+    thread = threading.Thread(target=enter_and_open, name=f"netns-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        err = failed[0]
+        if isinstance(err, FileNotFoundError):
+            raise NamespaceMissing(errno.ENOENT, f"network namespace {netns!r} not found") from err
+        raise err
+    return made[0]
+
+
+class NetlinkLinks:
+    """``LinkAccess`` over netlink, in one namespace. Use as an async context manager."""
+
+    def __init__(self, *, netns: str | None = None) -> None:
+        self.netns = netns
+        self._requests: AsyncIPRoute | None = None
+
+    async def __aenter__(self) -> NetlinkLinks:
+        self._requests = self._open(groups=0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
+
+    def _open(self, *, groups: int) -> AsyncIPRoute:
+        sock = netlink_socket(self.netns)
+        return AsyncIPRoute(fileno=sock.detach(), groups=groups)
+
+    @property
+    def _ipr(self) -> AsyncIPRoute:
+        if self._requests is None:
+            raise RuntimeError("NetlinkLinks used outside its context")
+        return self._requests
+
+    async def links(self) -> list[Link]:
+        """Every link of the namespace (one RTM_GETLINK dump)."""
+        try:
+            found = [link_from_message(msg) async for msg in await self._ipr.get_links()]
+        except (NetlinkError, OSError) as err:
+            raise _netlink_error("dump links", self.netns or "(own namespace)", err) from err
+        return [link for link in found if link is not None]
+
+    async def set_up(self, link: Link) -> None:
+        try:
+            await self._ipr.link("set", index=link.index, state="up")
+        except (NetlinkError, OSError) as err:
+            raise _netlink_error("set up", link.name, err) from err
+
+    async def set_mtu(self, link: Link, mtu: int) -> None:
+        """Set ``mtu``; ``MTUAboveMax`` without asking the kernel when above the link's max."""
+        if link.max_mtu is not None and mtu > link.max_mtu:
+            raise MTUAboveMax(link=link, mtu=mtu)
+        try:
+            await self._ipr.link("set", index=link.index, mtu=mtu)
+        except (NetlinkError, OSError) as err:
+            raise _netlink_error(f"set mtu {mtu}", link.name, err) from err
+
+    async def events(self) -> AsyncGenerator[LinkEvent | Resync, None]:
+        """Link events, forever. Starts with a ``Resync`` once subscribed, and yields
+        another after any failure of the socket (it is reopened, with backoff when
+        failures come in a row), since events may have been lost."""
+        failures = opens = 0
+        while True:
+            delivered = False
+            try:
+                events = self._open(groups=RTMGRP_LINK)
+            except OSError as err:
+                failures += 1
+                log.warning("link events: cannot open", netns=self.netns, error=repr(err))
+            else:
+                try:
+                    await events.bind()
+                    opens += 1
+                    yield Resync("subscribed" if opens == 1 else "resubscribed")
+                    async for event in _read_events(events):
+                        delivered = True
+                        yield event
+                except (NetlinkError, OSError) as err:  # ENOBUFS: the kernel dropped events
+                    failures = 0 if delivered else failures + 1
+                    log.warning("link events: socket failed", netns=self.netns, error=repr(err))
+                finally:
+                    events.close()
+            if failures:
+                delay = min(_EVENTS_BACKOFF_MAX, _EVENTS_BACKOFF_BASE * 2 ** min(failures - 1, 16))
+                await asyncio.sleep(delay)
+
+
+async def _read_events(events: AsyncIPRoute) -> AsyncIterator[LinkEvent]:
+    while True:
+        got = False
+        async for msg in events.get():
+            got = True
+            kind = msg.get(("header", "type"))
+            if kind not in (RTM_NEWLINK, RTM_DELLINK):
+                continue
+            link = link_from_message(msg)
+            if link is not None:
+                yield LinkEvent("new" if kind == RTM_NEWLINK else "del", link)
+        if not got:  # pyroute2 ends a read with nothing when the socket is closed
+            raise ConnectionResetError(errno.ECONNRESET, "netlink event socket closed")

@@ -1,0 +1,463 @@
+"""Typed ENINode objects: the per-node record shared by the controller and the node agent.
+
+One cluster-scoped ENINode per Node, same name, owned by the Node. Each half has
+one writer: the controller writes ``spec`` (the ENIs this node should have and
+what the node must do with each), the node's agent writes ``status`` (what it
+found and did), so neither ever clobbers the other and a NodeENI change never
+fans out to every node.
+
+This module turns the camelCase dicts of the API into frozen dataclasses and
+back, once, at the edge. The invariants it keeps:
+
+* a rendered spec is canonical: entries sorted by device index then ENI id,
+  optional fields absent rather than null, so an unchanged set of ENIs renders
+  to an equal dict and the controller can write only on a real change;
+* ``parse_spec`` checks every entry (the CRD schema may not have been applied,
+  or applied at an older version): a bad entry is dropped with one problem
+  naming its path, the good entries are kept, nothing raises;
+* status is read tolerantly (junk dropped, never raised), and rendered
+  canonically too, so the agent can compare what it would write with what is
+  there and write only when they differ;
+* ``InterfaceStatus.observed_at`` is not part of an entry's facts: two entries
+  with the same facts are the same report, whenever they were observed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Final
+
+from eni_controller import model
+from eni_controller.model import (
+    _DNS_SUBDOMAIN_MAX_LENGTH,
+    _DNS_SUBDOMAIN_PATTERN,
+    _check_dpdk_driver,
+    _check_pci_address,
+    _opt_bool,
+    _opt_enum,
+    _opt_int,
+    _opt_list,
+    _opt_str,
+    _preview,
+    _without_none,
+    _wrong_type,
+)
+
+GROUP: Final = model.GROUP
+VERSION: Final = model.VERSION
+KIND: Final = "ENINode"
+PLURAL: Final = "eninodes"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+MAX_INTERFACES: Final = 128  # the CRD's spec.interfaces maxItems
+DEVICE_INDEX_MAX: Final = 255
+ERROR_MAX_LENGTH: Final = 1024  # the CRD's status.interfaces[].error maxLength
+ENI_ID_PATTERN: Final = re.compile(r"eni-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+MAC_PATTERN: Final = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+_RESOURCE_NAME_MAX_LENGTH: Final = 253
+
+
+class OperState(StrEnum):
+    """``status.interfaces[].operState``: the link as the node sees it."""
+
+    UP = "up"
+    DOWN = "down"
+    ABSENT = "absent"  # no link with the ENI's MAC (not attached yet, or hot-plug pending)
+    DPDK = "dpdk"  # the PCI device is bound to a DPDK driver: no kernel link by design
+
+
+# -- spec ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DPDKRequest:
+    """``dpdk``: bind the ENI's PCI device to ``driver`` and list it under ``resource_name``."""
+
+    driver: str = model.DEFAULT_DPDK_DRIVER
+    resource_name: str | None = None
+    pci_address: str | None = None  # else found from the MAC through sysfs
+
+    def to_dict(self) -> dict[str, object]:
+        return _without_none(
+            {
+                "driver": self.driver,
+                "resourceName": self.resource_name,
+                "pciAddress": self.pci_address,
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WantedInterface:
+    """One ``spec.interfaces`` entry: an ENI attached to this node, and what to do with it."""
+
+    eni_id: str
+    mac_address: str
+    device_index: int
+    node_eni: str
+    mtu: int | None = None  # None: leave the interface's MTU alone
+    dpdk: DPDKRequest | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return _without_none(
+            {
+                "eniID": self.eni_id,
+                "macAddress": self.mac_address,
+                "deviceIndex": self.device_index,
+                "nodeENI": self.node_eni,
+                "mtu": self.mtu,
+                "dpdk": None if self.dpdk is None else self.dpdk.to_dict(),
+            }
+        )
+
+
+def _spec_order(entry: WantedInterface) -> tuple[int, str]:
+    return entry.device_index, entry.eni_id
+
+
+@dataclass(frozen=True, slots=True)
+class ENINodeSpec:
+    """A valid spec: entries in canonical order, each ENI id and each MAC once."""
+
+    interfaces: tuple[WantedInterface, ...] = ()
+
+    @classmethod
+    def of(cls, interfaces: Iterable[WantedInterface]) -> ENINodeSpec:
+        """The spec listing ``interfaces``, sorted as the API object keeps them."""
+        return cls(tuple(sorted(interfaces, key=_spec_order)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interfaces": [entry.to_dict() for entry in sorted(self.interfaces, key=_spec_order)]
+        }
+
+    def by_eni(self) -> dict[str, WantedInterface]:
+        return {entry.eni_id: entry for entry in self.interfaces}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpecProblem:
+    """An entry ``parse_spec`` dropped; its ENI id and MAC when they were readable."""
+
+    eni_id: str | None
+    message: str
+    mac_address: str = ""
+
+
+def parse_spec(raw: object) -> tuple[ENINodeSpec, tuple[SpecProblem, ...]]:
+    """The valid entries of a raw ENINode spec, and one problem per entry dropped.
+
+    A missing spec or list is an empty spec. An entry is dropped when a field is
+    missing or invalid, or when its ENI id or MAC was already listed; every
+    problem names the path, e.g. ``spec.interfaces[2].mtu: 10000 is out of range
+    (576..9001)``. Never raises, whatever the JSON types.
+    """
+    if raw is None:
+        return ENINodeSpec(), ()
+    if not isinstance(raw, Mapping):
+        return ENINodeSpec(), (
+            SpecProblem(eni_id=None, message=f"spec: {_wrong_type('an object', raw)}"),
+        )
+    items = raw.get("interfaces")
+    if items is None:
+        return ENINodeSpec(), ()
+    if not isinstance(items, list | tuple):
+        message = f"spec.interfaces: {_wrong_type('an array', items)}"
+        return ENINodeSpec(), (SpecProblem(eni_id=None, message=message),)
+    problems: list[SpecProblem] = []
+    if len(items) > MAX_INTERFACES:
+        message = (
+            f"spec.interfaces: {len(items)} entries (at most {MAX_INTERFACES}); the rest ignored"
+        )
+        problems.append(SpecProblem(eni_id=None, message=message))
+    kept: dict[str, WantedInterface] = {}
+    first_by_mac: dict[str, str] = {}
+    for index, item in enumerate(items[:MAX_INTERFACES]):
+        path = f"spec.interfaces[{index}]"
+        entry, entry_problems = _parse_entry(path, item)
+        if entry is not None and entry.eni_id in kept:
+            entry_problems = [f"{path}.eniID: {entry.eni_id} is listed twice"]
+        elif entry is not None and entry.mac_address in first_by_mac:
+            first = first_by_mac[entry.mac_address]
+            entry_problems = [f"{path}.macAddress: {entry.mac_address} is also the MAC of {first}"]
+        if entry_problems:
+            problems.append(
+                SpecProblem(
+                    eni_id=_readable(item, "eniID", ENI_ID_PATTERN),
+                    mac_address=_readable(item, "macAddress", MAC_PATTERN) or "",
+                    message="; ".join(entry_problems),
+                )
+            )
+        elif entry is not None:
+            kept[entry.eni_id] = entry
+            first_by_mac[entry.mac_address] = entry.eni_id
+    return ENINodeSpec.of(kept.values()), tuple(problems)
+
+
+def _readable(item: object, key: str, pattern: re.Pattern[str]) -> str | None:
+    value = item.get(key) if isinstance(item, Mapping) else None
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
+
+
+class _EntryReader:
+    """Reads one raw spec entry, recording a problem per bad field."""
+
+    def __init__(self, path: str, raw: Mapping[Any, Any]) -> None:
+        self.path = path
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def string(
+        self, key: str, pattern: re.Pattern[str] | None, expected: str, *, required: bool
+    ) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            if required:
+                self.problems.append(f"{self.path}.{key}: is required")
+            return None
+        if not isinstance(value, str):
+            self.problems.append(f"{self.path}.{key}: {_wrong_type('a string', value)}")
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            self.problems.append(f"{self.path}.{key}: {_preview(value)} is not {expected}")
+            return None
+        return value
+
+    def integer(self, key: str, minimum: int, maximum: int, *, required: bool) -> int | None:
+        value = self.raw.get(key)
+        if value is None:
+            if required:
+                self.problems.append(f"{self.path}.{key}: is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problems.append(f"{self.path}.{key}: {_wrong_type('an integer', value)}")
+            return None
+        if not minimum <= value <= maximum:
+            self.problems.append(
+                f"{self.path}.{key}: {value} is out of range ({minimum}..{maximum})"
+            )
+            return None
+        return value
+
+
+def _parse_entry(path: str, raw: object) -> tuple[WantedInterface | None, list[str]]:
+    if not isinstance(raw, Mapping):
+        return None, [f"{path}: {_wrong_type('an object', raw)}"]
+    r = _EntryReader(path, raw)
+    eni_id = r.string(
+        "eniID", ENI_ID_PATTERN, "an ENI id (eni- and 8 or 17 hex digits)", required=True
+    )
+    mac = r.string("macAddress", MAC_PATTERN, "a lower-case MAC address (02:ab:...)", required=True)
+    device_index = r.integer("deviceIndex", 1, DEVICE_INDEX_MAX, required=True)
+    node_eni = r.string("nodeENI", _DNS_SUBDOMAIN_PATTERN, "a NodeENI name", required=True)
+    if node_eni is not None and len(node_eni) > _DNS_SUBDOMAIN_MAX_LENGTH:
+        r.problems.append(f"{path}.nodeENI: longer than {_DNS_SUBDOMAIN_MAX_LENGTH} characters")
+    mtu = r.integer("mtu", model.MTU_MIN, model.MTU_MAX, required=False)
+    dpdk = _parse_dpdk(f"{path}.dpdk", raw.get("dpdk"), r.problems)
+    if r.problems or eni_id is None or mac is None or device_index is None or node_eni is None:
+        return None, r.problems
+    entry = WantedInterface(
+        eni_id=eni_id,
+        mac_address=mac,
+        device_index=device_index,
+        node_eni=node_eni,
+        mtu=mtu,
+        dpdk=dpdk,
+    )
+    return entry, []
+
+
+def _parse_dpdk(path: str, raw: object, problems: list[str]) -> DPDKRequest | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path}: {_wrong_type('an object', raw)}")
+        return None
+    r = _EntryReader(path, raw)
+    driver = r.string("driver", None, "", required=True)
+    if driver is not None and (reason := _check_dpdk_driver(driver)) is not None:
+        r.problems.append(f"{path}.driver: {reason}")
+    resource_name = r.string("resourceName", None, "", required=False)
+    if resource_name is not None and not 1 <= len(resource_name) <= _RESOURCE_NAME_MAX_LENGTH:
+        r.problems.append(f"{path}.resourceName: must be 1..{_RESOURCE_NAME_MAX_LENGTH} characters")
+    pci_address = r.string("pciAddress", None, "", required=False)
+    if pci_address is not None and (reason := _check_pci_address(pci_address)) is not None:
+        r.problems.append(f"{path}.pciAddress: {reason}")
+    problems.extend(r.problems)
+    if r.problems or driver is None:
+        return None
+    return DPDKRequest(driver=driver, resource_name=resource_name, pci_address=pci_address)
+
+
+# -- status -------------------------------------------------------------------
+
+
+def one_line_error(text: str) -> str:
+    """``text`` as a status error: one line, at most what the schema admits."""
+    line = " ".join(text.split())
+    if len(line) <= ERROR_MAX_LENGTH:
+        return line
+    return line[: ERROR_MAX_LENGTH - 3] + "..."
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InterfaceStatus:
+    """One ``status.interfaces`` entry: what the agent found for one ENI."""
+
+    eni_id: str
+    mac_address: str
+    oper_state: OperState
+    interface_name: str | None = None  # None while no link has the MAC, or DPDK-bound
+    pci_address: str | None = None
+    mtu: int | None = None
+    driver: str | None = None
+    dpdk_bound: bool = False
+    error: str = ""
+    observed_at: str | None = None
+
+    def facts(self) -> InterfaceStatus:
+        """This entry without its timestamp: equal facts are the same report."""
+        return replace(self, observed_at=None)
+
+    def to_dict(self) -> dict[str, object]:
+        return _without_none(
+            {
+                "eniID": self.eni_id,
+                "macAddress": self.mac_address,
+                "interfaceName": self.interface_name,
+                "pciAddress": self.pci_address,
+                "mtu": self.mtu,
+                "operState": str(self.oper_state),
+                "driver": self.driver,
+                "dpdkBound": self.dpdk_bound,
+                "error": self.error or None,
+                "observedAt": self.observed_at,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, raw: object) -> InterfaceStatus | None:
+        """A status entry, or None when it lacks an ENI id, a MAC or a known state."""
+        if not isinstance(raw, Mapping):
+            return None
+        eni_id = _opt_str(raw.get("eniID"))
+        mac = _opt_str(raw.get("macAddress"))
+        state = _opt_enum(OperState, raw.get("operState"))
+        if not eni_id or not mac or state is None:
+            return None
+        return cls(
+            eni_id=eni_id,
+            mac_address=mac,
+            oper_state=state,
+            interface_name=_opt_str(raw.get("interfaceName")),
+            pci_address=_opt_str(raw.get("pciAddress")),
+            mtu=_opt_int(raw.get("mtu")),
+            driver=_opt_str(raw.get("driver")),
+            dpdk_bound=_opt_bool(raw.get("dpdkBound")) or False,
+            error=_opt_str(raw.get("error")) or "",
+            observed_at=_opt_str(raw.get("observedAt")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """``status.summary``: ENIs wanted by the spec, and how many of them are ready."""
+
+    wanted: int = 0
+    ready: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ENINodeStatus:
+    observed_generation: int | None = None
+    summary: Summary = Summary()
+    interfaces: tuple[InterfaceStatus, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _without_none(
+            {
+                "observedGeneration": self.observed_generation,
+                "summary": {"wanted": self.summary.wanted, "ready": self.summary.ready},
+                "interfaces": [entry.to_dict() for entry in self.interfaces],
+            }
+        )
+
+    def by_eni(self) -> dict[str, InterfaceStatus]:
+        return {entry.eni_id: entry for entry in self.interfaces}
+
+
+def parse_status(raw: object) -> ENINodeStatus:
+    """Status as the agent last wrote it; junk is dropped, never raised."""
+    if not isinstance(raw, Mapping):
+        return ENINodeStatus()
+    summary = raw.get("summary")
+    wanted = ready = None
+    if isinstance(summary, Mapping):
+        wanted, ready = _opt_int(summary.get("wanted")), _opt_int(summary.get("ready"))
+    entries: dict[str, InterfaceStatus] = {}
+    for item in _opt_list(raw.get("interfaces")):
+        entry = InterfaceStatus.from_dict(item)
+        if entry is not None:
+            entries.setdefault(entry.eni_id, entry)
+    return ENINodeStatus(
+        observed_generation=_opt_int(raw.get("observedGeneration")),
+        summary=Summary(wanted=wanted or 0, ready=ready or 0),
+        interfaces=tuple(entries.values()),
+    )
+
+
+# -- the object -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ENINode:
+    """An ENINode as read from the API: its spec checked, its status tolerated."""
+
+    name: str
+    generation: int | None
+    resource_version: str | None
+    spec: ENINodeSpec
+    spec_problems: tuple[SpecProblem, ...]
+    status: ENINodeStatus
+    raw_status: Mapping[str, Any] | None  # as stored, to compare a rendering with
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> ENINode:
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, Mapping) else {}
+        spec, problems = parse_spec(obj.get("spec"))
+        raw_status = obj.get("status")
+        return cls(
+            name=_opt_str(metadata.get("name")) or "",
+            generation=_opt_int(metadata.get("generation")),
+            resource_version=_opt_str(metadata.get("resourceVersion")),
+            spec=spec,
+            spec_problems=problems,
+            status=parse_status(raw_status),
+            raw_status=raw_status if isinstance(raw_status, Mapping) else None,
+        )
+
+
+def eninode_body(*, node_name: str, node_uid: str, spec: ENINodeSpec) -> dict[str, Any]:
+    """A new ENINode for a Node, owned by it so that it is deleted with it."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": node_name,
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "name": node_name,
+                    "uid": node_uid,
+                    "blockOwnerDeletion": False,
+                    "controller": False,
+                }
+            ],
+        },
+        "spec": spec.to_dict(),
+    }

@@ -1,0 +1,28 @@
+"""Fixtures of the node agent's integration tests: simulated nodes (a Node, a
+network namespace and its hypervisor each) and the ENINodes client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from kubernetes_asyncio import client
+
+from tests.harness.agents import ENINodes, SimNode, simulated_nodes
+
+
+@pytest.fixture
+async def one_node(kube_api: client.ApiClient, unique: str) -> AsyncIterator[SimNode]:
+    async with simulated_nodes(kube_api, prefix=f"enin-{unique}", count=1) as nodes:
+        yield nodes[0]
+
+
+@pytest.fixture
+async def three_nodes(kube_api: client.ApiClient, unique: str) -> AsyncIterator[list[SimNode]]:
+    async with simulated_nodes(kube_api, prefix=f"enin-{unique}", count=3) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def eninodes(kube_api: client.ApiClient) -> ENINodes:
+    return ENINodes(kube_api)
