@@ -9,12 +9,16 @@ the loop is stuck), and runs until SIGTERM or SIGINT. The CLI stays a parser.
 
 from __future__ import annotations
 
+import functools
+
 import structlog
 from kubernetes_asyncio import client
 
 from eni_controller.agent.agent import Agent, DevicePlugin, PCIAccess
+from eni_controller.agent.deviceplugin import DevicePluginConfig, restart_device_plugin
 from eni_controller.agent.links import NetlinkLinks
 from eni_controller.agent.metrics import AgentMetrics
+from eni_controller.agent.pci import PCIDevices
 from eni_controller.agent.settings import AgentSettings
 from eni_controller.health import HealthServer
 from eni_controller.kube.timeouts import with_request_timeout
@@ -25,29 +29,22 @@ log = structlog.get_logger("eni_controller.agent")
 
 def dpdk_collaborators(
     settings: AgentSettings, api: client.ApiClient
-) -> tuple[PCIAccess | None, DevicePlugin | None]:
-    """The PCI access and the SR-IOV device plugin for this agent: the DPDK seam.
-
-    Until agent/pci.py and agent/deviceplugin.py are merged this returns
-    (None, None): a DPDK entry then reports an error and the device plugin is
-    never touched. Wiring them is::
-
-        pci = PCIDevices(root=settings.sysfs_root)
-        plugin = None
-        if settings.sriov_enabled:
-            plugin = DevicePlugin(
-                config=DevicePluginConfig(path=settings.device_plugin_config),
-                restart=functools.partial(
-                    restart_device_plugin,
-                    client.CoreV1Api(api),
-                    namespace=settings.device_plugin_namespace,
-                    selector=settings.device_plugin_selector,
-                    node=settings.node_name,
-                ),
-            )
-        return pci, plugin
-    """
-    return None, None
+) -> tuple[PCIAccess, DevicePlugin | None]:
+    """The PCI access (sysfs under AGENT_SYSFS_ROOT) and, when SRIOV_ENABLED, the
+    SR-IOV device plugin's config and the restart of its pod on this node."""
+    pci = PCIDevices(root=settings.sysfs_root)
+    if not settings.sriov_enabled:
+        return pci, None
+    return pci, DevicePlugin(
+        config=DevicePluginConfig(path=settings.device_plugin_config),
+        restart=functools.partial(
+            restart_device_plugin,
+            client.CoreV1Api(api),
+            namespace=settings.device_plugin_namespace,
+            selector=settings.device_plugin_selector,
+            node=settings.node_name,
+        ),
+    )
 
 
 async def run_agent(settings: AgentSettings, *, api: client.ApiClient) -> None:
