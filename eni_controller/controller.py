@@ -162,7 +162,9 @@ class Controller:
             on_detached=lambda instance_id, index: self._detached(
                 instance_id, index, allocator=allocator
             ),
-            on_deleted=lambda eni_id: _deleted(eni_id, allocator=allocator, tokens=tokens),
+            on_deleted=lambda eni_id: _deleted(
+                eni_id, allocator=allocator, tokens=tokens, view=self.view
+            ),
         )
         self._ec2 = ec2
         # resolved once, at the start of the first term (aws/identity.py)
@@ -403,11 +405,14 @@ class Controller:
         self.metrics.reconcile_errors.labels(error).inc()
 
 
-def _deleted(eni_id: str, *, allocator: DeviceIndexAllocator, tokens: ClientTokens) -> None:
-    """The cleanup pool deleted an ENI: its ClientToken is never sent again and
-    any device index still reserved for it is free."""
+def _deleted(
+    eni_id: str, *, allocator: DeviceIndexAllocator, tokens: ClientTokens, view: EC2View
+) -> None:
+    """The cleanup pool deleted an ENI: its ClientToken is never sent again, any
+    device index still reserved for it is free, and no answer shows it again."""
     tokens.gone(eni_id)
     allocator.forget(eni_id)
+    view.deleted(eni_id)
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:

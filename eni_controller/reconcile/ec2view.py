@@ -22,6 +22,11 @@ Who calls `changed()`, and why that is enough:
   a node with an unfilled slot): EC2 moves on without telling us, and the
   retry must look again rather than read its own last answer forever.
 
+An ENI this process deleted (`deleted()`, from the cleanup pool) is left out of
+every answer from then on, however old the answer: a snapshot taken before the
+delete still lists it, and acting on it again would only cost a detach and a
+delete answered NotFound.
+
 A resync starts one paginated describe of every ENI with the managed-by tag
 (`refresh`): it serves every uid not changed since it started, so a resync of
 a cluster at rest costs that one describe, and reconciles of a resync share
@@ -45,6 +50,7 @@ from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
 from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.retries import keep_newest
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,7 @@ class EC2View:
         self._refreshing: tuple[int, asyncio.Task[_Snapshot]] | None = None
         self._answers: dict[str, tuple[int, Sequence[NetworkInterface]]] = {}  # by uid
         self._facts: dict[str, tuple[int, Instance]] = {}  # by instance id
+        self._deleted: dict[str, None] = {}  # ENI ids we deleted, oldest first (bounded)
         self._by_uid = Batcher(
             self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
         )
@@ -87,6 +94,13 @@ class EC2View:
         for key in (uid, instance):
             if key:
                 self._changed[key] = self._count
+
+    def deleted(self, eni_id: str) -> None:
+        """We deleted this ENI (EC2 said so, or NotFound): no answer shows it again."""
+        keep_newest(self._deleted, eni_id, None)
+
+    def _live(self, enis: Iterable[NetworkInterface]) -> list[NetworkInterface]:
+        return [e for e in enis if e.eni_id not in self._deleted]
 
     def forget(self, *, uid: str | None = None, instance: str | None = None) -> None:
         """The NodeENI or the node is gone: drop what is kept about it."""
@@ -115,7 +129,7 @@ class EC2View:
         """Every ENI with the managed-by tag, any cluster's (the orphan sweep): from a
         refresh running now, else from a new one, which reconciles then share."""
         running = self._refreshing[1] if self._refreshing is not None else self.refresh()
-        return list((await asyncio.shield(running)).enis)
+        return self._live((await asyncio.shield(running)).enis)
 
     async def legacy(self, nodeeni: str) -> list[NetworkInterface]:
         """The Go controller's ENIs for the NodeENI named `nodeeni` (tagged with its
@@ -128,7 +142,9 @@ class EC2View:
         if self._latest is None:
             return []
         return [
-            e for e in self._latest.by_uid.get("", ()) if e.tags.get(tags.NODEENI_KEY) == nodeeni
+            e
+            for e in self._live(self._latest.by_uid.get("", ()))
+            if e.tags.get(tags.NODEENI_KEY) == nodeeni
         ]
 
     async def enis(self, uid: str) -> list[NetworkInterface]:
@@ -147,16 +163,16 @@ class EC2View:
         if newest >= changed:
             if refreshing is not None and refreshing[0] == newest:
                 snapshot = await asyncio.shield(refreshing[1])
-                return list(snapshot.by_uid.get(uid, ()))
+                return self._live(snapshot.by_uid.get(uid, ()))
             if latest is not None and latest.at == newest:
-                return list(latest.by_uid.get(uid, ()))
+                return self._live(latest.by_uid.get(uid, ()))
             if answer is not None:
-                return list(answer[1])
+                return self._live(answer[1])
         at, found = await self._by_uid.load([uid], not_before=changed)
         enis = tuple(found.get(uid, ()))
         if at >= self._changed.get(uid, 0):
             self._answers[uid] = (int(at), enis)
-        return list(enis)
+        return self._live(enis)
 
     async def instances(self, instance_ids: Iterable[str]) -> dict[str, Instance]:
         """Facts about these instances from describes started after each one's last

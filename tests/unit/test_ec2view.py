@@ -112,6 +112,19 @@ async def test_a_resync_after_a_uids_own_answer_serves_the_newer_snapshot() -> N
     assert ec2.eni_describes == [{UID_FILTER: ["a"]}, MANAGED]
 
 
+async def test_an_eni_we_deleted_is_left_out_of_every_older_answer() -> None:
+    ec2 = _ec2({"eni-a1": "a", "eni-a2": "a"})
+    view = _view(ec2)
+    await view.refresh()  # a snapshot listing both
+    await ec2.delete_network_interface(NetworkInterfaceId="eni-a1")  # the cleanup pool
+    view.deleted("eni-a1")  # ...and its hook, before it tells the NodeENI's owner
+    assert _ids(await view.enis("a")) == ["eni-a2"]  # the snapshot, without it
+    assert _ids(await view.every()) == ["eni-a2"]
+    view.changed(uid="a")
+    assert _ids(await view.enis("a")) == ["eni-a2"]
+    assert ec2.eni_describes == [MANAGED, MANAGED, {UID_FILTER: ["a"]}]
+
+
 async def test_a_change_while_a_refresh_runs_is_not_served_by_that_refresh() -> None:
     ec2 = _ec2({"eni-a1": "a"})
     ec2.gate = asyncio.Event()
