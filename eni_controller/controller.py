@@ -37,7 +37,9 @@ from eni_controller.kube.informer import (
     LABELS_INDEX,
     Informer,
     node_labels_index,
+    node_transform,
     nodeeni_attached_nodes_index,
+    nodeeni_transform,
 )
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
@@ -114,12 +116,14 @@ class Controller:
             api=ResourceAPI.nodeenis(api),
             handler=NodeENIEvents(self.queue, view=self.view, writes=self.writer),
             indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
+            transform=nodeeni_transform,
         )
         self.nodes = Informer(
             name="nodes",
             api=ResourceAPI.nodes(api),
             handler=NodeEvents(self.queue, self.nodeenis, view=self.view),
             indexers={LABELS_INDEX: node_labels_index},
+            transform=node_transform,  # what is read of a Node: informer.NODE_*_KEPT
         )
         allocator = DeviceIndexAllocator()
         tokens = ClientTokens()
