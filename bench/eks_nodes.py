@@ -62,7 +62,13 @@ def hostname(index: int) -> str:
 
 
 def eks_node_body(
-    *, name: str, index: int, instance_id: str, az: str, extra_labels: dict[str, str]
+    *,
+    name: str,
+    index: int,
+    instance_id: str,
+    az: str,
+    extra_labels: dict[str, str],
+    instance_type: str = "m5.4xlarge",
 ) -> dict[str, Any]:
     """The Node a kubelet registers: metadata and spec (status is a subresource)."""
     return {
@@ -72,7 +78,7 @@ def eks_node_body(
             "name": name,
             "labels": {
                 "beta.kubernetes.io/arch": "amd64",
-                "beta.kubernetes.io/instance-type": "m5.4xlarge",
+                "beta.kubernetes.io/instance-type": instance_type,
                 "beta.kubernetes.io/os": "linux",
                 "eks.amazonaws.com/capacityType": "ON_DEMAND",
                 "eks.amazonaws.com/nodegroup": f"ng-{index % 8}",
@@ -85,7 +91,7 @@ def eks_node_body(
                 "kubernetes.io/arch": "amd64",
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
-                "node.kubernetes.io/instance-type": "m5.4xlarge",
+                "node.kubernetes.io/instance-type": instance_type,
                 "topology.ebs.csi.aws.com/zone": az,
                 "topology.k8s.aws/zone-id": "use1-az1",
                 "topology.kubernetes.io/region": REGION,

@@ -26,6 +26,8 @@ PACING_MARKER = "<!-- ec2_pacing -->"
 ROLLOUT_MARKER = "<!-- rollout -->"
 SPREAD_MARKER = "<!-- spread -->"
 COSTS_MARKER = "<!-- server_costs -->"
+XL_MARKER = "<!-- xl -->"
+XL_RESULT = ROOT / "bench" / "results" / "xl.json"
 COSTS_RESULT = ROOT / "bench" / "results" / "server_costs.json"
 SPREAD_RESULTS = ROOT / "bench" / "results" / "spread"  # one directory per repeated run
 PACING_RESULT = ROOT / "bench" / "results" / "ec2_pacing.json"
@@ -482,6 +484,69 @@ def costs_sentence(costs: Result) -> str:
     return f"one attach {attach:.1f} ms; " + "; ".join(parts) + "."
 
 
+def xl_section(xl: Result) -> str:
+    """bench.xl's tables: baseline and candidate side by side, then its targets."""
+    shape = xl["shape"]
+
+    def row(v: Result) -> list[str]:
+        storm = v["storm"]
+        return [
+            v["name"],
+            v["code"],
+            f"{v['synced_seconds']:.1f} s",
+            f"{v['rss_after_sync_mb']:.0f} MB",
+            f"{v['peak_rss_mb']:.0f} MB",
+            f"{storm['cpu_ms_per_1000_updates']:.0f} ms",
+            f"{storm['reconciles']} / {storm['ec2_calls']}",
+        ]
+
+    variants = [v for v in (xl.get("baseline"), xl["candidate"]) if v]
+    rows = [row(v) for v in variants]
+    ratios = xl.get("ratios") or {}
+    if ratios:
+        rows.append(
+            [
+                "candidate / baseline",
+                "",
+                f"{ratios['synced']:.2f}",
+                "",
+                f"{ratios['peak_rss']:.2f}",
+                f"{ratios['cpu_per_update']:.2f}",
+                "",
+            ]
+        )
+    table = _table(
+        [
+            "controller",
+            "code",
+            "spawn → informers synced",
+            "RSS after sync",
+            "peak RSS (after the storm)",
+            "CPU per 1,000 Node updates",
+            "reconciles / EC2 calls in the storm",
+        ],
+        rows,
+    )
+    targets = _table(
+        ["target", "this run", ""],
+        [
+            [t["target"], f"{t['value']:g}", "met" if t["met"] else "**missed**"]
+            for t in xl["targets"].values()
+        ],
+    )
+    setup = xl["setup"]
+    load = xl.get("load") or {}
+    return (
+        f"{shape['nodes']:,} Nodes of {xl['node_json_bytes']:,} bytes each as the API server "
+        f"serves them, {shape['nodeenis']} NodeENIs over {shape['selected']:,} of them "
+        f"({setup['enis']:,} ENIs, rolled out by the setup controller in "
+        f"{setup['rollout_seconds']:.0f} s at a peak RSS of {setup['peak_rss_mb']:.0f} MB); "
+        f"EC2: {xl['ec2']}. Load average (/proc/loadavg) at the start "
+        f"`{load.get('start', '-')}`, at the end `{load.get('end', '-')}`.\n\n"
+        f"{table}\n\n{targets}"
+    )
+
+
 def render(
     template: str,
     results: Mapping[str, Result],
@@ -490,6 +555,7 @@ def render(
     rollouts: Sequence[Result] = (),
     spread: Sequence[Mapping[str, Result]] = (),
     costs: Result | None = None,
+    xl: Result | None = None,
 ) -> str:
     sections = [
         targets_section(results),
@@ -508,6 +574,8 @@ def render(
         text = text.replace(SPREAD_MARKER, spread_section(spread))
     if costs is not None:
         text = text.replace(COSTS_MARKER, costs_sentence(costs))
+    if xl is not None:
+        text = text.replace(XL_MARKER, xl_section(xl))
     return text
 
 
@@ -524,6 +592,7 @@ def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = 
             rollouts=rollouts,
             spread=[r for r in runs if "enterprise" in r or "large" in r],
             costs=json.loads(COSTS_RESULT.read_text()) if COSTS_RESULT.exists() else None,
+            xl=json.loads(XL_RESULT.read_text()) if XL_RESULT.exists() else None,
         )
     )
     return output
