@@ -314,6 +314,7 @@ class ControllerProcess:
                 EC2_MUTATING_RATE=WIDE_OPEN,
                 EC2_DESCRIBE_BURST=WIDE_OPEN,
                 EC2_DESCRIBE_RATE=WIDE_OPEN,
+                EC2_BUDGET_SHARE="1",
                 **settings,
             ),
         )
