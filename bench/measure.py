@@ -63,6 +63,12 @@ def process_sample(pid: int) -> ProcessSample:
     )
 
 
+def loadavg() -> str:
+    """/proc/loadavg as it reads: the machine's load, reported beside every figure."""
+    with open("/proc/loadavg") as f:
+        return f.read().strip()
+
+
 # --- Prometheus text endpoints ---------------------------------------------------
 
 

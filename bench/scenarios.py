@@ -33,7 +33,12 @@ from kubernetes_asyncio.client.rest import ApiException
 from bench import measure
 from bench.floor import FloorResult, FloorSlot, run_floor
 from eni_controller import model
-from eni_controller.aws.ratelimit import AWS_DEFAULT_LIMITS, DEFAULT_LIMITS
+from eni_controller.aws.ratelimit import (
+    AWS_DEFAULT_LIMITS,
+    DEFAULT_BUDGET_SHARE,
+    DEFAULT_LIMITS,
+    BucketSpec,
+)
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
 from tests.harness.controller import spawn_controller
 from tests.harness.ec2world import AZ_A, Instance, World, ec2_client, seed_world
@@ -302,7 +307,7 @@ class _Snapshot:
     process: measure.ProcessSample
 
 
-class _Run:
+class ScenarioRun:
     """One scenario's controller, nodes and NodeENIs."""
 
     def __init__(self, env: BenchEnv, scenario: Scenario, settings: Settings) -> None:
@@ -555,7 +560,7 @@ def _apiserver_patches(samples: measure.Samples, *, status: bool) -> int:
 
 
 async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) -> ScenarioResult:
-    run = _Run(env, scenario, settings)
+    run = ScenarioRun(env, scenario, settings)
     realism = env.realism
     notes: list[str] = []
     floors = [await _floor(env, run, scenario, settings)] if scenario.floor else []
@@ -679,9 +684,11 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
             settings={
                 **dataclasses.asdict(settings),
                 "client_buckets": (
-                    "product default (mutating 45 burst / 4.5 per s, describe 90 / 18)"
+                    f"product default at EC2_BUDGET_SHARE {DEFAULT_BUDGET_SHARE:g} (mutating "
+                    f"{bucket_text(PRODUCT_LIMITS.mutating)}, describe "
+                    f"{bucket_text(PRODUCT_LIMITS.describe)})"
                     if scenario.throttled
-                    else "opened wide (1000 burst / 1000 per s)"
+                    else "opened wide (1000 burst / 1000 per s, the whole share)"
                 ),
                 "executor_concurrency_per_reconcile": EXECUTOR_CONCURRENCY,
                 "instance_type": INSTANCE_TYPE,
@@ -717,7 +724,9 @@ def create_concurrency(scenario: Scenario, settings: Settings) -> int:
     )
 
 
-async def _floor(env: BenchEnv, run: _Run, scenario: Scenario, settings: Settings) -> FloorResult:
+async def _floor(
+    env: BenchEnv, run: ScenarioRun, scenario: Scenario, settings: Settings
+) -> FloorResult:
     env.realism.reset()
     env.realism.aws_rules()
     await run.add_nodes(scenario.nodes)  # fresh instances, same shape
@@ -768,21 +777,35 @@ def _floor_figures(result: ScenarioResult, runs: list[FloorResult]) -> dict[str,
     }
 
 
+PRODUCT_LIMITS = DEFAULT_LIMITS.paced(DEFAULT_BUDGET_SHARE)
+"""The client's buckets at the product defaults: EC2_* buckets times EC2_BUDGET_SHARE."""
+
+
+def minimum_seconds(calls: int, bucket: BucketSpec) -> float:
+    """The bucket arithmetic: `calls` through `bucket`, starting full."""
+    return max(0.0, (calls - bucket.capacity) / bucket.refill_per_second)
+
+
+def bucket_text(bucket: BucketSpec) -> str:
+    return f"{bucket.capacity:g} burst, {bucket.refill_per_second:g} per s"
+
+
 def _throttle_figures(create: PhaseResult, *, enis: int) -> dict[str, Any]:
     aws = AWS_DEFAULT_LIMITS.mutating
     mutating = 3 * enis  # create + attach + modify: the floor's calls
-    theoretical = max(0.0, (mutating - aws.capacity) / aws.refill_per_second)
-    paced = DEFAULT_LIMITS.mutating
+    theoretical = minimum_seconds(mutating, aws)
+    share = minimum_seconds(mutating, PRODUCT_LIMITS.mutating)
     calls = sum(create.ec2_calls.values())
     limited = create.ec2_error_answers.get("RequestLimitExceeded", 0)
     return {
-        "aws_mutating_bucket": f"{aws.capacity:g} burst, {aws.refill_per_second:g} per s",
+        "aws_mutating_bucket": bucket_text(aws),
+        "client_mutating_bucket": bucket_text(PRODUCT_LIMITS.mutating),
+        "budget_share": DEFAULT_BUDGET_SHARE,
         "mutating_calls_needed": mutating,
         "theoretical_min_seconds": round(theoretical, 1),
-        "client_paced_min_seconds": round(
-            max(0.0, (mutating - paced.capacity) / paced.refill_per_second), 1
-        ),
+        "client_paced_min_seconds": round(share, 1),
         "ratio_to_theoretical": round(create.seconds / theoretical, 3) if theoretical else None,
+        "ratio_to_share_minimum": round(create.seconds / share, 3) if share else None,
         "request_limit_exceeded": limited,
         "ec2_requests": calls,
         "request_limit_exceeded_share": round(limited / calls, 4) if calls else 0.0,

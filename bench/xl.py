@@ -491,10 +491,6 @@ def head() -> str:
     return f"working tree at {described.stdout.strip()}"
 
 
-def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().strip()
-
-
 def _judge(result: XLResult) -> None:
     c = result.candidate
     figures = {
@@ -520,7 +516,7 @@ def _judge(result: XLResult) -> None:
 
 
 async def run(shape: Shape, *, state: Path, baseline_ref: str | None) -> XLResult:
-    load = {"start": loadavg()}
+    load = {"start": measure.loadavg()}
     env = await start_env(state)
     try:
         env.realism.reset()
@@ -547,7 +543,7 @@ async def run(shape: Shape, *, state: Path, baseline_ref: str | None) -> XLResul
             env, shape, name="candidate", code=head(), cwd=ROOT, storm_at="2026-11-01T09:02:00Z"
         )
         print(f"candidate: {candidate}", flush=True)
-        load["end"] = loadavg()
+        load["end"] = measure.loadavg()
         result = XLResult(
             shape=dataclasses.asdict(shape),
             node_json_bytes=await served_node_bytes(env.api),
