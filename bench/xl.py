@@ -125,6 +125,8 @@ class Variant:
     peak_rss_mb: float  # VmHWM at the end: after the storm
     storm: Storm
     reconciles_after_start: int
+    # after the first reconciles, before the storm (not in results saved before 2026-12-04)
+    rss_before_storm_mb: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -433,7 +435,7 @@ async def measure_variant(
         idle_rate = (controller.sample().cpu_seconds - idle_start.cpu_seconds) / IDLE_SECONDS
 
         calls_before = sum(env.realism.calls().values())
-        before = controller.sample()
+        before = controller.sample()  # after the first reconciles and the idle window
         started = time.perf_counter()
         await storm(env.api, shape, at=storm_at)
         patched = time.perf_counter() - started
@@ -450,6 +452,7 @@ async def measure_variant(
             peak_rss_after_sync_mb=after_sync.peak_rss_mb,
             peak_rss_mb=after.peak_rss_mb,
             reconciles_after_start=reconciles,
+            rss_before_storm_mb=before.rss_mb,
             storm=Storm(
                 updates=shape.nodes,
                 seconds=round(patched, 2),
