@@ -213,6 +213,14 @@ def is_ready(obj: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def converged(objects: Mapping[str, Mapping[str, Any]], expected: Mapping[str, int]) -> bool:
+    """Every NodeENI named in `expected` is Ready with exactly that many ENIs attached."""
+    return all(
+        name in objects and is_ready(objects[name]) and attached_count([objects[name]]) == count
+        for name, count in expected.items()
+    )
+
+
 def attached_count(objects: Iterable[Mapping[str, Any]]) -> int:
     return sum(1 for o in objects for a in attachments(o) if a.get("status") == "attached")
 

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -56,7 +55,6 @@ from bench.scenarios import (
     scale_scenarios,
     start_env,
 )
-from eni_controller import model
 from eni_controller.aws.ratelimit import AWS_DEFAULT_LIMITS, DEFAULT_BUDGET_SHARE
 from tests.harness.ec2world import FAKE_CREDENTIALS, World
 from tests.harness.realism.control import RealismControl
@@ -238,14 +236,7 @@ async def run(
             await asyncio.sleep(WARM_UP_SECONDS)
             before = run_.snapshot()
             start = time.perf_counter()
-            await asyncio.gather(
-                *(
-                    run_.custom.create_cluster_custom_object(
-                        model.GROUP, model.VERSION, model.PLURAL, body
-                    )
-                    for body in bodies
-                )
-            )
+            await run_.apply(bodies)
             await run_.converge(tracker, expected=expected)
             end = time.perf_counter()
             after = run_.snapshot()
@@ -340,11 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="eni-bench-neighbour-") as state:
         result = asyncio.run(run(scenario, settings, state=Path(state), rate=args.rate))
     print(summary(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    print(f"saved {args.out}")
-    if not args.no_report:
-        print(f"regenerated {report.write()}")
+    report.save(result.to_json(), out=args.out, regenerate=not args.no_report)
 
 
 if __name__ == "__main__":

@@ -493,6 +493,17 @@ def costs_sentence(costs: Result) -> str:
     return f"one attach {attach:.1f} ms; " + "; ".join(parts) + "."
 
 
+def _judged(targets: Mapping[str, Result]) -> str:
+    """A bench's own targets (each `target`, `value`, `met`) as a table."""
+    return _table(
+        ["target", "this run", ""],
+        [
+            [t["target"], f"{t['value']:g}", "met" if t["met"] else "**missed**"]
+            for t in targets.values()
+        ],
+    )
+
+
 def xl_section(xl: Result) -> str:
     """bench.xl's tables: baseline and candidate side by side, then its targets."""
     shape = xl["shape"]
@@ -536,13 +547,7 @@ def xl_section(xl: Result) -> str:
         ],
         rows,
     )
-    targets = _table(
-        ["target", "this run", ""],
-        [
-            [t["target"], f"{t['value']:g}", "met" if t["met"] else "**missed**"]
-            for t in xl["targets"].values()
-        ],
-    )
+    targets = _judged(xl["targets"])
     setup = xl["setup"]
     load = xl.get("load") or {}
     return (
@@ -580,13 +585,7 @@ def neighbour_section(r: Result) -> str:
             ],
         ],
     )
-    targets = _table(
-        ["target", "this run", ""],
-        [
-            [t["target"], f"{t['value']:g}", "met" if t["met"] else "**missed**"]
-            for t in r["targets"].values()
-        ],
-    )
+    targets = _judged(r["targets"])
     load = r.get("load") or {}
     return (
         f"{r['shape']}; AWS's mutating bucket ({r['aws_mutating_bucket']}) shared by both. "
@@ -650,6 +649,16 @@ def write(*, template: Path = TEMPLATE, results: Path = RESULTS, output: Path = 
         )
     )
     return output
+
+
+def save(figures: Mapping[str, Any], *, out: Path, regenerate: bool) -> None:
+    """Write one bench's figures to `out` as JSON; then, unless told not to,
+    regenerate the doc from every result there is."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"saved {out}")
+    if regenerate:
+        print(f"regenerated {write()}")
 
 
 if __name__ == "__main__":

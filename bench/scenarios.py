@@ -527,15 +527,21 @@ class ScenarioRun:
     async def converge(
         self, tracker: measure.NodeENITracker, *, expected: Mapping[str, int]
     ) -> None:
-        def done(objects: Mapping[str, dict[str, Any]]) -> bool:
-            return all(
-                name in objects
-                and measure.is_ready(objects[name])
-                and measure.attached_count([objects[name]]) == count
-                for name, count in expected.items()
-            )
+        await tracker.wait(
+            lambda objects: measure.converged(objects, expected),
+            within=self.settings.timeout_seconds,
+        )
 
-        await tracker.wait(done, within=self.settings.timeout_seconds)
+    async def apply(self, bodies: list[dict[str, Any]]) -> None:
+        """Create these NodeENIs at once, as `kubectl apply` of one file would."""
+        await asyncio.gather(
+            *(
+                self.custom.create_cluster_custom_object(
+                    model.GROUP, model.VERSION, model.PLURAL, body
+                )
+                for body in bodies
+            )
+        )
 
 
 def _controller_calls(after: _Snapshot, before: _Snapshot) -> dict[str, int]:
@@ -581,14 +587,7 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
             await run.clear_of_resync()
             before = run.snapshot()
             start = time.perf_counter()
-            await asyncio.gather(
-                *(
-                    run.custom.create_cluster_custom_object(
-                        model.GROUP, model.VERSION, model.PLURAL, body
-                    )
-                    for body in bodies
-                )
-            )
+            await run.apply(bodies)
             await run.converge(tracker, expected=expected)
             seconds = time.perf_counter() - start
             after = run.snapshot()

@@ -39,7 +39,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 import subprocess
 import tarfile
@@ -47,7 +46,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -394,15 +393,7 @@ async def setup_rollout(env: BenchEnv, shape: Shape) -> Setup:
                     model.GROUP, model.VERSION, model.PLURAL, body
                 )
 
-            def done(objects: Mapping[str, dict[str, Any]]) -> bool:
-                return all(
-                    name in objects
-                    and measure.is_ready(objects[name])
-                    and measure.attached_count([objects[name]]) == count
-                    for name, count in expected.items()
-                )
-
-            await tracker.wait(done, within=1800)
+            await tracker.wait(lambda objects: measure.converged(objects, expected), within=1800)
             seconds = time.perf_counter() - start
         sample = controller.sample()
         return Setup(
@@ -608,11 +599,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="eni-bench-xl-") as state:
         result = asyncio.run(run(shape, state=Path(state), baseline_ref=ref))
     print(summary(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    print(f"saved {args.out}")
-    if not args.no_report:
-        print(f"regenerated {report.write()}")
+    report.save(result.to_json(), out=args.out, regenerate=not args.no_report)
 
 
 if __name__ == "__main__":

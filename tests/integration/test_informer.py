@@ -155,6 +155,16 @@ async def running(informer: Informer) -> AsyncIterator[asyncio.Task[None]]:
                 await task
 
 
+def node_informer(api: client.ApiClient, handler: Recorder, **kwargs: Any) -> Informer:
+    return Informer(
+        name="nodes",
+        api=ResourceAPI.nodes(api),
+        handler=handler,
+        indexers={LABELS_INDEX: node_labels_index},
+        **kwargs,
+    )
+
+
 def nodeeni_informer(api: ResourceAPI, handler: Recorder, **kwargs: Any) -> Informer:
     return Informer(
         name="nodeenis",
@@ -315,12 +325,7 @@ async def test_node_informer_syncs_and_indexes_labels(
     instance = ec2_world.instances[0]
     await nodes.create(name=first, instance=instance, labels={"ng": "multus"})
     recorder = Recorder(unique)
-    informer = Informer(
-        name="nodes",
-        api=ResourceAPI.nodes(kube_api),
-        handler=recorder,
-        indexers={LABELS_INDEX: node_labels_index},
-    )
+    informer = node_informer(kube_api, recorder)
 
     def multus() -> list[str]:
         return sorted(
@@ -371,13 +376,7 @@ async def test_node_heartbeats_reach_no_handler_and_label_changes_do(
     core = client.CoreV1Api(kube_api)
     await nodes.create(name=unique, instance=ec2_world.instances[0], labels={"ng": "multus"})
     recorder = Recorder(unique)
-    informer = Informer(
-        name="nodes",
-        api=ResourceAPI.nodes(kube_api),
-        handler=recorder,
-        indexers={LABELS_INDEX: node_labels_index},
-        transform=node_transform,
-    )
+    informer = node_informer(kube_api, recorder, transform=node_transform)
 
     async def beat(at: str) -> str:
         node = await core.patch_node_status(
