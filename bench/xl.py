@@ -18,13 +18,13 @@ controller as its own process:
 Both controllers start from the same converged state: a setup controller (the
 working tree's code) first rolls the NodeENIs out (each selecting its share
 of the 2,000 nodes, one ENI per node, moto instances behind them; the 3,000
-other Nodes name instances moto does not have, as nodes outside the
-selection never matter to EC2), and its rollout time and peak RSS are
-reported too. Then the baseline (the code at --baseline-ref, checked out with
-`git archive`, run from that directory so its package wins on sys.path) and
-the candidate (the working tree) each start, sync, reconcile once (nothing to
-do), sit idle, take the storm and are stopped. Both see the same Nodes and
-NodeENIs in the same servers.
+other Nodes name instances moto does not have: no NodeENI selects them, and
+the controller only asks EC2 about them once, when it starts leading), and
+its rollout time and peak RSS are reported too. Then the baseline (the code
+at --baseline-ref, checked out with `git archive`, run from that directory
+so its package wins on sys.path) and the candidate (the working tree) each
+start, sync, reconcile once (nothing to do), sit idle, take the storm and are
+stopped. Both see the same Nodes and NodeENIs in the same servers.
 
     python -m bench.xl [--nodes 5000 --selected 2000 --nodeenis 2]
         [--baseline-ref c2f7149 | --baseline-ref none] [--out bench/results/xl.json]

@@ -4,8 +4,8 @@ Every call goes through one path: circuit breaker check, client-side token
 bucket, the call, error classification, tenacity retries for what retrying can
 fix, metrics. Each answer also paces the bucket it came through: a throttle
 lowers its rate, an answer that was not throttled raises it back toward the
-configured share (aws/ratelimit.py). Results come back as the dataclasses of `resources.py`.
-Describes are batched with filters and paginated, so verifying a hundred ENIs
+configured share (aws/ratelimit.py). Results come back as the dataclasses of
+`resources.py`. Describes are batched with filters and paginated, so verifying a hundred ENIs
 costs one call, not a hundred.
 """
 
