@@ -2,7 +2,8 @@
 
 The realism layer throttles like EC2 (token buckets per action class). Two
 clients make the same N CreateNetworkInterface calls at once:
-  - paced: the controller's client, with its client-side buckets (the product);
+  - paced: the controller's client, with its client-side buckets (the product's
+    buckets, at EC2_BUDGET_SHARE=1: bench.neighbour measures the share);
   - unpaced baseline: the same client with the buckets opened wide, relying on
     retries alone (what a controller without pacing does).
 Printed and saved: wall time, the bucket arithmetic's theoretical minimum, the
@@ -37,7 +38,10 @@ WIDE_OPEN = BucketSpec(capacity=1_000_000, refill_per_second=1_000_000)
 
 async def _run(world: World, *, calls: int, limits: RateLimits) -> float:
     config = Config(
-        aws_region=world.region, aws_endpoint_url=world.endpoint, ec2_rate_limits=limits
+        aws_region=world.region,
+        aws_endpoint_url=world.endpoint,
+        ec2_rate_limits=limits,
+        ec2_budget_share=1.0,  # the whole of `limits`: pacing's accuracy, not the share
     )
     # generous retries: the unpaced baseline must also finish, just slower
     retry = RetryPolicy(max_attempts=50, max_total_seconds=600)

@@ -63,6 +63,12 @@ def process_sample(pid: int) -> ProcessSample:
     )
 
 
+def loadavg() -> str:
+    """/proc/loadavg as it reads: the machine's load, reported beside every figure."""
+    with open("/proc/loadavg") as f:
+        return f.read().strip()
+
+
 # --- Prometheus text endpoints ---------------------------------------------------
 
 
@@ -205,6 +211,14 @@ def attachments(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
 def is_ready(obj: Mapping[str, Any]) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def converged(objects: Mapping[str, Mapping[str, Any]], expected: Mapping[str, int]) -> bool:
+    """Every NodeENI named in `expected` is Ready with exactly that many ENIs attached."""
+    return all(
+        name in objects and is_ready(objects[name]) and attached_count([objects[name]]) == count
+        for name, count in expected.items()
+    )
 
 
 def attached_count(objects: Iterable[Mapping[str, Any]]) -> int:

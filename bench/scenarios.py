@@ -34,7 +34,12 @@ from kubernetes_asyncio.client.rest import ApiException
 from bench import measure
 from bench.floor import FloorResult, FloorSlot, run_floor
 from eni_controller import model
-from eni_controller.aws.ratelimit import AWS_DEFAULT_LIMITS, DEFAULT_LIMITS
+from eni_controller.aws.ratelimit import (
+    AWS_DEFAULT_LIMITS,
+    DEFAULT_BUDGET_SHARE,
+    DEFAULT_LIMITS,
+    BucketSpec,
+)
 from tests.harness.apiserver import APIServerEndpoint, LocalAPIServer
 from tests.harness.controller import spawn_controller
 from tests.harness.ec2world import (
@@ -309,7 +314,7 @@ class _Snapshot:
     process: measure.ProcessSample
 
 
-class _Run:
+class ScenarioRun:
     """One scenario's controller, nodes and NodeENIs."""
 
     def __init__(self, env: BenchEnv, scenario: Scenario, settings: Settings) -> None:
@@ -343,6 +348,7 @@ class _Run:
                 "EC2_MUTATING_RATE": WIDE_OPEN,
                 "EC2_DESCRIBE_BURST": WIDE_OPEN,
                 "EC2_DESCRIBE_RATE": WIDE_OPEN,
+                "EC2_BUDGET_SHARE": "1",  # all of those wide buckets
             }
         return settings
 
@@ -528,15 +534,21 @@ class _Run:
     async def converge(
         self, tracker: measure.NodeENITracker, *, expected: Mapping[str, int]
     ) -> None:
-        def done(objects: Mapping[str, dict[str, Any]]) -> bool:
-            return all(
-                name in objects
-                and measure.is_ready(objects[name])
-                and measure.attached_count([objects[name]]) == count
-                for name, count in expected.items()
-            )
+        await tracker.wait(
+            lambda objects: measure.converged(objects, expected),
+            within=self.settings.timeout_seconds,
+        )
 
-        await tracker.wait(done, within=self.settings.timeout_seconds)
+    async def apply(self, bodies: list[dict[str, Any]]) -> None:
+        """Create these NodeENIs at once, as `kubectl apply` of one file would."""
+        await asyncio.gather(
+            *(
+                self.custom.create_cluster_custom_object(
+                    model.GROUP, model.VERSION, model.PLURAL, body
+                )
+                for body in bodies
+            )
+        )
 
 
 def _controller_calls(after: _Snapshot, before: _Snapshot) -> dict[str, int]:
@@ -561,7 +573,7 @@ def _apiserver_patches(samples: measure.Samples, *, status: bool) -> int:
 
 
 async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) -> ScenarioResult:
-    run = _Run(env, scenario, settings)
+    run = ScenarioRun(env, scenario, settings)
     realism = env.realism
     notes: list[str] = []
     floors = [await _floor(env, run, scenario, settings)] if scenario.floor else []
@@ -582,14 +594,7 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
             await run.clear_of_resync()
             before = run.snapshot()
             start = time.perf_counter()
-            await asyncio.gather(
-                *(
-                    run.custom.create_cluster_custom_object(
-                        model.GROUP, model.VERSION, model.PLURAL, body
-                    )
-                    for body in bodies
-                )
-            )
+            await run.apply(bodies)
             await run.converge(tracker, expected=expected)
             seconds = time.perf_counter() - start
             after = run.snapshot()
@@ -685,9 +690,11 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
             settings={
                 **dataclasses.asdict(settings),
                 "client_buckets": (
-                    "product default (mutating 45 burst / 4.5 per s, describe 90 / 18)"
+                    f"product default at EC2_BUDGET_SHARE {DEFAULT_BUDGET_SHARE:g} (mutating "
+                    f"{bucket_text(PRODUCT_LIMITS.mutating)}, describe "
+                    f"{bucket_text(PRODUCT_LIMITS.describe)})"
                     if scenario.throttled
-                    else "opened wide (1000 burst / 1000 per s)"
+                    else "opened wide (1000 burst / 1000 per s, the whole share)"
                 ),
                 "executor_concurrency_per_reconcile": EXECUTOR_CONCURRENCY,
                 "instance_type": INSTANCE_TYPE,
@@ -723,7 +730,9 @@ def create_concurrency(scenario: Scenario, settings: Settings) -> int:
     )
 
 
-async def _floor(env: BenchEnv, run: _Run, scenario: Scenario, settings: Settings) -> FloorResult:
+async def _floor(
+    env: BenchEnv, run: ScenarioRun, scenario: Scenario, settings: Settings
+) -> FloorResult:
     env.realism.reset()
     env.realism.aws_rules()
     await run.add_nodes(scenario.nodes)  # fresh instances, same shape
@@ -774,21 +783,35 @@ def _floor_figures(result: ScenarioResult, runs: list[FloorResult]) -> dict[str,
     }
 
 
+PRODUCT_LIMITS = DEFAULT_LIMITS.paced(DEFAULT_BUDGET_SHARE)
+"""The client's buckets at the product defaults: EC2_* buckets times EC2_BUDGET_SHARE."""
+
+
+def minimum_seconds(calls: int, bucket: BucketSpec) -> float:
+    """The bucket arithmetic: `calls` through `bucket`, starting full."""
+    return max(0.0, (calls - bucket.capacity) / bucket.refill_per_second)
+
+
+def bucket_text(bucket: BucketSpec) -> str:
+    return f"{bucket.capacity:g} burst, {bucket.refill_per_second:g} per s"
+
+
 def _throttle_figures(create: PhaseResult, *, enis: int) -> dict[str, Any]:
     aws = AWS_DEFAULT_LIMITS.mutating
     mutating = 3 * enis  # create + attach + modify: the floor's calls
-    theoretical = max(0.0, (mutating - aws.capacity) / aws.refill_per_second)
-    paced = DEFAULT_LIMITS.mutating
+    theoretical = minimum_seconds(mutating, aws)
+    share = minimum_seconds(mutating, PRODUCT_LIMITS.mutating)
     calls = sum(create.ec2_calls.values())
     limited = create.ec2_error_answers.get("RequestLimitExceeded", 0)
     return {
-        "aws_mutating_bucket": f"{aws.capacity:g} burst, {aws.refill_per_second:g} per s",
+        "aws_mutating_bucket": bucket_text(aws),
+        "client_mutating_bucket": bucket_text(PRODUCT_LIMITS.mutating),
+        "budget_share": DEFAULT_BUDGET_SHARE,
         "mutating_calls_needed": mutating,
         "theoretical_min_seconds": round(theoretical, 1),
-        "client_paced_min_seconds": round(
-            max(0.0, (mutating - paced.capacity) / paced.refill_per_second), 1
-        ),
+        "client_paced_min_seconds": round(share, 1),
         "ratio_to_theoretical": round(create.seconds / theoretical, 3) if theoretical else None,
+        "ratio_to_share_minimum": round(create.seconds / share, 3) if share else None,
         "request_limit_exceeded": limited,
         "ec2_requests": calls,
         "request_limit_exceeded_share": round(limited / calls, 4) if calls else 0.0,

@@ -19,7 +19,12 @@ from fractions import Fraction
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from eni_controller.aws.ratelimit import DEFAULT_LIMITS, BucketSpec, RateLimits
+from eni_controller.aws.ratelimit import (
+    DEFAULT_BUDGET_SHARE,
+    DEFAULT_LIMITS,
+    BucketSpec,
+    RateLimits,
+)
 from eni_controller.reconcile.retries import BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS
 
 T = TypeVar("T")
@@ -112,6 +117,17 @@ def _positive_rate(text: str) -> float:
         raise ValueError("not a number (expected requests per second, such as 5 or 2.5)") from None
     if not 0 < value <= MAX_COUNT:
         raise ValueError(f"out of range (expected more than 0 and at most {MAX_COUNT})")
+    return value
+
+
+def _share(text: str) -> float:
+    expected = "a fraction of the account's EC2 request budget: more than 0, at most 1, such as 0.5"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number (expected {expected})") from None
+    if not 0 < value <= 1:  # NaN fails this too
+        raise ValueError(f"out of range (expected {expected})")
     return value
 
 
@@ -254,6 +270,9 @@ class Config:
     default_delete_on_termination: bool = True
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     ec2_rate_limits: RateLimits = DEFAULT_LIMITS
+    # the share of those buckets this controller takes: the account's are shared
+    # with the VPC CNI, Karpenter and others (aws/ratelimit.py)
+    ec2_budget_share: float = DEFAULT_BUDGET_SHARE
     enable_leader_election: bool = True
     leader_lease_duration_seconds: float = 15.0
     leader_renew_deadline_seconds: float = 10.0
@@ -334,6 +353,7 @@ class Config:
                     ),
                 ),
             ),
+            ec2_budget_share=r.get("EC2_BUDGET_SHARE", _share, d.ec2_budget_share),
             enable_leader_election=r.get("ENABLE_LEADER_ELECTION", _bool, d.enable_leader_election),
             leader_lease_duration_seconds=r.get(
                 "LEADER_ELECTION_LEASE_DURATION",

@@ -49,7 +49,9 @@ from eni_controller.kube.informer import (
     LABELS_INDEX,
     Informer,
     node_labels_index,
+    node_transform,
     nodeeni_attached_nodes_index,
+    nodeeni_transform,
 )
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
@@ -132,12 +134,14 @@ class Controller:
                 self.queue, view=self.view, writes=self.writer, eninodes=self.eninode_queue
             ),
             indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
+            transform=nodeeni_transform,
         )
         self.nodes = Informer(
             name="nodes",
             api=ResourceAPI.nodes(api),
             handler=NodeEvents(self.queue, self.nodeenis, view=self.view),
             indexers={LABELS_INDEX: node_labels_index},
+            transform=node_transform,  # what is read of a Node: informer.NODE_*_KEPT
         )
         self.eninodes = Informer(
             name="eninodes",

@@ -2,8 +2,10 @@
 
 Every call goes through one path: circuit breaker check, client-side token
 bucket, the call, error classification, tenacity retries for what retrying can
-fix, metrics. Results come back as the dataclasses of `resources.py`.
-Describes are batched with filters and paginated, so verifying a hundred ENIs
+fix, metrics. Each answer also paces the bucket it came through: a throttle
+lowers its rate, an answer that was not throttled raises it back toward the
+configured share (aws/ratelimit.py). Results come back as the dataclasses of
+`resources.py`. Describes are batched with filters and paginated, so verifying a hundred ENIs
 costs one call, not a hundred.
 """
 
@@ -108,6 +110,11 @@ class EC2Client:
         self._metrics = metrics
         self._clock = clock
 
+    @property
+    def limiter(self) -> RateLimiter:
+        """The client-side buckets every call goes through (read their pace here)."""
+        return self._limiter
+
     # --- the one call path -------------------------------------------------
 
     async def call(self, action: str, **params: Any) -> dict[str, Any]:
@@ -139,10 +146,10 @@ class EC2Client:
     ) -> dict[str, Any]:
         action_class, waited = await self._limiter.acquire(action)
         self._metrics.aws_rate_limiter_wait.labels(action_class.value).observe(waited)
+        sent_at = self._limiter.now()
         start = self._clock()
         try:
             response: dict[str, Any] = await method(**params)
-            return response
         except Exception as exc:
             error = classify(exc, action=action, idempotent=idempotent)
             if error is None:
@@ -150,9 +157,14 @@ class EC2Client:
             self._metrics.aws_api_errors.labels(action, type(error).__name__).inc()
             if isinstance(error, Throttled):
                 self._metrics.aws_api_throttles.labels(action).inc()
+                self._limiter.throttled(action, sent_at=sent_at)
+            elif not isinstance(error, Transient):  # EC2 answered, and not for rate
+                self._limiter.succeeded(action)
             raise error from exc
         finally:
             self._metrics.aws_api_latency.labels(action).observe(self._clock() - start)
+        self._limiter.succeeded(action)
+        return response
 
     def _count_retry(self, action: str) -> Callable[[RetryCallState], None]:
         def before_sleep(_state: RetryCallState) -> None:
@@ -328,7 +340,8 @@ async def connect_ec2(
     ) as raw:
         yield EC2Client(
             raw,
-            limiter=RateLimiter(config.ec2_rate_limits),
+            # the configured buckets, scaled to this controller's share of the account's
+            limiter=RateLimiter(config.ec2_rate_limits.paced(config.ec2_budget_share)),
             breaker=CircuitBreaker(config.circuit_breaker, on_change=on_breaker_change),
             retry=retry or RetryPolicy(),
             metrics=metrics,

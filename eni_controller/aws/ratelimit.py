@@ -13,6 +13,15 @@ a request arrives, we when it leaves, and the first requests of a burst arrive
 late (new connections), so equal buckets drift apart and the account's bucket,
 saturated near zero, throttles. The 10% keeps a cushion on AWS's side. Accounts
 with raised limits configure their own numbers.
+
+Those buckets are the account's, per Region, shared with the VPC CNI,
+Karpenter, the console and every script in the account. The controller takes
+only a share of them (EC2_BUDGET_SHARE, default one half: `RateLimits.paced`),
+so that a rollout of a thousand ENIs leaves the rest of the account room to
+work, and its pacing is adaptive, as the AWS SDKs' adaptive retry mode is: a
+throttled answer (whoever emptied the account's bucket) lowers the bucket's
+fill rate multiplicatively, each answer that was not throttled raises it
+additively back up to the share (`AdaptiveRate`).
 """
 
 from __future__ import annotations
@@ -67,10 +76,65 @@ AWS_DEFAULT_LIMITS = RateLimits(
 )
 PACING_HEADROOM = 0.9
 DEFAULT_LIMITS = AWS_DEFAULT_LIMITS.paced(PACING_HEADROOM)
+DEFAULT_BUDGET_SHARE = 0.5
+
+# AIMD: a throttle multiplies the fill rate by DECREASE_FACTOR, never below
+# FLOOR_FRACTION of the share's rate; an answer that was not throttled adds
+# INCREASE_FRACTION of it. One decrease thus takes ceil(0.3 / 0.02) = 15 answers
+# to win back, and the floor keeps a trickle going whatever the others do.
+DECREASE_FACTOR = 0.7
+FLOOR_FRACTION = 0.1
+INCREASE_FRACTION = 0.02
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AdaptiveRate:
+    """One bucket's fill rate under AIMD; pure: each answer gives a new value.
+
+    Invariants:
+
+    * ``floor <= rate <= ceiling`` always; ``ceiling`` is the bucket's rate at
+      the configured share and never changes;
+    * a throttled answer lowers the rate only if its request was sent after the
+      last decrease (``sent_at >= decreased_at``): the requests already in flight
+      when the account's bucket ran dry were paced at the old rate, and their
+      throttles are one signal, not one each;
+    * only answers that were not throttled raise it, one step each, up to the
+      ceiling and no further.
+    """
+
+    ceiling: float
+    rate: float
+    decreased_at: float = float("-inf")
+
+    @classmethod
+    def at(cls, ceiling: float) -> AdaptiveRate:
+        return cls(ceiling=ceiling, rate=ceiling)
+
+    @property
+    def floor(self) -> float:
+        return self.ceiling * FLOOR_FRACTION
+
+    def after_throttle(self, *, sent_at: float, now: float) -> AdaptiveRate:
+        if sent_at < self.decreased_at:
+            return self
+        rate = max(self.floor, self.rate * DECREASE_FACTOR)
+        return AdaptiveRate(ceiling=self.ceiling, rate=rate, decreased_at=now)
+
+    def after_success(self) -> AdaptiveRate:
+        if self.rate >= self.ceiling:
+            return self
+        rate = min(self.ceiling, self.rate + self.ceiling * INCREASE_FRACTION)
+        return AdaptiveRate(ceiling=self.ceiling, rate=rate, decreased_at=self.decreased_at)
 
 
 class TokenBucket:
-    """An async token bucket; waiters are served first come, first served."""
+    """An async token bucket; waiters are served first come, first served.
+
+    It refills at its `AdaptiveRate` (the spec's rate until EC2 throttles). A
+    throttle that lowers the rate also empties the bucket: the account's bucket
+    is dry, and a burst of our saved tokens would only draw more throttles.
+    """
 
     def __init__(
         self,
@@ -86,13 +150,30 @@ class TokenBucket:
         self._stamp = clock()
         self._lock = asyncio.Lock()
         self._queued = 0  # acquires holding or waiting for the lock
+        self._pace = AdaptiveRate.at(spec.refill_per_second)
+
+    @property
+    def pace(self) -> AdaptiveRate:
+        return self._pace
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(
-            self.spec.capacity, self._tokens + (now - self._stamp) * self.spec.refill_per_second
-        )
+        self._tokens = min(self.spec.capacity, self._tokens + (now - self._stamp) * self._pace.rate)
         self._stamp = now
+
+    def throttled(self, *, sent_at: float) -> None:
+        """EC2 refused a request sent at `sent_at` (this bucket's clock) for rate."""
+        self._refill()  # what accrued so far, at the rate it accrued at
+        pace = self._pace.after_throttle(sent_at=sent_at, now=self._clock())
+        if pace is not self._pace:
+            self._pace = pace
+            self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        """EC2 answered a request of this bucket without throttling it."""
+        if self._pace.rate < self._pace.ceiling:
+            self._refill()
+            self._pace = self._pace.after_success()
 
     def acquire_now(self) -> float | None:
         """`acquire()` if it would not wait: the seconds taken, or None (no token
@@ -120,7 +201,7 @@ class TokenBucket:
             async with self._lock:
                 self._refill()
                 if self._tokens < 1:
-                    await self._sleep((1 - self._tokens) / self.spec.refill_per_second)
+                    await self._sleep((1 - self._tokens) / self._pace.rate)
                     self._refill()
                 self._tokens -= 1
         finally:
@@ -129,7 +210,7 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """One bucket per action class."""
+    """One bucket per action class, each with its own adaptive rate."""
 
     def __init__(
         self,
@@ -138,6 +219,7 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._clock = clock
         self._buckets = {
             action_class: TokenBucket(limits.spec(action_class), clock=clock, sleep=sleep)
             for action_class in ActionClass
@@ -154,3 +236,17 @@ class RateLimiter:
     async def acquire(self, action: str) -> tuple[ActionClass, float]:
         action_class, bucket = self._bucket(action)
         return action_class, await bucket.acquire()
+
+    def now(self) -> float:
+        """The limiter's clock: what `throttled` expects as `sent_at`."""
+        return self._clock()
+
+    def throttled(self, action: str, *, sent_at: float) -> None:
+        self._bucket(action)[1].throttled(sent_at=sent_at)
+
+    def succeeded(self, action: str) -> None:
+        self._bucket(action)[1].succeeded()
+
+    def rate(self, action_class: ActionClass) -> float:
+        """The current fill rate of `action_class`'s bucket (tokens per second)."""
+        return self._buckets[action_class].pace.rate

@@ -21,10 +21,23 @@ the controller needs exactly client-go's contract and nothing else:
 * handlers are synchronous and only enqueue keys: one that raises is logged and
   never stops the informer;
 * indexes (Nodes by label, NodeENIs by attached node) are kept up to date
-  incrementally, so "which NodeENIs reference node X" is a dict lookup.
+  incrementally, so "which NodeENIs reference node X" is a dict lookup;
+* an optional transform (client-go's TransformFunc) cuts every object down to
+  what the controller reads before it is stored, compared or handed to a
+  handler: a real Node is 10-20 KB of JSON (its status lists every image on
+  the node), the part the controller reads a few hundred bytes, and kubelet
+  heartbeats rewrite the rest of it every few minutes.
 
-Objects are the raw camelCase dicts the server sent. They are shared between
-the store and the handlers: treat them as read-only.
+Objects are the camelCase dicts the server sent, transformed. They are shared
+between the store and the handlers: treat them as read-only.
+
+The update rule (the invariant handlers rely on): after the transform, an
+object whose stored form equals the one stored before except for
+``metadata.resourceVersion`` is not an update. The store keeps the new
+version (so a write based on it carries the newest resourceVersion) and no
+handler is called. A Node heartbeat, a status-only update, therefore costs
+the JSON decode, the transform and one comparison. Indexers must not read
+``metadata.resourceVersion``: such a replacement keeps its index entries.
 """
 
 from __future__ import annotations
@@ -49,6 +62,9 @@ log = structlog.get_logger(__name__)
 
 Obj = dict[str, Any]
 Indexer = Callable[[Obj], Iterable[str]]
+Transform = Callable[[Obj], Obj]
+"""Returns what to keep of an object: a new dict (it must not change its argument),
+with ``metadata.name`` and ``metadata.resourceVersion`` always among what it keeps."""
 
 LABELS_INDEX: Final = "labels"
 ATTACHED_NODES_INDEX: Final = "attachedNodes"
@@ -111,6 +127,70 @@ def nodeeni_attached_nodes_index(nodeeni: Obj) -> list[str]:
     return list(nodes)
 
 
+# What the controller reads of a Node (reconcile/nodes.py, reconcile/routing.py,
+# reconcile/sweep.py, the reconciler through NodeView): its name and labels, the
+# providerID naming its EC2 instance; uid (owner references name it),
+# resourceVersion and deletionTimestamp for the informer and its handlers.
+# A reader of anything else must add it here (tests/unit/test_informer_transform.py).
+NODE_METADATA_KEPT: Final = ("name", "uid", "resourceVersion", "labels", "deletionTimestamp")
+NODE_SPEC_KEPT: Final = ("providerID",)
+# Never read, and on every object the server returns: who wrote which field.
+_SERVER_BOOKKEEPING: Final = "managedFields"
+
+
+def _picked(source: object, keys: Iterable[str]) -> dict[str, Any]:
+    if not isinstance(source, dict):
+        return {}
+    return {key: source[key] for key in keys if key in source}
+
+
+def node_transform(node: Obj) -> Obj:
+    """A Node cut down to what the controller reads: name, uid, labels,
+    resourceVersion, deletionTimestamp and spec.providerID. Status (conditions,
+    images, addresses, heartbeats), annotations and managedFields are dropped."""
+    kept: Obj = {
+        "apiVersion": node.get("apiVersion"),
+        "kind": node.get("kind"),
+        "metadata": _picked(node.get("metadata"), NODE_METADATA_KEPT),
+    }
+    spec = _picked(node.get("spec"), NODE_SPEC_KEPT)
+    if spec:
+        kept["spec"] = spec
+    return kept
+
+
+def nodeeni_transform(nodeeni: Obj) -> Obj:
+    """A NodeENI without ``metadata.managedFields``: everything else (spec,
+    status, labels, annotations, finalizers, generation...) is read by the model."""
+    metadata = nodeeni.get("metadata")
+    if not isinstance(metadata, dict) or _SERVER_BOOKKEEPING not in metadata:
+        return nodeeni
+    kept = {key: value for key, value in metadata.items() if key != _SERVER_BOOKKEEPING}
+    return {**nodeeni, "metadata": kept}
+
+
+def same_but_version(old: Obj, new: Obj) -> bool:
+    """True when ``old`` and ``new`` are equal except for metadata.resourceVersion."""
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata":
+            if old[key] != value:
+                return False
+            continue
+        before = old[key]
+        if not isinstance(value, dict) or not isinstance(before, dict):
+            if before != value:
+                return False
+            continue
+        if before.keys() != value.keys():
+            return False
+        for field, item in value.items():
+            if field != "resourceVersion" and before[field] != item:
+                return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Diff:
     """What a ``Store.replace`` changed."""
@@ -166,6 +246,18 @@ class Store:
         self._file(key, obj)
         return old
 
+    def put(self, obj: Obj) -> tuple[Obj | None, bool]:
+        """Store ``obj``; return the object it replaced (None: it is new) and
+        whether that is a change for the handlers (see the module's update rule).
+        A replacement that is not a change keeps its index entries as they are."""
+        key = object_name(obj)
+        old = self._items.get(key)
+        if old is not None and not _changed(old, obj):
+            self._items[key] = obj
+            return old, False
+        self.upsert(obj)
+        return old, True
+
     def delete(self, name: str) -> Obj | None:
         """Remove an object; returns it, or None if it was not there."""
         self._unfile(name)
@@ -174,8 +266,8 @@ class Store:
     def replace(self, objs: Iterable[Obj]) -> Diff:
         """Make the store hold exactly ``objs``; report the difference.
 
-        An object counts as updated when its resourceVersion changed (or, lacking
-        one, its content). Deleted objects are reported as last stored.
+        An object counts as updated when it changed by the module's update rule.
+        Deleted objects are reported as last stored.
         """
         incoming: dict[str, Obj] = {object_name(obj): obj for obj in objs}
         deleted: list[Obj] = []
@@ -184,15 +276,12 @@ class Store:
             deleted.append(self._items.pop(key))
         added: list[Obj] = []
         updated: list[tuple[Obj, Obj]] = []
-        for key, obj in incoming.items():
-            old = self._items.get(key)
+        for obj in incoming.values():
+            old, changed = self.put(obj)
             if old is None:
                 added.append(obj)
-            elif _changed(old, obj):
+            elif changed:
                 updated.append((old, obj))
-            else:
-                continue
-            self.upsert(obj)
         return Diff(added=tuple(added), updated=tuple(updated), deleted=tuple(deleted))
 
     def _file(self, key: str, obj: Obj) -> None:
@@ -223,10 +312,12 @@ class Store:
 
 
 def _changed(old: Obj, new: Obj) -> bool:
+    """The update rule: the same resourceVersion is no change; another one is a
+    change unless all else is equal (a heartbeat, once transformed)."""
     old_rv, new_rv = resource_version(old), resource_version(new)
-    if old_rv is not None and new_rv is not None:
-        return old_rv != new_rv
-    return old != new
+    if old_rv is not None and old_rv == new_rv:
+        return False
+    return not same_but_version(old, new)
 
 
 class WatchExpired(Exception):
@@ -247,6 +338,12 @@ class Informer:
 
     ``run()`` runs until cancelled. Reads (``get``/``list``/``by_index``) are
     answered from memory and are complete once ``has_synced`` is True.
+
+    ``transform`` is applied to every listed or watched object before anything
+    else sees it: the store, the indexers, the update rule and the handlers
+    only ever get its result (listed objects are transformed page by page, so
+    a relist never holds every whole object at once). An object it fails on is
+    kept whole, with a warning, rather than lost.
     """
 
     def __init__(
@@ -256,6 +353,7 @@ class Informer:
         api: ResourceAPI,
         handler: EventHandler,
         indexers: Mapping[str, Indexer] = _NO_INDEXERS,
+        transform: Transform | None = None,
         watch_timeout_seconds: int = 300,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -264,6 +362,7 @@ class Informer:
         self.store = Store(indexers)
         self._api = api
         self._handler = handler
+        self._transform = transform
         self._watch_timeout_seconds = watch_timeout_seconds
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
@@ -332,7 +431,7 @@ class Informer:
             self._running = False
 
     async def _relist(self) -> str:
-        items, rv = await self._api.list()
+        items, rv = await self._api.list(transform=self._transformed)
         diff = self.store.replace(items)
         for obj in diff.deleted:
             self._notify("on_delete", obj)
@@ -380,28 +479,40 @@ class Informer:
             if obj.get("code") == HTTPStatus.GONE:
                 raise WatchExpired(obj.get("message"))
             raise WatchError(obj)
+        rv = resource_version(obj)
         if kind in ("ADDED", "MODIFIED"):
+            kept = self._transformed(obj)
             try:
-                old = self.store.upsert(obj)
+                old, changed = self.store.put(kept)
             except ValueError:
                 self._log.warning("watch event for an object without a name", type=kind)
                 return
             if old is None:
-                self._notify("on_add", obj)
-            else:
-                self._notify("on_update", old, obj)
+                self._notify("on_add", kept)
+            elif changed:
+                self._notify("on_update", old, kept)
         elif kind == "DELETED":
+            kept = self._transformed(obj)
             try:
-                self.store.delete(object_name(obj))
+                self.store.delete(object_name(kept))
             except ValueError:
                 self._log.warning("watch event for an object without a name", type=kind)
                 return
-            self._notify("on_delete", obj)
+            self._notify("on_delete", kept)
         elif kind != "BOOKMARK":
             self._log.warning("unknown watch event type", type=kind)
-        rv = resource_version(obj)
         if rv is not None:
             self._resource_version = rv
+
+    def _transformed(self, obj: Obj) -> Obj:
+        if self._transform is None:
+            return obj
+        try:
+            return self._transform(obj)
+        except Exception:
+            # one odd object must not wedge the informer: keep it whole
+            self._log.warning("transform failed, object kept whole", exc_info=True)
+            return obj
 
     def _notify(self, method: str, *objs: Obj) -> None:
         try:

@@ -71,11 +71,18 @@ class ResourceAPI:
 
         return cls(kind=kind, api_version=f"{model.GROUP}/{model.VERSION}", list_call=list_call)
 
-    async def list(self, *, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
+    async def list(
+        self,
+        *,
+        limit: int = 500,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
         """Every object, page by page; and the list's resourceVersion to watch from.
 
         Items get ``kind``/``apiVersion`` filled in when the server leaves them out
         (it does for built-in types), so listed and watched objects look alike.
+        ``transform`` is applied to each item as its page arrives: only one page
+        of whole objects is ever held (5,000 real Nodes are ~60 MB of JSON).
         """
         items: list[dict[str, Any]] = []
         token = ""
@@ -93,8 +100,9 @@ class ResourceAPI:
             for item in body.get("items") or ():
                 item.setdefault("kind", self.kind)
                 item.setdefault("apiVersion", self.api_version)
-                items.append(item)
+                items.append(item if transform is None else transform(item))
             metadata = body.get("metadata") or {}
+            del body  # the page's whole objects, gone before the next page is read
             token = metadata.get("continue") or ""
             if not token:
                 return items, str(metadata.get("resourceVersion", ""))

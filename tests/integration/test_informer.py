@@ -23,12 +23,14 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
+from bench.eks_nodes import heartbeat
 from eni_controller import model
 from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
     LABELS_INDEX,
     Informer,
     node_labels_index,
+    node_transform,
     nodeeni_attached_nodes_index,
 )
 from eni_controller.kube.resources import ResourceAPI
@@ -41,6 +43,7 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 WITHIN = 10.0
 SPEC = VALID_SPECS["single-subnet"]
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 ENI_ID = "eni-0123456789abcdef0"
 
 
@@ -114,10 +117,12 @@ class ScriptedAPI(ResourceAPI):
         self.watches: list[str] = []
         self.closed = 0
 
-    async def list(self, *, limit: int = 500) -> tuple[list[Obj], str]:
+    async def list(
+        self, *, limit: int = 500, transform: Callable[[Obj], Obj] | None = None
+    ) -> tuple[list[Obj], str]:
         self.lists += 1
         self.listed_at.append(time.monotonic())
-        return await self.inner.list(limit=limit)
+        return await self.inner.list(limit=limit, transform=transform)
 
     async def watch(
         self, *, resource_version: str, timeout_seconds: int
@@ -148,6 +153,16 @@ async def running(informer: Informer) -> AsyncIterator[asyncio.Task[None]]:
         async with asyncio.timeout(5):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def node_informer(api: client.ApiClient, handler: Recorder, **kwargs: Any) -> Informer:
+    return Informer(
+        name="nodes",
+        api=ResourceAPI.nodes(api),
+        handler=handler,
+        indexers={LABELS_INDEX: node_labels_index},
+        **kwargs,
+    )
 
 
 def nodeeni_informer(api: ResourceAPI, handler: Recorder, **kwargs: Any) -> Informer:
@@ -195,6 +210,24 @@ async def test_list_fills_in_kind_of_builtin_items(
     assert node["kind"] == "Node"
     assert node["apiVersion"] == "v1"
     assert node["metadata"]["labels"]["kubernetes.io/hostname"] == unique
+
+
+async def test_list_transforms_each_item_of_each_page(
+    kube_api: client.ApiClient, nodes: NodeFactory, ec2_world: World, unique: str
+) -> None:
+    for suffix in "ab":
+        await nodes.create(name=f"{unique}-{suffix}", instance=ec2_world.instances[0])
+    seen: list[str] = []
+
+    def transform(item: Obj) -> Obj:
+        seen.append(name_of(item))
+        return node_transform(item)
+
+    items, _ = await ResourceAPI.nodes(kube_api).list(limit=1, transform=transform)
+    ours = sorted((i for i in items if name_of(i).startswith(unique)), key=name_of)
+    assert [name_of(i) for i in ours] == [f"{unique}-a", f"{unique}-b"]
+    assert all(i == node_transform(i) and i["kind"] == "Node" for i in ours)
+    assert sorted(seen) == sorted(name_of(i) for i in items)  # every item, once
 
 
 async def test_watch_reads_lines_longer_than_aiohttp_readline_allows(
@@ -292,12 +325,7 @@ async def test_node_informer_syncs_and_indexes_labels(
     instance = ec2_world.instances[0]
     await nodes.create(name=first, instance=instance, labels={"ng": "multus"})
     recorder = Recorder(unique)
-    informer = Informer(
-        name="nodes",
-        api=ResourceAPI.nodes(kube_api),
-        handler=recorder,
-        indexers={LABELS_INDEX: node_labels_index},
-    )
+    informer = node_informer(kube_api, recorder)
 
     def multus() -> list[str]:
         return sorted(
@@ -338,6 +366,68 @@ async def test_node_informer_syncs_and_indexes_labels(
         await recorder.wait_for("delete", second)
         assert multus() == []
         assert informer.get(second) is None
+
+
+async def test_node_heartbeats_reach_no_handler_and_label_changes_do(
+    kube_api: client.ApiClient, nodes: NodeFactory, ec2_world: World, unique: str
+) -> None:
+    """With the Node transform, a status-only update (a kubelet heartbeat) is stored
+    (its resourceVersion) but calls no handler; each label change calls one."""
+    core = client.CoreV1Api(kube_api)
+    await nodes.create(name=unique, instance=ec2_world.instances[0], labels={"ng": "multus"})
+    recorder = Recorder(unique)
+    informer = node_informer(kube_api, recorder, transform=node_transform)
+
+    async def beat(at: str) -> str:
+        node = await core.patch_node_status(
+            unique,
+            heartbeat(at),
+            _content_type=STRATEGIC_MERGE,  # type: ignore[call-arg]
+        )
+        assert node.status.conditions[0].last_heartbeat_time is not None
+        version: str = node.metadata.resource_version
+        return version
+
+    async def holds(version: str) -> None:
+        def there() -> bool:
+            obj = informer.get(unique)
+            return obj is not None and obj["metadata"]["resourceVersion"] == version
+
+        await eventually(there)
+
+    def updates() -> list[tuple[str, str]]:
+        return [
+            (old["metadata"]["labels"]["ng"], new["metadata"]["labels"]["ng"])
+            for kind, old, new in recorder.events
+            if kind == "update" and old is not None
+        ]
+
+    async with running(informer):
+        await synced(informer)
+        assert recorder.seen() == [("add", unique)]
+        await holds(await beat("2026-11-01T09:00:00Z"))
+        assert recorder.seen() == [("add", unique)]
+        kept = informer.get(unique)
+        assert kept is not None
+        assert "status" not in kept
+
+        # do, undo, redo: each label change is one update, each heartbeat none
+        expected: list[tuple[str, str]] = []
+        for hour, (before, after) in enumerate(
+            (("multus", "other"), ("other", "multus"), ("multus", "other")), start=10
+        ):
+            await core.patch_node(
+                unique,
+                {"metadata": {"labels": {"ng": after}}},
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # stubs omit it
+            )
+            expected.append((before, after))
+            await eventually(lambda: updates() == expected)
+            await holds(await beat(f"2026-11-01T{hour}:00:00Z"))
+            assert updates() == expected
+        other = informer.by_index(LABELS_INDEX, "ng=other")
+        assert [name_of(n) for n in other if name_of(n).startswith(unique)] == [unique]
+        assert recorder.seen() == [("add", unique)] + [("update", unique)] * 3
 
 
 # -- watch continuity, expiry and failures ------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import SPREAD_MARKER, render
+from bench.report import SPREAD_MARKER, render, targets_section, throttled_section
 
 
 def _result(create: float, delete: float, floor_create: float, floor_delete: float) -> Any:
@@ -46,3 +46,34 @@ def test_server_costs_become_one_sentence_of_the_prose() -> None:
     }
     text = render("costs: <!-- server_costs -->", {}, costs=costs)
     assert text == "costs: one attach 5.0 ms; DescribeInstances, 100 650 ms (130 attaches)."
+
+
+def test_throttled_is_judged_against_the_minimum_for_its_share_once_there_is_one() -> None:
+    throttle = {
+        "theoretical_min_seconds": 50.0,
+        "mutating_calls_needed": 300,
+        "aws_mutating_bucket": "50 burst, 5 per s",
+        "ratio_to_theoretical": 2.2,
+        "request_limit_exceeded": 0,
+        "ec2_requests": 320,
+        "request_limit_exceeded_share": 0.0,
+    }
+    shared = {
+        **throttle,
+        "client_paced_min_seconds": 123.6,
+        "client_mutating_bucket": "22 burst, 2.25 per s",
+        "budget_share": 0.5,
+        "ratio_to_share_minimum": 0.99,
+    }
+    for figures, verdict in (
+        (throttle, "**missed**"),
+        (shared, "met"),
+    ):
+        results = {"throttled": {"enis": 100, "create": {"seconds": 110.0}, "throttle": figures}}
+        text = targets_section(results)
+        (target,) = [line for line in text.splitlines() if line.startswith("| Throttled ≤ 1.15")]
+        assert target.endswith(f"| {verdict} |")
+    table = throttled_section(results)
+    assert "minimum for its share" in table
+    assert "123.6 s (at 22 burst, 2.25 per s: 0.5 of the product buckets)" in table
+    assert "**0.990**" in table

@@ -1,0 +1,282 @@
+"""The EC2 budget share and AIMD pacing (aws/ratelimit.py, aws/ec2.py, config.py):
+a throttle lowers a bucket's fill rate by x0.7 (once per round of requests in
+flight, never below the floor) and empties the bucket; each answer that was
+not throttled wins back 2% of the share, up to the share and no further; the
+share scales the configured buckets. Time is a ManualClock that a sleep moves."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from eni_controller.aws.breaker import CircuitBreaker
+from eni_controller.aws.ec2 import EC2Client, connect_ec2
+from eni_controller.aws.errors import ENINotFound, Throttled, Transient
+from eni_controller.aws.ratelimit import (
+    DECREASE_FACTOR,
+    DEFAULT_BUDGET_SHARE,
+    DEFAULT_LIMITS,
+    FLOOR_FRACTION,
+    INCREASE_FRACTION,
+    ActionClass,
+    AdaptiveRate,
+    BucketSpec,
+    RateLimiter,
+    RateLimits,
+    TokenBucket,
+)
+from eni_controller.aws.retry import RetryPolicy
+from eni_controller.config import CircuitBreakerConfig, Config, ConfigError
+from eni_controller.metrics import Metrics
+from tests.harness.clock import ManualClock
+
+RATE = 10.0
+
+
+class Sleeper:
+    """A sleep that moves `clock` by the time asked, after letting others run."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+
+    async def __call__(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+        self.clock.advance(seconds)
+
+
+def bucket(clock: ManualClock, *, capacity: float = 2, rate: float = RATE) -> TokenBucket:
+    return TokenBucket(
+        BucketSpec(capacity=capacity, refill_per_second=rate), clock=clock, sleep=Sleeper(clock)
+    )
+
+
+# -- the pure rule ---------------------------------------------------------------
+
+
+def test_a_throttle_multiplies_the_rate_and_one_success_adds_a_step() -> None:
+    pace = AdaptiveRate.at(RATE)
+    assert (pace.rate, pace.floor) == (RATE, RATE * FLOOR_FRACTION)
+    lowered = pace.after_throttle(sent_at=1.0, now=2.0)
+    assert lowered.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    assert lowered.decreased_at == 2.0
+    raised = lowered.after_success()
+    assert raised.rate == pytest.approx(RATE * (DECREASE_FACTOR + INCREASE_FRACTION))
+    assert raised.decreased_at == 2.0
+
+
+def test_throttles_of_requests_sent_before_the_last_decrease_are_one_signal() -> None:
+    pace = AdaptiveRate.at(RATE).after_throttle(sent_at=1.0, now=2.0)
+    for sent_at in (0.5, 1.0, 1.9):  # in flight when the first throttle came back
+        assert pace.after_throttle(sent_at=sent_at, now=3.0) is pace
+    again = pace.after_throttle(sent_at=2.0, now=3.0)  # sent after: a new signal
+    assert again.rate == pytest.approx(RATE * DECREASE_FACTOR**2)
+
+
+def test_the_rate_never_falls_below_the_floor_nor_rises_above_the_share() -> None:
+    pace = AdaptiveRate.at(RATE)
+    for n in range(100):
+        pace = pace.after_throttle(sent_at=float(n), now=float(n))
+        assert pace.floor <= pace.rate <= pace.ceiling
+    assert pace.rate == pytest.approx(RATE * FLOOR_FRACTION)
+    for _ in range(1000):
+        pace = pace.after_success()
+        assert pace.floor <= pace.rate <= pace.ceiling
+    assert pace.rate == RATE
+    assert pace.after_success() is pace
+
+
+def test_down_up_down_up() -> None:
+    """One decrease takes 15 successes to win back; it can be lost and won again."""
+    pace = AdaptiveRate.at(RATE)
+    for round_ in range(3):
+        pace = pace.after_throttle(sent_at=float(round_), now=float(round_))
+        assert pace.rate == pytest.approx(RATE * DECREASE_FACTOR)
+        for _ in range(14):
+            pace = pace.after_success()
+        assert pace.rate < RATE
+        pace = pace.after_success()
+        assert pace.rate == pytest.approx(RATE)
+
+
+# -- the bucket -------------------------------------------------------------------
+
+
+async def test_a_throttle_empties_the_bucket_and_slows_the_refill() -> None:
+    clock = ManualClock()
+    b = bucket(clock, capacity=5)
+    assert await b.acquire() == 0.0  # 4 tokens left
+    b.throttled(sent_at=clock())
+    assert b.pace.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    waited = await b.acquire()  # no saved token: one at the lowered rate
+    assert waited == pytest.approx(1 / (RATE * DECREASE_FACTOR))
+
+
+async def test_tokens_accrue_at_the_rate_in_force_when_they_accrued() -> None:
+    clock = ManualClock()
+    b = bucket(clock, capacity=10)
+    b.throttled(sent_at=clock())  # empty, 7 per s
+    clock.advance(0.5)  # 3.5 tokens
+    for _ in range(15):
+        b.succeeded()  # back to 10 per s from here on
+    assert b.pace.rate == pytest.approx(RATE)
+    clock.advance(0.05)  # +0.5 token
+    waits = [await b.acquire() for _ in range(4)]
+    assert waits == [0.0, 0.0, 0.0, 0.0]  # 4 tokens: 3.5 at the old rate, 0.5 at the new
+    assert await b.acquire() == pytest.approx(0.1)
+
+
+async def test_throttles_from_a_round_in_flight_lower_the_rate_once() -> None:
+    clock = ManualClock()
+    b = bucket(clock, capacity=20)
+    sent = [clock() for _ in range(8)]
+    for _ in range(8):
+        await b.acquire()
+    clock.advance(0.2)
+    for at in sent:  # all eight come back throttled
+        b.throttled(sent_at=at)
+    assert b.pace.rate == pytest.approx(RATE * DECREASE_FACTOR)
+
+
+async def test_successes_at_the_share_cost_nothing_and_change_nothing() -> None:
+    clock = ManualClock()
+    b = bucket(clock)
+    pace = b.pace
+    b.succeeded()
+    assert b.pace is pace
+
+
+# -- the limiter and the client ---------------------------------------------------------
+
+
+def test_a_throttle_paces_only_its_own_action_class() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(
+        RateLimits(
+            describe=BucketSpec(capacity=10, refill_per_second=20),
+            mutating=BucketSpec(capacity=5, refill_per_second=4),
+        ),
+        clock=clock,
+        sleep=Sleeper(clock),
+    )
+    limiter.throttled("AttachNetworkInterface", sent_at=limiter.now())
+    assert limiter.rate(ActionClass.MUTATING) == pytest.approx(4 * DECREASE_FACTOR)
+    assert limiter.rate(ActionClass.DESCRIBE) == 20
+    limiter.throttled("DescribeInstances", sent_at=limiter.now())
+    assert limiter.rate(ActionClass.DESCRIBE) == pytest.approx(20 * DECREASE_FACTOR)
+    limiter.succeeded("CreateNetworkInterface")
+    assert limiter.rate(ActionClass.MUTATING) == pytest.approx(
+        4 * (DECREASE_FACTOR + INCREASE_FRACTION)
+    )
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "DeleteNetworkInterface",
+    )
+
+
+class ScriptedRaw:
+    """An aiobotocore client whose DeleteNetworkInterface follows `answers`."""
+
+    def __init__(self, *answers: BaseException | None) -> None:
+        self.answers = list(answers)
+
+    async def delete_network_interface(self, **_: Any) -> dict[str, Any]:
+        answer = self.answers.pop(0)
+        if answer is not None:
+            raise answer
+        return {}
+
+
+def client(raw: ScriptedRaw, clock: ManualClock) -> EC2Client:
+    spec = BucketSpec(capacity=100, refill_per_second=RATE)
+    return EC2Client(
+        raw,
+        limiter=RateLimiter(
+            RateLimits(describe=spec, mutating=spec), clock=clock, sleep=Sleeper(clock)
+        ),
+        breaker=CircuitBreaker(CircuitBreakerConfig(enabled=False)),
+        retry=RetryPolicy(max_attempts=1),
+        metrics=Metrics(),
+    )
+
+
+async def test_the_client_paces_by_each_answer_classified_by_code() -> None:
+    clock = ManualClock()
+    throttles = [client_error(code, 503) for code in ("RequestLimitExceeded", "Throttling")]
+    raw = ScriptedRaw(
+        throttles[0],
+        throttles[1],
+        None,
+        client_error("InvalidNetworkInterfaceID.NotFound", 400),
+        EndpointConnectionError(endpoint_url="http://x"),
+        client_error("InternalError", 500),
+    )
+    ec2 = client(raw, clock)
+    mutating = ActionClass.MUTATING
+
+    def rate() -> float:
+        return ec2.limiter.rate(mutating)
+
+    expected = RATE
+    for error in (Throttled, Throttled):
+        with pytest.raises(error):
+            await ec2.delete_network_interface(eni_id="eni-1")
+        expected *= DECREASE_FACTOR
+        assert rate() == pytest.approx(expected)
+        clock.advance(1.0)  # the next request is sent after this decrease
+    await ec2.delete_network_interface(eni_id="eni-1")  # an answer: one step up
+    expected += RATE * INCREASE_FRACTION
+    assert rate() == pytest.approx(expected)
+    with pytest.raises(ENINotFound):  # EC2 answered "no", not "slow down": a step up
+        await ec2.delete_network_interface(eni_id="eni-1")
+    expected += RATE * INCREASE_FRACTION
+    assert rate() == pytest.approx(expected)
+    for _ in range(2):  # no answer from EC2 (network, 5xx): no signal either way
+        with pytest.raises(Transient):
+            await ec2.delete_network_interface(eni_id="eni-1")
+        assert rate() == pytest.approx(expected)
+
+
+# -- the share -------------------------------------------------------------------------
+
+
+async def test_connect_ec2_scales_the_configured_buckets_to_the_share() -> None:
+    config = Config(ec2_budget_share=0.25)
+    async with connect_ec2(config, metrics=Metrics()) as ec2:
+        assert ec2.limiter.rate(ActionClass.MUTATING) == pytest.approx(
+            DEFAULT_LIMITS.mutating.refill_per_second * 0.25
+        )
+        assert ec2.limiter.rate(ActionClass.DESCRIBE) == pytest.approx(
+            DEFAULT_LIMITS.describe.refill_per_second * 0.25
+        )
+    assert Config().ec2_budget_share == DEFAULT_BUDGET_SHARE == 0.5
+
+
+@pytest.mark.parametrize(("text", "share"), [("0.5", 0.5), ("1", 1.0), (" 0.05 ", 0.05)])
+def test_budget_share_is_read(text: str, share: float) -> None:
+    assert Config.from_env({"EC2_BUDGET_SHARE": text}).ec2_budget_share == share
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("half", "not a number"),
+        ("0", "out of range"),
+        ("-0.5", "out of range"),
+        ("1.5", "out of range"),
+        ("nan", "out of range"),
+        ("inf", "out of range"),
+        ("50%", "not a number"),
+    ],
+)
+def test_a_bad_budget_share_is_one_clear_error(text: str, why: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env({"EC2_BUDGET_SHARE": text, "EC2_MUTATING_RATE": "fast"})
+    share, rate = sorted(raised.value.problems)  # every problem, not just the first
+    assert share.startswith(f'EC2_BUDGET_SHARE="{text}": {why} (expected a fraction')
+    assert rate.startswith('EC2_MUTATING_RATE="fast"')
