@@ -242,7 +242,15 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
     async with running_controller(kube_api, config) as controller:
         await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         converged = await wait_for_nodeeni(kube_api, unique, is_ready)
-        await asyncio.sleep(1)  # let the reconcile triggered by our own last write settle
+        await quiet(controller, unique)  # earlier tests' NodeENIs gone
+        # settled: the reconciles right after the rollout look at the instances they
+        # changed once more; then resyncs go by without describing them
+        async with asyncio.timeout(30):
+            while True:
+                seen = realism.calls().get("DescribeInstances", 0)
+                await asyncio.sleep(2 * config.reconcile_period_seconds + 0.2)
+                if realism.calls().get("DescribeInstances", 0) == seen:
+                    break
         mutating, writes = _mutating(realism), controller.writer.status_writes
         before = realism.calls()
         snapshots = controller.view.snapshots
