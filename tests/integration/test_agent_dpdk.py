@@ -25,6 +25,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from eni_controller.agent.agent import Agent, DevicePlugin
+from eni_controller.agent.deviceplugin import MARKER
 from eni_controller.agent.pci import PCIDevices
 from eni_controller.agent.service import dpdk_collaborators
 from eni_controller.agent.settings import AgentSettings
@@ -88,17 +89,17 @@ class PCINode:
 
 
 async def two_enis_on_ena(
-    node: SimNode, base: Path, *, loaded: tuple[str, ...] = (VFIO,)
+    node: SimNode, base: Path
 ) -> tuple[tuple[str, str], tuple[str, str], PCINode]:
-    """ENIs a and b at PCI_A and PCI_B, on ena: their links are in the node's namespace."""
+    """ENIs a and b at PCI_A and PCI_B, on ena, their links in the node's namespace;
+    vfio-pci is loaded, no other DPDK driver is."""
     a, b = new_eni(), new_eni()
     pci_node = PCINode(
         base=base, netdevs=NamespaceNetdevs(node.hypervisor, macs={PCI_A: a[1], PCI_B: b[1]})
     )
     sysfs = pci_node.sysfs()
     sysfs.load_ena()
-    for driver in loaded:
-        sysfs.load_driver(driver)
+    sysfs.load_driver(VFIO)
     sysfs.add_device(PCI_A, netdev=NAME_A)
     sysfs.add_device(PCI_B, netdev=NAME_B)
     for eni, name in ((a, NAME_A), (b, NAME_B)):
@@ -133,7 +134,7 @@ def failed_binds(agent: Agent) -> float:
 def ours(config: Path) -> list[dict[str, object]]:
     """Our entries in the device plugin's config."""
     entries = json.loads(config.read_text())["resourceList"]
-    return [e for e in entries if e.get("x-managed-by") == "aws-multi-eni-controller"]
+    return [e for e in entries if e.get(MARKER[0]) == MARKER[1]]
 
 
 @dataclass
