@@ -1,10 +1,15 @@
-# The controller image: `eni-controller run` as a non-root user on a slim Python.
+# The image of both halves, on a slim Python: `eni-controller run` (the controller,
+# the default command, as a non-root user) and `eni-controller agent` (the node
+# agent: the chart's DaemonSet passes args ["agent"] and runs it as root with
+# NET_ADMIN only, see agent.securityContext in the chart's values.yaml). One
+# package, one wheel: the agent's netlink library (pyroute2) is a dependency.
 #
 # Stage 1 builds the project's wheel and the wheels of its pinned dependencies,
 # then installs them into a pip-less virtualenv. Stage 2 gets only that
 # virtualenv: no compiler, no pip, no source tree, no build cache.
 #   docker build -t aws-multi-eni-controller:dev .
 #   docker run --rm aws-multi-eni-controller:dev version
+#   docker run --rm aws-multi-eni-controller:dev agent --help
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -13,7 +18,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY eni_controller/ eni_controller/
-# The wheel ships the CRD (pyproject's force-include) for `eni-controller check`.
+# The wheel ships both CRDs, NodeENI and ENINode (pyproject's force-include),
+# for `eni-controller check`.
 COPY helm/aws-multi-eni-controller/crds/ helm/aws-multi-eni-controller/crds/
 RUN python -m venv /opt/build \
     && /opt/build/bin/pip wheel --wheel-dir /wheels . \

@@ -441,6 +441,19 @@ class ENINode:
         )
 
 
+def node_owner_reference(*, node_name: str, node_uid: str) -> dict[str, Any]:
+    """The ownerReference to a Node, so that its ENINode is deleted with it: not
+    blocking the Node's deletion, and not a controller reference."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "name": node_name,
+        "uid": node_uid,
+        "blockOwnerDeletion": False,
+        "controller": False,
+    }
+
+
 def eninode_body(*, node_name: str, node_uid: str, spec: ENINodeSpec) -> dict[str, Any]:
     """A new ENINode for a Node, owned by it so that it is deleted with it."""
     return {
@@ -448,16 +461,7 @@ def eninode_body(*, node_name: str, node_uid: str, spec: ENINodeSpec) -> dict[st
         "kind": KIND,
         "metadata": {
             "name": node_name,
-            "ownerReferences": [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "name": node_name,
-                    "uid": node_uid,
-                    "blockOwnerDeletion": False,
-                    "controller": False,
-                }
-            ],
+            "ownerReferences": [node_owner_reference(node_name=node_name, node_uid=node_uid)],
         },
         "spec": spec.to_dict(),
     }

@@ -28,9 +28,7 @@ GROUP: Final = "networking.k8s.aws"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "nodeenis"
 KIND: Final = "NodeENI"
-# The per-node object (issue 18): spec by the controller, status by the node agent
-ENINODE_PLURAL: Final = "eninodes"
-ENINODE_KIND: Final = "ENINode"
+# The per-node object (issue 18), ENINode: its kind and plural are eninode.py's
 FINALIZER: Final = "nodeeni.networking.k8s.aws/finalizer"
 CLEANUP_START_ANNOTATION: Final = "aws-multi-eni-controller/cleanup-start-time"
 

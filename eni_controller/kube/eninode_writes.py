@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller import model
+from eni_controller import eninode
 from eni_controller.kube.writes import MERGE_PATCH, Conflict
 
 
@@ -35,7 +35,7 @@ class ENINodeWriter:
         had not shown it yet: the retry patches it)."""
         try:
             await self._custom.create_cluster_custom_object(
-                model.GROUP, model.VERSION, model.ENINODE_PLURAL, body
+                eninode.GROUP, eninode.VERSION, eninode.PLURAL, body
             )
         except ApiException as err:
             if err.status == HTTPStatus.CONFLICT:  # AlreadyExists
@@ -48,9 +48,9 @@ class ENINodeWriter:
         (the retry creates it)."""
         try:
             await self._custom.patch_cluster_custom_object(
-                model.GROUP,
-                model.VERSION,
-                model.ENINODE_PLURAL,
+                eninode.GROUP,
+                eninode.VERSION,
+                eninode.PLURAL,
                 name,
                 patch,
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs

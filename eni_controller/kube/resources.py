@@ -30,7 +30,7 @@ from aiohttp import ClientResponse
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller import model
+from eni_controller import eninode, model
 
 ListCall = Callable[..., Awaitable[Any]]
 """A generated ``list_*`` method with every argument but the keyword ones bound."""
@@ -59,7 +59,7 @@ class ResourceAPI:
 
     @classmethod
     def eninodes(cls, api: client.ApiClient) -> ResourceAPI:
-        return cls._custom(api, kind=model.ENINODE_KIND, plural=model.ENINODE_PLURAL)
+        return cls._custom(api, kind=eninode.KIND, plural=eninode.PLURAL)
 
     @classmethod
     def _custom(cls, api: client.ApiClient, *, kind: str, plural: str) -> ResourceAPI:

@@ -14,7 +14,7 @@ from aiohttp import ClientError
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller import model
+from eni_controller import eninode, model
 from eni_controller.config import Config
 from eni_controller.kube.events import EVENTS_NAMESPACE
 from eni_controller.preflight.report import Finding, failed, passed
@@ -51,7 +51,7 @@ def required_permissions(config: Config) -> tuple[Permission, ...]:
         ),
         Permission(
             group=model.GROUP,
-            resource=model.ENINODE_PLURAL,
+            resource=eninode.PLURAL,
             verbs=("list", "watch", "create", "patch"),
         ),
         Permission(

@@ -5,7 +5,9 @@ one per half: the controller writes its spec (the ENIs the node should have and
 what the node needs of each), the node's agent writes its status (what it found
 and did). This module is the controller's side of that contract as pure
 functions, so the I/O shell around them (eninode_sync.py, the reconciler) only
-reads stores and writes:
+reads stores and writes. The object itself (its types, the canonical rendering
+of a spec, the checked reading of a spec and the tolerant reading of a status)
+is eni_controller/eninode.py's, shared with the agent: there is one model.
 
 * `desired_interfaces`: a node's spec from the NodeENIs holding ENIs on it: one
   entry per *attached* ENI, sorted by deviceIndex then eniID, so an unchanged
@@ -33,119 +35,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eni_controller import model
-from eni_controller.model import (  # the tolerant readers of status fields
-    Attachment,
-    AttachmentState,
-    NodeENISpec,
-    _opt_int,
-    _opt_str,
-    _without_none,
-)
-
-API_VERSION = f"{model.GROUP}/{model.VERSION}"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DPDKSpec:
-    """`spec.interfaces[].dpdk`: bind the ENI's PCI device for DPDK."""
-
-    driver: str
-    resource_name: str | None = None
-    pci_address: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return _without_none(
-            {
-                "driver": self.driver,
-                "resourceName": self.resource_name,
-                "pciAddress": self.pci_address,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, raw: object) -> DPDKSpec | None:
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("driver"), str):
-            return None
-        return cls(
-            driver=raw["driver"],
-            resource_name=_opt_str(raw.get("resourceName")),
-            pci_address=_opt_str(raw.get("pciAddress")),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InterfaceSpec:
-    """One item of an ENINode's `spec.interfaces`."""
-
-    eni_id: str
-    mac_address: str
-    device_index: int
-    nodeeni: str
-    mtu: int | None = None
-    dpdk: DPDKSpec | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return _without_none(
-            {
-                "eniID": self.eni_id,
-                "macAddress": self.mac_address,
-                "deviceIndex": self.device_index,
-                "nodeENI": self.nodeeni,
-                "mtu": self.mtu,
-                "dpdk": None if self.dpdk is None else self.dpdk.to_dict(),
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, raw: object) -> InterfaceSpec | None:
-        """Read one spec item; None when a required field is missing or mistyped."""
-        if not isinstance(raw, Mapping):
-            return None
-        eni_id, mac = _opt_str(raw.get("eniID")), _opt_str(raw.get("macAddress"))
-        index, nodeeni = _opt_int(raw.get("deviceIndex")), _opt_str(raw.get("nodeENI"))
-        if not eni_id or not mac or index is None or not nodeeni:
-            return None
-        return cls(
-            eni_id=eni_id,
-            mac_address=mac,
-            device_index=index,
-            nodeeni=nodeeni,
-            mtu=_opt_int(raw.get("mtu")),
-            dpdk=DPDKSpec.from_dict(raw.get("dpdk")),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InterfaceReport:
-    """What the folding uses of one item of an ENINode's `status.interfaces`."""
-
-    eni_id: str
-    mac_address: str
-    interface_name: str | None = None
-    pci_address: str | None = None
-    driver: str | None = None
-    dpdk_bound: bool | None = None
-    error: str | None = None  # None when fine (absent or empty)
-
-    @classmethod
-    def from_dict(cls, raw: object) -> InterfaceReport | None:
-        """Read one status item tolerantly; None without eniID or macAddress."""
-        if not isinstance(raw, Mapping):
-            return None
-        eni_id, mac = _opt_str(raw.get("eniID")), _opt_str(raw.get("macAddress"))
-        if not eni_id or not mac:
-            return None
-        bound = raw.get("dpdkBound")
-        return cls(
-            eni_id=eni_id,
-            mac_address=mac,
-            interface_name=_opt_str(raw.get("interfaceName")) or None,
-            pci_address=_opt_str(raw.get("pciAddress")) or None,
-            driver=_opt_str(raw.get("driver")) or None,
-            dpdk_bound=bound if isinstance(bound, bool) else None,
-            error=_opt_str(raw.get("error")) or None,
-        )
+from eni_controller import eninode, model
+from eni_controller.eninode import DPDKRequest, ENINodeSpec, InterfaceStatus, WantedInterface
+from eni_controller.model import Attachment, AttachmentState, NodeENISpec
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,42 +66,42 @@ class Folded:
     errors: tuple[NodeError, ...]  # sorted by node, then ENI
 
 
-Reports = Mapping[str, InterfaceReport]
-"""One node's reports by ENI id."""
+Reports = Mapping[str, InterfaceStatus]
+"""One node's reports (its agent's status entries) by ENI id."""
 
 
 # -- the spec ------------------------------------------------------------------------
 
 
 def desired_interfaces(
-    holders: Iterable[Holder], *, current: Sequence[InterfaceSpec] = ()
-) -> tuple[InterfaceSpec, ...]:
+    holders: Iterable[Holder], *, current: Sequence[WantedInterface] = ()
+) -> tuple[WantedInterface, ...]:
     """A node's `spec.interfaces`: one entry per ENI attached to it, sorted.
 
     `current` is the spec the node has now: a holder with an invalid spec keeps
     its entries from there (for the ENIs it still holds), unchanged.
     """
-    entries: dict[str, InterfaceSpec] = {}
+    entries: dict[str, WantedInterface] = {}
     for share in holders:
         attached = {a.eni_id: a for a in share.attachments if a.status is AttachmentState.ATTACHED}
         if share.spec is None:
-            kept = (c for c in current if c.nodeeni == share.nodeeni and c.eni_id in attached)
+            kept = (c for c in current if c.node_eni == share.nodeeni and c.eni_id in attached)
             entries.update((c.eni_id, c) for c in kept)
             continue
         for a in attached.values():
             if a.mac_address and a.device_index is not None:
                 entries.setdefault(
                     a.eni_id,
-                    InterfaceSpec(
+                    WantedInterface(
                         eni_id=a.eni_id,
                         mac_address=a.mac_address.lower(),
                         device_index=a.device_index,
-                        nodeeni=share.nodeeni,
+                        node_eni=share.nodeeni,
                         mtu=share.spec.mtu,
                         dpdk=_dpdk(share.spec),
                     ),
                 )
-    return tuple(sorted(entries.values(), key=lambda e: (e.device_index, e.eni_id)))
+    return ENINodeSpec.of(entries.values()).interfaces
 
 
 def holder(nodeeni: Mapping[str, Any], *, node: str) -> Holder | None:
@@ -234,61 +126,47 @@ def holder(nodeeni: Mapping[str, Any], *, node: str) -> Holder | None:
     )
 
 
-def _dpdk(spec: NodeENISpec) -> DPDKSpec | None:
+def _dpdk(spec: NodeENISpec) -> DPDKRequest | None:
     if not spec.enable_dpdk:
         return None
-    return DPDKSpec(
+    return DPDKRequest(
         driver=spec.dpdk_driver or model.DEFAULT_DPDK_DRIVER,
         resource_name=spec.dpdk_resource_name,
         pci_address=spec.dpdk_pci_address,
     )
 
 
-def spec_body(interfaces: Sequence[InterfaceSpec]) -> dict[str, Any]:
-    """The ENINode `spec` for these entries."""
-    return {"interfaces": [i.to_dict() for i in interfaces]}
+def spec_body(interfaces: Sequence[WantedInterface]) -> dict[str, Any]:
+    """The ENINode `spec` for these entries (eninode.py's canonical rendering)."""
+    return ENINodeSpec.of(interfaces).to_dict()
 
 
-def interfaces_of(eninode: Mapping[str, Any]) -> tuple[InterfaceSpec, ...]:
-    """The readable entries of an ENINode's spec."""
-    spec = eninode.get("spec")
-    raw = spec.get("interfaces") if isinstance(spec, Mapping) else None
-    items = (InterfaceSpec.from_dict(i) for i in (raw if isinstance(raw, list) else ()))
-    return tuple(i for i in items if i is not None)
+def interfaces_of(obj: Mapping[str, Any]) -> tuple[WantedInterface, ...]:
+    """The valid entries of an ENINode's spec (eninode.py's checked reading)."""
+    spec, _ = eninode.parse_spec(obj.get("spec"))
+    return spec.interfaces
 
 
 def owner_reference(node: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ownerReference to a Node (so the ENINode goes with it); None without a uid.
-    Not blocking the Node's deletion, and not a controller reference."""
+    """The ownerReference to a Node (so the ENINode goes with it); None without a uid."""
     metadata = node.get("metadata") or {}
     uid, name = metadata.get("uid"), metadata.get("name")
     if not isinstance(uid, str) or not uid or not isinstance(name, str):
         return None
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "name": name,
-        "uid": uid,
-        "blockOwnerDeletion": False,
-        "controller": False,
-    }
+    return eninode.node_owner_reference(node_name=name, node_uid=uid)
 
 
 def new_eninode(
-    name: str, interfaces: Sequence[InterfaceSpec], *, owner: Mapping[str, Any]
+    name: str, interfaces: Sequence[WantedInterface], *, owner: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The ENINode to create for node `name`."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": model.ENINODE_KIND,
-        "metadata": {"name": name, "ownerReferences": [dict(owner)]},
-        "spec": spec_body(interfaces),
-    }
+    """The ENINode to create for node `name`, owned by the Node `owner` refers to."""
+    spec = ENINodeSpec.of(interfaces)
+    return eninode.eninode_body(node_name=name, node_uid=str(owner["uid"]), spec=spec)
 
 
 def spec_patch(
-    eninode: Mapping[str, Any],
-    interfaces: Sequence[InterfaceSpec],
+    obj: Mapping[str, Any],
+    interfaces: Sequence[WantedInterface],
     *,
     owner: Mapping[str, Any],
 ) -> dict[str, Any] | None:
@@ -297,9 +175,9 @@ def spec_patch(
     has both already. Other owners are kept."""
     patch: dict[str, Any] = {}
     wanted = spec_body(interfaces)
-    if eninode.get("spec") != wanted:
+    if obj.get("spec") != wanted:
         patch["spec"] = wanted
-    refs = (eninode.get("metadata") or {}).get("ownerReferences") or []
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     if not any(isinstance(r, Mapping) and r.get("uid") == owner["uid"] for r in refs):
         others = [r for r in refs if not (isinstance(r, Mapping) and r.get("kind") == "Node")]
         patch["metadata"] = {"ownerReferences": [*others, dict(owner)]}
@@ -309,12 +187,9 @@ def spec_patch(
 # -- the agent's reports -------------------------------------------------------------
 
 
-def reports_of(eninode: Mapping[str, Any]) -> dict[str, InterfaceReport]:
-    """An ENINode's readable status entries, by ENI id."""
-    status = eninode.get("status")
-    raw = status.get("interfaces") if isinstance(status, Mapping) else None
-    reports = (InterfaceReport.from_dict(i) for i in (raw if isinstance(raw, list) else ()))
-    return {r.eni_id: r for r in reports if r is not None}
+def reports_of(obj: Mapping[str, Any]) -> dict[str, InterfaceStatus]:
+    """An ENINode's readable status entries, by ENI id (eninode.py's tolerant reading)."""
+    return eninode.parse_status(obj.get("status")).by_eni()
 
 
 def fold_reports(
@@ -347,7 +222,7 @@ def fold_reports(
                 NodeError(
                     node=entry.node_id,
                     eni_id=entry.eni_id,
-                    interface_name=report.interface_name,
+                    interface_name=report.interface_name or None,
                     message=report.error,
                 )
             )
@@ -356,16 +231,25 @@ def fold_reports(
 
 
 def _with_facts(
-    entry: Attachment, report: InterfaceReport | None, *, spec: NodeENISpec | None
+    entry: Attachment, report: InterfaceStatus | None, *, spec: NodeENISpec | None
 ) -> Attachment:
-    bound = report is not None and report.dpdk_bound is True
+    if report is None:
+        return dataclasses.replace(
+            entry,
+            interface_name=None,
+            dpdk_bound=None,
+            dpdk_driver=None,
+            dpdk_pci_address=None,
+            dpdk_resource_name=None,
+        )
+    bound = report.dpdk_bound
     resource = entry.dpdk_resource_name if spec is None else spec.dpdk_resource_name
     return dataclasses.replace(
         entry,
-        interface_name=None if report is None else report.interface_name,
-        dpdk_bound=None if report is None else report.dpdk_bound,
-        dpdk_driver=report.driver if bound and report is not None else None,
-        dpdk_pci_address=report.pci_address if bound and report is not None else None,
+        interface_name=report.interface_name or None,
+        dpdk_bound=bound,
+        dpdk_driver=(report.driver or None) if bound else None,
+        dpdk_pci_address=(report.pci_address or None) if bound else None,
         dpdk_resource_name=resource if bound else None,
     )
 

@@ -3,7 +3,8 @@
 Starts a real kube-apiserver + etcd and the moto EC2 server (AWS rules on),
 seeds a VPC with instances and registers matching Nodes, runs the controller
 as its own process (`eni-controller run`), applies a sample NodeENI and prints
-the attachments it made. Then it keeps everything running for you to poke at
+the attachments it made. No node agent runs (the Nodes are API objects only),
+so the INTERFACE column shows "-". Then it keeps everything running for you to poke at
 (`source <state>/env`), until Ctrl-C stops all it started.
 """
 
@@ -45,6 +46,12 @@ SAMPLE_SPEC: dict[str, Any] = {
 }
 
 
+# INTERFACE is the host interface a node agent reported (status.attachments[].interfaceName);
+# the demo's Nodes are API objects with no machine behind them, so no agent runs and
+# none is reported: the column says so rather than inventing a name.
+NOT_REPORTED = "-"
+
+
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -66,7 +73,7 @@ def describe(obj: dict[str, Any]) -> str:
             str(status.get("desiredCount", 0)),
         ],
     ]
-    rows = [["NODE", "INSTANCE", "ENI", "INDEX", "SUBNET", "IP", "MAC", "STATUS"]]
+    rows = [["NODE", "INSTANCE", "ENI", "INDEX", "SUBNET", "IP", "MAC", "INTERFACE", "STATUS"]]
     for a in sorted(status.get("attachments", []), key=lambda a: (a["nodeID"], a["deviceIndex"])):
         rows.append(
             [
@@ -77,6 +84,7 @@ def describe(obj: dict[str, Any]) -> str:
                 a.get("subnetID", ""),
                 a.get("privateIPAddress", ""),
                 a.get("macAddress", ""),
+                a.get("interfaceName") or NOT_REPORTED,
                 a.get("status", ""),
             ]
         )

@@ -17,7 +17,7 @@ import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller import model
+from eni_controller import eninode, model
 from tests.harness.ec2world import Instance
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ class NodeFactory:
             await _unless_missing(self._core.delete_node(name))
             await _unless_missing(
                 custom.delete_cluster_custom_object(
-                    model.GROUP, model.VERSION, model.ENINODE_PLURAL, name
+                    model.GROUP, model.VERSION, eninode.PLURAL, name
                 )
             )
         self._names.clear()

@@ -136,11 +136,11 @@ class Hypervisor:
         finally:
             ipr.close()
 
-    async def plug(self, mac: str, *, cap_max_mtu: bool = False) -> str:
-        """Attach an ENI: a link with ``mac`` appears, admin down at 1500. Its name is a
-        fresh ``ensNN`` unrelated to any device index. Returns that name."""
+    async def plug(self, mac: str, *, cap_max_mtu: bool = False, name: str | None = None) -> str:
+        """Attach an ENI: a link with ``mac`` appears, admin down at 1500. Its name is
+        ``name``, else a fresh ``ensNN`` unrelated to any device index. Returns it."""
         number = next(self._numbers)
-        name, wire = f"ens{number}", f"hv{number}"
+        name, wire = name or f"ens{number}", f"hv{number}"
         async with self._ipr() as ipr:
             await ipr.link("add", ifname=name, kind="veth", address=mac, peer={"ifname": wire})
             (wire_index,) = await ipr.link_lookup(ifname=wire)

@@ -57,9 +57,15 @@ Fidelity limits (what this is not):
 * Drivers are tried in name order, not registration order, and probing is
   synchronous (the kernel's PCI probe is too, unless async probing is on).
 * No uevents and no udev: a net driver's interface comes back under the name
-  the test gave it (predictable naming would give the same name), and the
-  netlink side (a veth in a namespace) is not touched: removing or re-creating
-  the link the agent sees through netlink is the test's job.
+  the test gave it (predictable naming would give the same name). The netlink
+  side is not emulated here; the one seam for it is ``netdevs``, a
+  `NetdevListener` told (synchronously, after the tree changed and before the
+  write returns) when a device's interface appears or goes, so that a test can
+  make the link the agent sees through netlink follow the driver
+  (tests/harness/sysfs_links.py: a veth in a node's namespace). It is an
+  in-memory hook of this one `FakeSysfs` object, not state on disk: a second
+  object over the same tree has none unless given one. Without it the netlink
+  side is the test's job.
 * ``driver_autoprobe`` is always on; no hot-plug or remove/rescan; a driver
   "module" loaded while a device is unbound does not probe it on its own.
 * Reads are plain file reads; only writes are emulated.
@@ -74,13 +80,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 __all__ = [
     "ENA_DEVICE",
     "ENA_VENDOR",
     "ENA_VF_IDS",
     "FakeSysfs",
+    "NetdevListener",
     "Write",
 ]
 
@@ -105,11 +112,23 @@ class Write:
     errno: int | None
 
 
+class NetdevListener(Protocol):
+    """Told when a PCI device's network interface appears (a net driver took the
+    device, at `add_device` too) or goes (the driver let go of it, `unload_driver`
+    too). Called in the thread that made the write, before the write returns."""
+
+    def netdev_added(self, address: str, name: str) -> None: ...
+
+    def netdev_removed(self, address: str, name: str) -> None: ...
+
+
 class FakeSysfs:
     """A test sysfs tree under `base` (the root is ``base/"sys"``) and the kernel
-    behind its writes. Everything is on disk; the object keeps only paths."""
+    behind its writes. Everything is on disk; the object keeps only paths, and
+    `netdevs`, the listener this object tells of interfaces coming and going."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, netdevs: NetdevListener | None = None) -> None:
+        self._netdevs = netdevs
         base.mkdir(parents=True, exist_ok=True)
         self.root = base / "sys"
         self._state_path = base / "kernel-state.json"
@@ -317,16 +336,21 @@ class FakeSysfs:
             )
         if journal:
             self._log({"kind": "bind", "address": address, "driver": driver})
+        if state["drivers"][driver]["net"] and netdev is not None and self._netdevs is not None:
+            self._netdevs.netdev_added(address, netdev)
 
     def _unbind(self, address: str, driver: str) -> None:
         device = self.root / _PCI_ROOT / address
         (device / "driver").unlink()
         (self._driver_dir(driver) / address).unlink()
         netdev = self._load()["devices"][address]["netdev"]
-        if netdev is not None and (self.root / "class/net" / netdev).is_symlink():
+        removed = netdev is not None and (self.root / "class/net" / netdev).is_symlink()
+        if removed:
             (self.root / "class/net" / netdev).unlink()
             shutil.rmtree(device / "net" / netdev)
         self._log({"kind": "unbind", "address": address, "driver": driver})
+        if removed and self._netdevs is not None:
+            self._netdevs.netdev_removed(address, netdev)
 
     # --- plumbing -----------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Fixtures of the node agent's integration tests: simulated nodes (a Node, a
-network namespace and its hypervisor each) and the ENINodes client."""
+network namespace and its hypervisor each), the ENINodes client, and pods as a
+device plugin's DaemonSet has them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from tests.harness.agents import ENINodes, SimNode, simulated_nodes
+from tests.harness.pods import Pods
 
 
 @pytest.fixture
@@ -26,3 +28,12 @@ async def three_nodes(kube_api: client.ApiClient, unique: str) -> AsyncIterator[
 @pytest.fixture
 def eninodes(kube_api: client.ApiClient) -> ENINodes:
     return ENINodes(kube_api)
+
+
+@pytest.fixture
+async def pods(kube_api: client.ApiClient) -> AsyncIterator[Pods]:
+    factory = Pods(kube_api)
+    try:
+        yield factory
+    finally:
+        await factory.cleanup()

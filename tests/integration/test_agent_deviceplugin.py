@@ -1,66 +1,17 @@
 """restart_device_plugin on a real API server: only the device plugin's pod on
-this node is deleted, once per call and not again while it terminates.
-
-There is no kubelet: a deleted pod bound to a node stays, terminating (its
-deletionTimestamp set), until a kubelet confirms it, which is what a real
-cluster shows between the delete and the pod's end.
+this node is deleted, once per call and not again while it terminates
+(tests/harness/pods.py: no kubelet, so a deleted pod stays terminating).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.agent.deviceplugin import restart_device_plugin
-
-NAMESPACE = "kube-system"
-
-
-class Pods:
-    """Pods created through the real API and force-deleted at teardown."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self.core = client.CoreV1Api(api)
-        self._names: list[str] = []
-
-    async def create(self, name: str, *, node: str, labels: dict[str, str]) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "nodeName": node,
-                "containers": [{"name": "sriovdp", "image": "sriov-device-plugin:test"}],
-            },
-        }
-        await self.core.create_namespaced_pod(NAMESPACE, cast(Any, body))
-        self._names.append(name)
-
-    async def terminating(self, name: str) -> bool:
-        pod = await self.core.read_namespaced_pod(name, NAMESPACE)
-        return pod.metadata.deletion_timestamp is not None
-
-    async def cleanup(self) -> None:
-        for name in self._names:
-            try:
-                await self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
-            except ApiException as err:
-                if err.status != HTTPStatus.NOT_FOUND:
-                    raise
-
-
-@pytest.fixture
-async def pods(kube_api: client.ApiClient) -> AsyncIterator[Pods]:
-    factory = Pods(kube_api)
-    try:
-        yield factory
-    finally:
-        await factory.cleanup()
+from tests.harness.pods import NAMESPACE, Pods
 
 
 async def test_only_this_nodes_device_plugin_pod_is_deleted(pods: Pods, unique: str) -> None:
@@ -127,7 +78,7 @@ async def test_a_pod_gone_or_replaced_between_list_and_delete_is_not_counted(
 
     class Racing(client.CoreV1Api):
         async def delete_namespaced_pod(self, *args: Any, **kwargs: Any) -> Any:
-            await pods.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+            await pods.remove(name)
             if meanwhile == "replaced":
                 await pods.create(name, node=node, labels=labels)
             return await super().delete_namespaced_pod(*args, **kwargs)

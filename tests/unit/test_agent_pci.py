@@ -320,6 +320,55 @@ def test_the_emulator_answers_with_the_kernels_errnos(tree: FakeSysfs) -> None:
     assert tree.driver_of(ADDR) == "ena"
 
 
+class Netdevs:
+    """A NetdevListener that records what it is told, and what sysfs showed then."""
+
+    def __init__(self) -> None:
+        self.tree: FakeSysfs | None = None
+        self.told: list[tuple[str, str, str, bool]] = []
+
+    def netdev_added(self, address: str, name: str) -> None:
+        assert self.tree is not None
+        self.told.append(("added", address, name, self.tree.netdev_present(name)))
+
+    def netdev_removed(self, address: str, name: str) -> None:
+        assert self.tree is not None
+        self.told.append(("removed", address, name, self.tree.netdev_present(name)))
+
+
+def test_the_emulator_tells_its_listener_of_interfaces_coming_and_going(tmp_path: Path) -> None:
+    listener = Netdevs()
+    tree = listener.tree = FakeSysfs(tmp_path / "node", netdevs=listener)
+    tree.load_ena()
+    tree.load_driver(VFIO)
+    tree.add_device(ADDR, netdev="ens6")
+    tree.add_device(OTHER, netdev=None)  # a PCI function without a network interface
+    assert listener.told == [("added", ADDR, "ens6", True)]  # after the tree changed
+
+    pci = devices(tree)
+    for _ in range(2):  # do, undo, redo: told once per change, nothing for no-ops
+        pci.bind(ADDR, driver=VFIO)
+        pci.bind(ADDR, driver=VFIO)
+        pci.release(ADDR)
+        pci.release(ADDR)
+    assert (
+        listener.told[1:]
+        == [
+            ("removed", ADDR, "ens6", False),
+            ("added", ADDR, "ens6", True),
+        ]
+        * 2
+    )
+
+    # rmmod ena takes the interface away too; a second view of the tree without a
+    # listener tells no one (the listener is this object's, not state on disk)
+    del listener.told[:]
+    FakeSysfs(tmp_path / "node").unload_driver(VFIO)
+    assert listener.told == []
+    tree.unload_driver("ena")
+    assert listener.told == [("removed", ADDR, "ens6", False)]
+
+
 def test_plan_bind_skips_what_is_done() -> None:
     full = (Step.SET_OVERRIDE, Step.UNBIND, Step.PROBE)
     assert plan_bind(DeviceState(driver="ena", override=None), driver=VFIO) == full

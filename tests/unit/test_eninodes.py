@@ -8,12 +8,10 @@ import dataclasses
 from typing import Any
 
 from eni_controller import model
+from eni_controller.eninode import DPDKRequest, InterfaceStatus, OperState, WantedInterface
 from eni_controller.model import Attachment, AttachmentState, ConditionStatus, NodeENISpec
 from eni_controller.reconcile.eninodes import (
-    DPDKSpec,
     Holder,
-    InterfaceReport,
-    InterfaceSpec,
     NodeError,
     desired_interfaces,
     fold_reports,
@@ -58,9 +56,12 @@ def _attached(
     )
 
 
-def _report(eni: str, **fields: Any) -> InterfaceReport:
-    return InterfaceReport(
-        eni_id=eni, mac_address=fields.pop("mac", f"02:ab:00:00:00:{eni[-2:]}"), **fields
+def _report(eni: str, **fields: Any) -> InterfaceStatus:
+    return InterfaceStatus(
+        eni_id=eni,
+        mac_address=fields.pop("mac", f"02:ab:00:00:00:{eni[-2:]}"),
+        oper_state=fields.pop("oper_state", OperState.UP),
+        **fields,
     )
 
 
@@ -82,25 +83,27 @@ def test_one_entry_per_attached_eni_sorted_by_index_then_eni() -> None:
         Holder(nodeeni="dpdk", spec=DPDK, attachments=(_attached("eni-01", index=2),)),
     ]
     assert desired_interfaces(holders) == (
-        InterfaceSpec(
+        WantedInterface(
             eni_id="eni-03",
             mac_address="02:ab:00:00:00:03",
             device_index=1,
-            nodeeni="plain",
+            node_eni="plain",
             mtu=9001,
         ),
-        InterfaceSpec(
+        WantedInterface(
             eni_id="eni-01",
             mac_address="02:ab:00:00:00:01",
             device_index=2,
-            nodeeni="dpdk",
-            dpdk=DPDKSpec(driver=model.DEFAULT_DPDK_DRIVER, resource_name="intel.com/sriov_dpdk"),
+            node_eni="dpdk",
+            dpdk=DPDKRequest(
+                driver=model.DEFAULT_DPDK_DRIVER, resource_name="intel.com/sriov_dpdk"
+            ),
         ),
-        InterfaceSpec(
+        WantedInterface(
             eni_id="eni-09",
             mac_address="02:ab:00:00:00:09",
             device_index=2,
-            nodeeni="plain",
+            node_eni="plain",
             mtu=9001,
         ),
     )
@@ -121,7 +124,7 @@ def test_dpdk_only_when_enabled_with_the_specs_driver_and_address() -> None:
     (plain,) = desired_interfaces(
         [Holder(nodeeni="a", spec=off, attachments=(_attached("eni-01"),))]
     )
-    assert bound.dpdk == DPDKSpec(driver="igb_uio", pci_address="0000:00:06.0")
+    assert bound.dpdk == DPDKRequest(driver="igb_uio", pci_address="0000:00:06.0")
     assert bound.to_dict()["dpdk"] == {"driver": "igb_uio", "pciAddress": "0000:00:06.0"}
     assert plain.dpdk is None
     assert "dpdk" not in plain.to_dict()
@@ -188,12 +191,12 @@ def test_spec_entries_round_trip_and_junk_is_dropped() -> None:
             Holder(
                 nodeeni="a",
                 spec=DPDK,
-                attachments=(_attached("eni-01"), _attached("eni-02", index=2)),
+                attachments=(_attached("eni-00000001"), _attached("eni-00000002", index=2)),
             )
         ]
     )
     body = new_eninode("n1", entries, owner=OWNER)
-    body["spec"]["interfaces"].append({"eniID": "eni-03"})  # no MAC, index or NodeENI
+    body["spec"]["interfaces"].append({"eniID": "eni-00000003"})  # no MAC, index or NodeENI
     assert interfaces_of(body) == entries
     assert interfaces_of({"spec": "junk"}) == ()
 
@@ -343,6 +346,7 @@ def test_reports_are_read_tolerantly() -> None:
                     "eniID": "eni-01",
                     "macAddress": "02:ab:00:00:00:01",
                     "interfaceName": "ens6",
+                    "operState": "up",
                     "dpdkBound": "yes",
                     "error": "",
                 },
@@ -352,8 +356,11 @@ def test_reports_are_read_tolerantly() -> None:
         }
     }
     assert reports_of(eninode) == {
-        "eni-01": InterfaceReport(
-            eni_id="eni-01", mac_address="02:ab:00:00:00:01", interface_name="ens6"
+        "eni-01": InterfaceStatus(
+            eni_id="eni-01",
+            mac_address="02:ab:00:00:00:01",
+            oper_state=OperState.UP,
+            interface_name="ens6",
         )
     }
     assert reports_of({}) == {}

@@ -20,8 +20,8 @@ def _entries(world: ReconcileWorld, name: str) -> dict[str, dict[str, Any]]:
 
 
 def _report(entry: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """What an agent reports for the ENI of this status entry."""
-    return {"eniID": entry["eniID"], "macAddress": entry["macAddress"], **fields}
+    """What an agent reports for the ENI of this status entry (up, unless `fields` say)."""
+    return {"eniID": entry["eniID"], "macAddress": entry["macAddress"], "operState": "up", **fields}
 
 
 def _conditions(world: ReconcileWorld, name: str) -> dict[str, dict[str, Any]]:
