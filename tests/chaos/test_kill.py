@@ -77,24 +77,17 @@ from tests.harness.controller import AWSEnv
 from tests.harness.ec2world import AZ_A, Instance
 from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.ec2world import SMALL_INSTANCE_TYPE as INSTANCE_TYPE
-from tests.harness.fleet import delete_nodeeni, make_nodes, nodeeni_spec, terminate
+from tests.harness.fleet import make_nodes, terminate
 from tests.harness.invariants import (
-    DuplicateWatch,
     Slot,
     create_replays,
     created_by_slot,
-    gone,
     mutating_calls,
-    nodeeni_violations,
-    rolled_out,
-    slots_of,
-    tagged_enis,
-    wait_converged,
-    wait_torn_down,
 )
 from tests.harness.kills import (
     Incarnation,
     Replicas,
+    disturbed_run,
     first_mutating_call,
     half_way,
     no_nodeenis,
@@ -316,63 +309,22 @@ async def _run(
     result = case.result
     replicas.start(REPLICA)
     await no_nodeenis(env.api, within=LEFTOVERS_WAIT)
-    created = await env.nodeenis.create(env.unique, nodeeni_spec(env.unique, env.world, *SUBNETS))
-    uid = created["metadata"]["uid"]
-    watch = DuplicateWatch(env.world, uid, env.realism, every=WATCH_EVERY)
-    await watch.start()
-    sampler = asyncio.create_task(watch.run())
-    try:
-        last_kill = await _kill_rounds(
-            env,
-            replicas,
-            rollout_plan,
-            finished=lambda: rolled_out(env.api, env.unique, count=len(wanted)),
-        )
-        rollout_converged, unconverged = await wait_converged(
-            env.api,
-            env.world,
-            env.unique,
-            wanted=wanted,
-            realism=env.realism,
-            since=last_kill or time.monotonic(),
-            within=shape.converge_within,
-            hold=HOLD,
-            ec2=watch.ec2,
-        )
-        await watch.sample()
-        result.violations = await nodeeni_violations(
-            env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
-        )
-        enis = await asyncio.to_thread(tagged_enis, watch.ec2, uid)
-        filled = slots_of(enis)
-        rollout_leaks = len(enis) - sum(1 for slot in wanted if slot in filled)
-        assert rollout_converged is not None, (
-            f"rollout not converged {shape.converge_within:.0f}s after the last kill: "
-            f"{unconverged[:10]}\n{_log_tail(replicas.current(REPLICA))}"
-        )
-        deleted_at = time.monotonic()
-        await delete_nodeeni(env.nodeenis, env.unique)
-        last_kill = await _kill_rounds(
-            env,
-            replicas,
-            teardown_plan,
-            finished=lambda: gone(env.api, env.unique),
-        )
-        teardown_converged, left = await wait_torn_down(
-            env.api,
-            env.unique,
-            uid=uid,
-            ec2=watch.ec2,
-            realism=env.realism,
-            since=last_kill or deleted_at,
-            within=shape.converge_within,
-            hold=HOLD,
-        )
-    finally:
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)
-    await watch.sample()
-    remaining = await asyncio.to_thread(tagged_enis, watch.ec2, uid)
+    plans = {"rollout": rollout_plan, "teardown": teardown_plan}
+    run = await disturbed_run(
+        env,
+        result,
+        wanted=wanted,
+        disturb=lambda phase, finished: _kill_rounds(
+            env, replicas, plans[phase], finished=finished
+        ),
+        within=shape.converge_within,
+        hold=HOLD,
+        watch_every=WATCH_EVERY,
+        explain=lambda: _log_tail(replicas.current(REPLICA)),
+    )
+    watch, remaining, deleted_at = run.watch, run.remaining, run.deleted_at
+    rollout_converged, rollout_leaks = run.rollout_converged, run.rollout_leaks
+    teardown_converged, left = run.teardown_converged, run.left
 
     calls = own_calls(
         env.realism.journal(),

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -35,9 +35,23 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
 from eni_controller.kube.leader import DEFAULT_LEASE_NAME
-from tests.harness.controller import spawn_controller
+from tests.harness.chaos import ChaosResult
+from tests.harness.controller import AWSEnv, spawn_controller
+from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.ec2world import World
-from tests.harness.invariants import mutating_calls
+from tests.harness.fleet import delete_nodeeni, nodeeni_spec
+from tests.harness.invariants import (
+    DuplicateWatch,
+    Slot,
+    gone,
+    mutating_calls,
+    nodeeni_violations,
+    rolled_out,
+    slots_of,
+    tagged_enis,
+    wait_converged,
+    wait_torn_down,
+)
 from tests.harness.realism.control import RealismControl
 
 REAP_SECONDS = 10.0
@@ -311,3 +325,93 @@ def half_way(found: Mapping[str, int]) -> int:
 def short_action(action: str) -> str:
     """`CreateNetworkInterface` -> `Create`, `ModifyNetworkInterfaceAttribute` -> `Modify`."""
     return action.split("Network", 1)[0]
+
+
+@dataclass(kw_only=True, slots=True)
+class DisturbedRun:
+    """What a rollout and teardown under disturbance left behind (see `disturbed_run`)."""
+
+    uid: str
+    watch: DuplicateWatch
+    rollout_converged: float
+    rollout_leaks: int  # ENIs of the NodeENI beyond its wanted slots after the rollout
+    deleted_at: float  # time.monotonic() of the NodeENI's deletion
+    teardown_converged: float | None
+    left: Any  # what wait_torn_down reports as not torn down
+    remaining: list[dict[str, Any]]  # the NodeENI's ENIs in EC2 at the end
+
+
+Disturb = Callable[[str, Callable[[], Awaitable[bool]]], Awaitable[float | None]]
+
+
+async def disturbed_run(
+    env: AWSEnv,
+    result: ChaosResult,
+    *,
+    wanted: set[Slot],
+    disturb: Disturb,
+    within: float,
+    hold: float,
+    watch_every: float,
+    explain: Callable[[], str] = lambda: "",
+) -> DisturbedRun:
+    """A NodeENI over `wanted` rolled out, then deleted, while `disturb(phase,
+    finished)` kills or fails over processes ("rollout", then "teardown"; it returns
+    the time of its last disturbance, or None). Duplicates are sampled throughout;
+    the invariants after the rollout go into `result.violations`. A rollout that
+    does not converge within `within` fails the case (`explain()` adds to why)."""
+    created = await env.nodeenis.create(env.unique, nodeeni_spec(env.unique, env.world, *SUBNETS))
+    uid = created["metadata"]["uid"]
+    watch = DuplicateWatch(env.world, uid, env.realism, every=watch_every)
+    await watch.start()
+    sampler = asyncio.create_task(watch.run())
+    try:
+        last = await disturb("rollout", lambda: rolled_out(env.api, env.unique, count=len(wanted)))
+        rollout_converged, unconverged = await wait_converged(
+            env.api,
+            env.world,
+            env.unique,
+            wanted=wanted,
+            realism=env.realism,
+            since=last or time.monotonic(),
+            within=within,
+            hold=hold,
+            ec2=watch.ec2,
+        )
+        await watch.sample()
+        result.violations = await nodeeni_violations(
+            env.api, env.world, env.unique, wanted=wanted, ec2=watch.ec2
+        )
+        enis = await asyncio.to_thread(tagged_enis, watch.ec2, uid)
+        filled = slots_of(enis)
+        assert rollout_converged is not None, (
+            f"rollout not converged {within:.0f}s after the last disturbance: "
+            f"{unconverged[:10]}\n{explain()}"
+        )
+        deleted_at = time.monotonic()
+        await delete_nodeeni(env.nodeenis, env.unique)
+        last = await disturb("teardown", lambda: gone(env.api, env.unique))
+        teardown_converged, left = await wait_torn_down(
+            env.api,
+            env.unique,
+            uid=uid,
+            ec2=watch.ec2,
+            realism=env.realism,
+            since=last or deleted_at,
+            within=within,
+            hold=hold,
+        )
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    await watch.sample()
+    return DisturbedRun(
+        uid=uid,
+        watch=watch,
+        rollout_converged=rollout_converged,
+        rollout_leaks=len(enis) - sum(1 for slot in wanted if slot in filled),
+        deleted_at=deleted_at,
+        teardown_converged=teardown_converged,
+        left=left,
+        remaining=await asyncio.to_thread(tagged_enis, watch.ec2, uid),
+    )
