@@ -401,11 +401,19 @@ class Executor:
                 )
             raise
         if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
-            await self._ec2.set_delete_on_termination(
-                eni_id=eni_id,
-                attachment_id=attachment_id,
-                delete_on_termination=job.spec.delete_on_termination,
-            )
+            try:
+                await self._ec2.set_delete_on_termination(
+                    eni_id=eni_id,
+                    attachment_id=attachment_id,
+                    delete_on_termination=job.spec.delete_on_termination,
+                )
+            except errors.ENINotFound:
+                # attached a moment ago, so it existed: deleted since (by hand). Its
+                # token is spent and the index it just took is free for the next ENI
+                # (no status entry may ever list it to say it vanished)
+                self.tokens.gone(eni_id)
+                self._allocator.forget(eni_id)
+                raise
             # the first of the bounded sends of this change (see retries.EffectAttempts)
             self._effects.sent(
                 _delete_on_termination(job, attachment_id, job.spec.delete_on_termination)

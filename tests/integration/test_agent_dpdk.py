@@ -45,7 +45,7 @@ from tests.harness.agents import (
 from tests.harness.pods import NAMESPACE, Pods
 from tests.harness.sysfs import FakeSysfs, Write
 from tests.harness.sysfs_links import NamespaceNetdevs
-from tests.harness.waiting import until_async
+from tests.harness.waiting import until, until_async
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -220,7 +220,8 @@ async def test_dpdk_bound_once_reported_released_and_rebound_across_a_restart(
         text = config.read_text()
         assert text.startswith('{\n  "resourceList": [\n    ' + THEIRS + ",")
         assert [e["selectors"] for e in ours(config)] == [{"pciAddresses": [PCI_A]}]
-        assert restarts(ag) == 1
+        # the pod's deletion is seen before the agent counts it
+        await until(lambda: restarts(ag) == 1, within=SETTLE)
         settled = await eninodes.get(one_node.name)
         written = config.stat()
 
@@ -255,7 +256,8 @@ async def test_dpdk_bound_once_reported_released_and_rebound_across_a_restart(
         assert sysfs.binds(PCI_A) == [VFIO, KERNEL_DRIVER]
         await until_async(plugin_pod.restarted, within=SETTLE)
         assert config.read_text() == CONFIG  # our entry gone, the file as it was
-        assert restarts(ag) == 1
+        # the pod's deletion is seen before the agent counts it
+        await until(lambda: restarts(ag) == 1, within=SETTLE)
 
         # and DPDK asked for again: bound again, once
         await plugin_pod.replace()
@@ -266,7 +268,8 @@ async def test_dpdk_bound_once_reported_released_and_rebound_across_a_restart(
         assert sysfs.binds(PCI_A) == [VFIO, KERNEL_DRIVER, VFIO]
         await until_async(plugin_pod.restarted, within=SETTLE)
         assert config.read_text() == text
-        assert restarts(ag) == 2
+        # the pod's deletion is seen before the agent counts it
+        await until(lambda: restarts(ag) == 2, within=SETTLE)
         assert sysfs.binds(PCI_B) == []
         assert sysfs.unbinds(PCI_B) == []
         writes = len(sysfs.writes())

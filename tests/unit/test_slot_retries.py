@@ -15,6 +15,7 @@ from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import (
     Action,
+    Attach,
     CreateAndAttach,
     ProblemReason,
     SetDeleteOnTermination,
@@ -348,6 +349,30 @@ async def test_an_eni_gone_from_status_gives_up_its_token_and_its_index() -> Non
     assert rig.tokens.is_gone(eni_id)
     assert allocator.reserved(instance) == {}
     # the replacement: one create, and the same index
+    assert (await rig.run(_create())).outcome is Outcome.DONE
+    assert rig.calls("CreateNetworkInterface") == 2
+    ((_, replacement),) = rig.raw.enis.items()
+    assert replacement["Attachment"]["DeviceIndex"] == 1
+
+
+async def test_an_eni_deleted_between_its_attach_and_its_modify_frees_its_index_at_once() -> None:
+    rig = Rig()
+    await rig.run(_create())
+    ((victim, eni),) = rig.raw.enis.items()
+    instance = eni["Attachment"]["InstanceId"]
+    # detached by hand: the controller attaches it again at its own index, and it is
+    # deleted by hand before the DeleteOnTermination change (no status entry ever
+    # lists this attachment to say it vanished)
+    await rig.raw.detach_network_interface(AttachmentId=eni["Attachment"]["AttachmentId"])
+    rig.raw.refuse["ModifyNetworkInterfaceAttribute"] = "InvalidNetworkInterfaceID.NotFound"
+    slot = Slot(node="n1", instance_id=instance, subnet=JOB_SUBNET, device_index=1)
+    assert (await rig.run(Attach(slot=slot, eni_id=victim))).outcome is Outcome.RETRY
+    del rig.raw.refuse["ModifyNetworkInterfaceAttribute"]
+    await _delete(rig, victim)
+
+    assert rig.allocator.reserved(instance) == {}
+    assert rig.tokens.is_gone(victim)
+    # the replacement: one create, at the index the deleted ENI had
     assert (await rig.run(_create())).outcome is Outcome.DONE
     assert rig.calls("CreateNetworkInterface") == 2
     ((_, replacement),) = rig.raw.enis.items()
