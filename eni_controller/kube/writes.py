@@ -24,6 +24,7 @@ from eni_controller import model
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 OWN_WRITE_WAIT_SECONDS: Final = 2.0
+_GONE: Final = "<deleted>"  # collected for a deletion: no resourceVersion looks like it
 
 
 def retry_after_seconds(err: BaseException) -> float:
@@ -54,7 +55,10 @@ class NodeENIWriter:
     a change that was ours. So each write's resulting resourceVersion is
     expected from the informer (routing reports every version it stores, see
     `seen`), and `caught_up` waits, at most OWN_WRITE_WAIT_SECONDS, until it
-    came; past that the reconcile goes on, and a 409 retries it.
+    came; past that the reconcile goes on, and a 409 retries it. The watch
+    event often comes before the patch's own answer: versions stored while a
+    write is in flight are collected, and one of them that is the write's is
+    not waited for again.
     """
 
     def __init__(
@@ -62,11 +66,14 @@ class NodeENIWriter:
     ) -> None:
         self._custom = custom or client.CustomObjectsApi(api)
         self._expected: dict[str, tuple[str, asyncio.Event]] = {}
+        self._in_flight: dict[str, list[set[str]]] = {}  # by name: versions seen per write
         self.status_writes = 0  # read by tests and benchmarks
 
     def seen(self, obj: dict[str, Any], *, gone: bool = False) -> None:
         """The informer stored (or, `gone`, deleted) this version of a NodeENI."""
         metadata = obj["metadata"]
+        for versions in self._in_flight.get(metadata["name"], ()):
+            versions.add(_GONE if gone else metadata.get("resourceVersion", ""))
         expected = self._expected.get(metadata["name"])
         if expected is not None and (gone or metadata.get("resourceVersion") == expected[0]):
             del self._expected[metadata["name"]]
@@ -110,6 +117,8 @@ class NodeENIWriter:
             if status
             else self._custom.patch_cluster_custom_object
         )
+        seen: set[str] = set()
+        self._in_flight.setdefault(name, []).append(seen)
         try:
             result: dict[str, Any] = await patch(
                 model.GROUP,
@@ -123,7 +132,14 @@ class NodeENIWriter:
             if err.status in (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT):
                 raise Conflict(f"{name}: {err.status}") from err
             raise
+        finally:
+            others = [w for w in self._in_flight[name] if w is not seen]
+            if others:
+                self._in_flight[name] = others
+            else:
+                del self._in_flight[name]
         version = result["metadata"]["resourceVersion"]
-        if version != body["metadata"]["resourceVersion"]:  # else nothing changed
+        # nothing changed, or the informer stored it (or its deletion) already
+        if version != body["metadata"]["resourceVersion"] and not seen & {version, _GONE}:
             self._expected[name] = (version, asyncio.Event())
         return result

@@ -12,6 +12,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from eni_controller.controller import Controller
 from eni_controller.reconcile import tags
 from tests.harness.controller import (
     AWSEnv,
@@ -31,6 +32,7 @@ from tests.harness.ec2world import (
 from tests.harness.fleet import enis_of, make_nodes, nodeeni_spec
 from tests.harness.kube import merge_patch_nodeeni
 from tests.harness.realism.control import RealismControl
+from tests.harness.waiting import until
 
 
 async def test_three_nodes_two_subnets_get_six_enis_at_consistent_indexes(
@@ -233,6 +235,12 @@ async def test_crash_leftovers_are_adopted_never_duplicated(
     assert "ENIAdopted" in {e.reason for e in events.items}
 
 
+async def _resyncs(controller: Controller, count: int) -> None:
+    """Until `count` more resyncs have started."""
+    target = controller.view.snapshots + count
+    await until(lambda: controller.view.snapshots >= target, within=30)
+
+
 async def test_steady_state_costs_no_mutating_call_and_no_status_write(
     aws_env: AWSEnv,
 ) -> None:
@@ -244,11 +252,12 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
         converged = await wait_for_nodeeni(kube_api, unique, is_ready)
         await quiet(controller, unique)  # earlier tests' NodeENIs gone
         # settled: the reconciles right after the rollout look at the instances they
-        # changed once more; then resyncs go by without describing them
+        # changed once more; then resyncs go by without describing them (counted in
+        # resyncs, not seconds: a loaded machine only makes them later)
         async with asyncio.timeout(30):
             while True:
                 seen = realism.calls().get("DescribeInstances", 0)
-                await asyncio.sleep(2 * config.reconcile_period_seconds + 0.2)
+                await _resyncs(controller, 3)
                 if realism.calls().get("DescribeInstances", 0) == seen:
                     break
         mutating, writes = _mutating(realism), controller.writer.status_writes

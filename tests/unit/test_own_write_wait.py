@@ -80,6 +80,35 @@ async def test_the_wait_is_bounded_and_then_forgotten(monkeypatch: pytest.Monkey
         await writer.caught_up("a")
 
 
+@pytest.mark.parametrize("gone", [False, True])
+async def test_a_version_the_informer_stored_before_the_answer_is_not_waited_for(
+    gone: bool,
+) -> None:
+    """The watch event often beats the patch's own answer: it must not leave a
+    wait for a version that has come and gone (each reconcile after a write
+    stalled OWN_WRITE_WAIT_SECONDS that way)."""
+    custom = Custom()
+    writer = NodeENIWriter(cast(client.ApiClient, None), custom=cast(Any, custom))
+    answer = custom.patch_cluster_custom_object
+
+    async def event_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        writer.seen(_obj(str(custom.version + 1)), gone=gone)
+        return await answer(*args, **kwargs)
+
+    custom.patch_cluster_custom_object = event_first  # type: ignore[method-assign]
+    await writer.set_finalizers("a", ["f"], resource_version="10")  # 11, seen first
+    async with asyncio.timeout(0.1):
+        await writer.caught_up("a")
+    custom.patch_cluster_custom_object = answer  # type: ignore[method-assign]
+    await writer.set_finalizers("a", ["g"], resource_version="11")  # 12, not seen yet
+    waiting = asyncio.create_task(writer.caught_up("a"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the collected versions went with their write
+    writer.seen(_obj("12"))
+    async with asyncio.timeout(0.1):
+        await waiting
+
+
 async def test_a_write_that_changed_nothing_is_not_waited_for() -> None:
     writer = _writer()
     await writer.set_finalizers("a", ["same"], resource_version="10")  # answers 10 again
