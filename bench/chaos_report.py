@@ -31,6 +31,10 @@ Every figure here was recorded by a chaos case in `tests/chaos/` (run them all
 with `make test-chaos`) against the real local kube-apiserver and the moto EC2
 server with the realism layer's AWS rules on, the controller running in-process
 (or as real `eni-controller run` processes in the cases that kill it).
+The kill, failover and EC2-storm cases set the controller's EC2 rates and run
+it with `EC2_BUDGET_SHARE=1`: the test account is shared with no one, so the
+rates a case sets are the controller's whole pace (the product default, 0.5,
+would halve them and double those cases' run time, not test anything more).
 Each case takes a seed and prints `CHAOS seed=<n> case=<name>` first;
 `CHAOS_SEED=<n> make test-chaos` (or `pytest tests/chaos --chaos-seed <n>`)
 replays it. Raw rows are saved under `bench/results/chaos/`, one per case and

@@ -410,7 +410,9 @@ def _retry_checks(storm: Run) -> tuple[dict[str, Any], list[str]]:
 async def _storm(env: AWSEnv, case: ChaosCase, *, shape: Shape) -> None:
     result = case.result
     log = AttemptLog()
-    config = controller_config(env.world, ec2_rate_limits=shape.controller_limits())
+    config = controller_config(  # the test account is shared with no one: the whole pace
+        env.world, ec2_rate_limits=shape.controller_limits(), ec2_budget_share=1.0
+    )
     made = await _make_fleet(env, shape.nodes)
     ec2 = await asyncio.to_thread(observer_client, env.world.endpoint)
     wanted = {(node, env.world.subnet(s).id) for node, _ in made for s in SUBNETS}

@@ -98,7 +98,9 @@ class Replicas:
     """Start, kill -9 and restart controller processes against `world` and `kubeconfig`.
 
     `settings` are environment variables every process gets (controller_env's
-    names: LEADER_ELECTION_*, EC2_MUTATING_RATE...); logs go to `state_dir`.
+    names: LEADER_ELECTION_*, EC2_MUTATING_RATE...), over EC2_BUDGET_SHARE=1:
+    the test account is shared with no one, so the rates a case sets are the
+    controller's whole pace. Logs go to `state_dir`.
     With `realism`, each incarnation notes the server's mutating-call count at
     its start (`first_mutating_call(after=...)` waits for its first call).
     """
@@ -136,7 +138,7 @@ class Replicas:
             state_dir=self.state_dir,
             name=name,
             AWS_ACCESS_KEY_ID=key,
-            **self.settings,
+            **{"EC2_BUDGET_SHARE": "1", **self.settings},
         )
         incarnation = Incarnation(
             replica=replica,
