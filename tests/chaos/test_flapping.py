@@ -1,14 +1,17 @@
-"""Chaos case 5, flapping: a node's label toggled about every second and the
-NodeENI's subnet list edited back and forth about every 1.5 s (seeded jitter),
-then both left where they started. The controller, running in-process against
-the real API server and moto with AWS rules on, must end with exactly the
-wanted ENIs (one per (node, subnet), invariants clean), never hold two ENIs in
-one slot along the way, and spend a bounded number of mutating EC2 calls per
-flip. Since the case ends where it started, every mutating call is churn: all
-of them count as extra. Beside its ENIs the case plants neighbours (case 8): an
-orphan of this cluster, which the orphan sweep (every 2 s, 1 s grace) must
-reclaim meanwhile, and another cluster's ENI and one without a cluster tag,
-which nothing may touch.
+"""Chaos case 5, flapping: a node's label toggled about every second, the
+NodeENI's subnet list edited back and forth about every 1.5 s, and the other
+node replaced (deleted and created again under its name on a new instance)
+about every 6 s (seeded jitter), then all left where they started. The
+controller, running in-process against the real API server and moto with AWS
+rules on, must end with exactly the wanted ENIs (one per (node, subnet),
+invariants clean), never hold two ENIs in one slot along the way, and spend a
+bounded number of mutating EC2 calls per flip. Since the case ends where it
+started, every mutating call is churn: all of them count as extra. A
+replacement must give the node new ENIs on its new instance: a ClientToken that
+ignored the instance would hand back the old instance's ENI instead. Beside its
+ENIs the case plants neighbours (case 8): an orphan of this cluster, which the
+orphan sweep (every 2 s, 1 s grace) must reclaim meanwhile, and another
+cluster's ENI and one without a cluster tag, which nothing may touch.
 
 The full 30 s run (AWS-like detach latency) is `slow` + `chaos`; a 5 s smoke
 runs in `make test`.
@@ -32,7 +35,7 @@ from tests.harness.controller import (
     running_controller,
     wait_for_nodeeni,
 )
-from tests.harness.ec2world import AZ_A
+from tests.harness.ec2world import AZ_A, launch_instance
 from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.fleet import label_node, make_nodes, nodeeni_spec
 from tests.harness.invariants import (
@@ -64,6 +67,11 @@ HOLD = 1.0  # converged means: still clean, and no mutating call, this long afte
 # nodes); a slot costs Create + Attach + Modify on the way in and Detach +
 # Delete on the way out: 6 calls per flip at most when every flip is carried out.
 MAX_MUTATING_PER_FLIP = 6.0
+REPLACE_PERIOD = 6.0
+# A replacement moves both of the node's slots: 2 x (Detach + Delete) on the old
+# instance, 2 x (Create + Attach + Modify) on the new one.
+MAX_MUTATING_PER_REPLACEMENT = 10.0
+INSTANCE_TYPE = "m5.large"
 
 
 async def _flipper(
@@ -95,6 +103,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
     result = case.result
     env.realism.configure(detach_latency=detach_latency)
     custom = client.CustomObjectsApi(env.api)
+    core = client.CoreV1Api(env.api)
     both = nodeeni_spec(env.unique, env.world, *SUBNETS)
     first = nodeeni_spec(env.unique, env.world, SUBNETS[0])
     config = controller_config(
@@ -126,17 +135,28 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
         async def flip_subnets(on: bool) -> None:
             await merge_patch_nodeeni(custom, env.unique, {"spec": both if on else first})
 
+        instances = dict(made)
+
+        async def replace_node(_: bool) -> None:
+            instance = await asyncio.to_thread(
+                launch_instance, env.world.endpoint, az=AZ_A, instance_type=INSTANCE_TYPE
+            )
+            await core.delete_node(names[1])
+            await env.nodes.create(name=names[1], instance=instance, labels={"test": env.unique})
+            instances[names[1]] = instance
+
         watch = DuplicateWatch(env.world, uid, env.realism)
         await watch.start()
         calls_before = env.realism.calls()
         mutating_before = mutating_calls(env.realism)
-        counts = {"label": 0, "subnets": 0}
+        counts = {"label": 0, "subnets": 0, "replacements": 0}
         sampler = asyncio.create_task(watch.run())
         try:
             until = time.monotonic() + seconds
             await asyncio.gather(
                 _flipper(case, LABEL_PERIOD, until, flip_label, counts, "label"),
                 _flipper(case, SUBNET_PERIOD, until, flip_subnets, counts, "subnets"),
+                _flipper(case, REPLACE_PERIOD, until, replace_node, counts, "replacements"),
             )
             # left alone where it started: labelled, both subnets
             await flip_label(True)
@@ -155,7 +175,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             )
             neighbours = await _settled_neighbours(watch.ec2, planted)
             if converged is None:
-                for name, instance in made:
+                for name, instance in instances.items():
                     devices = await asyncio.to_thread(instance_devices, watch.ec2, instance.id)
                     unconverged.append(f"{name} ({instance.id}): {devices}")
         finally:
@@ -163,7 +183,11 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             await asyncio.gather(sampler, return_exceptions=True)
         await watch.sample()
 
-        flips = counts["label"] + counts["subnets"]
+        flips = counts["label"] + counts["subnets"] + counts["replacements"]
+        bound = (
+            MAX_MUTATING_PER_FLIP * (counts["label"] + counts["subnets"])
+            + MAX_MUTATING_PER_REPLACEMENT * counts["replacements"]
+        )
         mutating = mutating_calls(env.realism) - mutating_before
         calls_after = env.realism.calls()
         enis = await asyncio.to_thread(tagged_enis, watch.ec2, uid)
@@ -182,10 +206,13 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             "detach_latency": detach_latency,
             "label_flips": counts["label"],
             "subnet_flips": counts["subnets"],
+            "replacements": counts["replacements"],
             "flips": flips,
+            "mutating_bound": bound,
             "mutating_calls": mutating,
             "mutating_per_flip": round(per_flip, 2),
             "creates": watch.creates,
+            "create_requests": watch.create_requests,
             "coexisting_enis": watch.duplicates,
             "unseen_creates": watch.unseen_creates,
             "enis_seen": len(watch.seen),
@@ -208,8 +235,15 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
         assert result.leaks == 0
         assert watch.duplicates == 0, f"ENIs that shared a slot: {sorted(watch.coexisting)}"
         assert watch.unseen_creates == 0, f"{watch.creates} creates, {len(watch.seen)} ENIs seen"
+        # no answer is lost here, so no create may be a replay: one that made no ENI
+        # handed back an existing one for a ClientToken it should not have reused
+        assert watch.create_requests == watch.creates, result.details
         assert flips > 0
-        assert per_flip <= MAX_MUTATING_PER_FLIP, result.details
+        assert mutating <= bound, result.details
+        # on its new instance, every slot of the replaced node is attached there
+        status = await wait_for_nodeeni(env.api, env.unique, lambda o: True)
+        on = {a["instanceID"] for a in status["status"]["attachments"] if a["nodeID"] == names[1]}
+        assert on == {instances[names[1]].id}, on
 
 
 @pytest.mark.slow

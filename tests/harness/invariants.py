@@ -75,9 +75,17 @@ def slots_of(enis: Sequence[Mapping[str, Any]]) -> dict[Slot, list[str]]:
     """ENI ids by (Node tag, subnet), attached or not."""
     slots: dict[Slot, list[str]] = {}
     for eni in enis:
-        key = (_tags(eni).get(tags.NODE_KEY, ""), eni["SubnetId"])
-        slots.setdefault(key, []).append(eni["NetworkInterfaceId"])
+        node, subnet, _ = _slot_on_instance(eni)
+        slots.setdefault((node, subnet), []).append(eni["NetworkInterfaceId"])
     return slots
+
+
+def _slot_on_instance(eni: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(Node tag, subnet, InstanceID tag): a node re-created on a new instance gets
+    new ENIs there while its old instance's are cleaned up, and those are not
+    duplicates of each other."""
+    tagged = _tags(eni)
+    return tagged.get(tags.NODE_KEY, ""), eni["SubnetId"], tagged.get(tags.INSTANCE_KEY, "")
 
 
 def state_violations(
@@ -201,8 +209,9 @@ def mutating_calls(realism: RealismControl) -> int:
 @dataclass
 class DuplicateWatch:
     """Duplicates over a whole run: sample the NodeENI `uid`'s ENIs every `every`
-    seconds while `run()` is awaited; `coexisting` are ENIs seen in a slot that
-    already held an older one, `seen` every ENI id seen. An ENI EC2 made whose id
+    seconds while `run()` is awaited; `coexisting` are ENIs seen in a slot (a
+    node's subnet on one instance) that already held an older one, `seen` every
+    ENI id seen. An ENI EC2 made whose id
     was never seen (made and deleted between two samples) shows in
     `unseen_creates`; create requests that made nothing (refused, failed, or a
     ClientToken replay after a lost answer) are not counted as made."""
@@ -238,7 +247,10 @@ class DuplicateWatch:
     async def sample(self) -> None:
         enis = await asyncio.to_thread(tagged_enis, self.ec2, self.uid)
         self.samples += 1
-        for ids in slots_of(enis).values():
+        by_slot: dict[tuple[str, str, str], list[str]] = {}
+        for eni in enis:
+            by_slot.setdefault(_slot_on_instance(eni), []).append(eni["NetworkInterfaceId"])
+        for ids in by_slot.values():
             for eni_id in ids:
                 self._order.setdefault(eni_id, len(self._order))
             self.seen.update(ids)
