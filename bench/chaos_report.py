@@ -117,8 +117,11 @@ CASE_NOTES = {
     "flapping": (
         "Case 5: one node's label toggled about every 1 s and the NodeENI's subnets "
         "switched between `[multus-a]` and `[multus-a, multus-a-2]` about every 1.5 s "
-        "(seeded ±0.3 s jitter) for 30 s, 2 nodes, AWS rules on and a 2 s detach "
-        "latency; then both put back and left alone. Case 8 rides along: the orphan "
+        "(seeded ±0.3 s jitter) for 30 s, and the other node replaced (deleted and "
+        "created again under its name on a new instance) about every 6 s; 2 nodes, "
+        "AWS rules on and a 2 s detach latency; then all put back and left alone. "
+        "No answer is lost in this case, so every create request must make an ENI "
+        "(a replay would be a ClientToken reused across instances). Case 8 rides along: the orphan "
         "sweep runs every 2 s (1 s grace) with this cluster's name, beside three "
         "planted ENIs with the managed-by tag and no NodeENI: this cluster's orphan "
         "must be reclaimed, another cluster's and one without a cluster tag left "
@@ -191,6 +194,13 @@ def _relists_without_410(row: Row) -> str:
     if not traffic:
         return "-"
     return str(sum(max(0, t["lists"] - 1 - t["gone"]) for t in traffic.values()))
+
+
+def _creates(row: Row) -> str:
+    details = _details(row)
+    if "create_requests" not in details:
+        return "-"
+    return f"{details['create_requests']} / {details.get('creates')}"
 
 
 def _edits(row: Row) -> str:
@@ -272,7 +282,9 @@ def _within(row: Row) -> str:
 CASE_COLUMNS: dict[str, Sequence[Column]] = {
     "flapping": (
         ("flips", _d("flips")),
+        ("replacements", _d("replacements")),
         ("mutating / flip", _d("mutating_per_flip")),
+        ("creates (requests / ENIs made)", _creates),
     ),
     "kill": (
         ("kills", _kills),
