@@ -11,6 +11,9 @@ pool of workers drains. The reconcile loop relies on these guarantees:
   on done(), so a change that lands mid-reconcile is always seen by a later reconcile.
 * Backoff: add_rate_limited() retries a failing key after base * 2**failures seconds
   (capped), forget() resets it on success; add_after() defers a key, earliest wins.
+* A server's Retry-After holds the key: until it has passed, any add of that key
+  (an event, a resync) is deferred to its end, so new work for the key does not
+  knock again sooner than the server asked.
 * A clean stop: shutdown() hands out no new work at once (a controller that lost its
   lease must not start reconciles) and, with drain, waits for in-flight keys' done().
 
@@ -33,6 +36,8 @@ K = TypeVar("K", bound=Hashable)
 
 # 2**62 * any sane base delay is far past any cap; bounding the exponent avoids overflow.
 _MAX_EXPONENT = 62
+# A timer may fire this early on the loop's clock; a hold with less left has passed.
+_HOLD_SLACK = 1e-3
 
 
 class ShutDown(Exception):
@@ -78,6 +83,7 @@ class WorkQueue(Generic[K]):
         self._started_at: dict[K, float] = {}
         self._failures: dict[K, int] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        self._held: dict[K, float] = {}  # loop time a server's Retry-After ends
         self._getters: deque[asyncio.Future[None]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -106,6 +112,13 @@ class WorkQueue(Generic[K]):
             self._m.adds.inc()
         if key in self._dirty:
             return
+        held = self._held.get(key)
+        if held is not None:
+            remaining = held - asyncio.get_running_loop().time()
+            if remaining > _HOLD_SLACK:
+                self.add_after(key, remaining)
+                return
+            del self._held[key]
         self._dirty.add(key)
         self._added_at[key] = self._clock()
         if key not in self._processing:  # else done() queues it again
@@ -138,12 +151,16 @@ class WorkQueue(Generic[K]):
         delay = min(max(backoff, at_least), self._max_delay)
         if self._m:
             self._m.retries.inc()
+        if at_least > 0:
+            until = asyncio.get_running_loop().time() + min(at_least, self._max_delay)
+            self._held[key] = max(until, self._held.get(key, until))
         self.add_after(key, delay)
         return delay
 
     def forget(self, key: K) -> None:
         """Reset the backoff of `key`; call when it was processed successfully."""
         self._failures.pop(key, None)
+        self._held.pop(key, None)
 
     def num_requeues(self, key: K) -> int:
         return self._failures.get(key, 0)
@@ -204,6 +221,7 @@ class WorkQueue(Generic[K]):
             for _, handle in self._timers.values():
                 handle.cancel()
             self._timers.clear()
+            self._held.clear()
             self._queue.clear()
             self._dirty.clear()
             self._added_at.clear()

@@ -264,6 +264,35 @@ async def test_a_servers_retry_after_lengthens_the_backoff_never_shortens_it() -
     await queue.shutdown(drain=False)
 
 
+async def test_a_retry_after_holds_the_key_against_other_adds() -> None:
+    """An event for a key answered 429 must not send it back sooner than asked."""
+    queue: WorkQueue[str] = WorkQueue(name="q")
+    loop = asyncio.get_running_loop()
+    queue.add_rate_limited("a", at_least=0.2)
+    started = loop.time()
+    queue.add("a")  # an event meanwhile
+    queue.add_first("a")
+    queue.add_after("a", 0.01)  # a progress requeue
+    assert len(queue) == 0
+    assert await get(queue) == "a"
+    assert loop.time() - started >= 0.2 - 0.001
+    queue.done("a")
+    queue.forget("a")  # it went through: no hold any more
+    queue.add("a")
+    assert len(queue) == 1
+    await queue.shutdown(drain=False)
+
+
+async def test_a_hold_that_has_passed_lets_adds_through() -> None:
+    queue: WorkQueue[str] = WorkQueue(name="q")
+    queue.add_rate_limited("a", at_least=0.05)
+    assert await get(queue) == "a"  # the hold's own timer
+    queue.done("a")
+    queue.add("a")  # failed again without a Retry-After, no forget: the hold is over
+    assert len(queue) == 1
+    await queue.shutdown(drain=False)
+
+
 async def test_rate_limited_backoff_is_per_key(q: WorkQueue[str]) -> None:
     q.add_rate_limited("a")
     q.add_rate_limited("a")
