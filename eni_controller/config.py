@@ -9,26 +9,29 @@ falling back to a default and misbehaving later. Durations use Go syntax
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal, TypeVar
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from eni_controller.aws.ratelimit import (
     DEFAULT_BUDGET_SHARE,
     DEFAULT_LIMITS,
-    BucketSpec,
     RateLimits,
 )
+from eni_controller.reconcile import tags
 from eni_controller.reconcile.retries import BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS
 
 T = TypeVar("T")
 LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "console"]
 
 MAX_COUNT = 1000
 """Upper bound for every integer setting: anything larger is a typo, not a tuning choice."""
@@ -207,12 +210,52 @@ def _log_level(text: str) -> LogLevel:
     return level
 
 
+def _log_format(text: str) -> LogFormat:
+    if text == "json":
+        return "json"
+    if text == "console":
+        return "console"
+    raise ValueError("not a log format (use json or console)")
+
+
+def _extra_tags(text: str) -> tuple[tuple[str, str], ...]:
+    """``k=v,k2=v2``: the operator's tags for every ENI, within EC2's limits and
+    clear of our own keys (reconcile/tags.py), so a create never fails on them."""
+    pairs: list[tuple[str, str]] = []
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise ValueError(f"{item.strip()!r} is not key=value (expected k=v,k2=v2)")
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r}: the aws: prefix is reserved by AWS")
+        if key in tags.RESERVED_KEYS or key.startswith(tags.CLUSTER_TAG_PREFIX):
+            raise ValueError(f"tag key {key!r} is one the controller sets itself")
+        if len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
+            raise ValueError(
+                f"tag {key[:40]!r} too long (keys are at most {_TAG_KEY_MAX} characters,"
+                f" values at most {_TAG_VALUE_MAX})"
+            )
+        if any(key == seen for seen, _ in pairs):
+            raise ValueError(f"tag key {key!r} given twice")
+        pairs.append((key, value))
+    if len(pairs) > tags.EXTRA_TAGS_MAX:
+        raise ValueError(
+            f"{len(pairs)} tags; at most {tags.EXTRA_TAGS_MAX} (EC2 allows"
+            f" {tags.TAGS_PER_RESOURCE_MAX} per ENI and the controller sets the rest)"
+        )
+    return tuple(pairs)
+
+
 class ConfigError(ValueError):
     """One or more environment variables are invalid; ``problems`` has one line per variable."""
 
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+    def one_line(self) -> str:
+        """The problems on one line, for a start-up error on stderr."""
+        return "invalid configuration: " + "; ".join(self.problems)
 
 
 class _EnvReader:
@@ -239,6 +282,100 @@ class _EnvReader:
         return default if value is None else value
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` in the Go syntax parse_duration reads (``300.0`` -> ``"5m"``)."""
+    whole_hours, rest = divmod(seconds, 3600)
+    whole_minutes, rest = divmod(rest, 60)
+    parts = [
+        f"{int(whole_hours)}h" if whole_hours else "",
+        f"{int(whole_minutes)}m" if whole_minutes else "",
+    ]
+    if rest or not any(parts):
+        parts.append(f"{rest:g}s" if rest >= 1 or not rest else f"{rest * 1000:g}ms")
+    return "".join(parts)
+
+
+def _show(value: object) -> str:
+    """A default as it would be written in the environment."""
+    if value is None or value == ():
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
+        return ",".join(f"{k}={v}" for k, v in value)
+    if isinstance(value, tuple):
+        return "=".join(str(v) for v in value)
+    return str(value)
+
+
+def _show_duration(value: object) -> str:
+    return format_duration(value) if isinstance(value, float) else _show(value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Setting:
+    """One environment variable: where its value goes, how it is read, what it means.
+
+    The default is never written here: it is the settings class's field default
+    (``path`` names the field, dotted for a nested dataclass), so the value the
+    code uses and the value ``--help`` shows cannot differ. ``default_text``
+    describes a default that is not a value (a fallback chain, "required").
+    """
+
+    env: str
+    path: str
+    parse: Callable[[str], object]
+    help: str
+    show: Callable[[object], str] = _show
+    default_text: str | None = None
+
+    def default(self, defaults: object) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        return self.show(attrgetter(self.path)(defaults))
+
+
+def _duration(env: str, path: str, help: str) -> Setting:
+    return Setting(env=env, path=path, parse=_positive_duration, help=help, show=_show_duration)
+
+
+def _replace_path(obj: Any, path: str, value: object) -> Any:
+    head, _, rest = path.partition(".")
+    if rest:
+        value = _replace_path(getattr(obj, head), rest, value)
+    return dataclasses.replace(obj, **{head: value})
+
+
+S = TypeVar("S")
+
+
+def read_settings(
+    table: Sequence[Setting], defaults: S, env: Mapping[str, str]
+) -> tuple[S, list[str]]:
+    """``defaults`` with every variable of ``table`` set in ``env`` applied, and
+    the problems found (one per bad variable; all of them, not just the first)."""
+    r = _EnvReader(env)
+    result = defaults
+    for setting in table:
+        value = r.optional(setting.env, setting.parse)
+        if value is not None:
+            result = _replace_path(result, setting.path, value)
+    return result, r.problems
+
+
+def render_settings(table: Sequence[Setting], defaults: object) -> str:
+    """The table as ``--help`` prints it: name, default, one line of description."""
+    rows = [(s.env, s.default(defaults), s.help) for s in table]
+    name_width = max(len(name) for name, _, _ in rows)
+    default_width = min(max(len(default) for _, default, _ in rows), 24)
+    return "\n".join(
+        f"  {name:<{name_width}}  {default:<{default_width}}  {help}"
+        for name, default, help in rows
+    )
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CircuitBreakerConfig:
     """Settings for the circuit breaker that guards EC2 API calls."""
@@ -253,11 +390,14 @@ class CircuitBreakerConfig:
 class Config:
     """Validated controller settings; build it with :meth:`from_env`.
 
-    The field defaults are the documented defaults of each environment variable.
-    Constructing ``Config`` directly does not validate (it is meant for tests).
+    The field defaults are the documented defaults of each environment variable
+    (SETTINGS below names them). Constructing ``Config`` directly does not
+    validate (it is meant for tests).
     """
 
-    aws_region: str = "us-east-1"
+    # None: neither AWS_REGION nor AWS_DEFAULT_REGION is set; the CLI asks the
+    # instance metadata service (aws/imds.py) before anything uses it
+    aws_region: str | None = None
     aws_endpoint_url: str | None = None
     cluster_name: str | None = None
     vpc_id: str | None = None
@@ -291,134 +431,239 @@ class Config:
     # one reconcile of one NodeENI; an overrun is cancelled and retried with backoff
     reconcile_timeout_seconds: float = 300.0  # 5m
     log_level: LogLevel = "info"
+    log_format: LogFormat = "json"
     # allow-lists by tag (key, value): a subnet / security group without it is refused
     subnet_allow_tag: tuple[str, str] | None = None
     security_group_allow_tag: tuple[str, str] | None = None
+    # the operator's tags on every ENI created, in the order given (EXTRA_ENI_TAGS)
+    extra_eni_tags: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Build a Config from ``env`` (``os.environ`` when None).
 
         Raises ConfigError listing every invalid variable, never just the first.
+        Pure: an unset region stays None (the CLI then asks aws/imds.py).
         """
-        r = _EnvReader(os.environ if env is None else env)
-        d, cb, rl = cls(), CircuitBreakerConfig(), DEFAULT_LIMITS
-        config = cls(
-            aws_region=r.get("AWS_REGION", _region, d.aws_region),
-            aws_endpoint_url=r.optional("AWS_ENDPOINT_URL", _endpoint_url),
-            cluster_name=r.optional("CLUSTER_NAME", _cluster_name),
-            vpc_id=r.optional("VPC_ID", _vpc_id),
-            reconcile_period_seconds=r.get(
-                "RECONCILE_PERIOD", _positive_duration, d.reconcile_period_seconds
-            ),
-            detachment_timeout_seconds=r.get(
-                "DETACHMENT_TIMEOUT", _positive_duration, d.detachment_timeout_seconds
-            ),
-            max_cleanup_duration_seconds=r.get(
-                "MAX_CLEANUP_DURATION", _positive_duration, d.max_cleanup_duration_seconds
-            ),
-            max_concurrent_reconciles=r.get(
-                "MAX_CONCURRENT_RECONCILES", _count, d.max_concurrent_reconciles
-            ),
-            max_concurrent_eni_cleanup=r.get(
-                "MAX_CONCURRENT_ENI_CLEANUP", _count, d.max_concurrent_eni_cleanup
-            ),
-            default_device_index=r.get("DEFAULT_DEVICE_INDEX", _count, d.default_device_index),
-            default_delete_on_termination=r.get(
-                "DEFAULT_DELETE_ON_TERMINATION", _bool, d.default_delete_on_termination
-            ),
-            circuit_breaker=CircuitBreakerConfig(
-                enabled=r.get("CIRCUIT_BREAKER_ENABLED", _bool, cb.enabled),
-                failure_threshold=r.get(
-                    "CIRCUIT_BREAKER_FAILURE_THRESHOLD", _count, cb.failure_threshold
-                ),
-                success_threshold=r.get(
-                    "CIRCUIT_BREAKER_SUCCESS_THRESHOLD", _count, cb.success_threshold
-                ),
-                timeout_seconds=r.get(
-                    "CIRCUIT_BREAKER_TIMEOUT", _positive_duration, cb.timeout_seconds
-                ),
-            ),
-            ec2_rate_limits=RateLimits(
-                describe=BucketSpec(
-                    capacity=r.get("EC2_DESCRIBE_BURST", _count, rl.describe.capacity),
-                    refill_per_second=r.get(
-                        "EC2_DESCRIBE_RATE", _positive_rate, rl.describe.refill_per_second
-                    ),
-                ),
-                mutating=BucketSpec(
-                    capacity=r.get("EC2_MUTATING_BURST", _count, rl.mutating.capacity),
-                    refill_per_second=r.get(
-                        "EC2_MUTATING_RATE", _positive_rate, rl.mutating.refill_per_second
-                    ),
-                ),
-            ),
-            ec2_budget_share=r.get("EC2_BUDGET_SHARE", _share, d.ec2_budget_share),
-            enable_leader_election=r.get("ENABLE_LEADER_ELECTION", _bool, d.enable_leader_election),
-            leader_lease_duration_seconds=r.get(
-                "LEADER_ELECTION_LEASE_DURATION",
-                _positive_duration,
-                d.leader_lease_duration_seconds,
-            ),
-            leader_renew_deadline_seconds=r.get(
-                "LEADER_ELECTION_RENEW_DEADLINE",
-                _positive_duration,
-                d.leader_renew_deadline_seconds,
-            ),
-            leader_retry_period_seconds=r.get(
-                "LEADER_ELECTION_RETRY_PERIOD", _positive_duration, d.leader_retry_period_seconds
-            ),
-            pod_namespace=r.get("POD_NAMESPACE", _namespace, d.pod_namespace),
-            bind_address=r.get("BIND_ADDRESS", _bind_address, d.bind_address),
-            metrics_port=r.get("METRICS_PORT", _port, d.metrics_port),
-            health_probe_port=r.get("HEALTH_PROBE_PORT", _port, d.health_probe_port),
-            orphan_sweep_interval_seconds=r.get(
-                "ORPHAN_SWEEP_INTERVAL", _positive_duration, d.orphan_sweep_interval_seconds
-            ),
-            orphan_grace_period_seconds=r.get(
-                "ORPHAN_GRACE_PERIOD", _positive_duration, d.orphan_grace_period_seconds
-            ),
-            error_backoff_base_seconds=r.get(
-                "ERROR_BACKOFF_BASE", _positive_duration, d.error_backoff_base_seconds
-            ),
-            error_backoff_max_seconds=r.get(
-                "ERROR_BACKOFF_MAX", _positive_duration, d.error_backoff_max_seconds
-            ),
-            kube_request_timeout_seconds=r.get(
-                "KUBE_REQUEST_TIMEOUT", _positive_duration, d.kube_request_timeout_seconds
-            ),
-            reconcile_timeout_seconds=r.get(
-                "RECONCILE_TIMEOUT", _positive_duration, d.reconcile_timeout_seconds
-            ),
-            log_level=r.get("LOG_LEVEL", _log_level, d.log_level),
-            subnet_allow_tag=r.optional("SUBNET_ALLOW_TAG", _allow_tag),
-            security_group_allow_tag=r.optional("SECURITY_GROUP_ALLOW_TAG", _allow_tag),
-        )
+        env = os.environ if env is None else env
+        config, problems = read_settings(SETTINGS, cls(), env)
+        if config.aws_region is None:
+            # botocore's own fallback name, read the same way
+            config, more = read_settings(_DEFAULT_REGION, config, env)
+            problems.extend(more)
         lease = (
             config.leader_retry_period_seconds,
             config.leader_renew_deadline_seconds,
             config.leader_lease_duration_seconds,
         )
-        if not r.problems and not lease[0] < lease[1] < lease[2]:
-            r.problems.append(
+        if not problems and not lease[0] < lease[1] < lease[2]:
+            problems.append(
                 "LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < "
                 "LEADER_ELECTION_LEASE_DURATION must hold "
                 f"(got {lease[0]}s, {lease[1]}s, {lease[2]}s)"
             )
-        if not r.problems and config.error_backoff_base_seconds > config.error_backoff_max_seconds:
-            r.problems.append(
+        if not problems and config.error_backoff_base_seconds > config.error_backoff_max_seconds:
+            problems.append(
                 "ERROR_BACKOFF_BASE <= ERROR_BACKOFF_MAX must hold "
                 f"(got {config.error_backoff_base_seconds}s, {config.error_backoff_max_seconds}s)"
             )
-        if (
-            not r.problems
-            and config.kube_request_timeout_seconds >= config.reconcile_timeout_seconds
-        ):
+        if not problems and config.kube_request_timeout_seconds >= config.reconcile_timeout_seconds:
             # a reconcile makes several requests: one must time out before the reconcile does
-            r.problems.append(
+            problems.append(
                 "KUBE_REQUEST_TIMEOUT < RECONCILE_TIMEOUT must hold "
                 f"(got {config.kube_request_timeout_seconds}s, {config.reconcile_timeout_seconds}s)"
             )
-        if r.problems:
-            raise ConfigError(r.problems)
+        if problems:
+            raise ConfigError(problems)
         return config
+
+
+# shared with the agent's table (agent/settings.py): same variable, same field
+KUBE_REQUEST_TIMEOUT = _duration(
+    "KUBE_REQUEST_TIMEOUT",
+    "kube_request_timeout_seconds",
+    "limit of every Kubernetes request but watches",
+)
+LOG_SETTINGS = (
+    Setting(
+        env="LOG_LEVEL", path="log_level", parse=_log_level, help="debug, info, warning, error"
+    ),
+    Setting(
+        env="LOG_FORMAT",
+        path="log_format",
+        parse=_log_format,
+        help="json or console; --log-format overrides it",
+    ),
+)
+_RATE = "ec2_rate_limits"
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        env="AWS_REGION",
+        path="aws_region",
+        parse=_region,
+        help="region of EC2 calls (unset: AWS_DEFAULT_REGION, then instance metadata)",
+        default_text="from IMDS",
+    ),
+    Setting(
+        env="AWS_ENDPOINT_URL",
+        path="aws_endpoint_url",
+        parse=_endpoint_url,
+        help="EC2 endpoint override (a VPC endpoint, a moto server)",
+    ),
+    Setting(
+        env="CLUSTER_NAME",
+        path="cluster_name",
+        parse=_cluster_name,
+        help="tags every ENI kubernetes.io/cluster/<name>=owned (unset: from the nodes' tags)",
+    ),
+    Setting(
+        env="VPC_ID",
+        path="vpc_id",
+        parse=_vpc_id,
+        help="scopes subnet and security-group lookups to this VPC",
+    ),
+    Setting(
+        env="SUBNET_ALLOW_TAG",
+        path="subnet_allow_tag",
+        parse=_allow_tag,
+        help="key=value: only subnets with this tag may be used",
+    ),
+    Setting(
+        env="SECURITY_GROUP_ALLOW_TAG",
+        path="security_group_allow_tag",
+        parse=_allow_tag,
+        help="key=value: only security groups with this tag may be used",
+    ),
+    Setting(
+        env="EXTRA_ENI_TAGS",
+        path="extra_eni_tags",
+        parse=_extra_tags,
+        help="k=v,k2=v2: tags added to every ENI created (not our own keys, not aws:)",
+    ),
+    _duration("RECONCILE_PERIOD", "reconcile_period_seconds", "resync of every NodeENI"),
+    _duration("DETACHMENT_TIMEOUT", "detachment_timeout_seconds", "wait for one detach"),
+    _duration(
+        "MAX_CLEANUP_DURATION",
+        "max_cleanup_duration_seconds",
+        "give up cleaning a deleted NodeENI's ENIs after this",
+    ),
+    Setting(
+        env="MAX_CONCURRENT_RECONCILES",
+        path="max_concurrent_reconciles",
+        parse=_count,
+        help="NodeENIs reconciled at once",
+    ),
+    Setting(
+        env="MAX_CONCURRENT_ENI_CLEANUP",
+        path="max_concurrent_eni_cleanup",
+        parse=_count,
+        help="ENIs detached and deleted at once",
+    ),
+    Setting(
+        env="DEFAULT_DEVICE_INDEX",
+        path="default_device_index",
+        parse=_count,
+        help="device index of a NodeENI that names none",
+    ),
+    Setting(
+        env="DEFAULT_DELETE_ON_TERMINATION",
+        path="default_delete_on_termination",
+        parse=_bool,
+        help="deleteOnTermination of a NodeENI that names none",
+    ),
+    Setting(
+        env="CIRCUIT_BREAKER_ENABLED",
+        path="circuit_breaker.enabled",
+        parse=_bool,
+        help="stop calling EC2 for a while after repeated failures",
+    ),
+    Setting(
+        env="CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+        path="circuit_breaker.failure_threshold",
+        parse=_count,
+        help="failures in a row that open the breaker",
+    ),
+    Setting(
+        env="CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
+        path="circuit_breaker.success_threshold",
+        parse=_count,
+        help="successes in a row that close it again",
+    ),
+    _duration("CIRCUIT_BREAKER_TIMEOUT", "circuit_breaker.timeout_seconds", "open before a trial"),
+    Setting(
+        env="EC2_DESCRIBE_BURST",
+        path=f"{_RATE}.describe.capacity",
+        parse=_count,
+        help="client-side bucket size for Describe* calls",
+    ),
+    Setting(
+        env="EC2_DESCRIBE_RATE",
+        path=f"{_RATE}.describe.refill_per_second",
+        parse=_positive_rate,
+        help="its refill, requests per second",
+    ),
+    Setting(
+        env="EC2_MUTATING_BURST",
+        path=f"{_RATE}.mutating.capacity",
+        parse=_count,
+        help="client-side bucket size for mutating calls",
+    ),
+    Setting(
+        env="EC2_MUTATING_RATE",
+        path=f"{_RATE}.mutating.refill_per_second",
+        parse=_positive_rate,
+        help="its refill, requests per second",
+    ),
+    Setting(
+        env="EC2_BUDGET_SHARE",
+        path="ec2_budget_share",
+        parse=_share,
+        help="share of both buckets this controller paces to (0 < share <= 1)",
+    ),
+    Setting(
+        env="ENABLE_LEADER_ELECTION",
+        path="enable_leader_election",
+        parse=_bool,
+        help="only the Lease holder reconciles",
+    ),
+    _duration("LEADER_ELECTION_LEASE_DURATION", "leader_lease_duration_seconds", "Lease length"),
+    _duration(
+        "LEADER_ELECTION_RENEW_DEADLINE", "leader_renew_deadline_seconds", "leader stops after"
+    ),
+    _duration("LEADER_ELECTION_RETRY_PERIOD", "leader_retry_period_seconds", "Lease retry"),
+    Setting(
+        env="POD_NAMESPACE",
+        path="pod_namespace",
+        parse=_namespace,
+        help="namespace of the leader Lease and of Events",
+    ),
+    Setting(
+        env="BIND_ADDRESS",
+        path="bind_address",
+        parse=_bind_address,
+        help="address of /metrics and the probes",
+    ),
+    Setting(env="METRICS_PORT", path="metrics_port", parse=_port, help="/metrics port"),
+    Setting(
+        env="HEALTH_PROBE_PORT",
+        path="health_probe_port",
+        parse=_port,
+        help="/healthz and /readyz port",
+    ),
+    _duration("ORPHAN_SWEEP_INTERVAL", "orphan_sweep_interval_seconds", "orphan sweep period"),
+    _duration(
+        "ORPHAN_GRACE_PERIOD",
+        "orphan_grace_period_seconds",
+        "an unclaimed ENI waits this long before it is reclaimed",
+    ),
+    _duration("ERROR_BACKOFF_BASE", "error_backoff_base_seconds", "first retry of a failed slot"),
+    _duration("ERROR_BACKOFF_MAX", "error_backoff_max_seconds", "longest retry backoff"),
+    KUBE_REQUEST_TIMEOUT,
+    _duration("RECONCILE_TIMEOUT", "reconcile_timeout_seconds", "limit of one reconcile"),
+    *LOG_SETTINGS,
+)
+_DEFAULT_REGION = (
+    Setting(
+        env="AWS_DEFAULT_REGION", path="aws_region", parse=_region, help="AWS_REGION's fallback"
+    ),
+)

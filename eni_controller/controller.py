@@ -205,6 +205,7 @@ class Controller:
                         cap=config.error_backoff_max_seconds,
                     ),
                     tokens=tokens,
+                    extra_tags=dict(config.extra_eni_tags),
                 ),
                 cleanup=self.cleanup,
             ),

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import Final
 
 from eni_controller.config import (
+    KUBE_REQUEST_TIMEOUT,
+    LOG_SETTINGS,
     ConfigError,
+    LogFormat,
     LogLevel,
+    Setting,
     _bind_address,
     _bool,
-    _EnvReader,
-    _log_level,
     _namespace,
     _port,
-    _positive_duration,
+    read_settings,
 )
 from eni_controller.model import (
     _DNS_SUBDOMAIN_MAX_LENGTH,
@@ -78,11 +80,12 @@ def _selector(text: str) -> str:
 class AgentSettings:
     """Validated agent settings; build them with :meth:`from_env`.
 
-    Field defaults are the documented defaults of each variable; constructing
-    ``AgentSettings`` directly does not validate (meant for tests).
+    Field defaults are the documented defaults of each variable (AGENT_SETTINGS
+    names them); constructing ``AgentSettings`` directly does not validate
+    (meant for tests).
     """
 
-    node_name: str
+    node_name: str = ""  # required: from_env refuses an unset NODE_NAME
     sysfs_root: Path = Path("/sys")
     netns: str | None = None  # None: the agent's own network namespace
     device_plugin_config: Path = Path("/etc/pcidp/config.json")
@@ -93,38 +96,74 @@ class AgentSettings:
     health_port: int = 8081
     kube_request_timeout_seconds: float = 30.0
     log_level: LogLevel = "info"
+    log_format: LogFormat = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AgentSettings:
         """Settings from ``env`` (``os.environ`` when None); ConfigError lists every problem."""
-        r = _EnvReader(os.environ if env is None else env)
-        d = cls(node_name="")
-        node_name = r.optional("NODE_NAME", _node_name)
-        if node_name is None and not any(p.startswith("NODE_NAME=") for p in r.problems):
-            r.problems.append(
-                "NODE_NAME: required (set it from the downward API: fieldRef spec.nodeName)"
-            )
-        settings = cls(
-            node_name=node_name or "",
-            sysfs_root=r.get("AGENT_SYSFS_ROOT", _absolute_path, d.sysfs_root),
-            netns=r.optional("AGENT_NETNS", _netns),
-            device_plugin_config=r.get(
-                "DEVICE_PLUGIN_CONFIG", _absolute_path, d.device_plugin_config
-            ),
-            device_plugin_namespace=r.get(
-                "DEVICE_PLUGIN_NAMESPACE", _namespace, d.device_plugin_namespace
-            ),
-            device_plugin_selector=r.get(
-                "DEVICE_PLUGIN_SELECTOR", _selector, d.device_plugin_selector
-            ),
-            sriov_enabled=r.get("SRIOV_ENABLED", _bool, d.sriov_enabled),
-            bind_address=r.get("BIND_ADDRESS", _bind_address, d.bind_address),
-            health_port=r.get("AGENT_HEALTH_PORT", _port, d.health_port),
-            kube_request_timeout_seconds=r.get(
-                "KUBE_REQUEST_TIMEOUT", _positive_duration, d.kube_request_timeout_seconds
-            ),
-            log_level=r.get("LOG_LEVEL", _log_level, d.log_level),
+        settings, problems = read_settings(
+            AGENT_SETTINGS, cls(), os.environ if env is None else env
         )
-        if r.problems:
-            raise ConfigError(r.problems)
+        if not settings.node_name and not any(p.startswith("NODE_NAME=") for p in problems):
+            problems.insert(
+                0, "NODE_NAME: required (set it from the downward API: fieldRef spec.nodeName)"
+            )
+        if problems:
+            raise ConfigError(problems)
         return settings
+
+
+AGENT_SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting(
+        env="NODE_NAME",
+        path="node_name",
+        parse=_node_name,
+        help="this node (downward API: fieldRef spec.nodeName)",
+        default_text="required",
+    ),
+    Setting(
+        env="AGENT_SYSFS_ROOT",
+        path="sysfs_root",
+        parse=_absolute_path,
+        help="where sysfs is mounted",
+    ),
+    Setting(
+        env="AGENT_NETNS",
+        path="netns",
+        parse=_netns,
+        help="network namespace (under /var/run/netns) whose links are configured",
+    ),
+    Setting(
+        env="DEVICE_PLUGIN_CONFIG",
+        path="device_plugin_config",
+        parse=_absolute_path,
+        help="the SR-IOV device plugin's config file",
+    ),
+    Setting(
+        env="DEVICE_PLUGIN_NAMESPACE",
+        path="device_plugin_namespace",
+        parse=_namespace,
+        help="namespace of the device plugin's pods",
+    ),
+    Setting(
+        env="DEVICE_PLUGIN_SELECTOR",
+        path="device_plugin_selector",
+        parse=_selector,
+        help="label selector of the device plugin's pods",
+    ),
+    Setting(
+        env="SRIOV_ENABLED",
+        path="sriov_enabled",
+        parse=_bool,
+        help="manage the device plugin's config and restart its pods",
+    ),
+    Setting(
+        env="BIND_ADDRESS",
+        path="bind_address",
+        parse=_bind_address,
+        help="address of /healthz, /readyz and /metrics",
+    ),
+    Setting(env="AGENT_HEALTH_PORT", path="health_port", parse=_port, help="their port"),
+    KUBE_REQUEST_TIMEOUT,
+    *LOG_SETTINGS,
+)

@@ -85,8 +85,11 @@ async def find_targets(
     return ProbeTargets(**found)
 
 
-def probe_tags(targets: ProbeTargets, *, cluster_name: str | None) -> Mapping[str, str]:
-    """The tags a real create would send for a slot on `targets`' instance and subnet."""
+def probe_tags(
+    targets: ProbeTargets, *, cluster_name: str | None, extra: Mapping[str, str] | None = None
+) -> Mapping[str, str]:
+    """The tags a real create would send for a slot on `targets`' instance and subnet
+    (`extra`: EXTRA_ENI_TAGS, which a tag policy or an SCP may require)."""
     return tags.eni_tags(
         nodeeni=PLACEHOLDER_NODEENI,
         uid=PLACEHOLDER_UID,
@@ -94,10 +97,13 @@ def probe_tags(targets: ProbeTargets, *, cluster_name: str | None) -> Mapping[st
         instance_id=targets.instance_id,
         subnet_id=targets.subnet_id,
         cluster_name=cluster_name,
+        extra=extra,
     )
 
 
-def probes(targets: ProbeTargets, *, cluster_name: str | None) -> tuple[Probe, ...]:
+def probes(
+    targets: ProbeTargets, *, cluster_name: str | None, extra_tags: Mapping[str, str] | None = None
+) -> tuple[Probe, ...]:
     """Every EC2 action the controller calls, as DryRun requests naming `targets`;
     the create tagged as the controller with `cluster_name` would tag it."""
     return (
@@ -116,7 +122,7 @@ def probes(targets: ProbeTargets, *, cluster_name: str | None) -> tuple[Probe, .
             params={
                 "SubnetId": targets.subnet_id,
                 "TagSpecifications": eni_tag_specifications(
-                    probe_tags(targets, cluster_name=cluster_name)
+                    probe_tags(targets, cluster_name=cluster_name, extra=extra_tags)
                 ),
             },
         ),
@@ -151,7 +157,9 @@ def probes(targets: ProbeTargets, *, cluster_name: str | None) -> tuple[Probe, .
                 "Resources": [targets.eni_id],
                 "Tags": [
                     {"Key": key, "Value": value}
-                    for key, value in probe_tags(targets, cluster_name=cluster_name).items()
+                    for key, value in probe_tags(
+                        targets, cluster_name=cluster_name, extra=extra_tags
+                    ).items()
                 ],
             },
         ),
@@ -184,10 +192,14 @@ def probe_finding(probe: Probe, error: errors.EC2Error | None) -> Finding:
 
 
 async def run_probes(
-    ec2: EC2Client, targets: ProbeTargets, *, cluster_name: str | None
+    ec2: EC2Client,
+    targets: ProbeTargets,
+    *,
+    cluster_name: str | None,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     findings = []
-    for probe in probes(targets, cluster_name=cluster_name):
+    for probe in probes(targets, cluster_name=cluster_name, extra_tags=extra_tags):
         try:
             await ec2.call(probe.action, DryRun=True, **probe.params)
         except errors.EC2Error as err:

@@ -5,6 +5,7 @@ Pure data and text so the table format is tested without AWS or Kubernetes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +43,27 @@ def exit_code(findings: Iterable[Finding]) -> int:
     return 1 if any(f.outcome is Outcome.FAIL for f in findings) else 0
 
 
+def _counts(findings: Sequence[Finding]) -> dict[Outcome, int]:
+    return {o: sum(f.outcome is o for f in findings) for o in Outcome}
+
+
+def render_json(findings: Sequence[Finding]) -> str:
+    """`check -o json`: the rows of the table and its totals, for a pipeline to read."""
+    counts = _counts(findings)
+    return json.dumps(
+        {
+            "findings": [
+                {"check": f.check, "result": f.outcome.value, "detail": f.detail} for f in findings
+            ],
+            "passed": counts[Outcome.PASS],
+            "warnings": counts[Outcome.WARN],
+            "failed": counts[Outcome.FAIL],
+            "exitCode": exit_code(findings),
+        },
+        indent=2,
+    )
+
+
 def render_table(findings: Sequence[Finding]) -> str:
     headers = ("CHECK", "RESULT", "DETAIL")
     rows = [(f.check, f.outcome.value, f.detail) for f in findings]
@@ -50,7 +72,7 @@ def render_table(findings: Sequence[Finding]) -> str:
         f"{check:<{widths[0]}}  {result:<{widths[1]}}  {detail}".rstrip()
         for check, result, detail in (headers, *rows)
     ]
-    counts = {o: sum(f.outcome is o for f in findings) for o in Outcome}
+    counts = _counts(findings)
     lines.append("")
     lines.append(
         f"{counts[Outcome.PASS]} passed, {counts[Outcome.WARN]} warnings, "

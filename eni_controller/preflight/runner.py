@@ -32,6 +32,8 @@ async def _list(resource: ResourceAPI) -> list[dict[str, Any]] | None:
 
 
 async def run_preflight(*, config: Config, api: client.ApiClient, ec2: EC2Client) -> list[Finding]:
+    # the CLI resolves an unset region (instance metadata) before it gets here
+    region = config.aws_region or "unset"
     findings = [await kube_checks.api_finding(api)]
     kube_up = findings[0].outcome is Outcome.PASS
     if kube_up:
@@ -43,16 +45,21 @@ async def run_preflight(*, config: Config, api: client.ApiClient, ec2: EC2Client
     on_ec2 = ec2_checks.ec2_nodes(nodes or [])
     if nodes is not None:
         zones = {n.name: n.availability_zone for n in on_ec2 if n.availability_zone}
-        findings.append(ec2_checks.region_finding(region=config.aws_region, node_zones=zones))
-    vpc, subnet_id = await ec2_checks.vpc_finding(
-        ec2, region=config.aws_region, vpc_id=config.vpc_id
-    )
+        findings.append(ec2_checks.region_finding(region=region, node_zones=zones))
+    vpc, subnet_id = await ec2_checks.vpc_finding(ec2, region=region, vpc_id=config.vpc_id)
     findings.append(vpc)
     findings.append(ec2_checks.cluster_identity_finding(cluster_name=config.cluster_name))
     targets = await ec2_checks.find_targets(
         ec2, subnet_id=subnet_id, instance_ids=[n.instance_id for n in on_ec2 if n.instance_id]
     )
-    findings.extend(await ec2_checks.run_probes(ec2, targets, cluster_name=config.cluster_name))
+    findings.extend(
+        await ec2_checks.run_probes(
+            ec2,
+            targets,
+            cluster_name=config.cluster_name,
+            extra_tags=dict(config.extra_eni_tags),
+        )
+    )
     crd_served = kube_up and findings[1].outcome is Outcome.PASS
     nodeenis = await _list(ResourceAPI.nodeenis(api)) if crd_served else None
     if nodeenis:

@@ -127,6 +127,7 @@ class Executor:
         tokens: ClientTokens | None = None,
         effects: EffectAttempts | None = None,
         concurrency: int = 16,
+        extra_tags: Mapping[str, str] | None = None,
     ) -> None:
         self._ec2 = ec2
         self._allocator = allocator
@@ -137,6 +138,7 @@ class Executor:
         self.tokens = tokens or ClientTokens()
         self._effects = effects or EffectAttempts()
         self._concurrency = concurrency
+        self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
     def vanished(self, entry: Attachment) -> None:
         """A status entry's ENI is gone from EC2: its ClientToken is spent and its
@@ -307,6 +309,7 @@ class Executor:
                         instance_id=slot.instance_id,
                         subnet_id=slot.subnet.subnet_id,
                         cluster_name=self._cluster.name,
+                        extra=self._extra_tags,
                     ),
                     client_token=token,
                 )

@@ -3,6 +3,10 @@
 Tags are written at creation (TagSpecifications), so an ENI is never visible
 untagged: after a crash at any step, a describe by tag finds it again, and the
 orphan sweep can tell ours from everyone else's.
+
+An operator's own tags (EXTRA_ENI_TAGS, parsed in config.py) ride along on every
+create, but never replace one of ours: config refuses a reserved key, and here
+ours are written last, so the tags that make an ENI ours always say what they mean.
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ INSTANCE_KEY: Final = "InstanceID"
 SUBNET_KEY: Final = "SubnetID"
 NO_MANAGE_KEY: Final = "node.k8s.amazonaws.com/no_manage"  # keeps the VPC CNI away
 TAG_VALUE_MAX: Final = 256
+NAME_KEY: Final = "Name"
+# The keys every create writes (plus the cluster's kubernetes.io/cluster/<name>):
+# an operator's extra tag may use none of them, nor the cluster prefix.
+RESERVED_KEYS: Final = frozenset(
+    {NAME_KEY, NODEENI_KEY, NODEENI_UID_KEY, NODE_KEY, INSTANCE_KEY, SUBNET_KEY}
+    | {MANAGED_BY_KEY, NO_MANAGE_KEY}
+)
+TAGS_PER_RESOURCE_MAX: Final = 50  # EC2's limit, our tags included
+EXTRA_TAGS_MAX: Final = TAGS_PER_RESOURCE_MAX - len(RESERVED_KEYS) - 1  # 1: the cluster tag
 
 
 def eni_tags(
@@ -33,12 +46,16 @@ def eni_tags(
     instance_id: str,
     subnet_id: str,
     cluster_name: str | None,
+    extra: Mapping[str, str] | None = None,
 ) -> Mapping[str, str]:
+    """Every tag a create writes: `extra` (the operator's EXTRA_ENI_TAGS) and ours,
+    ours last so that none of them can be overridden."""
     suffix = subnet_id.removeprefix("subnet-")[-8:]
     tags = {
+        **(extra or {}),
         # names of up to 253 characters each would overflow EC2's 256; the
         # subnet suffix is kept so the Name still tells sibling ENIs apart
-        "Name": f"nodeeni-{nodeeni}-{node}"[: TAG_VALUE_MAX - len(suffix) - 1] + f"-{suffix}",
+        NAME_KEY: f"nodeeni-{nodeeni}-{node}"[: TAG_VALUE_MAX - len(suffix) - 1] + f"-{suffix}",
         NODEENI_KEY: nodeeni,
         NODEENI_UID_KEY: uid,
         NODE_KEY: node,

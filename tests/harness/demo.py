@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from eni_controller import model
+from eni_controller.statusview import describe
 from tests.harness.apiserver import LocalAPIServer
 from tests.harness.controller import spawn_controller
 from tests.harness.ec2world import AZ_A, AZ_B, seed_world
@@ -44,51 +45,6 @@ SAMPLE_SPEC: dict[str, Any] = {
     "deviceIndex": 1,
     "mtu": 9001,
 }
-
-
-# INTERFACE is the host interface a node agent reported (status.attachments[].interfaceName);
-# the demo's Nodes are API objects with no machine behind them, so no agent runs and
-# none is reported: the column says so rather than inventing a name.
-NOT_REPORTED = "-"
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
-
-
-def describe(obj: dict[str, Any]) -> str:
-    status = obj.get("status") or {}
-    ready = next(
-        (c["status"] for c in status.get("conditions", []) if c["type"] == "Ready"), "Unknown"
-    )
-    head = [
-        ["NAME", "READY", "ATTACHED", "DESIRED"],
-        [
-            obj["metadata"]["name"],
-            ready,
-            str(status.get("attachedCount", 0)),
-            str(status.get("desiredCount", 0)),
-        ],
-    ]
-    rows = [["NODE", "INSTANCE", "ENI", "INDEX", "SUBNET", "IP", "MAC", "INTERFACE", "STATUS"]]
-    for a in sorted(status.get("attachments", []), key=lambda a: (a["nodeID"], a["deviceIndex"])):
-        rows.append(
-            [
-                a["nodeID"],
-                a.get("instanceID", ""),
-                a["eniID"],
-                str(a.get("deviceIndex", "")),
-                a.get("subnetID", ""),
-                a.get("privateIPAddress", ""),
-                a.get("macAddress", ""),
-                a.get("interfaceName") or NOT_REPORTED,
-                a.get("status", ""),
-            ]
-        )
-    return f"{table(head)}\n\n{table(rows)}"
 
 
 async def wait_ready(api: client.ApiClient, name: str, *, within: float) -> dict[str, Any]:

@@ -18,8 +18,10 @@ def test_demo_applies_the_sample_and_prints_attached_enis() -> None:
     lines = done.stdout.splitlines()
     summary = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
     assert lines[summary + 1].split() == ["multus-demo", "True", "3", "3"]
-    header = next(line.split() for line in lines[summary + 2 :] if line.startswith("NODE"))
-    attachments = [line for line in lines[summary + 2 :] if line.endswith("attached")]
+    # the conditions (whose messages may say "attached") come before the attachments
+    at = next(i for i in range(summary + 2, len(lines)) if lines[i].startswith("NODE"))
+    header = lines[at].split()
+    attachments = [line for line in lines[at + 1 :] if line.endswith("attached")]
     assert len(attachments) == 3
     # no node agent runs in the demo: no interface is reported, and none is made up
     interface = header.index("INTERFACE")

@@ -246,7 +246,7 @@ async def test_the_client_paces_by_each_answer_classified_by_code() -> None:
 
 
 async def test_connect_ec2_scales_the_configured_buckets_to_the_share() -> None:
-    config = Config(ec2_budget_share=0.25)
+    config = Config(aws_region="us-east-1", ec2_budget_share=0.25)
     async with connect_ec2(config, metrics=Metrics()) as ec2:
         assert ec2.limiter.rate(ActionClass.MUTATING) == pytest.approx(
             DEFAULT_LIMITS.mutating.refill_per_second * 0.25

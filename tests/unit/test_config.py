@@ -182,7 +182,7 @@ def test_bad_value_names_variable_and_value(var: str, raw: str, message: str) ->
 def test_defaults_with_empty_env() -> None:
     config = Config.from_env({})
     assert config == Config(
-        aws_region="us-east-1",
+        aws_region=None,  # discovered by the CLI (aws/imds.py)
         aws_endpoint_url=None,
         cluster_name=None,
         vpc_id=None,

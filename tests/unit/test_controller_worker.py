@@ -103,6 +103,7 @@ async def _harness(
     reconciler: FakeReconciler, *, reconcile_timeout_seconds: float = 300.0
 ) -> AsyncIterator[Harness]:
     config = Config(
+        aws_region="us-east-1",
         aws_endpoint_url=DEAD_ENDPOINT,
         enable_leader_election=False,
         reconcile_timeout_seconds=reconcile_timeout_seconds,

@@ -1,0 +1,71 @@
+"""The region from the EC2 instance metadata service, when no variable names one.
+
+On EKS the controller runs on an EC2 instance, so its region is known without
+configuration: IMDSv2 (PUT a session token, then GET
+/latest/meta-data/placement/region with it). botocore does not do this for the
+region, hence this module. It keeps three promises:
+
+* a short timeout: off EC2 (a laptop, CI) the link-local address does not
+  answer, and start-up must fail within a couple of seconds, not hang;
+* IMDSv2 only: the token PUT is what a hop limit of 1 blocks from a pod without
+  host networking, and IMDSv1 is commonly disabled; there is no v1 fallback;
+* one error type, :class:`RegionUnavailable`, whose text says what failed
+  (the CLI turns it into one configuration error naming AWS_REGION).
+
+The endpoint is overridable by AWS_EC2_METADATA_SERVICE_ENDPOINT and the lookup
+is skipped by AWS_EC2_METADATA_DISABLED=true, the variables botocore honours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Final
+
+import aiohttp
+
+DEFAULT_ENDPOINT: Final = "http://169.254.169.254"
+ENDPOINT_VARIABLE: Final = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+DISABLED_VARIABLE: Final = "AWS_EC2_METADATA_DISABLED"
+TOKEN_PATH: Final = "/latest/api/token"
+REGION_PATH: Final = "/latest/meta-data/placement/region"
+TOKEN_TTL_HEADER: Final = "X-aws-ec2-metadata-token-ttl-seconds"
+TOKEN_HEADER: Final = "X-aws-ec2-metadata-token"
+TOKEN_TTL_SECONDS: Final = 60  # one lookup at start-up
+DEFAULT_TIMEOUT_SECONDS: Final = 2.0
+_REGION_SHAPE: Final = re.compile(r"[a-z0-9-]{1,32}")
+
+
+class RegionUnavailable(Exception):
+    """The metadata service gave no region; the message says why."""
+
+
+def endpoint(env: Mapping[str, str]) -> str | None:
+    """Where IMDS is (None: disabled, as botocore reads AWS_EC2_METADATA_DISABLED)."""
+    if env.get(DISABLED_VARIABLE, "").strip().lower() == "true":
+        return None
+    return env.get(ENDPOINT_VARIABLE, "").strip().rstrip("/") or DEFAULT_ENDPOINT
+
+
+async def region(*, endpoint: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> str:
+    """The instance's region; raises RegionUnavailable within about `timeout_seconds`."""
+    timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.put(
+                endpoint + TOKEN_PATH, headers={TOKEN_TTL_HEADER: str(TOKEN_TTL_SECONDS)}
+            ) as answer:
+                if answer.status != 200:
+                    raise RegionUnavailable(f"{endpoint}: token request answered {answer.status}")
+                token = await answer.text()
+            async with session.get(endpoint + REGION_PATH, headers={TOKEN_HEADER: token}) as answer:
+                if answer.status != 200:
+                    raise RegionUnavailable(f"{endpoint}: region request answered {answer.status}")
+                found = (await answer.text()).strip()
+    except TimeoutError:
+        raise RegionUnavailable(f"{endpoint}: no answer within {timeout_seconds:g}s") from None
+    except aiohttp.ClientError as err:
+        raise RegionUnavailable(f"{endpoint}: {type(err).__name__}: {err}") from None
+    if not _REGION_SHAPE.fullmatch(found):
+        raise RegionUnavailable(f"{endpoint}: answered {found[:40]!r}, not a region name")
+    return found

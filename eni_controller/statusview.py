@@ -1,0 +1,74 @@
+"""The NodeENI table people read: `eni-controller status` and `make demo` print it.
+
+Pure text from the NodeENI objects as the API server returns them (dicts), so
+the one rendering serves any cluster the kubeconfig points at and is tested
+without one. Per NodeENI: its Ready condition and counts, every condition with
+reason and message, and one row per attachment (node, instance, ENI, device
+index, subnet, addresses, the agent's interface, state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+# INTERFACE is the host interface a node agent reported (status.attachments[].interfaceName);
+# with no agent on the node none is reported: the column says so rather than inventing one.
+NOT_REPORTED = "-"
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _conditions(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(status.get("conditions") or [])
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    """One NodeENI: a head row, its conditions, then its attachments."""
+    status = obj.get("status") or {}
+    ready = next((c["status"] for c in _conditions(status) if c["type"] == "Ready"), "Unknown")
+    head = [
+        ["NAME", "READY", "ATTACHED", "DESIRED"],
+        [
+            obj["metadata"]["name"],
+            ready,
+            str(status.get("attachedCount", 0)),
+            str(status.get("desiredCount", 0)),
+        ],
+    ]
+    conditions = [["CONDITION", "STATUS", "REASON", "MESSAGE"]] + [
+        [c["type"], c.get("status", ""), c.get("reason", ""), c.get("message", "")]
+        for c in _conditions(status)
+    ]
+    rows = [["NODE", "INSTANCE", "ENI", "INDEX", "SUBNET", "IP", "MAC", "INTERFACE", "STATUS"]]
+    attachments = status.get("attachments") or []
+    for a in sorted(attachments, key=lambda a: (a["nodeID"], a.get("deviceIndex", 0))):
+        rows.append(
+            [
+                a["nodeID"],
+                a.get("instanceID", ""),
+                a["eniID"],
+                str(a.get("deviceIndex", "")),
+                a.get("subnetID", ""),
+                a.get("privateIPAddress", ""),
+                a.get("macAddress", ""),
+                a.get("interfaceName") or NOT_REPORTED,
+                a.get("status", ""),
+            ]
+        )
+    parts = [table(head)]
+    if len(conditions) > 1:
+        parts.append(table(conditions))
+    parts.append(table(rows) if len(rows) > 1 else "no attachments")
+    return "\n\n".join(parts)
+
+
+def describe_all(objs: Iterable[Mapping[str, Any]]) -> str:
+    """Every NodeENI, by name, separated by a blank line."""
+    blocks = [describe(o) for o in sorted(objs, key=lambda o: o["metadata"]["name"])]
+    return "\n\n\n".join(blocks) if blocks else "no NodeENIs"
