@@ -19,13 +19,17 @@ import pytest
 import yaml
 
 from eni_controller.config import Config
+from eni_controller.kube.leader import DEFAULT_LEASE_NAME
+from eni_controller.kube.permissions import controller_permissions
 from tests.chart.rendered import (
+    Grant,
     container_of,
     env_of,
+    granted,
     part,
-    rules_of,
     schema_refusal,
     selects,
+    wanted,
 )
 from tests.harness.helm import CHART, REPO, Helm, HelmError, find, only
 
@@ -220,41 +224,67 @@ def test_allow_lists_reach_the_env(helm: Helm) -> None:
     assert config.security_group_allow_tag == ("eni-controller/allowed", "true")
 
 
-EXPECTED_CLUSTER_RULES = {
-    ("", "nodes", ("get", "list", "watch")),
-    ("networking.k8s.aws", "nodeenis", ("get", "list", "patch", "update", "watch")),
-    ("networking.k8s.aws", "nodeenis/status", ("get", "patch", "update")),
-    # ENINode spec: one per node, created and merge-patched; status is the agent's.
-    ("networking.k8s.aws", "eninodes", ("create", "get", "list", "patch", "watch")),
-    ("", "events", ("create", "patch")),
-}
-EXPECTED_LEASE_RULES = {
-    ("coordination.k8s.io", "leases", ("create", "get", "patch", "update")),
+# One replica without leader election (then no PodDisruptionBudget: it could never be met).
+SINGLE_REPLICA = {
+    "replicaCount": "1",
+    "controller.enableLeaderElection": "false",
+    "podDisruptionBudget.enabled": "false",
 }
 
 
-def test_rbac_is_exactly_what_the_controller_uses(helm: Helm) -> None:
-    objects = part(helm.manifests(), "controller")
-    assert rules_of(only(objects, "ClusterRole")) == EXPECTED_CLUSTER_RULES
-    role = only(objects, "Role")
-    assert role["metadata"]["namespace"] == "eni-system"
-    assert rules_of(role) == EXPECTED_LEASE_RULES
-    account = only(objects, "ServiceAccount")["metadata"]["name"]
-    for binding in (*find(objects, "ClusterRoleBinding"), *find(objects, "RoleBinding")):
+def _controller_grants(objects: list[dict[str, Any]]) -> set[Grant]:
+    return granted(part(objects, "controller"))
+
+
+@pytest.mark.parametrize("electing", [True, False], ids=["leader-election", "single"])
+def test_rbac_is_exactly_what_the_controller_uses(helm: Helm, electing: bool) -> None:
+    """The rendered rules equal the one list the code and `check` use, both ways."""
+    objects = helm.manifests(set_values={} if electing else SINGLE_REPLICA)
+    needed = controller_permissions(release_namespace="eni-system", leader_election=electing)
+    assert _controller_grants(objects) == wanted(needed)
+    controller = part(objects, "controller")
+    account = only(controller, "ServiceAccount")["metadata"]["name"]
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in controller}
+    for binding in (*find(controller, "ClusterRoleBinding"), *find(controller, "RoleBinding")):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account, "namespace": "eni-system"}
         ]
-    text = yaml.safe_dump_all([*find(objects, "ClusterRole"), *find(objects, "Role")])
+        ref = binding["roleRef"]
+        assert (ref["kind"], binding["metadata"].get("namespace"), ref["name"]) in roles
+    text = yaml.safe_dump_all([*find(controller, "ClusterRole"), *find(controller, "Role")])
     for forbidden in ("secrets", "pods", "exec", "'*'", "escalate", "impersonate", "bind"):
         assert forbidden not in text, forbidden
 
 
+def test_rbac_comparison_sees_an_extra_verb(helm: Helm) -> None:
+    """The comparison above is not vacuous: one verb more, or one less, is a difference."""
+    objects = helm.manifests()
+    needed = controller_permissions(release_namespace="eni-system", leader_election=True)
+    role = next(o for o in part(objects, "controller") if o["kind"] == "ClusterRole")
+    role["rules"][0]["verbs"].append("get")
+    assert _controller_grants(objects) != wanted(needed)
+    role["rules"][0]["verbs"].remove("get")
+    assert _controller_grants(objects) == wanted(needed)
+    role["rules"][0]["verbs"].remove("watch")
+    assert _controller_grants(objects) != wanted(needed)
+
+
+def test_the_lease_is_narrowed_by_name(helm: Helm) -> None:
+    (lease_role,) = [
+        o
+        for o in part(helm.manifests(), "controller")
+        if o["kind"] == "Role" and o["metadata"]["namespace"] == "eni-system"
+    ]
+    by_verbs = {tuple(r["verbs"]): r.get("resourceNames") for r in lease_role["rules"]}
+    assert by_verbs == {("create",): None, ("get", "update"): [DEFAULT_LEASE_NAME]}
+
+
 def test_no_lease_role_without_leader_election(helm: Helm) -> None:
-    objects = part(
-        helm.manifests(set_values={"controller.enableLeaderElection": "false"}), "controller"
-    )
-    assert not find(objects, "Role")
-    assert not find(objects, "RoleBinding")
+    objects = part(helm.manifests(set_values=SINGLE_REPLICA), "controller")
+    in_release = [o for o in objects if o["metadata"].get("namespace") == "eni-system"]
+    assert not find(in_release, "Role")
+    assert not find(in_release, "RoleBinding")
+    assert not [g for g in _controller_grants(objects) if g[2] == "leases"]
 
 
 def test_rbac_and_service_account_can_be_left_out(helm: Helm) -> None:
@@ -280,6 +310,8 @@ def test_optional_objects_are_off_by_default(helm: Helm) -> None:
         "ClusterRoleBinding",
         "Deployment",
         "Role",
+        "Role",
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",

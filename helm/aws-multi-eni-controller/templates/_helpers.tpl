@@ -46,6 +46,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* Events about NodeENIs (cluster-scoped) go to this namespace (eni_controller/kube/events.py EVENTS_NAMESPACE). */}}
+{{- define "eni.eventsNamespace" -}}
+default
+{{- end }}
+
 {{/* The Lease name is fixed in the controller (eni_controller/kube/leader.py). */}}
 {{- define "eni.leaseName" -}}
 nodeeni-controller-leader-election
