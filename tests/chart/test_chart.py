@@ -179,7 +179,8 @@ def test_env_sets_every_variable_the_controller_reads(helm: Helm) -> None:
     recorder = _RecordingEnv()
     Config.from_env(recorder)
     env = _env(_container(helm.manifests(values_files=[CHART / "ci" / "irsa-ha-values.yaml"])))
-    optional = {"AWS_ENDPOINT_URL"}  # empty in this values file: the AWS default
+    # empty in this values file: the AWS default, no extra ENI tags (defaultTags)
+    optional = {"AWS_ENDPOINT_URL", "EXTRA_ENI_TAGS"}
     assert recorder.asked - NOT_SET_BY_CHART - optional <= set(env), "variables not set"
     assert set(env) <= recorder.asked | {"AWS_STS_REGIONAL_ENDPOINTS"}, "unknown variables"
 
@@ -309,6 +310,7 @@ def test_optional_objects_are_off_by_default(helm: Helm) -> None:
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
         "Role",
         "Role",
         "RoleBinding",
@@ -323,7 +325,9 @@ def test_optional_objects_are_off_by_default(helm: Helm) -> None:
         "DaemonSet",
         "ServiceAccount",
     ]
-    assert len(part(objects, "controller")) + len(part(objects, "agent")) == len(objects)
+    # The `helm test` hook pod (tests/chart/test_options.py).
+    assert [o["kind"] for o in part(objects, "test")] == ["Pod"]
+    assert sum(len(part(objects, c)) for c in ("controller", "agent", "test")) == len(objects)
 
 
 def test_production_values(helm: Helm) -> None:
@@ -388,10 +392,11 @@ def test_the_crds_have_one_source(helm: Helm) -> None:
 
 def test_pdb_must_leave_room_to_drain(helm: Helm) -> None:
     with pytest.raises(HelmError) as caught:
-        helm.template(set_values={"podDisruptionBudget.enabled": "true"})
+        helm.template(set_values={"replicaCount": "1"})  # the PDB is on by default
     assert "podDisruptionBudget.minAvailable (1) must be less than replicaCount (1)" in (
         caught.value.stderr
     )
+    assert "set podDisruptionBudget.enabled=false" in caught.value.stderr
     objects = helm.manifests(
         set_values={"podDisruptionBudget.enabled": "true", "replicaCount": "3"},
         set_strings={"podDisruptionBudget.maxUnavailable": "50%"},
@@ -443,6 +448,10 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "log-level": ({"logLevel": "verbose"}, "logLevel: logLevel must be one of"),
     "replicas-without-leader-election": (
         {"replicaCount": 2, "controller": {"enableLeaderElection": False}},
+        "controller.enableLeaderElection does not match: true",
+    ),
+    "default-replicas-without-leader-election": (
+        {"controller": {"enableLeaderElection": False}},
         "controller.enableLeaderElection does not match: true",
     ),
     "service-monitor-without-metrics": (
