@@ -474,6 +474,56 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": 123}}},
         "Invalid type. Expected: string, given: integer",
     ),
+    # issue 20 options (tests/chart/test_options.py)
+    "label-of-the-chart": (
+        {"commonLabels": {"app.kubernetes.io/component": "other"}},
+        'commonLabels: Property name of "app.kubernetes.io/component" does not match',
+    ),
+    "tag-key-with-comma": (
+        {"defaultTags": {"a,b": "x"}},
+        'defaultTags: Property name of "a,b" does not match',
+    ),
+    "tag-key-with-equals": (
+        {"defaultTags": {"a=b": "x"}},
+        'defaultTags: Property name of "a=b" does not match',
+    ),
+    "tag-key-aws-prefix": (
+        {"defaultTags": {"aws:cloudformation:stack-name": "x"}},
+        'defaultTags: Property name of "aws:cloudformation:stack-name" does not match',
+    ),
+    "tag-value-with-comma": (
+        {"defaultTags": {"owner": "a,b"}},
+        "defaultTags.owner: Does not match pattern",
+    ),
+    "tag-value-number": (
+        {"defaultTags": {"owner": 7}},
+        "defaultTags.owner: Invalid type. Expected: string",
+    ),
+    "volume-named-tmp": (
+        {"controller": {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}},
+        "controller.extraVolumes.0.name",
+    ),
+    "mount-over-tmp": (
+        {"controller": {"extraVolumeMounts": [{"name": "x", "mountPath": "/tmp"}]}},
+        "controller.extraVolumeMounts.0.mountPath",
+    ),
+    "mount-without-path": (
+        {"controller": {"extraVolumeMounts": [{"name": "x"}]}},
+        "mountPath is required",
+    ),
+    "env-from-typo": (
+        {"controller": {"envFrom": [{"configMap": {"name": "x"}}]}},
+        "Additional property configMap",
+    ),
+    "pod-and-service-monitor": (
+        {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}},
+        "metrics.serviceMonitor.enabled does not match: false",
+    ),
+    "anti-affinity-preset": ({"podAntiAffinityPreset": "always"}, "podAntiAffinityPreset"),
+    "network-policy-peer-typo": (
+        {"networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelectr": {}}]}},
+        "Additional property namespaceSelectr",
+    ),
 }
 
 

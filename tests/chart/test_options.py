@@ -8,7 +8,8 @@ empty) by default: commonLabels on every object, defaultTags as EXTRA_ENI_TAGS,
 extraVolumes / extraVolumeMounts, envFrom, a PodMonitor, a NetworkPolicy, and a
 `helm test` pod running `eni-controller check` as the controller would.
 Strict lint and API validation of ci/all-options-values.yaml (every option on)
-run with the other values files in test_chart.py.
+run with the other values files in test_chart.py, as do the schema's refusals
+of bad option values (its BAD_VALUES table).
 """
 
 from __future__ import annotations
@@ -129,13 +130,6 @@ def test_common_labels_are_on_every_object_and_no_selector(helm: Helm) -> None:
     assert "team" not in helm.manifests()[0]["metadata"]["labels"]  # off by default
 
 
-def test_common_labels_cannot_replace_the_charts(helm: Helm, tmp_path: Path) -> None:
-    stderr = schema_refusal(
-        helm, tmp_path, {"commonLabels": {"app.kubernetes.io/component": "other"}}
-    )
-    assert "commonLabels" in stderr
-
-
 # ---- defaultTags --------------------------------------------------------------------
 
 
@@ -160,24 +154,6 @@ def test_default_tags_become_extra_eni_tags(helm: Helm) -> None:
     assert _parse_tags(odd["EXTRA_ENI_TAGS"]) == {"empty": "", "formula": "a=b"}
 
 
-@pytest.mark.parametrize(
-    ("tags", "message"),
-    [
-        ({"a,b": "x"}, "defaultTags"),
-        ({"a=b": "x"}, "defaultTags"),
-        ({"aws:cloudformation:stack-name": "x"}, "defaultTags"),
-        ({"owner": "a,b"}, "defaultTags.owner: Does not match pattern"),
-        ({"owner": 7}, "defaultTags.owner: Invalid type. Expected: string"),
-    ],
-    ids=["comma-in-key", "equals-in-key", "aws-prefix", "comma-in-value", "number"],
-)
-def test_schema_refuses_tags_the_env_cannot_carry(
-    helm: Helm, tmp_path: Path, tags: dict[str, Any], message: str
-) -> None:
-    stderr = schema_refusal(helm, tmp_path, {"defaultTags": tags})
-    assert message in stderr, stderr
-
-
 # ---- extraVolumes / extraVolumeMounts / envFrom ---------------------------------------
 
 
@@ -200,26 +176,6 @@ def test_extra_volumes_mounts_and_env_from(helm: Helm) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("controller", "message"),
-    [
-        ({"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}, "controller.extraVolumes.0.name"),
-        (
-            {"extraVolumeMounts": [{"name": "x", "mountPath": "/tmp"}]},
-            "controller.extraVolumeMounts.0.mountPath",
-        ),
-        ({"extraVolumeMounts": [{"name": "x"}]}, "mountPath is required"),
-        ({"envFrom": [{"configMap": {"name": "x"}}]}, "Additional property configMap"),
-    ],
-    ids=["volume-named-tmp", "mount-over-tmp", "mount-without-path", "env-from-typo"],
-)
-def test_schema_refuses_bad_volumes_and_env_from(
-    helm: Helm, tmp_path: Path, controller: dict[str, Any], message: str
-) -> None:
-    stderr = schema_refusal(helm, tmp_path, {"controller": controller})
-    assert message in stderr, stderr
-
-
 # ---- PodMonitor ---------------------------------------------------------------------
 
 
@@ -237,15 +193,6 @@ def test_pod_monitor_scrapes_the_controllers_metrics_port(helm: Helm) -> None:
     ]
     assert "metrics" in ports
     assert not find(objects, "ServiceMonitor")
-
-
-def test_pod_monitor_and_service_monitor_exclude_each_other(helm: Helm, tmp_path: Path) -> None:
-    stderr = schema_refusal(
-        helm,
-        tmp_path,
-        {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}},
-    )
-    assert "metrics.serviceMonitor.enabled does not match: false" in stderr
 
 
 # ---- NetworkPolicy ------------------------------------------------------------------
