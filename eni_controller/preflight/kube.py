@@ -6,7 +6,6 @@ may create, so the answer is about the identity the controller runs as)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -14,60 +13,20 @@ from aiohttp import ClientError
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller import eninode, model
+from eni_controller import model
 from eni_controller.config import Config
-from eni_controller.kube.events import EVENTS_NAMESPACE
+from eni_controller.kube.permissions import Permission, controller_permissions
 from eni_controller.preflight.report import Finding, failed, passed
 
 CRD_NAME: Final = f"{model.PLURAL}.{model.GROUP}"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Permission:
-    """Verbs the controller uses on one resource (in one namespace, or cluster-wide)."""
-
-    group: str
-    resource: str
-    verbs: tuple[str, ...]
-    subresource: str = ""
-    namespace: str | None = None
-
-    @property
-    def label(self) -> str:
-        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        qualified = f"{resource}.{self.group}" if self.group else resource
-        return f"rbac:{self.namespace}/{qualified}" if self.namespace else f"rbac:{qualified}"
-
-
 def required_permissions(config: Config) -> tuple[Permission, ...]:
-    """Every request the controller makes: informers list+watch, merge patches for
-    finalizers/annotations and status, ENINodes created and their spec patched,
-    Events, and the Lease when electing."""
-    needed = [
-        Permission(group="", resource="nodes", verbs=("list", "watch")),
-        Permission(group=model.GROUP, resource=model.PLURAL, verbs=("list", "watch", "patch")),
-        Permission(
-            group=model.GROUP, resource=model.PLURAL, subresource="status", verbs=("patch",)
-        ),
-        Permission(
-            group=model.GROUP,
-            resource=eninode.PLURAL,
-            verbs=("list", "watch", "create", "patch"),
-        ),
-        Permission(
-            group="", resource="events", verbs=("create", "patch"), namespace=EVENTS_NAMESPACE
-        ),
-    ]
-    if config.enable_leader_election:
-        needed.append(
-            Permission(
-                group="coordination.k8s.io",
-                resource="leases",
-                verbs=("get", "create", "update"),
-                namespace=config.pod_namespace,
-            )
-        )
-    return tuple(needed)
+    """Every request the controller makes (kube/permissions.py, the list the chart's
+    RBAC is tested against)."""
+    return controller_permissions(
+        release_namespace=config.pod_namespace, leader_election=config.enable_leader_election
+    )
 
 
 def _api_error(err: Exception) -> str:
@@ -112,7 +71,9 @@ async def crd_finding(api: client.ApiClient) -> Finding:
     return passed(check, f"{CRD_NAME} served at {model.VERSION} with status subresource")
 
 
-async def _allowed(api: client.ApiClient, permission: Permission, verb: str) -> bool:
+async def _allowed(
+    api: client.ApiClient, permission: Permission, verb: str, *, name: str | None
+) -> bool:
     review: Any = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SelfSubjectAccessReview",
@@ -123,6 +84,7 @@ async def _allowed(api: client.ApiClient, permission: Permission, verb: str) -> 
                 "subresource": permission.subresource,
                 "verb": verb,
                 **({"namespace": permission.namespace} if permission.namespace else {}),
+                **({"name": name} if name else {}),
             }
         },
     }
@@ -134,7 +96,12 @@ async def rbac_findings(api: client.ApiClient, permissions: Sequence[Permission]
     findings = []
     for permission in permissions:
         try:
-            denied = [v for v in permission.verbs if not await _allowed(api, permission, v)]
+            denied = [
+                verb
+                for verb in permission.verbs
+                for name in (permission.names or (None,))
+                if not await _allowed(api, permission, verb, name=name)
+            ]
         except (ApiException, ClientError, OSError) as err:
             findings.append(failed(permission.label, f"could not ask: {_api_error(err)}"))
             continue

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
+from eni_controller.kube.permissions import Permission
 from tests.harness.helm import Helm, HelmError, only
 
 COMPONENT = "app.kubernetes.io/component"
 Rule = tuple[str, str, tuple[str, ...]]
+# (namespace, None for a ClusterRole; group; resource; sorted verbs; sorted resourceNames)
+Grant = tuple[str | None, str, str, tuple[str, ...], tuple[str, ...]]
 
 
 def part(objects: Sequence[dict[str, Any]], component: str) -> list[dict[str, Any]]:
@@ -53,6 +56,30 @@ def rules_of(role: Mapping[str, Any]) -> set[Rule]:
             for resource in rule["resources"]:
                 flat.add((group, resource, tuple(sorted(rule["verbs"]))))
     return flat
+
+
+def granted(objects: Sequence[dict[str, Any]]) -> set[Grant]:
+    """Every rule of the rendered Roles and ClusterRoles, one entry per group and resource."""
+    grants: set[Grant] = set()
+    for role in objects:
+        if role["kind"] not in {"Role", "ClusterRole"}:
+            continue
+        namespace = role["metadata"]["namespace"] if role["kind"] == "Role" else None
+        for rule in role["rules"]:
+            assert "nonResourceURLs" not in rule, rule
+            names = tuple(sorted(rule.get("resourceNames", ())))
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    grants.add((namespace, group, resource, tuple(sorted(rule["verbs"])), names))
+    return grants
+
+
+def wanted(permissions: Sequence[Permission]) -> set[Grant]:
+    """The grants that give exactly `permissions` (eni_controller/kube/permissions.py)."""
+    return {
+        (p.namespace, p.group, p.full_resource, tuple(sorted(p.verbs)), tuple(sorted(p.names)))
+        for p in permissions
+    }
 
 
 def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:

@@ -22,13 +22,16 @@ from typing import Any
 import pytest
 import yaml
 
+from eni_controller.kube.permissions import agent_permissions
 from tests.chart.rendered import (
     container_of,
     env_of,
+    granted,
     part,
     rules_of,
     schema_refusal,
     selects,
+    wanted,
 )
 from tests.harness.helm import CHART, Helm, find, only
 
@@ -52,12 +55,6 @@ DEVICE_PLUGIN_SETTINGS = {
     "DEVICE_PLUGIN_CONFIG",
     "DEVICE_PLUGIN_NAMESPACE",
     "DEVICE_PLUGIN_SELECTOR",
-}
-EXPECTED_AGENT_RULES = {
-    # Its own ENINode: list + watch with a field selector, get by name.
-    ("networking.k8s.aws", "eninodes", ("get", "list", "watch")),
-    # Its reports: merge patch on the status subresource.
-    ("networking.k8s.aws", "eninodes/status", ("get", "patch")),
 }
 EXPECTED_DEVICE_PLUGIN_RULES = {("", "pods", ("delete", "list"))}
 DPDK = {"agent.dpdk.enabled": "true"}
@@ -288,15 +285,19 @@ def test_agent_disabled_renders_nothing_of_the_agent(helm: Helm) -> None:
     off = helm.manifests(set_values={**everything, "agent.enabled": "false"})
     assert part(off, "agent") == []
     assert not {"DaemonSet", "PodMonitor"} & {o["kind"] for o in off}
-    # The controller's objects are exactly those of an install with the agent on.
-    assert off == part(default, "controller")
-    assert part(helm.manifests(set_values=everything), "controller") == off
+    # The controller's objects (and the helm test pod) are exactly those of an
+    # install with the agent on.
+    assert off == [o for o in default if o not in part(default, "agent")]
+    with_agent = helm.manifests(set_values=everything)
+    assert [o for o in with_agent if o not in part(with_agent, "agent")] == off
 
 
 def test_agent_rbac_is_exactly_what_the_agent_uses(helm: Helm) -> None:
+    """The rendered rules equal the one list of the agent's calls, both ways."""
     objects = part(helm.manifests(set_values=SRIOV), "agent")
-    assert rules_of(only(objects, "ClusterRole")) == EXPECTED_AGENT_RULES
-    assert rules_of(only(objects, "Role")) == EXPECTED_DEVICE_PLUGIN_RULES
+    assert granted(objects) == wanted(agent_permissions(device_plugin_namespace="kube-system"))
+    without = part(helm.manifests(), "agent")
+    assert granted(without) == wanted(agent_permissions(device_plugin_namespace=None))
     account = only(objects, "ServiceAccount")["metadata"]
     assert account["namespace"] == "eni-system"
     assert _pod(objects)["serviceAccountName"] == account["name"]
@@ -434,7 +435,7 @@ def test_the_eninode_crd_matches_the_rbac(helm: Helm) -> None:
     served = [v for v in crd["spec"]["versions"] if v["served"]]
     assert served
     assert all("status" in v.get("subresources", {}) for v in served)
-    granted = {
+    grants = {
         (group, resource)
         for role in find(helm.manifests(), "ClusterRole")
         for group, resource, _ in rules_of(role)
@@ -443,7 +444,7 @@ def test_the_eninode_crd_matches_the_rbac(helm: Helm) -> None:
     assert {
         ("networking.k8s.aws", "eninodes"),
         ("networking.k8s.aws", "eninodes/status"),
-    } <= granted
+    } <= grants
 
 
 BAD_AGENT_VALUES: dict[str, tuple[dict[str, Any], str]] = {

@@ -19,13 +19,17 @@ import pytest
 import yaml
 
 from eni_controller.config import Config
+from eni_controller.kube.leader import DEFAULT_LEASE_NAME
+from eni_controller.kube.permissions import controller_permissions
 from tests.chart.rendered import (
+    Grant,
     container_of,
     env_of,
+    granted,
     part,
-    rules_of,
     schema_refusal,
     selects,
+    wanted,
 )
 from tests.harness.helm import CHART, REPO, Helm, HelmError, find, only
 
@@ -175,7 +179,8 @@ def test_env_sets_every_variable_the_controller_reads(helm: Helm) -> None:
     recorder = _RecordingEnv()
     Config.from_env(recorder)
     env = _env(_container(helm.manifests(values_files=[CHART / "ci" / "irsa-ha-values.yaml"])))
-    optional = {"AWS_ENDPOINT_URL"}  # empty in this values file: the AWS default
+    # empty in this values file: the AWS default, no extra ENI tags (defaultTags)
+    optional = {"AWS_ENDPOINT_URL", "EXTRA_ENI_TAGS"}
     assert recorder.asked - NOT_SET_BY_CHART - optional <= set(env), "variables not set"
     assert set(env) <= recorder.asked | {"AWS_STS_REGIONAL_ENDPOINTS"}, "unknown variables"
 
@@ -220,41 +225,67 @@ def test_allow_lists_reach_the_env(helm: Helm) -> None:
     assert config.security_group_allow_tag == ("eni-controller/allowed", "true")
 
 
-EXPECTED_CLUSTER_RULES = {
-    ("", "nodes", ("get", "list", "watch")),
-    ("networking.k8s.aws", "nodeenis", ("get", "list", "patch", "update", "watch")),
-    ("networking.k8s.aws", "nodeenis/status", ("get", "patch", "update")),
-    # ENINode spec: one per node, created and merge-patched; status is the agent's.
-    ("networking.k8s.aws", "eninodes", ("create", "get", "list", "patch", "watch")),
-    ("", "events", ("create", "patch")),
-}
-EXPECTED_LEASE_RULES = {
-    ("coordination.k8s.io", "leases", ("create", "get", "patch", "update")),
+# One replica without leader election (then no PodDisruptionBudget: it could never be met).
+SINGLE_REPLICA = {
+    "replicaCount": "1",
+    "controller.enableLeaderElection": "false",
+    "podDisruptionBudget.enabled": "false",
 }
 
 
-def test_rbac_is_exactly_what_the_controller_uses(helm: Helm) -> None:
-    objects = part(helm.manifests(), "controller")
-    assert rules_of(only(objects, "ClusterRole")) == EXPECTED_CLUSTER_RULES
-    role = only(objects, "Role")
-    assert role["metadata"]["namespace"] == "eni-system"
-    assert rules_of(role) == EXPECTED_LEASE_RULES
-    account = only(objects, "ServiceAccount")["metadata"]["name"]
-    for binding in (*find(objects, "ClusterRoleBinding"), *find(objects, "RoleBinding")):
+def _controller_grants(objects: list[dict[str, Any]]) -> set[Grant]:
+    return granted(part(objects, "controller"))
+
+
+@pytest.mark.parametrize("electing", [True, False], ids=["leader-election", "single"])
+def test_rbac_is_exactly_what_the_controller_uses(helm: Helm, electing: bool) -> None:
+    """The rendered rules equal the one list the code and `check` use, both ways."""
+    objects = helm.manifests(set_values={} if electing else SINGLE_REPLICA)
+    needed = controller_permissions(release_namespace="eni-system", leader_election=electing)
+    assert _controller_grants(objects) == wanted(needed)
+    controller = part(objects, "controller")
+    account = only(controller, "ServiceAccount")["metadata"]["name"]
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in controller}
+    for binding in (*find(controller, "ClusterRoleBinding"), *find(controller, "RoleBinding")):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account, "namespace": "eni-system"}
         ]
-    text = yaml.safe_dump_all([*find(objects, "ClusterRole"), *find(objects, "Role")])
+        ref = binding["roleRef"]
+        assert (ref["kind"], binding["metadata"].get("namespace"), ref["name"]) in roles
+    text = yaml.safe_dump_all([*find(controller, "ClusterRole"), *find(controller, "Role")])
     for forbidden in ("secrets", "pods", "exec", "'*'", "escalate", "impersonate", "bind"):
         assert forbidden not in text, forbidden
 
 
+def test_rbac_comparison_sees_an_extra_verb(helm: Helm) -> None:
+    """The comparison above is not vacuous: one verb more, or one less, is a difference."""
+    objects = helm.manifests()
+    needed = controller_permissions(release_namespace="eni-system", leader_election=True)
+    role = next(o for o in part(objects, "controller") if o["kind"] == "ClusterRole")
+    role["rules"][0]["verbs"].append("get")
+    assert _controller_grants(objects) != wanted(needed)
+    role["rules"][0]["verbs"].remove("get")
+    assert _controller_grants(objects) == wanted(needed)
+    role["rules"][0]["verbs"].remove("watch")
+    assert _controller_grants(objects) != wanted(needed)
+
+
+def test_the_lease_is_narrowed_by_name(helm: Helm) -> None:
+    (lease_role,) = [
+        o
+        for o in part(helm.manifests(), "controller")
+        if o["kind"] == "Role" and o["metadata"]["namespace"] == "eni-system"
+    ]
+    by_verbs = {tuple(r["verbs"]): r.get("resourceNames") for r in lease_role["rules"]}
+    assert by_verbs == {("create",): None, ("get", "update"): [DEFAULT_LEASE_NAME]}
+
+
 def test_no_lease_role_without_leader_election(helm: Helm) -> None:
-    objects = part(
-        helm.manifests(set_values={"controller.enableLeaderElection": "false"}), "controller"
-    )
-    assert not find(objects, "Role")
-    assert not find(objects, "RoleBinding")
+    objects = part(helm.manifests(set_values=SINGLE_REPLICA), "controller")
+    in_release = [o for o in objects if o["metadata"].get("namespace") == "eni-system"]
+    assert not find(in_release, "Role")
+    assert not find(in_release, "RoleBinding")
+    assert not [g for g in _controller_grants(objects) if g[2] == "leases"]
 
 
 def test_rbac_and_service_account_can_be_left_out(helm: Helm) -> None:
@@ -279,7 +310,10 @@ def test_optional_objects_are_off_by_default(helm: Helm) -> None:
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
         "Role",
+        "Role",
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",
@@ -291,7 +325,9 @@ def test_optional_objects_are_off_by_default(helm: Helm) -> None:
         "DaemonSet",
         "ServiceAccount",
     ]
-    assert len(part(objects, "controller")) + len(part(objects, "agent")) == len(objects)
+    # The `helm test` hook pod (tests/chart/test_options.py).
+    assert [o["kind"] for o in part(objects, "test")] == ["Pod"]
+    assert sum(len(part(objects, c)) for c in ("controller", "agent", "test")) == len(objects)
 
 
 def test_production_values(helm: Helm) -> None:
@@ -356,10 +392,11 @@ def test_the_crds_have_one_source(helm: Helm) -> None:
 
 def test_pdb_must_leave_room_to_drain(helm: Helm) -> None:
     with pytest.raises(HelmError) as caught:
-        helm.template(set_values={"podDisruptionBudget.enabled": "true"})
+        helm.template(set_values={"replicaCount": "1"})  # the PDB is on by default
     assert "podDisruptionBudget.minAvailable (1) must be less than replicaCount (1)" in (
         caught.value.stderr
     )
+    assert "set podDisruptionBudget.enabled=false" in caught.value.stderr
     objects = helm.manifests(
         set_values={"podDisruptionBudget.enabled": "true", "replicaCount": "3"},
         set_strings={"podDisruptionBudget.maxUnavailable": "50%"},
@@ -413,6 +450,10 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"replicaCount": 2, "controller": {"enableLeaderElection": False}},
         "controller.enableLeaderElection does not match: true",
     ),
+    "default-replicas-without-leader-election": (
+        {"controller": {"enableLeaderElection": False}},
+        "controller.enableLeaderElection does not match: true",
+    ),
     "service-monitor-without-metrics": (
         {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
         "metrics.enabled does not match: true",
@@ -432,6 +473,56 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "annotation-not-a-string": (
         {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": 123}}},
         "Invalid type. Expected: string, given: integer",
+    ),
+    # issue 20 options (tests/chart/test_options.py)
+    "label-of-the-chart": (
+        {"commonLabels": {"app.kubernetes.io/component": "other"}},
+        'commonLabels: Property name of "app.kubernetes.io/component" does not match',
+    ),
+    "tag-key-with-comma": (
+        {"defaultTags": {"a,b": "x"}},
+        'defaultTags: Property name of "a,b" does not match',
+    ),
+    "tag-key-with-equals": (
+        {"defaultTags": {"a=b": "x"}},
+        'defaultTags: Property name of "a=b" does not match',
+    ),
+    "tag-key-aws-prefix": (
+        {"defaultTags": {"aws:cloudformation:stack-name": "x"}},
+        'defaultTags: Property name of "aws:cloudformation:stack-name" does not match',
+    ),
+    "tag-value-with-comma": (
+        {"defaultTags": {"owner": "a,b"}},
+        "defaultTags.owner: Does not match pattern",
+    ),
+    "tag-value-number": (
+        {"defaultTags": {"owner": 7}},
+        "defaultTags.owner: Invalid type. Expected: string",
+    ),
+    "volume-named-tmp": (
+        {"controller": {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}},
+        "controller.extraVolumes.0.name",
+    ),
+    "mount-over-tmp": (
+        {"controller": {"extraVolumeMounts": [{"name": "x", "mountPath": "/tmp"}]}},
+        "controller.extraVolumeMounts.0.mountPath",
+    ),
+    "mount-without-path": (
+        {"controller": {"extraVolumeMounts": [{"name": "x"}]}},
+        "mountPath is required",
+    ),
+    "env-from-typo": (
+        {"controller": {"envFrom": [{"configMap": {"name": "x"}}]}},
+        "Additional property configMap",
+    ),
+    "pod-and-service-monitor": (
+        {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}},
+        "metrics.serviceMonitor.enabled does not match: false",
+    ),
+    "anti-affinity-preset": ({"podAntiAffinityPreset": "always"}, "podAntiAffinityPreset"),
+    "network-policy-peer-typo": (
+        {"networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelectr": {}}]}},
+        "Additional property namespaceSelectr",
     ),
 }
 

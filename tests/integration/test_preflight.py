@@ -23,6 +23,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from eni_controller import model
 from eni_controller.aws.ec2 import EC2_ACTIONS, connect_ec2
 from eni_controller.config import Config
+from eni_controller.kube.leader import DEFAULT_LEASE_NAME
 from eni_controller.metrics import Metrics
 from eni_controller.preflight import kube as kube_checks
 from eni_controller.preflight.report import Finding, Outcome
@@ -209,14 +210,7 @@ async def _grant(api: client.ApiClient, name: str, config: Config) -> None:
     rbac = client.RbacAuthorizationV1Api(api)
     subject = {"kind": "ServiceAccount", "name": name, "namespace": SA_NAMESPACE}
     for index, permission in enumerate(kube_checks.required_permissions(config)):
-        resource = permission.resource + (
-            f"/{permission.subresource}" if permission.subresource else ""
-        )
-        rule = {
-            "apiGroups": [permission.group],
-            "resources": [resource],
-            "verbs": list(permission.verbs),
-        }
+        rule = permission.rule()
         role_name = f"{name}-{index}"
         ref = {"apiGroup": "rbac.authorization.k8s.io", "name": role_name}
         if permission.namespace is None:
@@ -268,7 +262,8 @@ async def test_rbac_gaps_fail_and_the_listed_grants_close_them(
     assert rbac
     assert {result for result, _ in rbac.values()} == {"FAIL"}
     assert "denied: list, watch" in rbac["rbac:nodes"][1]
-    assert "rbac:default/leases.coordination.k8s.io" in rows
+    assert "rbac:default/leases.coordination.k8s.io" in rows  # create: any name
+    assert f"rbac:default/leases.coordination.k8s.io/{DEFAULT_LEASE_NAME}" in rows
 
     await _grant(own_api, unique, Config(pod_namespace="default"))
     code, rows = _check(kubeconfig, ec2_world, POD_NAMESPACE="default")

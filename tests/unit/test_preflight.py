@@ -14,6 +14,7 @@ from eni_controller.aws.errors import classify_client_error
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Subnet
 from eni_controller.config import Config
+from eni_controller.kube.leader import DEFAULT_LEASE_NAME
 from eni_controller.metrics import Metrics
 from eni_controller.preflight.ec2 import (
     ProbeTargets,
@@ -121,8 +122,9 @@ def test_rbac_list_follows_leader_election() -> None:
     electing = required_permissions(Config(pod_namespace="kube-system"))
     alone = required_permissions(Config(enable_leader_election=False))
     leases = [p for p in electing if p.resource == "leases"]
-    assert [(p.namespace, p.verbs) for p in leases] == [
-        ("kube-system", ("get", "create", "update"))
+    assert [(p.namespace, p.verbs, p.names) for p in leases] == [
+        ("kube-system", ("create",), ()),
+        ("kube-system", ("get", "update"), (DEFAULT_LEASE_NAME,)),
     ]
     assert not [p for p in alone if p.resource == "leases"]
     assert {p.label for p in alone} == {
