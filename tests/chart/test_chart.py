@@ -45,7 +45,9 @@ VALUE_SETS: dict[str, tuple[Path, ...]] = {
 # No bundled schema: checked by the tests below and in test_agent.py instead.
 CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
 # Variables the chart leaves to the controller's default on purpose.
-NOT_SET_BY_CHART = {"BIND_ADDRESS"}
+# BIND_ADDRESS: all interfaces in a pod; LOG_FORMAT: json, the default, is what a
+# cluster's log pipeline reads; AWS_DEFAULT_REGION: the AWS SDKs' fallback name
+NOT_SET_BY_CHART = {"BIND_ADDRESS", "LOG_FORMAT", "AWS_DEFAULT_REGION"}
 
 
 def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:

@@ -142,8 +142,10 @@ pod (templates/tests/check-pod.yaml), so `check` sees the settings `run` does.
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+{{- with .Values.awsRegion }}
 - name: AWS_REGION
-  value: {{ .Values.awsRegion | quote }}
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.awsEndpointUrl }}
 - name: AWS_ENDPOINT_URL
   value: {{ . | quote }}
