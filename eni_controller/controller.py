@@ -208,6 +208,7 @@ class Controller:
                 ),
                 cleanup=self.cleanup,
             ),
+            metrics=metrics,
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -289,6 +290,7 @@ class Controller:
             await asyncio.gather(*tasks)
         finally:
             self.metrics.leader.set(0)
+            self.metrics.forget_nodeenis()  # the next leader speaks for them
             self.view.stop()
             await _cancel(tasks)
 
