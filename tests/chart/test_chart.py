@@ -39,7 +39,7 @@ VALUE_SETS: dict[str, tuple[Path, ...]] = {
     "kind": (KIND_VALUES,),
 }
 # No bundled schema: checked by the tests below and in test_agent.py instead.
-CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 # Variables the chart leaves to the controller's default on purpose.
 NOT_SET_BY_CHART = {"BIND_ADDRESS"}
 
