@@ -433,6 +433,27 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": 123}}},
         "Invalid type. Expected: string, given: integer",
     ),
+    # prometheusRule.* (templates/prometheusrule.yaml)
+    "rule-duration": (
+        {"prometheusRule": {"enabled": True, "notReadyFor": "15 minutes"}},
+        "prometheusRule.notReadyFor: Does not match pattern",
+    ),
+    "rule-selector-breaking-out": (
+        {"prometheusRule": {"enabled": True, "selector": 'job="a"} or vector(1) #'}},
+        "prometheusRule.selector: Does not match pattern",
+    ),
+    "rule-throttled-share": (
+        {"prometheusRule": {"enabled": True, "throttledShare": 2}},
+        "prometheusRule.throttledShare: Must be less than or equal to 1",
+    ),
+    "rule-runbook-fragment": (
+        {"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://x/r.md#top"}},
+        "prometheusRule.runbookBaseUrl: Does not match pattern",
+    ),
+    "rule-unknown-key": (
+        {"prometheusRule": {"enabled": True, "severity": "page"}},
+        "Additional property severity is not allowed",
+    ),
 }
 
 

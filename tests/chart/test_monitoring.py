@@ -11,12 +11,10 @@ scrape of a real run: tests/integration/test_monitoring_queries.py.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chart.rendered import schema_refusal
 from tests.harness.helm import REPO, Helm, find
 from tests.harness.monitoring import Query, render, selectors
 
@@ -138,35 +136,3 @@ def test_the_parser_refuses_what_prometheus_refuses() -> None:
     for bad in ("sum(rate(x[5m])", "rate(x)", 'x{a="1"', "x{a=1}", "sum by (a (x)"):
         with pytest.raises(ValueError):  # noqa: PT011  # the parser's message varies
             selectors(bad)
-
-
-BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
-    "duration": (
-        {"prometheusRule": {"enabled": True, "notReadyFor": "15 minutes"}},
-        "prometheusRule.notReadyFor: Does not match pattern",
-    ),
-    "selector-breaking-out": (
-        {"prometheusRule": {"enabled": True, "selector": 'job="a"} or vector(1) #'}},
-        "prometheusRule.selector: Does not match pattern",
-    ),
-    "share": (
-        {"prometheusRule": {"enabled": True, "throttledShare": 2}},
-        "prometheusRule.throttledShare: Must be less than or equal to 1",
-    ),
-    "runbook-fragment": (
-        {"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://x/r.md#top"}},
-        "prometheusRule.runbookBaseUrl: Does not match pattern",
-    ),
-    "unknown-key": (
-        {"prometheusRule": {"enabled": True, "severity": "page"}},
-        "Additional property severity is not allowed",
-    ),
-}
-
-
-@pytest.mark.parametrize(("values", "message"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
-def test_schema_rejects_bad_rule_values(
-    helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
-) -> None:
-    stderr = schema_refusal(helm, tmp_path, values)
-    assert message in stderr, stderr

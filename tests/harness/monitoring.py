@@ -94,14 +94,14 @@ def _nodes(node: promql_parser.Expr) -> Iterator[promql_parser.Expr]:
             yield from _nodes(child)
 
 
+def _query(where: str, expr: str) -> Query:
+    return Query(where=where, expr=expr, selectors=selectors(expr))
+
+
 def dashboard_queries(dashboard: Mapping[str, Any]) -> list[Query]:
     """Every target of every panel of a Grafana dashboard's JSON model."""
     return [
-        Query(
-            where=f"panel {panel['title']!r} target {target['refId']}",
-            expr=target["expr"],
-            selectors=selectors(target["expr"]),
-        )
+        _query(f"panel {panel['title']!r} target {target['refId']}", target["expr"])
         for panel in dashboard["panels"]
         for target in panel.get("targets", ())
     ]
@@ -110,11 +110,7 @@ def dashboard_queries(dashboard: Mapping[str, Any]) -> list[Query]:
 def rule_queries(rule: Mapping[str, Any]) -> list[Query]:
     """Every alert (and recording rule) expression of a PrometheusRule."""
     return [
-        Query(
-            where=f"alert {item.get('alert') or item.get('record')}",
-            expr=item["expr"],
-            selectors=selectors(item["expr"]),
-        )
+        _query(f"alert {item.get('alert') or item.get('record')}", item["expr"])
         for group in rule["spec"]["groups"]
         for item in group["rules"]
     ]

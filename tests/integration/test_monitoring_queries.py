@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from eni_controller.aws.ec2 import connect_ec2, eni_tag_specifications
+from eni_controller.aws.ec2 import eni_tag_specifications
 from eni_controller.aws.ratelimit import BucketSpec, RateLimits
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import CircuitBreakerConfig
@@ -36,11 +36,12 @@ from tests.harness.controller import (
     AWSEnv,
     controller_config,
     is_ready,
+    running_controller,
     wait_for_nodeeni,
 )
 from tests.harness.ec2world import AZ_A, World, ec2_client
 from tests.harness.fleet import delete_nodeeni, make_nodes, nodeeni_spec, wait_gone
-from tests.harness.helm import INSTALL_SCRIPT, Helm, helm_binary
+from tests.harness.helm import Helm, installed_helm
 from tests.harness.monitoring import Query, render
 from tests.harness.waiting import until
 
@@ -110,10 +111,7 @@ def _value(scrape: Scrape, metric: str, /, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def helm() -> Helm:
-    binary = helm_binary()
-    if binary is None:
-        pytest.skip(f"helm not installed: run `bash {INSTALL_SCRIPT}` (make test does)")
-    return Helm(binary)
+    return installed_helm()
 
 
 @contextlib.asynccontextmanager
@@ -133,28 +131,19 @@ async def _serving(env: AWSEnv, cluster: str) -> AsyncIterator[tuple[Controller,
         ec2_rate_limits=RateLimits(describe=ROOMY, mutating=ROOMY),
     )
     metrics = Metrics()
-    async with connect_ec2(config, metrics=metrics, retry=SHORT_RETRY) as ec2:
-        controller = Controller(config=config, api=env.api, ec2=ec2, metrics=metrics)
+    async with running_controller(env.api, config, metrics=metrics, retry=SHORT_RETRY) as c:
         health = HealthServer(
             registry=metrics.registry,
-            liveness=controller.live,
-            readiness=controller.ready,
+            liveness=c.live,
+            readiness=c.ready,
             host="127.0.0.1",
             metrics_port=0,
             probe_port=0,
         )
         health.start()
-        task = asyncio.create_task(controller.run())
         try:
-            await asyncio.wait_for(
-                asyncio.gather(controller.nodeenis.wait_synced(), controller.nodes.wait_synced()),
-                timeout=30,
-            )
-            yield controller, Scraper(health.metrics_port)
+            yield c, Scraper(health.metrics_port)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             health.stop()
 
 

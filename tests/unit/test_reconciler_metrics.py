@@ -4,10 +4,8 @@ re-creation, and an invalid spec; and they go with the NodeENI."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from tests.harness.reconciling import ReconcileWorld
+from tests.harness.waiting import until
 
 SELECTOR = {"nodeSelector": {"multus": "on"}}
 
@@ -25,12 +23,6 @@ def _status(world: ReconcileWorld, name: str) -> tuple[float | None, ...]:
     status = world.status(name)
     ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
     return (status.get("desiredCount"), status["attachedCount"], 1 if ready else 0)
-
-
-async def _until(check: Callable[[], bool], *, within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110  # the cleanup pool has no event to wait on
-            await asyncio.sleep(0.01)
 
 
 async def test_the_gauges_follow_status_through_label_off_on_delete_and_recreate() -> None:
@@ -57,7 +49,7 @@ async def test_the_gauges_follow_status_through_label_off_on_delete_and_recreate
         await world.reconcile("multus")
         wanted, _attached, _ready = _series(world, "multus")
         assert wanted == 0  # being deleted: it wants none
-        await _until(lambda: not world.cleanup.pending_for("multus"))
+        await until(lambda: not world.cleanup.pending_for("multus"), within=5.0, every=0.01)
         world.view.changed(uid="uid-1")
         await world.reconcile("multus")
         assert world.nodeenis.get("multus") is None  # finalizer released
