@@ -290,9 +290,11 @@ class Controller:
             await asyncio.gather(*tasks)
         finally:
             self.metrics.leader.set(0)
-            self.metrics.forget_nodeenis()  # the next leader speaks for them
             self.view.stop()
-            await _cancel(tasks)
+            try:
+                await _cancel(tasks)
+            finally:  # once no worker can set one again: the next leader speaks for them
+                self.metrics.forget_nodeenis()
 
     def _cleaned(self, owner: str) -> None:
         """Some of `owner`'s ENIs left the cleanup pool: its status and finalizer

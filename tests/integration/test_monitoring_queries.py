@@ -254,3 +254,29 @@ def _assert_every_query_is_answered(queries: list[Query], scrapes: list[Scrape])
         if not any(s.value > 0 for scrape in scrapes for s in scrape.get(name, ()))
     )
     assert never_moved == [], f"queried, always zero in this run: {never_moved}"
+
+
+def _nodeeni_series(metrics: Metrics, name: str) -> list[float | None]:
+    return [
+        metrics.registry.get_sample_value(f"eni_controller_nodeeni_{kind}", {"nodeeni": name})
+        for kind in ("wanted_enis", "attached_enis", "ready")
+    ]
+
+
+async def test_a_term_that_ends_leaves_no_nodeeni_series_and_the_next_sets_them_again(
+    aws_env: AWSEnv,
+) -> None:
+    """A replica that stops leading speaks for no NodeENI: a standby's stale
+    `ready` would hold an alert, or clear one, that the leader's series decide."""
+    env = aws_env
+    await make_nodes(env.nodes, env.world, env.unique, az=AZ_A, count=1)
+    await env.nodeenis.create(env.unique, nodeeni_spec(env.unique, env.world, "multus-a"))
+    metrics = Metrics()
+    config = controller_config(env.world)
+    for _term in range(2):  # the second term: the same process leads again
+        async with running_controller(env.api, config, metrics=metrics):
+            await wait_for_nodeeni(env.api, env.unique, is_ready, within=60)
+            await until(lambda: _nodeeni_series(metrics, env.unique) == [1, 1, 1], within=30)
+            assert metrics.registry.get_sample_value("eni_controller_leader") == 1
+        assert _nodeeni_series(metrics, env.unique) == [None, None, None]
+        assert metrics.registry.get_sample_value("eni_controller_leader") == 0
