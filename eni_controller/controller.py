@@ -209,6 +209,7 @@ class Controller:
                 ),
                 cleanup=self.cleanup,
             ),
+            metrics=metrics,
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -291,7 +292,10 @@ class Controller:
         finally:
             self.metrics.leader.set(0)
             self.view.stop()
-            await _cancel(tasks)
+            try:
+                await _cancel(tasks)
+            finally:  # once no worker can set one again: the next leader speaks for them
+                self.metrics.forget_nodeenis()
 
     def _cleaned(self, owner: str) -> None:
         """Some of `owner`'s ENIs left the cleanup pool: its status and finalizer

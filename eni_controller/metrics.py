@@ -1,25 +1,80 @@
 """Prometheus metrics, held by one object that is passed to whoever records.
 
-No module-level collectors: each Metrics owns its CollectorRegistry, so tests
-and several controllers in one process never collide on registration.
+Why one object: the controller, its tests and a second controller in the same
+process each need their own series; prometheus_client's default registry is a
+module global, so two of anything registered on it collide. Here nothing is
+registered globally.
+
+Invariants:
+
+* No module-level collectors: each Metrics owns its CollectorRegistry (or is
+  handed one), and registers everything it exports on it exactly once, the
+  process, platform and GC collectors included (the default registry would
+  have had those; a fresh one must add them or `process_*` / `python_*` go
+  missing).
+* `eni_controller_build_info` is always 1, its labels say what runs.
+* Per-NodeENI series exist only for NodeENIs this process reconciles now: set
+  from the status the reconciler writes, removed when the NodeENI is gone and
+  all of them when a leadership term ends, so a standby or a deleted NodeENI
+  leaves no stale series for an alert to fire on.
+* Values read at scrape time (the cleanup pool's gauges) are computed by
+  callbacks that only read plain ints and dicts: scrapes run on the HTTP
+  server's threads (health.py), never on the event loop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _NAMESPACE = "eni_controller"
+_DISTRIBUTION = "aws-multi-eni-controller"
+
+
+def version() -> str:
+    """The installed package's version ("unknown" when run from an uninstalled tree)."""
+    try:
+        return importlib.metadata.version(_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """process_*, python_info and python_gc_* on `registry`, as on the default one."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Everything is registered on `registry`, which must hold nothing of it yet
+        (prometheus_client's default REGISTRY has the process collectors: not that)."""
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        _add_runtime_collectors(r)
+        self.build_info = Gauge(
+            "build_info",
+            "Always 1; the labels say which version runs on which Python",
+            ["version", "python_version"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.build_info.labels(version(), platform.python_version()).set(1)
         self.aws_api_calls = Counter(
             "aws_api_calls_total",
             "EC2 API calls by action and result (success or error), after retries",
@@ -166,6 +221,45 @@ class Metrics:
             registry=r,
             buckets=_LATENCY_BUCKETS,
         )
+        self.cleanup_pending = Gauge(
+            "eni_cleanup_pending",
+            "ENIs in the cleanup pool: queued, waiting for detachment or being cleaned",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.cleanup_in_flight = Gauge(
+            "eni_cleanup_in_flight",
+            "Cleanup workers making an EC2 call (detach, describe, delete) right now",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.cleanup_oldest_pending = Gauge(
+            "eni_cleanup_oldest_pending_seconds",
+            "Age of the ENI longest in the cleanup pool (0: the pool is empty)",
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.nodeeni_wanted = Gauge(
+            "nodeeni_wanted_enis",
+            "ENIs a NodeENI wants (its status desiredCount), as last written",
+            ["nodeeni"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.nodeeni_attached = Gauge(
+            "nodeeni_attached_enis",
+            "ENIs of a NodeENI attached (its status attachedCount), as last written",
+            ["nodeeni"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.nodeeni_ready = Gauge(
+            "nodeeni_ready",
+            "1 while a NodeENI's Ready condition is True, else 0, as last written",
+            ["nodeeni"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
         self.forced_detaches = Counter(
             "eni_forced_detaches_total",
             "Detaches sent with Force because the ENI was not free within DETACHMENT_TIMEOUT",
@@ -185,6 +279,39 @@ class Metrics:
             namespace=_NAMESPACE,
             registry=r,
         )
+
+    def watch_cleanup_pool(
+        self,
+        *,
+        pending: Callable[[], float],
+        in_flight: Callable[[], float],
+        oldest_pending_seconds: Callable[[], float],
+    ) -> None:
+        """Read the cleanup pool's gauges from these callbacks at each scrape. They
+        run on a scrape thread: they must only read, and never raise."""
+        self.cleanup_pending.set_function(pending)
+        self.cleanup_in_flight.set_function(in_flight)
+        self.cleanup_oldest_pending.set_function(oldest_pending_seconds)
+
+    def nodeeni_status(self, name: str, *, wanted: int | None, attached: int, ready: bool) -> None:
+        """The NodeENI's series, from the status just computed for it; `wanted` None
+        (no plan yet: an invalid spec, a failed lookup) leaves no wanted series."""
+        if wanted is None:
+            self.nodeeni_wanted.remove(name)
+        else:
+            self.nodeeni_wanted.labels(name).set(wanted)
+        self.nodeeni_attached.labels(name).set(attached)
+        self.nodeeni_ready.labels(name).set(1 if ready else 0)
+
+    def forget_nodeeni(self, name: str) -> None:
+        """The NodeENI is gone: its series go too (none left for an alert to see)."""
+        for gauge in (self.nodeeni_wanted, self.nodeeni_attached, self.nodeeni_ready):
+            gauge.remove(name)
+
+    def forget_nodeenis(self) -> None:
+        """The leadership term ended: this process no longer speaks for any NodeENI."""
+        for gauge in (self.nodeeni_wanted, self.nodeeni_attached, self.nodeeni_ready):
+            gauge.clear()
 
     @contextlib.contextmanager
     def eni_operation(self, operation: str) -> Iterator[None]:

@@ -30,6 +30,10 @@ Invariants:
   EC2 and decide again rather than act on the old term's decisions.
 * NotFound at any step means someone (AWS, DeleteOnTermination, an operator)
   already did it: done.
+* Its gauges (pending, in flight, oldest pending age) are read at scrape time
+  from `_jobs` and `in_flight` alone; `_jobs` keeps entry order (an ENI is
+  inserted once per entry, removed when it leaves), so its first job is the
+  oldest.
 
 The owner (the NodeENI whose status lists the ENI) is told as its ENIs leave
 the pool, at most once per NOTIFY_INTERVAL_SECONDS while more of them are in
@@ -83,6 +87,7 @@ class _Job:
     still holding an old one (after a cancel(), or the term's end) knows it is stale."""
 
     owner: str
+    entered: float  # when it entered the pool (the clock's time)
     # where the ENI was attached when cleanup was decided (None: unattached);
     # unknown until `decided` (submitted without a view: the first describe decides)
     instance_id: str | None = None
@@ -141,6 +146,11 @@ class CleanupPool:
         self.in_flight = 0
         self.max_in_flight = 0  # read by tests: never above the worker count
         self.polls = 0  # read by tests: describes made while waiting for detachment
+        metrics.watch_cleanup_pool(
+            pending=lambda: len(self._jobs),
+            in_flight=lambda: self.in_flight,
+            oldest_pending_seconds=self._oldest_pending_seconds,
+        )
 
     @staticmethod
     def _new_queue() -> WorkQueue[str]:
@@ -154,7 +164,7 @@ class CleanupPool:
         its attachment's instance is the only one the pool will detach the ENI from."""
         job = self._jobs.get(eni_id)
         if job is None:
-            job = self._jobs[eni_id] = _Job(owner=nodeeni)
+            job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
             self._pending_by_owner[nodeeni] += 1
         elif job.owner != nodeeni:
             self._pending_by_owner[job.owner] -= 1
@@ -185,6 +195,15 @@ class CleanupPool:
     def pending_for(self, nodeeni: str) -> int:
         """How many of `nodeeni`'s ENIs are queued, parked or being cleaned."""
         return self._pending_by_owner.get(nodeeni, 0)
+
+    def _oldest_pending_seconds(self) -> float:
+        """How long the longest-pending ENI has been in the pool; 0 when none is.
+        Called on a scrape thread: reads `_jobs` once, changes nothing."""
+        try:
+            oldest = next(iter(self._jobs.values()), None)
+        except RuntimeError:  # the loop resized `_jobs` during the read: next scrape
+            return 0.0
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest.entered)
 
     @property
     def idle(self) -> bool:

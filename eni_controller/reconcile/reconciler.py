@@ -18,6 +18,8 @@ Invariants:
 * The finalizer is added before anything is created, and removed only after
   a describe made since the last change finds none of our ENIs left (or
   MAX_CLEANUP_DURATION ran out: the sweep takes over).
+* The NodeENI's gauges (metrics.py) say what its status says once written
+  (a NodeENI being deleted wants none), and go with the NodeENI.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from eni_controller.config import Config
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import LABELS_INDEX
 from eni_controller.kube.writes import NodeENIWriter
-from eni_controller.model import AttachmentState
+from eni_controller.metrics import Metrics
+from eni_controller.model import AttachmentState, ConditionStatus
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
@@ -143,9 +146,11 @@ class Reconciler:
         config: Config,
         kube: KubeSide,
         ec2: EC2Side,
+        metrics: Metrics,
         now: Callable[[], str] = utc_now,
     ) -> None:
         self._config = config
+        self._metrics = metrics
         self._kube = kube
         self._view = ec2.view
         self._executor = ec2.executor
@@ -158,6 +163,7 @@ class Reconciler:
         await self._kube.writer.caught_up(name)
         raw = self._kube.nodeenis.get(name)
         if raw is None:
+            self._metrics.forget_nodeeni(name)
             return DONE  # deleted; its finalizer saw to its ENIs
         nodeeni = self._parse(raw)
         if nodeeni.being_deleted:
@@ -343,6 +349,7 @@ class Reconciler:
             [f for f in nodeeni.finalizers if f != model.FINALIZER],
             resource_version=nodeeni.resource_version,
         )
+        self._metrics.forget_nodeeni(nodeeni.name)
         self._executor.forget(nodeeni.uid)
         self._view.forget(uid=nodeeni.uid)
         return DONE
@@ -476,6 +483,14 @@ class Reconciler:
             await self._kube.writer.patch_status(
                 nodeeni.name, patch, resource_version=nodeeni.resource_version
             )
+        # what the status now says (written, or already so); being deleted, it wants none
+        wanted = desired if desired is not None else nodeeni.status.desired_count
+        self._metrics.nodeeni_status(
+            nodeeni.name,
+            wanted=0 if nodeeni.being_deleted else wanted,
+            attached=sum(a.status is AttachmentState.ATTACHED for a in folded.attachments),
+            ready=any(c.type == READY and c.status is ConditionStatus.TRUE for c in conditions),
+        )
 
     def _reports(self, nodes: set[str]) -> dict[str, Reports]:
         """The agents' reports of the `nodes` that have an ENINode, as the informer has them."""

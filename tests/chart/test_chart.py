@@ -43,7 +43,7 @@ VALUE_SETS: dict[str, tuple[Path, ...]] = {
     "kind": (KIND_VALUES,),
 }
 # No bundled schema: checked by the tests below and in test_agent.py instead.
-CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 # Variables the chart leaves to the controller's default on purpose.
 # BIND_ADDRESS: all interfaces in a pod; LOG_FORMAT: json, the default, is what a
 # cluster's log pipeline reads; AWS_DEFAULT_REGION: the AWS SDKs' fallback name
@@ -525,6 +525,27 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "network-policy-peer-typo": (
         {"networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelectr": {}}]}},
         "Additional property namespaceSelectr",
+    ),
+    # prometheusRule.* (templates/prometheusrule.yaml)
+    "rule-duration": (
+        {"prometheusRule": {"enabled": True, "notReadyFor": "15 minutes"}},
+        "prometheusRule.notReadyFor: Does not match pattern",
+    ),
+    "rule-selector-breaking-out": (
+        {"prometheusRule": {"enabled": True, "selector": 'job="a"} or vector(1) #'}},
+        "prometheusRule.selector: Does not match pattern",
+    ),
+    "rule-throttled-share": (
+        {"prometheusRule": {"enabled": True, "throttledShare": 2}},
+        "prometheusRule.throttledShare: Must be less than or equal to 1",
+    ),
+    "rule-runbook-fragment": (
+        {"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://x/r.md#top"}},
+        "prometheusRule.runbookBaseUrl: Does not match pattern",
+    ),
+    "rule-unknown-key": (
+        {"prometheusRule": {"enabled": True, "severity": "page"}},
+        "Additional property severity is not allowed",
     ),
 }
 

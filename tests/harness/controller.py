@@ -85,15 +85,17 @@ async def running_controller(
     metrics: Metrics | None = None,
     read_timeout_seconds: float = 30.0,
     on_ec2: Callable[[EC2Client], None] | None = None,
+    retry: RetryPolicy = FAST_RETRY,
 ) -> AsyncIterator[Controller]:
     """The controller running in this event loop until the block ends.
 
     `read_timeout_seconds` is the EC2 client's (the product's is 30 s: a test of
     timeouts shortens it to stay quick); `on_ec2` sees the EC2 client before the
-    controller gets it (a test recording every attempt wraps it there)."""
+    controller gets it (a test recording every attempt wraps it there); `retry`
+    is the EC2 client's retry policy."""
     metrics = metrics or Metrics()
     async with connect_ec2(
-        config, metrics=metrics, retry=FAST_RETRY, read_timeout_seconds=read_timeout_seconds
+        config, metrics=metrics, retry=retry, read_timeout_seconds=read_timeout_seconds
     ) as ec2:
         if on_ec2 is not None:
             on_ec2(ec2)

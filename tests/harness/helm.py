@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +35,15 @@ def helm_binary() -> Path | None:
         return cached
     found = shutil.which("helm")
     return Path(found) if found else None
+
+
+def installed_helm() -> Helm:
+    """The pinned helm; the test is skipped, naming the command that installs it,
+    when it is missing."""
+    binary = helm_binary()
+    if binary is None:
+        pytest.skip(f"helm not installed: run `bash {INSTALL_SCRIPT}` (make test does)")
+    return Helm(binary)
 
 
 class HelmError(RuntimeError):

@@ -167,6 +167,7 @@ class ReconcileWorld:
                 ),
                 cleanup=self.cleanup,
             ),
+            metrics=self.metrics,
         )
         self._uids = itertools.count(1)
 

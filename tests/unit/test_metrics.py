@@ -1,10 +1,16 @@
-"""Unit tests for eni_controller.metrics: ENI operation counting and timing."""
+"""Unit tests for eni_controller.metrics: ENI operation counting and timing, the
+runtime collectors and build info, and the per-NodeENI series' lifetime."""
 
 from __future__ import annotations
 
-import pytest
+import importlib.metadata
+import platform
+import sys
 
-from eni_controller.metrics import Metrics
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from eni_controller.metrics import Metrics, version
 
 
 def _value(m: Metrics, name: str, **labels: str) -> float | None:
@@ -32,3 +38,65 @@ def test_eni_operation_counts_an_error_and_lets_it_through() -> None:
         is None
     )
     assert _value(m, "eni_controller_eni_operation_duration_seconds_count", operation="delete") == 1
+
+
+def test_every_metrics_object_has_the_runtime_collectors_and_build_info() -> None:
+    # two in one process: each registers on its own registry, nothing collides
+    first, second = Metrics(), Metrics()
+    for m in (first, second):
+        assert _value(m, "process_cpu_seconds_total") is not None
+        assert _value(m, "process_resident_memory_bytes")
+        assert (
+            _value(
+                m,
+                "python_info",
+                implementation=platform.python_implementation(),
+                major=str(sys.version_info.major),
+                minor=str(sys.version_info.minor),
+                patchlevel=str(sys.version_info.micro),
+                version=platform.python_version(),
+            )
+            == 1
+        )
+        assert _value(m, "python_gc_objects_collected_total", generation="0") is not None
+        labels = {"version": version(), "python_version": platform.python_version()}
+        assert _value(m, "eni_controller_build_info", **labels) == 1
+
+
+def test_build_info_names_the_installed_version() -> None:
+    assert version() == importlib.metadata.version("aws-multi-eni-controller")
+
+
+def test_registering_twice_on_one_registry_is_refused() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        Metrics(registry)
+
+
+def _nodeeni(m: Metrics, name: str) -> tuple[float | None, float | None, float | None]:
+    return (
+        _value(m, "eni_controller_nodeeni_wanted_enis", nodeeni=name),
+        _value(m, "eni_controller_nodeeni_attached_enis", nodeeni=name),
+        _value(m, "eni_controller_nodeeni_ready", nodeeni=name),
+    )
+
+
+def test_nodeeni_series_follow_its_status_and_go_with_it() -> None:
+    m = Metrics()
+    m.nodeeni_status("a", wanted=3, attached=1, ready=False)
+    m.nodeeni_status("b", wanted=1, attached=1, ready=True)
+    assert _nodeeni(m, "a") == (3, 1, 0)
+    m.nodeeni_status("a", wanted=3, attached=3, ready=True)
+    assert _nodeeni(m, "a") == (3, 3, 1)
+    m.forget_nodeeni("a")  # deleted
+    assert _nodeeni(m, "a") == (None, None, None)
+    assert _nodeeni(m, "b") == (1, 1, 1)  # others untouched
+    m.forget_nodeeni("a")  # twice: nothing to remove, no error
+    m.nodeeni_status("a", wanted=2, attached=0, ready=False)  # made again
+    assert _nodeeni(m, "a") == (2, 0, 0)
+    m.nodeeni_status("a", wanted=None, attached=0, ready=False)  # no plan (invalid spec)
+    assert _nodeeni(m, "a") == (None, 0, 0)
+    m.forget_nodeenis()  # the term ended
+    assert _nodeeni(m, "a") == _nodeeni(m, "b") == (None, None, None)
+    assert "nodeeni=" not in generate_latest(m.registry).decode()
