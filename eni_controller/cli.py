@@ -18,7 +18,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from eni_controller import logs
+from eni_controller import logs, package_version
 from eni_controller.aws import imds
 from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import SETTINGS, Config, ConfigError, render_settings
@@ -59,13 +58,6 @@ class StartupError(Exception):
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def package_version() -> str:
-    try:
-        return version("aws-multi-eni-controller")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _environment_help(table: str) -> str:

@@ -25,7 +25,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -40,17 +39,10 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from eni_controller import package_version
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _NAMESPACE = "eni_controller"
-_DISTRIBUTION = "aws-multi-eni-controller"
-
-
-def version() -> str:
-    """The installed package's version ("unknown" when run from an uninstalled tree)."""
-    try:
-        return importlib.metadata.version(_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _add_runtime_collectors(registry: CollectorRegistry) -> None:
@@ -74,7 +66,7 @@ class Metrics:
             namespace=_NAMESPACE,
             registry=r,
         )
-        self.build_info.labels(version(), platform.python_version()).set(1)
+        self.build_info.labels(package_version(), platform.python_version()).set(1)
         self.aws_api_calls = Counter(
             "aws_api_calls_total",
             "EC2 API calls by action and result (success or error), after retries",

@@ -8,7 +8,7 @@ from operator import attrgetter
 
 import pytest
 
-from eni_controller import cli
+from eni_controller import cli, package_version
 from eni_controller.agent.settings import AGENT_SETTINGS, AgentSettings
 from eni_controller.config import (
     SETTINGS,
@@ -71,7 +71,7 @@ def test_version_flag_and_subcommand_agree(capsys: pytest.CaptureFixture[str]) -
     assert done.value.code == 0
     flag = capsys.readouterr().out
     assert cli.main(["version"]) == 0
-    assert capsys.readouterr().out == flag == f"{cli.package_version()}\n"
+    assert capsys.readouterr().out == flag == f"{package_version()}\n"
 
 
 def test_usage_error_is_2_and_differs_from_configuration_and_runtime() -> None:

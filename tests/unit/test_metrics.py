@@ -10,7 +10,8 @@ import sys
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from eni_controller.metrics import Metrics, version
+from eni_controller import package_version
+from eni_controller.metrics import Metrics
 
 
 def _value(m: Metrics, name: str, **labels: str) -> float | None:
@@ -59,12 +60,12 @@ def test_every_metrics_object_has_the_runtime_collectors_and_build_info() -> Non
             == 1
         )
         assert _value(m, "python_gc_objects_collected_total", generation="0") is not None
-        labels = {"version": version(), "python_version": platform.python_version()}
+        labels = {"version": package_version(), "python_version": platform.python_version()}
         assert _value(m, "eni_controller_build_info", **labels) == 1
 
 
 def test_build_info_names_the_installed_version() -> None:
-    assert version() == importlib.metadata.version("aws-multi-eni-controller")
+    assert package_version() == importlib.metadata.version("aws-multi-eni-controller")
 
 
 def test_registering_twice_on_one_registry_is_refused() -> None:
