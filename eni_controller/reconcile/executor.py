@@ -277,7 +277,9 @@ class Executor:
                 step,
                 generation=job.generation,
                 reason=errors.reason_for(err),
-                message=f"node {slot.node}, subnet {slot.subnet.subnet_id}: {err}",
+                message=(
+                    f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
+                ),
             )
             return SlotResult(
                 slot=slot,
@@ -319,7 +321,10 @@ class Executor:
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
                     await self._event(
-                        job, "Warning", "ENICreationFailed", f"node {slot.node}: {err}"
+                        job,
+                        "Warning",
+                        "ENICreationFailed",
+                        f"node {slot.node}: {errors.short_text(err)}",
                     )
                 raise
             if self.tokens.created(key, token=token, eni_id=eni.eni_id):
@@ -400,7 +405,10 @@ class Executor:
         except errors.EC2Error as err:
             if err is reported:
                 await self._event(
-                    job, "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {err}"
+                    job,
+                    "Warning",
+                    "ENIAttachmentFailed",
+                    f"{eni_id} on node {slot.node}: {errors.short_text(err)}",
                 )
             raise
         if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
