@@ -85,6 +85,26 @@ async def test_each_event_is_raised_in_its_own_slots_context_only() -> None:
         }
 
 
+async def test_one_info_line_per_eni_step_names_its_objects() -> None:
+    async def quiet_emit(_type: str, _reason: str, _message: str, count: int = 1, /) -> None:
+        pass
+
+    with structlog.testing.capture_logs() as logs:
+        assert await _run(quiet_emit, nodes=3) == [Outcome.DONE] * 3
+    steps = [line for line in logs if line["event"] in ("ENI created", "ENI attached")]
+    assert len(steps) == 6
+    for line in steps:
+        node = str(line["node"])
+        assert line["nodeeni"] == "multus"
+        assert line["instance_id"] == INSTANCES[int(node[1:])]
+        assert str(line["eni_id"]).startswith("eni-")
+    created = {(line["node"], line["eni_id"]) for line in steps if line["event"] == "ENI created"}
+    attached = {(line["node"], line["eni_id"]) for line in steps if line["event"] == "ENI attached"}
+    assert created == attached
+    assert len(created) == 3
+    assert {line.get("device_index") for line in steps if line["event"] == "ENI attached"} == {1}
+
+
 async def test_one_event_per_eni_step_created_before_attached() -> None:
     sent: list[tuple[str, str, int]] = []
 
