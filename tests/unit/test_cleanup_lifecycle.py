@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
+from eni_controller.aws.resources import NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
@@ -87,16 +88,24 @@ def _lifecycle(logs: Sequence[Mapping[str, Any]]) -> list[tuple[object, ...]]:
     ]
 
 
-async def test_an_attached_eni_is_detached_then_deleted_one_line_and_event_each() -> None:
-    ec2 = MemoryEC2([INSTANCE])
-    eni_id = await _made(ec2, attached=True)
+async def _cleaned(
+    ec2: MemoryEC2, eni_id: str, *, seen: NetworkInterface | None = None
+) -> tuple[list[tuple[object, ...]], list[Event]]:
+    """The lifecycle lines logged and the Events raised while the pool cleans `eni_id`."""
     events: list[Event] = []
     with structlog.testing.capture_logs() as logs:
         async with _running(ec2, events) as pool:
-            pool.submit(eni_id, nodeeni="multus")
+            pool.submit(eni_id, nodeeni="multus", seen=seen)
             await until(lambda: not pool.pending(eni_id), within=5, every=0.01)
+    return _lifecycle(logs), events
+
+
+async def test_an_attached_eni_is_detached_then_deleted_one_line_and_event_each() -> None:
+    ec2 = MemoryEC2([INSTANCE])
+    eni_id = await _made(ec2, attached=True)
+    lines, events = await _cleaned(ec2, eni_id)
     assert eni_id not in ec2.enis
-    assert _lifecycle(logs) == [
+    assert lines == [
         ("ENI detached", "multus", "n0", INSTANCE, eni_id),
         ("ENI deleted", "multus", "n0", INSTANCE, eni_id),
     ]
@@ -109,13 +118,9 @@ async def test_an_attached_eni_is_detached_then_deleted_one_line_and_event_each(
 async def test_an_unattached_eni_is_only_deleted() -> None:
     ec2 = MemoryEC2([INSTANCE])
     eni_id = await _made(ec2, attached=False)
-    events: list[Event] = []
-    with structlog.testing.capture_logs() as logs:
-        async with _running(ec2, events) as pool:
-            pool.submit(eni_id, nodeeni="multus")
-            await until(lambda: not pool.pending(eni_id), within=5, every=0.01)
+    lines, events = await _cleaned(ec2, eni_id)
     # an unattached ENI's instance is its tag's: the one it was made for
-    assert _lifecycle(logs) == [("ENI deleted", "multus", "n0", INSTANCE, eni_id)]
+    assert lines == [("ENI deleted", "multus", "n0", INSTANCE, eni_id)]
     assert events == [("multus", "ENIDeleted", f"deleted {eni_id}")]
 
 
@@ -131,12 +136,7 @@ async def test_an_eni_someone_else_deleted_is_logged_so_without_an_event(
             filters={}, eni_ids=[eni_id]
         )
     await ec2.delete_network_interface(NetworkInterfaceId=eni_id)
-    events: list[Event] = []
-    with structlog.testing.capture_logs() as logs:
-        async with _running(ec2, events) as pool:
-            pool.submit(eni_id, nodeeni="multus", seen=seen)
-            await until(lambda: not pool.pending(eni_id), within=5, every=0.01)
-    (line,) = _lifecycle(logs)
+    (line,), events = await _cleaned(ec2, eni_id, seen=seen)
     assert line[0] == "ENI already deleted"
     assert line[-1] == eni_id
     assert events == []
