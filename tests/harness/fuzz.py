@@ -462,7 +462,8 @@ def node_labels(*, required: dict[str, str] | None = None) -> st.SearchStrategy[
 @st.composite
 def valid_nodeeni_specs(draw: st.DrawFn) -> dict[str, Any]:
     """A drawn spec made valid for the controller too: a syntactically valid
-    selector, each subnet and group once, a supported DPDK driver."""
+    selector, each subnet and group once, at most SECURITY_GROUPS_MAX groups in
+    all, a supported DPDK driver."""
     spec = draw(nodeeni_specs())
     spec["nodeSelector"] = draw(
         st.dictionaries(valid_label_keys(), valid_label_values(), max_size=4)
@@ -477,9 +478,15 @@ def valid_nodeeni_specs(draw: st.DrawFn) -> dict[str, Any]:
         elif key in spec:
             spec[key] = [v for v in dict.fromkeys(spec[key]) if v not in seen]
             seen.update(spec[key])
+    room = model.SECURITY_GROUPS_MAX  # per ENI, IDs and names together
     for key in ("securityGroupIDs", "securityGroupNames"):
         if key in spec:
-            spec[key] = list(dict.fromkeys(spec[key]))
+            kept = list(dict.fromkeys(spec[key]))[:room]
+            if kept:
+                spec[key] = kept
+                room -= len(kept)
+            else:  # securityGroupIDs holds them all
+                del spec[key]
     if "dpdkDriver" in spec:
         spec["dpdkDriver"] = draw(st.sampled_from(model.DPDK_DRIVERS))
     return spec
