@@ -26,6 +26,7 @@ from eni_controller.aws.ratelimit import (
     DEFAULT_LIMITS,
     RateLimits,
 )
+from eni_controller.model import DEVICE_INDEX_MAX
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.retries import BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS
 
@@ -104,13 +105,18 @@ def _positive_duration(text: str) -> float:
     return seconds
 
 
-def _count(text: str) -> int:
-    expected = f"a whole number from 1 to {MAX_COUNT}"
+def _count(text: str, *, maximum: int = MAX_COUNT) -> int:
+    expected = f"a whole number from 1 to {maximum}"
     if not _INT_RE.fullmatch(text):
         raise ValueError(f"not an integer (expected {expected})")
-    if not 1 <= int(text) <= MAX_COUNT:
+    if not 1 <= int(text) <= maximum:
         raise ValueError(f"out of range (expected {expected})")
     return int(text)
+
+
+def _device_index(text: str) -> int:
+    """DEFAULT_DEVICE_INDEX: within the NodeENI CRD's deviceIndex bounds."""
+    return _count(text, maximum=DEVICE_INDEX_MAX)
 
 
 def _positive_rate(text: str) -> float:
@@ -562,7 +568,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="DEFAULT_DEVICE_INDEX",
         path="default_device_index",
-        parse=_count,
+        parse=_device_index,
         help="device index of a NodeENI that names none",
     ),
     Setting(

@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 from kubernetes_asyncio import client
 
+from eni_controller import model
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.identity import ClusterIdentity
@@ -169,6 +170,7 @@ class Controller:
             on_deleted=lambda eni_id: _deleted(
                 eni_id, allocator=allocator, tokens=tokens, view=self.view
             ),
+            on_event=self._cleanup_event,
         )
         self._ec2 = ec2
         # resolved once, at the start of the first term (aws/identity.py)
@@ -306,6 +308,21 @@ class Controller:
         if raw is not None:
             self.view.changed(uid=_meta(raw).get("uid"))
         self.queue.add(owner)
+
+    def _cleanup_event(self, owner: str, reason: str, message: str) -> None:
+        """A Normal Event from the cleanup pool about `owner`, written by the recorder's
+        task; none for the orphan sweep's ENIs (no NodeENI) or a NodeENI gone."""
+        raw = self.nodeenis.get(owner) if owner != SWEEP_OWNER else None
+        if raw is None:
+            return
+        meta = _meta(raw)
+        involved = model.NodeENI(
+            name=owner,
+            uid=str(meta.get("uid", "")),
+            resource_version=str(meta.get("resourceVersion", "")),
+            spec=None,
+        )
+        self.events.record_soon(involved, type_="Normal", reason=reason, message=message)
 
     def _detached(self, instance_id: str, index: int, *, allocator: DeviceIndexAllocator) -> None:
         """The cleanup pool saw an ENI it detached free: its device index is free for

@@ -40,6 +40,15 @@ MTU_MAX: Final = 9001
 DESCRIPTION_MAX_LENGTH: Final = 255
 SUBNET_NAME_MAX_LENGTH: Final = 256
 SECURITY_GROUP_NAME_MAX_LENGTH: Final = 255
+# The bounds of the NodeENI CRD (tests/unit/test_model.py reads the CRD and
+# compares): checked here too, for objects stored before the CRD had them and
+# for what the schema cannot express (the security groups' sum, label keys).
+# trn1n.32xlarge, the largest instance type, has 80 network interfaces (0..79).
+DEVICE_INDEX_MAX: Final = 79
+SECURITY_GROUPS_MAX: Final = 16  # per ENI (AWS's limit), IDs and names together
+SUBNETS_MAX: Final = 64  # per list, subnetIDs and subnetNames
+NODE_SELECTOR_MAX_ENTRIES: Final = 32
+DPDK_RESOURCE_NAME_MAX_LENGTH: Final = 253
 DPDK_DRIVERS: Final = ("vfio-pci", "igb_uio", "uio_pci_generic")
 DEFAULT_DPDK_DRIVER: Final = "vfio-pci"
 
@@ -371,19 +380,39 @@ def parse_spec(
         return None, (f"spec: {message}",)
     reader = _SpecReader(raw)
     node_selector = _read_node_selector(reader)
-    subnet_ids = _read_unique_values(reader, "subnetID", "subnetIDs", _SUBNET_ID_CHECK)
-    subnet_names = _read_unique_values(reader, "subnetName", "subnetNames", _SUBNET_NAME_CHECK)
+    subnet_ids = _read_unique_values(
+        reader, "subnetID", "subnetIDs", _SUBNET_ID_CHECK, max_items=SUBNETS_MAX
+    )
+    subnet_names = _read_unique_values(
+        reader, "subnetName", "subnetNames", _SUBNET_NAME_CHECK, max_items=SUBNETS_MAX
+    )
     _require_one_of(reader, "subnet", ("subnetID", "subnetIDs", "subnetName", "subnetNames"))
-    security_group_ids = _read_unique_values(reader, None, "securityGroupIDs", _SG_ID_CHECK)
-    security_group_names = _read_unique_values(reader, None, "securityGroupNames", _SG_NAME_CHECK)
+    security_group_ids = _read_unique_values(
+        reader, None, "securityGroupIDs", _SG_ID_CHECK, max_items=SECURITY_GROUPS_MAX
+    )
+    security_group_names = _read_unique_values(
+        reader, None, "securityGroupNames", _SG_NAME_CHECK, max_items=SECURITY_GROUPS_MAX
+    )
     _require_one_of(reader, "security group", ("securityGroupIDs", "securityGroupNames"))
-    device_index = reader.integer("deviceIndex", 1, note="0 is the instance's primary ENI")
+    groups = len(security_group_ids) + len(security_group_names)
+    if groups > SECURITY_GROUPS_MAX >= max(len(security_group_ids), len(security_group_names)):
+        # (a list past the bound on its own was reported as such)
+        reader.report(
+            "spec",
+            f"{groups} security groups in securityGroupIDs and securityGroupNames together"
+            f" (at most {SECURITY_GROUPS_MAX} per ENI allowed)",
+        )
+    device_index = reader.integer(
+        "deviceIndex", 1, DEVICE_INDEX_MAX, note="0 is the instance's primary ENI"
+    )
     delete_on_termination = reader.boolean("deleteOnTermination")
     description = reader.string("description", _length_check(0, DESCRIPTION_MAX_LENGTH))
     mtu = reader.integer("mtu", MTU_MIN, MTU_MAX)
     enable_dpdk = reader.boolean("enableDPDK") or False
     dpdk_driver = reader.string("dpdkDriver", _check_dpdk_driver)
-    dpdk_resource_name = reader.string("dpdkResourceName", _length_check(1, None))
+    dpdk_resource_name = reader.string(
+        "dpdkResourceName", _length_check(1, DPDK_RESOURCE_NAME_MAX_LENGTH)
+    )
     dpdk_pci_address = reader.string("dpdkPCIAddress", _check_pci_address)
 
     if reader.problems or node_selector is None:
@@ -447,7 +476,7 @@ class _SpecReader:
             return None
         return value
 
-    def string_list(self, key: str, check: _Check) -> list[tuple[str, str]]:
+    def string_list(self, key: str, check: _Check, *, max_items: int) -> list[tuple[str, str]]:
         """The valid items of a string array, each with its path."""
         value = self.get(key)
         if value is None:
@@ -456,6 +485,8 @@ class _SpecReader:
         if not isinstance(value, list | tuple):
             self.report(path, _wrong_type("an array of strings", value))
             return []
+        if len(value) > max_items:
+            self.report(path, f"has {len(value)} items (at most {max_items} allowed)")
         items: list[tuple[str, str]] = []
         for index, item in enumerate(value):
             item_path = f"{path}[{index}]"
@@ -497,6 +528,8 @@ def _read_node_selector(reader: _SpecReader) -> dict[str, str] | None:
     if not isinstance(raw, Mapping):
         reader.report(path, _wrong_type("an object mapping label keys to values", raw))
         return None
+    if len(raw) > NODE_SELECTOR_MAX_ENTRIES:
+        reader.report(path, f"has {len(raw)} entries (at most {NODE_SELECTOR_MAX_ENTRIES} allowed)")
     selector: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
@@ -512,7 +545,7 @@ def _read_node_selector(reader: _SpecReader) -> dict[str, str] | None:
 
 
 def _read_unique_values(
-    reader: _SpecReader, single_key: str | None, list_key: str, check: _Check
+    reader: _SpecReader, single_key: str | None, list_key: str, check: _Check, *, max_items: int
 ) -> tuple[str, ...]:
     """Read a subnet or security-group field pair: the single field, then the list.
 
@@ -523,7 +556,7 @@ def _read_unique_values(
         single = reader.string(single_key, check)
         if single is not None:
             entries.append((f"spec.{single_key}", single))
-    entries.extend(reader.string_list(list_key, check))
+    entries.extend(reader.string_list(list_key, check, max_items=max_items))
     first_path: dict[str, str] = {}
     for path, value in entries:
         if value in first_path:

@@ -23,6 +23,47 @@ _BASE: dict[str, Any] = {
     "securityGroupIDs": [SG_A],
 }
 
+
+def _without(key: str) -> dict[str, Any]:
+    return {k: v for k, v in _BASE.items() if k != key}
+
+
+def _ids(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}-{n:017x}" for n in range(1, count + 1)]
+
+
+def _names(prefix: str, count: int, *, length: int) -> list[str]:
+    return [f"{prefix}{n}".ljust(length, "x") for n in range(count)]
+
+
+_LONGEST_LABEL_KEY = f"{'a' * 253}/{'n' * 63}"
+
+# Every bound of the CRD reached at once (model.py's constants): accepted by the
+# API server and by the model.
+AT_BOUNDS_SPECS: dict[str, dict[str, Any]] = {
+    "at-bounds": {
+        "nodeSelector": {
+            _LONGEST_LABEL_KEY: "v" * 63,
+            **{f"k{n}": "v" * 63 for n in range(31)},
+        },
+        "subnetIDs": _ids("subnet", 64),
+        "subnetNames": _names("subnet", 64, length=256),
+        "securityGroupIDs": _ids("sg", 8),
+        "securityGroupNames": _names("sg", 8, length=255),
+        "deviceIndex": 79,
+        "description": "d" * 255,
+        "enableDPDK": True,
+        "dpdkDriver": "uio_pci_generic",
+        "dpdkResourceName": "r" * 253,
+        "dpdkPCIAddress": "0000:00:1f.7",
+    },
+    "sixteen-security-group-ids": {**_BASE, "securityGroupIDs": _ids("sg", 16)},
+    "sixteen-security-group-names": {
+        **_without("securityGroupIDs"),
+        "securityGroupNames": _names("sg", 16, length=8),
+    },
+}
+
 # SPEC §1 samples: accepted by the schema and by the model.
 VALID_SPECS: dict[str, dict[str, Any]] = {
     "single-subnet": _BASE,
@@ -50,11 +91,52 @@ VALID_SPECS: dict[str, dict[str, Any]] = {
         "mtu": 576,
     },
     "every-node": {**_BASE, "nodeSelector": {}},
+    **AT_BOUNDS_SPECS,
 }
 
 
-def _without(key: str) -> dict[str, Any]:
-    return {k: v for k, v in _BASE.items() if k != key}
+# One past a bound each: refused by the API server (422), whose message names
+# the field and the bound (the second item, found in the answer's body).
+OVERSIZED_SPECS: dict[str, tuple[dict[str, Any], str]] = {
+    "device-index-80": ({**_BASE, "deviceIndex": 80}, "spec.deviceIndex"),
+    "17-security-group-ids": (
+        {**_BASE, "securityGroupIDs": _ids("sg", 17)},
+        "spec.securityGroupIDs",
+    ),
+    "17-security-group-names": (
+        {**_BASE, "securityGroupNames": _names("sg", 17, length=8)},
+        "spec.securityGroupNames",
+    ),
+    "65-subnet-ids": ({**_without("subnetID"), "subnetIDs": _ids("subnet", 65)}, "spec.subnetIDs"),
+    "65-subnet-names": (
+        {**_without("subnetID"), "subnetNames": _names("subnet", 65, length=8)},
+        "spec.subnetNames",
+    ),
+    "33-selector-entries": (
+        {**_BASE, "nodeSelector": {f"k{n}": "v" for n in range(33)}},
+        "spec.nodeSelector",
+    ),
+    "long-selector-value": ({**_BASE, "nodeSelector": {"ng": "v" * 64}}, "spec.nodeSelector"),
+    "long-dpdk-driver": ({**_BASE, "dpdkDriver": "d" * 33}, "spec.dpdkDriver"),
+    "long-dpdk-resource-name": (
+        {**_BASE, "dpdkResourceName": "r" * 254},
+        "spec.dpdkResourceName",
+    ),
+    "long-dpdk-pci-address": ({**_BASE, "dpdkPCIAddress": "0000:00:06.00"}, "spec.dpdkPCIAddress"),
+    "long-subnet-id": ({**_BASE, "subnetID": f"subnet-{'0' * 18}"}, "spec.subnetID"),
+    "long-security-group-id": (
+        {**_BASE, "securityGroupIDs": [f"sg-{'0' * 18}"]},
+        "spec.securityGroupIDs",
+    ),
+}
+
+# Within each list's bound, past AWS's 16 security groups per ENI together: the
+# schema (1.20: no rule across fields) admits it, the controller reports it.
+SECURITY_GROUPS_PAST_THE_SUM: dict[str, Any] = {
+    **_BASE,
+    "securityGroupIDs": _ids("sg", 9),
+    "securityGroupNames": _names("sg", 8, length=8),
+}
 
 
 # Specs the API server must reject (422) through the CRD schema; the model must
@@ -75,4 +157,5 @@ INVALID_SPECS: dict[str, dict[str, Any]] = {
     "bad-subnet-ids-item": {**_without("subnetID"), "subnetIDs": [SUBNET_A, "sub-123"]},
     "bad-sg-id": {**_BASE, "securityGroupIDs": ["sg-123"]},
     "selector-not-strings": {**_BASE, "nodeSelector": {"ng": 1}},
+    **{case: spec for case, (spec, _) in OVERSIZED_SPECS.items()},
 }

@@ -2,12 +2,20 @@
 
 The controller decides what to do from the class (adopt, retry later, report a
 condition, treat as done), so the mapping lives in one table here. Message
-text is never read: AWS changes wording, never codes.
+text is never read to decide anything: AWS changes wording, never codes.
+
+What an Event or a condition says of a failure is `short_text`: the action,
+the AWS code and at most SHORT_TEXT_MAX_LENGTH characters of AWS's message on
+one line. An authorization failure (told by its class, i.e. its code) loses
+its "Encoded authorization failure message": an opaque blob of kilobytes that
+only `sts:DecodeAuthorizationMessage` reads, kept in the logs where an
+operator can copy it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
@@ -207,3 +215,21 @@ def reason_for(error: EC2Error) -> str:
             return _REASONS[cls]
     reason = "".join(c for c in error.code if c.isascii() and c.isalnum())
     return reason if reason[:1].isalpha() else f"EC2{reason}"
+
+
+SHORT_TEXT_MAX_LENGTH: Final = 200  # characters of AWS's message an Event or condition keeps
+# Where UnauthorizedOperation's message appends its encoded blob (AWS's wording;
+# cut only from messages whose code already says "authorization failure").
+_ENCODED_AUTHORIZATION = re.compile(r"\s*Encoded authorization failure message:.*", re.I | re.S)
+
+
+def short_text(error: EC2Error, *, limit: int = SHORT_TEXT_MAX_LENGTH) -> str:
+    """ "<action>: <code>: <message>" for Events and conditions: AWS's message on
+    one line, without an authorization failure's encoded blob, cut at `limit`."""
+    message = error.message
+    if isinstance(error, Unauthorized):
+        message = _ENCODED_AUTHORIZATION.sub("", message)
+    message = " ".join(message.split())
+    if len(message) > limit:
+        message = message[: limit - 3].rstrip() + "..."
+    return f"{error.action}: {error.code}" + (f": {message}" if message else "")

@@ -19,7 +19,8 @@ Invariants, and why:
 - Coalescing: one write per Event at a time. Occurrences raised while it is
   in flight are carried by the next write (the count is absolute), made by a
   task of the recorder, so a caller never waits behind another's write and
-  occurrences raised together cost one write, not one each. An aggregate
+  occurrences raised together cost one write, not one each. `record_soon`
+  leaves even the first write to such a task. An aggregate
   Event is written at most once per AGGREGATE_INTERVAL: a rollout's
   occurrences arrive at the pace of AWS's mutating calls, far apart compared
   to one API write, and would each cost one otherwise. A caller with no write
@@ -158,6 +159,20 @@ class EventRecorder:
                 self._write_later(event)
             else:
                 event.writing = False
+
+    def record_soon(
+        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str, count: int = 1
+    ) -> None:
+        """As `record`, for a caller that must not wait on the API server (a cleanup
+        worker, whose next ENI waits behind it): a task of the recorder writes."""
+        try:
+            event = self._observe(nodeeni, type_, reason, message[:EVENT_MESSAGE_LIMIT])
+            event.count += count
+            if not event.writing:
+                event.writing = True
+                self._write_later(event)
+        except Exception:  # a bug here must not fail the caller that reported
+            log.exception("event not recorded", nodeeni=nodeeni.name, reason=reason)
 
     async def flush(self) -> None:
         """Return once the writes left to the recorder's tasks (occurrences raised

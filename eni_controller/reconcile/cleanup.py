@@ -35,6 +35,11 @@ Invariants:
   inserted once per entry, removed when it leaves), so its first job is the
   oldest.
 
+Each step done is one info line, "ENI detached" / "ENI deleted", naming the
+NodeENI, node, instance and ENI, and one Event (ENIDetached / ENIDeleted) on
+the owner through `on_event` (the orphan sweep's ENIs have no NodeENI: the
+controller drops those); an ENI someone else deleted is "ENI already deleted".
+
 The owner (the NodeENI whose status lists the ENI) is told as its ENIs leave
 the pool, at most once per NOTIFY_INTERVAL_SECONDS while more of them are in
 it, and at once when its last one is gone (its finalizer waits on that): a
@@ -112,6 +117,10 @@ def _no_op_deleted(eni_id: str) -> None:
     pass
 
 
+def _no_op_event(owner: str, reason: str, message: str) -> None:
+    pass
+
+
 class CleanupPool:
     def __init__(
         self,
@@ -124,10 +133,13 @@ class CleanupPool:
         clock: Callable[[], float] = time.monotonic,
         on_detached: Callable[[str, int], None] = _no_op_detached,
         on_deleted: Callable[[str], None] = _no_op_deleted,
+        on_event: Callable[[str, str, str], None] = _no_op_event,
     ) -> None:
         """`on_done(owner)`: some of the owner's ENIs left the pool. `on_detached(
         instance_id, device_index)`: an ENI this pool detached is free, its index
-        too. `on_deleted(eni_id)`: DeleteNetworkInterface succeeded or said NotFound."""
+        too. `on_deleted(eni_id)`: DeleteNetworkInterface succeeded or said NotFound.
+        `on_event(owner, reason, message)`: a Normal Event about the owner (it must
+        not block: the worker does not wait for it)."""
         self._ec2 = ec2
         self._metrics = metrics
         self._workers = workers
@@ -135,6 +147,7 @@ class CleanupPool:
         self._on_done = on_done
         self._on_detached = on_detached
         self._on_deleted = on_deleted
+        self._on_event = on_event
         self._clock = clock
         self.queue: WorkQueue[str] = self._new_queue()  # a new one each term
         self._jobs: dict[str, _Job] = {}  # every pending ENI
@@ -285,12 +298,13 @@ class CleanupPool:
             if not self._current(eni_id, job):
                 return _Outcome.STALE
             if eni is None:
+                log.info("ENI already deleted", **self._lifecycle_fields(eni_id, job))
                 return _Outcome.GONE
         if not job.decided:
             job.instance_id, job.decided = _attached_to(eni), True
         attachment = eni.attachment
         if attachment is None:
-            self._seen_free(job)
+            self._seen_free(eni_id, job)
             return await self._delete(eni_id, job)
         if attachment.instance_id != job.instance_id:
             return _Outcome.MOVED
@@ -327,21 +341,30 @@ class CleanupPool:
             with self._metrics.eni_operation("delete"):
                 await self._ec2.delete_network_interface(eni_id=eni_id)
         except errors.ENINotFound:
-            pass
+            log.info("ENI already deleted", **self._lifecycle_fields(eni_id, job))
+        else:
+            log.info("ENI deleted", **self._lifecycle_fields(eni_id, job))
+            self._on_event(job.owner, "ENIDeleted", f"deleted {eni_id}")
         self._on_deleted(eni_id)
         return _Outcome.GONE
 
-    def _seen_free(self, job: _Job) -> None:
+    def _seen_free(self, eni_id: str, job: _Job) -> None:
         """The ENI is detached: release the device index this pool detached it from."""
         if job.detached_from is not None:
             instance_id, device_index = job.detached_from
             job.detached_from = None
+            fields = {**self._lifecycle_fields(eni_id, job), "instance_id": instance_id}
+            log.info("ENI detached", device_index=device_index, **fields)
+            self._on_event(
+                job.owner,
+                "ENIDetached",
+                f"detached {eni_id} from node {fields['node'] or instance_id}",
+            )
             self._on_detached(instance_id, device_index)
 
     def _finished(self, eni_id: str, job: _Job) -> None:
         self._metrics.cleanups.labels("success").inc()
         self._observe(job)
-        log.info("ENI cleaned up", **self._fields(eni_id, job))
         self._forget(eni_id)
         self._notify(job.owner)
 
@@ -429,7 +452,7 @@ class CleanupPool:
                 job.log_fields = tags.log_fields(eni)
             if eni is None or eni.attachment is None or eni.attachment.status == "detached":
                 del self._parked[eni_id]
-                self._seen_free(job)
+                self._seen_free(eni_id, job)
                 self._free.add(eni_id)
                 self.queue.add_first(eni_id)  # its delete before another ENI's detach
             elif eni.attachment.instance_id != job.instance_id:
@@ -461,6 +484,11 @@ class CleanupPool:
         """eni_id, and nodeeni/node/instance_id as far as known, for every line."""
         # the ENI's own tag names its NodeENI even when the orphan sweep is the owner
         return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
+
+    @classmethod
+    def _lifecycle_fields(cls, eni_id: str, job: _Job) -> dict[str, str | None]:
+        """The fields of an ENI lifecycle line: all four, None where unknown."""
+        return {"node": None, "instance_id": None, **cls._fields(eni_id, job)}
 
     async def _describe(self, eni_id: str, job: _Job) -> NetworkInterface | None:
         found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])

@@ -8,7 +8,9 @@ never fails a slot either: events are best effort.
 
 Each slot runs in a task of its own, at most `concurrency` at once, so the log
 context it binds (node, instance, ENI) is its own: no other slot and not the
-caller sees it.
+caller sees it. Each ENI step done is one info line, "ENI created" / "ENI
+attached", naming the NodeENI, node, instance and ENI (cleanup.py logs the
+detach and the delete the same way).
 
 Invariants: a slot's step is never tried before its backoff ran out, and an
 attribute change that did not stick is never sent past its bound
@@ -277,7 +279,9 @@ class Executor:
                 step,
                 generation=job.generation,
                 reason=errors.reason_for(err),
-                message=f"node {slot.node}, subnet {slot.subnet.subnet_id}: {err}",
+                message=(
+                    f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
+                ),
             )
             return SlotResult(
                 slot=slot,
@@ -319,7 +323,10 @@ class Executor:
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
                     await self._event(
-                        job, "Warning", "ENICreationFailed", f"node {slot.node}: {err}"
+                        job,
+                        "Warning",
+                        "ENICreationFailed",
+                        f"node {slot.node}: {errors.short_text(err)}",
                     )
                 raise
             if self.tokens.created(key, token=token, eni_id=eni.eni_id):
@@ -334,6 +341,7 @@ class Executor:
         structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
         if _already_attached(eni, slot.instance_id):
             return  # the ClientToken returned an ENI a crashed earlier run attached
+        log.info("ENI created", subnet_id=slot.subnet.subnet_id, **_fields(job, slot, eni.eni_id))
         await self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
         try:
             await self._attach(job, slot, eni.eni_id, adopted=False)
@@ -400,9 +408,14 @@ class Executor:
         except errors.EC2Error as err:
             if err is reported:
                 await self._event(
-                    job, "Warning", "ENIAttachmentFailed", f"{eni_id} on node {slot.node}: {err}"
+                    job,
+                    "Warning",
+                    "ENIAttachmentFailed",
+                    f"{eni_id} on node {slot.node}: {errors.short_text(err)}",
                 )
             raise
+        # logged before the attribute change below, which may fail on its own
+        log.info("ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id))
         if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
             try:
                 await self._ec2.set_delete_on_termination(
@@ -427,6 +440,17 @@ class Executor:
         await self._event(
             job, "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
         )
+
+
+def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:
+    """The fields of an ENI lifecycle line (the slot's context has them too, but a
+    lifecycle line names its objects whatever the log configuration)."""
+    return {
+        "nodeeni": job.nodeeni,
+        "node": slot.node,
+        "instance_id": slot.instance_id,
+        "eni_id": eni_id,
+    }
 
 
 def _step_key(job: Job, action: Action) -> StepKey:

@@ -140,7 +140,12 @@ def check_from_dict(raw: Any) -> None:
 
 
 # What only the controller checks: everything else the CRD schema refuses first.
-_CONTROLLER_ONLY: Final = ("spec.nodeSelector", "is listed twice", "is not a supported DPDK driver")
+_CONTROLLER_ONLY: Final = (
+    "spec.nodeSelector",
+    "is listed twice",
+    "is not a supported DPDK driver",
+    "security groups in securityGroupIDs and securityGroupNames together",
+)
 
 
 def check_rules_agree(raw: dict[str, Any]) -> None:

@@ -213,6 +213,7 @@ def test_custom_values_reach_the_env(helm: Helm) -> None:
     assert config.enable_leader_election is False
     assert config.max_cleanup_duration_seconds == 3600
     assert config.ec2_rate_limits.mutating.refill_per_second == 2.5
+    assert config.default_device_index == 2
     assert config.default_delete_on_termination is False
     assert config.log_level == "debug"
 
@@ -448,6 +449,10 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "controller.ec2RateLimits.mutatingRate: Must be greater than 0",
     ),
     "log-level": ({"logLevel": "verbose"}, "logLevel: logLevel must be one of"),
+    "device-index-past-the-crd": (
+        {"controller": {"defaultDeviceIndex": 80}},
+        "controller.defaultDeviceIndex: Must be less than or equal to 79",
+    ),
     "replicas-without-leader-election": (
         {"replicaCount": 2, "controller": {"enableLeaderElection": False}},
         "controller.enableLeaderElection does not match: true",

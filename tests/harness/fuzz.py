@@ -67,6 +67,8 @@ PCI_RE: Final = r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\.[0-7]"
 SUBNET_NAME_MAX: Final = 256
 SG_NAME_MAX: Final = 255
 DESCRIPTION_MAX: Final = 255
+LABEL_VALUE_MAX: Final = 63  # the CRD's nodeSelector value maxLength
+DPDK_DRIVER_MAX: Final = 32  # the CRD's dpdkDriver maxLength
 INT64_MAX: Final = 2**63 - 1
 
 # Surrogates cannot be encoded as UTF-8 and never come out of a JSON decoder.
@@ -127,14 +129,15 @@ def _aws_names(max_size: int, avoid: Collection[str]) -> st.SearchStrategy[str]:
 
 
 def _lists(
-    items: st.SearchStrategy[str], *, min_size: int = 0, huge: bool = True
+    items: st.SearchStrategy[str], *, max_items: int, min_size: int = 0, huge: bool = True
 ) -> st.SearchStrategy[list[str]]:
-    """Short lists mostly; some with duplicates; some huge (within one request's size)."""
+    """Short lists mostly; some with duplicates; some huge: up to the CRD's
+    `max_items` (past it only in `_schema_breakers`)."""
     short = st.lists(items, min_size=min_size, max_size=6)
     duplicated = st.lists(items, min_size=max(min_size, 1), max_size=4).map(lambda xs: xs + xs[:2])
     choices = [short] * 6 + [duplicated] * 2
     if huge:  # one draw in nine
-        choices.append(st.lists(items, min_size=max(min_size, 100), max_size=300))
+        choices.append(st.lists(items, min_size=max(min_size, max_items - 4), max_size=max_items))
     return st.one_of(choices)
 
 
@@ -183,7 +186,7 @@ def label_values() -> st.SearchStrategy[str]:
     """Selector values but "" (drawn on its own by `node_selectors`: the test API
     server refuses it, see the module docstring)."""
     name = label_name()
-    return st.one_of(name, name, name, text(1, 80))
+    return st.one_of(name, name, name, text(1, LABEL_VALUE_MAX))
 
 
 def node_selectors(*, avoid_key: str | None = None) -> st.SearchStrategy[dict[str, str]]:
@@ -199,7 +202,9 @@ def node_selectors(*, avoid_key: str | None = None) -> st.SearchStrategy[dict[st
     return st.one_of(
         st.just({}),
         *[small] * 6,
-        st.dictionaries(keys, label_values(), min_size=20, max_size=60),
+        st.dictionaries(
+            keys, label_values(), min_size=20, max_size=model.NODE_SELECTOR_MAX_ENTRIES
+        ),
         # "" values, about one selector in nine: refused by the test API server
         # (module docstring), accepted by a conformant one; rare enough that most
         # draws still pass the schema as that server applies it
@@ -212,7 +217,9 @@ def _dpdk_fields() -> st.SearchStrategy[dict[str, Any]]:
         {},
         optional={
             "enableDPDK": st.booleans(),
-            "dpdkDriver": st.one_of(*[st.sampled_from(model.DPDK_DRIVERS)] * 3, text(1, 40)),
+            "dpdkDriver": st.one_of(
+                *[st.sampled_from(model.DPDK_DRIVERS)] * 3, text(1, DPDK_DRIVER_MAX)
+            ),
             "dpdkResourceName": text(1, 100),
             "dpdkPCIAddress": st.from_regex(PCI_RE, fullmatch=True),
         },
@@ -235,9 +242,9 @@ def nodeeni_specs(
     # at least one subnet field, then any others
     subnet_fields = {
         "subnetID": subnet_ids(),
-        "subnetIDs": _lists(subnet_ids(), min_size=1),
+        "subnetIDs": _lists(subnet_ids(), min_size=1, max_items=model.SUBNETS_MAX),
         "subnetName": names,
-        "subnetNames": _lists(names, min_size=1),
+        "subnetNames": _lists(names, min_size=1, max_items=model.SUBNETS_MAX),
     }
     first = draw(st.sampled_from(sorted(subnet_fields)))
     spec[first] = draw(subnet_fields[first])
@@ -245,14 +252,16 @@ def nodeeni_specs(
         if key != first and draw(st.integers(0, 3)) == 0:
             # duplicates across the single and the list field, and empty lists beside a given one
             if key == "subnetIDs" and "subnetID" in spec and draw(st.booleans()):
-                spec[key] = [spec["subnetID"], *draw(_lists(subnet_ids(), huge=False))]
+                spec[key] = [spec["subnetID"], *draw(_lists(subnet_ids(), huge=False, max_items=6))]
             elif key.endswith("s") and draw(st.integers(0, 3)) == 0:
                 spec[key] = []
             else:
                 spec[key] = draw(strategy)
     group_fields = {
-        "securityGroupIDs": _lists(security_group_ids(), min_size=1),
-        "securityGroupNames": _lists(sg_names, min_size=1),
+        "securityGroupIDs": _lists(
+            security_group_ids(), min_size=1, max_items=model.SECURITY_GROUPS_MAX
+        ),
+        "securityGroupNames": _lists(sg_names, min_size=1, max_items=model.SECURITY_GROUPS_MAX),
     }
     for key in draw(
         st.sampled_from([["securityGroupIDs"], ["securityGroupNames"], sorted(group_fields)])
@@ -263,7 +272,9 @@ def nodeeni_specs(
             st.fixed_dictionaries(
                 {},
                 optional={
-                    "deviceIndex": st.one_of(st.integers(1, 16), st.integers(1, INT64_MAX)),
+                    "deviceIndex": st.one_of(
+                        st.integers(1, 16), st.integers(1, model.DEVICE_INDEX_MAX)
+                    ),
                     "deleteOnTermination": st.booleans(),
                     # "" in about one description in six: see node_selectors
                     "description": st.one_of(*[text(1, DESCRIPTION_MAX)] * 5, st.just("")),
@@ -285,6 +296,27 @@ def _schema_breakers() -> st.SearchStrategy[dict[str, Any]]:
     """One field the CRD schema refuses."""
     return st.one_of(
         st.builds(lambda v: {"deviceIndex": v}, st.integers(-5, 0)),
+        st.builds(lambda v: {"deviceIndex": v}, st.integers(model.DEVICE_INDEX_MAX + 1, INT64_MAX)),
+        st.builds(
+            lambda v: {"securityGroupIDs": v},
+            st.lists(security_group_ids(), min_size=model.SECURITY_GROUPS_MAX + 1, max_size=40),
+        ),
+        st.builds(
+            lambda v: {"subnetIDs": v},
+            st.lists(subnet_ids(), min_size=model.SUBNETS_MAX + 1, max_size=300),
+        ),
+        st.builds(
+            lambda v: {"nodeSelector": v},
+            st.dictionaries(
+                label_name(),
+                label_name(),
+                min_size=model.NODE_SELECTOR_MAX_ENTRIES + 1,
+                max_size=60,
+            ),
+        ),
+        st.just({"nodeSelector": {"k": "v" * (LABEL_VALUE_MAX + 1)}}),
+        st.just({"dpdkDriver": "d" * (DPDK_DRIVER_MAX + 1)}),
+        st.just({"dpdkResourceName": "r" * (model.DPDK_RESOURCE_NAME_MAX_LENGTH + 1)}),
         st.builds(lambda v: {"mtu": v}, st.one_of(st.integers(0, 575), st.integers(9002, 10**6))),
         st.builds(
             lambda v: {"subnetID": v}, text(0, 30).filter(lambda s: not _full(SUBNET_ID_RE, s))
@@ -332,7 +364,15 @@ def schema_accepts(spec: dict[str, Any], *, as_served: bool = True) -> bool:
         # The test kube-apiserver validates "" as null ("must be of type string"), so
         # there a selector on an empty label value is refused: module docstring.
         isinstance(selector, dict)
-        and all(isinstance(v, str) and (v or empty_ok) for v in selector.values()),
+        and len(selector) <= model.NODE_SELECTOR_MAX_ENTRIES
+        and all(
+            isinstance(v, str) and (v or empty_ok) and len(v) <= LABEL_VALUE_MAX
+            for v in selector.values()
+        ),
+        len(spec.get("subnetIDs", ())) <= model.SUBNETS_MAX,
+        len(spec.get("subnetNames", ())) <= model.SUBNETS_MAX,
+        len(spec.get("securityGroupIDs", ())) <= model.SECURITY_GROUPS_MAX,
+        len(spec.get("securityGroupNames", ())) <= model.SECURITY_GROUPS_MAX,
         any(given(k) for k in ("subnetID", "subnetIDs", "subnetName", "subnetNames")),
         any(given(k) for k in ("securityGroupIDs", "securityGroupNames")),
         ok_list("subnetID", lambda v: _full(SUBNET_ID_RE, v)),
@@ -341,13 +381,13 @@ def schema_accepts(spec: dict[str, Any], *, as_served: bool = True) -> bool:
         ok_list("subnetNames", lambda v: 1 <= len(v) <= SUBNET_NAME_MAX),
         ok_list("securityGroupIDs", lambda v: _full(SG_ID_RE, v)),
         ok_list("securityGroupNames", lambda v: 1 <= len(v) <= SG_NAME_MAX),
-        spec.get("deviceIndex", 1) >= 1,
+        1 <= spec.get("deviceIndex", 1) <= model.DEVICE_INDEX_MAX,
         model.MTU_MIN <= spec.get("mtu", model.MTU_MIN) <= model.MTU_MAX,
         # "" again refused as null, as in nodeSelector
         (0 if empty_ok else 1) <= len(spec.get("description", "x")) <= DESCRIPTION_MAX,
         _full(PCI_RE, spec.get("dpdkPCIAddress", "0000:00:00.0")),
-        len(spec.get("dpdkDriver", "x")) >= 1,
-        len(spec.get("dpdkResourceName", "x")) >= 1,
+        1 <= len(spec.get("dpdkDriver", "x")) <= DPDK_DRIVER_MAX,
+        1 <= len(spec.get("dpdkResourceName", "x")) <= model.DPDK_RESOURCE_NAME_MAX_LENGTH,
     ]
     return all(checks)
 
@@ -422,7 +462,8 @@ def node_labels(*, required: dict[str, str] | None = None) -> st.SearchStrategy[
 @st.composite
 def valid_nodeeni_specs(draw: st.DrawFn) -> dict[str, Any]:
     """A drawn spec made valid for the controller too: a syntactically valid
-    selector, each subnet and group once, a supported DPDK driver."""
+    selector, each subnet and group once, at most SECURITY_GROUPS_MAX groups in
+    all, a supported DPDK driver."""
     spec = draw(nodeeni_specs())
     spec["nodeSelector"] = draw(
         st.dictionaries(valid_label_keys(), valid_label_values(), max_size=4)
@@ -437,9 +478,15 @@ def valid_nodeeni_specs(draw: st.DrawFn) -> dict[str, Any]:
         elif key in spec:
             spec[key] = [v for v in dict.fromkeys(spec[key]) if v not in seen]
             seen.update(spec[key])
+    room = model.SECURITY_GROUPS_MAX  # per ENI, IDs and names together
     for key in ("securityGroupIDs", "securityGroupNames"):
         if key in spec:
-            spec[key] = list(dict.fromkeys(spec[key]))
+            kept = list(dict.fromkeys(spec[key]))[:room]
+            if kept:
+                spec[key] = kept
+                room -= len(kept)
+            else:  # securityGroupIDs holds them all
+                del spec[key]
     if "dpdkDriver" in spec:
         spec["dpdkDriver"] = draw(st.sampled_from(model.DPDK_DRIVERS))
     return spec

@@ -18,7 +18,13 @@ from kubernetes_asyncio.client.rest import ApiException
 from eni_controller import model
 from tests.conftest import NodeENIs
 from tests.harness.kube import merge_patch_nodeeni
-from tests.samples import INVALID_SPECS, VALID_SPECS
+from tests.samples import (
+    AT_BOUNDS_SPECS,
+    INVALID_SPECS,
+    OVERSIZED_SPECS,
+    SECURITY_GROUPS_PAST_THE_SUM,
+    VALID_SPECS,
+)
 
 
 @pytest.mark.parametrize("case", sorted(INVALID_SPECS))
@@ -42,10 +48,58 @@ async def test_schema_accepts_spec_samples(nodeenis: NodeENIs, unique: str, case
     assert parsed.delete_on_termination == VALID_SPECS[case].get("deleteOnTermination", True)
 
 
-async def test_schema_applies_defaults(nodeenis: NodeENIs, unique: str) -> None:
+@pytest.mark.parametrize("case", sorted(OVERSIZED_SPECS))
+async def test_an_oversized_spec_is_refused_naming_the_field_and_its_bound(
+    nodeenis: NodeENIs, unique: str, case: str
+) -> None:
+    spec, field = OVERSIZED_SPECS[case]
+    with pytest.raises(ApiException) as raised:
+        await nodeenis.create(f"{unique}-{case}", spec)
+    assert raised.value.status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert raised.value.body is not None
+    details = json.loads(raised.value.body)["details"]["causes"]
+    # e.g. "Too many: 17: must have at most 16 items", "Too long: may not be longer than 32"
+    bounded = [c for c in details if c["field"].startswith(field)]
+    assert bounded, details
+    assert any(
+        word in c["message"] for c in bounded for word in ("at most", "longer than", "less than")
+    ), bounded
+
+
+async def test_at_the_bounds_a_spec_is_stored_whole(nodeenis: NodeENIs, unique: str) -> None:
+    spec = AT_BOUNDS_SPECS["at-bounds"]
+    created = await nodeenis.create(unique, spec)
+    assert created["spec"] == spec  # nothing pruned or cut
+    parsed, problems = model.parse_spec(created["spec"])
+    assert problems == ()
+    assert parsed is not None
+    assert parsed.device_index == model.DEVICE_INDEX_MAX
+
+
+async def test_security_groups_past_the_sum_are_stored_and_refused_by_the_controller(
+    nodeenis: NodeENIs, unique: str
+) -> None:
+    # each list within its bound: the 1.20 schema has no rule across two fields
+    created = await nodeenis.create(unique, SECURITY_GROUPS_PAST_THE_SUM)
+    _, problems = model.parse_spec(created["spec"])
+    assert problems == (
+        "spec: 17 security groups in securityGroupIDs and securityGroupNames together"
+        " (at most 16 per ENI allowed)",
+    )
+
+
+async def test_omitted_defaults_are_left_to_the_controllers_settings(
+    nodeenis: NodeENIs, unique: str
+) -> None:
+    # no schema default: DEFAULT_DEVICE_INDEX / DEFAULT_DELETE_ON_TERMINATION decide
     created = await nodeenis.create(unique, VALID_SPECS["single-subnet"])
-    assert created["spec"]["deviceIndex"] == 1
-    assert created["spec"]["deleteOnTermination"] is True
+    assert "deviceIndex" not in created["spec"]
+    assert "deleteOnTermination" not in created["spec"]
+    parsed = model.NodeENI.from_dict(
+        created, default_device_index=3, default_delete_on_termination=False
+    ).spec
+    assert parsed is not None
+    assert (parsed.device_index, parsed.delete_on_termination) == (3, False)
 
 
 async def test_status_subresource_is_separate_from_spec(nodeenis: NodeENIs, unique: str) -> None:

@@ -145,3 +145,33 @@ def _reattached(obj: dict[str, Any], before: dict[str, Any]) -> bool:
         a["eniID"] == before["eniID"] and a["attachmentID"] != before["attachmentID"]
         for a in obj["status"].get("attachments") or ()
     )
+
+
+@pytest.mark.parametrize(("setting", "delete_on_termination"), [(2, True), (3, False)])
+async def test_an_omitted_device_index_and_delete_on_termination_are_the_settings(
+    aws_env: AWSEnv, setting: int, delete_on_termination: bool
+) -> None:
+    # one source of truth: the CRD defaults neither field, so DEFAULT_DEVICE_INDEX and
+    # DEFAULT_DELETE_ON_TERMINATION decide for a spec that omits them
+    kube_api, nodes, nodeenis, ec2_world, _realism, unique = aws_env
+    ((_name, instance),) = await make_nodes(
+        nodes, ec2_world, unique, az=AZ_A, count=1, instance_type="c5.xlarge"
+    )
+    config = controller_config(
+        ec2_world,
+        default_device_index=setting,
+        default_delete_on_termination=delete_on_termination,
+    )
+    async with running_controller(kube_api, config):
+        created = await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
+        assert "deviceIndex" not in created["spec"]
+        assert "deleteOnTermination" not in created["spec"]
+        ready = await wait_for_nodeeni(kube_api, unique, is_ready)
+    (attachment,) = ready["status"]["attachments"]
+    assert attachment["deviceIndex"] == setting
+    assert _held_indexes(ec2_world, instance)[setting] == attachment["eniID"]
+    (eni,) = ec2_client(ec2_world.endpoint).describe_network_interfaces(
+        NetworkInterfaceIds=[attachment["eniID"]]
+    )["NetworkInterfaces"]
+    assert eni["Attachment"]["DeviceIndex"] == setting
+    assert eni["Attachment"]["DeleteOnTermination"] is delete_on_termination

@@ -279,3 +279,53 @@ def test_a_condition_reason_comes_from_the_error_class_else_its_code(
     error: EC2Error, reason: str
 ) -> None:
     assert errors.reason_for(error) == reason
+
+
+# UnauthorizedOperation's message as AWS writes it: a readable sentence, then an
+# encoded blob of kilobytes (only sts:DecodeAuthorizationMessage reads it).
+DENIED_SENTENCE = (
+    "You are not authorized to perform this operation. User: "
+    "arn:aws:sts::123456789012:assumed-role/eni-controller/i-0abc is not authorized to "
+    "perform: ec2:CreateNetworkInterface"
+)
+ENCODED_BLOB = "Encoded authorization failure message: " + "Zm9vYmFy" * 400
+
+
+@pytest.mark.parametrize("code", ["UnauthorizedOperation", "AccessDenied"])
+def test_short_text_drops_an_authorization_failures_encoded_blob(code: str) -> None:
+    error = classify_client_error(
+        client_error(code, status=403, message=f"{DENIED_SENTENCE}\n{ENCODED_BLOB}"),
+        action="CreateNetworkInterface",
+    )
+    text = errors.short_text(error, limit=len(DENIED_SENTENCE))
+    assert text == f"CreateNetworkInterface: {code}: {DENIED_SENTENCE}"
+    assert "Zm9vYmFy" not in text
+    assert "Encoded" not in text
+    assert "Zm9vYmFy" in str(error)  # the error itself (the logs) keeps it, to be decoded
+
+
+def test_short_text_reads_the_code_not_the_message() -> None:
+    # the same words from a code that is no authorization failure are AWS's text, kept
+    error = classify_client_error(
+        client_error("InvalidParameterValue", message=f"bad value. {ENCODED_BLOB[:60]}"),
+        action="CreateNetworkInterface",
+    )
+    assert "Encoded authorization failure message" in errors.short_text(error, limit=1000)
+
+
+def test_short_text_is_one_bounded_line_with_the_code() -> None:
+    error = classify_client_error(
+        client_error("InternalError", status=500, message="line one\n\tline  two " + "x" * 500),
+        action="AttachNetworkInterface",
+    )
+    text = errors.short_text(error)
+    assert text.startswith("AttachNetworkInterface: InternalError: line one line two x")
+    assert text.endswith("...")
+    assert "\n" not in text
+    prefix = len("AttachNetworkInterface: InternalError: ")
+    assert len(text) == prefix + errors.SHORT_TEXT_MAX_LENGTH
+
+
+def test_short_text_of_an_error_without_a_message_is_its_code() -> None:
+    error = errors.Transient(action="DescribeInstances", code="ReadTimeoutError")
+    assert errors.short_text(error) == "DescribeInstances: ReadTimeoutError"

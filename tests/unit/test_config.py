@@ -39,7 +39,6 @@ DURATION_VARS = [
 COUNT_VARS = [
     ("MAX_CONCURRENT_RECONCILES", "max_concurrent_reconciles"),
     ("MAX_CONCURRENT_ENI_CLEANUP", "max_concurrent_eni_cleanup"),
-    ("DEFAULT_DEVICE_INDEX", "default_device_index"),
     ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "circuit_breaker.failure_threshold"),
     ("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "circuit_breaker.success_threshold"),
 ]
@@ -358,3 +357,14 @@ def test_ec2_bucket_variables(
             Config.from_env({name: bad})
         (problem,) = raised.value.problems
         assert problem.startswith(f'{name}="{bad}": ')
+
+
+@pytest.mark.parametrize(("raw", "want"), [("1", 1), ("+2", 2), ("79", 79)])
+def test_the_default_device_index_is_within_the_crds_bounds(raw: str, want: int) -> None:
+    assert Config.from_env({"DEFAULT_DEVICE_INDEX": raw}).default_device_index == want
+
+
+@pytest.mark.parametrize("raw", ["0", "80", "1000", "x"])
+def test_a_default_device_index_past_the_crds_bounds_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match=r"DEFAULT_DEVICE_INDEX.*1 to 79"):
+        Config.from_env({"DEFAULT_DEVICE_INDEX": raw})

@@ -258,3 +258,18 @@ async def test_the_caches_are_bounded() -> None:
 def test_a_cache_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="cache_size"):
         EventRecorder(FakeEvents(), cache_size=0)
+
+
+async def test_record_soon_returns_before_the_write_and_flush_makes_it() -> None:
+    api = FakeEvents(latency=0.01)
+    recorder = EventRecorder(api)
+    for _ in range(3):
+        recorder.record_soon(NODEENI, type_="Normal", reason="ENIDeleted", message="deleted eni-1")
+    assert api.writes == 0  # nothing awaited: the caller goes on at once
+    await recorder.flush()
+    assert api.counts() == {"deleted eni-1": 3}
+    assert api.writes == 1  # the three occurrences share one write
+    recorder.record_soon(NODEENI, type_="Normal", reason="ENIDeleted", message="deleted eni-1")
+    await recorder.flush()
+    assert api.counts() == {"deleted eni-1": 4}  # the same Event, patched
+    assert len(api.events) == 1

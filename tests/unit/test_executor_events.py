@@ -10,15 +10,19 @@ zero-latency in-memory EC2 through the real EC2 client.
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
+from typing import Any
 
 import structlog
 
+from eni_controller.aws.errors import SHORT_TEXT_MAX_LENGTH
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.executor import Emit, Executor, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
+from tests.harness.ec2_errors import client_error
 from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
-from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
+from tests.harness.memory_ec2 import ONE_ATTEMPT, MemoryEC2, unpaced_client
 
 INSTANCES = instance_ids(60)
 
@@ -81,6 +85,26 @@ async def test_each_event_is_raised_in_its_own_slots_context_only() -> None:
         }
 
 
+async def test_one_info_line_per_eni_step_names_its_objects() -> None:
+    async def quiet_emit(_type: str, _reason: str, _message: str, count: int = 1, /) -> None:
+        pass
+
+    with structlog.testing.capture_logs() as logs:
+        assert await _run(quiet_emit, nodes=3) == [Outcome.DONE] * 3
+    steps = [line for line in logs if line["event"] in ("ENI created", "ENI attached")]
+    assert len(steps) == 6
+    for line in steps:
+        node = str(line["node"])
+        assert line["nodeeni"] == "multus"
+        assert line["instance_id"] == INSTANCES[int(node[1:])]
+        assert str(line["eni_id"]).startswith("eni-")
+    created = {(line["node"], line["eni_id"]) for line in steps if line["event"] == "ENI created"}
+    attached = {(line["node"], line["eni_id"]) for line in steps if line["event"] == "ENI attached"}
+    assert created == attached
+    assert len(created) == 3
+    assert {line.get("device_index") for line in steps if line["event"] == "ENI attached"} == {1}
+
+
 async def test_one_event_per_eni_step_created_before_attached() -> None:
     sent: list[tuple[str, str, int]] = []
 
@@ -96,3 +120,41 @@ async def test_one_event_per_eni_step_created_before_attached() -> None:
     assert sorted(attached) == sorted(created)
     position = {(reason, text.split()[1]): n for n, (reason, text, _) in enumerate(sent)}
     assert all(position[("ENICreated", eni)] < position[("ENIAttached", eni)] for eni in created)
+
+
+class DeniedEC2(MemoryEC2):
+    """Answers CreateNetworkInterface as AWS does for a role without the permission:
+    a readable sentence, then kilobytes of encoded authorization message."""
+
+    SENTENCE = "You are not authorized to perform this operation."
+    BLOB = "Encoded authorization failure message: " + "c2VjcmV0" * 500
+
+    async def create_network_interface(self, **params: Any) -> dict[str, Any]:
+        raise client_error(
+            "UnauthorizedOperation",
+            action="CreateNetworkInterface",
+            status=HTTPStatus.FORBIDDEN,
+            message=f"{self.SENTENCE} {self.BLOB}",
+        )
+
+
+async def test_a_failure_event_and_condition_carry_the_code_never_the_encoded_blob() -> None:
+    sent: list[tuple[str, str]] = []
+
+    async def recording_emit(_type: str, reason: str, message: str, count: int = 1, /) -> None:
+        sent.append((reason, message))
+
+    metrics = Metrics()
+    ec2 = unpaced_client(DeniedEC2(INSTANCES), metrics=metrics, retry=ONE_ATTEMPT)
+    job = memory_job(nodeeni="multus", instances=INSTANCES, emit=recording_emit)
+    slot = Slot(node="n0", instance_id=INSTANCES[0], subnet=JOB_SUBNET, device_index=1)
+    executor = Executor(ec2, DeviceIndexAllocator(), metrics=metrics)
+    (result,) = await executor.run(job, [CreateAndAttach(slot=slot)])
+    assert result.outcome is Outcome.RETRY
+    assert result.reason == "Unauthorized"
+    expected = f"CreateNetworkInterface: UnauthorizedOperation: {DeniedEC2.SENTENCE}"
+    assert sent == [("ENICreationFailed", f"node n0: {expected}")]
+    assert result.message == f"node n0, subnet {JOB_SUBNET.subnet_id}: {expected}"
+    for text in (sent[0][1], result.message):
+        assert "c2VjcmV0" not in text
+        assert len(text) < SHORT_TEXT_MAX_LENGTH + 100

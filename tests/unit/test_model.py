@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from moto.ec2.models.instance_types import INSTANCE_TYPES
 
 from eni_controller import model
 from eni_controller.model import (
@@ -18,6 +19,7 @@ from eni_controller.model import (
     NodeENIStatus,
     parse_spec,
 )
+from tests.harness.kube import load_crd
 from tests.samples import INVALID_SPECS, SG_A, SUBNET_A, SUBNET_B, VALID_SPECS
 
 SG_B = "sg-0fedcba9876543210"
@@ -388,18 +390,52 @@ REJECTED: list[Any] = [
         "spec.securityGroupNames[0]: is 256 characters long (at most 255 allowed)",
         id="sg-name-too-long",
     ),
+    pytest.param(
+        spec_with(securityGroupIDs=[f"sg-{n:017x}" for n in range(17)]),
+        "spec.securityGroupIDs: has 17 items (at most 16 allowed)",
+        id="sg-ids-too-many",
+    ),
+    pytest.param(
+        spec_with(
+            securityGroupIDs=[f"sg-{n:017x}" for n in range(9)],
+            securityGroupNames=[f"g{n}" for n in range(8)],
+        ),
+        "spec: 17 security groups in securityGroupIDs and securityGroupNames together"
+        " (at most 16 per ENI allowed)",
+        id="sg-sum-too-many",
+    ),
+    pytest.param(
+        spec_with(subnetID=DROP, subnetNames=[f"s{n}" for n in range(65)]),
+        "spec.subnetNames: has 65 items (at most 64 allowed)",
+        id="subnet-names-too-many",
+    ),
+    pytest.param(
+        spec_with(nodeSelector={f"k{n}": "v" for n in range(33)}),
+        "spec.nodeSelector: has 33 entries (at most 32 allowed)",
+        id="selector-too-many-entries",
+    ),
+    pytest.param(
+        spec_with(dpdkResourceName="r" * 254),
+        "spec.dpdkResourceName: is 254 characters long (at most 253 allowed)",
+        id="dpdk-resource-name-too-long",
+    ),
     pytest.param(spec_with(securityGroupIDs=DROP), NO_SG, id="no-sg"),
     pytest.param(spec_with(securityGroupIDs=[]), NO_SG, id="empty-sg-list"),
     # deviceIndex
     pytest.param(
         spec_with(deviceIndex=0),
-        "spec.deviceIndex: 0 is out of range (>= 1; 0 is the instance's primary ENI)",
+        "spec.deviceIndex: 0 is out of range (1..79; 0 is the instance's primary ENI)",
         id="deviceIndex-0",
     ),
     pytest.param(
         spec_with(deviceIndex=-1),
-        "spec.deviceIndex: -1 is out of range (>= 1; 0 is the instance's primary ENI)",
+        "spec.deviceIndex: -1 is out of range (1..79; 0 is the instance's primary ENI)",
         id="deviceIndex-negative",
+    ),
+    pytest.param(
+        spec_with(deviceIndex=80),
+        "spec.deviceIndex: 80 is out of range (1..79; 0 is the instance's primary ENI)",
+        id="deviceIndex-past-the-largest-instance-type",
     ),
     pytest.param(
         spec_with(deviceIndex="2"),
@@ -539,7 +575,7 @@ def test_every_problem_is_reported_in_field_order() -> None:
         f'spec.subnetIDs[0]: "subnet-1" is not a valid subnet ID {SUBNET_ID_FORMAT}',
         f'spec.subnetIDs[2]: "{SUBNET_A}" is listed twice (first at spec.subnetIDs[1])',
         NO_SG,
-        "spec.deviceIndex: 0 is out of range (>= 1; 0 is the instance's primary ENI)",
+        "spec.deviceIndex: 0 is out of range (1..79; 0 is the instance's primary ENI)",
         'spec.deleteOnTermination: must be true or false, got string "yes"',
         "spec.mtu: 10000 is out of range (576..9001)",
         f'spec.dpdkPCIAddress: "junk" is not a PCI address {PCI_FORMAT}',
@@ -922,3 +958,53 @@ def test_api_constants() -> None:
     )
     assert model.FINALIZER == "nodeeni.networking.k8s.aws/finalizer"
     assert model.CLEANUP_START_ANNOTATION == "aws-multi-eni-controller/cleanup-start-time"
+
+
+def _crd_spec_schema() -> dict[str, Any]:
+    crd = load_crd()
+    (version,) = crd["spec"]["versions"]
+    return dict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"])
+
+
+def test_the_crd_bounds_are_the_models() -> None:
+    fields = _crd_spec_schema()
+    assert fields["deviceIndex"]["maximum"] == model.DEVICE_INDEX_MAX
+    for key in ("securityGroupIDs", "securityGroupNames"):
+        assert fields[key]["maxItems"] == model.SECURITY_GROUPS_MAX
+    for key in ("subnetIDs", "subnetNames"):
+        assert fields[key]["maxItems"] == model.SUBNETS_MAX
+    assert fields["nodeSelector"]["maxProperties"] == model.NODE_SELECTOR_MAX_ENTRIES
+    assert fields["nodeSelector"]["additionalProperties"]["maxLength"] == 63
+    assert fields["dpdkResourceName"]["maxLength"] == model.DPDK_RESOURCE_NAME_MAX_LENGTH
+    assert fields["dpdkDriver"]["maxLength"] >= max(len(d) for d in model.DPDK_DRIVERS)
+    assert fields["dpdkPCIAddress"]["maxLength"] == len("0000:00:06.0")
+    assert fields["subnetID"]["maxLength"] == len("subnet-") + 17
+    assert fields["securityGroupIDs"]["items"]["maxLength"] == len("sg-") + 17
+    assert fields["subnetNames"]["items"]["maxLength"] == model.SUBNET_NAME_MAX_LENGTH
+    assert fields["securityGroupNames"]["items"]["maxLength"] == (
+        model.SECURITY_GROUP_NAME_MAX_LENGTH
+    )
+    # every string and list of the spec is bounded
+    for key, field in fields.items():
+        if field["type"] == "string":
+            assert "maxLength" in field, key
+        if field["type"] == "array":
+            assert "maxItems" in field, key
+            assert "maxLength" in field["items"], key
+
+
+def test_the_device_index_bound_is_the_largest_instance_types_interface_count() -> None:
+    # moto's catalogue of EC2 instance types (AWS's DescribeInstanceTypes data)
+    largest = max(
+        int(info.get("NetworkInfo", {}).get("MaximumNetworkInterfaces", 0))
+        for info in INSTANCE_TYPES.values()
+    )
+    assert largest - 1 == model.DEVICE_INDEX_MAX  # indexes 0..count-1
+
+
+def test_the_crd_defaults_neither_device_index_nor_delete_on_termination() -> None:
+    # the controller's DEFAULT_DEVICE_INDEX / DEFAULT_DELETE_ON_TERMINATION are the
+    # one source of an omitted field's value: a schema default would shadow them
+    fields = _crd_spec_schema()
+    assert "default" not in fields["deviceIndex"]
+    assert "default" not in fields["deleteOnTermination"]
