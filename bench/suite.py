@@ -3,8 +3,9 @@
 Runs the controller as its own process against the real local kube-apiserver
 and the moto EC2 server over HTTP, scenario by scenario (the seed's Basic,
 Concurrent, ScaleUp, Burst and Cleanup; Enterprise 10 x 10; Large 100 x 10 with
-its Idle resyncs and the floor; Throttled). Prints each scenario's figures, saves one JSON per scenario under
-bench/results/suite/ and regenerates docs/performance.md from all results.
+its Idle resyncs and the floor; Throttled). Prints each scenario's figures,
+saves one JSON per scenario under bench/results/suite/ and regenerates
+docs/performance.md from all results.
 
     python -m bench.suite [--scenarios basic,large,...] [--nodes 100 --enis-per-node 10]
         [--max-concurrent-reconciles 5 --max-concurrent-eni-cleanup 3] [--timeout 900]
