@@ -52,7 +52,7 @@ _DURATION_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"
 _DURATION_RE = re.compile(rf"[-+]?(?:{_DURATION_PART})+")
 _DURATION_PART_RE = re.compile(_DURATION_PART)
 
-_REGION_RE = re.compile(
+REGION_PATTERN = re.compile(  # also checks what IMDS answers (aws/imds.py)
     r"[a-z]{2}(?:-gov|-iso[a-z]?)?"
     r"-(?:central|north|south|east|west|northeast|northwest|southeast|southwest)"
     r"-[1-9][0-9]?"
@@ -169,7 +169,7 @@ def _pattern(regex: re.Pattern[str], expected: str) -> Callable[[str], str]:
     return parse
 
 
-_region = _pattern(_REGION_RE, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
+_region = _pattern(REGION_PATTERN, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
 _cluster_name = _pattern(
     CLUSTER_NAME_PATTERN,
     "not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting alphanumeric)",

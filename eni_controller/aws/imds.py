@@ -18,11 +18,12 @@ is skipped by AWS_EC2_METADATA_DISABLED=true, the variables botocore honours.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Final
 
 import aiohttp
+
+from eni_controller.config import REGION_PATTERN
 
 DEFAULT_ENDPOINT: Final = "http://169.254.169.254"
 ENDPOINT_VARIABLE: Final = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
@@ -33,7 +34,6 @@ TOKEN_TTL_HEADER: Final = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER: Final = "X-aws-ec2-metadata-token"
 TOKEN_TTL_SECONDS: Final = 60  # one lookup at start-up
 DEFAULT_TIMEOUT_SECONDS: Final = 2.0
-_REGION_SHAPE: Final = re.compile(r"[a-z0-9-]{1,32}")
 
 
 class RegionUnavailable(Exception):
@@ -66,6 +66,6 @@ async def region(*, endpoint: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECO
         raise RegionUnavailable(f"{endpoint}: no answer within {timeout_seconds:g}s") from None
     except aiohttp.ClientError as err:
         raise RegionUnavailable(f"{endpoint}: {type(err).__name__}: {err}") from None
-    if not _REGION_SHAPE.fullmatch(found):
+    if not REGION_PATTERN.fullmatch(found):
         raise RegionUnavailable(f"{endpoint}: answered {found[:40]!r}, not a region name")
     return found

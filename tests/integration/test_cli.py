@@ -155,8 +155,8 @@ async def test_status_prints_every_nodeeni_of_the_cluster(
     ] in [r[:5] for r in rows]
 
 
-async def test_extra_eni_tags_are_on_every_created_eni(aws_env: AWSEnv) -> None:
-    kube_api, nodes, nodeenis, world, _realism, unique = aws_env
+async def test_extra_eni_tags_are_on_every_created_eni(both_ec2: AWSEnv) -> None:
+    kube_api, nodes, nodeenis, world, _realism, unique = both_ec2
     extra = (("team", "networking"), ("cost-center", unique))
     await make_nodes(nodes, world, unique, az=AZ_A, count=2)
     config = controller_config(world, extra_eni_tags=extra)
