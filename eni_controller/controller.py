@@ -157,7 +157,20 @@ class Controller:
             writer=self.eninode_writer,
         )
         allocator = DeviceIndexAllocator()
-        tokens = ClientTokens()
+        # resolved once, at the start of the first term (aws/identity.py)
+        self.identity = ClusterIdentity(name=config.cluster_name, vpc_id=config.vpc_id)
+        executor = Executor(
+            ec2,
+            allocator,
+            metrics=metrics,
+            cluster=self.identity,
+            backoff=SlotBackoff(
+                base=config.error_backoff_base_seconds,
+                cap=config.error_backoff_max_seconds,
+            ),
+            tokens=ClientTokens(),
+            extra_tags=dict(config.extra_eni_tags),
+        )
         self.cleanup = CleanupPool(
             ec2,
             workers=config.max_concurrent_eni_cleanup,
@@ -167,14 +180,10 @@ class Controller:
             on_detached=lambda instance_id, index: self._detached(
                 instance_id, index, allocator=allocator
             ),
-            on_deleted=lambda eni_id: _deleted(
-                eni_id, allocator=allocator, tokens=tokens, view=self.view
-            ),
+            on_deleted=lambda eni_id: self._deleted(eni_id, executor=executor),
             on_event=self._cleanup_event,
         )
         self._ec2 = ec2
-        # resolved once, at the start of the first term (aws/identity.py)
-        self.identity = ClusterIdentity(name=config.cluster_name, vpc_id=config.vpc_id)
         self.sweep = OrphanSweep(
             self.view,
             self.cleanup,
@@ -197,18 +206,7 @@ class Controller:
             ),
             ec2=EC2Side(
                 view=self.view,
-                executor=Executor(
-                    ec2,
-                    allocator,
-                    metrics=metrics,
-                    cluster=self.identity,
-                    backoff=SlotBackoff(
-                        base=config.error_backoff_base_seconds,
-                        cap=config.error_backoff_max_seconds,
-                    ),
-                    tokens=tokens,
-                    extra_tags=dict(config.extra_eni_tags),
-                ),
+                executor=executor,
                 cleanup=self.cleanup,
             ),
             metrics=metrics,
@@ -330,6 +328,12 @@ class Controller:
         allocator.release(instance_id, index)
         self.view.changed(instance=instance_id)
 
+    def _deleted(self, eni_id: str, *, executor: Executor) -> None:
+        """The cleanup pool deleted an ENI: its ClientToken is never sent again, any
+        device index still reserved for it is free, and no answer shows it again."""
+        executor.gone(eni_id)
+        self.view.deleted(eni_id)
+
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.reconcile_period_seconds)
@@ -429,16 +433,6 @@ class Controller:
             log.exception("reconcile failed", worker=worker)
         self.metrics.reconciles.labels("error").inc()
         self.metrics.reconcile_errors.labels(error).inc()
-
-
-def _deleted(
-    eni_id: str, *, allocator: DeviceIndexAllocator, tokens: ClientTokens, view: EC2View
-) -> None:
-    """The cleanup pool deleted an ENI: its ClientToken is never sent again, any
-    device index still reserved for it is free, and no answer shows it again."""
-    tokens.gone(eni_id)
-    allocator.forget(eni_id)
-    view.deleted(eni_id)
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:

@@ -39,7 +39,7 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.metrics import Metrics
-from eni_controller.model import Attachment, NodeENISpec
+from eni_controller.model import NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import (
@@ -142,12 +142,19 @@ class Executor:
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
-    def vanished(self, entry: Attachment) -> None:
-        """A status entry's ENI is gone from EC2: its ClientToken is spent and its
-        device index is free for the slot's next ENI."""
-        self.tokens.gone(entry.eni_id)
-        if entry.instance_id is not None and entry.device_index is not None:
-            self._allocator.release(entry.instance_id, entry.device_index, eni_id=entry.eni_id)
+    def gone(self, eni_id: str) -> None:
+        """`eni_id` no longer exists (deleted by the cleanup pool, or a status entry's
+        ENI EC2 no longer has): its ClientToken is spent and the device index it
+        held is free for the slot's next ENI."""
+        self.tokens.gone(eni_id)
+        self._allocator.forget(eni_id)
+
+    def _not_found(self, eni_id: str) -> bool:
+        """EC2 answered NotFound for `eni_id`: True when that makes it known gone
+        (tokens.py), and then it holds no device index either."""
+        if gone := self.tokens.not_found(eni_id):
+            self._allocator.forget(eni_id)
+        return gone
 
     async def adopt(
         self, eni: NetworkInterface, *, nodeeni: str, uid: str, node: str, instance_id: str
@@ -250,11 +257,7 @@ class Executor:
                     case CreateAndAttach():
                         await self._create_and_attach(job, slot)
                     case Attach(eni_id=eni_id):
-                        try:
-                            await self._attach(job, slot, eni_id, adopted=True)
-                        except errors.ENINotFound:
-                            self.tokens.not_found(eni_id)
-                            raise
+                        await self._attach(job, slot, eni_id, adopted=True)
                     case SetDeleteOnTermination(
                         eni_id=eni_id, attachment_id=attachment_id, value=value
                     ):
@@ -329,27 +332,32 @@ class Executor:
                         f"node {slot.node}: {errors.short_text(err)}",
                     )
                 raise
-            if self.tokens.created(key, token=token, eni_id=eni.eni_id):
-                break
-            log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
-        else:
-            raise errors.EC2Error(
-                action="CreateNetworkInterface",
-                code="ClientTokenSpent",
-                message=f"{MAX_TOKENS_PER_CREATE} ClientTokens in a row answered unusably",
+            if not self.tokens.created(key, token=token, eni_id=eni.eni_id):
+                log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
+                continue
+            structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
+            if _already_attached(eni, slot.instance_id):
+                return  # the ClientToken returned an ENI a crashed earlier run attached
+            log.info(
+                "ENI created", subnet_id=slot.subnet.subnet_id, **_fields(job, slot, eni.eni_id)
             )
-        structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
-        if _already_attached(eni, slot.instance_id):
-            return  # the ClientToken returned an ENI a crashed earlier run attached
-        log.info("ENI created", subnet_id=slot.subnet.subnet_id, **_fields(job, slot, eni.eni_id))
-        await self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
-        try:
-            await self._attach(job, slot, eni.eni_id, adopted=False)
-        except errors.ENINotFound:
-            # brand new (eventual consistency), or a token's ENI deleted before a restart
-            self.tokens.not_found(eni.eni_id)
-            raise
-        self.tokens.found(eni.eni_id)
+            await self._event(
+                job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}"
+            )
+            try:
+                await self._attach(job, slot, eni.eni_id, adopted=False)
+            except errors.ENINotFound:
+                # brand new (eventual consistency: the same token later), or the
+                # token's ENI was deleted by hand since we attached it (the next one)
+                if self.tokens.is_gone(eni.eni_id):
+                    continue
+                raise
+            return
+        raise errors.EC2Error(
+            action="CreateNetworkInterface",
+            code="ClientTokenSpent",
+            message=f"{MAX_TOKENS_PER_CREATE} ClientTokens in a row answered unusably",
+        )
 
     async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
         instance = job.instances[slot.instance_id]
@@ -405,6 +413,9 @@ class Executor:
                             f"{slot.device_index} up were taken on {slot.instance_id}"
                         ),
                     )
+        except errors.ENINotFound:
+            self._not_found(eni_id)
+            raise
         except errors.EC2Error as err:
             if err is reported:
                 await self._event(
@@ -414,6 +425,7 @@ class Executor:
                     f"{eni_id} on node {slot.node}: {errors.short_text(err)}",
                 )
             raise
+        self.tokens.found(eni_id)
         # logged before the attribute change below, which may fail on its own
         log.info("ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id))
         if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
@@ -424,11 +436,9 @@ class Executor:
                     delete_on_termination=job.spec.delete_on_termination,
                 )
             except errors.ENINotFound:
-                # attached a moment ago, so it existed: deleted since (by hand). Its
-                # token is spent and the index it just took is free for the next ENI
-                # (no status entry may ever list it to say it vanished)
-                self.tokens.gone(eni_id)
-                self._allocator.forget(eni_id)
+                # attached a moment ago, so it existed: deleted since (by hand), maybe
+                # before any status entry listed it to say it vanished
+                self._not_found(eni_id)
                 raise
             # the first of the bounded sends of this change (see retries.EffectAttempts)
             self._effects.sent(

@@ -121,14 +121,11 @@ class DeviceIndexAllocator:
                 else:
                     self._reserved.pop(instance_id, None)
 
-    def release(self, instance_id: str, index: int, *, eni_id: str | None = None) -> None:
-        """Forget the reservation of `index` (its ENI was seen detached). With
-        `eni_id`, only if the reservation is that ENI's: a late release never
-        frees an index another ENI was attached at since."""
+    def release(self, instance_id: str, index: int) -> None:
+        """Forget the reservation of `index` (its ENI was seen detached: until then
+        no other ENI of ours could be attached there)."""
         reserved = self._reserved.get(instance_id)
         if reserved is None or index not in reserved:
-            return
-        if eni_id is not None and reserved[index].eni_id != eni_id:
             return
         del reserved[index]
         if not reserved:

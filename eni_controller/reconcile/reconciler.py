@@ -297,7 +297,7 @@ class Reconciler:
         plan keeps or adopts is wanted again (a label flipped back during its
         detach): its cleanup is called off."""
         for entry in planned.vanished:
-            self._executor.vanished(entry)
+            self._executor.gone(entry.eni_id)
         wanted = [a.eni_id for a in planned.attachments]
         wanted += [a.eni_id for a in planned.actions if isinstance(a, Attach)]
         for eni_id in wanted:

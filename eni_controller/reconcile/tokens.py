@@ -9,9 +9,11 @@ attach then fails with NotFound, forever.
 Invariants:
 - A slot never sends a token whose ENI is known to be gone. Known gone: this
   process deleted it (the cleanup pool tells `gone`), status listed it and a
-  describe made later does not (`gone`), or it answered NotFound for longer
-  than NOT_FOUND_GRACE_SECONDS (a brand-new ENI may answer NotFound for a
-  while: EC2 is eventually consistent).
+  describe made later does not (`gone`), it answered NotFound after this
+  process had `found` it (an attach of it succeeded: only a brand-new ENI is
+  hidden by eventual consistency, so this is a delete, even one made before
+  any status listed the ENI), or it answered NotFound for longer than
+  NOT_FOUND_GRACE_SECONDS (a brand-new ENI may answer NotFound for a while).
 - Tokens form a chain per slot: the first is derived from the slot alone, each
   next one from the one before and why it was left (the gone ENI's id, or an
   IdempotentParameterMismatch). The chain is deterministic, so a restarted
@@ -77,6 +79,7 @@ class ClientTokens:
         self._chains: dict[SlotKey, _Chain] = {}
         self._gone: dict[str, None] = {}  # ENI ids known gone (ordered: oldest first)
         self._not_found_since: dict[str, float] = {}
+        self._found: dict[str, None] = {}  # ENI ids an attach succeeded for (oldest first)
 
     def token(self, key: SlotKey) -> str:
         """The token to send now: the chain moves past a token whose ENI is gone."""
@@ -105,15 +108,22 @@ class ClientTokens:
         """`eni_id` no longer exists (deleted by us, or vanished from EC2)."""
         keep_newest(self._gone, eni_id, None)
         self._not_found_since.pop(eni_id, None)
+        self._found.pop(eni_id, None)
 
-    def not_found(self, eni_id: str) -> None:
-        """EC2 answered NotFound for `eni_id`; gone once that lasts past the grace."""
-        if eni_id not in self._not_found_since:
+    def not_found(self, eni_id: str) -> bool:
+        """EC2 answered NotFound for `eni_id`: gone at once if it was `found`
+        before, else once that lasts past the grace. True when it is gone now."""
+        if eni_id in self._found:
+            self.gone(eni_id)
+        elif eni_id not in self._not_found_since:
             keep_newest(self._not_found_since, eni_id, self._clock())
+        return self.is_gone(eni_id)
 
     def found(self, eni_id: str) -> None:
-        """EC2 showed `eni_id`: any NotFound before was eventual consistency."""
+        """An attach of `eni_id` succeeded: any NotFound before was eventual
+        consistency, and any after is a delete."""
         self._not_found_since.pop(eni_id, None)
+        keep_newest(self._found, eni_id, None)
 
     def is_gone(self, eni_id: str) -> bool:
         if eni_id in self._gone:

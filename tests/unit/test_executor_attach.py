@@ -194,7 +194,7 @@ async def test_release_lets_another_eni_take_the_index() -> None:
     world = World()
     assert await world.attach("eni-x") == (Outcome.DONE, "")
     world.raw.detach("eni-x")  # the cleanup pool's detach...
-    world.allocator.release(INSTANCE, 1, eni_id="eni-x")  # ...seen done
+    world.allocator.release(INSTANCE, 1)  # ...seen done
     assert await world.attach("eni-y") == (Outcome.DONE, "")
     assert world.raw.index_of("eni-y") == 1
 

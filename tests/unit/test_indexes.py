@@ -111,16 +111,6 @@ async def test_release_frees_the_index() -> None:
     assert allocator.reserved("i-1") == {}
 
 
-async def test_release_with_an_eni_id_frees_only_that_enis_reservation() -> None:
-    allocator = DeviceIndexAllocator()
-    async with allocator.hold("i-1", occupied=[0]) as indexes:
-        indexes.take(1, eni_id=Y)  # Y attached at 1 after X left it
-    allocator.release("i-1", 1, eni_id=X)  # X's detach, seen late
-    assert allocator.reserved("i-1") == {1: Y}
-    allocator.release("i-1", 1, eni_id=Y)
-    assert allocator.reserved("i-1") == {}
-
-
 async def test_forget_frees_every_index_a_deleted_eni_held() -> None:
     # X was attached on two instances in turn (a cleanup called off mid-detach
     # never released i-1), then deleted from an `available` state

@@ -9,7 +9,7 @@ from types import MappingProxyType
 import pytest
 
 from eni_controller.metrics import Metrics
-from eni_controller.model import Attachment, NodeENISpec
+from eni_controller.model import NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
@@ -103,6 +103,23 @@ def test_an_eni_found_after_a_not_found_is_not_gone(clock: ManualClock) -> None:
     tokens.found("eni-a")
     clock.advance(NOT_FOUND_GRACE_SECONDS * 2)
     assert not tokens.is_gone("eni-a")
+
+
+def test_an_eni_found_then_not_found_is_gone_at_once(clock: ManualClock) -> None:
+    # an attach of it succeeded, so eventual consistency no longer hides it: deleted
+    tokens = ClientTokens(clock=clock)
+    first = tokens.token(KEY)
+    tokens.created(KEY, token=first, eni_id="eni-a")
+    tokens.found("eni-a")
+    assert tokens.not_found("eni-a") is True
+    assert tokens.token(KEY) == next_token(first, left_because="eni-a")
+    # and again with the next ENI of the chain: each one found, then deleted
+    second = tokens.token(KEY)
+    tokens.created(KEY, token=second, eni_id="eni-b")
+    assert tokens.not_found("eni-b") is False  # never found: inside the grace
+    tokens.found("eni-b")
+    assert tokens.not_found("eni-b") is True
+    assert tokens.token(KEY) not in (first, second)
 
 
 def test_a_mismatched_token_is_spent() -> None:
@@ -337,15 +354,7 @@ async def test_an_eni_gone_from_status_gives_up_its_token_and_its_index() -> Non
     allocator = rig.allocator
     assert allocator.reserved(instance) == {1: eni_id}
     await _delete(rig, eni_id)  # by hand: nobody told the controller
-    rig.executor.vanished(
-        Attachment(
-            node_id="n1",
-            instance_id=instance,
-            eni_id=eni_id,
-            subnet_id="subnet-1",
-            device_index=1,
-        )
-    )
+    rig.executor.gone(eni_id)  # as a status entry's ENI a describe no longer shows
     assert rig.tokens.is_gone(eni_id)
     assert allocator.reserved(instance) == {}
     # the replacement: one create, and the same index
@@ -353,6 +362,29 @@ async def test_an_eni_gone_from_status_gives_up_its_token_and_its_index() -> Non
     assert rig.calls("CreateNetworkInterface") == 2
     ((_, replacement),) = rig.raw.enis.items()
     assert replacement["Attachment"]["DeviceIndex"] == 1
+
+
+async def test_an_eni_deleted_before_any_status_listed_it_is_replaced_in_one_pass() -> None:
+    # deleted by hand right after its attach: no status entry ever listed it, so
+    # nothing says it vanished; the slot's token answers with the deleted ENI
+    rig = Rig()
+    for _ in range(2):  # the round trip, and its repeat
+        before = rig.calls("CreateNetworkInterface")
+        assert (await rig.run(_create())).outcome is Outcome.DONE
+        ((victim, eni),) = rig.raw.enis.items()
+        instance = eni["Attachment"]["InstanceId"]
+        await _delete(rig, victim)
+        result = await rig.run(_create())
+        assert result.outcome is Outcome.DONE, result
+        ((replacement, attached),) = rig.raw.enis.items()
+        assert replacement != victim
+        assert attached["Attachment"]["DeviceIndex"] == 1  # the index the victim left
+        assert rig.allocator.reserved(instance) == {1: replacement}
+        assert rig.tokens.is_gone(victim)
+        # the victim's create, its replay (answering the deleted victim), the replacement
+        assert rig.calls("CreateNetworkInterface") - before == 3
+        await _delete(rig, replacement)
+        rig.executor.gone(replacement)  # the next round starts from an empty slot
 
 
 async def test_an_eni_deleted_between_its_attach_and_its_modify_frees_its_index_at_once() -> None:
