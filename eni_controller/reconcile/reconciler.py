@@ -77,6 +77,13 @@ CLEANUP_REQUEUE_SECONDS = 5.0  # the pool also requeues as each ENI goes
 _CALLED_EC2 = (Outcome.DONE, Outcome.RETRY, Outcome.BLOCKED)
 
 
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
+
+
 class Store(Protocol):
     """What the reconciler reads from an informer."""
 
@@ -88,14 +95,15 @@ class Store(Protocol):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
     """The Kubernetes half of a reconcile: the informers' stores it reads (the
-    ENINodes for their agents' reports), the NodeENI writes it makes, and the
-    Events it records."""
+    ENINodes for their agents' reports), the NodeENI writes it makes, the Events
+    it records, and the clock of the times it writes (annotations, lastUpdated)."""
 
     nodeenis: Store
     nodes: Store
     eninodes: Store
     writer: NodeENIWriter
     events: EventRecorder
+    now: Callable[[], str] = utc_now
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,13 +131,6 @@ def _or_raise(outcome: T | BaseException) -> T:
     return outcome
 
 
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
-
-
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
 def _age(started: str, now: str) -> float:
     """Seconds between two RFC 3339 times; an unreadable start counts as just now."""
     try:
@@ -147,7 +148,6 @@ class Reconciler:
         kube: KubeSide,
         ec2: EC2Side,
         metrics: Metrics,
-        now: Callable[[], str] = utc_now,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -156,7 +156,7 @@ class Reconciler:
         self._executor = ec2.executor
         self._cleanup = ec2.cleanup
         self._adopted: dict[str, None] = {}  # the Go controller's ENIs tagged as ours
-        self._now = now
+        self._now = kube.now
 
     async def reconcile(self, name: str) -> Result:
         """Reconcile the NodeENI `name` as the informer and EC2 show it now."""

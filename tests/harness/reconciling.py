@@ -132,12 +132,13 @@ class ReconcileWorld:
         self.events = RecordedEvents()
         self.view = EC2View(client, vpc_id="vpc-1")
         allocator = DeviceIndexAllocator()
-        tokens = ClientTokens()
-
-        def deleted(eni_id: str) -> None:  # as the controller wires it
-            tokens.gone(eni_id)
-            allocator.forget(eni_id)
-
+        executor = Executor(
+            client,
+            allocator,
+            metrics=self.metrics,
+            cluster=ClusterIdentity.known(name=CLUSTER, vpc_id="vpc-1"),
+            tokens=ClientTokens(),
+        )
         self.cleanup = CleanupPool(
             client,
             workers=2,
@@ -145,7 +146,7 @@ class ReconcileWorld:
             on_done=self._cleaned,
             metrics=self.metrics,
             on_detached=lambda instance, index: allocator.release(instance, index),
-            on_deleted=deleted,
+            on_deleted=executor.gone,  # as the controller wires it
         )
         self.reconciler = Reconciler(
             config=Config(**config),
@@ -156,17 +157,7 @@ class ReconcileWorld:
                 writer=cast(NodeENIWriter, self.writer),
                 events=cast(EventRecorder, self.events),
             ),
-            ec2=EC2Side(
-                view=self.view,
-                executor=Executor(
-                    client,
-                    allocator,
-                    metrics=self.metrics,
-                    cluster=ClusterIdentity.known(name=CLUSTER, vpc_id="vpc-1"),
-                    tokens=tokens,
-                ),
-                cleanup=self.cleanup,
-            ),
+            ec2=EC2Side(view=self.view, executor=executor, cleanup=self.cleanup),
             metrics=self.metrics,
         )
         self._uids = itertools.count(1)
