@@ -66,8 +66,9 @@ from eni_controller.agent.planner import (
 )
 from eni_controller.eninode import API_VERSION, GROUP, KIND, PLURAL, VERSION, ENINode, ENINodeStatus
 from eni_controller.health import LoopHeartbeat
-from eni_controller.kube.informer import Informer, Obj
+from eni_controller.kube.informer import Informer
 from eni_controller.kube.resources import ResourceAPI
+from eni_controller.kube.store import Obj
 from eni_controller.kube.writes import MERGE_PATCH
 
 log = structlog.get_logger(__name__)

@@ -28,16 +28,9 @@ the controller needs exactly client-go's contract and nothing else:
   the node), the part the controller reads a few hundred bytes, and kubelet
   heartbeats rewrite the rest of it every few minutes.
 
-Objects are the camelCase dicts the server sent, transformed. They are shared
-between the store and the handlers: treat them as read-only.
-
-The update rule (the invariant handlers rely on): after the transform, an
-object whose stored form equals the one stored before except for
-``metadata.resourceVersion`` is not an update. The store keeps the new
-version (so a write based on it carries the newest resourceVersion) and no
-handler is called. A Node heartbeat, a status-only update, therefore costs
-the JSON decode, the transform and one comparison. Indexers must not read
-``metadata.resourceVersion``: such a replacement keeps its index entries.
+The store, its indexes and the update rule that decides which replacement is
+a change for the handlers (a Node heartbeat, transformed, is not) are in
+store.py.
 """
 
 from __future__ import annotations
@@ -48,20 +41,24 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
-from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 import structlog
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.kube.resources import ResourceAPI
+from eni_controller.kube.store import (
+    NO_INDEXERS,
+    Indexer,
+    Obj,
+    Store,
+    object_name,
+    resource_version,
+)
 
 log = structlog.get_logger(__name__)
 
-Obj = dict[str, Any]
-Indexer = Callable[[Obj], Iterable[str]]
 Transform = Callable[[Obj], Obj]
 """Returns what to keep of an object: a new dict (it must not change its argument),
 with ``metadata.name`` and ``metadata.resourceVersion`` always among what it keeps."""
@@ -74,7 +71,6 @@ ATTACHED_NODES_INDEX: Final = "attachedNodes"
 # streams at once cannot turn the informer into a hot loop against the server.
 _MIN_HEALTHY_WATCH_SECONDS: Final = 1.0
 _MAX_BACKOFF_EXPONENT: Final = 32
-_NO_INDEXERS: Final[Mapping[str, Indexer]] = MappingProxyType({})
 
 
 class EventHandler(Protocol):
@@ -86,21 +82,6 @@ class EventHandler(Protocol):
     def on_update(self, old: Obj, new: Obj) -> None: ...
 
     def on_delete(self, obj: Obj) -> None: ...
-
-
-def object_name(obj: Obj) -> str:
-    """The store key: ``metadata.name`` (the resources watched are cluster-scoped)."""
-    metadata = obj.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    if not isinstance(name, str) or not name:
-        raise ValueError("object has no metadata.name")
-    return name
-
-
-def resource_version(obj: Obj) -> str | None:
-    metadata = obj.get("metadata")
-    rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
-    return rv if isinstance(rv, str) and rv else None
 
 
 def node_labels_index(node: Obj) -> list[str]:
@@ -169,157 +150,6 @@ def nodeeni_transform(nodeeni: Obj) -> Obj:
     return {**nodeeni, "metadata": kept}
 
 
-def same_but_version(old: Obj, new: Obj) -> bool:
-    """True when ``old`` and ``new`` are equal except for metadata.resourceVersion."""
-    if old.keys() != new.keys():
-        return False
-    for key, value in new.items():
-        if key != "metadata":
-            if old[key] != value:
-                return False
-            continue
-        before = old[key]
-        if not isinstance(value, dict) or not isinstance(before, dict):
-            if before != value:
-                return False
-            continue
-        if before.keys() != value.keys():
-            return False
-        for field, item in value.items():
-            if field != "resourceVersion" and before[field] != item:
-                return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class Diff:
-    """What a ``Store.replace`` changed."""
-
-    added: tuple[Obj, ...] = ()
-    updated: tuple[tuple[Obj, Obj], ...] = ()
-    deleted: tuple[Obj, ...] = ()
-
-
-class Store:
-    """Objects by name, plus secondary indexes kept exact on every change.
-
-    Pure and synchronous: the informer feeds it, tests drive it directly. The
-    index values an object was filed under are remembered, so an update removes
-    exactly those (a removed label stops matching) without re-running the
-    indexer on the old object.
-    """
-
-    def __init__(self, indexers: Mapping[str, Indexer] = _NO_INDEXERS) -> None:
-        self._indexers = dict(indexers)
-        self._items: dict[str, Obj] = {}
-        self._indices: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
-        self._filed: dict[str, dict[str, tuple[str, ...]]] = {}
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, name: str) -> Obj | None:
-        return self._items.get(name)
-
-    def list(self) -> list[Obj]:
-        return list(self._items.values())
-
-    def keys(self) -> builtins.list[str]:
-        return list(self._items)
-
-    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
-        """Objects filed under ``value`` in ``index_name``, sorted by name.
-        An unknown index name is a programming error: KeyError."""
-        keys = self._indices[index_name].get(value, ())
-        return [self._items[key] for key in sorted(keys)]
-
-    def index_values(self, index_name: str) -> builtins.list[str]:
-        """Every value ``index_name`` currently holds, sorted."""
-        return sorted(self._indices[index_name])
-
-    def upsert(self, obj: Obj) -> Obj | None:
-        """Add or replace an object; returns the one it replaced, if any."""
-        key = object_name(obj)
-        old = self._items.get(key)
-        self._unfile(key)
-        self._items[key] = obj
-        self._file(key, obj)
-        return old
-
-    def put(self, obj: Obj) -> tuple[Obj | None, bool]:
-        """Store ``obj``; return the object it replaced (None: it is new) and
-        whether that is a change for the handlers (see the module's update rule).
-        A replacement that is not a change keeps its index entries as they are."""
-        key = object_name(obj)
-        old = self._items.get(key)
-        if old is not None and not _changed(old, obj):
-            self._items[key] = obj
-            return old, False
-        self.upsert(obj)
-        return old, True
-
-    def delete(self, name: str) -> Obj | None:
-        """Remove an object; returns it, or None if it was not there."""
-        self._unfile(name)
-        return self._items.pop(name, None)
-
-    def replace(self, objs: Iterable[Obj]) -> Diff:
-        """Make the store hold exactly ``objs``; report the difference.
-
-        An object counts as updated when it changed by the module's update rule.
-        Deleted objects are reported as last stored.
-        """
-        incoming: dict[str, Obj] = {object_name(obj): obj for obj in objs}
-        deleted: list[Obj] = []
-        for key in [key for key in self._items if key not in incoming]:
-            self._unfile(key)
-            deleted.append(self._items.pop(key))
-        added: list[Obj] = []
-        updated: list[tuple[Obj, Obj]] = []
-        for obj in incoming.values():
-            old, changed = self.put(obj)
-            if old is None:
-                added.append(obj)
-            elif changed:
-                updated.append((old, obj))
-        return Diff(added=tuple(added), updated=tuple(updated), deleted=tuple(deleted))
-
-    def _file(self, key: str, obj: Obj) -> None:
-        filed: dict[str, tuple[str, ...]] = {}
-        for index_name, indexer in self._indexers.items():
-            try:
-                values = tuple(dict.fromkeys(indexer(obj)))
-            except Exception:
-                # An indexer tripping over one odd object must not wedge the informer.
-                log.warning("indexer failed", index=index_name, name=key, exc_info=True)
-                values = ()
-            index = self._indices[index_name]
-            for value in values:
-                index.setdefault(value, set()).add(key)
-            filed[index_name] = values
-        self._filed[key] = filed
-
-    def _unfile(self, key: str) -> None:
-        for index_name, values in self._filed.pop(key, {}).items():
-            index = self._indices[index_name]
-            for value in values:
-                keys = index.get(value)
-                if keys is None:
-                    continue
-                keys.discard(key)
-                if not keys:
-                    del index[value]
-
-
-def _changed(old: Obj, new: Obj) -> bool:
-    """The update rule: the same resourceVersion is no change; another one is a
-    change unless all else is equal (a heartbeat, once transformed)."""
-    old_rv, new_rv = resource_version(old), resource_version(new)
-    if old_rv is not None and old_rv == new_rv:
-        return False
-    return not same_but_version(old, new)
-
-
 class WatchExpired(Exception):
     """The resourceVersion the watch asked for is gone from the server: relist."""
 
@@ -352,7 +182,7 @@ class Informer:
         name: str,
         api: ResourceAPI,
         handler: EventHandler,
-        indexers: Mapping[str, Indexer] = _NO_INDEXERS,
+        indexers: Mapping[str, Indexer] = NO_INDEXERS,
         transform: Transform | None = None,
         watch_timeout_seconds: int = 300,
         backoff_base: float = 0.5,

@@ -28,10 +28,10 @@ from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
     LABELS_INDEX,
-    Store,
     node_labels_index,
     nodeeni_attached_nodes_index,
 )
+from eni_controller.kube.store import Store
 from eni_controller.kube.writes import Conflict, NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool

@@ -11,10 +11,10 @@ import pytest
 from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
     LABELS_INDEX,
-    Store,
     node_labels_index,
     nodeeni_attached_nodes_index,
 )
+from eni_controller.kube.store import Store
 
 
 def node(name: str, rv: str = "1", **labels: str) -> dict[str, Any]:

@@ -19,13 +19,12 @@ from eni_controller.kube.informer import (
     LABELS_INDEX,
     NODE_METADATA_KEPT,
     Informer,
-    Store,
     node_labels_index,
     node_transform,
     nodeeni_transform,
-    same_but_version,
 )
 from eni_controller.kube.resources import ResourceAPI
+from eni_controller.kube.store import Store, same_but_version
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.sweep import node_instance_ids
 
