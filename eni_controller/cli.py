@@ -31,7 +31,8 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from eni_controller import logs, package_version
 from eni_controller.aws import imds
 from eni_controller.aws.retry import RetryPolicy
-from eni_controller.config import SETTINGS, Config, ConfigError, render_settings
+from eni_controller.config import SETTINGS, Config
+from eni_controller.envvars import ConfigError, render_settings
 
 # The controller's modules (EC2 client, reconcilers, preflight) and the agent's
 # (netlink) are imported by the command that runs them: the agent runs on every

@@ -4,53 +4,43 @@ The variable names and defaults match the Go aws-multi-eni-controller, so existi
 Helm values and manifests keep working. Everything is validated up front: a bad
 value stops the controller with one error listing every problem, instead of
 falling back to a default and misbehaving later. Durations use Go syntax
-(``30s``, ``5m``, ``1h30m``) and booleans use Go's ``strconv.ParseBool`` spellings.
+(``30s``, ``5m``, ``1h30m``) and booleans use Go's ``strconv.ParseBool`` spellings
+(envvars.py reads them, for the node agent too).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
-import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
-from operator import attrgetter
-from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from eni_controller.aws.ratelimit import (
     DEFAULT_BUDGET_SHARE,
     DEFAULT_LIMITS,
     RateLimits,
 )
+from eni_controller.envvars import (
+    KUBE_REQUEST_TIMEOUT,
+    LOG_SETTINGS,
+    ConfigError,
+    LogFormat,
+    LogLevel,
+    Setting,
+    bind_address,
+    boolean,
+    count,
+    duration,
+    endpoint_url,
+    namespace,
+    pattern,
+    port,
+    positive_rate,
+    read_settings,
+)
 from eni_controller.model import DEVICE_INDEX_MAX
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.retries import BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS
-
-T = TypeVar("T")
-LogLevel = Literal["debug", "info", "warning", "error"]
-LogFormat = Literal["json", "console"]
-
-MAX_COUNT = 1000
-"""Upper bound for every integer setting: anything larger is a typo, not a tuning choice."""
-
-_NANOSECONDS_PER_UNIT = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,  # U+00B5 micro sign
-    "μs": 1_000,  # U+03BC greek small letter mu
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60 * 1_000_000_000,
-    "h": 3600 * 1_000_000_000,
-}
-# "ms" must come before "m" and "s" so that "5ms" is not read as 5 minutes.
-_DURATION_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"
-_DURATION_RE = re.compile(rf"[-+]?(?:{_DURATION_PART})+")
-_DURATION_PART_RE = re.compile(_DURATION_PART)
 
 REGION_PATTERN = re.compile(  # also checks what IMDS answers (aws/imds.py)
     r"[a-z]{2}(?:-gov|-iso[a-z]?)?"
@@ -59,74 +49,11 @@ REGION_PATTERN = re.compile(  # also checks what IMDS answers (aws/imds.py)
 )
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 VPC_ID_PATTERN = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
-_INT_RE = re.compile(r"[-+]?[0-9]+")
-_BOOLS = {
-    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
-    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
-}
-_LOG_LEVELS: dict[str, LogLevel] = {
-    "debug": "debug",
-    "info": "info",
-    "warning": "warning",
-    "error": "error",
-}
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Go ``time.ParseDuration`` string such as ``"1h30m"`` into seconds.
-
-    Accepts exactly Go's grammar: an optional sign, then one or more
-    ``<number><unit>`` parts (the number may have a fraction; units are ns, us,
-    µs, μs, ms, s, m, h), or a bare ``"0"``. Like Go, fractions below a
-    nanosecond are truncated and values beyond int64 nanoseconds are rejected.
-    Raises ValueError for anything else.
-    """
-    if text in ("0", "+0", "-0"):
-        return 0.0
-    if not _DURATION_RE.fullmatch(text):
-        raise ValueError(f"invalid duration {text!r}")
-    negative = text.startswith("-")
-    nanoseconds = sum(
-        int(Fraction(number) * _NANOSECONDS_PER_UNIT[unit])
-        for number, unit in _DURATION_PART_RE.findall(text)
-    )
-    if nanoseconds > 2**63 - (0 if negative else 1):
-        raise ValueError(f"duration {text!r} out of range")
-    return (-nanoseconds if negative else nanoseconds) / 1_000_000_000
-
-
-def _positive_duration(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        raise ValueError("not a duration (use Go syntax such as 30s, 5m, 1h30m)") from None
-    if seconds <= 0:
-        raise ValueError("must be a duration greater than zero")
-    return seconds
-
-
-def _count(text: str, *, maximum: int = MAX_COUNT) -> int:
-    expected = f"a whole number from 1 to {maximum}"
-    if not _INT_RE.fullmatch(text):
-        raise ValueError(f"not an integer (expected {expected})")
-    if not 1 <= int(text) <= maximum:
-        raise ValueError(f"out of range (expected {expected})")
-    return int(text)
 
 
 def _device_index(text: str) -> int:
     """DEFAULT_DEVICE_INDEX: within the NodeENI CRD's deviceIndex bounds."""
-    return _count(text, maximum=DEVICE_INDEX_MAX)
-
-
-def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("not a number (expected requests per second, such as 5 or 2.5)") from None
-    if not 0 < value <= MAX_COUNT:
-        raise ValueError(f"out of range (expected more than 0 and at most {MAX_COUNT})")
-    return value
+    return count(text, maximum=DEVICE_INDEX_MAX)
 
 
 def _share(text: str) -> float:
@@ -140,56 +67,12 @@ def _share(text: str) -> float:
     return value
 
 
-def _bind_address(text: str) -> str:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError("not an IP address (such as 0.0.0.0 or 127.0.0.1)") from None
-    return text
-
-
-def _port(text: str) -> int:
-    if not _INT_RE.fullmatch(text) or not 1 <= int(text) <= 65535:
-        raise ValueError("not a TCP port (expected a whole number from 1 to 65535)")
-    return int(text)
-
-
-def _bool(text: str) -> bool:
-    if text not in _BOOLS:
-        raise ValueError("not a boolean (use true or false)")
-    return _BOOLS[text]
-
-
-def _pattern(regex: re.Pattern[str], expected: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if not regex.fullmatch(text):
-            raise ValueError(expected)
-        return text
-
-    return parse
-
-
-_region = _pattern(REGION_PATTERN, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
-_cluster_name = _pattern(
+_region = pattern(REGION_PATTERN, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
+_cluster_name = pattern(
     CLUSTER_NAME_PATTERN,
     "not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting alphanumeric)",
 )
-_namespace = _pattern(
-    re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"), "not a Kubernetes namespace name"
-)
-_vpc_id = _pattern(VPC_ID_PATTERN, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
-
-
-def _endpoint_url(text: str) -> str:
-    expected = "not an http(s) URL with a host (such as http://127.0.0.1:5000)"
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
-    except ValueError:
-        raise ValueError(expected) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", text):
-        raise ValueError(expected)
-    return text
+_vpc_id = pattern(VPC_ID_PATTERN, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
 
 
 _TAG_KEY_MAX, _TAG_VALUE_MAX = 128, 256  # EC2's limits on a tag's key and value
@@ -207,21 +90,6 @@ def _allow_tag(text: str) -> tuple[str, str]:
             f" values at most {_TAG_VALUE_MAX})"
         )
     return key, value
-
-
-def _log_level(text: str) -> LogLevel:
-    level = _LOG_LEVELS.get(text.lower())
-    if level is None:
-        raise ValueError(f"not a log level (use one of {', '.join(_LOG_LEVELS)})")
-    return level
-
-
-def _log_format(text: str) -> LogFormat:
-    if text == "json":
-        return "json"
-    if text == "console":
-        return "console"
-    raise ValueError("not a log format (use json or console)")
 
 
 def _extra_tags(text: str) -> tuple[tuple[str, str], ...]:
@@ -250,136 +118,6 @@ def _extra_tags(text: str) -> tuple[tuple[str, str], ...]:
             f" {tags.TAGS_PER_RESOURCE_MAX} per ENI and the controller sets the rest)"
         )
     return tuple(pairs)
-
-
-class ConfigError(ValueError):
-    """One or more environment variables are invalid; ``problems`` has one line per variable."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
-
-    def one_line(self) -> str:
-        """The problems on one line, for a start-up error on stderr."""
-        return "invalid configuration: " + "; ".join(self.problems)
-
-
-class _EnvReader:
-    """Reads variables one at a time, recording every bad value instead of stopping."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self.problems: list[str] = []
-
-    def optional(self, name: str, parse: Callable[[str], T]) -> T | None:
-        """Parse ``name`` if set; surrounding whitespace is ignored and empty means unset."""
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return None
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            # json.dumps quotes like Go's %q, escaping newlines and quotes in the value.
-            self.problems.append(f"{name}={json.dumps(raw, ensure_ascii=False)}: {exc}")
-            return None
-
-    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        value = self.optional(name, parse)
-        return default if value is None else value
-
-
-def format_duration(seconds: float) -> str:
-    """``seconds`` in the Go syntax parse_duration reads (``300.0`` -> ``"5m"``)."""
-    whole_hours, rest = divmod(seconds, 3600)
-    whole_minutes, rest = divmod(rest, 60)
-    parts = [
-        f"{int(whole_hours)}h" if whole_hours else "",
-        f"{int(whole_minutes)}m" if whole_minutes else "",
-    ]
-    if rest or not any(parts):
-        parts.append(f"{rest:g}s" if rest >= 1 or not rest else f"{rest * 1000:g}ms")
-    return "".join(parts)
-
-
-def _show(value: object) -> str:
-    """A default as it would be written in the environment."""
-    if value is None or value == ():
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
-        return ",".join(f"{k}={v}" for k, v in value)
-    if isinstance(value, tuple):
-        return "=".join(str(v) for v in value)
-    return str(value)
-
-
-def _show_duration(value: object) -> str:
-    return format_duration(value) if isinstance(value, float) else _show(value)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Setting:
-    """One environment variable: where its value goes, how it is read, what it means.
-
-    The default is never written here: it is the settings class's field default
-    (``path`` names the field, dotted for a nested dataclass), so the value the
-    code uses and the value ``--help`` shows cannot differ. ``default_text``
-    describes a default that is not a value (a fallback chain, "required").
-    """
-
-    env: str
-    path: str
-    parse: Callable[[str], object]
-    help: str
-    show: Callable[[object], str] = _show
-    default_text: str | None = None
-
-    def default(self, defaults: object) -> str:
-        if self.default_text is not None:
-            return self.default_text
-        return self.show(attrgetter(self.path)(defaults))
-
-
-def _duration(env: str, path: str, help: str) -> Setting:
-    return Setting(env=env, path=path, parse=_positive_duration, help=help, show=_show_duration)
-
-
-def _replace_path(obj: Any, path: str, value: object) -> Any:
-    head, _, rest = path.partition(".")
-    if rest:
-        value = _replace_path(getattr(obj, head), rest, value)
-    return dataclasses.replace(obj, **{head: value})
-
-
-S = TypeVar("S")
-
-
-def read_settings(
-    table: Sequence[Setting], defaults: S, env: Mapping[str, str]
-) -> tuple[S, list[str]]:
-    """``defaults`` with every variable of ``table`` set in ``env`` applied, and
-    the problems found (one per bad variable; all of them, not just the first)."""
-    r = _EnvReader(env)
-    result = defaults
-    for setting in table:
-        value = r.optional(setting.env, setting.parse)
-        if value is not None:
-            result = _replace_path(result, setting.path, value)
-    return result, r.problems
-
-
-def render_settings(table: Sequence[Setting], defaults: object) -> str:
-    """The table as ``--help`` prints it: name, default, one line of description."""
-    rows = [(s.env, s.default(defaults), s.help) for s in table]
-    name_width = max(len(name) for name, _, _ in rows)
-    default_width = min(max(len(default) for _, default, _ in rows), 24)
-    return "\n".join(
-        f"  {name:<{name_width}}  {default:<{default_width}}  {help}"
-        for name, default, help in rows
-    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -484,23 +222,6 @@ class Config:
         return config
 
 
-# shared with the agent's table (agent/settings.py): same variable, same field
-KUBE_REQUEST_TIMEOUT = _duration(
-    "KUBE_REQUEST_TIMEOUT",
-    "kube_request_timeout_seconds",
-    "limit of every Kubernetes request but watches",
-)
-LOG_SETTINGS = (
-    Setting(
-        env="LOG_LEVEL", path="log_level", parse=_log_level, help="debug, info, warning, error"
-    ),
-    Setting(
-        env="LOG_FORMAT",
-        path="log_format",
-        parse=_log_format,
-        help="json or console; --log-format overrides it",
-    ),
-)
 _RATE = "ec2_rate_limits"
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -513,7 +234,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="AWS_ENDPOINT_URL",
         path="aws_endpoint_url",
-        parse=_endpoint_url,
+        parse=endpoint_url,
         help="EC2 endpoint override (a VPC endpoint, a moto server)",
     ),
     Setting(
@@ -546,9 +267,9 @@ SETTINGS: tuple[Setting, ...] = (
         parse=_extra_tags,
         help="k=v,k2=v2: tags added to every ENI created (not our own keys, not aws:)",
     ),
-    _duration("RECONCILE_PERIOD", "reconcile_period_seconds", "resync of every NodeENI"),
-    _duration("DETACHMENT_TIMEOUT", "detachment_timeout_seconds", "wait for one detach"),
-    _duration(
+    duration("RECONCILE_PERIOD", "reconcile_period_seconds", "resync of every NodeENI"),
+    duration("DETACHMENT_TIMEOUT", "detachment_timeout_seconds", "wait for one detach"),
+    duration(
         "MAX_CLEANUP_DURATION",
         "max_cleanup_duration_seconds",
         "give up cleaning a deleted NodeENI's ENIs after this",
@@ -556,13 +277,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="MAX_CONCURRENT_RECONCILES",
         path="max_concurrent_reconciles",
-        parse=_count,
+        parse=count,
         help="NodeENIs reconciled at once",
     ),
     Setting(
         env="MAX_CONCURRENT_ENI_CLEANUP",
         path="max_concurrent_eni_cleanup",
-        parse=_count,
+        parse=count,
         help="ENIs detached and deleted at once",
     ),
     Setting(
@@ -574,50 +295,50 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="DEFAULT_DELETE_ON_TERMINATION",
         path="default_delete_on_termination",
-        parse=_bool,
+        parse=boolean,
         help="deleteOnTermination of a NodeENI that names none",
     ),
     Setting(
         env="CIRCUIT_BREAKER_ENABLED",
         path="circuit_breaker.enabled",
-        parse=_bool,
+        parse=boolean,
         help="stop calling EC2 for a while after repeated failures",
     ),
     Setting(
         env="CIRCUIT_BREAKER_FAILURE_THRESHOLD",
         path="circuit_breaker.failure_threshold",
-        parse=_count,
+        parse=count,
         help="failures in a row that open the breaker",
     ),
     Setting(
         env="CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
         path="circuit_breaker.success_threshold",
-        parse=_count,
+        parse=count,
         help="successes in a row that close it again",
     ),
-    _duration("CIRCUIT_BREAKER_TIMEOUT", "circuit_breaker.timeout_seconds", "open before a trial"),
+    duration("CIRCUIT_BREAKER_TIMEOUT", "circuit_breaker.timeout_seconds", "open before a trial"),
     Setting(
         env="EC2_DESCRIBE_BURST",
         path=f"{_RATE}.describe.capacity",
-        parse=_count,
+        parse=count,
         help="client-side bucket size for Describe* calls",
     ),
     Setting(
         env="EC2_DESCRIBE_RATE",
         path=f"{_RATE}.describe.refill_per_second",
-        parse=_positive_rate,
+        parse=positive_rate,
         help="its refill, requests per second",
     ),
     Setting(
         env="EC2_MUTATING_BURST",
         path=f"{_RATE}.mutating.capacity",
-        parse=_count,
+        parse=count,
         help="client-side bucket size for mutating calls",
     ),
     Setting(
         env="EC2_MUTATING_RATE",
         path=f"{_RATE}.mutating.refill_per_second",
-        parse=_positive_rate,
+        parse=positive_rate,
         help="its refill, requests per second",
     ),
     Setting(
@@ -629,43 +350,43 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="ENABLE_LEADER_ELECTION",
         path="enable_leader_election",
-        parse=_bool,
+        parse=boolean,
         help="only the Lease holder reconciles",
     ),
-    _duration("LEADER_ELECTION_LEASE_DURATION", "leader_lease_duration_seconds", "Lease length"),
-    _duration(
+    duration("LEADER_ELECTION_LEASE_DURATION", "leader_lease_duration_seconds", "Lease length"),
+    duration(
         "LEADER_ELECTION_RENEW_DEADLINE", "leader_renew_deadline_seconds", "leader stops after"
     ),
-    _duration("LEADER_ELECTION_RETRY_PERIOD", "leader_retry_period_seconds", "Lease retry"),
+    duration("LEADER_ELECTION_RETRY_PERIOD", "leader_retry_period_seconds", "Lease retry"),
     Setting(
         env="POD_NAMESPACE",
         path="pod_namespace",
-        parse=_namespace,
+        parse=namespace,
         help="namespace of the leader Lease and of Events",
     ),
     Setting(
         env="BIND_ADDRESS",
         path="bind_address",
-        parse=_bind_address,
+        parse=bind_address,
         help="address of /metrics and the probes",
     ),
-    Setting(env="METRICS_PORT", path="metrics_port", parse=_port, help="/metrics port"),
+    Setting(env="METRICS_PORT", path="metrics_port", parse=port, help="/metrics port"),
     Setting(
         env="HEALTH_PROBE_PORT",
         path="health_probe_port",
-        parse=_port,
+        parse=port,
         help="/healthz and /readyz port",
     ),
-    _duration("ORPHAN_SWEEP_INTERVAL", "orphan_sweep_interval_seconds", "orphan sweep period"),
-    _duration(
+    duration("ORPHAN_SWEEP_INTERVAL", "orphan_sweep_interval_seconds", "orphan sweep period"),
+    duration(
         "ORPHAN_GRACE_PERIOD",
         "orphan_grace_period_seconds",
         "an unclaimed ENI waits this long before it is reclaimed",
     ),
-    _duration("ERROR_BACKOFF_BASE", "error_backoff_base_seconds", "first retry of a failed slot"),
-    _duration("ERROR_BACKOFF_MAX", "error_backoff_max_seconds", "longest retry backoff"),
+    duration("ERROR_BACKOFF_BASE", "error_backoff_base_seconds", "first retry of a failed slot"),
+    duration("ERROR_BACKOFF_MAX", "error_backoff_max_seconds", "longest retry backoff"),
     KUBE_REQUEST_TIMEOUT,
-    _duration("RECONCILE_TIMEOUT", "reconcile_timeout_seconds", "limit of one reconcile"),
+    duration("RECONCILE_TIMEOUT", "reconcile_timeout_seconds", "limit of one reconcile"),
     *LOG_SETTINGS,
 )
 _DEFAULT_REGION = (

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from eni_controller.config import (
+from eni_controller.envvars import (
     KUBE_REQUEST_TIMEOUT,
     LOG_SETTINGS,
     ConfigError,
     LogFormat,
     LogLevel,
     Setting,
-    _bind_address,
-    _bool,
-    _namespace,
-    _port,
+    bind_address,
+    boolean,
+    namespace,
+    port,
     read_settings,
 )
 from eni_controller.model import (
@@ -142,7 +142,7 @@ AGENT_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         env="DEVICE_PLUGIN_NAMESPACE",
         path="device_plugin_namespace",
-        parse=_namespace,
+        parse=namespace,
         help="namespace of the device plugin's pods",
     ),
     Setting(
@@ -154,16 +154,16 @@ AGENT_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         env="SRIOV_ENABLED",
         path="sriov_enabled",
-        parse=_bool,
+        parse=boolean,
         help="manage the device plugin's config and restart its pods",
     ),
     Setting(
         env="BIND_ADDRESS",
         path="bind_address",
-        parse=_bind_address,
+        parse=bind_address,
         help="address of /healthz, /readyz and /metrics",
     ),
-    Setting(env="AGENT_HEALTH_PORT", path="health_port", parse=_port, help="their port"),
+    Setting(env="AGENT_HEALTH_PORT", path="health_port", parse=port, help="their port"),
     KUBE_REQUEST_TIMEOUT,
     *LOG_SETTINGS,
 )

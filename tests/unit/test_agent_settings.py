@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from eni_controller.agent.settings import AgentSettings
-from eni_controller.config import ConfigError
+from eni_controller.envvars import ConfigError
 
 
 def test_defaults_with_only_the_node_name() -> None:

@@ -29,7 +29,8 @@ from eni_controller.aws.ratelimit import (
     TokenBucket,
 )
 from eni_controller.aws.retry import RetryPolicy
-from eni_controller.config import CircuitBreakerConfig, Config, ConfigError
+from eni_controller.config import CircuitBreakerConfig, Config
+from eni_controller.envvars import ConfigError
 from eni_controller.metrics import Metrics
 from tests.harness.clock import ManualClock
 

@@ -10,14 +10,8 @@ import pytest
 
 from eni_controller import cli, package_version
 from eni_controller.agent.settings import AGENT_SETTINGS, AgentSettings
-from eni_controller.config import (
-    SETTINGS,
-    Config,
-    ConfigError,
-    Setting,
-    format_duration,
-    parse_duration,
-)
+from eni_controller.config import SETTINGS, Config
+from eni_controller.envvars import ConfigError, Setting, format_duration, parse_duration
 from eni_controller.preflight.report import failed, passed, render_json, warned
 from eni_controller.reconcile import tags
 from eni_controller.statusview import describe_all

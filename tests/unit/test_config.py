@@ -7,7 +7,8 @@ from operator import attrgetter
 
 import pytest
 
-from eni_controller.config import CircuitBreakerConfig, Config, ConfigError, parse_duration
+from eni_controller.config import CircuitBreakerConfig, Config
+from eni_controller.envvars import ConfigError, parse_duration
 
 DURATION_HINT = "not a duration (use Go syntax such as 30s, 5m, 1h30m)"
 NOT_POSITIVE = "must be a duration greater than zero"

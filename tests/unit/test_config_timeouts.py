@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from eni_controller.config import Config, ConfigError
+from eni_controller.config import Config
+from eni_controller.envvars import ConfigError
 
 DURATION_HINT = "not a duration (use Go syntax such as 30s, 5m, 1h30m)"
 NOT_POSITIVE = "must be a duration greater than zero"

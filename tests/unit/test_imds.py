@@ -11,7 +11,8 @@ from aiohttp import web
 
 from eni_controller import cli
 from eni_controller.aws import imds
-from eni_controller.config import Config, ConfigError
+from eni_controller.config import Config
+from eni_controller.envvars import ConfigError
 from tests.harness.procs import free_port
 
 TOKEN = "token-123"
