@@ -49,6 +49,7 @@ from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
     LABELS_INDEX,
     Informer,
+    complete_node,
     node_labels_index,
     node_transform,
     nodeeni_attached_nodes_index,
@@ -143,6 +144,7 @@ class Controller:
             handler=NodeEvents(self.queue, self.nodeenis, view=self.view),
             indexers={LABELS_INDEX: node_labels_index},
             transform=node_transform,  # what is read of a Node: informer.NODE_*_KEPT
+            complete=complete_node,  # watched as metadata; the providerID read once
         )
         self.eninodes = Informer(
             name="eninodes",

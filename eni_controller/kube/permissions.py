@@ -81,8 +81,9 @@ def controller_permissions(
         Permission(
             group="",
             resource="nodes",
-            verbs=("list", "watch"),
-            why="Node informer (kube/resources.py ResourceAPI.nodes; also `check`)",
+            verbs=("get", "list", "watch"),
+            why="Node informer, which GETs a new Node for its providerID (kube/resources.py "
+            "ResourceAPI.nodes; also `check`)",
         ),
         Permission(
             group=model.GROUP,

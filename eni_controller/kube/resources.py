@@ -11,6 +11,10 @@ The watch body is split into lines here rather than with aiohttp's
 ``readline()``, which refuses lines over 128 KiB; a Node with a long image list
 can be bigger than that.
 
+A watch can ask for metadata only (``PartialObjectMetadata``): the events then
+carry what ``metadata`` holds and nothing else, a quarter of a real Node's
+bytes. The informer completes them from what it stores (informer.py).
+
 Time limits: a list page passes no timeout of its own, so it gets the
 client's request timeout (``KUBE_REQUEST_TIMEOUT``, applied by
 ``kube.timeouts.with_request_timeout``). A watch is open for minutes by
@@ -23,7 +27,8 @@ healthy watch short.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from http import HTTPStatus
 from typing import Any, Final, cast
 
 from aiohttp import ClientResponse
@@ -41,17 +46,42 @@ CONNECT_TIMEOUT_SECONDS: Final = 10.0
 WATCH_READ_GRACE_SECONDS: Final = 30.0
 
 
-class ResourceAPI:
-    """List and watch one cluster-scoped resource type, in raw dicts."""
+# the Accept header of a metadata-only watch (and its objects' kind)
+PARTIAL_METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
-    def __init__(self, *, kind: str, api_version: str, list_call: ListCall) -> None:
+
+class ResourceAPI:
+    """List and watch one cluster-scoped resource type, in raw dicts.
+
+    `api` and `path` (the collection's URL path), when given, serve what the
+    generated list method cannot: GET of one object, and metadata-only watches
+    (the generated methods fix the Accept header).
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        api_version: str,
+        list_call: ListCall,
+        api: client.ApiClient | None = None,
+        path: str | None = None,
+    ) -> None:
         self.kind = kind
         self.api_version = api_version
         self._list_call = list_call
+        self._api = api
+        self._path = path
 
     @classmethod
     def nodes(cls, api: client.ApiClient) -> ResourceAPI:
-        return cls(kind="Node", api_version="v1", list_call=client.CoreV1Api(api).list_node)
+        return cls(
+            kind="Node",
+            api_version="v1",
+            list_call=client.CoreV1Api(api).list_node,
+            api=api,
+            path="/api/v1/nodes",
+        )
 
     @classmethod
     def nodeenis(cls, api: client.ApiClient) -> ResourceAPI:
@@ -108,7 +138,7 @@ class ResourceAPI:
                 return items, str(metadata.get("resourceVersion", ""))
 
     async def watch(
-        self, *, resource_version: str, timeout_seconds: int
+        self, *, resource_version: str, timeout_seconds: int, metadata_only: bool = False
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Watch events ``{"type", "object"}`` from ``resource_version`` on, with bookmarks.
 
@@ -116,16 +146,29 @@ class ResourceAPI:
         Closing the generator, or cancelling the task reading it, closes the
         connection. An HTTP error status raises ``ApiException``; an expired
         resourceVersion usually arrives instead as an ``ERROR`` event (code 410).
+        With `metadata_only`, each object is a ``PartialObjectMetadata``.
         """
-        response = await self._open(
-            {
-                "watch": True,
-                "allow_watch_bookmarks": True,
-                "resource_version": resource_version,
-                "timeout_seconds": timeout_seconds,
-            },
-            request_timeout=(CONNECT_TIMEOUT_SECONDS, timeout_seconds + WATCH_READ_GRACE_SECONDS),
-        )
+        timeout = (CONNECT_TIMEOUT_SECONDS, timeout_seconds + WATCH_READ_GRACE_SECONDS)
+        if metadata_only:
+            query = [
+                ("watch", "true"),
+                ("allowWatchBookmarks", "true"),
+                ("resourceVersion", resource_version),
+                ("timeoutSeconds", str(timeout_seconds)),
+            ]
+            response = await self._raw(
+                self._collection(), query=query, accept=PARTIAL_METADATA, request_timeout=timeout
+            )
+        else:
+            response = await self._open(
+                {
+                    "watch": True,
+                    "allow_watch_bookmarks": True,
+                    "resource_version": resource_version,
+                    "timeout_seconds": timeout_seconds,
+                },
+                request_timeout=timeout,
+            )
         try:
             pending = b""
             async for chunk in response.content.iter_any():
@@ -139,6 +182,52 @@ class ResourceAPI:
         finally:
             response.close()
 
+    async def get(self, name: str) -> dict[str, Any] | None:
+        """One whole object, or None when the server has none of that name."""
+        try:
+            response = await self._raw(f"{self._collection()}/{name}", query=[], accept=None)
+        except ApiException as err:
+            if err.status == HTTPStatus.NOT_FOUND:
+                return None
+            raise
+        try:
+            obj: dict[str, Any] = json.loads(await response.read())
+        finally:
+            response.close()
+        return obj
+
+    def _collection(self) -> str:
+        if self._api is None or self._path is None:
+            raise NotImplementedError(f"{self.kind}: no URL path to GET or watch metadata from")
+        return self._path
+
+    async def _raw(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]],
+        accept: str | None,
+        request_timeout: tuple[float, float] | None = None,
+    ) -> ClientResponse:
+        """A GET through the client's own request path (auth, TLS, the request
+        timeout of kube/timeouts.py), with the Accept header given."""
+        assert self._api is not None  # _collection() checked it
+        headers = {"Accept": accept or "application/json"}
+        response = cast(
+            ClientResponse,
+            await self._api.call_api(
+                path,
+                "GET",
+                query_params=list(query),
+                header_params=headers,
+                auth_settings=["BearerToken"],
+                _preload_content=False,  # the aiohttp response itself, unread
+                # (connect, read): the REST client reads a pair so (its stub says not)
+                _request_timeout=cast(Any, request_timeout),
+            ),
+        )
+        return await _checked(response)
+
     async def _open(
         self, kwargs: dict[str, Any], *, request_timeout: tuple[float, float] | None
     ) -> ClientResponse:
@@ -149,13 +238,18 @@ class ResourceAPI:
                 **kwargs, _preload_content=False, _request_timeout=request_timeout
             ),
         )
-        if not 200 <= response.status < 300:
-            try:
-                body = await response.read()
-            finally:
-                response.close()
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = body
-            error.headers = response.headers
-            raise error
+        return await _checked(response)
+
+
+async def _checked(response: ClientResponse) -> ClientResponse:
+    """The response, if its status is a success; else ApiException (body read)."""
+    if 200 <= response.status < 300:
         return response
+    try:
+        body = await response.read()
+    finally:
+        response.close()
+    error = ApiException(status=response.status, reason=response.reason)
+    error.body = body
+    error.headers = response.headers
+    raise error

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import pytest
@@ -29,6 +29,7 @@ from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
     LABELS_INDEX,
     Informer,
+    complete_node,
     node_labels_index,
     node_transform,
     nodeeni_attached_nodes_index,
@@ -125,14 +126,16 @@ class ScriptedAPI(ResourceAPI):
         return await self.inner.list(limit=limit, transform=transform)
 
     async def watch(
-        self, *, resource_version: str, timeout_seconds: int
+        self, *, resource_version: str, timeout_seconds: int, metadata_only: bool = False
     ) -> AsyncGenerator[Obj, None]:
         self.watches.append(resource_version)
         if self.scripts:
             source = self.scripts.pop(0)(resource_version, timeout_seconds)
         else:
             source = self.inner.watch(
-                resource_version=resource_version, timeout_seconds=timeout_seconds
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                metadata_only=metadata_only,
             )
         try:
             async with contextlib.aclosing(source):
@@ -368,15 +371,19 @@ async def test_node_informer_syncs_and_indexes_labels(
         assert informer.get(second) is None
 
 
+@pytest.mark.parametrize("watched", ["whole", "metadata"])
 async def test_node_heartbeats_reach_no_handler_and_label_changes_do(
-    kube_api: client.ApiClient, nodes: NodeFactory, ec2_world: World, unique: str
+    kube_api: client.ApiClient, nodes: NodeFactory, ec2_world: World, unique: str, watched: str
 ) -> None:
     """With the Node transform, a status-only update (a kubelet heartbeat) is stored
-    (its resourceVersion) but calls no handler; each label change calls one."""
+    (its resourceVersion) but calls no handler; each label change calls one. Watched
+    as metadata, the same, with the listed providerID kept and no GET made."""
     core = client.CoreV1Api(kube_api)
-    await nodes.create(name=unique, instance=ec2_world.instances[0], labels={"ng": "multus"})
+    instance = ec2_world.instances[0]
+    await nodes.create(name=unique, instance=instance, labels={"ng": "multus"})
     recorder = Recorder(unique)
-    informer = node_informer(kube_api, recorder, transform=node_transform)
+    complete = complete_node if watched == "metadata" else None
+    informer = node_informer(kube_api, recorder, transform=node_transform, complete=complete)
 
     async def beat(at: str) -> str:
         node = await core.patch_node_status(
@@ -428,6 +435,63 @@ async def test_node_heartbeats_reach_no_handler_and_label_changes_do(
         other = informer.by_index(LABELS_INDEX, "ng=other")
         assert [name_of(n) for n in other if name_of(n).startswith(unique)] == [unique]
         assert recorder.seen() == [("add", unique)] + [("update", unique)] * 3
+        for _, _, obj in recorder.events:
+            assert obj["kind"] == "Node"
+            assert obj["spec"]["providerID"] == instance.provider_id
+        assert informer.fetches == 0  # the listed providerID served every event
+
+
+async def test_a_metadata_watch_reads_a_node_until_it_has_a_provider_id(
+    kube_api: client.ApiClient, ec2_world: World, unique: str
+) -> None:
+    """A Node created after the list is read once (one GET); one registered
+    without a providerID (a cloud controller sets it later) is read on its events
+    until it has one, then never again; its deletion carries the providerID."""
+    core = client.CoreV1Api(kube_api)
+    recorder = Recorder(unique)
+    informer = node_informer(kube_api, recorder, transform=node_transform, complete=complete_node)
+    later = f"{unique}-later"
+    provider_id = ec2_world.instances[0].provider_id
+
+    def provider_ids(kind: str) -> list[str | None]:
+        return [
+            (obj.get("spec") or {}).get("providerID")
+            for k, _, obj in recorder.events
+            if k == kind and name_of(obj) == later
+        ]
+
+    async with running(informer):
+        await synced(informer)
+        await core.create_node(cast(Any, {"metadata": {"name": later, "labels": {"ng": "multus"}}}))
+        try:
+            await recorder.wait_for("add", later)
+            assert provider_ids("add") == [None]
+            assert informer.fetches == 1
+            await core.patch_node(
+                later,
+                {"spec": {"providerID": provider_id}},
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # stubs omit it
+            )
+            await eventually(lambda: provider_ids("update") == [provider_id])
+            assert informer.fetches == 2
+            for hour in (9, 10):  # heartbeats and a label change: no GET any more
+                await core.patch_node_status(
+                    later,
+                    heartbeat(f"2026-11-01T{hour:02}:00:00Z"),
+                    _content_type=STRATEGIC_MERGE,  # type: ignore[call-arg]
+                )
+            await core.patch_node(
+                later,
+                {"metadata": {"labels": {"ng": "other"}}},
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # stubs omit it
+            )
+            await eventually(lambda: provider_ids("update") == [provider_id] * 2)
+            assert informer.fetches == 2
+        finally:
+            await core.delete_node(later)
+        await recorder.wait_for("delete", later)
+        assert provider_ids("delete") == [provider_id]
+        assert informer.get(later) is None
 
 
 # -- watch continuity, expiry and failures ------------------------------------

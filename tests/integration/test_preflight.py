@@ -261,7 +261,7 @@ async def test_rbac_gaps_fail_and_the_listed_grants_close_them(
     rbac = {check: row for check, row in rows.items() if check.startswith("rbac:")}
     assert rbac
     assert {result for result, _ in rbac.values()} == {"FAIL"}
-    assert "denied: list, watch" in rbac["rbac:nodes"][1]
+    assert "denied: get, list, watch" in rbac["rbac:nodes"][1]
     assert "rbac:default/leases.coordination.k8s.io" in rows  # create: any name
     assert f"rbac:default/leases.coordination.k8s.io/{DEFAULT_LEASE_NAME}" in rows
 

@@ -233,7 +233,7 @@ class FakeResourceAPI(ResourceAPI):
         return [transform(i) if transform else i for i in items], self.list_rv
 
     async def watch(
-        self, *, resource_version: str, timeout_seconds: int
+        self, *, resource_version: str, timeout_seconds: int, metadata_only: bool = False
     ) -> AsyncGenerator[Obj, None]:
         while True:
             event = await self.events.get()

@@ -27,11 +27,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "eni_controller"
 API_METHOD = re.compile(
     r"^(list|read|create|patch|replace|delete|get)_"
     r"(node|namespaced_\w+|cluster_custom_object\w*|self_subject_access_review|code|api_resources)$"
+    r"|^call_api$"
 )
 CUSTOM = "custom"  # NodeENIs and ENINodes: the generic custom-object calls do not name the plural
 # Method -> (resource family, verb). Informers list and also watch (the same call, watch=True).
 CALLS: dict[str, set[tuple[str, str]]] = {
     "list_node": {("nodes", "list"), ("nodes", "watch")},
+    # kube/resources.py's raw GETs: only Nodes have a path (one Node; metadata watches)
+    "call_api": {("nodes", "get"), ("nodes", "watch")},
     "list_cluster_custom_object": {(CUSTOM, "list"), (CUSTOM, "watch")},
     "create_cluster_custom_object": {(CUSTOM, "create")},
     "patch_cluster_custom_object": {(CUSTOM, "patch")},
