@@ -68,6 +68,8 @@ from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler
 from eni_controller.reconcile.retries import SlotBackoff
 from eni_controller.reconcile.routing import ENINodeEvents, NodeENIEvents, NodeEvents
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
+from eni_controller.reconcile.status_fit import StatusLimits
 from eni_controller.reconcile.sweep import (
     SWEEP_OWNER,
     OrphanSweep,
@@ -105,6 +107,7 @@ class Controller:
         ec2: EC2Client,
         metrics: Metrics,
         identity: str | None = None,
+        status_limits: StatusLimits = DEFAULT_STATUS_LIMITS,  # tests and benches lower them
     ) -> None:
         api = with_request_timeout(api, seconds=config.kube_request_timeout_seconds)
         self.config = config
@@ -210,6 +213,7 @@ class Controller:
                 cleanup=self.cleanup,
             ),
             metrics=metrics,
+            status_limits=status_limits,
         )
 
     def ready(self) -> tuple[bool, str]:

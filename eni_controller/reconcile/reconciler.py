@@ -66,6 +66,8 @@ from eni_controller.reconcile.status import (
     plan_conditions,
     status_patch,
 )
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
+from eni_controller.reconcile.status_fit import StatusLimits
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -148,8 +150,10 @@ class Reconciler:
         ec2: EC2Side,
         metrics: Metrics,
         now: Callable[[], str] = utc_now,
+        status_limits: StatusLimits = DEFAULT_STATUS_LIMITS,  # status_fit.py's
     ) -> None:
         self._config = config
+        self._status_limits = status_limits
         self._metrics = metrics
         self._kube = kube
         self._view = ec2.view
@@ -478,6 +482,7 @@ class Reconciler:
             now=self._now(),
             attachments=folded.attachments,
             desired=desired,
+            limits=self._status_limits,
         )
         if patch is not None:
             await self._kube.writer.patch_status(
