@@ -75,6 +75,16 @@ def steps(nodes: int) -> list[int]:
     return sorted({max(1, nodes // 5), max(1, 3 * nodes // 5), nodes})
 
 
+def spec(*, selecting: str) -> dict[str, Any]:
+    """A NodeENI over the Nodes labelled LABEL=`selecting`, MTU 9001."""
+    return {
+        "nodeSelector": {LABEL: selecting},
+        "subnetIDs": [SUBNET["SubnetId"]],
+        "securityGroupIDs": [SECURITY_GROUP["GroupId"]],
+        "mtu": 9001,
+    }
+
+
 async def create_nodes(api: client.ApiClient, count: int) -> None:
     """`count` EKS-shaped Nodes (create, then the kubelet's status), none selected yet."""
     core: Any = client.CoreV1Api(api)  # Any: the stubs omit _preload_content
@@ -88,8 +98,8 @@ async def create_nodes(api: client.ApiClient, count: int) -> None:
             extra_labels={},
             instance_type=INSTANCE_TYPE,
         )
-        await _raw(core.create_node(body, _preload_content=False))
-        await _raw(
+        await measure.expect_ok(core.create_node(body, _preload_content=False))
+        await measure.expect_ok(
             core.patch_node_status(
                 node_name(index),
                 eks_node_status(name=node_name(index), index=index),
@@ -106,7 +116,7 @@ async def select(api: client.ApiClient, indexes: Sequence[int]) -> None:
     patch = {"metadata": {"labels": {LABEL: "on"}}}
     await bounded(
         [
-            _raw(
+            measure.expect_ok(
                 core.patch_node(
                     node_name(i), patch, _content_type=STRATEGIC_MERGE, _preload_content=False
                 )
@@ -114,16 +124,6 @@ async def select(api: client.ApiClient, indexes: Sequence[int]) -> None:
             for i in indexes
         ]
     )
-
-
-async def _raw(call: Any) -> None:
-    """A request made with _preload_content=False: fail on an error status."""
-    response = await call
-    try:
-        if not 200 <= response.status < 300:
-            raise RuntimeError(f"HTTP {response.status}: {(await response.read())[:300]!r}")
-    finally:
-        response.release()
 
 
 async def served(api: client.ApiClient, name: str) -> tuple[dict[str, Any], int]:
@@ -171,15 +171,7 @@ async def refused(api: client.ApiClient, status: dict[str, Any]) -> str:
     """Write `status` to a scratch NodeENI: "" if the API server takes it, else why not."""
     scratch = f"{NAME}-full-form"
     custom: Any = client.CustomObjectsApi(api)
-    await create_nodeeni(
-        api,
-        scratch,
-        {
-            "nodeSelector": {LABEL: "never"},
-            "subnetIDs": [SUBNET["SubnetId"]],
-            "securityGroupIDs": [SECURITY_GROUP["GroupId"]],
-        },
-    )
+    await create_nodeeni(api, scratch, spec(selecting="never"))
     try:
         await custom.patch_cluster_custom_object_status(
             model.GROUP,
@@ -244,16 +236,7 @@ async def run(state: Path, *, nodes: int, limits: StatusLimits = DEFAULT_LIMITS)
                 step_started = time.perf_counter()
                 await select(api, range(selected, count))
                 if selected == 0:
-                    await create_nodeeni(
-                        api,
-                        NAME,
-                        {
-                            "nodeSelector": {LABEL: "on"},
-                            "subnetIDs": [SUBNET["SubnetId"]],
-                            "securityGroupIDs": [SECURITY_GROUP["GroupId"]],
-                            "mtu": 9001,
-                        },
-                    )
+                    await create_nodeeni(api, NAME, spec(selecting="on"))
                 selected = count
                 await wait_converged(api, count, within=STEP_TIMEOUT_SECONDS)
                 seconds = time.perf_counter() - step_started
