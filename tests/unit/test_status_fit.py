@@ -19,6 +19,7 @@ from eni_controller.model import (
     ConditionStatus,
     NodeENIStatus,
 )
+from eni_controller.reconcile import tags
 from eni_controller.reconcile.planner import NodeProblem, Plan, ProblemReason
 from eni_controller.reconcile.status import DEGRADED, READY, plan_conditions, status_patch
 from eni_controller.reconcile.status_fit import (
@@ -36,6 +37,7 @@ from eni_controller.reconcile.status_fit import (
 )
 from eni_controller.reconcile.sweep import claimed_eni_ids
 from eni_controller.statusview import describe
+from tests.harness.invariants import state_violations
 
 T0 = "2026-11-01T08:00:00Z"
 T1 = "2026-11-01T08:05:00Z"
@@ -328,3 +330,25 @@ def test_eni_controller_status_reads_a_compact_status() -> None:
     assert row in lines  # no instance, subnet or IP: the interface is not reported
     assert any(line[:3] == [COMPACT_STATUS, "True", "ManyAttachments"] for line in lines)
     assert ["wide", "True", "4", "4"] in lines
+
+
+def test_the_chaos_invariants_read_a_compact_status() -> None:
+    limits = StatusLimits(compact_above=1)
+    entries = [eks_entry(n) for n in range(2)]
+    _, patch = written(NodeENIStatus(), entries, limits=limits)
+    assert patch is not None
+    obj = {"metadata": {"name": "wide"}, "status": patch["status"]}
+
+    def in_ec2(index: int) -> dict[str, Any]:
+        return {
+            "NetworkInterfaceId": entries[index].eni_id,
+            "SubnetId": entries[index].subnet_id,
+            "TagSet": [{"Key": tags.NODE_KEY, "Value": entries[index].node_id}],
+            "Attachment": {"InstanceId": entries[index].instance_id, "DeviceIndex": 1},
+        }
+
+    assert state_violations(obj, [in_ec2(0), in_ec2(1)]) == []
+    moved = in_ec2(1)
+    moved["Attachment"]["DeviceIndex"] = 2
+    (problem,) = state_violations(obj, [in_ec2(0), moved])
+    assert "device index 2" in problem
