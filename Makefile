@@ -157,6 +157,7 @@ bench: venv kube-apiserver test-slow
 	$(BIN)/python -m bench.rollout --nodes 20 --attach-latency 1 --out bench/results/rollout-20x2-latency1s.json
 	$(BIN)/python -m bench.xl --no-report
 	$(BIN)/python -m bench.neighbour --no-report
+	$(BIN)/python -m bench.wide_status --nodes 5000
 	$(BIN)/python -m bench.suite
 	$(BIN)/python -m bench.agent_idle  # needs root: network namespaces
 

@@ -18,7 +18,7 @@ import os
 import ssl
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -67,6 +67,20 @@ def loadavg() -> str:
     """/proc/loadavg as it reads: the machine's load, reported beside every figure."""
     with open("/proc/loadavg") as f:
         return f.read().strip()
+
+
+# --- raw API requests --------------------------------------------------------------
+
+
+async def expect_ok(call: Awaitable[Any]) -> None:
+    """Send a request made with _preload_content=False (no model objects for a
+    12 KB Node); fail on an error status."""
+    response = await call
+    try:
+        if not 200 <= response.status < 300:
+            raise RuntimeError(f"HTTP {response.status}: {(await response.read())[:300]!r}")
+    finally:
+        response.release()
 
 
 # --- Prometheus text endpoints ---------------------------------------------------

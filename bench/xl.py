@@ -199,16 +199,6 @@ async def _in_flight(
     await asyncio.gather(*(one(c) for c in calls))
 
 
-async def _raw(call: Awaitable[Any]) -> None:
-    """Send a request made with _preload_content=False; fail on an error status."""
-    response = await call
-    try:
-        if not 200 <= response.status < 300:
-            raise RuntimeError(f"HTTP {response.status}: {(await response.read())[:300]!r}")
-    finally:
-        response.release()
-
-
 async def create_nodes(api: client.ApiClient, shape: Shape, instances: Sequence[str]) -> None:
     # Any: the stubs admit model classes only and omit _content_type
     core: Any = client.CoreV1Api(api)
@@ -225,8 +215,8 @@ async def create_nodes(api: client.ApiClient, shape: Shape, instances: Sequence[
                 extra_labels={XL_LABEL: "true", **({GROUP_LABEL: group} if group else {})},
                 instance_type=INSTANCE_TYPE if group else "m5.4xlarge",
             )
-            await _raw(core.create_node(body, _preload_content=False))
-            await _raw(
+            await measure.expect_ok(core.create_node(body, _preload_content=False))
+            await measure.expect_ok(
                 core.patch_node_status(
                     name,
                     eks_node_status(name=name, index=index),
@@ -246,7 +236,7 @@ async def storm(api: client.ApiClient, shape: Shape, *, at: str) -> None:
 
     def beat(index: int) -> Callable[[], Awaitable[None]]:
         def run() -> Awaitable[None]:
-            return _raw(
+            return measure.expect_ok(
                 core.patch_node_status(
                     node_name(index),
                     heartbeat(at),

@@ -69,6 +69,8 @@ from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler
 from eni_controller.reconcile.retries import SlotBackoff
 from eni_controller.reconcile.routing import ENINodeEvents, NodeENIEvents, NodeEvents
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
+from eni_controller.reconcile.status_fit import StatusLimits
 from eni_controller.reconcile.sweep import (
     SWEEP_OWNER,
     OrphanSweep,
@@ -106,6 +108,7 @@ class Controller:
         ec2: EC2Client,
         metrics: Metrics,
         identity: str | None = None,
+        status_limits: StatusLimits = DEFAULT_STATUS_LIMITS,  # tests and benches lower them
     ) -> None:
         api = with_request_timeout(api, seconds=config.kube_request_timeout_seconds)
         self.config = config
@@ -205,6 +208,7 @@ class Controller:
                 eninodes=self.eninodes,
                 writer=self.writer,
                 events=self.events,
+                status_limits=status_limits,
             ),
             ec2=EC2Side(
                 view=self.view,

@@ -4,7 +4,10 @@ Pure text from the NodeENI objects as the API server returns them (dicts), so
 the one rendering serves any cluster the kubeconfig points at and is tested
 without one. Per NodeENI: its Ready condition and counts, every condition with
 reason and message, and one row per attachment (node, instance, ENI, device
-index, subnet, addresses, the agent's interface, state).
+index, subnet, addresses, the agent's interface, state). A compact status
+(status_fit.py, above 800 attachments) has no instance, subnet, IP or interface
+per entry: those columns stay empty, and its CompactStatus condition, listed
+with the others, says where they are.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ own work queue keyed by node name, while leading.
 Invariants:
 
 * Written only from NodeENI status (the attachments the reconciler wrote), so
-  a spec never names an ENI before EC2 showed it attached to that node.
+  a spec never names an ENI before EC2 showed it attached to that node. A
+  NodeENI whose status is truncated keeps here what it cannot list.
 * An ENINode is created only for a node with at least one ENI, with the Node
   as owner; it is never deleted here: a node whose ENIs all went gets an empty
   list (its agent releases what it did), and the ENINode goes with its Node.
@@ -64,12 +65,17 @@ class ENINodeSpecs:
         if owner is None:
             return  # the Node went: its ENINode goes with it
         current = self._eninodes.get(node)
+        now = interfaces_of(current) if current is not None else ()
         held = self._nodeenis.by_index(ATTACHED_NODES_INDEX, node)
-        holders = (holder(raw, node=node) for raw in held)
-        desired = desired_interfaces(
-            [h for h in holders if h is not None],
-            current=interfaces_of(current) if current is not None else (),
-        )
+        holders = [h for raw in held if (h := holder(raw, node=node)) is not None]
+        # a NodeENI with a truncated status may hold ENIs here that it cannot list
+        named = {h.nodeeni for h in holders}
+        for name in sorted({c.node_eni for c in now} - named):
+            raw = self._nodeenis.get(name)
+            share = holder(raw, node=node) if raw is not None else None
+            if share is not None and share.truncated:
+                holders.append(share)
+        desired = desired_interfaces(holders, current=now)
         if current is None:
             if desired:
                 await self._writer.create(new_eninode(node, desired, owner=owner))

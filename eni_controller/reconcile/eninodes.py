@@ -13,7 +13,8 @@ is eni_controller/eninode.py's, shared with the agent: there is one model.
   entry per *attached* ENI, sorted by deviceIndex then eniID, so an unchanged
   set is an unchanged object and `spec_patch` answers None (no write). A NodeENI
   whose spec is invalid keeps its entries as they are: a typo is never a reason
-  to take an MTU or a DPDK binding away from a running ENI.
+  to take an MTU or a DPDK binding away from a running ENI. Likewise a NodeENI
+  whose status is truncated (status_fit.py) keeps the entries it cannot list.
 * `fold_reports`: a NodeENI's planned attachments with the agent's facts filled
   in from the reports of the nodes they are on (interfaceName, dpdkBound,
   dpdkDriver, dpdkResourceName, dpdkPCIAddress), and the errors the nodes
@@ -38,6 +39,7 @@ from typing import Any
 from eni_controller import eninode, model
 from eni_controller.eninode import DPDKRequest, ENINodeSpec, InterfaceStatus, WantedInterface
 from eni_controller.model import Attachment, AttachmentState, NodeENISpec
+from eni_controller.reconcile.status_fit import is_truncated
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,6 +50,8 @@ class Holder:
     nodeeni: str
     spec: NodeENISpec | None
     attachments: Sequence[Attachment]
+    # its status lists only some of its entries (status_fit.py's StatusTruncated)
+    truncated: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,6 +88,13 @@ def desired_interfaces(
     entries: dict[str, WantedInterface] = {}
     for share in holders:
         attached = {a.eni_id: a for a in share.attachments if a.status is AttachmentState.ATTACHED}
+        if share.truncated:
+            # what its status cannot list is kept as it is, never taken away
+            listed = {a.eni_id for a in share.attachments}
+            unlisted = (
+                c for c in current if c.node_eni == share.nodeeni and c.eni_id not in listed
+            )
+            entries.update((c.eni_id, c) for c in unlisted)
         if share.spec is None:
             kept = (c for c in current if c.node_eni == share.nodeeni and c.eni_id in attached)
             entries.update((c.eni_id, c) for c in kept)
@@ -119,10 +130,16 @@ def holder(nodeeni: Mapping[str, Any], *, node: str) -> Holder | None:
         for item in (items if isinstance(items, list) else ())
         if isinstance(item, Mapping) and item.get("nodeID") == node
     )
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
     return Holder(
         nodeeni=str(metadata.get("name") or ""),
         spec=spec,
         attachments=tuple(a for a in mine if a is not None),
+        truncated=is_truncated(
+            c
+            for item in (conditions if isinstance(conditions, list) else ())
+            if (c := model.Condition.from_dict(item)) is not None
+        ),
     )
 
 

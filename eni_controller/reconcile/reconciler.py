@@ -66,6 +66,8 @@ from eni_controller.reconcile.status import (
     plan_conditions,
     status_patch,
 )
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
+from eni_controller.reconcile.status_fit import StatusLimits
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -96,7 +98,8 @@ class Store(Protocol):
 class KubeSide:
     """The Kubernetes half of a reconcile: the informers' stores it reads (the
     ENINodes for their agents' reports), the NodeENI writes it makes, the Events
-    it records, and the clock of the times it writes (annotations, lastUpdated)."""
+    it records, the clock of the times it writes (annotations, lastUpdated), and
+    how big a status it writes (status_fit.py)."""
 
     nodeenis: Store
     nodes: Store
@@ -104,6 +107,7 @@ class KubeSide:
     writer: NodeENIWriter
     events: EventRecorder
     now: Callable[[], str] = utc_now
+    status_limits: StatusLimits = DEFAULT_STATUS_LIMITS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,6 +154,7 @@ class Reconciler:
         metrics: Metrics,
     ) -> None:
         self._config = config
+        self._status_limits = kube.status_limits
         self._metrics = metrics
         self._kube = kube
         self._view = ec2.view
@@ -478,6 +483,7 @@ class Reconciler:
             now=self._now(),
             attachments=folded.attachments,
             desired=desired,
+            limits=self._status_limits,
         )
         if patch is not None:
             await self._kube.writer.patch_status(

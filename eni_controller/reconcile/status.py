@@ -10,6 +10,9 @@ Conditions: `Ready` and `Degraded` always (from the plan, or a failure), and
 node's agent reports an error for one of the NodeENI's ENIs (its ENINode status,
 folded by eninodes.py): the message names node, ENI, interface and error. When
 the errors clear the condition goes; EC2-side readiness never depends on it.
+`CompactStatus` (and `Degraded` with reason `StatusTruncated`) come from
+status_fit.py: which form the entries take, and a status that never outgrows
+its byte budget.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ from eni_controller.model import (
 )
 from eni_controller.reconcile.eninodes import NodeError
 from eni_controller.reconcile.planner import Plan
+from eni_controller.reconcile.status_fit import (
+    DEFAULT_LIMITS,
+    StatusLimits,
+    fitting_prefix,
+    format_conditions,
+    json_size,
+    render,
+    status_format,
+    truncated_conditions,
+    untruncated_conditions,
+)
 
 READY = "Ready"
 DEGRADED = "Degraded"
@@ -124,30 +138,91 @@ def status_patch(
     now: str,
     attachments: Sequence[Attachment] | None = None,
     desired: int | None = None,
+    limits: StatusLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any] | None:
     """The merge patch for `.status`, or None if it would change nothing.
 
     `attachments=None` keeps the previous list (e.g. the spec is invalid and EC2
     was not asked). Lists are replaced whole by a merge patch, so the node
-    agent's fields are carried inside each attachment.
+    agent's fields are carried inside each attachment. The entries are in full
+    or compact by their number, and cut to fit `limits.budget_bytes`
+    (status_fit.py).
     """
     entries = (
         [(a, a.last_updated) for a in previous.attachments]
         if attachments is None
         else _stamp(attachments, previous, now)
     )
-    status: dict[str, Any] = {
-        "attachments": [a.to_dict(last_updated=stamp) for a, stamp in entries],
-        "conditions": [c.to_dict() for c in _transitions(conditions, previous, now)],
-        "observedGeneration": generation,
-        "attachedCount": sum(a.status is AttachmentState.ATTACHED for a, _ in entries),
-        "desiredCount": desired if desired is not None else previous.desired_count,
-    }
-    if status["desiredCount"] is None:
-        del status["desiredCount"]
+    form = status_format(len(entries), compact_above=limits.compact_above)
+    items = [render(a, last_updated=stamp, form=form) for a, stamp in entries]
+    laid_out = format_conditions(
+        conditions,
+        form=form,
+        total=len(items),
+        compact_above=limits.compact_above,
+        generation=generation,
+    )
+    status = _status(
+        items,
+        _transitions(untruncated_conditions(laid_out), previous, now),
+        generation=generation,
+        attached=sum(a.status is AttachmentState.ATTACHED for a, _ in entries),
+        desired=desired if desired is not None else previous.desired_count,
+    )
+    if json_size(status) > limits.budget_bytes:
+        status = _truncated(status, laid_out, previous, now, generation=generation, limits=limits)
     if status == previous.to_dict():
         return None
     return {"status": status}
+
+
+def _status(
+    items: list[dict[str, object]],
+    conditions: Sequence[Condition],
+    *,
+    generation: int,
+    attached: int,
+    desired: int | None,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "attachments": items,
+        "conditions": [c.to_dict() for c in conditions],
+        "observedGeneration": generation,
+        "attachedCount": attached,
+        "desiredCount": desired,
+    }
+    if desired is None:
+        del status["desiredCount"]
+    return status
+
+
+def _truncated(
+    status: dict[str, Any],
+    conditions: Sequence[Condition],
+    previous: NodeENIStatus,
+    now: str,
+    *,
+    generation: int,
+    limits: StatusLimits,
+) -> dict[str, Any]:
+    """`status` with the longest prefix of its entries that fits the budget, and
+    Degraded=True/StatusTruncated saying how many are listed."""
+    items: list[dict[str, object]] = status["attachments"]
+
+    def with_listed(listed: int) -> dict[str, Any]:
+        marked = truncated_conditions(
+            conditions,
+            listed=listed,
+            total=len(items),
+            budget=limits.budget_bytes,
+            generation=generation,
+        )
+        transitions = [c.to_dict() for c in _transitions(marked, previous, now)]
+        return {**status, "attachments": items[:listed], "conditions": transitions}
+
+    # the message naming all entries as listed is the longest it can be
+    room = limits.budget_bytes - (json_size(with_listed(len(items))) - json_size(items))
+    return with_listed(fitting_prefix([json_size(i) for i in items], room=room))
 
 
 def _stamp(

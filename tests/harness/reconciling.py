@@ -24,6 +24,7 @@ from typing import Any, cast
 from eni_controller import model
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.config import Config
+from eni_controller.kube.eninode_writes import ENINodeWriter
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import (
     ATTACHED_NODES_INDEX,
@@ -36,9 +37,11 @@ from eni_controller.kube.writes import Conflict, NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
+from eni_controller.reconcile.eninode_sync import ENINodeSpecs
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler, Result
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS, StatusLimits
 from eni_controller.reconcile.tokens import ClientTokens
 from tests.harness.memory_ec2 import AZ, SECURITY_GROUP, SUBNET, RulesMemoryEC2, unpaced_client
 
@@ -102,6 +105,29 @@ class StoreWriter:
         return copy.deepcopy(updated)
 
 
+class StoreENINodeWriter:
+    """ENINodeWriter's surface over the ENINode store, as the API server would apply it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.writes: list[tuple[str, dict[str, Any]]] = []
+
+    async def create(self, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        if self._store.get(name) is not None:
+            raise Conflict(name)
+        self._store.upsert(copy.deepcopy(body))
+        self.writes.append(("create", body))
+
+    async def patch(self, name: str, patch: dict[str, Any]) -> None:
+        stored = copy.deepcopy(self._store.get(name))
+        if stored is None:
+            raise Conflict(name)
+        merge_patch(stored, patch)
+        self._store.upsert(stored)
+        self.writes.append(("patch", patch))
+
+
 @dataclass
 class RecordedEvents:
     """EventRecorder's surface: every occurrence, in order."""
@@ -120,7 +146,9 @@ class RecordedEvents:
 class ReconcileWorld:
     """Nodes, NodeENIs and EC2 in memory, and the Reconciler over them."""
 
-    def __init__(self, instances: int = 3, **config: Any) -> None:
+    def __init__(
+        self, instances: int = 3, *, status_limits: StatusLimits = DEFAULT_LIMITS, **config: Any
+    ) -> None:
         self.instance_ids = [f"i-{n:017x}" for n in range(1, instances + 1)]
         self.ec2 = RulesMemoryEC2(self.instance_ids)
         self.metrics = Metrics()
@@ -156,6 +184,7 @@ class ReconcileWorld:
                 eninodes=self.eninodes,
                 writer=cast(NodeENIWriter, self.writer),
                 events=cast(EventRecorder, self.events),
+                status_limits=status_limits,
             ),
             ec2=EC2Side(view=self.view, executor=executor, cleanup=self.cleanup),
             metrics=self.metrics,
@@ -249,3 +278,15 @@ class ReconcileWorld:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def eninode_specs(world: ReconcileWorld) -> tuple[ENINodeSpecs, StoreENINodeWriter]:
+    """The real ENINode spec sync over the world's stores, and its writer."""
+    writer = StoreENINodeWriter(world.eninodes)
+    specs = ENINodeSpecs(
+        nodeenis=world.nodeenis,
+        nodes=world.nodes,
+        eninodes=world.eninodes,
+        writer=cast(ENINodeWriter, writer),
+    )
+    return specs, writer

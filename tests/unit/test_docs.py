@@ -17,6 +17,7 @@ from eni_controller.aws import errors
 from eni_controller.aws.lookup import LookupReason
 from eni_controller.reconcile.planner import ProblemReason
 from eni_controller.reconcile.status import Reason
+from eni_controller.reconcile.status_fit import FitReason
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -47,6 +48,7 @@ def _named_ec2_reasons() -> set[str]:
 def _code_reasons() -> set[str]:
     return {
         *(str(r) for r in Reason),
+        *(str(r) for r in FitReason),
         *(str(r) for r in ProblemReason),
         *(str(r) for r in LookupReason),
         *_named_ec2_reasons(),

@@ -4,12 +4,9 @@ and the spec sync making each node's ENINode what that status says."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from eni_controller.kube.writes import Conflict
-from eni_controller.reconcile.eninode_sync import ENINodeSpecs
-from tests.harness.reconciling import ReconcileWorld, merge_patch
+from tests.harness.reconciling import ReconcileWorld, eninode_specs
 
 SELECTOR = {"nodeSelector": {"multus": "on"}}
 
@@ -108,40 +105,6 @@ async def test_an_error_report_is_a_condition_until_it_clears_and_again_when_bac
 # --- the spec sync ----------------------------------------------------------------------
 
 
-class StoreENINodeWriter:
-    """ENINodeWriter's surface over the ENINode store, as the API server would apply it."""
-
-    def __init__(self, world: ReconcileWorld) -> None:
-        self._store = world.eninodes
-        self.writes: list[tuple[str, dict[str, Any]]] = []
-
-    async def create(self, body: dict[str, Any]) -> None:
-        name = body["metadata"]["name"]
-        if self._store.get(name) is not None:
-            raise Conflict(name)
-        self._store.upsert(copy.deepcopy(body))
-        self.writes.append(("create", body))
-
-    async def patch(self, name: str, patch: dict[str, Any]) -> None:
-        stored = copy.deepcopy(self._store.get(name))
-        if stored is None:
-            raise Conflict(name)
-        merge_patch(stored, patch)
-        self._store.upsert(stored)
-        self.writes.append(("patch", patch))
-
-
-def _specs(world: ReconcileWorld) -> tuple[ENINodeSpecs, StoreENINodeWriter]:
-    writer = StoreENINodeWriter(world)
-    specs = ENINodeSpecs(
-        nodeenis=world.nodeenis,
-        nodes=world.nodes,
-        eninodes=world.eninodes,
-        writer=writer,  # type: ignore[arg-type]  # the surface used, over the store
-    )
-    return specs, writer
-
-
 def _interfaces(world: ReconcileWorld, node: str) -> list[dict[str, Any]]:
     raw = world.eninodes.get(node)
     assert raw is not None
@@ -155,7 +118,7 @@ async def test_an_eninode_is_created_for_a_node_with_enis_and_written_only_on_ch
     world.add_node(1)
     world.add_nodeeni("multus", mtu=9001, **SELECTOR)
     await world.reconcile("multus")
-    specs, writer = _specs(world)
+    specs, writer = eninode_specs(world)
     entry = _entries(world, "multus")["node-0"]
 
     for node in specs.nodes():
@@ -192,7 +155,7 @@ async def test_label_off_empties_the_list_and_label_on_fills_it_again() -> None:
     world = ReconcileWorld()
     world.add_node(0, multus="on")
     world.add_nodeeni("multus", **SELECTOR)
-    specs, writer = _specs(world)
+    specs, writer = eninode_specs(world)
     async with world.cleaning():
         for _ in range(2):  # off and on, twice
             world.view.changed(uid="uid-1")
@@ -215,7 +178,7 @@ async def test_dpdk_is_asked_for_only_while_enabled_and_a_bad_edit_changes_nothi
     world.add_node(0, multus="on")
     world.add_nodeeni("multus", enableDPDK=True, dpdkResourceName="intel.com/dpdk", **SELECTOR)
     await world.reconcile("multus")
-    specs, _ = _specs(world)
+    specs, _ = eninode_specs(world)
     await specs.sync("node-0")
     (entry,) = _interfaces(world, "node-0")
     assert entry["dpdk"] == {"driver": "vfio-pci", "resourceName": "intel.com/dpdk"}
@@ -237,7 +200,7 @@ async def test_nothing_is_written_for_a_node_that_went() -> None:
     world.add_node(0, multus="on")
     world.add_nodeeni("multus", **SELECTOR)
     await world.reconcile("multus")
-    specs, writer = _specs(world)
+    specs, writer = eninode_specs(world)
     world.nodes.delete("node-0")
     await specs.sync("node-0")
     assert writer.writes == []
