@@ -11,11 +11,10 @@ Invariants (pure functions; status.py applies them to every status it writes):
 * One format per status, from the number of entries alone (`status_format`): up
   to COMPACT_ABOVE (800: ≤ ~425 KB even with every DPDK field) every entry is in
   full, the SPEC's fields; above it every entry is compact
-  (model.COMPACT_ATTACHMENT_FIELDS: ~155 bytes; 775,974 bytes served at 5,000
-  entries by bench/wide_status.py, 74 % of 1 MiB, where the full form's 1.9 MiB
-  is refused by etcd), and the `CompactStatus` condition says so and where the
-  rest is.
-  The condition goes when the count drops back. The same entries render the
+  (model.COMPACT_ATTACHMENT_FIELDS: ~155 bytes, so 5,000 entries fit in well
+  under 1 MiB; figures in docs/performance.md), and the `CompactStatus`
+  condition says so and where the rest is. The condition goes when the count
+  drops back. The same entries render the
   same bytes, so an idle resync writes nothing in either format.
 * The status is never written past STATUS_BUDGET_BYTES (1 MiB, two thirds of
   etcd's request limit, leaving room for spec and metadata): past it the entry
