@@ -122,6 +122,10 @@ class Plan:
     desired: int  # slots wanted on matching nodes that can have them
     stale: tuple[NetworkInterface, ...] = ()  # ours, no longer wanted: for the cleanup pool
     vanished: tuple[Attachment, ...] = ()  # status entries whose ENI EC2 no longer has
+    # instances a status entry puts an ENI on that EC2 no longer shows attached there
+    # (deleted or detached by hand, which raises no event): facts kept about them
+    # from before still count that device index as taken
+    left_instances: tuple[str, ...] = ()
 
     @property
     def converged(self) -> bool:
@@ -259,6 +263,19 @@ def plan(data: PlanInput) -> Plan:
             and _stale(e, data, known, wanted=wanted, filled=filled, held=held)
         ),
         vanished=tuple(a for a in data.previous if a.eni_id not in existing),
+        left_instances=_left_instances(data),
+    )
+
+
+def _left_instances(data: PlanInput) -> tuple[str, ...]:
+    """The instances of status entries whose ENI EC2 no longer shows attached there."""
+    attached = {(e.eni_id, e.attachment.instance_id) for e in data.enis if e.attachment is not None}
+    return tuple(
+        dict.fromkeys(
+            a.instance_id
+            for a in data.previous
+            if a.instance_id is not None and (a.eni_id, a.instance_id) not in attached
+        )
     )
 
 

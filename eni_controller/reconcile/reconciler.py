@@ -227,6 +227,14 @@ class Reconciler:
             security_group_allow_tag=self._config.security_group_allow_tag,
         )
         first = plan(data)
+        if first.left_instances:
+            # an ENI left an instance behind our back: its kept facts are out of
+            # date (the index it held shows taken), and the plan may place an ENI there
+            for instance_id in first.left_instances:
+                self._view.changed(instance=instance_id)
+            fresh = await self._view.instances(first.left_instances)
+            data = dataclasses.replace(data, instances={**data.instances, **fresh})
+            first = plan(data)
         self._settle_ownership(first)
         results: list[SlotResult] = []
         if first.actions:
@@ -235,7 +243,7 @@ class Reconciler:
                 uid=nodeeni.uid,
                 spec=spec,
                 security_group_ids=data.security_group_ids,
-                instances=instances,
+                instances=data.instances,
                 emit=lambda type_, reason, message, count=1: self._kube.events.record(
                     nodeeni, type_=type_, reason=reason, message=message, count=count
                 ),

@@ -159,8 +159,8 @@ class ReconcileWorld:
         self.writer = StoreWriter(self.nodeenis)
         self.events = RecordedEvents()
         self.view = EC2View(client, vpc_id="vpc-1")
-        allocator = DeviceIndexAllocator()
-        executor = Executor(
+        self.allocator = allocator = DeviceIndexAllocator()
+        self.executor = executor = Executor(
             client,
             allocator,
             metrics=self.metrics,
@@ -173,8 +173,8 @@ class ReconcileWorld:
             detach_timeout=5.0,
             on_done=self._cleaned,
             metrics=self.metrics,
-            on_detached=lambda instance, index: allocator.release(instance, index),
-            on_deleted=executor.gone,  # as the controller wires it
+            on_detached=self._detached,
+            on_deleted=self._deleted,
         )
         self.reconciler = Reconciler(
             config=Config(**config),
@@ -193,6 +193,15 @@ class ReconcileWorld:
 
     async def reconcile(self, name: str) -> Result:
         return await self.reconciler.reconcile(name)
+
+    # the cleanup pool's callbacks, as the controller wires them
+    def _detached(self, instance_id: str, index: int) -> None:
+        self.allocator.release(instance_id, index)
+        self.view.changed(instance=instance_id)
+
+    def _deleted(self, eni_id: str) -> None:
+        self.executor.gone(eni_id)
+        self.view.deleted(eni_id)
 
     def _cleaned(self, owner: str) -> None:
         raw = self.nodeenis.get(owner)

@@ -205,6 +205,43 @@ async def test_an_eni_deleted_by_hand_is_replaced_once() -> None:
     assert world.mutating_calls()["CreateNetworkInterface"] == 2
 
 
+async def test_an_eni_deleted_by_hand_at_rest_is_replaced_at_its_own_index() -> None:
+    # at rest, the instance's facts are kept; a delete by hand raises no event, so
+    # they still show the index taken: the replacement must not go one index up
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    for round_ in range(2):  # the round trip, and its repeat
+        await world.reconcile("multus")
+        assert await world.reconcile("multus") == DONE  # at rest
+        (victim,) = world.ec2.enis
+        await world.ec2.delete_network_interface(NetworkInterfaceId=victim)
+        await world.view.refresh()  # the next resync notices
+        await world.reconcile("multus")
+        (replacement,) = world.ec2.enis
+        assert replacement != victim
+        assert _attached(world, "multus") == {"node-0": 1}
+        assert world.mutating_calls()["CreateNetworkInterface"] == 2 + round_
+
+
+async def test_an_eni_detached_by_hand_at_rest_is_attached_again_at_its_own_index() -> None:
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    (eni_id,) = world.ec2.enis
+    for _ in range(2):  # the round trip, and its repeat
+        assert await world.reconcile("multus") == DONE  # at rest
+        attachment = world.ec2.enis[eni_id]["Attachment"]["AttachmentId"]
+        await world.ec2.detach_network_interface(AttachmentId=attachment)
+        await world.view.refresh()
+        await world.reconcile("multus")
+        assert list(world.ec2.enis) == [eni_id]
+        assert world.ec2.enis[eni_id]["Attachment"]["DeviceIndex"] == 1
+        assert _attached(world, "multus") == {"node-0": 1}
+    assert world.mutating_calls()["CreateNetworkInterface"] == 1
+
+
 async def test_a_label_flipped_back_during_a_slow_detach_gets_the_same_enis_back() -> None:
     world = ReconcileWorld()
     world.ec2.instance_types[INSTANCE_TYPE] = 2  # the primary and ours: no room for another
