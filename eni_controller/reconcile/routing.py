@@ -23,13 +23,15 @@ Invariants:
 * A NodeENI event marks for an ENINode spec sync exactly the nodes whose share
   of its attachments (ENI, MAC, index, state) changed, all of its nodes on a
   spec edit, an add, a delete or a deletion started. Our status writes that
-  only fold the agents' facts in change no share: no sync.
+  only fold the agents' facts in change no share: no sync. The sync runs
+  ENINODE_SYNC_DELAY_SECONDS later, so the status writes of several NodeENIs
+  over one node in a rollout cost that node one ENINode write, not one each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from eni_controller.kube.informer import ATTACHED_NODES_INDEX
 from eni_controller.model import FINALIZER
@@ -38,8 +40,15 @@ from eni_controller.reconcile.nodes import NodeView
 Obj = dict[str, Any]
 
 
+ENINODE_SYNC_DELAY_SECONDS: Final = 1.0
+
+
 class Queue(Protocol):
     def add(self, key: str) -> None: ...
+
+
+class DelayingQueue(Queue, Protocol):
+    def add_after(self, key: str, delay: float) -> None: ...
 
 
 class View(Protocol):
@@ -74,7 +83,7 @@ class NodeENIEvents:
     """NodeENI events → that NodeENI, for the changes a reconcile acts on; and the
     nodes whose ENINode spec they change → the ENINode queue."""
 
-    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: Queue) -> None:
+    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: DelayingQueue) -> None:
         self._queue = queue
         self._view = view
         self._writes = writes  # told every version the informer stores (own-write waits)
@@ -110,7 +119,7 @@ class NodeENIEvents:
 
     def _sync(self, nodes: Iterable[str]) -> None:
         for node in sorted(nodes):
-            self._eninodes.add(node)
+            self._eninodes.add_after(node, ENINODE_SYNC_DELAY_SECONDS)
 
 
 Share = frozenset[tuple[Any, ...]]

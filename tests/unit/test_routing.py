@@ -11,15 +11,26 @@ from typing import Any
 
 from eni_controller.kube.informer import ATTACHED_NODES_INDEX
 from eni_controller.model import FINALIZER
-from eni_controller.reconcile.routing import ENINodeEvents, NodeENIEvents, NodeEvents
+from eni_controller.reconcile.routing import (
+    ENINODE_SYNC_DELAY_SECONDS,
+    ENINodeEvents,
+    NodeENIEvents,
+    NodeEvents,
+)
 
 
 class Queue:
     def __init__(self) -> None:
         self.added: list[str] = []
+        self.delays: list[float] = []  # of each add, 0.0 for `add`
 
     def add(self, key: str) -> None:
         self.added.append(key)
+        self.delays.append(0.0)
+
+    def add_after(self, key: str, delay: float) -> None:
+        self.added.append(key)
+        self.delays.append(delay)
 
 
 class View:
@@ -266,6 +277,8 @@ def test_an_attachment_change_marks_exactly_the_nodes_it_concerns() -> None:
     )
     events.on_add(old)
     assert specs.added == ["n1", "n2"]
+    # a little later, so that the status writes of a rollout coalesce per node
+    assert specs.delays == [ENINODE_SYNC_DELAY_SECONDS] * 2
     specs.added.clear()
     attached = _with_status(
         old,
