@@ -53,7 +53,7 @@ from eni_controller.kube.informer import (
     node_labels_index,
     node_transform,
     nodeeni_attached_nodes_index,
-    nodeeni_transform,
+    without_managed_fields,
 )
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
@@ -139,7 +139,7 @@ class Controller:
                 self.queue, view=self.view, writes=self.writer, eninodes=self.eninode_queue
             ),
             indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
-            transform=nodeeni_transform,
+            transform=without_managed_fields,
         )
         self.nodes = Informer(
             name="nodes",
@@ -153,6 +153,7 @@ class Controller:
             name="eninodes",
             api=ResourceAPI.eninodes(api),
             handler=ENINodeEvents(self.queue, eninodes=self.eninode_queue),
+            transform=without_managed_fields,
         )
         self.eninode_writer = ENINodeWriter(api)
         self.eninode_specs = ENINodeSpecs(

@@ -161,14 +161,15 @@ def complete_node(source: Obj, partial: Obj) -> Obj | None:
     return {**partial, "spec": {"providerID": provider_id}}
 
 
-def nodeeni_transform(nodeeni: Obj) -> Obj:
-    """A NodeENI without ``metadata.managedFields``: everything else (spec,
-    status, labels, annotations, finalizers, generation...) is read by the model."""
-    metadata = nodeeni.get("metadata")
+def without_managed_fields(obj: Obj) -> Obj:
+    """A NodeENI or an ENINode without ``metadata.managedFields``: everything else
+    (spec, status, labels, annotations, finalizers, generation...) is read by the
+    models, and managedFields is most of a small object's bytes."""
+    metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or _SERVER_BOOKKEEPING not in metadata:
-        return nodeeni
+        return obj
     kept = {key: value for key, value in metadata.items() if key != _SERVER_BOOKKEEPING}
-    return {**nodeeni, "metadata": kept}
+    return {**obj, "metadata": kept}
 
 
 class WatchExpired(Exception):

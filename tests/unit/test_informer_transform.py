@@ -21,7 +21,7 @@ from eni_controller.kube.informer import (
     Informer,
     node_labels_index,
     node_transform,
-    nodeeni_transform,
+    without_managed_fields,
 )
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.store import Store, same_but_version
@@ -103,7 +103,7 @@ def test_node_transform_tolerates_odd_objects() -> None:
     assert "spec" not in kept  # no providerID: nothing of the spec is read
 
 
-def test_nodeeni_transform_drops_only_managed_fields() -> None:
+def test_without_managed_fields_drops_only_managed_fields() -> None:
     nodeeni: Obj = {
         "apiVersion": "networking.k8s.aws/v1alpha1",
         "kind": "NodeENI",
@@ -120,14 +120,14 @@ def test_nodeeni_transform_drops_only_managed_fields() -> None:
         "status": {"attachments": [{"nodeID": "n1"}]},
     }
     before = copy.deepcopy(nodeeni)
-    kept = nodeeni_transform(nodeeni)
+    kept = without_managed_fields(nodeeni)
     assert nodeeni == before
     expected = copy.deepcopy(nodeeni)
     del expected["metadata"]["managedFields"]
     assert kept == expected
     plain = copy.deepcopy(expected)
-    assert nodeeni_transform(plain) is plain  # nothing to drop: nothing copied
-    assert nodeeni_transform({"metadata": None}) == {"metadata": None}
+    assert without_managed_fields(plain) is plain  # nothing to drop: nothing copied
+    assert without_managed_fields({"metadata": None}) == {"metadata": None}
 
 
 # -- the update rule -----------------------------------------------------------
