@@ -13,6 +13,10 @@ are its own), fresh EC2 instances and Nodes; the API server and moto are
 shared by the whole run. The floor (bench.floor) runs before the controller
 starts and again after it has stopped, each time on fresh instances of the
 same shape on the same server; ratios are to the mean of the two.
+
+Latency is Large's shape under EC2's own latencies (AWS_LATENCIES, realism
+switches set for the controller's run and both floors alike): the floor then
+waits for `attached` and `available` as any client must.
 """
 
 from __future__ import annotations
@@ -68,6 +72,15 @@ RESYNC_SETTLE_SECONDS = 5.0  # a resync's describe and reconciles are done by th
 WIDE_OPEN = "1000"  # config.MAX_COUNT: the largest bucket the controller accepts
 # the bench's own EC2 requests (instances for the nodes), not the controller's
 BENCH_ACTIONS = frozenset({"RunInstances", "TerminateInstances", "DescribeImages"})
+# EC2 as it answers in a region, roughly: a create answers in ~300 ms, a describe
+# in ~150 ms; an attachment is `attached` ~2 s after its attach, a detached ENI
+# `available` ~5 s after its detach. Other answers (attach, modify, detach,
+# delete) come at moto's speed: issue 19 gives no figure for them.
+AWS_LATENCIES: Mapping[str, Any] = {
+    "attach_latency": 2.0,
+    "detach_latency": 5.0,
+    "answer_latencies": {"CreateNetworkInterface": 0.3, "describe": 0.15},
+}
 SCENARIO_LABEL = "bench.eni-controller/scenario"
 NODE_LABEL = "bench.eni-controller/node"
 
@@ -97,6 +110,8 @@ class Scenario:
     throttled: bool = False  # AWS-default buckets in the realism layer, product client buckets
     idle_resyncs: int = 0  # after convergence, this many RECONCILE_PERIODs of nothing to do
     floor: bool = False  # also run the bare aiobotocore floor on the same shape
+    # realism switches (EC2's latencies) for the controller's run and its floors
+    latencies: Mapping[str, Any] | None = None
 
     @property
     def nodeenis(self) -> int:
@@ -209,6 +224,14 @@ SEED_SCENARIOS = (
 
 
 def scale_scenarios(*, nodes: int, enis_per_node: int) -> dict[str, Scenario]:
+    large = Scenario(
+        name="large",
+        title=f"Large: {nodes} nodes x {enis_per_node} ENIs",
+        nodes=nodes,
+        enis_per_node=enis_per_node,
+        floor=True,
+        idle_resyncs=3,
+    )
     return {
         "enterprise": Scenario(
             name="enterprise",
@@ -217,13 +240,14 @@ def scale_scenarios(*, nodes: int, enis_per_node: int) -> dict[str, Scenario]:
             enis_per_node=10,
             floor=True,
         ),
-        "large": Scenario(
-            name="large",
-            title=f"Large: {nodes} nodes x {enis_per_node} ENIs",
-            nodes=nodes,
-            enis_per_node=enis_per_node,
-            floor=True,
-            idle_resyncs=3,
+        "large": large,
+        # Large's shape and floor under EC2's latencies (Idle is Large's to measure)
+        "latency": dataclasses.replace(
+            large,
+            name="latency",
+            title=f"Realistic latency: {nodes} nodes x {enis_per_node} ENIs, AWS-like latencies",
+            idle_resyncs=0,
+            latencies=AWS_LATENCIES,
         ),
         "throttled": Scenario(
             name="throttled",
@@ -577,8 +601,7 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
     realism = env.realism
     notes: list[str] = []
     floors = [await _floor(env, run, scenario, settings)] if scenario.floor else []
-    realism.reset()
-    realism.aws_rules()
+    _world_rules(realism, scenario)
     try:
         await run.add_nodes(scenario.nodes)
         await run.start_controller(product_buckets=scenario.throttled)
@@ -699,7 +722,8 @@ async def run_scenario(env: BenchEnv, scenario: Scenario, settings: Settings) ->
                 "executor_concurrency_per_reconcile": EXECUTOR_CONCURRENCY,
                 "instance_type": INSTANCE_TYPE,
                 "realism": "AWS rules on"
-                + (", AWS-default throttle" if scenario.throttled else ""),
+                + (", AWS-default throttle" if scenario.throttled else "")
+                + (f", latencies {latency_text(scenario.latencies)}" if scenario.latencies else ""),
             },
             create=create,
             delete=delete,
@@ -730,11 +754,26 @@ def create_concurrency(scenario: Scenario, settings: Settings) -> int:
     )
 
 
+def _world_rules(realism: RealismControl, scenario: Scenario) -> None:
+    """The realism switches of `scenario`, from a reset: AWS's rules, its latencies."""
+    realism.reset()
+    realism.aws_rules()
+    if scenario.latencies:
+        realism.configure(**scenario.latencies)
+
+
+def latency_text(latencies: Mapping[str, Any]) -> str:
+    answers = ", ".join(f"{k} {v:g} s" for k, v in latencies.get("answer_latencies", {}).items())
+    return (
+        f"attach → attached {latencies.get('attach_latency', 0):g} s, detach → available "
+        f"{latencies.get('detach_latency', 0):g} s, answers: {answers or 'at once'}"
+    )
+
+
 async def _floor(
     env: BenchEnv, run: ScenarioRun, scenario: Scenario, settings: Settings
 ) -> FloorResult:
-    env.realism.reset()
-    env.realism.aws_rules()
+    _world_rules(env.realism, scenario)
     await run.add_nodes(scenario.nodes)  # fresh instances, same shape
     instances = run.instances[-scenario.nodes :]
     slots = [
@@ -750,6 +789,7 @@ async def _floor(
             security_group_id=env.security_group,
             create_concurrency=create_concurrency(scenario, settings),
             delete_concurrency=settings.max_concurrent_eni_cleanup,
+            settle=scenario.latencies is not None,
         )
     finally:
         await run.cleanup_world()
@@ -777,7 +817,9 @@ def _floor_figures(result: ScenarioResult, runs: list[FloorResult]) -> dict[str,
             {"when": when, "create_seconds": f.create_seconds, "delete_seconds": f.delete_seconds}
             for when, f in zip(("before", "after"), runs, strict=True)
         ],
-        "calls": "create + attach + modify per ENI; detach + delete on teardown; no describes",
+        "calls": "create + attach + modify per ENI; detach + delete on teardown; "
+        + ("batched describes while waiting" if any(f.describes for f in runs) else "no describes"),
+        "describes": round(statistics.fmean(f.describes for f in runs), 1),
         "create_ratio": round(result.create.seconds / create, 3),
         "delete_ratio": round(result.delete.seconds / delete, 3),
     }

@@ -3,7 +3,8 @@
 Runs the controller as its own process against the real local kube-apiserver
 and the moto EC2 server over HTTP, scenario by scenario (the seed's Basic,
 Concurrent, ScaleUp, Burst and Cleanup; Enterprise 10 x 10; Large 100 x 10 with
-its Idle resyncs and the floor; Throttled). Prints each scenario's figures,
+its Idle resyncs and the floor; Latency, Large under AWS-like latencies, with
+its floor under the same; Throttled). Prints each scenario's figures,
 saves one JSON per scenario under bench/results/suite/ and regenerates
 docs/performance.md from all results.
 
@@ -43,7 +44,7 @@ from tests.harness.ec2world import FAKE_CREDENTIALS
 
 DEFAULT_OUT = Path("bench/results/suite")
 _DEFAULTS = Settings()
-ALL = "basic,concurrent,scaleup,burst,cleanup,enterprise,large,throttled"
+ALL = "basic,concurrent,scaleup,burst,cleanup,enterprise,large,latency,throttled"
 
 
 def catalogue(*, nodes: int, enis_per_node: int) -> dict[str, Scenario]:

@@ -17,9 +17,10 @@ Invariants:
   from the status the reconciler writes, removed when the NodeENI is gone and
   all of them when a leadership term ends, so a standby or a deleted NodeENI
   leaves no stale series for an alert to fire on.
-* Values read at scrape time (the cleanup pool's gauges) are computed by
-  callbacks that only read plain ints and dicts: scrapes run on the HTTP
-  server's threads (health.py), never on the event loop.
+* Values read at scrape time (the cleanup pool's gauges, the EC2 client's
+  pacing) are computed by callbacks that only read plain ints, floats and
+  dicts: scrapes run on the HTTP server's threads (health.py), never on the
+  event loop.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -110,6 +111,22 @@ class Metrics:
             namespace=_NAMESPACE,
             registry=r,
             buckets=_LATENCY_BUCKETS,
+        )
+        self.aws_rate_limiter_fill_rate = Gauge(
+            "aws_rate_limiter_fill_rate",
+            "Fill rate of the client-side token bucket now, in requests per second, by action"
+            " class: lowered x0.7 by a throttled answer, raised back step by step to the share",
+            ["action_class"],
+            namespace=_NAMESPACE,
+            registry=r,
+        )
+        self.aws_rate_limiter_fill_rate_ceiling = Gauge(
+            "aws_rate_limiter_fill_rate_ceiling",
+            "Fill rate the client-side token bucket returns to, in requests per second, by"
+            " action class: the configured rate times EC2_BUDGET_SHARE",
+            ["action_class"],
+            namespace=_NAMESPACE,
+            registry=r,
         )
         self.circuit_breaker_state = Gauge(
             "circuit_breaker_state",
@@ -284,6 +301,17 @@ class Metrics:
         self.cleanup_pending.set_function(pending)
         self.cleanup_in_flight.set_function(in_flight)
         self.cleanup_oldest_pending.set_function(oldest_pending_seconds)
+
+    def watch_ec2_pacing(
+        self, *, rates: Mapping[str, Callable[[], float]], ceilings: Mapping[str, float]
+    ) -> None:
+        """Read each action class's fill rate from `rates` at each scrape (callbacks
+        on a scrape thread: they must only read, and never raise); `ceilings`, the
+        rates they return to, do not change."""
+        for action_class, rate in rates.items():
+            self.aws_rate_limiter_fill_rate.labels(action_class).set_function(rate)
+        for action_class, ceiling in ceilings.items():
+            self.aws_rate_limiter_fill_rate_ceiling.labels(action_class).set(ceiling)
 
     def nodeeni_status(self, name: str, *, wanted: int | None, attached: int, ready: bool) -> None:
         """The NodeENI's series, from the status just computed for it; `wanted` None

@@ -4,7 +4,8 @@ Every call goes through one path: circuit breaker check, client-side token
 bucket, the call, error classification, tenacity retries for what retrying can
 fix, metrics. Each answer also paces the bucket it came through: a throttle
 lowers its rate, an answer that was not throttled raises it back toward the
-configured share (aws/ratelimit.py). Results come back as the dataclasses of
+configured share (aws/ratelimit.py); the rate each bucket runs at, and the
+share's, are gauges read at scrape time. Results come back as the dataclasses of
 `resources.py`. Describes are batched with filters and paginated, so verifying a hundred ENIs
 costs one call, not a hundred.
 """
@@ -23,7 +24,7 @@ from tenacity import RetryCallState
 
 from eni_controller.aws.breaker import BreakerState, CircuitBreaker
 from eni_controller.aws.errors import EC2Error, Throttled, Transient, classify
-from eni_controller.aws.ratelimit import RateLimiter
+from eni_controller.aws.ratelimit import ActionClass, RateLimiter
 from eni_controller.aws.resources import (
     Instance,
     InstanceTypeInfo,
@@ -109,6 +110,11 @@ class EC2Client:
         self._retry_policy = retry
         self._metrics = metrics
         self._clock = clock
+        # the pacing, read at each scrape: operators see the rate AIMD runs at
+        metrics.watch_ec2_pacing(
+            rates={c.value: functools.partial(limiter.rate, c) for c in ActionClass},
+            ceilings={c.value: limiter.ceiling(c) for c in ActionClass},
+        )
 
     @property
     def limiter(self) -> RateLimiter:

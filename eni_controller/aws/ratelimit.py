@@ -250,3 +250,7 @@ class RateLimiter:
     def rate(self, action_class: ActionClass) -> float:
         """The current fill rate of `action_class`'s bucket (tokens per second)."""
         return self._buckets[action_class].pace.rate
+
+    def ceiling(self, action_class: ActionClass) -> float:
+        """The fill rate `action_class`'s bucket returns to: the share's (tokens per second)."""
+        return self._buckets[action_class].pace.ceiling

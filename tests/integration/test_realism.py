@@ -127,7 +127,10 @@ def test_configure_rejects_unknown_switch_and_bad_values(realism: RealismControl
         realism.configure(attach_latency="slow")
     with pytest.raises(RealismError, match="unknown action class"):
         realism.configure(throttle={"buckets": {"everything": [1, 1]}})
+    with pytest.raises(RealismError, match=r"answer_latencies\.describe"):
+        realism.configure(answer_latencies={"describe": -1})
     assert realism.state()["attach_latency"] == 0.0
+    assert realism.state()["answer_latencies"] == {}
 
 
 def test_state_merges_and_reset_clears_switches_and_counters(
@@ -443,6 +446,29 @@ def test_answer_latency_holds_mutating_answers_after_acting(
         took = time.monotonic() - started
     assert (took >= LATENCY) is on, took
     assert _tagged(ec2, tag) == [eni_id]
+
+
+def test_answer_latencies_hold_answers_per_action_and_class(
+    realism: RealismControl, ec2: Any, ec2_world: World
+) -> None:
+    """The server holds a create's answer by its own entry and a describe's by its
+    class's; set, cleared, set again. Only lower bounds are timed (a held answer
+    cannot come sooner); which action gets which delay, the precedence, is
+    tests/unit/test_realism_answer_delay.py's, with no clock."""
+
+    def took(call: Callable[..., Any], **kwargs: Any) -> float:
+        started = time.monotonic()
+        call(**kwargs)
+        return time.monotonic() - started
+
+    latencies = {"CreateNetworkInterface": 2 * LATENCY, "describe": LATENCY, "DescribeVpcs": 0}
+    for _round in range(2):
+        assert realism.configure(answer_latencies=latencies)["answer_latencies"] == latencies
+        eni_id = _create_eni(ec2, ec2_world)
+        assert took(_describe, ec2=ec2, eni_id=eni_id) >= LATENCY
+        ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+        assert took(_create_eni, ec2=ec2, world=ec2_world) >= 2 * LATENCY
+        assert realism.configure(answer_latencies={})["answer_latencies"] == {}
 
 
 def test_reset_finishes_pending_detach(

@@ -2,15 +2,20 @@
 a throttle lowers a bucket's fill rate by x0.7 (once per round of requests in
 flight, never below the floor) and empties the bucket; each answer that was
 not throttled wins back 2% of the share, up to the share and no further; the
-share scales the configured buckets. Time is a ManualClock that a sleep moves."""
+share scales the configured buckets; a scrape of the client's Metrics shows
+each class's fill rate and the share's (no other Metrics object sees them).
+Time is a ManualClock that a sleep moves."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from eni_controller.aws.breaker import CircuitBreaker
 from eni_controller.aws.ec2 import EC2Client, connect_ec2
@@ -193,8 +198,10 @@ class ScriptedRaw:
         return {}
 
 
-def client(raw: ScriptedRaw, clock: ManualClock) -> EC2Client:
-    spec = BucketSpec(capacity=100, refill_per_second=RATE)
+def client(
+    raw: ScriptedRaw, clock: ManualClock, *, metrics: Metrics | None = None, rate: float = RATE
+) -> EC2Client:
+    spec = BucketSpec(capacity=100, refill_per_second=rate)
     return EC2Client(
         raw,
         limiter=RateLimiter(
@@ -202,7 +209,7 @@ def client(raw: ScriptedRaw, clock: ManualClock) -> EC2Client:
         ),
         breaker=CircuitBreaker(CircuitBreakerConfig(enabled=False)),
         retry=RetryPolicy(max_attempts=1),
-        metrics=Metrics(),
+        metrics=metrics or Metrics(),
     )
 
 
@@ -241,6 +248,68 @@ async def test_the_client_paces_by_each_answer_classified_by_code() -> None:
         with pytest.raises(Transient):
             await ec2.delete_network_interface(eni_id="eni-1")
         assert rate() == pytest.approx(expected)
+
+
+# -- the gauges: the pacing as a scrape sees it -----------------------------------------
+
+FILL_RATE = "eni_controller_aws_rate_limiter_fill_rate"
+CEILING = "eni_controller_aws_rate_limiter_fill_rate_ceiling"
+
+
+async def scrape(metrics: Metrics) -> dict[tuple[str, str], float]:
+    """(metric, action class) → value, read on another thread, as a scrape reads it."""
+    text = (await asyncio.to_thread(generate_latest, metrics.registry)).decode()
+    return {
+        (s.name, s.labels["action_class"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in (FILL_RATE, CEILING)
+    }
+
+
+def gauges(rate: float, *, mutating: float, describe: float) -> dict[tuple[str, str], object]:
+    return {
+        (FILL_RATE, "mutating"): pytest.approx(mutating),
+        (FILL_RATE, "describe"): pytest.approx(describe),
+        (CEILING, "mutating"): rate,
+        (CEILING, "describe"): rate,
+    }
+
+
+async def test_the_fill_rate_gauge_falls_by_throttles_and_climbs_back_to_the_share() -> None:
+    clock, metrics = ManualClock(), Metrics()
+    throttle = client_error("RequestLimitExceeded", 503)
+    steps = math.ceil((1 - DECREASE_FACTOR**2) / INCREASE_FRACTION)  # 26 answers
+    raw = ScriptedRaw(throttle, throttle, *[None] * (steps + 2), throttle)
+    ec2 = client(raw, clock, metrics=metrics)
+    assert await scrape(metrics) == gauges(RATE, mutating=RATE, describe=RATE)
+    for n in (1, 2):  # down: x0.7 per throttle
+        with pytest.raises(Throttled):
+            await ec2.delete_network_interface(eni_id="eni-1")
+        clock.advance(1.0)  # the next request is sent after this decrease
+        want = RATE * DECREASE_FACTOR**n
+        assert await scrape(metrics) == gauges(RATE, mutating=want, describe=RATE)
+    for n in range(1, steps + 3):  # up: one step per answer, to the share and no further
+        await ec2.delete_network_interface(eni_id="eni-1")
+        want = min(RATE, RATE * (DECREASE_FACTOR**2 + n * INCREASE_FRACTION))
+        assert await scrape(metrics) == gauges(RATE, mutating=want, describe=RATE)
+    assert (await scrape(metrics))[FILL_RATE, "mutating"] == RATE
+    with pytest.raises(Throttled):  # and down again
+        await ec2.delete_network_interface(eni_id="eni-1")
+    assert await scrape(metrics) == gauges(RATE, mutating=RATE * DECREASE_FACTOR, describe=RATE)
+    assert raw.answers == []
+
+
+async def test_two_metrics_objects_show_each_their_own_client() -> None:
+    clock = ManualClock()
+    throttle = client_error("RequestLimitExceeded", 503)
+    first, second = Metrics(), Metrics()
+    throttled = client(ScriptedRaw(throttle), clock, metrics=first)
+    client(ScriptedRaw(), clock, metrics=second, rate=2 * RATE)
+    with pytest.raises(Throttled):
+        await throttled.delete_network_interface(eni_id="eni-1")
+    assert await scrape(first) == gauges(RATE, mutating=RATE * DECREASE_FACTOR, describe=RATE)
+    assert await scrape(second) == gauges(2 * RATE, mutating=2 * RATE, describe=2 * RATE)
 
 
 # -- the share -------------------------------------------------------------------------

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from bench.report import SPREAD_MARKER, render, targets_section, throttled_section
+from bench.report import (
+    MARKER,
+    RESULTS,
+    SPREAD_MARKER,
+    render,
+    targets_section,
+    throttled_section,
+)
 
 
 def _result(create: float, delete: float, floor_create: float, floor_delete: float) -> Any:
@@ -77,3 +85,56 @@ def test_throttled_is_judged_against_the_minimum_for_its_share_once_there_is_one
     assert "minimum for its share" in table
     assert "123.6 s (at 22 burst, 2.25 per s: 0.5 of the product buckets)" in table
     assert "**0.990**" in table
+
+
+def _latency(create_ratio: float, delete_ratio: float, *, leaks: int) -> dict[str, Any]:
+    """Large's saved result, renamed and re-figured as a Latency run."""
+    r = json.loads((RESULTS / "large.json").read_text())
+    realism = "AWS rules on, latencies attach → attached 2 s, detach → available 5 s"
+    return {
+        **r,
+        "name": "latency",
+        "title": "Realistic latency: 100 nodes x 10 ENIs, AWS-like latencies",
+        "settings": {**r["settings"], "realism": realism},
+        "floor": {
+            **r["floor"],
+            "create_ratio": create_ratio,
+            "delete_ratio": delete_ratio,
+            "describes": 180.5,
+        },
+        "leaks": leaks,
+        "correct": leaks == 0,
+        "idle": None,
+    }
+
+
+def test_latency_is_a_scenario_row_a_floor_row_and_judged_at_1_2() -> None:
+    for ratios, leaks, verdicts in (
+        ((1.19, 1.2), 0, ("met", "met", "met")),
+        ((1.22, 1.1), 2, ("**missed**", "met", "**missed**")),  # 1.25 would have met
+    ):
+        text = render(MARKER, {"latency": _latency(*ratios, leaks=leaks)})
+        lines = text.splitlines()
+        assert sum(line.startswith("| Realistic latency: 100 nodes") for line in lines) == 1
+        assert sum(line.startswith("| Realistic latency | ") for line in lines) == 2  # calls, floor
+        (floor_row,) = [
+            line
+            for line in lines
+            if line.startswith("| Realistic latency | ") and "(concurrency" in line
+        ]
+        assert f"**{ratios[0]:.2f}**" in floor_row
+        assert "under attach → attached 2 s, detach → available 5 s; its floor" in text
+        assert "(180.5 describes per floor run)" in text
+        targets = [
+            next(line for line in lines if line.startswith(f"| {name}"))
+            for name in (
+                "controller/floor ≤ 1.2, Latency create",
+                "controller/floor ≤ 1.2, Latency delete",
+                "Latency: 100% success",
+            )
+        ]
+        assert [t.rsplit("|", 2)[1].strip() for t in targets] == list(verdicts)
+    # without a Latency result, none of its rows
+    large = render(MARKER, {"large": json.loads((RESULTS / "large.json").read_text())})
+    assert "| Large: 100 nodes" in large
+    assert "atency" not in large

@@ -29,12 +29,20 @@ RULES = (
 # Delays in seconds; 0 means "like moto: at once". `answer_latency`: every
 # mutating call's answer is held this long after moto acted on it (EC2's own
 # request latency), so a client killed mid-call leaves the change made and
-# its answer unread.
+# its answer unread. `answer_latencies` sets it per action or action class
+# (`Switches.answer_delay`: EC2 answers a create more slowly than a detach).
 DURATIONS = ("attach_latency", "detach_latency", "consistency_window", "answer_latency")
 
 DESCRIBE = "describe"
 MUTATING = "mutating"
 ACTION_CLASSES = (DESCRIBE, MUTATING)
+
+
+def action_class(action: str) -> str:
+    """EC2's class of an action (for throttling and answer latency): Describe* or
+    everything else."""
+    return DESCRIBE if action.startswith("Describe") else MUTATING
+
 
 # AWS EC2 account defaults, from the "Request token bucket sizes and refill
 # rates" table of "Request throttling for the Amazon EC2 API"
@@ -115,6 +123,9 @@ class Switches:
     detach_latency: float = 0.0
     consistency_window: float = 0.0
     answer_latency: float = 0.0
+    # Seconds an answer is held, by EC2 action name or action class ("describe",
+    # "mutating"): see `answer_delay`.
+    answer_latencies: Mapping[str, float] = dataclasses.field(default_factory=dict)
     throttle: ThrottleConfig | None = None
     faults: FaultConfig | None = None
     page_size: int | None = None
@@ -137,8 +148,17 @@ class Switches:
         changes = {name: _PARSERS[name](name, value) for name, value in payload.items()}
         return dataclasses.replace(self, **changes)
 
+    def answer_delay(self, action: str) -> float:
+        """How long `action`'s answer is held after moto ran it: its own entry in
+        `answer_latencies`, else its class's, else `answer_latency` for a mutating
+        action and nothing for a describe."""
+        cls = action_class(action)
+        default = self.answer_latency if cls == MUTATING else 0.0
+        return self.answer_latencies.get(action, self.answer_latencies.get(cls, default))
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in (*RULES, *DURATIONS)}
+        out["answer_latencies"] = dict(self.answer_latencies)
         out["throttle"] = self.throttle.to_json() if self.throttle else None
         out["faults"] = self.faults.to_json() if self.faults else None
         out["page_size"] = self.page_size
@@ -232,6 +252,12 @@ def _faults(name: str, value: object) -> FaultConfig | None:
     )
 
 
+def _latencies(name: str, value: object) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise ConfigError(f'{name} must be an object {{"Action" or class: seconds}}')
+    return {key: _seconds(f"{name}.{key}", seconds) for key, seconds in value.items()}
+
+
 def _page_size(name: str, value: object) -> int | None:
     if value is None:
         return None
@@ -249,6 +275,7 @@ def _actions(name: str, value: object) -> frozenset[str]:
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     **dict.fromkeys(RULES, _bool),
     **dict.fromkeys(DURATIONS, _seconds),
+    "answer_latencies": _latencies,
     "throttle": _throttle,
     "faults": _faults,
     "page_size": _page_size,

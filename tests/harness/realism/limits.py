@@ -15,19 +15,13 @@ import time
 from collections.abc import Callable
 
 from tests.harness.realism.config import (
-    DESCRIBE,
-    MUTATING,
     BucketSpec,
     FaultConfig,
     ThrottleConfig,
+    action_class,
 )
 
 Clock = Callable[[], float]
-
-
-def action_class(action: str) -> str:
-    """EC2's throttling class of an action: Describe* or everything else."""
-    return DESCRIBE if action.startswith("Describe") else MUTATING
 
 
 class TokenBucket:

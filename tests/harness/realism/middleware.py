@@ -10,7 +10,8 @@ cannot both pass the check). Throttling and faults are decided on arrival,
 before queueing for moto. A timeout fault sleeps after moto ran, holding no
 lock: the caller gives up while AWS has acted. `answer_latency` holds every
 mutating call's answer the same way (EC2's own request latency), so a client
-killed mid-call leaves the change made and its answer unread.
+killed mid-call leaves the change made and its answer unread;
+`answer_latencies` holds answers per action or class, describes included.
 
 A request carrying the `X-Realism-Observer` header is the test looking, not a
 client of EC2: it is run by moto as it is (eventual consistency does not hide
@@ -34,7 +35,6 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.harness.realism.config import OBSERVER_HEADER, ConfigError
 from tests.harness.realism.errors import ec2_error_xml
-from tests.harness.realism.journal import is_mutating
 from tests.harness.realism.limits import Fault
 from tests.harness.realism.state import RealismState
 
@@ -123,7 +123,7 @@ class RealismMiddleware:
             if fault in _INJECTED:
                 return self._refuse(start_response, *_INJECTED[fault], journal=journal)
             delay = state.dice.config.timeout_seconds if state.dice is not None else 0.0
-            answer_latency = state.switches.answer_latency if is_mutating(action) else 0.0
+            answer_latency = state.switches.answer_delay(action)
         status, headers, payload = self._run(environ)
         error = None
         with state.lock:
