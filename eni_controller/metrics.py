@@ -46,7 +46,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _NAMESPACE = "eni_controller"
 
 
-def _add_runtime_collectors(registry: CollectorRegistry) -> None:
+def add_runtime_collectors(registry: CollectorRegistry) -> None:
     """process_*, python_info and python_gc_* on `registry`, as on the default one."""
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -59,7 +59,7 @@ class Metrics:
         (prometheus_client's default REGISTRY has the process collectors: not that)."""
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        _add_runtime_collectors(r)
+        add_runtime_collectors(r)
         self.build_info = Gauge(
             "build_info",
             "Always 1; the labels say which version runs on which Python",

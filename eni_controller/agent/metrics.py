@@ -2,12 +2,16 @@
 
 Like the controller's Metrics: no module-level collectors, each AgentMetrics
 owns its registry, so several agents in one process (the tests run one per
-simulated node) never collide on registration.
+simulated node) never collide on registration. The same runtime collectors
+(process_*, python_*) sit on it: a DaemonSet's memory and CPU are watched per
+node.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from eni_controller.metrics import add_runtime_collectors
 
 _NAMESPACE = "eni_agent"
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -17,6 +21,7 @@ class AgentMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        add_runtime_collectors(r)
         self.actions = Counter(
             "actions_total",
             "Actions on links and PCI devices (set_mtu, set_up, bind_dpdk, release_dpdk)"

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from eni_controller import package_version
+from eni_controller.agent.metrics import AgentMetrics
 from eni_controller.metrics import Metrics
 
 
@@ -101,3 +102,12 @@ def test_nodeeni_series_follow_its_status_and_go_with_it() -> None:
     m.forget_nodeenis()  # the term ended
     assert _nodeeni(m, "a") == _nodeeni(m, "b") == (None, None, None)
     assert "nodeeni=" not in generate_latest(m.registry).decode()
+
+
+def test_the_agents_metrics_have_the_runtime_collectors_too() -> None:
+    # a DaemonSet pod per node: its memory and CPU are read from its own scrape
+    first, second = AgentMetrics(), AgentMetrics()
+    for m in (first, second):
+        assert m.registry.get_sample_value("process_cpu_seconds_total") is not None
+        assert m.registry.get_sample_value("process_resident_memory_bytes")
+        assert m.registry.get_sample_value("python_gc_collections_total", {"generation": "0"})
