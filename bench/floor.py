@@ -33,8 +33,8 @@ from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 
 from eni_controller.aws.ec2 import eni_tag_specifications
-from eni_controller.model import default_eni_description
 from eni_controller.reconcile import tags
+from eni_controller.spec import default_eni_description
 from tests.harness.ec2world import FAKE_CREDENTIALS
 
 # the floor's ENIs carry the controller's tags under a NodeENI uid no cluster has

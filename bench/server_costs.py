@@ -29,9 +29,9 @@ from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 
 from eni_controller.aws.ec2 import eni_tag_specifications
-from eni_controller.model import default_eni_description
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import NOT_FREE_STATUSES
+from eni_controller.spec import default_eni_description
 from tests.harness.ec2world import AZ_A, FAKE_CREDENTIALS, ec2_client, launch_instance, seed_world
 from tests.harness.motoserver import MotoServer
 from tests.harness.realism.control import RealismControl

@@ -38,9 +38,9 @@ from eni_controller.envvars import (
     positive_rate,
     read_settings,
 )
-from eni_controller.model import DEVICE_INDEX_MAX
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.retries import BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS
+from eni_controller.spec import DEVICE_INDEX_MAX
 
 REGION_PATTERN = re.compile(  # also checks what IMDS answers (aws/imds.py)
     r"[a-z]{2}(?:-gov|-iso[a-z]?)?"

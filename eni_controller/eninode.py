@@ -31,19 +31,17 @@ from enum import StrEnum
 from typing import Any, Final
 
 from eni_controller import model
-from eni_controller.model import (
-    _DNS_SUBDOMAIN_MAX_LENGTH,
-    _DNS_SUBDOMAIN_PATTERN,
-    _check_dpdk_driver,
-    _check_pci_address,
-    _opt_bool,
-    _opt_enum,
-    _opt_int,
-    _opt_list,
-    _opt_str,
-    _preview,
-    _without_none,
-    _wrong_type,
+from eni_controller.model import opt_bool, opt_enum, opt_int, opt_list, opt_str, without_none
+from eni_controller.spec import (
+    DEFAULT_DPDK_DRIVER,
+    DNS_SUBDOMAIN_MAX_LENGTH,
+    DNS_SUBDOMAIN_PATTERN,
+    MTU_MAX,
+    MTU_MIN,
+    check_dpdk_driver,
+    check_pci_address,
+    preview,
+    wrong_type,
 )
 
 GROUP: Final = model.GROUP
@@ -76,12 +74,12 @@ class OperState(StrEnum):
 class DPDKRequest:
     """``dpdk``: bind the ENI's PCI device to ``driver`` and list it under ``resource_name``."""
 
-    driver: str = model.DEFAULT_DPDK_DRIVER
+    driver: str = DEFAULT_DPDK_DRIVER
     resource_name: str | None = None
     pci_address: str | None = None  # else found from the MAC through sysfs
 
     def to_dict(self) -> dict[str, object]:
-        return _without_none(
+        return without_none(
             {
                 "driver": self.driver,
                 "resourceName": self.resource_name,
@@ -102,7 +100,7 @@ class WantedInterface:
     dpdk: DPDKRequest | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return _without_none(
+        return without_none(
             {
                 "eniID": self.eni_id,
                 "macAddress": self.mac_address,
@@ -159,13 +157,13 @@ def parse_spec(raw: object) -> tuple[ENINodeSpec, tuple[SpecProblem, ...]]:
         return ENINodeSpec(), ()
     if not isinstance(raw, Mapping):
         return ENINodeSpec(), (
-            SpecProblem(eni_id=None, message=f"spec: {_wrong_type('an object', raw)}"),
+            SpecProblem(eni_id=None, message=f"spec: {wrong_type('an object', raw)}"),
         )
     items = raw.get("interfaces")
     if items is None:
         return ENINodeSpec(), ()
     if not isinstance(items, list | tuple):
-        message = f"spec.interfaces: {_wrong_type('an array', items)}"
+        message = f"spec.interfaces: {wrong_type('an array', items)}"
         return ENINodeSpec(), (SpecProblem(eni_id=None, message=message),)
     problems: list[SpecProblem] = []
     if len(items) > MAX_INTERFACES:
@@ -219,10 +217,10 @@ class _EntryReader:
                 self.problems.append(f"{self.path}.{key}: is required")
             return None
         if not isinstance(value, str):
-            self.problems.append(f"{self.path}.{key}: {_wrong_type('a string', value)}")
+            self.problems.append(f"{self.path}.{key}: {wrong_type('a string', value)}")
             return None
         if pattern is not None and not pattern.fullmatch(value):
-            self.problems.append(f"{self.path}.{key}: {_preview(value)} is not {expected}")
+            self.problems.append(f"{self.path}.{key}: {preview(value)} is not {expected}")
             return None
         return value
 
@@ -233,7 +231,7 @@ class _EntryReader:
                 self.problems.append(f"{self.path}.{key}: is required")
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            self.problems.append(f"{self.path}.{key}: {_wrong_type('an integer', value)}")
+            self.problems.append(f"{self.path}.{key}: {wrong_type('an integer', value)}")
             return None
         if not minimum <= value <= maximum:
             self.problems.append(
@@ -245,17 +243,17 @@ class _EntryReader:
 
 def _parse_entry(path: str, raw: object) -> tuple[WantedInterface | None, list[str]]:
     if not isinstance(raw, Mapping):
-        return None, [f"{path}: {_wrong_type('an object', raw)}"]
+        return None, [f"{path}: {wrong_type('an object', raw)}"]
     r = _EntryReader(path, raw)
     eni_id = r.string(
         "eniID", ENI_ID_PATTERN, "an ENI id (eni- and 8 or 17 hex digits)", required=True
     )
     mac = r.string("macAddress", MAC_PATTERN, "a lower-case MAC address (02:ab:...)", required=True)
     device_index = r.integer("deviceIndex", 1, DEVICE_INDEX_MAX, required=True)
-    node_eni = r.string("nodeENI", _DNS_SUBDOMAIN_PATTERN, "a NodeENI name", required=True)
-    if node_eni is not None and len(node_eni) > _DNS_SUBDOMAIN_MAX_LENGTH:
-        r.problems.append(f"{path}.nodeENI: longer than {_DNS_SUBDOMAIN_MAX_LENGTH} characters")
-    mtu = r.integer("mtu", model.MTU_MIN, model.MTU_MAX, required=False)
+    node_eni = r.string("nodeENI", DNS_SUBDOMAIN_PATTERN, "a NodeENI name", required=True)
+    if node_eni is not None and len(node_eni) > DNS_SUBDOMAIN_MAX_LENGTH:
+        r.problems.append(f"{path}.nodeENI: longer than {DNS_SUBDOMAIN_MAX_LENGTH} characters")
+    mtu = r.integer("mtu", MTU_MIN, MTU_MAX, required=False)
     dpdk = _parse_dpdk(f"{path}.dpdk", raw.get("dpdk"), r.problems)
     if r.problems or eni_id is None or mac is None or device_index is None or node_eni is None:
         return None, r.problems
@@ -274,17 +272,17 @@ def _parse_dpdk(path: str, raw: object, problems: list[str]) -> DPDKRequest | No
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        problems.append(f"{path}: {_wrong_type('an object', raw)}")
+        problems.append(f"{path}: {wrong_type('an object', raw)}")
         return None
     r = _EntryReader(path, raw)
     driver = r.string("driver", None, "", required=True)
-    if driver is not None and (reason := _check_dpdk_driver(driver)) is not None:
+    if driver is not None and (reason := check_dpdk_driver(driver)) is not None:
         r.problems.append(f"{path}.driver: {reason}")
     resource_name = r.string("resourceName", None, "", required=False)
     if resource_name is not None and not 1 <= len(resource_name) <= _RESOURCE_NAME_MAX_LENGTH:
         r.problems.append(f"{path}.resourceName: must be 1..{_RESOURCE_NAME_MAX_LENGTH} characters")
     pci_address = r.string("pciAddress", None, "", required=False)
-    if pci_address is not None and (reason := _check_pci_address(pci_address)) is not None:
+    if pci_address is not None and (reason := check_pci_address(pci_address)) is not None:
         r.problems.append(f"{path}.pciAddress: {reason}")
     problems.extend(r.problems)
     if r.problems or driver is None:
@@ -323,7 +321,7 @@ class InterfaceStatus:
         return replace(self, observed_at=None)
 
     def to_dict(self) -> dict[str, object]:
-        return _without_none(
+        return without_none(
             {
                 "eniID": self.eni_id,
                 "macAddress": self.mac_address,
@@ -343,22 +341,22 @@ class InterfaceStatus:
         """A status entry, or None when it lacks an ENI id, a MAC or a known state."""
         if not isinstance(raw, Mapping):
             return None
-        eni_id = _opt_str(raw.get("eniID"))
-        mac = _opt_str(raw.get("macAddress"))
-        state = _opt_enum(OperState, raw.get("operState"))
+        eni_id = opt_str(raw.get("eniID"))
+        mac = opt_str(raw.get("macAddress"))
+        state = opt_enum(OperState, raw.get("operState"))
         if not eni_id or not mac or state is None:
             return None
         return cls(
             eni_id=eni_id,
             mac_address=mac,
             oper_state=state,
-            interface_name=_opt_str(raw.get("interfaceName")),
-            pci_address=_opt_str(raw.get("pciAddress")),
-            mtu=_opt_int(raw.get("mtu")),
-            driver=_opt_str(raw.get("driver")),
-            dpdk_bound=_opt_bool(raw.get("dpdkBound")) or False,
-            error=_opt_str(raw.get("error")) or "",
-            observed_at=_opt_str(raw.get("observedAt")),
+            interface_name=opt_str(raw.get("interfaceName")),
+            pci_address=opt_str(raw.get("pciAddress")),
+            mtu=opt_int(raw.get("mtu")),
+            driver=opt_str(raw.get("driver")),
+            dpdk_bound=opt_bool(raw.get("dpdkBound")) or False,
+            error=opt_str(raw.get("error")) or "",
+            observed_at=opt_str(raw.get("observedAt")),
         )
 
 
@@ -377,7 +375,7 @@ class ENINodeStatus:
     interfaces: tuple[InterfaceStatus, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return _without_none(
+        return without_none(
             {
                 "observedGeneration": self.observed_generation,
                 "summary": {"wanted": self.summary.wanted, "ready": self.summary.ready},
@@ -396,14 +394,14 @@ def parse_status(raw: object) -> ENINodeStatus:
     summary = raw.get("summary")
     wanted = ready = None
     if isinstance(summary, Mapping):
-        wanted, ready = _opt_int(summary.get("wanted")), _opt_int(summary.get("ready"))
+        wanted, ready = opt_int(summary.get("wanted")), opt_int(summary.get("ready"))
     entries: dict[str, InterfaceStatus] = {}
-    for item in _opt_list(raw.get("interfaces")):
+    for item in opt_list(raw.get("interfaces")):
         entry = InterfaceStatus.from_dict(item)
         if entry is not None:
             entries.setdefault(entry.eni_id, entry)
     return ENINodeStatus(
-        observed_generation=_opt_int(raw.get("observedGeneration")),
+        observed_generation=opt_int(raw.get("observedGeneration")),
         summary=Summary(wanted=wanted or 0, ready=ready or 0),
         interfaces=tuple(entries.values()),
     )
@@ -431,9 +429,9 @@ class ENINode:
         spec, problems = parse_spec(obj.get("spec"))
         raw_status = obj.get("status")
         return cls(
-            name=_opt_str(metadata.get("name")) or "",
-            generation=_opt_int(metadata.get("generation")),
-            resource_version=_opt_str(metadata.get("resourceVersion")),
+            name=opt_str(metadata.get("name")) or "",
+            generation=opt_int(metadata.get("generation")),
+            resource_version=opt_str(metadata.get("resourceVersion")),
             spec=spec,
             spec_problems=problems,
             status=parse_status(raw_status),

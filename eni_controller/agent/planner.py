@@ -45,7 +45,7 @@ from eni_controller.eninode import (
     WantedInterface,
     one_line_error,
 )
-from eni_controller.model import DPDK_DRIVERS
+from eni_controller.spec import DPDK_DRIVERS
 
 NO_PCI: Final = "DPDK asked for, but this agent has no PCI device access"
 

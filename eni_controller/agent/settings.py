@@ -29,11 +29,11 @@ from eni_controller.envvars import (
     port,
     read_settings,
 )
-from eni_controller.model import (
-    _DNS_SUBDOMAIN_MAX_LENGTH,
-    _DNS_SUBDOMAIN_PATTERN,
-    _check_label_value,
-    _label_key_problem,
+from eni_controller.spec import (
+    DNS_SUBDOMAIN_MAX_LENGTH,
+    DNS_SUBDOMAIN_PATTERN,
+    check_label_value,
+    label_key_problem,
 )
 
 # A file name under /var/run/netns, as `ip netns add` accepts it.
@@ -41,7 +41,7 @@ _NETNS_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
 def _node_name(text: str) -> str:
-    if len(text) > _DNS_SUBDOMAIN_MAX_LENGTH or not _DNS_SUBDOMAIN_PATTERN.fullmatch(text):
+    if len(text) > DNS_SUBDOMAIN_MAX_LENGTH or not DNS_SUBDOMAIN_PATTERN.fullmatch(text):
         raise ValueError("not a Node name (a lowercase DNS subdomain, as spec.nodeName)")
     return text
 
@@ -69,7 +69,7 @@ def _selector(text: str) -> str:
         problem = (
             "a term is not key=value"
             if not sep or value.startswith("=")
-            else _label_key_problem(key) or _check_label_value(value)
+            else label_key_problem(key) or check_label_value(value)
         )
         if problem is not None:
             raise ValueError(f"not an equality label selector such as app=sriovdp ({problem})")

@@ -38,8 +38,9 @@ from typing import Any
 
 from eni_controller import eninode, model
 from eni_controller.eninode import DPDKRequest, ENINodeSpec, InterfaceStatus, WantedInterface
-from eni_controller.model import Attachment, AttachmentState, NodeENISpec
+from eni_controller.model import Attachment, AttachmentState
 from eni_controller.reconcile.status_fit import is_truncated
+from eni_controller.spec import DEFAULT_DPDK_DRIVER, NodeENISpec, parse_spec
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -122,7 +123,7 @@ def holder(nodeeni: Mapping[str, Any], *, node: str) -> Holder | None:
     metadata = nodeeni.get("metadata") or {}
     if metadata.get("deletionTimestamp"):
         return None
-    spec, _ = model.parse_spec(nodeeni.get("spec"))
+    spec, _ = parse_spec(nodeeni.get("spec"))
     status = nodeeni.get("status")
     items = status.get("attachments") if isinstance(status, Mapping) else None
     mine = (
@@ -147,7 +148,7 @@ def _dpdk(spec: NodeENISpec) -> DPDKRequest | None:
     if not spec.enable_dpdk:
         return None
     return DPDKRequest(
-        driver=spec.dpdk_driver or model.DEFAULT_DPDK_DRIVER,
+        driver=spec.dpdk_driver or DEFAULT_DPDK_DRIVER,
         resource_name=spec.dpdk_resource_name,
         pci_address=spec.dpdk_pci_address,
     )

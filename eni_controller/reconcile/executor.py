@@ -39,7 +39,6 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.metrics import Metrics
-from eni_controller.model import NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import (
@@ -54,6 +53,7 @@ from eni_controller.reconcile.planner import (
 )
 from eni_controller.reconcile.retries import EffectAttempts, EffectKey, SlotBackoff, StepKey
 from eni_controller.reconcile.tokens import ClientTokens, SlotKey
+from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
-from eni_controller.model import Attachment, AttachmentState, NodeENISpec
+from eni_controller.model import Attachment, AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
+from eni_controller.spec import NodeENISpec
 
 
 class ProblemReason(StrEnum):

@@ -68,6 +68,7 @@ from eni_controller.reconcile.status import (
 )
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
 from eni_controller.reconcile.status_fit import StatusLimits
+from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -445,7 +446,7 @@ class Reconciler:
             if name and (raw := self._kube.nodes.get(name)) is not None
         }
 
-    def _matching_nodes(self, spec: model.NodeENISpec) -> list[NodeView]:
+    def _matching_nodes(self, spec: NodeENISpec) -> list[NodeView]:
         if spec.node_selector:
             key, value = next(iter(sorted(spec.node_selector.items())))
             candidates = self._kube.nodes.by_index(LABELS_INDEX, f"{key}={value}")

@@ -70,6 +70,7 @@ from eni_controller.reconcile.planner import (
     plan,
 )
 from eni_controller.reconcile.tags import eni_tags
+from eni_controller.spec import parse_spec
 from tests.harness import fuzz
 from tests.harness.chaos import ChaosResult, chaos_case
 from tests.harness.controller import (
@@ -135,7 +136,7 @@ def check_from_dict(raw: Any) -> None:
     nodeeni = model.NodeENI.from_dict(obj)
     assert (nodeeni.spec is None) == bool(nodeeni.problems)
     _assert_plain_problems(nodeeni.problems)
-    spec, problems = model.parse_spec(raw)
+    spec, problems = parse_spec(raw)
     assert (spec, problems) == (nodeeni.spec, nodeeni.problems)
 
 
@@ -151,7 +152,7 @@ _CONTROLLER_ONLY: Final = (
 def check_rules_agree(raw: dict[str, Any]) -> None:
     """The controller refuses what the schema refuses, and past the schema only
     the rules the schema cannot express (label syntax, duplicates, DPDK driver)."""
-    spec, problems = model.parse_spec(raw)
+    spec, problems = parse_spec(raw)
     if not fuzz.schema_accepts(raw, as_served=False):
         assert spec is None, f"the controller accepts what the CRD schema refuses: {raw!r}"
         return
@@ -243,7 +244,7 @@ def _our_eni(eni_id: str, *, node: NodeView, subnet: Subnet) -> NetworkInterface
 
 
 def check_plan(data: st.DataObject, raw: dict[str, Any]) -> None:
-    spec, problems = model.parse_spec(raw)
+    spec, problems = parse_spec(raw)
     assert spec is not None, problems  # the valid-spec strategy draws only valid specs
     azs = [AZ_A, AZ_B]
     subnets = [
@@ -550,7 +551,7 @@ async def fuzz_against_cluster(
                 if not predicted:
                     tally.verdict_mismatch.append(f"accepted {spec!r:.300}")
                 # as stored: the API server's JSON orders map keys, and so the problems
-                parsed, problems_found = model.parse_spec(stored["spec"])
+                parsed, problems_found = parse_spec(stored["spec"])
                 expected[name] = "; ".join(problems_found) if parsed is None else None
             created = time.monotonic() - started
             last_created = time.monotonic()

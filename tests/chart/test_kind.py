@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from eni_controller import model
+from eni_controller.spec import parse_spec
 from tests.harness.ec2world import AZ_A, AZ_B, Instance, World
 from tests.harness.helm import REPO
 from tests.harness.kind import WORKER_LABELS, dump_kind_config, kind_config, node_instances
@@ -61,7 +62,7 @@ def test_the_sample_nodeeni_selects_the_workers_and_is_valid() -> None:
     sample = yaml.safe_load(SAMPLE.read_text())
     assert sample["apiVersion"] == f"{model.GROUP}/{model.VERSION}"
     assert sample["spec"]["nodeSelector"] == WORKER_LABELS
-    spec, problems = model.parse_spec(sample["spec"])
+    spec, problems = parse_spec(sample["spec"])
     assert problems == ()
     assert spec is not None
     assert spec.subnet_names == ("multus-a", "multus-b")

@@ -20,7 +20,7 @@ Invariants:
 - `node_labels()` draws only labels the API server accepts for a Node;
   `provider_ids()` draws any string a Node's spec.providerID may hold.
 - `raw_json_specs()` goes beyond the schema (any JSON type in any field): what an
-  object stored before the schema existed may hold. `model.parse_spec` must
+  object stored before the schema existed may hold. `parse_spec` must
   still answer with problems, never raise.
 
 Empty strings: the test kube-apiserver refuses `""` where the schema says
@@ -55,7 +55,16 @@ from typing import Any, Final
 
 from hypothesis import strategies as st
 
-from eni_controller import model
+from eni_controller.spec import (
+    DEVICE_INDEX_MAX,
+    DPDK_DRIVERS,
+    DPDK_RESOURCE_NAME_MAX_LENGTH,
+    MTU_MAX,
+    MTU_MIN,
+    NODE_SELECTOR_MAX_ENTRIES,
+    SECURITY_GROUPS_MAX,
+    SUBNETS_MAX,
+)
 from tests.harness.ec2world import AZ_A
 
 FUZZ_NAME_MARK: Final = "fuzz"
@@ -208,9 +217,7 @@ def node_selectors(*, avoid_key: str | None = None) -> st.SearchStrategy[dict[st
         # branch: hypothesis favours the ends of a range when it picks one.
         st.dictionaries(keys, st.just(""), min_size=1, max_size=2),
         *[small] * 3,
-        st.dictionaries(
-            keys, label_values(), min_size=20, max_size=model.NODE_SELECTOR_MAX_ENTRIES
-        ),
+        st.dictionaries(keys, label_values(), min_size=20, max_size=NODE_SELECTOR_MAX_ENTRIES),
     )
 
 
@@ -219,9 +226,7 @@ def _dpdk_fields() -> st.SearchStrategy[dict[str, Any]]:
         {},
         optional={
             "enableDPDK": st.booleans(),
-            "dpdkDriver": st.one_of(
-                *[st.sampled_from(model.DPDK_DRIVERS)] * 3, text(1, DPDK_DRIVER_MAX)
-            ),
+            "dpdkDriver": st.one_of(*[st.sampled_from(DPDK_DRIVERS)] * 3, text(1, DPDK_DRIVER_MAX)),
             "dpdkResourceName": text(1, 100),
             "dpdkPCIAddress": st.from_regex(PCI_RE, fullmatch=True),
         },
@@ -248,9 +253,9 @@ def nodeeni_specs(
     # at least one subnet field, then any others
     subnet_fields = {
         "subnetID": subnet_ids(),
-        "subnetIDs": _lists(subnet_ids(), min_size=1, max_items=model.SUBNETS_MAX),
+        "subnetIDs": _lists(subnet_ids(), min_size=1, max_items=SUBNETS_MAX),
         "subnetName": names,
-        "subnetNames": _lists(names, min_size=1, max_items=model.SUBNETS_MAX),
+        "subnetNames": _lists(names, min_size=1, max_items=SUBNETS_MAX),
     }
     first = draw(st.sampled_from(sorted(subnet_fields)))
     spec[first] = draw(subnet_fields[first])
@@ -264,10 +269,8 @@ def nodeeni_specs(
             else:
                 spec[key] = draw(strategy)
     group_fields = {
-        "securityGroupIDs": _lists(
-            security_group_ids(), min_size=1, max_items=model.SECURITY_GROUPS_MAX
-        ),
-        "securityGroupNames": _lists(sg_names, min_size=1, max_items=model.SECURITY_GROUPS_MAX),
+        "securityGroupIDs": _lists(security_group_ids(), min_size=1, max_items=SECURITY_GROUPS_MAX),
+        "securityGroupNames": _lists(sg_names, min_size=1, max_items=SECURITY_GROUPS_MAX),
     }
     for key in draw(
         st.sampled_from([["securityGroupIDs"], ["securityGroupNames"], sorted(group_fields)])
@@ -278,15 +281,13 @@ def nodeeni_specs(
             st.fixed_dictionaries(
                 {},
                 optional={
-                    "deviceIndex": st.one_of(
-                        st.integers(1, 16), st.integers(1, model.DEVICE_INDEX_MAX)
-                    ),
+                    "deviceIndex": st.one_of(st.integers(1, 16), st.integers(1, DEVICE_INDEX_MAX)),
                     "deleteOnTermination": st.booleans(),
                     # "" in about one description in six: see node_selectors
                     "description": st.one_of(*[text(1, DESCRIPTION_MAX)] * 5, st.just("")),
                     "mtu": st.one_of(
-                        st.sampled_from([model.MTU_MIN, 1500, 9000, model.MTU_MAX]),
-                        st.integers(model.MTU_MIN, model.MTU_MAX),
+                        st.sampled_from([MTU_MIN, 1500, 9000, MTU_MAX]),
+                        st.integers(MTU_MIN, MTU_MAX),
                     ),
                 },
             )
@@ -302,27 +303,27 @@ def _schema_breakers() -> st.SearchStrategy[dict[str, Any]]:
     """One field the CRD schema refuses."""
     return st.one_of(
         st.builds(lambda v: {"deviceIndex": v}, st.integers(-5, 0)),
-        st.builds(lambda v: {"deviceIndex": v}, st.integers(model.DEVICE_INDEX_MAX + 1, INT64_MAX)),
+        st.builds(lambda v: {"deviceIndex": v}, st.integers(DEVICE_INDEX_MAX + 1, INT64_MAX)),
         st.builds(
             lambda v: {"securityGroupIDs": v},
-            st.lists(security_group_ids(), min_size=model.SECURITY_GROUPS_MAX + 1, max_size=40),
+            st.lists(security_group_ids(), min_size=SECURITY_GROUPS_MAX + 1, max_size=40),
         ),
         st.builds(
             lambda v: {"subnetIDs": v},
-            st.lists(subnet_ids(), min_size=model.SUBNETS_MAX + 1, max_size=300),
+            st.lists(subnet_ids(), min_size=SUBNETS_MAX + 1, max_size=300),
         ),
         st.builds(
             lambda v: {"nodeSelector": v},
             st.dictionaries(
                 label_name(),
                 label_name(),
-                min_size=model.NODE_SELECTOR_MAX_ENTRIES + 1,
+                min_size=NODE_SELECTOR_MAX_ENTRIES + 1,
                 max_size=60,
             ),
         ),
         st.just({"nodeSelector": {"k": "v" * (LABEL_VALUE_MAX + 1)}}),
         st.just({"dpdkDriver": "d" * (DPDK_DRIVER_MAX + 1)}),
-        st.just({"dpdkResourceName": "r" * (model.DPDK_RESOURCE_NAME_MAX_LENGTH + 1)}),
+        st.just({"dpdkResourceName": "r" * (DPDK_RESOURCE_NAME_MAX_LENGTH + 1)}),
         st.builds(lambda v: {"mtu": v}, st.one_of(st.integers(0, 575), st.integers(9002, 10**6))),
         st.builds(
             lambda v: {"subnetID": v}, text(0, 30).filter(lambda s: not _full(SUBNET_ID_RE, s))
@@ -370,15 +371,15 @@ def schema_accepts(spec: dict[str, Any], *, as_served: bool = True) -> bool:
         # The test kube-apiserver validates "" as null ("must be of type string"), so
         # there a selector on an empty label value is refused: module docstring.
         isinstance(selector, dict)
-        and len(selector) <= model.NODE_SELECTOR_MAX_ENTRIES
+        and len(selector) <= NODE_SELECTOR_MAX_ENTRIES
         and all(
             isinstance(v, str) and (v or empty_ok) and len(v) <= LABEL_VALUE_MAX
             for v in selector.values()
         ),
-        len(spec.get("subnetIDs", ())) <= model.SUBNETS_MAX,
-        len(spec.get("subnetNames", ())) <= model.SUBNETS_MAX,
-        len(spec.get("securityGroupIDs", ())) <= model.SECURITY_GROUPS_MAX,
-        len(spec.get("securityGroupNames", ())) <= model.SECURITY_GROUPS_MAX,
+        len(spec.get("subnetIDs", ())) <= SUBNETS_MAX,
+        len(spec.get("subnetNames", ())) <= SUBNETS_MAX,
+        len(spec.get("securityGroupIDs", ())) <= SECURITY_GROUPS_MAX,
+        len(spec.get("securityGroupNames", ())) <= SECURITY_GROUPS_MAX,
         any(given(k) for k in ("subnetID", "subnetIDs", "subnetName", "subnetNames")),
         any(given(k) for k in ("securityGroupIDs", "securityGroupNames")),
         ok_list("subnetID", lambda v: _full(SUBNET_ID_RE, v)),
@@ -387,13 +388,13 @@ def schema_accepts(spec: dict[str, Any], *, as_served: bool = True) -> bool:
         ok_list("subnetNames", lambda v: 1 <= len(v) <= SUBNET_NAME_MAX),
         ok_list("securityGroupIDs", lambda v: _full(SG_ID_RE, v)),
         ok_list("securityGroupNames", lambda v: 1 <= len(v) <= SG_NAME_MAX),
-        1 <= spec.get("deviceIndex", 1) <= model.DEVICE_INDEX_MAX,
-        model.MTU_MIN <= spec.get("mtu", model.MTU_MIN) <= model.MTU_MAX,
+        1 <= spec.get("deviceIndex", 1) <= DEVICE_INDEX_MAX,
+        MTU_MIN <= spec.get("mtu", MTU_MIN) <= MTU_MAX,
         # "" again refused as null, as in nodeSelector
         (0 if empty_ok else 1) <= len(spec.get("description", "x")) <= DESCRIPTION_MAX,
         _full(PCI_RE, spec.get("dpdkPCIAddress", "0000:00:00.0")),
         1 <= len(spec.get("dpdkDriver", "x")) <= DPDK_DRIVER_MAX,
-        1 <= len(spec.get("dpdkResourceName", "x")) <= model.DPDK_RESOURCE_NAME_MAX_LENGTH,
+        1 <= len(spec.get("dpdkResourceName", "x")) <= DPDK_RESOURCE_NAME_MAX_LENGTH,
     ]
     return all(checks)
 
@@ -484,7 +485,7 @@ def valid_nodeeni_specs(draw: st.DrawFn) -> dict[str, Any]:
         elif key in spec:
             spec[key] = [v for v in dict.fromkeys(spec[key]) if v not in seen]
             seen.update(spec[key])
-    room = model.SECURITY_GROUPS_MAX  # per ENI, IDs and names together
+    room = SECURITY_GROUPS_MAX  # per ENI, IDs and names together
     for key in ("securityGroupIDs", "securityGroupNames"):
         if key in spec:
             kept = list(dict.fromkeys(spec[key]))[:room]
@@ -494,5 +495,5 @@ def valid_nodeeni_specs(draw: st.DrawFn) -> dict[str, Any]:
             else:  # securityGroupIDs holds them all
                 del spec[key]
     if "dpdkDriver" in spec:
-        spec["dpdkDriver"] = draw(st.sampled_from(model.DPDK_DRIVERS))
+        spec["dpdkDriver"] = draw(st.sampled_from(DPDK_DRIVERS))
     return spec

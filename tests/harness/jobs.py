@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from eni_controller.aws.resources import Instance, Subnet
-from eni_controller.model import NodeENISpec
 from eni_controller.reconcile.executor import Emit, Job
+from eni_controller.spec import NodeENISpec
 from tests.harness.memory_ec2 import AZ, INSTANCE_TYPE
 
 JOB_SUBNET = Subnet(subnet_id="subnet-1", vpc_id="vpc-1", availability_zone=AZ, cidr="", name=None)

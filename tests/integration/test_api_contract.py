@@ -16,6 +16,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
+from eni_controller.spec import DEVICE_INDEX_MAX, parse_spec
 from tests.conftest import NodeENIs
 from tests.harness.kube import merge_patch_nodeeni
 from tests.samples import (
@@ -33,7 +34,7 @@ async def test_schema_rejects_invalid_spec(nodeenis: NodeENIs, unique: str, case
     with pytest.raises(ApiException) as raised:
         await nodeenis.create(f"{unique}-{case}", spec)
     assert raised.value.status == HTTPStatus.UNPROCESSABLE_ENTITY, raised.value.body
-    _, problems = model.parse_spec(spec)
+    _, problems = parse_spec(spec)
     assert problems, f"the model accepts {case!r}, which the CRD schema rejects"
 
 
@@ -41,7 +42,7 @@ async def test_schema_rejects_invalid_spec(nodeenis: NodeENIs, unique: str, case
 async def test_schema_accepts_spec_samples(nodeenis: NodeENIs, unique: str, case: str) -> None:
     created = await nodeenis.create(f"{unique}-{case}", VALID_SPECS[case])
     assert created["metadata"]["uid"]
-    parsed, problems = model.parse_spec(created["spec"])
+    parsed, problems = parse_spec(created["spec"])
     assert problems == ()
     assert parsed is not None
     assert parsed.device_index == VALID_SPECS[case].get("deviceIndex", 1)
@@ -70,10 +71,10 @@ async def test_at_the_bounds_a_spec_is_stored_whole(nodeenis: NodeENIs, unique: 
     spec = AT_BOUNDS_SPECS["at-bounds"]
     created = await nodeenis.create(unique, spec)
     assert created["spec"] == spec  # nothing pruned or cut
-    parsed, problems = model.parse_spec(created["spec"])
+    parsed, problems = parse_spec(created["spec"])
     assert problems == ()
     assert parsed is not None
-    assert parsed.device_index == model.DEVICE_INDEX_MAX
+    assert parsed.device_index == DEVICE_INDEX_MAX
 
 
 async def test_security_groups_past_the_sum_are_stored_and_refused_by_the_controller(
@@ -81,7 +82,7 @@ async def test_security_groups_past_the_sum_are_stored_and_refused_by_the_contro
 ) -> None:
     # each list within its bound: the 1.20 schema has no rule across two fields
     created = await nodeenis.create(unique, SECURITY_GROUPS_PAST_THE_SUM)
-    _, problems = model.parse_spec(created["spec"])
+    _, problems = parse_spec(created["spec"])
     assert problems == (
         "spec: 17 security groups in securityGroupIDs and securityGroupNames together"
         " (at most 16 per ENI allowed)",

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from eni_controller import model
 from eni_controller.eninode import (
     ERROR_MAX_LENGTH,
     MAX_INTERFACES,
@@ -24,6 +23,7 @@ from eni_controller.eninode import (
     parse_spec,
     parse_status,
 )
+from eni_controller.spec import DPDK_DRIVERS, MTU_MAX, MTU_MIN
 from tests.harness.kube import CRD_DIR, load_crd
 
 ENI_A, ENI_B, ENI_C = "eni-0a000000000000001", "eni-0b000000000000002", "eni-0c000000000000003"
@@ -252,8 +252,8 @@ def test_the_crd_schema_and_the_model_agree() -> None:
     interfaces = props["spec"]["properties"]["interfaces"]
     assert interfaces["maxItems"] == MAX_INTERFACES
     entry = interfaces["items"]["properties"]
-    assert (entry["mtu"]["minimum"], entry["mtu"]["maximum"]) == (model.MTU_MIN, model.MTU_MAX)
-    assert tuple(entry["dpdk"]["properties"]["driver"]["enum"]) == model.DPDK_DRIVERS
+    assert (entry["mtu"]["minimum"], entry["mtu"]["maximum"]) == (MTU_MIN, MTU_MAX)
+    assert tuple(entry["dpdk"]["properties"]["driver"]["enum"]) == DPDK_DRIVERS
     reported = props["status"]["properties"]["interfaces"]["items"]["properties"]
     assert reported["operState"]["enum"] == [s.value for s in OperState]
     assert reported["error"]["maxLength"] == ERROR_MAX_LENGTH

@@ -7,9 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from eni_controller import model
 from eni_controller.eninode import DPDKRequest, InterfaceStatus, OperState, WantedInterface
-from eni_controller.model import Attachment, AttachmentState, ConditionStatus, NodeENISpec
+from eni_controller.model import Attachment, AttachmentState, ConditionStatus
 from eni_controller.reconcile.eninodes import (
     Holder,
     NodeError,
@@ -24,6 +23,7 @@ from eni_controller.reconcile.eninodes import (
     spec_patch,
 )
 from eni_controller.reconcile.status import node_error_conditions
+from eni_controller.spec import DEFAULT_DPDK_DRIVER, NodeENISpec
 
 PLAIN = NodeENISpec(node_selector={}, subnet_ids=("subnet-0a000001",), mtu=9001)
 DPDK = NodeENISpec(
@@ -95,9 +95,7 @@ def test_one_entry_per_attached_eni_sorted_by_index_then_eni() -> None:
             mac_address="02:ab:00:00:00:01",
             device_index=2,
             node_eni="dpdk",
-            dpdk=DPDKRequest(
-                driver=model.DEFAULT_DPDK_DRIVER, resource_name="intel.com/sriov_dpdk"
-            ),
+            dpdk=DPDKRequest(driver=DEFAULT_DPDK_DRIVER, resource_name="intel.com/sriov_dpdk"),
         ),
         WantedInterface(
             eni_id="eni-09",

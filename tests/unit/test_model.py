@@ -15,8 +15,18 @@ from eni_controller.model import (
     Condition,
     ConditionStatus,
     NodeENI,
-    NodeENISpec,
     NodeENIStatus,
+)
+from eni_controller.spec import (
+    DEVICE_INDEX_MAX,
+    DPDK_DRIVERS,
+    DPDK_RESOURCE_NAME_MAX_LENGTH,
+    NODE_SELECTOR_MAX_ENTRIES,
+    SECURITY_GROUP_NAME_MAX_LENGTH,
+    SECURITY_GROUPS_MAX,
+    SUBNET_NAME_MAX_LENGTH,
+    SUBNETS_MAX,
+    NodeENISpec,
     parse_spec,
 )
 from tests.harness.kube import load_crd
@@ -968,22 +978,20 @@ def _crd_spec_schema() -> dict[str, Any]:
 
 def test_the_crd_bounds_are_the_models() -> None:
     fields = _crd_spec_schema()
-    assert fields["deviceIndex"]["maximum"] == model.DEVICE_INDEX_MAX
+    assert fields["deviceIndex"]["maximum"] == DEVICE_INDEX_MAX
     for key in ("securityGroupIDs", "securityGroupNames"):
-        assert fields[key]["maxItems"] == model.SECURITY_GROUPS_MAX
+        assert fields[key]["maxItems"] == SECURITY_GROUPS_MAX
     for key in ("subnetIDs", "subnetNames"):
-        assert fields[key]["maxItems"] == model.SUBNETS_MAX
-    assert fields["nodeSelector"]["maxProperties"] == model.NODE_SELECTOR_MAX_ENTRIES
+        assert fields[key]["maxItems"] == SUBNETS_MAX
+    assert fields["nodeSelector"]["maxProperties"] == NODE_SELECTOR_MAX_ENTRIES
     assert fields["nodeSelector"]["additionalProperties"]["maxLength"] == 63
-    assert fields["dpdkResourceName"]["maxLength"] == model.DPDK_RESOURCE_NAME_MAX_LENGTH
-    assert fields["dpdkDriver"]["maxLength"] >= max(len(d) for d in model.DPDK_DRIVERS)
+    assert fields["dpdkResourceName"]["maxLength"] == DPDK_RESOURCE_NAME_MAX_LENGTH
+    assert fields["dpdkDriver"]["maxLength"] >= max(len(d) for d in DPDK_DRIVERS)
     assert fields["dpdkPCIAddress"]["maxLength"] == len("0000:00:06.0")
     assert fields["subnetID"]["maxLength"] == len("subnet-") + 17
     assert fields["securityGroupIDs"]["items"]["maxLength"] == len("sg-") + 17
-    assert fields["subnetNames"]["items"]["maxLength"] == model.SUBNET_NAME_MAX_LENGTH
-    assert fields["securityGroupNames"]["items"]["maxLength"] == (
-        model.SECURITY_GROUP_NAME_MAX_LENGTH
-    )
+    assert fields["subnetNames"]["items"]["maxLength"] == SUBNET_NAME_MAX_LENGTH
+    assert fields["securityGroupNames"]["items"]["maxLength"] == (SECURITY_GROUP_NAME_MAX_LENGTH)
     # every string and list of the spec is bounded
     for key, field in fields.items():
         if field["type"] == "string":
@@ -999,7 +1007,7 @@ def test_the_device_index_bound_is_the_largest_instance_types_interface_count() 
         int(info.get("NetworkInfo", {}).get("MaximumNetworkInterfaces", 0))
         for info in INSTANCE_TYPES.values()
     )
-    assert largest - 1 == model.DEVICE_INDEX_MAX  # indexes 0..count-1
+    assert largest - 1 == DEVICE_INDEX_MAX  # indexes 0..count-1
 
 
 def test_the_crd_defaults_neither_device_index_nor_delete_on_termination() -> None:

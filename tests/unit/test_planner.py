@@ -20,7 +20,7 @@ from eni_controller.aws.resources import (
     SecurityGroup,
     Subnet,
 )
-from eni_controller.model import Attachment, AttachmentState, NodeENISpec
+from eni_controller.model import Attachment, AttachmentState
 from eni_controller.reconcile import planner
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -36,6 +36,7 @@ from eni_controller.reconcile.planner import (
     settled_nodes,
 )
 from eni_controller.reconcile.tags import eni_tags
+from eni_controller.spec import NodeENISpec
 from tests.harness.ec2world import AZ_A, AZ_B
 from tests.samples import NODEENI_UID as UID
 

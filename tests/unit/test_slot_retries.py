@@ -9,7 +9,6 @@ from types import MappingProxyType
 import pytest
 
 from eni_controller.metrics import Metrics
-from eni_controller.model import NodeENISpec
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
@@ -36,6 +35,7 @@ from eni_controller.reconcile.tokens import (
     first_token,
     next_token,
 )
+from eni_controller.spec import NodeENISpec
 from tests.harness.clock import ManualClock
 from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
 from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client

@@ -12,7 +12,6 @@ from eni_controller.model import (
     AttachmentState,
     Condition,
     ConditionStatus,
-    NodeENISpec,
     NodeENIStatus,
 )
 from eni_controller.reconcile.nodes import NodeView
@@ -34,6 +33,7 @@ from eni_controller.reconcile.status import (
     status_patch,
 )
 from eni_controller.reconcile.tags import eni_tags
+from eni_controller.spec import NodeENISpec
 from tests.harness.ec2world import AZ_A
 
 T0 = "2024-05-01T10:00:00Z"
