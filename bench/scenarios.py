@@ -141,6 +141,7 @@ class PhaseResult:
     status_writes_per_eni: float = 0.0
     metadata_patches: int = 0
     events_created: int = 0
+    eninode_writes: int = 0  # ENINode creates and spec patches (the node agents' specs)
     reconciles: dict[str, int] = field(default_factory=dict)
     controller_cpu_seconds: float = 0.0
 
@@ -547,6 +548,17 @@ class ScenarioRun:
                 - measure.total(
                     before.apiserver, "apiserver_request_total", verb="POST", resource="events"
                 )
+            ),
+            eninode_writes=sum(
+                int(
+                    measure.total(
+                        after.apiserver, "apiserver_request_total", verb=verb, resource="eninodes"
+                    )
+                    - measure.total(
+                        before.apiserver, "apiserver_request_total", verb=verb, resource="eninodes"
+                    )
+                )
+                for verb in ("POST", "PATCH")
             ),
             reconciles=measure.delta(
                 measure.by_label(after.controller, "eni_controller_reconcile_total", "result"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import zlib
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -94,11 +94,10 @@ class SlotResult:
 
 
 class Emit(Protocol):
-    """Record `count` occurrences of an event about the Job's NodeENI."""
+    """Record `count` occurrences of an event about the Job's NodeENI. Returns at
+    once: the write is the recorder's (kube/events.py), a slot never waits on it."""
 
-    def __call__(
-        self, type_: str, reason: str, message: str, count: int = 1, /
-    ) -> Awaitable[None]: ...
+    def __call__(self, type_: str, reason: str, message: str, count: int = 1, /) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -217,10 +216,10 @@ class Executor:
             )
             return await self._guarded(job, action)
 
-    async def _event(self, job: Job, type_: str, reason: str, message: str) -> None:
+    def _event(self, job: Job, type_: str, reason: str, message: str) -> None:
         """Record an event; one that fails is logged, never fails the slot."""
         try:
-            await job.emit(type_, reason, message)
+            job.emit(type_, reason, message)
         except Exception as err:
             log.warning("event not recorded", reason=reason, error=type(err).__name__)
 
@@ -325,7 +324,7 @@ class Executor:
                 continue
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
-                    await self._event(
+                    self._event(
                         job,
                         "Warning",
                         "ENICreationFailed",
@@ -341,9 +340,7 @@ class Executor:
             log.info(
                 "ENI created", subnet_id=slot.subnet.subnet_id, **_fields(job, slot, eni.eni_id)
             )
-            await self._event(
-                job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}"
-            )
+            self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
             try:
                 await self._attach(job, slot, eni.eni_id, adopted=False)
             except errors.ENINotFound:
@@ -418,7 +415,7 @@ class Executor:
             raise
         except errors.EC2Error as err:
             if err is reported:
-                await self._event(
+                self._event(
                     job,
                     "Warning",
                     "ENIAttachmentFailed",
@@ -447,7 +444,7 @@ class Executor:
         reason, verb = (
             ("ENIAdopted", "adopted and attached") if adopted else ("ENIAttached", "attached")
         )
-        await self._event(
+        self._event(
             job, "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
         )
 

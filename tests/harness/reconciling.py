@@ -139,6 +139,11 @@ class RecordedEvents:
     ) -> None:
         self.seen.extend([(type_, reason, message)] * count)
 
+    def record_soon(
+        self, nodeeni: model.NodeENI, *, type_: str, reason: str, message: str, count: int = 1
+    ) -> None:
+        self.seen.extend([(type_, reason, message)] * count)
+
     def reasons(self) -> list[str]:
         return [reason for _, reason, _ in self.seen]
 

@@ -81,7 +81,7 @@ class Recorded:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
 
-    async def emit(self, _type: str, reason: str, message: str, count: int = 1, /) -> None:
+    def emit(self, _type: str, reason: str, message: str, count: int = 1, /) -> None:
         self.events.extend([(reason, message)] * count)
 
 

@@ -174,7 +174,7 @@ async def test_the_create_probe_sends_the_tags_a_real_create_sends(
     real = RecordingRaw(MemoryEC2([instance_id]))
     metrics = Metrics()
 
-    async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
+    def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
         pass
 
     job = memory_job(nodeeni="multus", instances=[instance_id], emit=emit)

@@ -195,7 +195,7 @@ class Rig:
         )
 
     def job(self, *, generation: int = 1) -> Job:
-        async def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
+        def emit(_type: str, _reason: str, _message: str, _count: int = 1, /) -> None:
             return None
 
         job = memory_job(nodeeni="multus", instances=INSTANCES, emit=emit)
