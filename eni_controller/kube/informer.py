@@ -346,8 +346,9 @@ class Informer:
                 self._log.warning("watch event for an object without a name", type=kind)
                 return
             if kind == "DELETED":
-                self._notify("on_delete", self._from_store(name, kept))
-                self.store.delete(name)
+                gone = self._from_store(name, kept)
+                self.store.delete(name)  # the store first, as after a relist
+                self._notify("on_delete", gone)
             else:
                 if self._complete is not None:
                     kept = await self._completed(name, kept)
