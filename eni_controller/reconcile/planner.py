@@ -269,15 +269,17 @@ def plan(data: PlanInput) -> Plan:
 
 
 def _left_instances(data: PlanInput) -> tuple[str, ...]:
-    """The instances of status entries whose ENI EC2 no longer shows attached there."""
+    """The instances of status entries whose ENI EC2 no longer shows attached there.
+    A compact entry names no instance: the Node's providerID does."""
     attached = {(e.eni_id, e.attachment.instance_id) for e in data.enis if e.attachment is not None}
-    return tuple(
-        dict.fromkeys(
-            a.instance_id
-            for a in data.previous
-            if a.instance_id is not None and (a.eni_id, a.instance_id) not in attached
-        )
-    )
+    known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
+    left: dict[str, None] = {}
+    for entry in data.previous:
+        node = known.get(entry.node_id)
+        instance_id = entry.instance_id or (node.instance_id if node is not None else None)
+        if instance_id is not None and (entry.eni_id, instance_id) not in attached:
+            left[instance_id] = None
+    return tuple(left)
 
 
 def settled_nodes(

@@ -923,6 +923,32 @@ def test_a_slot_whose_eni_vanished_is_created_again_and_the_eni_named_vanished()
     assert [a.eni_id for a in result.vanished] == ["eni-0009"]
 
 
+def test_an_eni_gone_from_its_instance_names_the_instance_even_from_a_compact_entry() -> None:
+    # kept instance facts still count the index it held: the reconciler describes
+    # the instance again before placing the replacement
+    gone = eni("eni-0009", node_name="n1", instance_id="i-01", sub=SA1, attached_to="i-01")
+    full = status_of(gone, "n1", SA1)
+    compact = dataclasses.replace(full, instance_id=None)  # as a compact status lists it
+    for entry in (full, compact):
+        result = plan(
+            plan_input(
+                nodes=[node("n1", "i-01")],
+                instances=[instance("i-01", occupied=(0, 1))],
+                previous=[entry],
+            )
+        )
+        assert result.left_instances == ("i-01",)
+    kept = plan(
+        plan_input(
+            nodes=[node("n1", "i-01")],
+            instances=[instance("i-01", occupied=(0, 1))],
+            enis=[gone],
+            previous=[compact],
+        )
+    )
+    assert kept.left_instances == ()
+
+
 def test_a_plan_is_linear_in_slots_and_enis(monkeypatch: pytest.MonkeyPatch) -> None:
     # 4,000 attached slots: matching ENIs to slots by a scan per slot (16M tag
     # comparisons) took seconds; by one index, each ENI is keyed and looked at a
