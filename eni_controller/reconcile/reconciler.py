@@ -257,13 +257,8 @@ class Reconciler:
         if acted:
             for r in acted:
                 self._view.changed(uid=nodeeni.uid, instance=r.slot.instance_id)
-            # what EC2 says now, after acting: the ENIs, and the instances acted on
-            # (described now, not left marked changed for the next resync to pay)
-            enis, fresh = await asyncio.gather(
-                self._view.enis(nodeeni.uid),
-                self._view.instances(r.slot.instance_id for r in acted),
-            )
-            data = dataclasses.replace(data, enis=enis, instances={**data.instances, **fresh})
+            # what EC2 says now, after acting
+            data = dataclasses.replace(data, enis=await self._view.enis(nodeeni.uid))
             final = plan(data)
             self._settle_ownership(final)
         outcomes = [p for r in results if (p := r.problem) is not None]
