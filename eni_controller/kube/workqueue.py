@@ -12,8 +12,9 @@ pool of workers drains. The reconcile loop relies on these guarantees:
 * Backoff: add_rate_limited() retries a failing key after base * 2**failures seconds
   (capped), forget() resets it on success; add_after() defers a key, earliest wins.
 * A server's Retry-After holds the key: until it has passed, any add of that key
-  (an event, a resync) is deferred to its end, so new work for the key does not
-  knock again sooner than the server asked.
+  (an event, a resync, one made while the failing reconcile ran) is deferred to
+  its end, so new work for the key does not knock again sooner than the server
+  asked.
 * A clean stop: shutdown() hands out no new work at once (a controller that lost its
   lease must not start reconciles) and, with drain, waits for in-flight keys' done().
 
@@ -204,8 +205,15 @@ class WorkQueue(Generic[K]):
         now = self._clock()
         if self._m:
             self._m.work_duration.observe(now - started_at)
-        if key in self._dirty:  # added while processed: its turn again
-            self._push(key)
+        if key in self._dirty:  # added while processed: its turn again, after any hold
+            held = self._held.get(key)
+            remaining = held - asyncio.get_running_loop().time() if held is not None else 0.0
+            if remaining > _HOLD_SLACK:  # failed with a Retry-After meanwhile
+                self._dirty.discard(key)
+                self._added_at.pop(key, None)
+                self.add_after(key, remaining)
+            else:
+                self._push(key)
         if not self._processing:
             self._idle.set()
 

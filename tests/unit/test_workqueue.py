@@ -283,6 +283,26 @@ async def test_a_retry_after_holds_the_key_against_other_adds() -> None:
     await queue.shutdown(drain=False)
 
 
+async def test_a_retry_after_holds_a_key_added_while_it_was_processed() -> None:
+    """A spec edit lands while the reconcile that gets the 429 runs: done() must not
+    hand the key out again before the Retry-After (the chaos suite's case 3 saw it)."""
+    queue: WorkQueue[str] = WorkQueue(name="q")
+    loop = asyncio.get_running_loop()
+    for _ in range(2):  # the failure, and its repeat
+        queue.add("a")
+        assert await get(queue) == "a"
+        queue.add("a")  # an event while it is processed: dirty
+        started = loop.time()
+        queue.add_rate_limited("a", at_least=0.2)  # the reconcile got a 429
+        queue.done("a")
+        assert len(queue) == 0
+        assert await get(queue) == "a"
+        assert loop.time() - started >= 0.2 - 0.001
+        queue.done("a")
+        queue.forget("a")
+    await queue.shutdown(drain=False)
+
+
 async def test_a_hold_that_has_passed_lets_adds_through() -> None:
     queue: WorkQueue[str] = WorkQueue(name="q")
     queue.add_rate_limited("a", at_least=0.05)
