@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Programs the tests run but the controller must not import (tests/chart/tools.txt).
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 KUBE_APISERVER_BUILD := scripts/build-kube-apiserver.sh
 HELM_INSTALL := scripts/install-helm.sh
 
@@ -45,7 +48,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	touch $@
 
-venv: $(STAMP)
+$(TOOLS_STAMP): tests/chart/tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/chart/tools.txt
+	touch $@
+
+venv: $(STAMP) $(TOOLS_STAMP)
 
 kube-apiserver:
 	@bash $(KUBE_APISERVER_BUILD) >/dev/null
@@ -177,4 +185,4 @@ cluster-down: venv
 	$(BIN)/python -m tests.harness.cluster down
 
 clean:
-	rm -rf $(VENV) .cluster $(KIND_STATE) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(TOOLS_VENV) .cluster $(KIND_STATE) .pytest_cache .mypy_cache .ruff_cache build dist

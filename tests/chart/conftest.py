@@ -1,6 +1,7 @@
-"""Fixtures for the chart tests: the pinned helm, the venv's validators.
+"""Fixtures for the chart tests: the pinned helm, the validators.
 
-The tools come from `make test` (scripts/install-helm.sh and the test extras);
+The tools come from `make test` (scripts/install-helm.sh, the test extras, and
+.venv-tools for programs the controller must not import: tests/chart/tools.txt);
 a test skips, with the command that installs the tool, only when it is missing.
 """
 
@@ -14,12 +15,14 @@ import pytest
 
 from tests.harness.helm import INSTALL_SCRIPT, Helm, helm_binary
 
+TOOLS_BIN = Path(__file__).resolve().parents[2] / ".venv-tools" / "bin"
+
 
 def venv_tool(name: str) -> Path | None:
-    """A console script installed next to this interpreter, else one on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return beside
+    """A console script next to this interpreter or in .venv-tools, else one on PATH."""
+    for folder in (Path(sys.executable).parent, TOOLS_BIN):
+        if (folder / name).is_file():
+            return folder / name
     found = shutil.which(name)
     return Path(found) if found else None
 
@@ -36,7 +39,7 @@ def helm() -> Helm:
 def kubernetes_validate() -> Path:
     tool = venv_tool("kubernetes-validate")
     if tool is None:
-        pytest.skip("kubernetes-validate not installed: pip install -e '.[test]'")
+        pytest.skip("kubernetes-validate not installed: make venv (into .venv-tools)")
     return tool
 
 
