@@ -3,15 +3,14 @@
 The I/O shell around ``planner.plan_for``: a cycle reads every link (one
 netlink dump) and the ENIs' PCI facts, carries out the planned actions, reads
 and plans again until nothing is left (MAX_ROUNDS at most), then writes the
-status. A cycle runs only when this node's ENINode changes (an informer on
-``metadata.name=<node>``), a link with a wanted MAC or a known index changes
-(netlink events), or a backoff runs out: an idle agent makes no requests.
+status (report.py). A cycle runs only when this node's ENINode changes (an
+informer on ``metadata.name=<node>``), a link with a wanted MAC or a known
+index changes (netlink events), or a backoff runs out: an idle agent makes no
+requests.
 
-Invariants: the status is written only here, as a merge patch of the status
-subresource, and only when its rendering differs from what is stored; a failed
-action, status write or device plugin sync is reported and retried with
-exponential backoff, never in a tight loop; links outside the spec are never
-touched. Without ``pci`` a DPDK entry reports an error; without
+Invariants: a failed action, status write or device plugin sync is reported
+and retried with exponential backoff, never in a tight loop; links outside the
+spec are never touched. Without ``pci`` a DPDK entry reports an error; without
 ``device_plugin`` the plugin is never touched.
 """
 
@@ -23,7 +22,6 @@ import datetime
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Final
 
 import aiohttp
@@ -40,7 +38,6 @@ from eni_controller.agent.planner import (
     BindDPDK,
     Observed,
     PCIFacts,
-    Plan,
     ReleaseDPDK,
     SetMTU,
     SetUp,
@@ -48,12 +45,12 @@ from eni_controller.agent.planner import (
     relevant,
     wanted_macs,
 )
+from eni_controller.agent.report import Reporter, StatusWriteFailed
 from eni_controller.eninode import API_VERSION, GROUP, KIND, PLURAL, VERSION, ENINode, ENINodeStatus
 from eni_controller.health import LoopHeartbeat
 from eni_controller.kube.informer import Informer
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.store import Obj
-from eni_controller.kube.writes import MERGE_PATCH
 
 log = structlog.get_logger(__name__)
 
@@ -119,13 +116,14 @@ class Agent:
     ) -> None:
         self.node_name = node_name
         self.metrics = metrics
+        self._log = log.bind(node=node_name)
         self.heartbeat = LoopHeartbeat()
         self.informer = Informer(
             name=f"eninode/{node_name}",
             api=eninode_resource(api, node_name=node_name),
             handler=self,
         )
-        self._custom = client.CustomObjectsApi(api)
+        self._reporter = Reporter(api, metrics=metrics, log=self._log)
         self._links = links
         self._pci = pci
         self._device_plugin = device_plugin
@@ -136,16 +134,11 @@ class Agent:
         self._cycle_backoff = _Backoff()
         self._plugin_backoff = _Backoff()
         self._plugin_restart_pending = False
-        self._remembered = ENINodeStatus()  # the status last seen or written
-        # (resourceVersion the object had, status rendered) of the last write: until the
-        # watch brings the object back with it, the cache still shows the old status
-        self._written: tuple[str | None, dict[str, object]] | None = None
         self._macs: frozenset[str] = frozenset()
         self._indexes: frozenset[int] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self.cycles = 0
-        self._log = log.bind(node=node_name)
 
     # -- informer handler: every change of our ENINode wakes the loop -----------
 
@@ -255,7 +248,7 @@ class Agent:
             now = time.monotonic()
             result = plan_for(
                 node,
-                remembered=self._remembered,
+                remembered=self._reporter.remembered,
                 observed=observed,
                 held={action: b.error for action, b in self._held.items() if b.until > now},
                 pci_available=self._pci is not None,
@@ -272,8 +265,7 @@ class Agent:
         )
         now = time.monotonic()
         self._held = {a: b for a, b in self._held.items() if b.until > now}
-        self._record(result)
-        await self._write_status(node, result)
+        await self._report(node, result.status)
         await self._sync_device_plugin(result.device_plugin)
         if not self._status_backoff.failures:
             self._ready = True  # links acted on and the status in sync: latched
@@ -288,7 +280,7 @@ class Agent:
     async def _observe(self, node: ENINode | None) -> tuple[dict[str, Observed], dict[int, Link]]:
         """Every wanted ENI's link and PCI facts, and those of devices still DPDK-bound."""
         links = await self._links.links()
-        previous = (self._remembered if node is None else node.status).by_eni()
+        previous = (self._reporter.remembered if node is None else node.status).by_eni()
         observed: dict[str, Observed] = {}
         for wanted in () if node is None else node.spec.interfaces:
             lookup = find_by_mac(links, wanted.mac_address)
@@ -357,70 +349,15 @@ class Agent:
 
     # -- report -----------------------------------------------------------------
 
-    def _record(self, result: Plan) -> None:
-        summary = result.status.summary
-        self.metrics.interfaces.labels("wanted").set(summary.wanted)
-        self.metrics.interfaces.labels("ready").set(summary.ready)
-        self.metrics.interfaces.labels("error").set(
-            sum(1 for e in result.status.interfaces if e.error)
-        )
-
-    async def _write_status(self, node: ENINode | None, result: Plan) -> None:
-        """Merge-patch the status when its rendering differs from what is stored.
-
-        Keys of the stored status that are not ours are set to null in the same
-        patch, so that after a write the stored status equals the rendering and
-        the write is not repeated.
-        """
-        rendered = result.status.to_dict()
-        if node is None:
-            self._remembered = result.status
-            return
-        stored = dict(node.raw_status or {})
-        if stored == rendered:
-            self._remembered = result.status
-            self._status_backoff = _Backoff()
-            return
-        if self._written == (node.resource_version, rendered):
-            return  # written already; the watch has not brought it back yet
-        if self._status_backoff.until > time.monotonic():
-            return
-        patch: dict[str, object] = {key: None for key in stored if key not in rendered}
-        patch.update(rendered)
+    async def _report(self, node: ENINode | None, status: ENINodeStatus) -> None:
+        held = self._status_backoff.until > time.monotonic()
         try:
-            await self._custom.patch_cluster_custom_object_status(
-                GROUP,
-                VERSION,
-                PLURAL,
-                node.name,
-                {"status": patch},
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
-            )
-        except ApiException as err:
-            if err.status == HTTPStatus.NOT_FOUND:  # deleted meanwhile: the watch will say so
-                return
-            self._status_failed(f"HTTP {err.status} {err.reason}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            self._status_failed(repr(err))
-        else:
-            self._remembered = result.status
-            self._written = (node.resource_version, rendered)
-            self._status_backoff = _Backoff()
-            self.metrics.status_writes.labels("success").inc()
-            self._log.info(
-                "status written",
-                changed=_changed(node.status, result.status),
-                wanted=result.status.summary.wanted,
-                ready=result.status.summary.ready,
-                generation=result.status.observed_generation,
-            )
-
-    def _status_failed(self, error: str) -> None:
-        self._fail(self._status_backoff, error)
-        self.metrics.status_writes.labels("error").inc()
-        self._log.warning(
-            "status write failed", error=error, failures=self._status_backoff.failures
-        )
+            if await self._reporter.report(node, status, held=held):
+                self._status_backoff = _Backoff()
+        except StatusWriteFailed as err:
+            self._fail(self._status_backoff, str(err))
+            failures = self._status_backoff.failures
+            self._log.warning("status write failed", error=str(err), failures=failures)
 
     async def _sync_device_plugin(self, wanted: Mapping[str, frozenset[str]]) -> None:
         """Tell the device plugin's config the DPDK devices; restart the plugin once
@@ -445,12 +382,6 @@ class Agent:
             )
         else:
             self._plugin_backoff = _Backoff()
-
-
-def _changed(before: ENINodeStatus, after: ENINodeStatus) -> list[str]:
-    """The ENI ids whose entries differ (added, removed or changed), for the log."""
-    old, new = before.by_eni(), after.by_eni()
-    return sorted(eni for eni in old.keys() | new.keys() if old.get(eni) != new.get(eni))
 
 
 def _pci_error(action: Action, err: Exception) -> str:
