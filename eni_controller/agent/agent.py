@@ -74,10 +74,6 @@ class DevicePlugin:
     restart: Callable[[], Awaitable[int]]
 
 
-def utc_timestamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def eninode_resource(api: client.ApiClient, *, node_name: str) -> ResourceAPI:
     """List/watch of the one ENINode named ``node_name``."""
     custom = client.CustomObjectsApi(api)
@@ -252,7 +248,7 @@ class Agent:
                 observed=observed,
                 held={action: b.error for action, b in self._held.items() if b.until > now},
                 pci_available=self._pci is not None,
-                now=utc_timestamp(),
+                now=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             if not result.actions:
                 settled = True

@@ -243,13 +243,10 @@ class DevicePluginConfig:
         finally:
             os.close(fd)  # releases the lock
 
-    def _temps(self) -> list[Path]:
-        return list(self.path.parent.glob(f".{self.path.name}.*{_TEMP_SUFFIX}"))
-
     def _remove_stale_temps(self) -> None:
         # Under the lock no writer of ours is between mkstemp and rename: any
         # temp file is what a killed agent left.
-        for stale in self._temps():
+        for stale in self.path.parent.glob(f".{self.path.name}.*{_TEMP_SUFFIX}"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 
