@@ -200,7 +200,7 @@ class Agent:
                 await self._wake.wait()
 
     def _fail(self, backoff: _Backoff, error: str) -> _Backoff:
-        """Count a failure of `backoff`'s thing; it is tried again after base * 2**(n-1) s."""
+        """Count a failure; the thing is tried again after base * 2**(n-1) s, capped."""
         backoff.failures += 1
         backoff.error = error
         delay = min(BACKOFF_MAX_SECONDS, self._base * 2 ** min(backoff.failures - 1, 32))
@@ -295,7 +295,8 @@ class Agent:
     def _address_of(self, link: Link | None) -> str | None:
         if link is None:
             return None
-        return (self._pci and self._pci.address_of(link.name)) or link.pci_address
+        address = self._pci.address_of(link.name) if self._pci is not None else None
+        return address or link.pci_address
 
     def _pci_facts(self, address: str | None) -> PCIFacts:
         if address is None or self._pci is None:
