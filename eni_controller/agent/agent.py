@@ -119,7 +119,7 @@ class Agent:
             api=eninode_resource(api, node_name=node_name),
             handler=self,
         )
-        self._reporter = Reporter(api, metrics=metrics, log=self._log)
+        self._reporter = Reporter(api, metrics=metrics)
         self._links = links
         self._pci = pci
         self._device_plugin = device_plugin

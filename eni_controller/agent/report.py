@@ -12,15 +12,17 @@ sent again, nor while the watch has not yet brought back the object written.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
 
 import aiohttp
+import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.agent.metrics import AgentMetrics
 from eni_controller.eninode import GROUP, PLURAL, VERSION, ENINode, ENINodeStatus
 from eni_controller.kube.writes import MERGE_PATCH
+
+log = structlog.get_logger(__name__)
 
 
 class StatusWriteFailed(Exception):
@@ -30,10 +32,9 @@ class StatusWriteFailed(Exception):
 class Reporter:
     """Reports one node; ``remembered`` is the status last seen stored or written."""
 
-    def __init__(self, api: client.ApiClient, *, metrics: AgentMetrics, log: Any) -> None:
+    def __init__(self, api: client.ApiClient, *, metrics: AgentMetrics) -> None:
         self._custom = client.CustomObjectsApi(api)
         self._metrics = metrics
-        self._log = log
         self.remembered = ENINodeStatus()
         # (resourceVersion written over, rendering) of the last write: until the watch
         # brings the object back, the cache still shows the old status
@@ -78,8 +79,9 @@ class Reporter:
             self._written = (node.resource_version, rendered)
             self._metrics.status_writes.labels("success").inc()
             old, new = node.status.by_eni(), status.by_eni()
-            self._log.info(
+            log.info(
                 "status written",
+                node=node.name,
                 changed=sorted(e for e in old.keys() | new.keys() if old.get(e) != new.get(e)),
                 wanted=status.summary.wanted,
                 ready=status.summary.ready,
