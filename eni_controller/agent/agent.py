@@ -1,35 +1,16 @@
 """The node agent's loop: watch this node's ENINode and its links, act, report.
 
-This is the I/O shell around ``planner.plan``. One cycle reads every link of
-the namespace (one netlink dump) and the PCI facts of the ENIs, asks the
-planner, carries out its actions, reads again and asks again until nothing is
-left to do (a few rounds at most), then writes the status if it differs from
-the one stored. A cycle runs when something it depends on changes:
+The I/O shell around ``planner.plan_for``: a cycle reads every link (one
+netlink dump) and the ENIs' PCI facts, carries out the planned actions, reads
+and plans again until nothing is left (MAX_ROUNDS at most), then writes the
+status (report.py). A cycle runs only when this node's ENINode changes (an
+informer on ``metadata.name=<node>``), a link with a wanted MAC or a known
+index changes (netlink events), or a backoff runs out: an idle agent makes no
+requests.
 
-* the ENINode, through an informer that lists and watches only this node's
-  object (field selector ``metadata.name=<node>``), resumes from the last
-  resourceVersion and relists on 410; a NodeENI change elsewhere in the
-  cluster never reaches this node;
-* a link carrying a wanted MAC (or one found last time), through the netlink
-  event stream: a hot-plugged ENI or an MTU set by hand is handled when the
-  kernel says so, not on a timer;
-* a failed action or status write whose backoff has run out.
-
-Nothing else wakes it: an idle agent makes no request and no syscall beyond
-the loop heartbeat and the watch's periodic renewal.
-
-Invariants: status is written only by this agent, with a merge patch on the
-status subresource, and only when the rendering differs from what is stored
-(so a restart that finds everything as reported writes nothing); a failed
-action is held with exponential backoff and reported on its ENI, never
-retried in a tight loop; links outside the spec are never touched.
-
-Seams for DPDK and the SR-IOV device plugin: ``pci`` (``PCIAccess``, which
-agent/pci.py's ``PCIDevices`` satisfies) gives PCI addresses and drivers and
-binds/releases devices; ``device_plugin`` (``DevicePlugin``: the config file's
-``sync`` from agent/deviceplugin.py and a ``restart`` of the plugin's pods on
-this node) is told the DPDK devices per resource name after every cycle. Both
-are optional: without ``pci`` a DPDK entry reports an error, without
+Invariants: a failed action, status write or device plugin sync is reported
+and retried with exponential backoff, never in a tight loop; links outside the
+spec are never touched. Without ``pci`` a DPDK entry reports an error; without
 ``device_plugin`` the plugin is never touched.
 """
 
@@ -41,22 +22,22 @@ import datetime
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import aiohttp
 import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
+from eni_controller.agent.deviceplugin import DevicePluginConfig
 from eni_controller.agent.links import Link, LinkAccess, LinkError, find_by_mac
 from eni_controller.agent.metrics import AgentMetrics
+from eni_controller.agent.pci import PCIDevices
 from eni_controller.agent.planner import (
     Action,
     BindDPDK,
     Observed,
     PCIFacts,
-    Plan,
     ReleaseDPDK,
     SetMTU,
     SetUp,
@@ -64,49 +45,33 @@ from eni_controller.agent.planner import (
     relevant,
     wanted_macs,
 )
+from eni_controller.agent.report import Reporter, StatusWriteFailed
 from eni_controller.eninode import API_VERSION, GROUP, KIND, PLURAL, VERSION, ENINode, ENINodeStatus
 from eni_controller.health import LoopHeartbeat
 from eni_controller.kube.informer import Informer
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.store import Obj
-from eni_controller.kube.writes import MERGE_PATCH
 
 log = structlog.get_logger(__name__)
 
 MAX_ROUNDS: Final = 4  # act, observe again; more means the kernel did not do what it said
 LOOP_STALL_SECONDS: Final = 30.0
-_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
-
-
-class PCIAccess(Protocol):
-    """PCI devices through sysfs; agent/pci.py's ``PCIDevices`` has this shape."""
-
-    def address_of(self, ifname: str) -> str | None: ...
-
-    def driver_of(self, address: str) -> str | None: ...
-
-    def bind(self, address: str, *, driver: str) -> bool: ...
-
-    def release(self, address: str) -> bool: ...
-
-
-class DevicePluginConfig(Protocol):
-    """The SR-IOV device plugin's config file; agent/deviceplugin.py's class has this shape."""
-
-    def sync(self, wanted: Mapping[str, frozenset[str]]) -> bool: ...
+BACKOFF_MAX_SECONDS: Final = 300.0
+_ACTION_NAMES: Final = {
+    SetMTU: "set_mtu",
+    SetUp: "set_up",
+    BindDPDK: "bind_dpdk",
+    ReleaseDPDK: "release_dpdk",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class DevicePlugin:
-    """The device plugin: its config, and how to make it reload (delete its pods on
-    this node; agent/deviceplugin.py's ``restart_device_plugin`` with its arguments bound)."""
+    """The device plugin's config, and how to make it reload (``restart_device_plugin``
+    with its arguments bound)."""
 
     config: DevicePluginConfig
     restart: Callable[[], Awaitable[int]]
-
-
-def utc_timestamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
 
 
 def eninode_resource(api: client.ApiClient, *, node_name: str) -> ResourceAPI:
@@ -130,11 +95,6 @@ class _Backoff:
     until: float = 0.0
     error: str = ""
 
-    def failed(self, error: str, *, now: float, base: float, cap: float) -> None:
-        self.failures += 1
-        self.error = error
-        self.until = now + min(cap, base * 2 ** min(self.failures - 1, 32))
-
 
 class Agent:
     """One node's agent. ``run()`` until cancelled; ``live``/``ready`` for the probes."""
@@ -146,45 +106,35 @@ class Agent:
         api: client.ApiClient,
         links: LinkAccess,
         metrics: AgentMetrics,
-        pci: PCIAccess | None = None,
+        pci: PCIDevices | None = None,
         device_plugin: DevicePlugin | None = None,
-        clock: Callable[[], str] = utc_timestamp,
         backoff_base_seconds: float = 1.0,
-        backoff_max_seconds: float = 300.0,
-        watch_timeout_seconds: int = 300,
     ) -> None:
         self.node_name = node_name
         self.metrics = metrics
+        self._log = log.bind(node=node_name)
         self.heartbeat = LoopHeartbeat()
         self.informer = Informer(
             name=f"eninode/{node_name}",
             api=eninode_resource(api, node_name=node_name),
             handler=self,
-            watch_timeout_seconds=watch_timeout_seconds,
         )
-        self._custom = client.CustomObjectsApi(api)
+        self._reporter = Reporter(api, metrics=metrics)
         self._links = links
         self._pci = pci
         self._device_plugin = device_plugin
-        self._clock = clock
         self._base = backoff_base_seconds
-        self._cap = backoff_max_seconds
         self._wake = asyncio.Event()
         self._held: dict[Action, _Backoff] = {}
         self._status_backoff = _Backoff()
         self._cycle_backoff = _Backoff()
         self._plugin_backoff = _Backoff()
         self._plugin_restart_pending = False
-        self._remembered = ENINodeStatus()  # the status last seen or written
-        # (resourceVersion the object had, status rendered) of the last write: until the
-        # watch brings the object back with it, the cache still shows the old status
-        self._written: tuple[str | None, dict[str, object]] | None = None
         self._macs: frozenset[str] = frozenset()
         self._indexes: frozenset[int] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self.cycles = 0
-        self._log = log.bind(node=node_name)
 
     # -- informer handler: every change of our ENINode wakes the loop -----------
 
@@ -249,15 +199,21 @@ class Agent:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
 
+    def _fail(self, backoff: _Backoff, error: str) -> _Backoff:
+        """Count a failure; the thing is tried again after base * 2**(n-1) s, capped."""
+        backoff.failures += 1
+        backoff.error = error
+        delay = min(BACKOFF_MAX_SECONDS, self._base * 2 ** min(backoff.failures - 1, 32))
+        backoff.until = time.monotonic() + delay
+        return backoff
+
     async def _guarded_cycle(self) -> None:
         """A cycle; a failure (netlink, API) is logged and retried with backoff."""
         started = time.perf_counter()
         try:
             settled = await self._cycle()
         except Exception as err:  # netlink, the API, or a bug: logged, retried with backoff
-            self._cycle_backoff.failed(
-                repr(err), now=time.monotonic(), base=self._base, cap=self._cap
-            )
+            self._fail(self._cycle_backoff, repr(err))
             self.metrics.cycles.labels("error").inc()
             expected = isinstance(
                 err, LinkError | OSError | ApiException | aiohttp.ClientError | TimeoutError
@@ -272,9 +228,7 @@ class Agent:
             if settled:
                 self._cycle_backoff = _Backoff()
             else:  # the kernel said done but shows otherwise: look again later, not now
-                self._cycle_backoff.failed(
-                    "unsettled", now=time.monotonic(), base=self._base, cap=self._cap
-                )
+                self._fail(self._cycle_backoff, "unsettled")
             self.metrics.cycles.labels("success").inc()
         finally:
             self.cycles += 1
@@ -290,11 +244,11 @@ class Agent:
             now = time.monotonic()
             result = plan_for(
                 node,
-                remembered=self._remembered,
+                remembered=self._reporter.remembered,
                 observed=observed,
                 held={action: b.error for action, b in self._held.items() if b.until > now},
                 pci_available=self._pci is not None,
-                now=self._clock(),
+                now=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             if not result.actions:
                 settled = True
@@ -307,8 +261,7 @@ class Agent:
         )
         now = time.monotonic()
         self._held = {a: b for a, b in self._held.items() if b.until > now}
-        self._record(result)
-        await self._write_status(node, result)
+        await self._report(node, result.status)
         await self._sync_device_plugin(result.device_plugin)
         if not self._status_backoff.failures:
             self._ready = True  # links acted on and the status in sync: latched
@@ -323,7 +276,7 @@ class Agent:
     async def _observe(self, node: ENINode | None) -> tuple[dict[str, Observed], dict[int, Link]]:
         """Every wanted ENI's link and PCI facts, and those of devices still DPDK-bound."""
         links = await self._links.links()
-        previous = (self._remembered if node is None else node.status).by_eni()
+        previous = (self._reporter.remembered if node is None else node.status).by_eni()
         observed: dict[str, Observed] = {}
         for wanted in () if node is None else node.spec.interfaces:
             lookup = find_by_mac(links, wanted.mac_address)
@@ -342,9 +295,8 @@ class Agent:
     def _address_of(self, link: Link | None) -> str | None:
         if link is None:
             return None
-        if self._pci is not None:
-            return self._pci.address_of(link.name) or link.pci_address
-        return link.pci_address
+        address = self._pci.address_of(link.name) if self._pci is not None else None
+        return address or link.pci_address
 
     def _pci_facts(self, address: str | None) -> PCIFacts:
         if address is None or self._pci is None:
@@ -355,7 +307,7 @@ class Agent:
 
     async def _act(self, actions: tuple[Action, ...], by_index: Mapping[int, Link]) -> None:
         for action in actions:
-            name = _action_name(action)
+            name = _ACTION_NAMES[type(action)]
             try:
                 await self._do(action, by_index)
             except LinkError as err:
@@ -380,12 +332,11 @@ class Agent:
             await asyncio.to_thread(self._pci.release, action.address)
 
     def _hold(self, action: Action, error: str, *, errno: int | None) -> None:
-        backoff = self._held.setdefault(action, _Backoff())
-        backoff.failed(error, now=time.monotonic(), base=self._base, cap=self._cap)
-        self.metrics.actions.labels(_action_name(action), "error").inc()
+        backoff = self._fail(self._held.setdefault(action, _Backoff()), error)
+        self.metrics.actions.labels(_ACTION_NAMES[type(action)], "error").inc()
         self._log.warning(
             "action failed",
-            action=_action_name(action),
+            action=_ACTION_NAMES[type(action)],
             eni=action.eni_id,
             error=error,
             errno=errno,
@@ -395,70 +346,15 @@ class Agent:
 
     # -- report -----------------------------------------------------------------
 
-    def _record(self, result: Plan) -> None:
-        summary = result.status.summary
-        self.metrics.interfaces.labels("wanted").set(summary.wanted)
-        self.metrics.interfaces.labels("ready").set(summary.ready)
-        self.metrics.interfaces.labels("error").set(
-            sum(1 for e in result.status.interfaces if e.error)
-        )
-
-    async def _write_status(self, node: ENINode | None, result: Plan) -> None:
-        """Merge-patch the status when its rendering differs from what is stored.
-
-        Keys of the stored status that are not ours are set to null in the same
-        patch, so that after a write the stored status equals the rendering and
-        the write is not repeated.
-        """
-        rendered = result.status.to_dict()
-        if node is None:
-            self._remembered = result.status
-            return
-        stored = dict(node.raw_status or {})
-        if stored == rendered:
-            self._remembered = result.status
-            self._status_backoff = _Backoff()
-            return
-        if self._written == (node.resource_version, rendered):
-            return  # written already; the watch has not brought it back yet
-        if self._status_backoff.until > time.monotonic():
-            return
-        patch: dict[str, object] = {key: None for key in stored if key not in rendered}
-        patch.update(rendered)
+    async def _report(self, node: ENINode | None, status: ENINodeStatus) -> None:
+        held = self._status_backoff.until > time.monotonic()
         try:
-            await self._custom.patch_cluster_custom_object_status(
-                GROUP,
-                VERSION,
-                PLURAL,
-                node.name,
-                {"status": patch},
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
-            )
-        except ApiException as err:
-            if err.status == HTTPStatus.NOT_FOUND:  # deleted meanwhile: the watch will say so
-                return
-            self._status_failed(f"HTTP {err.status} {err.reason}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            self._status_failed(repr(err))
-        else:
-            self._remembered = result.status
-            self._written = (node.resource_version, rendered)
-            self._status_backoff = _Backoff()
-            self.metrics.status_writes.labels("success").inc()
-            self._log.info(
-                "status written",
-                changed=_changed(node.status, result.status),
-                wanted=result.status.summary.wanted,
-                ready=result.status.summary.ready,
-                generation=result.status.observed_generation,
-            )
-
-    def _status_failed(self, error: str) -> None:
-        self._status_backoff.failed(error, now=time.monotonic(), base=self._base, cap=self._cap)
-        self.metrics.status_writes.labels("error").inc()
-        self._log.warning(
-            "status write failed", error=error, failures=self._status_backoff.failures
-        )
+            if await self._reporter.report(node, status, held=held):
+                self._status_backoff = _Backoff()
+        except StatusWriteFailed as err:
+            self._fail(self._status_backoff, str(err))
+            failures = self._status_backoff.failures
+            self._log.warning("status write failed", error=str(err), failures=failures)
 
     async def _sync_device_plugin(self, wanted: Mapping[str, frozenset[str]]) -> None:
         """Tell the device plugin's config the DPDK devices; restart the plugin once
@@ -475,9 +371,7 @@ class Agent:
                 self.metrics.device_plugin_restarts.inc()
                 self._log.info("device plugin restarted", pods=deleted)
         except Exception as err:  # the file system or the API: retried with backoff
-            self._plugin_backoff.failed(
-                repr(err), now=time.monotonic(), base=self._base, cap=self._cap
-            )
+            self._fail(self._plugin_backoff, repr(err))
             self._log.warning(
                 "device plugin sync failed",
                 error=repr(err),
@@ -485,18 +379,6 @@ class Agent:
             )
         else:
             self._plugin_backoff = _Backoff()
-
-
-def _changed(before: ENINodeStatus, after: ENINodeStatus) -> list[str]:
-    """The ENI ids whose entries differ (added, removed or changed), for the log."""
-    old, new = before.by_eni(), after.by_eni()
-    return sorted(eni for eni in old.keys() | new.keys() if old.get(eni) != new.get(eni))
-
-
-def _action_name(action: Action) -> str:
-    return {SetMTU: "set_mtu", SetUp: "set_up", BindDPDK: "bind_dpdk", ReleaseDPDK: "release_dpdk"}[
-        type(action)
-    ]
 
 
 def _pci_error(action: Action, err: Exception) -> str:

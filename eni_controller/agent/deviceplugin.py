@@ -2,50 +2,36 @@
 
 The device plugin (k8snetworkplumbingwg/sriov-network-device-plugin) reads one
 JSON file at start, ``{"resourceList": [{"resourceName": ..., "resourcePrefix":
-..., "selectors": {...}}, ...]}``, and advertises one Kubernetes extended
-resource per entry. The agent adds an entry per DPDK resource name of the node's
-ENIs, selecting their PCI addresses, in a file other people (an operator, an
-admin, the SR-IOV operator) also keep entries in.
+..., "selectors": {...}}, ...]}``, and advertises a resource per entry. We keep
+one entry per DPDK resource name of the node's ENIs in a file others (an admin,
+the SR-IOV operator) also keep entries in.
 
 Invariants:
 
-* Only our entries change. Ours carry a marker member (``MARKER``; the plugin
-  decodes with Go's encoding/json, which ignores unknown members), so an entry
-  no longer wanted is recognised after an agent restart, from the file alone.
-  Everyone else's entries are spliced through as the exact text they had: they
-  are never re-serialised, so they stay byte for byte what they were, and so
-  does the whitespace between them.
-* A resource name given as ``prefix/name`` (``intel.com/sriov_dpdk``) becomes
-  ``"resourcePrefix": "intel.com", "resourceName": "sriov_dpdk"``: the plugin
-  wants a bare name (``[A-Za-z0-9_]+``) and the prefix apart. A name without a
-  prefix gets the plugin's own default prefix. A resource with no addresses has
-  no entry: an empty ``pciAddresses`` selector would select every device.
-* The file is written only when its text changes, atomically: a temp file in
-  the same directory, fsync, rename over the old one, fsync of the directory.
-  A crash at any point leaves the old file or the new one, never a mix; a temp
-  file left by a killed agent is removed by the next sync. Our writers take an
-  flock on the directory, so two agents (a rolling update) do not lose each
-  other's update.
-* A missing file is created (when there is something to add). A file that is
-  not valid JSON of the plugin's shape, or that has someone else's entry under
-  one of our names, is an error and is left exactly as it is.
-* ``restart_device_plugin`` deletes the device plugin's pod(s) on this node so
-  its DaemonSet starts one that reads the new file; the caller calls it once
-  per write that changed the file. A pod already terminating is not deleted
-  again: its replacement will read the new file anyway.
+* Only our entries change; ours carry ``MARKER`` (Go's encoding/json ignores
+  unknown members), so they are recognised from the file alone. Everyone
+  else's entries, and the whitespace between them, keep their exact text.
+* ``prefix/name`` becomes ``resourcePrefix`` and ``resourceName``; a resource
+  with no addresses has no entry (an empty selector would select every device).
+* The file is written only when its text changes (a missing one is created),
+  atomically (temp file, fsync, rename, fsync of the directory) under an flock
+  on the directory, so two agents (a rolling update) lose no update; a temp
+  file left by a killed agent is removed by the next sync. A file that is not
+  of the plugin's shape, or has someone else's entry under one of our names,
+  is an error and left as it is.
+* ``restart_device_plugin`` deletes the plugin's pod(s) on this node, once per
+  write, so its DaemonSet starts one that reads the new file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import json
 import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
@@ -54,28 +40,14 @@ import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
+from eni_controller.agent import config_text
 from eni_controller.agent.pci import is_pci_address
-
-__all__ = [
-    "MARKER",
-    "ConfigChangedMeanwhile",
-    "ConfigIOError",
-    "DevicePluginConfig",
-    "DevicePluginConfigError",
-    "InvalidResource",
-    "MalformedConfig",
-    "ResourceConflict",
-    "desired_entries",
-    "restart_device_plugin",
-    "updated_config",
-]
 
 log = structlog.get_logger(__name__)
 
 MARKER: Final = ("x-managed-by", "aws-multi-eni-controller")
 _NAME: Final = re.compile(r"\A[A-Za-z0-9_]+\Z")
 _PREFIX: Final = re.compile(r"\A[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
-_WHITESPACE: Final = " \t\n\r"
 _TEMP_SUFFIX: Final = ".eni-agent-tmp"
 _NEW_FILE_MODE: Final = 0o644
 _ATTEMPTS: Final = 3
@@ -94,7 +66,6 @@ class MalformedConfig(DevicePluginConfigError):
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
-        self.path = path
         self.reason = reason
 
 
@@ -104,7 +75,6 @@ class ResourceConflict(DevicePluginConfigError):
 
     def __init__(self, path: Path, resource: str) -> None:
         super().__init__(f"{path}: resource {resource} already has an entry not managed by us")
-        self.path = path
         self.resource = resource
 
 
@@ -114,7 +84,6 @@ class ConfigIOError(DevicePluginConfigError):
     def __init__(self, path: Path, error: OSError) -> None:
         reason = os.strerror(error.errno) if error.errno is not None else str(error)
         super().__init__(f"{path}: {reason}")
-        self.path = path
         self.errno = error.errno
 
 
@@ -158,7 +127,7 @@ def updated_config(text: str | None, entries: Mapping[str, dict[str, Any]], *, p
     changes. Raises MalformedConfig or ResourceConflict.
     """
     if text is None:
-        return _new_file(entries) if entries else ""
+        return config_text.new_file(_dumps_all(entries)) if entries else ""
     document = _parse(text, path=path)
     for value in (span.value for span in document.elements):
         if not _is_ours(value):
@@ -166,43 +135,25 @@ def updated_config(text: str | None, entries: Mapping[str, dict[str, Any]], *, p
     if document.list_open is None:
         if not entries:
             return text
-        new = _with_list_member(document, entries)
-        _parse(new, path=path)  # never write what we could not read back
-        return new
-    items: list[tuple[int | None, str]] = []  # (index in the old list or None, text)
-    remaining = dict(entries)
-    for index, span in enumerate(document.elements):
-        if not _is_ours(span.value):
-            items.append((index, text[span.start : span.end]))
-            continue
-        want = remaining.pop(_full_name(span.value), None)
-        if want is None:  # no longer wanted, or a second copy: dropped
-            continue
-        same = span.value == want
-        items.append((index, text[span.start : span.end]) if same else (None, _dumps(want)))
-    items += [(None, _dumps(entry)) for _, entry in sorted(remaining.items())]
-    if [index for index, _ in items] == list(range(len(document.elements))):
-        return text
-    new = _with_items(document, items)
+        new = config_text.with_list_member(document, _dumps_all(entries))
+    else:
+        items: list[tuple[int | None, str]] = []  # (index in the old list or None, text)
+        remaining = dict(entries)
+        for index, span in enumerate(document.elements):
+            if not _is_ours(span.value):
+                items.append((index, text[span.start : span.end]))
+                continue
+            want = remaining.pop(_full_name(span.value), None)
+            if want is None:  # no longer wanted, or a second copy: dropped
+                continue
+            same = span.value == want
+            items.append((index, text[span.start : span.end]) if same else (None, _dumps(want)))
+        items += [(None, line) for line in _dumps_all(remaining)]
+        if [index for index, _ in items] == list(range(len(document.elements))):
+            return text
+        new = config_text.with_items(document, items)
     _parse(new, path=path)  # never write what we could not read back
     return new
-
-
-@dataclass(frozen=True)
-class _Span:
-    start: int
-    end: int
-    value: Any
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Document:
-    text: str
-    object_open: int
-    last_member_end: int | None  # None: the top-level object is empty
-    list_open: int | None  # None: no resourceList member
-    list_close: int
-    elements: tuple[_Span, ...]
 
 
 def _split(resource: str) -> tuple[str | None, str]:
@@ -225,6 +176,13 @@ def _is_ours(value: Any) -> bool:
     return isinstance(value, dict) and value.get(MARKER[0]) == MARKER[1]
 
 
+def _parse(text: str, *, path: Path) -> config_text.Document:
+    try:
+        return config_text.parse(text)
+    except config_text.NotTheShape as err:
+        raise MalformedConfig(path, str(err)) from None
+
+
 def _check_conflicts(value: Mapping[str, Any], entries: Mapping[str, Any], *, path: Path) -> None:
     name = value.get("resourceName")
     prefix = value.get("resourcePrefix") or None
@@ -235,130 +193,12 @@ def _check_conflicts(value: Mapping[str, Any], entries: Mapping[str, Any], *, pa
             raise ResourceConflict(path, resource)
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse(text: str, *, path: Path) -> _Document:
-    """Where the top-level object, the resourceList array and each of its elements are."""
-    try:
-        top = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as err:
-        where = f"line {err.lineno} column {err.colno}"
-        raise MalformedConfig(path, f"not JSON: {where}: {err.msg}") from None
-    except ValueError as err:
-        raise MalformedConfig(path, f"not JSON: {err}") from None
-    if not isinstance(top, dict):
-        raise MalformedConfig(path, "not a JSON object")
-    # Valid JSON from here on: walk the top-level object to find the spans.
-    decoder = json.JSONDecoder()
-    at = _skip(text, 0)
-    object_open = at
-    at = _skip(text, at + 1)
-    last_member_end: int | None = None
-    list_open: int | None = None
-    list_close = -1
-    elements: tuple[_Span, ...] = ()
-    while text[at] != "}":
-        key, at = decoder.raw_decode(text, at)
-        at = _skip(text, _skip(text, at) + 1)  # past the colon
-        if key == "resourceList":
-            if list_open is not None:
-                raise MalformedConfig(path, "resourceList appears twice")
-            if text[at] != "[":
-                raise MalformedConfig(path, "resourceList is not a list")
-            list_open = at
-            list_close, elements = _elements(text, at, decoder)
-            at = list_close + 1
-        else:
-            _, at = decoder.raw_decode(text, at)
-        last_member_end = at
-        at = _skip(text, at)
-        if text[at] == ",":
-            at = _skip(text, at + 1)
-    for index, span in enumerate(elements):
-        if not isinstance(span.value, dict):
-            raise MalformedConfig(path, f"resourceList[{index}] is not an object")
-    return _Document(
-        text=text,
-        object_open=object_open,
-        last_member_end=last_member_end,
-        list_open=list_open,
-        list_close=list_close,
-        elements=elements,
-    )
-
-
-def _elements(text: str, open_at: int, decoder: json.JSONDecoder) -> tuple[int, tuple[_Span, ...]]:
-    spans: list[_Span] = []
-    at = _skip(text, open_at + 1)
-    while text[at] != "]":
-        value, end = decoder.raw_decode(text, at)
-        spans.append(_Span(at, end, value))
-        at = _skip(text, end)
-        if text[at] == ",":
-            at = _skip(text, at + 1)
-    return at, tuple(spans)
-
-
-def _skip(text: str, at: int) -> int:
-    while at < len(text) and text[at] in _WHITESPACE:
-        at += 1
-    return at
-
-
 def _dumps(entry: Mapping[str, Any]) -> str:
     return json.dumps(entry)  # one line: fits any indentation around it
 
 
-def _indent_of_line(text: str, at: int) -> str:
-    start = text.rfind("\n", 0, at) + 1
-    end = start
-    while end < at and text[end] in " \t":
-        end += 1
-    return text[start:end]
-
-
-def _new_file(entries: Mapping[str, dict[str, Any]]) -> str:
-    lines = ",\n    ".join(_dumps(entry) for _, entry in sorted(entries.items()))
-    return '{\n  "resourceList": [\n    ' + lines + "\n  ]\n}\n"
-
-
-def _with_list_member(document: _Document, entries: Mapping[str, dict[str, Any]]) -> str:
-    text = document.text
-    member = '"resourceList": [' + ", ".join(_dumps(e) for _, e in sorted(entries.items())) + "]"
-    if document.last_member_end is None:
-        at = document.object_open + 1
-        return text[:at] + member + text[at:]
-    at = document.last_member_end
-    return text[:at] + ", " + member + text[at:]
-
-
-def _with_items(document: _Document, items: list[tuple[int | None, str]]) -> str:
-    """The text with the resourceList's elements replaced by `items`, keeping the
-    old whitespace: before the first, after the last, and between neighbours
-    that were neighbours before."""
-    text, spans = document.text, document.elements
-    assert document.list_open is not None
-    head, tail = text[: document.list_open + 1], text[document.list_close :]
-    if not items:
-        return head + tail
-    if spans:
-        lead = text[document.list_open + 1 : spans[0].start]
-        trail = text[spans[-1].end : document.list_close]
-        separators = [text[a.end : b.start] for a, b in itertools.pairwise(spans)]
-        default = separators[0] if separators else ("," + lead if "\n" in lead else ", ")
-    else:
-        indent = _indent_of_line(text, document.list_open)
-        lead, trail = "\n" + indent + "  ", "\n" + indent
-        separators, default = [], ",\n" + indent + "  "
-    body = items[0][1]
-    for (before, _), (index, item) in itertools.pairwise(items):
-        if before is not None and index == before + 1:
-            body += separators[before] + item
-        else:
-            body += default + item
-    return head + lead + body + trail + tail
+def _dumps_all(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [_dumps(entry) for _, entry in sorted(entries.items())]
 
 
 # --- the I/O shell -------------------------------------------------------------------------
@@ -403,13 +243,10 @@ class DevicePluginConfig:
         finally:
             os.close(fd)  # releases the lock
 
-    def _temps(self) -> list[Path]:
-        return list(self.path.parent.glob(f".{self.path.name}.*{_TEMP_SUFFIX}"))
-
     def _remove_stale_temps(self) -> None:
         # Under the lock no writer of ours is between mkstemp and rename: any
         # temp file is what a killed agent left.
-        for stale in self._temps():
+        for stale in self.path.parent.glob(f".{self.path.name}.*{_TEMP_SUFFIX}"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 

@@ -14,7 +14,7 @@ import functools
 import structlog
 from kubernetes_asyncio import client
 
-from eni_controller.agent.agent import Agent, DevicePlugin, PCIAccess
+from eni_controller.agent.agent import Agent, DevicePlugin
 from eni_controller.agent.deviceplugin import DevicePluginConfig, restart_device_plugin
 from eni_controller.agent.links import NetlinkLinks
 from eni_controller.agent.metrics import AgentMetrics
@@ -29,7 +29,7 @@ log = structlog.get_logger("eni_controller.agent")
 
 def dpdk_collaborators(
     settings: AgentSettings, api: client.ApiClient
-) -> tuple[PCIAccess, DevicePlugin | None]:
+) -> tuple[PCIDevices, DevicePlugin | None]:
     """The PCI access (sysfs under AGENT_SYSFS_ROOT) and, when SRIOV_ENABLED, the
     SR-IOV device plugin's config and the restart of its pod on this node."""
     pci = PCIDevices(root=settings.sysfs_root)

@@ -148,7 +148,7 @@ def agent_permissions(*, device_plugin_namespace: str | None) -> tuple[Permissio
             resource=eninode.PLURAL,
             subresource="status",
             verbs=("patch",),
-            why="its ENINode's status merge patches (agent/agent.py)",
+            why="its ENINode's status merge patches (agent/report.py)",
         ),
     ]
     if device_plugin_namespace is not None:

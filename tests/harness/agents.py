@@ -30,9 +30,10 @@ from typing import Any, cast
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from eni_controller.agent.agent import Agent, DevicePlugin, PCIAccess
+from eni_controller.agent.agent import Agent, DevicePlugin
 from eni_controller.agent.links import NetlinkLinks
 from eni_controller.agent.metrics import AgentMetrics
+from eni_controller.agent.pci import PCIDevices
 from eni_controller.eninode import (
     GROUP,
     PLURAL,
@@ -142,7 +143,7 @@ async def in_process_agent(
     api: client.ApiClient,
     node: SimNode,
     *,
-    pci: PCIAccess | None = None,
+    pci: PCIDevices | None = None,
     device_plugin: DevicePlugin | None = None,
     backoff_base_seconds: float = 0.2,
 ) -> AsyncIterator[Agent]:
