@@ -1,27 +1,18 @@
-"""The running controller: informers feed one work queue, N workers reconcile.
+"""The running controller: informers feed two work queues, workers drain them.
 
-Routing (reconcile/routing.py) decides which NodeENIs an event concerns.
-Every RECONCILE_PERIOD all NodeENIs are enqueued again (resync), after one
-describe of all our ENIs that serves them (reconcile/ec2view.py).
+NodeENIs are reconciled from one queue (routing: reconcile/routing.py), all of
+them again every RECONCILE_PERIOD after one describe of all our ENIs. ENINode
+specs sync from a queue of their own, keyed by node, so a sync (one small write
+or none) neither waits behind nor holds up a reconcile. Leading does not wait
+for the ENINode informer (until it lists, the reconciler keeps what status
+says); the spec workers do, so they create only against a complete store. A
+cluster without the ENINode CRD keeps working on NodeENIs.
 
-The per-node ENINodes (issue 18) have a queue of their own, keyed by node
-name, drained by ENINODE_SYNC_WORKERS workers while leading: a spec sync is
-one small write or none, and must neither wait behind nor hold up the
-NodeENI reconciles (a key prefix on the one queue would have mixed their
-metrics, timeouts and log context for no saving). The ENINode informer is
-not waited for before leading: without it the reconciler folds no reports
-and keeps what status says (eninodes.fold_reports), and its events enqueue
-the NodeENIs once it lists; the spec workers wait for it, so they create
-only against a complete store. A cluster without the ENINode CRD keeps
-working on NodeENIs; its ENINode list fails and backs off.
-
-Nothing may pin a key: the queue never hands a key to two workers, so a key
-whose reconcile never ends is never reconciled again. Every Kubernetes request
-is bounded by KUBE_REQUEST_TIMEOUT (the API client is wrapped once, here) and
-every reconcile by RECONCILE_TIMEOUT; either running out retries the key with
-the queue's per-key backoff. Liveness fails, naming worker and key, if a
-worker is still on one key well past RECONCILE_TIMEOUT (its cancellation did
-not take), so the kubelet restarts a controller that stopped working.
+Nothing may pin a key (the queue never hands one to two workers): every
+Kubernetes request is bounded by KUBE_REQUEST_TIMEOUT (the API client is
+wrapped once, here), every reconcile by RECONCILE_TIMEOUT, and running out
+retries the key after its backoff. Liveness fails, naming worker and key, if
+a worker is still on one key well past RECONCILE_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -43,18 +34,9 @@ from eni_controller.aws.errors import EC2Error
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.config import Config
 from eni_controller.health import LoopHeartbeat, WorkerActivity
+from eni_controller.kube import informer
 from eni_controller.kube.eninode_writes import ENINodeWriter
 from eni_controller.kube.events import EventRecorder
-from eni_controller.kube.informer import (
-    ATTACHED_NODES_INDEX,
-    LABELS_INDEX,
-    Informer,
-    complete_node,
-    node_labels_index,
-    node_transform,
-    nodeeni_attached_nodes_index,
-    without_managed_fields,
-)
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
@@ -89,8 +71,6 @@ LOOP_STALL_SECONDS = 10.0
 # A reconcile is cancelled at RECONCILE_TIMEOUT; one still running this much later
 # did not let go of its key, and liveness fails.
 WORKER_STUCK_GRACE_SECONDS = 60.0
-QUEUE_NAME = "nodeeni"
-ENINODE_QUEUE_NAME = "eninode"
 ENINODE_SYNC_WORKERS = 2  # each sync is one write or none
 
 
@@ -128,32 +108,32 @@ class Controller:
             else None
         )
         self._informer_tasks: list[asyncio.Task[None]] = []
-        self.queue: WorkQueue[str] = WorkQueue(name=QUEUE_NAME, metrics=metrics)
-        self.eninode_queue: WorkQueue[str] = WorkQueue(name=ENINODE_QUEUE_NAME, metrics=metrics)
+        self.queue: WorkQueue[str] = WorkQueue(name="nodeeni", metrics=metrics)
+        self.eninode_queue: WorkQueue[str] = WorkQueue(name="eninode", metrics=metrics)
         self.writer = NodeENIWriter(api)
         self.view = EC2View(ec2, vpc_id=config.vpc_id)
-        self.nodeenis = Informer(
+        self.nodeenis = informer.Informer(
             name="nodeenis",
             api=ResourceAPI.nodeenis(api),
             handler=NodeENIEvents(
                 self.queue, view=self.view, writes=self.writer, eninodes=self.eninode_queue
             ),
-            indexers={ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index},
-            transform=without_managed_fields,
+            indexers={informer.ATTACHED_NODES_INDEX: informer.nodeeni_attached_nodes_index},
+            transform=informer.without_managed_fields,
         )
-        self.nodes = Informer(
+        self.nodes = informer.Informer(
             name="nodes",
             api=ResourceAPI.nodes(api),
             handler=NodeEvents(self.queue, self.nodeenis, view=self.view),
-            indexers={LABELS_INDEX: node_labels_index},
-            transform=node_transform,  # what is read of a Node: informer.NODE_*_KEPT
-            complete=complete_node,  # watched as metadata; the providerID read once
+            indexers={informer.LABELS_INDEX: informer.node_labels_index},
+            transform=informer.node_transform,  # what is read of a Node: NODE_*_KEPT
+            complete=informer.complete_node,  # watched as metadata; the providerID read once
         )
-        self.eninodes = Informer(
+        self.eninodes = informer.Informer(
             name="eninodes",
             api=ResourceAPI.eninodes(api),
             handler=ENINodeEvents(self.queue, eninodes=self.eninode_queue),
-            transform=without_managed_fields,
+            transform=informer.without_managed_fields,
         )
         self.eninode_writer = ENINodeWriter(api)
         self.eninode_specs = ENINodeSpecs(
@@ -162,12 +142,12 @@ class Controller:
             eninodes=self.eninodes,
             writer=self.eninode_writer,
         )
-        allocator = DeviceIndexAllocator()
+        self._allocator = DeviceIndexAllocator()
         # resolved once, at the start of the first term (aws/identity.py)
         self.identity = ClusterIdentity(name=config.cluster_name, vpc_id=config.vpc_id)
-        executor = Executor(
+        self._executor = Executor(
             ec2,
-            allocator,
+            self._allocator,
             metrics=metrics,
             cluster=self.identity,
             backoff=SlotBackoff(
@@ -183,10 +163,8 @@ class Controller:
             detach_timeout=config.detachment_timeout_seconds,
             on_done=self._cleaned,
             metrics=metrics,
-            on_detached=lambda instance_id, index: self._detached(
-                instance_id, index, allocator=allocator
-            ),
-            on_deleted=lambda eni_id: self._deleted(eni_id, executor=executor),
+            on_detached=self._detached,
+            on_deleted=self._deleted,
             on_event=self._cleanup_event,
         )
         self._ec2 = ec2
@@ -211,25 +189,18 @@ class Controller:
                 events=self.events,
                 status_limits=status_limits,
             ),
-            ec2=EC2Side(
-                view=self.view,
-                executor=executor,
-                cleanup=self.cleanup,
-            ),
+            ec2=EC2Side(view=self.view, executor=self._executor, cleanup=self.cleanup),
             metrics=metrics,
         )
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the informers have synced. Safe to call from another thread."""
-        if self.nodeenis.has_synced and self.nodes.has_synced:
-            return True, ""
-        return False, "informers not synced"
+        synced = self.nodeenis.has_synced and self.nodes.has_synced
+        return synced, "" if synced else "informers not synced"
 
     def live(self) -> tuple[bool, str]:
-        """Liveness: the event loop ticks, the informers run and no worker is stuck on
-        one key past RECONCILE_TIMEOUT + WORKER_STUCK_GRACE_SECONDS. Safe from another
-        thread: reads only the heartbeat, the worker activity (both locked), task
-        states and the frozen config."""
+        """Liveness: the event loop ticks, the informers run, no worker is stuck on a
+        key. Safe from another thread: reads only locked or frozen state."""
         if not self.heartbeat.alive(stale_after=LOOP_STALL_SECONDS):
             return False, f"event loop stalled for {self.heartbeat.lag():.1f}s"
         if any(t.done() for t in self._informer_tasks):
@@ -243,10 +214,9 @@ class Controller:
         return True, ""
 
     async def run(self) -> None:
-        """Run until cancelled. Informers always run (a standby keeps a warm cache and
-        is ready); workers, cleanup and the sweep only while leading. On exit: stop
-        taking work, give in-flight reconciles and their Events DRAIN_SECONDS
-        each, release the Lease."""
+        """Run until cancelled: informers always (a standby keeps a warm cache and is
+        ready), workers, cleanup and the sweep only while leading. On exit, in-flight
+        reconciles and their Events get DRAIN_SECONDS each, then the Lease goes."""
         informers = [
             asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes, self.eninodes)
         ]
@@ -282,18 +252,12 @@ class Controller:
         )
         self.metrics.leader.set(1)
         self.resync()  # a new term starts from everything
-        tasks = [
-            asyncio.create_task(self._worker(i))
-            for i in range(self.config.max_concurrent_reconciles)
-        ]
-        tasks += [asyncio.create_task(self._eninode_worker()) for _ in range(ENINODE_SYNC_WORKERS)]
-        tasks.append(asyncio.create_task(self.cleanup.run()))
-        tasks.append(
-            asyncio.create_task(
-                self.sweep.run(interval_seconds=self.config.orphan_sweep_interval_seconds)
-            )
-        )
-        tasks.append(asyncio.create_task(self._resync_forever()))
+        config = self.config
+        sweep = self.sweep.run(interval_seconds=config.orphan_sweep_interval_seconds)
+        jobs = [self._worker(i) for i in range(config.max_concurrent_reconciles)]
+        jobs += [self._eninode_worker() for _ in range(ENINODE_SYNC_WORKERS)]
+        jobs += [self.cleanup.run(), sweep, self._resync_forever()]
+        tasks = [asyncio.create_task(job) for job in jobs]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -320,25 +284,21 @@ class Controller:
         raw = self.nodeenis.get(owner) if owner != SWEEP_OWNER else None
         if raw is None:
             return
-        meta = _meta(raw)
-        involved = model.NodeENI(
-            name=owner,
-            uid=str(meta.get("uid", "")),
-            resource_version=str(meta.get("resourceVersion", "")),
-            spec=None,
-        )
+        meta = _meta(raw)  # only what names it: its spec and status are not read
+        uid, version = str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
+        involved = model.NodeENI(name=owner, uid=uid, resource_version=version, spec=None)
         self.events.record_soon(involved, type_="Normal", reason=reason, message=message)
 
-    def _detached(self, instance_id: str, index: int, *, allocator: DeviceIndexAllocator) -> None:
+    def _detached(self, instance_id: str, index: int) -> None:
         """The cleanup pool saw an ENI it detached free: its device index is free for
         the next attach, and the instance's facts are out of date."""
-        allocator.release(instance_id, index)
+        self._allocator.release(instance_id, index)
         self.view.changed(instance=instance_id)
 
-    def _deleted(self, eni_id: str, *, executor: Executor) -> None:
+    def _deleted(self, eni_id: str) -> None:
         """The cleanup pool deleted an ENI: its ClientToken is never sent again, any
         device index still reserved for it is free, and no answer shows it again."""
-        executor.gone(eni_id)
+        self._executor.gone(eni_id)
         self.view.deleted(eni_id)
 
     async def _resync_forever(self) -> None:
@@ -358,14 +318,9 @@ class Controller:
             self.eninode_queue.add(node)
 
     async def _eninode_worker(self) -> None:
-        """Syncs ENINode specs, one node at a time; a failed sync is retried after
-        the node's backoff (the queue's, exponential and capped)."""
+        """Syncs ENINode specs; a failed sync is retried after the node's backoff."""
         await self.eninodes.wait_synced()  # creates only against a complete store
-        while True:
-            try:
-                node = await self.eninode_queue.get()
-            except ShutDown:
-                return
+        while (node := await _next(self.eninode_queue)) is not None:
             try:
                 async with asyncio.timeout(self.config.reconcile_timeout_seconds):
                     await self.eninode_specs.sync(node)
@@ -384,11 +339,7 @@ class Controller:
                 self.eninode_queue.done(node)
 
     async def _worker(self, number: int) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
+        while (key := await _next(self.queue)) is not None:
             started = time.perf_counter()
             self.workers.started(number, key)
             # every line logged while reconciling `key` names it
@@ -415,17 +366,15 @@ class Controller:
 
     def _failed(self, err: Exception, *, overran: bool, worker: int) -> None:
         """Log and count a failed reconcile, classified by exception class."""
-        if overran:  # our own deadline, whatever the cancelled reconcile raised on its way out
-            error = "ReconcileTimeout"
+        # past our own deadline the label is ours, whatever the cancelled reconcile raised
+        error = "ReconcileTimeout" if overran else type(err).__name__
+        if overran:
             log.warning(
                 "reconcile timed out: cancelled, retried with backoff",
                 worker=worker,
                 timeout=self.config.reconcile_timeout_seconds,
             )
-        elif isinstance(err, Conflict):
-            error = "Conflict"
         elif isinstance(err, KubeRequestTimeout):
-            error = type(err).__name__
             log.warning(
                 "reconcile failed: Kubernetes request timed out",
                 method=err.method,
@@ -433,13 +382,19 @@ class Controller:
                 timeout=err.seconds,
             )
         elif isinstance(err, EC2Error):
-            error = type(err).__name__
             log.warning("reconcile failed", code=err.code, error=error)
-        else:
-            error = type(err).__name__
+        elif not isinstance(err, Conflict):  # a Conflict is routine: re-read, retry
             log.exception("reconcile failed", worker=worker)
         self.metrics.reconciles.labels("error").inc()
         self.metrics.reconcile_errors.labels(error).inc()
+
+
+async def _next(queue: WorkQueue[str]) -> str | None:
+    """The queue's next key; None once it is shut down."""
+    try:
+        return await queue.get()
+    except ShutDown:
+        return None
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:

@@ -1,25 +1,17 @@
 """Typed ENINode objects: the per-node record shared by the controller and the node agent.
 
-One cluster-scoped ENINode per Node, same name, owned by the Node. Each half has
-one writer: the controller writes ``spec`` (the ENIs this node should have and
-what the node must do with each), the node's agent writes ``status`` (what it
-found and did), so neither ever clobbers the other and a NodeENI change never
-fans out to every node.
+One cluster-scoped ENINode per Node, same name, owned by the Node. The controller
+writes ``spec`` (the ENIs this node should have, and what to do with each), the
+node's agent writes ``status`` (what it found and did): neither clobbers the
+other, and a NodeENI change never fans out to every node. Invariants:
 
-This module turns the camelCase dicts of the API into frozen dataclasses and
-back, once, at the edge. The invariants it keeps:
-
-* a rendered spec is canonical: entries sorted by device index then ENI id,
-  optional fields absent rather than null, so an unchanged set of ENIs renders
-  to an equal dict and the controller can write only on a real change;
-* ``parse_spec`` checks every entry (the CRD schema may not have been applied,
-  or applied at an older version): a bad entry is dropped with one problem
-  naming its path, the good entries are kept, nothing raises;
-* status is read tolerantly (junk dropped, never raised), and rendered
-  canonically too, so the agent can compare what it would write with what is
-  there and write only when they differ;
-* ``InterfaceStatus.observed_at`` is not part of an entry's facts: two entries
-  with the same facts are the same report, whenever they were observed.
+* a rendered spec or status is canonical (spec entries sorted by device index
+  then ENI id, optional fields absent rather than null), so each writer writes
+  only on a real change;
+* ``parse_spec`` checks every entry (the CRD schema may be missing or older): a
+  bad entry is dropped with one problem naming its path, the rest kept;
+  ``parse_status`` drops junk; neither raises;
+* ``InterfaceStatus.observed_at`` is not one of an entry's facts.
 """
 
 from __future__ import annotations
@@ -31,18 +23,9 @@ from enum import StrEnum
 from typing import Any, Final
 
 from eni_controller import model
+from eni_controller import spec as nodeeni_spec
+from eni_controller.fields import FieldReader, pattern_check, preview, wrong_type
 from eni_controller.model import opt_bool, opt_enum, opt_int, opt_list, opt_str, without_none
-from eni_controller.spec import (
-    DEFAULT_DPDK_DRIVER,
-    DNS_SUBDOMAIN_MAX_LENGTH,
-    DNS_SUBDOMAIN_PATTERN,
-    MTU_MAX,
-    MTU_MIN,
-    check_dpdk_driver,
-    check_pci_address,
-    preview,
-    wrong_type,
-)
 
 GROUP: Final = model.GROUP
 VERSION: Final = model.VERSION
@@ -55,7 +38,6 @@ DEVICE_INDEX_MAX: Final = 255
 ERROR_MAX_LENGTH: Final = 1024  # the CRD's status.interfaces[].error maxLength
 ENI_ID_PATTERN: Final = re.compile(r"eni-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 MAC_PATTERN: Final = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-_RESOURCE_NAME_MAX_LENGTH: Final = 253
 
 
 class OperState(StrEnum):
@@ -67,14 +49,11 @@ class OperState(StrEnum):
     DPDK = "dpdk"  # the PCI device is bound to a DPDK driver: no kernel link by design
 
 
-# -- spec ---------------------------------------------------------------------
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DPDKRequest:
     """``dpdk``: bind the ENI's PCI device to ``driver`` and list it under ``resource_name``."""
 
-    driver: str = DEFAULT_DPDK_DRIVER
+    driver: str = nodeeni_spec.DEFAULT_DPDK_DRIVER
     resource_name: str | None = None
     pci_address: str | None = None  # else found from the MAC through sysfs
 
@@ -150,27 +129,20 @@ def parse_spec(raw: object) -> tuple[ENINodeSpec, tuple[SpecProblem, ...]]:
 
     A missing spec or list is an empty spec. An entry is dropped when a field is
     missing or invalid, or when its ENI id or MAC was already listed; every
-    problem names the path, e.g. ``spec.interfaces[2].mtu: 10000 is out of range
-    (576..9001)``. Never raises, whatever the JSON types.
+    problem names its path, e.g. ``spec.interfaces[2].mtu: 10000 is out of range
+    (576..9001)``.
     """
-    if raw is None:
-        return ENINodeSpec(), ()
-    if not isinstance(raw, Mapping):
-        return ENINodeSpec(), (
-            SpecProblem(eni_id=None, message=f"spec: {wrong_type('an object', raw)}"),
-        )
-    items = raw.get("interfaces")
+    if raw is not None and not isinstance(raw, Mapping):
+        return ENINodeSpec(), (_whole_spec(f"spec: {wrong_type('an object', raw)}"),)
+    items = None if raw is None else raw.get("interfaces")
     if items is None:
         return ENINodeSpec(), ()
     if not isinstance(items, list | tuple):
-        message = f"spec.interfaces: {wrong_type('an array', items)}"
-        return ENINodeSpec(), (SpecProblem(eni_id=None, message=message),)
+        return ENINodeSpec(), (_whole_spec(f"spec.interfaces: {wrong_type('an array', items)}"),)
     problems: list[SpecProblem] = []
     if len(items) > MAX_INTERFACES:
-        message = (
-            f"spec.interfaces: {len(items)} entries (at most {MAX_INTERFACES}); the rest ignored"
-        )
-        problems.append(SpecProblem(eni_id=None, message=message))
+        ignored = f"{len(items)} entries (at most {MAX_INTERFACES}); the rest ignored"
+        problems.append(_whole_spec(f"spec.interfaces: {ignored}"))
     kept: dict[str, WantedInterface] = {}
     first_by_mac: dict[str, str] = {}
     for index, item in enumerate(items[:MAX_INTERFACES]):
@@ -195,110 +167,77 @@ def parse_spec(raw: object) -> tuple[ENINodeSpec, tuple[SpecProblem, ...]]:
     return ENINodeSpec.of(kept.values()), tuple(problems)
 
 
+def _whole_spec(message: str) -> SpecProblem:
+    return SpecProblem(eni_id=None, message=message)
+
+
 def _readable(item: object, key: str, pattern: re.Pattern[str]) -> str | None:
     value = item.get(key) if isinstance(item, Mapping) else None
     return value if isinstance(value, str) and pattern.fullmatch(value) else None
 
 
-class _EntryReader:
-    """Reads one raw spec entry, recording a problem per bad field."""
+_ENI_ID_CHECK: Final = pattern_check(ENI_ID_PATTERN, "an ENI id (eni- and 8 or 17 hex digits)")
+_MAC_CHECK: Final = pattern_check(MAC_PATTERN, "a lower-case MAC address (02:ab:...)")
 
-    def __init__(self, path: str, raw: Mapping[Any, Any]) -> None:
-        self.path = path
-        self.raw = raw
-        self.problems: list[str] = []
 
-    def string(
-        self, key: str, pattern: re.Pattern[str] | None, expected: str, *, required: bool
-    ) -> str | None:
-        value = self.raw.get(key)
-        if value is None:
-            if required:
-                self.problems.append(f"{self.path}.{key}: is required")
-            return None
-        if not isinstance(value, str):
-            self.problems.append(f"{self.path}.{key}: {wrong_type('a string', value)}")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.problems.append(f"{self.path}.{key}: {preview(value)} is not {expected}")
-            return None
-        return value
+def _check_node_eni(value: str) -> str | None:
+    if not nodeeni_spec.DNS_SUBDOMAIN_PATTERN.fullmatch(value):
+        return f"{preview(value)} is not a NodeENI name"
+    if len(value) > nodeeni_spec.DNS_SUBDOMAIN_MAX_LENGTH:
+        return f"longer than {nodeeni_spec.DNS_SUBDOMAIN_MAX_LENGTH} characters"
+    return None
 
-    def integer(self, key: str, minimum: int, maximum: int, *, required: bool) -> int | None:
-        value = self.raw.get(key)
-        if value is None:
-            if required:
-                self.problems.append(f"{self.path}.{key}: is required")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problems.append(f"{self.path}.{key}: {wrong_type('an integer', value)}")
-            return None
-        if not minimum <= value <= maximum:
-            self.problems.append(
-                f"{self.path}.{key}: {value} is out of range ({minimum}..{maximum})"
-            )
-            return None
-        return value
+
+def _check_resource_name(value: str) -> str | None:
+    if 1 <= len(value) <= nodeeni_spec.DPDK_RESOURCE_NAME_MAX_LENGTH:
+        return None
+    return f"must be 1..{nodeeni_spec.DPDK_RESOURCE_NAME_MAX_LENGTH} characters"
 
 
 def _parse_entry(path: str, raw: object) -> tuple[WantedInterface | None, list[str]]:
     if not isinstance(raw, Mapping):
         return None, [f"{path}: {wrong_type('an object', raw)}"]
-    r = _EntryReader(path, raw)
-    eni_id = r.string(
-        "eniID", ENI_ID_PATTERN, "an ENI id (eni- and 8 or 17 hex digits)", required=True
-    )
-    mac = r.string("macAddress", MAC_PATTERN, "a lower-case MAC address (02:ab:...)", required=True)
+    r = FieldReader(raw, path=path)
+    eni_id = r.string("eniID", _ENI_ID_CHECK, required=True)
+    mac = r.string("macAddress", _MAC_CHECK, required=True)
     device_index = r.integer("deviceIndex", 1, DEVICE_INDEX_MAX, required=True)
-    node_eni = r.string("nodeENI", DNS_SUBDOMAIN_PATTERN, "a NodeENI name", required=True)
-    if node_eni is not None and len(node_eni) > DNS_SUBDOMAIN_MAX_LENGTH:
-        r.problems.append(f"{path}.nodeENI: longer than {DNS_SUBDOMAIN_MAX_LENGTH} characters")
-    mtu = r.integer("mtu", MTU_MIN, MTU_MAX, required=False)
-    dpdk = _parse_dpdk(f"{path}.dpdk", raw.get("dpdk"), r.problems)
+    node_eni = r.string("nodeENI", _check_node_eni, required=True)
+    mtu = r.integer("mtu", nodeeni_spec.MTU_MIN, nodeeni_spec.MTU_MAX)
+    dpdk = _parse_dpdk(r)
     if r.problems or eni_id is None or mac is None or device_index is None or node_eni is None:
         return None, r.problems
-    entry = WantedInterface(
+    return WantedInterface(
         eni_id=eni_id,
         mac_address=mac,
         device_index=device_index,
         node_eni=node_eni,
         mtu=mtu,
         dpdk=dpdk,
-    )
-    return entry, []
+    ), []
 
 
-def _parse_dpdk(path: str, raw: object, problems: list[str]) -> DPDKRequest | None:
+def _parse_dpdk(entry: FieldReader) -> DPDKRequest | None:
+    """The entry's ``dpdk``; its problems go to the entry's."""
+    raw = entry.get("dpdk")
     if raw is None:
         return None
+    path = f"{entry.path}.dpdk"
     if not isinstance(raw, Mapping):
-        problems.append(f"{path}: {wrong_type('an object', raw)}")
+        entry.report(path, wrong_type("an object", raw))
         return None
-    r = _EntryReader(path, raw)
-    driver = r.string("driver", None, "", required=True)
-    if driver is not None and (reason := check_dpdk_driver(driver)) is not None:
-        r.problems.append(f"{path}.driver: {reason}")
-    resource_name = r.string("resourceName", None, "", required=False)
-    if resource_name is not None and not 1 <= len(resource_name) <= _RESOURCE_NAME_MAX_LENGTH:
-        r.problems.append(f"{path}.resourceName: must be 1..{_RESOURCE_NAME_MAX_LENGTH} characters")
-    pci_address = r.string("pciAddress", None, "", required=False)
-    if pci_address is not None and (reason := check_pci_address(pci_address)) is not None:
-        r.problems.append(f"{path}.pciAddress: {reason}")
-    problems.extend(r.problems)
-    if r.problems or driver is None:
+    r = FieldReader(raw, path=path, problems=entry.problems)
+    driver = r.string("driver", nodeeni_spec.check_dpdk_driver, required=True)
+    resource_name = r.string("resourceName", _check_resource_name)
+    pci_address = r.string("pciAddress", nodeeni_spec.check_pci_address)
+    if driver is None:
         return None
     return DPDKRequest(driver=driver, resource_name=resource_name, pci_address=pci_address)
-
-
-# -- status -------------------------------------------------------------------
 
 
 def one_line_error(text: str) -> str:
     """``text`` as a status error: one line, at most what the schema admits."""
     line = " ".join(text.split())
-    if len(line) <= ERROR_MAX_LENGTH:
-        return line
-    return line[: ERROR_MAX_LENGTH - 3] + "..."
+    return line if len(line) <= ERROR_MAX_LENGTH else line[: ERROR_MAX_LENGTH - 3] + "..."
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -392,9 +331,7 @@ def parse_status(raw: object) -> ENINodeStatus:
     if not isinstance(raw, Mapping):
         return ENINodeStatus()
     summary = raw.get("summary")
-    wanted = ready = None
-    if isinstance(summary, Mapping):
-        wanted, ready = opt_int(summary.get("wanted")), opt_int(summary.get("ready"))
+    counts = summary if isinstance(summary, Mapping) else {}
     entries: dict[str, InterfaceStatus] = {}
     for item in opt_list(raw.get("interfaces")):
         entry = InterfaceStatus.from_dict(item)
@@ -402,12 +339,11 @@ def parse_status(raw: object) -> ENINodeStatus:
             entries.setdefault(entry.eni_id, entry)
     return ENINodeStatus(
         observed_generation=opt_int(raw.get("observedGeneration")),
-        summary=Summary(wanted=wanted or 0, ready=ready or 0),
+        summary=Summary(
+            wanted=opt_int(counts.get("wanted")) or 0, ready=opt_int(counts.get("ready")) or 0
+        ),
         interfaces=tuple(entries.values()),
     )
-
-
-# -- the object -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

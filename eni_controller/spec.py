@@ -7,16 +7,25 @@ the schema at all. So ``parse_spec`` checks every rule of the NodeENI spec and
 returns every problem it finds, in words an operator can act on: they become the
 message of the ``Ready=False/InvalidSpec`` condition. It never raises, whatever
 the JSON types; a spec it accepts is a frozen ``NodeENISpec``, defaults applied.
+Fields are read, and problems phrased, by fields.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
+
+from eni_controller.fields import (
+    Check,
+    FieldReader,
+    length_check,
+    pattern_check,
+    preview,
+    wrong_type,
+)
 
 SUBNET_ID_PATTERN: Final = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 SECURITY_GROUP_ID_PATTERN: Final = re.compile(r"sg-(?:[0-9a-f]{8}|[0-9a-f]{17})")
@@ -46,11 +55,7 @@ DNS_SUBDOMAIN_PATTERN: Final = re.compile(
 )
 _LABEL_NAME_MAX_LENGTH: Final = 63
 DNS_SUBDOMAIN_MAX_LENGTH: Final = 253
-_PREVIEW_MAX_LENGTH: Final = 60
-
-
-def _frozen_mapping(mapping: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(mapping))
+_AWS_ID_FORMAT: Final = "followed by 8 or 17 lowercase hex digits"
 
 
 def default_eni_description(node_name: str) -> str:
@@ -82,7 +87,7 @@ class NodeENISpec:
     dpdk_pci_address: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "node_selector", _frozen_mapping(self.node_selector))
+        object.__setattr__(self, "node_selector", MappingProxyType(dict(self.node_selector)))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a node with these labels is selected; an empty selector selects all."""
@@ -110,7 +115,7 @@ def parse_spec(
     if not isinstance(raw, Mapping):
         message = "is missing" if raw is None else wrong_type("an object", raw)
         return None, (f"spec: {message}",)
-    reader = _SpecReader(raw)
+    reader = FieldReader(raw, path="spec")
     node_selector = _read_node_selector(reader)
     subnet_ids = _read_unique_values(
         reader, "subnetID", "subnetIDs", _SUBNET_ID_CHECK, max_items=SUBNETS_MAX
@@ -138,12 +143,12 @@ def parse_spec(
         "deviceIndex", 1, DEVICE_INDEX_MAX, note="0 is the instance's primary ENI"
     )
     delete_on_termination = reader.boolean("deleteOnTermination")
-    description = reader.string("description", _length_check(0, DESCRIPTION_MAX_LENGTH))
+    description = reader.string("description", length_check(0, DESCRIPTION_MAX_LENGTH))
     mtu = reader.integer("mtu", MTU_MIN, MTU_MAX)
     enable_dpdk = reader.boolean("enableDPDK") or False
     dpdk_driver = reader.string("dpdkDriver", check_dpdk_driver)
     dpdk_resource_name = reader.string(
-        "dpdkResourceName", _length_check(1, DPDK_RESOURCE_NAME_MAX_LENGTH)
+        "dpdkResourceName", length_check(1, DPDK_RESOURCE_NAME_MAX_LENGTH)
     )
     dpdk_pci_address = reader.string("dpdkPCIAddress", check_pci_address)
 
@@ -173,85 +178,7 @@ def parse_spec(
     return spec, ()
 
 
-_Check = Callable[[str], str | None]
-"""Says why a string value is invalid (a phrase that follows the field path), or None."""
-
-
-class _SpecReader:
-    """Reads the fields of one raw spec, recording every problem found.
-
-    A field that is absent or null reads as None without a problem; the API
-    server drops nulls from fields that are not nullable.
-    """
-
-    def __init__(self, raw: Mapping[Any, Any]) -> None:
-        self._raw = raw
-        self.problems: list[str] = []
-
-    def get(self, key: str) -> object:
-        return self._raw.get(key)
-
-    def report(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def string(self, key: str, check: _Check) -> str | None:
-        value = self.get(key)
-        return None if value is None else self.checked_string(f"spec.{key}", value, check)
-
-    def checked_string(self, path: str, value: object, check: _Check) -> str | None:
-        if not isinstance(value, str):
-            self.report(path, wrong_type("a string", value))
-            return None
-        reason = check(value)
-        if reason is not None:
-            self.report(path, reason)
-            return None
-        return value
-
-    def string_list(self, key: str, check: _Check, *, max_items: int) -> list[tuple[str, str]]:
-        """The valid items of a string array, each with its path."""
-        value = self.get(key)
-        if value is None:
-            return []
-        path = f"spec.{key}"
-        if not isinstance(value, list | tuple):
-            self.report(path, wrong_type("an array of strings", value))
-            return []
-        if len(value) > max_items:
-            self.report(path, f"has {len(value)} items (at most {max_items} allowed)")
-        items: list[tuple[str, str]] = []
-        for index, item in enumerate(value):
-            item_path = f"{path}[{index}]"
-            checked = self.checked_string(item_path, item, check)
-            if checked is not None:
-                items.append((item_path, checked))
-        return items
-
-    def integer(
-        self, key: str, minimum: int, maximum: int | None = None, *, note: str = ""
-    ) -> int | None:
-        value = self.get(key)
-        if value is None:
-            return None
-        path = f"spec.{key}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.report(path, wrong_type("an integer", value))
-            return None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f">= {minimum}" if maximum is None else f"{minimum}..{maximum}"
-            self.report(path, f"{value} is out of range ({bounds}{'; ' + note if note else ''})")
-            return None
-        return value
-
-    def boolean(self, key: str) -> bool | None:
-        value = self.get(key)
-        if value is None or isinstance(value, bool):
-            return value
-        self.report(f"spec.{key}", wrong_type("true or false", value))
-        return None
-
-
-def _read_node_selector(reader: _SpecReader) -> dict[str, str] | None:
+def _read_node_selector(reader: FieldReader) -> dict[str, str] | None:
     path = "spec.nodeSelector"
     raw = reader.get("nodeSelector")
     if raw is None:
@@ -277,7 +204,7 @@ def _read_node_selector(reader: _SpecReader) -> dict[str, str] | None:
 
 
 def _read_unique_values(
-    reader: _SpecReader, single_key: str | None, list_key: str, check: _Check, *, max_items: int
+    reader: FieldReader, single_key: str | None, list_key: str, check: Check, *, max_items: int
 ) -> tuple[str, ...]:
     """Read a subnet or security-group field pair: the single field, then the list.
 
@@ -298,7 +225,7 @@ def _read_unique_values(
     return tuple(first_path)
 
 
-def _require_one_of(reader: _SpecReader, what: str, keys: Sequence[str]) -> None:
+def _require_one_of(reader: FieldReader, what: str, keys: Sequence[str]) -> None:
     if any(_is_given(reader.get(key)) for key in keys):
         return
     choices = ", ".join(keys[:-1]) + f" or {keys[-1]}"
@@ -310,33 +237,14 @@ def _is_given(value: object) -> bool:
     return value is not None and not (isinstance(value, list | tuple) and not value)
 
 
-def _aws_id_check(pattern: re.Pattern[str], prefix: str, kind: str) -> _Check:
-    def check(value: str) -> str | None:
-        if pattern.fullmatch(value):
-            return None
-        return (
-            f"{preview(value)} is not a valid {kind}"
-            f' (expected "{prefix}" followed by 8 or 17 lowercase hex digits)'
-        )
-
-    return check
-
-
-def _length_check(minimum: int, maximum: int | None) -> _Check:
-    def check(value: str) -> str | None:
-        if len(value) < minimum:
-            return "must not be empty"
-        if maximum is not None and len(value) > maximum:
-            return f"is {len(value)} characters long (at most {maximum} allowed)"
-        return None
-
-    return check
-
-
-_SUBNET_ID_CHECK: Final = _aws_id_check(SUBNET_ID_PATTERN, "subnet-", "subnet ID")
-_SG_ID_CHECK: Final = _aws_id_check(SECURITY_GROUP_ID_PATTERN, "sg-", "security group ID")
-_SUBNET_NAME_CHECK: Final = _length_check(1, SUBNET_NAME_MAX_LENGTH)
-_SG_NAME_CHECK: Final = _length_check(1, SECURITY_GROUP_NAME_MAX_LENGTH)
+_SUBNET_ID_CHECK: Final = pattern_check(
+    SUBNET_ID_PATTERN, f'a valid subnet ID (expected "subnet-" {_AWS_ID_FORMAT})'
+)
+_SG_ID_CHECK: Final = pattern_check(
+    SECURITY_GROUP_ID_PATTERN, f'a valid security group ID (expected "sg-" {_AWS_ID_FORMAT})'
+)
+_SUBNET_NAME_CHECK: Final = length_check(1, SUBNET_NAME_MAX_LENGTH)
+_SG_NAME_CHECK: Final = length_check(1, SECURITY_GROUP_NAME_MAX_LENGTH)
 
 
 def check_dpdk_driver(value: str) -> str | None:
@@ -395,39 +303,3 @@ def _label_name_problem(text: str, subject: str) -> str | None:
             " and contain only letters, digits, '-', '_' and '.'"
         )
     return None
-
-
-def wrong_type(expected: str, value: object) -> str:
-    got = "null" if value is None else f"{_json_type(value)} {preview(value)}"
-    return f"must be {expected}, got {got}"
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
-
-
-def preview(value: object) -> str:
-    """``value`` as JSON, shortened so that one bad value cannot flood a condition message."""
-    if isinstance(value, str):
-        if len(value) > _PREVIEW_MAX_LENGTH:
-            value = value[: _PREVIEW_MAX_LENGTH - 3] + "..."
-        return json.dumps(value, ensure_ascii=False)
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=repr)
-    except ValueError:  # a circular structure, which JSON from the API cannot hold
-        text = repr(value)
-    if len(text) > _PREVIEW_MAX_LENGTH:
-        return text[: _PREVIEW_MAX_LENGTH - 3] + "..."
-    return text

@@ -1,42 +1,29 @@
 """A list/watch cache of one resource type, with secondary indexes.
 
-The controller reacts to NodeENIs and Nodes. Polling the API server for them
-would cost a full list per reconcile; an informer lists once, then follows the
-watch stream, so every read the controller makes is answered from memory and
-every change reaches it as an event within milliseconds.
+One list and then a watch stream answer every read the controller makes from
+memory, and bring every change to it within milliseconds. Hand-rolled, not
+kopf or the client's ``Watch``, to keep exactly client-go's contract:
 
-This is hand-rolled rather than kopf or the client's ``Watch`` helper because
-the controller needs exactly client-go's contract and nothing else:
-
-* the store is replaced after every (re)list and the difference is delivered as
-  add/update/delete, so objects deleted while the watch was down still arrive
-  as deletions, with the last state this informer saw;
-* a watch the server ends normally is resumed from the last resourceVersion
-  seen (events or bookmarks), without a relist;
+* the store is replaced after every (re)list and the difference delivered as
+  add/update/delete, so an object deleted while the watch was down still
+  arrives as a deletion, with the last state seen;
+* a watch the server ends normally resumes from the last resourceVersion seen
+  (events or bookmarks), without a relist;
 * an expired resourceVersion (HTTP 410, or the ``ERROR`` event with code 410
-  that the server actually sends) forces a relist: at once the first time,
-  even after failures to connect (a restarted API server answers an old
-  version with 410), with backoff only when expiries come in a row;
-* any other failure is retried with capped, jittered exponential backoff;
+  the server actually sends) relists: at once the first time, even after
+  failures to connect, with backoff only for expiries in a row; any other
+  failure backs off, capped, jittered and exponential;
 * handlers are synchronous and only enqueue keys: one that raises is logged and
   never stops the informer;
-* indexes (Nodes by label, NodeENIs by attached node) are kept up to date
-  incrementally, so "which NodeENIs reference node X" is a dict lookup;
-* an optional transform (client-go's TransformFunc) cuts every object down to
-  what the controller reads before it is stored, compared or handed to a
-  handler: a real Node is 10-20 KB of JSON (its status lists every image on
-  the node), the part the controller reads a few hundred bytes, and kubelet
-  heartbeats rewrite the rest of it every few minutes;
-* with ``complete``, the watch asks for metadata only (a quarter of a real
-  Node's bytes, so a quarter of the decoding) and each event is completed
-  with what the metadata lacks, from the stored object (a Node's providerID
-  never changes once set), or from one GET of the object when the store
-  cannot tell (a new Node, or one that had no providerID yet). Lists stay
-  whole: a relist brings everything afresh.
+* ``transform`` (client-go's TransformFunc) cuts every object down to what the
+  controller reads before anything sees it: a real Node is 10-20 KB, mostly a
+  status that kubelet heartbeats rewrite and the controller never reads;
+* with ``complete``, the watch asks for metadata only and each event is
+  completed from the stored object, or one GET when the store cannot tell (a
+  Node's providerID never changes once set). Lists stay whole.
 
-The store, its indexes and the update rule that decides which replacement is
-a change for the handlers (a Node heartbeat, transformed, is not) are in
-store.py.
+The store, its indexes and the update rule (which replacement is a change for
+the handlers) are in store.py.
 """
 
 from __future__ import annotations
@@ -179,23 +166,13 @@ class WatchExpired(Exception):
 class WatchError(Exception):
     """The server ended a watch with an ERROR event other than 410."""
 
-    def __init__(self, status: Obj) -> None:
-        self.code = status.get("code")
-        self.reason = status.get("reason")
-        super().__init__(f"watch error {self.code} {self.reason}: {status.get('message')}")
-
 
 class Informer:
     """Lists and watches one resource type into a ``Store`` and calls ``handler``.
 
-    ``run()`` runs until cancelled. Reads (``get``/``list``/``by_index``) are
-    answered from memory and are complete once ``has_synced`` is True.
-
-    ``transform`` is applied to every listed or watched object before anything
-    else sees it: the store, the indexers, the update rule and the handlers
-    only ever get its result (listed objects are transformed page by page, so
-    a relist never holds every whole object at once). An object it fails on is
-    kept whole, with a warning, rather than lost.
+    ``run()`` runs until cancelled; reads are complete once ``has_synced``.
+    Listed objects are transformed page by page, so a relist never holds every
+    whole object at once; an object ``transform`` fails on is kept whole.
     """
 
     def __init__(
@@ -334,7 +311,9 @@ class Informer:
         if kind == "ERROR":
             if obj.get("code") == HTTPStatus.GONE:
                 raise WatchExpired(obj.get("message"))
-            raise WatchError(obj)
+            raise WatchError(
+                f"watch error {obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
+            )
         rv = resource_version(obj)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             if self._complete is not None:  # a PartialObjectMetadata: the type is ours
@@ -346,7 +325,7 @@ class Informer:
                 self._log.warning("watch event for an object without a name", type=kind)
                 return
             if kind == "DELETED":
-                gone = self._from_store(name, kept)
+                gone = self._from_store(name, kept) or kept
                 self.store.delete(name)  # the store first, as after a relist
                 self._notify("on_delete", gone)
             else:
@@ -362,19 +341,16 @@ class Informer:
         if rv is not None:
             self._resource_version = rv
 
-    def _from_store(self, name: str, partial: Obj) -> Obj:
-        """`partial` completed from the stored object, when there is one to tell."""
+    def _from_store(self, name: str, partial: Obj) -> Obj | None:
+        """`partial` completed from the stored object; None when that cannot tell."""
         stored = self.store.get(name)
-        if self._complete is None or stored is None:
-            return partial
-        return self._complete(stored, partial) or partial
+        return None if self._complete is None or stored is None else self._complete(stored, partial)
 
     async def _completed(self, name: str, partial: Obj) -> Obj:
         """A metadata-only object made whole: from the store, else from one GET
         (a failed GET leaves it partial: the next event of it tries again)."""
         assert self._complete is not None
-        stored = self.store.get(name)
-        if stored is not None and (whole := self._complete(stored, partial)) is not None:
+        if (whole := self._from_store(name, partial)) is not None:
             return whole
         self.fetches += 1
         try:
