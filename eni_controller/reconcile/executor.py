@@ -1,25 +1,18 @@
-"""Carry out a plan's actions against EC2, slot by slot.
+"""Carry out a plan's actions against EC2, one task per slot.
 
-Thin on purpose: the planner decided what to do; this module makes the calls,
-allocates device indexes under the per-instance lock, and reports what
-happened. A failure in one slot never stops the others; it is returned as an
-outcome the reconciler turns into a condition, an event or a requeue. An event
-never fails a slot either: events are best effort.
+The planner decided what to do; this module makes the calls and returns each
+slot's outcome, which the reconciler turns into a condition, an event or a
+requeue. A failed slot never stops the others, and a failed event never fails
+a slot. Each slot's task binds its own log context (node, instance, ENI); each
+ENI step done is one info line naming them ("ENI created", "ENI attached").
 
-Each slot runs in a task of its own, at most `concurrency` at once, so the log
-context it binds (node, instance, ENI) is its own: no other slot and not the
-caller sees it. Each ENI step done is one info line, "ENI created" / "ENI
-attached", naming the NodeENI, node, instance and ENI (cleanup.py logs the
-detach and the delete the same way).
-
-Invariants: a slot's step is never tried before its backoff ran out, and an
-attribute change that did not stick is never sent past its bound
-(retries.py), whoever asks and however often. A create never sends a
-ClientToken whose ENI is known gone (tokens.py). A device index is picked and
-taken only while the instance is held (indexes.py); an index AWS refuses as
-in use is skipped only once a describe shows it taken; with no free index
-below the instance type's limit the slot is blocked (NoFreeDeviceIndex), never
-attached elsewhere. No Kubernetes write is made while an instance is held.
+Invariants: a slot's step is never tried before its backoff ran out, nor an
+attribute change that did not stick sent past its bound (retries.py). A create
+never sends a ClientToken whose ENI is known gone (tokens.py). A device index
+is picked and taken only while the instance is held (indexes.py); one AWS
+refuses as in use is skipped only once a describe shows it taken; with none
+free below the instance type's limit the slot is blocked (NoFreeDeviceIndex).
+No Kubernetes write is made while an instance is held.
 """
 
 from __future__ import annotations
@@ -28,7 +21,6 @@ import asyncio
 import dataclasses
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -51,7 +43,13 @@ from eni_controller.reconcile.planner import (
     SetSecurityGroups,
     Slot,
 )
-from eni_controller.reconcile.retries import EffectAttempts, EffectKey, SlotBackoff, StepKey
+from eni_controller.reconcile.retries import (
+    EffectAttempts,
+    EffectKey,
+    Failure,
+    SlotBackoff,
+    StepKey,
+)
 from eni_controller.reconcile.tokens import ClientTokens, SlotKey
 from eni_controller.spec import NodeENISpec
 
@@ -59,8 +57,6 @@ log = structlog.get_logger(__name__)
 
 MAX_INDEX_CONFLICTS = 3
 MAX_TOKENS_PER_CREATE = 3  # ClientTokens one create may go through (replays, mismatches)
-# Attach's own default for DeleteOnTermination; only a spec asking otherwise costs a call.
-ATTACH_DEFAULT_DELETE_ON_TERMINATION = False
 
 
 class Outcome(StrEnum):
@@ -71,7 +67,7 @@ class Outcome(StrEnum):
     GIVEN_UP = "given-up"  # an attribute change that does not stick: left alone
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class SlotResult:
     slot: Slot
     outcome: Outcome
@@ -85,22 +81,19 @@ class SlotResult:
         """What the NodeENI's conditions say about this slot (None: nothing)."""
         if self.outcome is Outcome.DONE:
             return None
+        blocks_ready = self.outcome is not Outcome.GIVEN_UP
         return NodeProblem(
-            node=self.slot.node,
-            reason=self.reason,
-            message=self.message,
-            blocks_ready=self.outcome is not Outcome.GIVEN_UP,
+            node=self.slot.node, reason=self.reason, message=self.message, blocks_ready=blocks_ready
         )
 
 
 class Emit(Protocol):
-    """Record `count` occurrences of an event about the Job's NodeENI. Returns at
-    once: the write is the recorder's (kube/events.py), a slot never waits on it."""
+    """Record `count` events about the Job's NodeENI; returns at once (kube/events.py)."""
 
     def __call__(self, type_: str, reason: str, message: str, count: int = 1, /) -> None: ...
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Job:
     """What every action of one reconcile shares."""
 
@@ -111,8 +104,7 @@ class Job:
     instances: Mapping[str, Instance]
     emit: Emit
     generation: int = 0  # the NodeENI's: a new one (spec edited) forgets the slots' backoff
-    # instance type -> MaximumNetworkInterfaces: device indexes stay below it
-    # (a type not listed: no known limit, AWS still refuses a full instance)
+    # instance type -> MaximumNetworkInterfaces, the bound of device indexes (if known)
     max_enis: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -126,7 +118,6 @@ class Executor:
         cluster: ClusterIdentity | None = None,
         backoff: SlotBackoff | None = None,
         tokens: ClientTokens | None = None,
-        effects: EffectAttempts | None = None,
         concurrency: int = 16,
         extra_tags: Mapping[str, str] | None = None,
     ) -> None:
@@ -137,30 +128,26 @@ class Executor:
         self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
         self._backoff = backoff or SlotBackoff()
         self.tokens = tokens or ClientTokens()
-        self._effects = effects or EffectAttempts()
+        self._effects = EffectAttempts()
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
     def gone(self, eni_id: str) -> None:
-        """`eni_id` no longer exists (deleted by the cleanup pool, or a status entry's
-        ENI EC2 no longer has): its ClientToken is spent and the device index it
-        held is free for the slot's next ENI."""
+        """`eni_id` no longer exists: its ClientToken is spent and its device index free."""
         self.tokens.gone(eni_id)
         self._allocator.forget(eni_id)
 
-    def _not_found(self, eni_id: str) -> bool:
-        """EC2 answered NotFound for `eni_id`: True when that makes it known gone
-        (tokens.py), and then it holds no device index either."""
-        if gone := self.tokens.not_found(eni_id):
+    def _not_found(self, eni_id: str) -> None:
+        """EC2 answered NotFound for `eni_id`: when that makes it known gone
+        (tokens.py), it holds no device index either."""
+        if self.tokens.not_found(eni_id):
             self._allocator.forget(eni_id)
-        return gone
 
     async def adopt(
         self, eni: NetworkInterface, *, nodeeni: str, uid: str, node: str, instance_id: str
     ) -> NetworkInterface | None:
-        """Add the tags an ENI made by the Go controller lacks, which makes it one of
-        ours (planned, kept, cleaned up like any other): the ENI as tagged now, or
-        None if EC2 refused (logged: the next reconcile tries again)."""
+        """Add the tags an ENI made by the Go controller lacks, making it one of ours:
+        the ENI as tagged now, or None if EC2 refused (the next reconcile tries again)."""
         wanted = tags.eni_tags(
             nodeeni=nodeeni,
             uid=uid,
@@ -212,7 +199,7 @@ class Executor:
                 nodeeni=job.nodeeni,
                 node=action.slot.node,
                 instance_id=action.slot.instance_id,
-                **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
+                **({} if isinstance(action, CreateAndAttach) else {"eni_id": action.eni_id}),
             )
             return await self._guarded(job, action)
 
@@ -224,32 +211,21 @@ class Executor:
             log.warning("event not recorded", reason=reason, error=type(err).__name__)
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
-        slot = action.slot
-        step = _step_key(job, action)
-        effect = _effect_key(job, action)
+        slot, step, effect = action.slot, _step_key(job, action), _effect_key(job, action)
         if effect is not None and self._effects.exhausted(effect):
+            message = (
+                f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
+                f"after {self._effects.attempts(effect)} successful "
+                "ModifyNetworkInterfaceAttribute calls; left alone until the attachment or the "
+                "spec changes"
+            )
+            reason = ProblemReason.ATTRIBUTE_NOT_APPLIED
             return SlotResult(
-                slot=slot,
-                outcome=Outcome.GIVEN_UP,
-                action=action,
-                reason=ProblemReason.ATTRIBUTE_NOT_APPLIED,
-                message=(
-                    f"node {slot.node}: {effect.target} {effect.attribute} is not "
-                    f"{effect.wanted} after {self._effects.attempts(effect)} successful "
-                    "ModifyNetworkInterfaceAttribute calls; left alone until the "
-                    "attachment or the spec changes"
-                ),
+                slot=slot, outcome=Outcome.GIVEN_UP, action=action, reason=reason, message=message
             )
         standing = self._backoff.standing(step, generation=job.generation)
         if standing is not None and not self._backoff.due(step, generation=job.generation):
-            return SlotResult(
-                slot=slot,
-                outcome=Outcome.HELD,
-                action=action,
-                reason=standing.reason,
-                message=standing.message,
-                retry_in=self._backoff.remaining(standing),
-            )
+            return self._backed_off(action, Outcome.HELD, standing)
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
@@ -257,55 +233,52 @@ class Executor:
                         await self._create_and_attach(job, slot)
                     case Attach(eni_id=eni_id):
                         await self._attach(job, slot, eni_id, adopted=True)
-                    case SetDeleteOnTermination(
-                        eni_id=eni_id, attachment_id=attachment_id, value=value
-                    ):
+                    case SetDeleteOnTermination(eni_id=eni_id, attachment_id=attachment_id):
                         await self._ec2.set_delete_on_termination(
-                            eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=value
+                            eni_id=eni_id,
+                            attachment_id=attachment_id,
+                            delete_on_termination=action.value,
                         )
                     case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
                         await self._ec2.set_security_groups(
                             eni_id=eni_id, security_group_ids=group_ids
                         )
-            if effect is not None:
-                self._effects.sent(effect)
-            self._backoff.succeeded(step)
-            return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
         except errors.EC2Error as err:
             blocked = isinstance(err, errors.LimitExceeded | errors.AZMismatch)
             if not blocked:
                 log.info(
                     "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
                 )
+            message = f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
             failure = self._backoff.failed(
-                step,
-                generation=job.generation,
-                reason=errors.reason_for(err),
-                message=(
-                    f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
-                ),
+                step, generation=job.generation, reason=errors.reason_for(err), message=message
             )
-            return SlotResult(
-                slot=slot,
-                outcome=Outcome.BLOCKED if blocked else Outcome.RETRY,
-                action=action,
-                reason=failure.reason,
-                message=failure.message,
-                retry_in=self._backoff.remaining(failure),
-            )
+            return self._backed_off(action, Outcome.BLOCKED if blocked else Outcome.RETRY, failure)
+        if effect is not None:
+            self._effects.sent(effect)
+        self._backoff.succeeded(step)
+        return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
+
+    def _backed_off(self, action: Action, outcome: Outcome, failure: Failure) -> SlotResult:
+        return SlotResult(
+            slot=action.slot,
+            outcome=outcome,
+            action=action,
+            reason=failure.reason,
+            message=failure.message,
+            retry_in=self._backoff.remaining(failure),
+        )
 
     async def _create_and_attach(self, job: Job, slot: Slot) -> None:
+        subnet_id = slot.subnet.subnet_id
         key = SlotKey(
-            uid=job.uid,
-            node=slot.node,
-            instance_id=slot.instance_id,
-            subnet_id=slot.subnet.subnet_id,
+            uid=job.uid, node=slot.node, instance_id=slot.instance_id, subnet_id=subnet_id
         )
         for _ in range(MAX_TOKENS_PER_CREATE):
             token = self.tokens.token(key)
             try:
                 eni = await self._ec2.create_network_interface(
-                    subnet_id=slot.subnet.subnet_id,
+                    subnet_id=subnet_id,
                     security_group_ids=job.security_group_ids,
                     description=job.spec.eni_description(slot.node),
                     tags=tags.eni_tags(
@@ -313,7 +286,7 @@ class Executor:
                         uid=job.uid,
                         node=slot.node,
                         instance_id=slot.instance_id,
-                        subnet_id=slot.subnet.subnet_id,
+                        subnet_id=subnet_id,
                         cluster_name=self._cluster.name,
                         extra=self._extra_tags,
                     ),
@@ -324,22 +297,16 @@ class Executor:
                 continue
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
-                    self._event(
-                        job,
-                        "Warning",
-                        "ENICreationFailed",
-                        f"node {slot.node}: {errors.short_text(err)}",
-                    )
+                    message = f"node {slot.node}: {errors.short_text(err)}"
+                    self._event(job, "Warning", "ENICreationFailed", message)
                 raise
             if not self.tokens.created(key, token=token, eni_id=eni.eni_id):
                 log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
                 continue
             structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
-            if _already_attached(eni, slot.instance_id):
+            if eni.attachment is not None and eni.attachment.instance_id == slot.instance_id:
                 return  # the ClientToken returned an ENI a crashed earlier run attached
-            log.info(
-                "ENI created", subnet_id=slot.subnet.subnet_id, **_fields(job, slot, eni.eni_id)
-            )
+            log.info("ENI created", subnet_id=subnet_id, **_fields(job, slot, eni.eni_id))
             self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
             try:
                 await self._attach(job, slot, eni.eni_id, adopted=False)
@@ -410,54 +377,34 @@ class Executor:
                             f"{slot.device_index} up were taken on {slot.instance_id}"
                         ),
                     )
+            self.tokens.found(eni_id)
+            # logged before the attribute change below, which may fail on its own
+            log.info(
+                "ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id)
+            )
+            if job.spec.delete_on_termination:  # attach's own default is False: no call then
+                # attached a moment ago, so NotFound means deleted since (by hand)
+                await self._ec2.set_delete_on_termination(
+                    eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=True
+                )
+                # the first of the bounded sends of this change (see retries.EffectAttempts)
+                self._effects.sent(_delete_on_termination(job, attachment_id, True))
         except errors.ENINotFound:
             self._not_found(eni_id)
             raise
         except errors.EC2Error as err:
             if err is reported:
-                self._event(
-                    job,
-                    "Warning",
-                    "ENIAttachmentFailed",
-                    f"{eni_id} on node {slot.node}: {errors.short_text(err)}",
-                )
+                message = f"{eni_id} on node {slot.node}: {errors.short_text(err)}"
+                self._event(job, "Warning", "ENIAttachmentFailed", message)
             raise
-        self.tokens.found(eni_id)
-        # logged before the attribute change below, which may fail on its own
-        log.info("ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id))
-        if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
-            try:
-                await self._ec2.set_delete_on_termination(
-                    eni_id=eni_id,
-                    attachment_id=attachment_id,
-                    delete_on_termination=job.spec.delete_on_termination,
-                )
-            except errors.ENINotFound:
-                # attached a moment ago, so it existed: deleted since (by hand), maybe
-                # before any status entry listed it to say it vanished
-                self._not_found(eni_id)
-                raise
-            # the first of the bounded sends of this change (see retries.EffectAttempts)
-            self._effects.sent(
-                _delete_on_termination(job, attachment_id, job.spec.delete_on_termination)
-            )
-        reason, verb = (
-            ("ENIAdopted", "adopted and attached") if adopted else ("ENIAttached", "attached")
-        )
-        self._event(
-            job, "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
-        )
+        verb = "adopted and attached" if adopted else "attached"
+        message = f"{verb} {eni_id} to node {slot.node} at device index {index}"
+        self._event(job, "Normal", "ENIAdopted" if adopted else "ENIAttached", message)
 
 
 def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:
-    """The fields of an ENI lifecycle line (the slot's context has them too, but a
-    lifecycle line names its objects whatever the log configuration)."""
-    return {
-        "nodeeni": job.nodeeni,
-        "node": slot.node,
-        "instance_id": slot.instance_id,
-        "eni_id": eni_id,
-    }
+    """An ENI lifecycle line's fields: named whatever the log configuration binds."""
+    return dict(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id, eni_id=eni_id)
 
 
 def _step_key(job: Job, action: Action) -> StepKey:
@@ -482,16 +429,11 @@ def _effect_key(job: Job, action: Action) -> EffectKey | None:
         case SetDeleteOnTermination(attachment_id=attachment_id, value=value):
             return _delete_on_termination(job, attachment_id, value)
         case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
-            return EffectKey(
-                uid=job.uid,
-                target=eni_id,
-                attribute="SecurityGroups",
-                wanted=",".join(sorted(group_ids)),
-            )
+            wanted = ",".join(sorted(group_ids))
+            return EffectKey(uid=job.uid, target=eni_id, attribute="SecurityGroups", wanted=wanted)
     return None
 
 
-_WITH_ENI = (Attach, SetDeleteOnTermination, SetSecurityGroups)
 _OPERATIONS: dict[type[Action], str] = {
     CreateAndAttach: "create_and_attach",
     Attach: "adopt_and_attach",
@@ -501,19 +443,10 @@ _OPERATIONS: dict[type[Action], str] = {
 
 
 def staggered(actions: Sequence[Action], key: str) -> list[Action]:
-    """`actions` rotated by an offset derived from `key` (the NodeENI's name).
-
-    The planner lists slots by node name, so NodeENIs reconciled at once would
-    all start on the same first nodes and queue on their per-instance locks
-    (one attach per instance at a time); starting each at its own offset
-    spreads them over the instances. The order of independent slots is
-    otherwise irrelevant, and the rotation is stable for a given NodeENI.
-    """
+    """`actions` rotated by an offset derived from `key` (the NodeENI's name), stable
+    per NodeENI: the planner lists slots by node name, so NodeENIs reconciled at once
+    would otherwise all start on the same nodes and queue on their instance locks."""
     if len(actions) < 2:
         return list(actions)
     offset = zlib.crc32(key.encode()) % len(actions)
     return [*actions[offset:], *actions[:offset]]
-
-
-def _already_attached(eni: NetworkInterface, instance_id: str) -> bool:
-    return eni.attachment is not None and eni.attachment.instance_id == instance_id
