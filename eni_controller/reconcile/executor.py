@@ -8,11 +8,9 @@ ENI step done is one info line naming them ("ENI created", "ENI attached").
 
 Invariants: a slot's step is never tried before its backoff ran out, nor an
 attribute change that did not stick sent past its bound (retries.py). A create
-never sends a ClientToken whose ENI is known gone (tokens.py). A device index
-is picked and taken only while the instance is held (indexes.py); one AWS
-refuses as in use is skipped only once a describe shows it taken; with none
-free below the instance type's limit the slot is blocked (NoFreeDeviceIndex).
-No Kubernetes write is made while an instance is held.
+never sends a ClientToken whose ENI is known gone (tokens.py). Device indexes
+are chosen while the instance is held (indexes.py), and no Kubernetes write is
+made then; with none free below its type's limit the slot is blocked.
 """
 
 from __future__ import annotations
@@ -32,7 +30,11 @@ from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.indexes import (
+    ATTACH_ACTION,
+    DeviceIndexAllocator,
+    attach_at_free_index,
+)
 from eni_controller.reconcile.planner import (
     Action,
     Attach,
@@ -55,7 +57,6 @@ from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
 
-MAX_INDEX_CONFLICTS = 3
 MAX_TOKENS_PER_CREATE = 3  # ClientTokens one create may go through (replays, mismatches)
 
 
@@ -325,58 +326,16 @@ class Executor:
 
     async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
         instance = job.instances[slot.instance_id]
-        limit = job.max_enis.get(instance.instance_type)
-        reported: errors.EC2Error | None = None  # an ENIAttachmentFailed, once the lock is free
         try:
-            async with self._allocator.hold(
-                slot.instance_id, occupied=instance.occupied_device_indexes
-            ) as indexes:
-                for _ in range(MAX_INDEX_CONFLICTS):
-                    index = indexes.pick(
-                        slot.device_index, eni_id=eni_id, floor=job.spec.device_index, limit=limit
-                    )
-                    if index is None:  # only with a known limit: blocked, never below the floor
-                        reported = errors.LimitExceeded(
-                            action="AttachNetworkInterface",
-                            code="NoFreeDeviceIndex",
-                            message=(
-                                f"no free device index on {slot.instance_id} from the spec's "
-                                f"deviceIndex {job.spec.device_index} up to "
-                                f"{instance.instance_type}'s limit of {limit} network interfaces"
-                            ),
-                        )
-                        raise reported
-                    try:
-                        attachment_id = await self._ec2.attach_network_interface(
-                            eni_id=eni_id, instance_id=slot.instance_id, device_index=index
-                        )
-                    except errors.OutcomeUnknown:
-                        indexes.take(index, eni_id=eni_id)  # it may be attached there
-                        raise
-                    except errors.EC2Error as err:
-                        if isinstance(err, errors.MaybeIndexConflict):
-                            # a conflict only if the instance shows the index taken now
-                            found = await self._ec2.describe_instances([slot.instance_id])
-                            fresh = found.get(slot.instance_id)
-                            if fresh is not None and index in fresh.occupied_device_indexes:
-                                indexes.occupied.update(fresh.occupied_device_indexes)
-                                continue  # held outside the controller: the next index up
-                        if isinstance(
-                            err, errors.LimitExceeded | errors.AZMismatch | errors.Permanent
-                        ):
-                            reported = err
-                        raise
-                    indexes.take(index, eni_id=eni_id)
-                    break
-                else:
-                    raise errors.IndexConflict(
-                        action="AttachNetworkInterface",
-                        code="IndexConflict",
-                        message=(
-                            f"{MAX_INDEX_CONFLICTS} device indexes in a row from "
-                            f"{slot.device_index} up were taken on {slot.instance_id}"
-                        ),
-                    )
+            attachment_id, index = await attach_at_free_index(
+                self._ec2,
+                self._allocator,
+                eni_id=eni_id,
+                instance=instance,
+                wanted=slot.device_index,
+                floor=job.spec.device_index,
+                limit=job.max_enis.get(instance.instance_type),
+            )
             self.tokens.found(eni_id)
             # logged before the attribute change below, which may fail on its own
             log.info(
@@ -392,8 +351,9 @@ class Executor:
         except errors.ENINotFound:
             self._not_found(eni_id)
             raise
-        except errors.EC2Error as err:
-            if err is reported:
+        except (errors.LimitExceeded, errors.AZMismatch, errors.Permanent) as err:
+            # refused for good by the attach itself (not by the describe after a conflict)
+            if err.action == ATTACH_ACTION:
                 message = f"{eni_id} on node {slot.node}: {errors.short_text(err)}"
                 self._event(job, "Warning", "ENIAttachmentFailed", message)
             raise
