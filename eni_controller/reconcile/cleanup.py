@@ -1,9 +1,9 @@
 """The cleanup pool: detach, wait for `available`, delete, on workers of its own.
 
-A detachment takes seconds on AWS; waited for inline it would hold a reconcile
-worker hostage. Here MAX_CONCURRENT_ENI_CLEANUP workers make the mutating calls
-and park each detached ENI; one poller describes all parked ENIs still in use
-in one batched call per poll and hands each free one back for its delete.
+A detachment takes seconds on AWS: waited for inline, it would hold a reconcile
+worker hostage. MAX_CONCURRENT_ENI_CLEANUP workers make the mutating calls and
+park each detached ENI; one poller describes the parked ENIs still in use in one
+batched call per poll and hands each free one back to the workers for its delete.
 
 Invariants:
 
@@ -22,9 +22,7 @@ Invariants:
 * `_jobs` keeps entry order, so its first job is the oldest (for the gauges).
 
 Each step done is one info line ("ENI detached", "ENI deleted") and one Event
-on the owner through `on_event`. The owner (the NodeENI whose status lists the
-ENI) is told as its ENIs leave, at most once per NOTIFY_INTERVAL_SECONDS while
-more are pending and at once with its last one (its finalizer waits on that).
+on the owner; the owner is told as its ENIs leave the pool (owner_notices.py).
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,6 +41,7 @@ from eni_controller.aws.resources import NetworkInterface
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.owner_notices import OwnerNotices
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +88,21 @@ def _ignore(*_: object) -> None:
     pass
 
 
+def _new_queue() -> WorkQueue[str]:
+    return WorkQueue(name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS)
+
+
+def _fields(eni_id: str, job: _Job) -> dict[str, str]:
+    """eni_id, and nodeeni/node/instance_id as far as known (the ENI's own tag names
+    its NodeENI even when the orphan sweep is the owner)."""
+    return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
+
+
+def _lifecycle_fields(eni_id: str, job: _Job) -> dict[str, str | None]:
+    """The fields of an ENI lifecycle line: all four, None where unknown."""
+    return {"node": None, "instance_id": None, **_fields(eni_id, job)}
+
+
 class CleanupPool:
     def __init__(
         self,
@@ -106,21 +119,19 @@ class CleanupPool:
     ) -> None:
         """`on_done(owner)`: some of the owner's ENIs left the pool. `on_detached(
         instance_id, device_index)`: an ENI this pool detached is free. `on_deleted(
-        eni_id)`: it is gone. `on_event(owner, reason, message)`: a Normal Event (it
-        must not block)."""
+        eni_id)`: its delete succeeded or said NotFound. `on_event(owner, reason,
+        message)`: a Normal Event (it must not block)."""
         self._ec2 = ec2
         self._metrics = metrics
         self._workers = workers
         self._detach_timeout = detach_timeout
-        self._on_done = on_done
         self._on_detached = on_detached
         self._on_deleted = on_deleted
         self._on_event = on_event
         self._clock = clock
-        self.queue: WorkQueue[str] = self._new_queue()  # a new one each term
+        self.queue: WorkQueue[str] = _new_queue()  # a new one each term
         self._jobs: dict[str, _Job] = {}  # every pending ENI
-        self._pending_by_owner: Counter[str] = Counter()
-        self._notify_later: dict[str, asyncio.TimerHandle] = {}
+        self._owners = OwnerNotices(on_done, interval=NOTIFY_INTERVAL_SECONDS)
         self._parked: dict[str, float] = {}  # detached, awaiting `available`: ENI id → deadline
         self._free: set[str] = set()  # seen free by the poller: next pass deletes
         self._new_parked = asyncio.Event()
@@ -133,12 +144,6 @@ class CleanupPool:
             oldest_pending_seconds=self._oldest_pending_seconds,
         )
 
-    @staticmethod
-    def _new_queue() -> WorkQueue[str]:
-        return WorkQueue(
-            name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS
-        )
-
     def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> None:
         """Queue an ENI for cleanup on behalf of `nodeeni`. `seen` is the view the
         decision was made on: it spares the worker a describe before the detach, and
@@ -146,10 +151,10 @@ class CleanupPool:
         job = self._jobs.get(eni_id)
         if job is None:
             job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
-            self._pending_by_owner[nodeeni] += 1
+            self._owners.pending[nodeeni] += 1
         elif job.owner != nodeeni:
-            self._pending_by_owner[job.owner] -= 1
-            self._pending_by_owner[nodeeni] += 1
+            self._owners.pending[job.owner] -= 1
+            self._owners.pending[nodeeni] += 1
             job.owner = nodeeni
         if seen is not None and eni_id not in self._parked and eni_id not in self._free:
             job.view, job.instance_id, job.decided = seen, _attached_to(seen), True
@@ -163,7 +168,7 @@ class CleanupPool:
         job = self._jobs.get(eni_id)
         if job is None:
             return False
-        log.info("cleanup cancelled", **self._fields(eni_id, job))
+        log.info("cleanup cancelled", **_fields(eni_id, job))
         self._leave(eni_id, job)
         return True
 
@@ -172,7 +177,7 @@ class CleanupPool:
 
     def pending_for(self, nodeeni: str) -> int:
         """How many of `nodeeni`'s ENIs are queued, parked or being cleaned."""
-        return self._pending_by_owner.get(nodeeni, 0)
+        return self._owners.pending.get(nodeeni, 0)
 
     def _oldest_pending_seconds(self) -> float:
         """How long the oldest ENI has been pending (0: none). Called on a scrape
@@ -206,15 +211,12 @@ class CleanupPool:
     def _drop_all(self) -> None:
         if self._jobs:
             log.info("cleanup pool stopped: pending cleanups dropped", enis=len(self._jobs))
-        for later in self._notify_later.values():
-            later.cancel()
-        self._notify_later.clear()
+        self._owners.clear()
         self._jobs.clear()
-        self._pending_by_owner.clear()
         self._parked.clear()
         self._free.clear()
         self._new_parked.clear()
-        self.queue = self._new_queue()
+        self.queue = _new_queue()
 
     async def _worker(self, queue: WorkQueue[str]) -> None:
         while True:
@@ -237,7 +239,7 @@ class CleanupPool:
                     self._retry(eni_id, job, err)
             except Exception:
                 if self._current(eni_id, job):
-                    log.exception("cleanup failed", **self._fields(eni_id, job))
+                    log.exception("cleanup failed", **_fields(eni_id, job))
                     self._retry(eni_id, job, None)
             else:
                 if outcome is _Outcome.GONE and self._current(eni_id, job):
@@ -265,7 +267,7 @@ class CleanupPool:
             if not self._current(eni_id, job):
                 return _Outcome.STALE
             if not found:
-                log.info("ENI already deleted", **self._lifecycle_fields(eni_id, job))
+                log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
                 return _Outcome.GONE
             eni = found[0]
             job.log_fields = tags.log_fields(eni)
@@ -282,7 +284,7 @@ class CleanupPool:
             if force:
                 log.warning(
                     "ENI not free within the detachment timeout: forcing its detach",
-                    **self._fields(eni_id, job),
+                    **_fields(eni_id, job),
                 )
             try:
                 with self._metrics.eni_operation("detach"):
@@ -310,9 +312,9 @@ class CleanupPool:
             with self._metrics.eni_operation("delete"):
                 await self._ec2.delete_network_interface(eni_id=eni_id)
         except errors.ENINotFound:
-            log.info("ENI already deleted", **self._lifecycle_fields(eni_id, job))
+            log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
         else:
-            log.info("ENI deleted", **self._lifecycle_fields(eni_id, job))
+            log.info("ENI deleted", **_lifecycle_fields(eni_id, job))
             self._on_event(job.owner, "ENIDeleted", f"deleted {eni_id}")
         self._on_deleted(eni_id)
         return _Outcome.GONE
@@ -322,7 +324,7 @@ class CleanupPool:
         if job.detached_from is not None:
             instance_id, device_index = job.detached_from
             job.detached_from = None
-            fields = {**self._lifecycle_fields(eni_id, job), "instance_id": instance_id}
+            fields = {**_lifecycle_fields(eni_id, job), "instance_id": instance_id}
             log.info("ENI detached", device_index=device_index, **fields)
             node = fields["node"] or instance_id
             self._on_event(job.owner, "ENIDetached", f"detached {eni_id} from node {node}")
@@ -330,7 +332,7 @@ class CleanupPool:
 
     def _dropped(self, eni_id: str, job: _Job) -> None:
         """Attached elsewhere than decided: not ours to touch; the owner decides again."""
-        fields = self._fields(eni_id, job)
+        fields = _fields(eni_id, job)
         log.info("cleanup dropped: ENI moved", decided_instance=job.instance_id, **fields)
         self._leave(eni_id, job)
 
@@ -341,12 +343,11 @@ class CleanupPool:
         self._parked.pop(eni_id, None)
         self._free.discard(eni_id)
         self.queue.forget(eni_id)
-        self._pending_by_owner[job.owner] -= 1
-        self._notify(job.owner)
+        self._owners.left(job.owner)
 
     def _retry(self, eni_id: str, job: _Job, err: Exception | None) -> None:
         if err is not None:
-            fields = self._fields(eni_id, job)
+            fields = _fields(eni_id, job)
             log.info("cleanup will retry", error=type(err).__name__, detail=str(err), **fields)
         self._metrics.cleanups.labels("retry").inc()
         self._observe(job)
@@ -408,30 +409,3 @@ class CleanupPool:
                 del self._parked[eni_id]
                 job.force = True
                 self._retry(eni_id, job, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
-
-    def _notify(self, owner: str) -> None:
-        """One of `owner`'s ENIs left the pool: tell it now if it was the last, else soon."""
-        if self._pending_by_owner[owner] <= 0:
-            self._pending_by_owner.pop(owner, None)
-            if (later := self._notify_later.pop(owner, None)) is not None:
-                later.cancel()
-            self._on_done(owner)
-        elif owner not in self._notify_later:
-            self._notify_later[owner] = asyncio.get_running_loop().call_later(
-                NOTIFY_INTERVAL_SECONDS, self._notify_now, owner
-            )
-
-    def _notify_now(self, owner: str) -> None:
-        self._notify_later.pop(owner, None)
-        self._on_done(owner)
-
-    @staticmethod
-    def _fields(eni_id: str, job: _Job) -> dict[str, str]:
-        """eni_id, and nodeeni/node/instance_id as far as known (the ENI's own tag names
-        its NodeENI even when the orphan sweep is the owner)."""
-        return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
-
-    @classmethod
-    def _lifecycle_fields(cls, eni_id: str, job: _Job) -> dict[str, str | None]:
-        """The fields of an ENI lifecycle line: all four, None where unknown."""
-        return {"node": None, "instance_id": None, **cls._fields(eni_id, job)}
