@@ -29,12 +29,7 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.metrics import Metrics
-from eni_controller.reconcile import tags
-from eni_controller.reconcile.indexes import (
-    ATTACH_ACTION,
-    DeviceIndexAllocator,
-    attach_at_free_index,
-)
+from eni_controller.reconcile import indexes, retries, tags
 from eni_controller.reconcile.planner import (
     Action,
     Attach,
@@ -44,13 +39,6 @@ from eni_controller.reconcile.planner import (
     SetDeleteOnTermination,
     SetSecurityGroups,
     Slot,
-)
-from eni_controller.reconcile.retries import (
-    EffectAttempts,
-    EffectKey,
-    Failure,
-    SlotBackoff,
-    StepKey,
 )
 from eni_controller.reconcile.tokens import ClientTokens, SlotKey
 from eni_controller.spec import NodeENISpec
@@ -113,11 +101,11 @@ class Executor:
     def __init__(
         self,
         ec2: EC2Client,
-        allocator: DeviceIndexAllocator,
+        allocator: indexes.DeviceIndexAllocator,
         *,
         metrics: Metrics,
         cluster: ClusterIdentity | None = None,
-        backoff: SlotBackoff | None = None,
+        backoff: retries.SlotBackoff | None = None,
         tokens: ClientTokens | None = None,
         concurrency: int = 16,
         extra_tags: Mapping[str, str] | None = None,
@@ -127,9 +115,9 @@ class Executor:
         self._metrics = metrics
         # its name tags every ENI made or adopted (CLUSTER_NAME, or discovered)
         self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
-        self._backoff = backoff or SlotBackoff()
+        self._backoff = backoff or retries.SlotBackoff()
         self.tokens = tokens or ClientTokens()
-        self._effects = EffectAttempts()
+        self._effects = retries.EffectAttempts()
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
@@ -260,7 +248,7 @@ class Executor:
         self._backoff.succeeded(step)
         return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
 
-    def _backed_off(self, action: Action, outcome: Outcome, failure: Failure) -> SlotResult:
+    def _backed_off(self, action: Action, outcome: Outcome, failure: retries.Failure) -> SlotResult:
         return SlotResult(
             slot=action.slot,
             outcome=outcome,
@@ -327,7 +315,7 @@ class Executor:
     async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
         instance = job.instances[slot.instance_id]
         try:
-            attachment_id, index = await attach_at_free_index(
+            attachment_id, index = await indexes.attach_at_free_index(
                 self._ec2,
                 self._allocator,
                 eni_id=eni_id,
@@ -353,7 +341,7 @@ class Executor:
             raise
         except (errors.LimitExceeded, errors.AZMismatch, errors.Permanent) as err:
             # refused for good by the attach itself (not by the describe after a conflict)
-            if err.action == ATTACH_ACTION:
+            if err.action == indexes.ATTACH_ACTION:
                 message = f"{eni_id} on node {slot.node}: {errors.short_text(err)}"
                 self._event(job, "Warning", "ENIAttachmentFailed", message)
             raise
@@ -367,8 +355,8 @@ def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:
     return dict(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id, eni_id=eni_id)
 
 
-def _step_key(job: Job, action: Action) -> StepKey:
-    return StepKey(
+def _step_key(job: Job, action: Action) -> retries.StepKey:
+    return retries.StepKey(
         uid=job.uid,
         node=action.slot.node,
         instance_id=action.slot.instance_id,
@@ -377,20 +365,22 @@ def _step_key(job: Job, action: Action) -> StepKey:
     )
 
 
-def _delete_on_termination(job: Job, attachment_id: str, value: bool) -> EffectKey:
-    return EffectKey(
+def _delete_on_termination(job: Job, attachment_id: str, value: bool) -> retries.EffectKey:
+    return retries.EffectKey(
         uid=job.uid, target=attachment_id, attribute="DeleteOnTermination", wanted=value
     )
 
 
-def _effect_key(job: Job, action: Action) -> EffectKey | None:
+def _effect_key(job: Job, action: Action) -> retries.EffectKey | None:
     """The attribute change `action` makes, whose sends are counted (None: no such change)."""
     match action:
         case SetDeleteOnTermination(attachment_id=attachment_id, value=value):
             return _delete_on_termination(job, attachment_id, value)
         case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
             wanted = ",".join(sorted(group_ids))
-            return EffectKey(uid=job.uid, target=eni_id, attribute="SecurityGroups", wanted=wanted)
+            return retries.EffectKey(
+                uid=job.uid, target=eni_id, attribute="SecurityGroups", wanted=wanted
+            )
     return None
 
 
