@@ -1,49 +1,28 @@
 """The cleanup pool: detach, wait for `available`, delete, on workers of its own.
 
-Why a pool: waiting for a detachment takes seconds on AWS; done inline it
-would hold a reconcile worker hostage. Here MAX_CONCURRENT_ENI_CLEANUP workers
-make the mutating calls (detach, delete); a detached ENI is then parked, and
-one poller asks EC2 about every parked ENI in one batched describe per poll
-(only for those still in use: one missing from the answer is `available` or
-gone), handing each free ENI back to the workers for its delete. The describe
-before a detach is the submitter's own view of the ENI, not a new call.
+A detachment takes seconds on AWS: waited for inline, it would hold a reconcile
+worker hostage. MAX_CONCURRENT_ENI_CLEANUP workers make the mutating calls and
+park each detached ENI; one poller describes the parked ENIs still in use in one
+batched call per poll and hands each free one back to the workers for its delete.
 
 Invariants:
 
-* Detach gently first. An ENI's first detach is sent without Force; only when
-  it is not free within DETACHMENT_TIMEOUT is the next detach forced (AWS
-  documents Force as a last resort). Such an ENI goes back to the queue with
-  backoff and is described afresh; it is never dropped for being slow.
-* Destroy only what was decided. The pool remembers the instance the ENI was
-  attached to when cleanup was decided (or that it was unattached). An ENI
-  seen attached elsewhere (or attached at all, when it was decided unattached)
-  is neither detached nor deleted: it leaves the pool and its owner is told,
-  so the owner decides again. A detach names its attachment, so a stale view
-  can never detach a newer attachment.
-* A cancelled ENI is left alone. cancel() (a NodeENI wants the ENI again)
-  removes it from the pool; each worker checks that its ENI is still pending,
-  under the same job, right before every destructive call and again after
-  every await, and otherwise does nothing more for it (no requeue, no second
-  notification). A cancelled ENI that was already detached stays `available`.
-* A leadership term owns its cleanups. When run() ends, everything pending is
-  forgotten (queue, parked ENIs, timers); the next term's reconciles describe
-  EC2 and decide again rather than act on the old term's decisions.
-* NotFound at any step means someone (AWS, DeleteOnTermination, an operator)
-  already did it: done.
-* Its gauges (pending, in flight, oldest pending age) are read at scrape time
-  from `_jobs` and `in_flight` alone; `_jobs` keeps entry order (an ENI is
-  inserted once per entry, removed when it leaves), so its first job is the
-  oldest.
+* Detach gently first: the next detach is forced only once an ENI is not free
+  within DETACHMENT_TIMEOUT. A slow ENI is retried with backoff, never dropped.
+* Destroy only what was decided: an ENI seen attached elsewhere than when its
+  cleanup was decided (or attached at all, when it was decided unattached) is
+  neither detached nor deleted; it leaves the pool and its owner decides again.
+  A detach names its attachment, so a stale view never detaches a newer one.
+* A cancelled ENI is left alone: a worker checks its job is still current
+  right before every destructive call and after every await, and otherwise
+  does nothing more for it (no requeue, no second notice).
+* A leadership term owns its cleanups: when run() ends everything pending is
+  dropped, and the next term decides again.
+* NotFound at any step means someone already did it: done.
+* `_jobs` keeps entry order, so its first job is the oldest (for the gauges).
 
-Each step done is one info line, "ENI detached" / "ENI deleted", naming the
-NodeENI, node, instance and ENI, and one Event (ENIDetached / ENIDeleted) on
-the owner through `on_event` (the orphan sweep's ENIs have no NodeENI: the
-controller drops those); an ENI someone else deleted is "ENI already deleted".
-
-The owner (the NodeENI whose status lists the ENI) is told as its ENIs leave
-the pool, at most once per NOTIFY_INTERVAL_SECONDS while more of them are in
-it, and at once when its last one is gone (its finalizer waits on that): a
-reconcile per deleted ENI would cost more EC2 work than the deletions.
+Each step done is one info line ("ENI detached", "ENI deleted") and one Event
+on the owner; the owner is told as its ENIs leave the pool (owner_notices.py).
 """
 
 from __future__ import annotations
@@ -51,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,12 +41,12 @@ from eni_controller.aws.resources import NetworkInterface
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.owner_notices import OwnerNotices
 
 log = structlog.get_logger(__name__)
 
 POLL_START_SECONDS = 0.1
-# an ENI in any other status (`available`) is free to delete
-NOT_FREE_STATUSES = ("in-use", "attaching", "detaching")
+NOT_FREE_STATUSES = ("in-use", "attaching", "detaching")  # any other (available): free
 POLL_MAX_SECONDS = 2.0
 NOTIFY_INTERVAL_SECONDS = 1.0
 RETRY_BASE_SECONDS = 0.5
@@ -89,36 +67,40 @@ class _Outcome(enum.Enum):
 @dataclass(kw_only=True, eq=False)
 class _Job:
     """One pending ENI; a new object each time the ENI enters the pool, so a worker
-    still holding an old one (after a cancel(), or the term's end) knows it is stale."""
+    still holding an old one (cancelled, or the term ended) knows it is stale."""
 
     owner: str
     entered: float  # when it entered the pool (the clock's time)
-    # where the ENI was attached when cleanup was decided (None: unattached);
-    # unknown until `decided` (submitted without a view: the first describe decides)
-    instance_id: str | None = None
-    decided: bool = False
+    instance_id: str | None = None  # attached there when cleanup was decided (None: not)
+    decided: bool = False  # submitted without a view: the first describe decides
     view: NetworkInterface | None = None  # the submitter's, used once instead of a describe
     log_fields: dict[str, str] = field(default_factory=dict)
     started: float | None = None  # when the current attempt began
     force: bool = False  # a detach timed out: the next one is forced
-    # (instance, device index) it was attached at when parked: released once it is free
-    detached_from: tuple[str, int] | None = None
+    detached_from: tuple[str, int] | None = None  # (instance, index) to release once free
 
 
 def _attached_to(eni: NetworkInterface) -> str | None:
     return eni.attachment.instance_id if eni.attachment is not None else None
 
 
-def _no_op_detached(instance_id: str, device_index: int) -> None:
+def _ignore(*_: object) -> None:
     pass
 
 
-def _no_op_deleted(eni_id: str) -> None:
-    pass
+def _new_queue() -> WorkQueue[str]:
+    return WorkQueue(name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS)
 
 
-def _no_op_event(owner: str, reason: str, message: str) -> None:
-    pass
+def _fields(eni_id: str, job: _Job) -> dict[str, str]:
+    """eni_id, and nodeeni/node/instance_id as far as known (the ENI's own tag names
+    its NodeENI even when the orphan sweep is the owner)."""
+    return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
+
+
+def _lifecycle_fields(eni_id: str, job: _Job) -> dict[str, str | None]:
+    """The fields of an ENI lifecycle line: all four, None where unknown."""
+    return {"node": None, "instance_id": None, **_fields(eni_id, job)}
 
 
 class CleanupPool:
@@ -131,28 +113,25 @@ class CleanupPool:
         on_done: Callable[[str], None],
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
-        on_detached: Callable[[str, int], None] = _no_op_detached,
-        on_deleted: Callable[[str], None] = _no_op_deleted,
-        on_event: Callable[[str, str, str], None] = _no_op_event,
+        on_detached: Callable[[str, int], None] = _ignore,
+        on_deleted: Callable[[str], None] = _ignore,
+        on_event: Callable[[str, str, str], None] = _ignore,
     ) -> None:
         """`on_done(owner)`: some of the owner's ENIs left the pool. `on_detached(
-        instance_id, device_index)`: an ENI this pool detached is free, its index
-        too. `on_deleted(eni_id)`: DeleteNetworkInterface succeeded or said NotFound.
-        `on_event(owner, reason, message)`: a Normal Event about the owner (it must
-        not block: the worker does not wait for it)."""
+        instance_id, device_index)`: an ENI this pool detached is free. `on_deleted(
+        eni_id)`: its delete succeeded or said NotFound. `on_event(owner, reason,
+        message)`: a Normal Event (it must not block)."""
         self._ec2 = ec2
         self._metrics = metrics
         self._workers = workers
         self._detach_timeout = detach_timeout
-        self._on_done = on_done
         self._on_detached = on_detached
         self._on_deleted = on_deleted
         self._on_event = on_event
         self._clock = clock
-        self.queue: WorkQueue[str] = self._new_queue()  # a new one each term
+        self.queue: WorkQueue[str] = _new_queue()  # a new one each term
         self._jobs: dict[str, _Job] = {}  # every pending ENI
-        self._pending_by_owner: Counter[str] = Counter()
-        self._notify_later: dict[str, asyncio.TimerHandle] = {}
+        self._owners = OwnerNotices(on_done, interval=NOTIFY_INTERVAL_SECONDS)
         self._parked: dict[str, float] = {}  # detached, awaiting `available`: ENI id → deadline
         self._free: set[str] = set()  # seen free by the poller: next pass deletes
         self._new_parked = asyncio.Event()
@@ -165,12 +144,6 @@ class CleanupPool:
             oldest_pending_seconds=self._oldest_pending_seconds,
         )
 
-    @staticmethod
-    def _new_queue() -> WorkQueue[str]:
-        return WorkQueue(
-            name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS
-        )
-
     def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> None:
         """Queue an ENI for cleanup on behalf of `nodeeni`. `seen` is the view the
         decision was made on: it spares the worker a describe before the detach, and
@@ -178,28 +151,25 @@ class CleanupPool:
         job = self._jobs.get(eni_id)
         if job is None:
             job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
-            self._pending_by_owner[nodeeni] += 1
+            self._owners.pending[nodeeni] += 1
         elif job.owner != nodeeni:
-            self._pending_by_owner[job.owner] -= 1
-            self._pending_by_owner[nodeeni] += 1
+            self._owners.pending[job.owner] -= 1
+            self._owners.pending[nodeeni] += 1
             job.owner = nodeeni
         if seen is not None and eni_id not in self._parked and eni_id not in self._free:
-            job.view = seen
-            job.instance_id = _attached_to(seen)
-            job.decided = True
+            job.view, job.instance_id, job.decided = seen, _attached_to(seen), True
             job.log_fields = tags.log_fields(seen)
         if eni_id not in self._parked:
             self.queue.add(eni_id)
 
     def cancel(self, eni_id: str) -> bool:
-        """Take the ENI out of the pool: no detach or delete is made for it from now
-        on (one already sent is not undone). True if it was pending. Its owner is told,
-        as for any ENI that leaves the pool."""
-        job = self._forget(eni_id)
+        """Take the ENI out of the pool (its owner is told): no detach or delete is made
+        for it from now on; one already sent is not undone. True if it was pending."""
+        job = self._jobs.get(eni_id)
         if job is None:
             return False
-        log.info("cleanup cancelled", **self._fields(eni_id, job))
-        self._notify(job.owner)
+        log.info("cleanup cancelled", **_fields(eni_id, job))
+        self._leave(eni_id, job)
         return True
 
     def pending(self, eni_id: str) -> bool:
@@ -207,11 +177,11 @@ class CleanupPool:
 
     def pending_for(self, nodeeni: str) -> int:
         """How many of `nodeeni`'s ENIs are queued, parked or being cleaned."""
-        return self._pending_by_owner.get(nodeeni, 0)
+        return self._owners.pending.get(nodeeni, 0)
 
     def _oldest_pending_seconds(self) -> float:
-        """How long the longest-pending ENI has been in the pool; 0 when none is.
-        Called on a scrape thread: reads `_jobs` once, changes nothing."""
+        """How long the oldest ENI has been pending (0: none). Called on a scrape
+        thread: reads `_jobs` once, changes nothing."""
         try:
             oldest = next(iter(self._jobs.values()), None)
         except RuntimeError:  # the loop resized `_jobs` during the read: next scrape
@@ -241,15 +211,12 @@ class CleanupPool:
     def _drop_all(self) -> None:
         if self._jobs:
             log.info("cleanup pool stopped: pending cleanups dropped", enis=len(self._jobs))
-        for later in self._notify_later.values():
-            later.cancel()
-        self._notify_later.clear()
+        self._owners.clear()
         self._jobs.clear()
-        self._pending_by_owner.clear()
         self._parked.clear()
         self._free.clear()
         self._new_parked.clear()
-        self.queue = self._new_queue()
+        self.queue = _new_queue()
 
     async def _worker(self, queue: WorkQueue[str]) -> None:
         while True:
@@ -272,11 +239,13 @@ class CleanupPool:
                     self._retry(eni_id, job, err)
             except Exception:
                 if self._current(eni_id, job):
-                    log.exception("cleanup failed", **self._fields(eni_id, job))
+                    log.exception("cleanup failed", **_fields(eni_id, job))
                     self._retry(eni_id, job, None)
             else:
                 if outcome is _Outcome.GONE and self._current(eni_id, job):
-                    self._finished(eni_id, job)
+                    self._metrics.cleanups.labels("success").inc()
+                    self._observe(job)
+                    self._leave(eni_id, job)
                 elif outcome is _Outcome.MOVED and self._current(eni_id, job):
                     self._dropped(eni_id, job)
             finally:
@@ -294,12 +263,14 @@ class CleanupPool:
             return await self._delete(eni_id, job)
         eni, job.view = job.view, None
         if eni is None:
-            eni = await self._describe(eni_id, job)
+            found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])
             if not self._current(eni_id, job):
                 return _Outcome.STALE
-            if eni is None:
-                log.info("ENI already deleted", **self._lifecycle_fields(eni_id, job))
+            if not found:
+                log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
                 return _Outcome.GONE
+            eni = found[0]
+            job.log_fields = tags.log_fields(eni)
         if not job.decided:
             job.instance_id, job.decided = _attached_to(eni), True
         attachment = eni.attachment
@@ -313,7 +284,7 @@ class CleanupPool:
             if force:
                 log.warning(
                     "ENI not free within the detachment timeout: forcing its detach",
-                    **self._fields(eni_id, job),
+                    **_fields(eni_id, job),
                 )
             try:
                 with self._metrics.eni_operation("detach"):
@@ -341,9 +312,9 @@ class CleanupPool:
             with self._metrics.eni_operation("delete"):
                 await self._ec2.delete_network_interface(eni_id=eni_id)
         except errors.ENINotFound:
-            log.info("ENI already deleted", **self._lifecycle_fields(eni_id, job))
+            log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
         else:
-            log.info("ENI deleted", **self._lifecycle_fields(eni_id, job))
+            log.info("ENI deleted", **_lifecycle_fields(eni_id, job))
             self._on_event(job.owner, "ENIDeleted", f"deleted {eni_id}")
         self._on_deleted(eni_id)
         return _Outcome.GONE
@@ -353,50 +324,31 @@ class CleanupPool:
         if job.detached_from is not None:
             instance_id, device_index = job.detached_from
             job.detached_from = None
-            fields = {**self._lifecycle_fields(eni_id, job), "instance_id": instance_id}
+            fields = {**_lifecycle_fields(eni_id, job), "instance_id": instance_id}
             log.info("ENI detached", device_index=device_index, **fields)
-            self._on_event(
-                job.owner,
-                "ENIDetached",
-                f"detached {eni_id} from node {fields['node'] or instance_id}",
-            )
+            node = fields["node"] or instance_id
+            self._on_event(job.owner, "ENIDetached", f"detached {eni_id} from node {node}")
             self._on_detached(instance_id, device_index)
-
-    def _finished(self, eni_id: str, job: _Job) -> None:
-        self._metrics.cleanups.labels("success").inc()
-        self._observe(job)
-        self._forget(eni_id)
-        self._notify(job.owner)
 
     def _dropped(self, eni_id: str, job: _Job) -> None:
         """Attached elsewhere than decided: not ours to touch; the owner decides again."""
-        log.info(
-            "cleanup dropped: ENI moved",
-            decided_instance=job.instance_id,
-            **self._fields(eni_id, job),
-        )
-        self._forget(eni_id)
-        self._notify(job.owner)
+        fields = _fields(eni_id, job)
+        log.info("cleanup dropped: ENI moved", decided_instance=job.instance_id, **fields)
+        self._leave(eni_id, job)
 
-    def _forget(self, eni_id: str) -> _Job | None:
-        """Remove every trace of the ENI but its place in the queue (a worker skips it)."""
-        job = self._jobs.pop(eni_id, None)
-        if job is None:
-            return None
+    def _leave(self, eni_id: str, job: _Job) -> None:
+        """The ENI leaves the pool (its place in the queue aside: a worker skips it),
+        and its owner is told."""
+        del self._jobs[eni_id]
         self._parked.pop(eni_id, None)
         self._free.discard(eni_id)
         self.queue.forget(eni_id)
-        self._pending_by_owner[job.owner] -= 1
-        return job
+        self._owners.left(job.owner)
 
     def _retry(self, eni_id: str, job: _Job, err: Exception | None) -> None:
         if err is not None:
-            log.info(
-                "cleanup will retry",
-                error=type(err).__name__,
-                detail=str(err),
-                **self._fields(eni_id, job),
-            )
+            fields = _fields(eni_id, job)
+            log.info("cleanup will retry", error=type(err).__name__, detail=str(err), **fields)
         self._metrics.cleanups.labels("retry").inc()
         self._observe(job)
         job.view = None  # described afresh next time
@@ -409,10 +361,8 @@ class CleanupPool:
 
     async def _poll_parked(self) -> None:
         """Describe every parked ENI in one call per poll; free ones go to the workers.
-
         Polls start POLL_START_SECONDS after an ENI is parked and back off to
-        POLL_MAX_SECONDS while nothing new is parked.
-        """
+        POLL_MAX_SECONDS while nothing new is parked."""
         delay = POLL_START_SECONDS
         while True:
             if not self._parked:
@@ -420,11 +370,9 @@ class CleanupPool:
                 await self._new_parked.wait()
                 delay = POLL_START_SECONDS
             await asyncio.sleep(delay)
-            if self._new_parked.is_set():
-                self._new_parked.clear()
-                delay = POLL_START_SECONDS
-            else:
-                delay = min(delay * 2, POLL_MAX_SECONDS)
+            fresh = self._new_parked.is_set()
+            self._new_parked.clear()
+            delay = POLL_START_SECONDS if fresh else min(delay * 2, POLL_MAX_SECONDS)
             try:
                 await self._poll_once()
             except errors.EC2Error as err:
@@ -461,37 +409,3 @@ class CleanupPool:
                 del self._parked[eni_id]
                 job.force = True
                 self._retry(eni_id, job, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
-
-    def _notify(self, owner: str) -> None:
-        """One of `owner`'s ENIs left the pool: tell it now if it was the last, else soon."""
-        if self._pending_by_owner[owner] <= 0:
-            self._pending_by_owner.pop(owner, None)
-            later = self._notify_later.pop(owner, None)
-            if later is not None:
-                later.cancel()
-            self._on_done(owner)
-        elif owner not in self._notify_later:
-            self._notify_later[owner] = asyncio.get_running_loop().call_later(
-                NOTIFY_INTERVAL_SECONDS, self._notify_now, owner
-            )
-
-    def _notify_now(self, owner: str) -> None:
-        self._notify_later.pop(owner, None)
-        self._on_done(owner)
-
-    @staticmethod
-    def _fields(eni_id: str, job: _Job) -> dict[str, str]:
-        """eni_id, and nodeeni/node/instance_id as far as known, for every line."""
-        # the ENI's own tag names its NodeENI even when the orphan sweep is the owner
-        return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
-
-    @classmethod
-    def _lifecycle_fields(cls, eni_id: str, job: _Job) -> dict[str, str | None]:
-        """The fields of an ENI lifecycle line: all four, None where unknown."""
-        return {"node": None, "instance_id": None, **cls._fields(eni_id, job)}
-
-    async def _describe(self, eni_id: str, job: _Job) -> NetworkInterface | None:
-        found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])
-        if found:
-            job.log_fields = tags.log_fields(found[0])
-        return found[0] if found else None

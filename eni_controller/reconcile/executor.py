@@ -1,25 +1,16 @@
-"""Carry out a plan's actions against EC2, slot by slot.
+"""Carry out a plan's actions against EC2, one task per slot.
 
-Thin on purpose: the planner decided what to do; this module makes the calls,
-allocates device indexes under the per-instance lock, and reports what
-happened. A failure in one slot never stops the others; it is returned as an
-outcome the reconciler turns into a condition, an event or a requeue. An event
-never fails a slot either: events are best effort.
+The planner decided what to do; this module makes the calls and returns each
+slot's outcome, which the reconciler turns into a condition, an event or a
+requeue. A failed slot never stops the others, and a failed event never fails
+a slot. Each slot's task binds its own log context (node, instance, ENI); each
+ENI step done is one info line naming them ("ENI created", "ENI attached").
 
-Each slot runs in a task of its own, at most `concurrency` at once, so the log
-context it binds (node, instance, ENI) is its own: no other slot and not the
-caller sees it. Each ENI step done is one info line, "ENI created" / "ENI
-attached", naming the NodeENI, node, instance and ENI (cleanup.py logs the
-detach and the delete the same way).
-
-Invariants: a slot's step is never tried before its backoff ran out, and an
-attribute change that did not stick is never sent past its bound
-(retries.py), whoever asks and however often. A create never sends a
-ClientToken whose ENI is known gone (tokens.py). A device index is picked and
-taken only while the instance is held (indexes.py); an index AWS refuses as
-in use is skipped only once a describe shows it taken; with no free index
-below the instance type's limit the slot is blocked (NoFreeDeviceIndex), never
-attached elsewhere. No Kubernetes write is made while an instance is held.
+Invariants: a slot's step is never tried before its backoff ran out, nor an
+attribute change that did not stick sent past its bound (retries.py). A create
+never sends a ClientToken whose ENI is known gone (tokens.py). Device indexes
+are chosen while the instance is held (indexes.py), and no Kubernetes write is
+made then; with none free below its type's limit the slot is blocked.
 """
 
 from __future__ import annotations
@@ -28,7 +19,6 @@ import asyncio
 import dataclasses
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -39,8 +29,7 @@ from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.metrics import Metrics
-from eni_controller.reconcile import tags
-from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile import indexes, retries, tags
 from eni_controller.reconcile.planner import (
     Action,
     Attach,
@@ -51,16 +40,12 @@ from eni_controller.reconcile.planner import (
     SetSecurityGroups,
     Slot,
 )
-from eni_controller.reconcile.retries import EffectAttempts, EffectKey, SlotBackoff, StepKey
 from eni_controller.reconcile.tokens import ClientTokens, SlotKey
 from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
 
-MAX_INDEX_CONFLICTS = 3
 MAX_TOKENS_PER_CREATE = 3  # ClientTokens one create may go through (replays, mismatches)
-# Attach's own default for DeleteOnTermination; only a spec asking otherwise costs a call.
-ATTACH_DEFAULT_DELETE_ON_TERMINATION = False
 
 
 class Outcome(StrEnum):
@@ -71,7 +56,7 @@ class Outcome(StrEnum):
     GIVEN_UP = "given-up"  # an attribute change that does not stick: left alone
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class SlotResult:
     slot: Slot
     outcome: Outcome
@@ -85,22 +70,19 @@ class SlotResult:
         """What the NodeENI's conditions say about this slot (None: nothing)."""
         if self.outcome is Outcome.DONE:
             return None
+        blocks_ready = self.outcome is not Outcome.GIVEN_UP
         return NodeProblem(
-            node=self.slot.node,
-            reason=self.reason,
-            message=self.message,
-            blocks_ready=self.outcome is not Outcome.GIVEN_UP,
+            node=self.slot.node, reason=self.reason, message=self.message, blocks_ready=blocks_ready
         )
 
 
 class Emit(Protocol):
-    """Record `count` occurrences of an event about the Job's NodeENI. Returns at
-    once: the write is the recorder's (kube/events.py), a slot never waits on it."""
+    """Record `count` events about the Job's NodeENI; returns at once (kube/events.py)."""
 
     def __call__(self, type_: str, reason: str, message: str, count: int = 1, /) -> None: ...
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Job:
     """What every action of one reconcile shares."""
 
@@ -111,8 +93,7 @@ class Job:
     instances: Mapping[str, Instance]
     emit: Emit
     generation: int = 0  # the NodeENI's: a new one (spec edited) forgets the slots' backoff
-    # instance type -> MaximumNetworkInterfaces: device indexes stay below it
-    # (a type not listed: no known limit, AWS still refuses a full instance)
+    # instance type -> MaximumNetworkInterfaces, the bound of device indexes (if known)
     max_enis: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -120,13 +101,12 @@ class Executor:
     def __init__(
         self,
         ec2: EC2Client,
-        allocator: DeviceIndexAllocator,
+        allocator: indexes.DeviceIndexAllocator,
         *,
         metrics: Metrics,
         cluster: ClusterIdentity | None = None,
-        backoff: SlotBackoff | None = None,
+        backoff: retries.SlotBackoff | None = None,
         tokens: ClientTokens | None = None,
-        effects: EffectAttempts | None = None,
         concurrency: int = 16,
         extra_tags: Mapping[str, str] | None = None,
     ) -> None:
@@ -135,32 +115,28 @@ class Executor:
         self._metrics = metrics
         # its name tags every ENI made or adopted (CLUSTER_NAME, or discovered)
         self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
-        self._backoff = backoff or SlotBackoff()
+        self._backoff = backoff or retries.SlotBackoff()
         self.tokens = tokens or ClientTokens()
-        self._effects = effects or EffectAttempts()
+        self._effects = retries.EffectAttempts()
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
     def gone(self, eni_id: str) -> None:
-        """`eni_id` no longer exists (deleted by the cleanup pool, or a status entry's
-        ENI EC2 no longer has): its ClientToken is spent and the device index it
-        held is free for the slot's next ENI."""
+        """`eni_id` no longer exists: its ClientToken is spent and its device index free."""
         self.tokens.gone(eni_id)
         self._allocator.forget(eni_id)
 
-    def _not_found(self, eni_id: str) -> bool:
-        """EC2 answered NotFound for `eni_id`: True when that makes it known gone
-        (tokens.py), and then it holds no device index either."""
-        if gone := self.tokens.not_found(eni_id):
+    def _not_found(self, eni_id: str) -> None:
+        """EC2 answered NotFound for `eni_id`: when that makes it known gone
+        (tokens.py), it holds no device index either."""
+        if self.tokens.not_found(eni_id):
             self._allocator.forget(eni_id)
-        return gone
 
     async def adopt(
         self, eni: NetworkInterface, *, nodeeni: str, uid: str, node: str, instance_id: str
     ) -> NetworkInterface | None:
-        """Add the tags an ENI made by the Go controller lacks, which makes it one of
-        ours (planned, kept, cleaned up like any other): the ENI as tagged now, or
-        None if EC2 refused (logged: the next reconcile tries again)."""
+        """Add the tags an ENI made by the Go controller lacks, making it one of ours:
+        the ENI as tagged now, or None if EC2 refused (the next reconcile tries again)."""
         wanted = tags.eni_tags(
             nodeeni=nodeeni,
             uid=uid,
@@ -212,7 +188,7 @@ class Executor:
                 nodeeni=job.nodeeni,
                 node=action.slot.node,
                 instance_id=action.slot.instance_id,
-                **({"eni_id": action.eni_id} if isinstance(action, _WITH_ENI) else {}),
+                **({} if isinstance(action, CreateAndAttach) else {"eni_id": action.eni_id}),
             )
             return await self._guarded(job, action)
 
@@ -224,32 +200,21 @@ class Executor:
             log.warning("event not recorded", reason=reason, error=type(err).__name__)
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
-        slot = action.slot
-        step = _step_key(job, action)
-        effect = _effect_key(job, action)
+        slot, step, effect = action.slot, _step_key(job, action), _effect_key(job, action)
         if effect is not None and self._effects.exhausted(effect):
+            message = (
+                f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
+                f"after {self._effects.attempts(effect)} successful "
+                "ModifyNetworkInterfaceAttribute calls; left alone until the attachment or the "
+                "spec changes"
+            )
+            reason = ProblemReason.ATTRIBUTE_NOT_APPLIED
             return SlotResult(
-                slot=slot,
-                outcome=Outcome.GIVEN_UP,
-                action=action,
-                reason=ProblemReason.ATTRIBUTE_NOT_APPLIED,
-                message=(
-                    f"node {slot.node}: {effect.target} {effect.attribute} is not "
-                    f"{effect.wanted} after {self._effects.attempts(effect)} successful "
-                    "ModifyNetworkInterfaceAttribute calls; left alone until the "
-                    "attachment or the spec changes"
-                ),
+                slot=slot, outcome=Outcome.GIVEN_UP, action=action, reason=reason, message=message
             )
         standing = self._backoff.standing(step, generation=job.generation)
         if standing is not None and not self._backoff.due(step, generation=job.generation):
-            return SlotResult(
-                slot=slot,
-                outcome=Outcome.HELD,
-                action=action,
-                reason=standing.reason,
-                message=standing.message,
-                retry_in=self._backoff.remaining(standing),
-            )
+            return self._backed_off(action, Outcome.HELD, standing)
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
@@ -257,55 +222,52 @@ class Executor:
                         await self._create_and_attach(job, slot)
                     case Attach(eni_id=eni_id):
                         await self._attach(job, slot, eni_id, adopted=True)
-                    case SetDeleteOnTermination(
-                        eni_id=eni_id, attachment_id=attachment_id, value=value
-                    ):
+                    case SetDeleteOnTermination(eni_id=eni_id, attachment_id=attachment_id):
                         await self._ec2.set_delete_on_termination(
-                            eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=value
+                            eni_id=eni_id,
+                            attachment_id=attachment_id,
+                            delete_on_termination=action.value,
                         )
                     case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
                         await self._ec2.set_security_groups(
                             eni_id=eni_id, security_group_ids=group_ids
                         )
-            if effect is not None:
-                self._effects.sent(effect)
-            self._backoff.succeeded(step)
-            return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
         except errors.EC2Error as err:
             blocked = isinstance(err, errors.LimitExceeded | errors.AZMismatch)
             if not blocked:
                 log.info(
                     "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
                 )
+            message = f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
             failure = self._backoff.failed(
-                step,
-                generation=job.generation,
-                reason=errors.reason_for(err),
-                message=(
-                    f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
-                ),
+                step, generation=job.generation, reason=errors.reason_for(err), message=message
             )
-            return SlotResult(
-                slot=slot,
-                outcome=Outcome.BLOCKED if blocked else Outcome.RETRY,
-                action=action,
-                reason=failure.reason,
-                message=failure.message,
-                retry_in=self._backoff.remaining(failure),
-            )
+            return self._backed_off(action, Outcome.BLOCKED if blocked else Outcome.RETRY, failure)
+        if effect is not None:
+            self._effects.sent(effect)
+        self._backoff.succeeded(step)
+        return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
+
+    def _backed_off(self, action: Action, outcome: Outcome, failure: retries.Failure) -> SlotResult:
+        return SlotResult(
+            slot=action.slot,
+            outcome=outcome,
+            action=action,
+            reason=failure.reason,
+            message=failure.message,
+            retry_in=self._backoff.remaining(failure),
+        )
 
     async def _create_and_attach(self, job: Job, slot: Slot) -> None:
+        subnet_id = slot.subnet.subnet_id
         key = SlotKey(
-            uid=job.uid,
-            node=slot.node,
-            instance_id=slot.instance_id,
-            subnet_id=slot.subnet.subnet_id,
+            uid=job.uid, node=slot.node, instance_id=slot.instance_id, subnet_id=subnet_id
         )
         for _ in range(MAX_TOKENS_PER_CREATE):
             token = self.tokens.token(key)
             try:
                 eni = await self._ec2.create_network_interface(
-                    subnet_id=slot.subnet.subnet_id,
+                    subnet_id=subnet_id,
                     security_group_ids=job.security_group_ids,
                     description=job.spec.eni_description(slot.node),
                     tags=tags.eni_tags(
@@ -313,7 +275,7 @@ class Executor:
                         uid=job.uid,
                         node=slot.node,
                         instance_id=slot.instance_id,
-                        subnet_id=slot.subnet.subnet_id,
+                        subnet_id=subnet_id,
                         cluster_name=self._cluster.name,
                         extra=self._extra_tags,
                     ),
@@ -324,22 +286,16 @@ class Executor:
                 continue
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
-                    self._event(
-                        job,
-                        "Warning",
-                        "ENICreationFailed",
-                        f"node {slot.node}: {errors.short_text(err)}",
-                    )
+                    message = f"node {slot.node}: {errors.short_text(err)}"
+                    self._event(job, "Warning", "ENICreationFailed", message)
                 raise
             if not self.tokens.created(key, token=token, eni_id=eni.eni_id):
                 log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
                 continue
             structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
-            if _already_attached(eni, slot.instance_id):
+            if eni.attachment is not None and eni.attachment.instance_id == slot.instance_id:
                 return  # the ClientToken returned an ENI a crashed earlier run attached
-            log.info(
-                "ENI created", subnet_id=slot.subnet.subnet_id, **_fields(job, slot, eni.eni_id)
-            )
+            log.info("ENI created", subnet_id=subnet_id, **_fields(job, slot, eni.eni_id))
             self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
             try:
                 await self._attach(job, slot, eni.eni_id, adopted=False)
@@ -358,110 +314,49 @@ class Executor:
 
     async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
         instance = job.instances[slot.instance_id]
-        limit = job.max_enis.get(instance.instance_type)
-        reported: errors.EC2Error | None = None  # an ENIAttachmentFailed, once the lock is free
         try:
-            async with self._allocator.hold(
-                slot.instance_id, occupied=instance.occupied_device_indexes
-            ) as indexes:
-                for _ in range(MAX_INDEX_CONFLICTS):
-                    index = indexes.pick(
-                        slot.device_index, eni_id=eni_id, floor=job.spec.device_index, limit=limit
-                    )
-                    if index is None:  # only with a known limit: blocked, never below the floor
-                        reported = errors.LimitExceeded(
-                            action="AttachNetworkInterface",
-                            code="NoFreeDeviceIndex",
-                            message=(
-                                f"no free device index on {slot.instance_id} from the spec's "
-                                f"deviceIndex {job.spec.device_index} up to "
-                                f"{instance.instance_type}'s limit of {limit} network interfaces"
-                            ),
-                        )
-                        raise reported
-                    try:
-                        attachment_id = await self._ec2.attach_network_interface(
-                            eni_id=eni_id, instance_id=slot.instance_id, device_index=index
-                        )
-                    except errors.OutcomeUnknown:
-                        indexes.take(index, eni_id=eni_id)  # it may be attached there
-                        raise
-                    except errors.EC2Error as err:
-                        if isinstance(err, errors.MaybeIndexConflict):
-                            # a conflict only if the instance shows the index taken now
-                            found = await self._ec2.describe_instances([slot.instance_id])
-                            fresh = found.get(slot.instance_id)
-                            if fresh is not None and index in fresh.occupied_device_indexes:
-                                indexes.occupied.update(fresh.occupied_device_indexes)
-                                continue  # held outside the controller: the next index up
-                        if isinstance(
-                            err, errors.LimitExceeded | errors.AZMismatch | errors.Permanent
-                        ):
-                            reported = err
-                        raise
-                    indexes.take(index, eni_id=eni_id)
-                    break
-                else:
-                    raise errors.IndexConflict(
-                        action="AttachNetworkInterface",
-                        code="IndexConflict",
-                        message=(
-                            f"{MAX_INDEX_CONFLICTS} device indexes in a row from "
-                            f"{slot.device_index} up were taken on {slot.instance_id}"
-                        ),
-                    )
+            attachment_id, index = await indexes.attach_at_free_index(
+                self._ec2,
+                self._allocator,
+                eni_id=eni_id,
+                instance=instance,
+                wanted=slot.device_index,
+                floor=job.spec.device_index,
+                limit=job.max_enis.get(instance.instance_type),
+            )
+            self.tokens.found(eni_id)
+            # logged before the attribute change below, which may fail on its own
+            log.info(
+                "ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id)
+            )
+            if job.spec.delete_on_termination:  # attach's own default is False: no call then
+                # attached a moment ago, so NotFound means deleted since (by hand)
+                await self._ec2.set_delete_on_termination(
+                    eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=True
+                )
+                # the first of the bounded sends of this change (see retries.EffectAttempts)
+                self._effects.sent(_delete_on_termination(job, attachment_id, True))
         except errors.ENINotFound:
             self._not_found(eni_id)
             raise
-        except errors.EC2Error as err:
-            if err is reported:
-                self._event(
-                    job,
-                    "Warning",
-                    "ENIAttachmentFailed",
-                    f"{eni_id} on node {slot.node}: {errors.short_text(err)}",
-                )
+        except (errors.LimitExceeded, errors.AZMismatch, errors.Permanent) as err:
+            # refused for good by the attach itself (not by the describe after a conflict)
+            if err.action == indexes.ATTACH_ACTION:
+                message = f"{eni_id} on node {slot.node}: {errors.short_text(err)}"
+                self._event(job, "Warning", "ENIAttachmentFailed", message)
             raise
-        self.tokens.found(eni_id)
-        # logged before the attribute change below, which may fail on its own
-        log.info("ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id))
-        if job.spec.delete_on_termination != ATTACH_DEFAULT_DELETE_ON_TERMINATION:
-            try:
-                await self._ec2.set_delete_on_termination(
-                    eni_id=eni_id,
-                    attachment_id=attachment_id,
-                    delete_on_termination=job.spec.delete_on_termination,
-                )
-            except errors.ENINotFound:
-                # attached a moment ago, so it existed: deleted since (by hand), maybe
-                # before any status entry listed it to say it vanished
-                self._not_found(eni_id)
-                raise
-            # the first of the bounded sends of this change (see retries.EffectAttempts)
-            self._effects.sent(
-                _delete_on_termination(job, attachment_id, job.spec.delete_on_termination)
-            )
-        reason, verb = (
-            ("ENIAdopted", "adopted and attached") if adopted else ("ENIAttached", "attached")
-        )
-        self._event(
-            job, "Normal", reason, f"{verb} {eni_id} to node {slot.node} at device index {index}"
-        )
+        verb = "adopted and attached" if adopted else "attached"
+        message = f"{verb} {eni_id} to node {slot.node} at device index {index}"
+        self._event(job, "Normal", "ENIAdopted" if adopted else "ENIAttached", message)
 
 
 def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:
-    """The fields of an ENI lifecycle line (the slot's context has them too, but a
-    lifecycle line names its objects whatever the log configuration)."""
-    return {
-        "nodeeni": job.nodeeni,
-        "node": slot.node,
-        "instance_id": slot.instance_id,
-        "eni_id": eni_id,
-    }
+    """An ENI lifecycle line's fields: named whatever the log configuration binds."""
+    return dict(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id, eni_id=eni_id)
 
 
-def _step_key(job: Job, action: Action) -> StepKey:
-    return StepKey(
+def _step_key(job: Job, action: Action) -> retries.StepKey:
+    return retries.StepKey(
         uid=job.uid,
         node=action.slot.node,
         instance_id=action.slot.instance_id,
@@ -470,28 +365,25 @@ def _step_key(job: Job, action: Action) -> StepKey:
     )
 
 
-def _delete_on_termination(job: Job, attachment_id: str, value: bool) -> EffectKey:
-    return EffectKey(
+def _delete_on_termination(job: Job, attachment_id: str, value: bool) -> retries.EffectKey:
+    return retries.EffectKey(
         uid=job.uid, target=attachment_id, attribute="DeleteOnTermination", wanted=value
     )
 
 
-def _effect_key(job: Job, action: Action) -> EffectKey | None:
+def _effect_key(job: Job, action: Action) -> retries.EffectKey | None:
     """The attribute change `action` makes, whose sends are counted (None: no such change)."""
     match action:
         case SetDeleteOnTermination(attachment_id=attachment_id, value=value):
             return _delete_on_termination(job, attachment_id, value)
         case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
-            return EffectKey(
-                uid=job.uid,
-                target=eni_id,
-                attribute="SecurityGroups",
-                wanted=",".join(sorted(group_ids)),
+            wanted = ",".join(sorted(group_ids))
+            return retries.EffectKey(
+                uid=job.uid, target=eni_id, attribute="SecurityGroups", wanted=wanted
             )
     return None
 
 
-_WITH_ENI = (Attach, SetDeleteOnTermination, SetSecurityGroups)
 _OPERATIONS: dict[type[Action], str] = {
     CreateAndAttach: "create_and_attach",
     Attach: "adopt_and_attach",
@@ -501,19 +393,10 @@ _OPERATIONS: dict[type[Action], str] = {
 
 
 def staggered(actions: Sequence[Action], key: str) -> list[Action]:
-    """`actions` rotated by an offset derived from `key` (the NodeENI's name).
-
-    The planner lists slots by node name, so NodeENIs reconciled at once would
-    all start on the same first nodes and queue on their per-instance locks
-    (one attach per instance at a time); starting each at its own offset
-    spreads them over the instances. The order of independent slots is
-    otherwise irrelevant, and the rotation is stable for a given NodeENI.
-    """
+    """`actions` rotated by an offset derived from `key` (the NodeENI's name), stable
+    per NodeENI: the planner lists slots by node name, so NodeENIs reconciled at once
+    would otherwise all start on the same nodes and queue on their instance locks."""
     if len(actions) < 2:
         return list(actions)
     offset = zlib.crc32(key.encode()) % len(actions)
     return [*actions[offset:], *actions[:offset]]
-
-
-def _already_attached(eni: NetworkInterface, instance_id: str) -> bool:
-    return eni.attachment is not None and eni.attachment.instance_id == instance_id

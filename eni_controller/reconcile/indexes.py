@@ -12,8 +12,9 @@ Invariants:
   ``deviceIndex`` plus the subnet's position) and never below it: lower
   indexes belong to the VPC CNI or to the NodeENI's other subnets. It stays
   below the instance type's ENI limit when the limit is known; with nothing
-  free in that range it answers None, and the caller reports the slot as
-  blocked instead of attaching anywhere.
+  free in that range the attach is refused (NoFreeDeviceIndex) instead of
+  made anywhere. An index AWS refuses as in use is skipped only once a
+  describe shows it taken.
 - Indexes this process attached recently stay reserved for RESERVATION_SECONDS,
   because a describe may not show them yet. A reservation belongs to the ENI
   attached there: it keeps every other ENI off that index, never the ENI
@@ -32,7 +33,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import NamedTuple
 
+from eni_controller.aws import errors
+from eni_controller.aws.ec2 import EC2Client
+from eni_controller.aws.resources import Instance
+
 RESERVATION_SECONDS = 120.0
+MAX_INDEX_CONFLICTS = 3
+ATTACH_ACTION = "AttachNetworkInterface"
 
 
 class _Reservation(NamedTuple):
@@ -145,3 +152,56 @@ class DeviceIndexAllocator:
 
     def _current(self, instance_id: str, now: float) -> dict[int, _Reservation]:
         return {i: r for i, r in self._reserved.get(instance_id, {}).items() if r.until > now}
+
+
+async def attach_at_free_index(
+    ec2: EC2Client,
+    allocator: DeviceIndexAllocator,
+    *,
+    eni_id: str,
+    instance: Instance,
+    wanted: int,
+    floor: int,
+    limit: int | None,
+) -> tuple[str, int]:
+    """Attach `eni_id` at the index `pick` finds, the instance held: the attachment
+    id and the index. An index AWS refuses is skipped only once a describe shows it
+    taken, at most MAX_INDEX_CONFLICTS in a row (then IndexConflict)."""
+    instance_id = instance.instance_id
+    async with allocator.hold(instance_id, occupied=instance.occupied_device_indexes) as indexes:
+        for _ in range(MAX_INDEX_CONFLICTS):
+            index = indexes.pick(wanted, eni_id=eni_id, floor=floor, limit=limit)
+            if index is None:  # only with a known limit: blocked, never below the floor
+                raise errors.LimitExceeded(
+                    action=ATTACH_ACTION,
+                    code="NoFreeDeviceIndex",
+                    message=(
+                        f"no free device index on {instance_id} from the spec's deviceIndex "
+                        f"{floor} up to {instance.instance_type}'s limit of {limit} network "
+                        "interfaces"
+                    ),
+                )
+            try:
+                attachment_id = await ec2.attach_network_interface(
+                    eni_id=eni_id, instance_id=instance_id, device_index=index
+                )
+            except errors.OutcomeUnknown:
+                indexes.take(index, eni_id=eni_id)  # it may be attached there
+                raise
+            except errors.MaybeIndexConflict:
+                # a conflict only if the instance shows the index taken now
+                fresh = (await ec2.describe_instances([instance_id])).get(instance_id)
+                if fresh is None or index not in fresh.occupied_device_indexes:
+                    raise
+                indexes.occupied.update(fresh.occupied_device_indexes)
+                continue  # held outside the controller: the next index up
+            indexes.take(index, eni_id=eni_id)
+            return attachment_id, index
+    raise errors.IndexConflict(
+        action=ATTACH_ACTION,
+        code="IndexConflict",
+        message=(
+            f"{MAX_INDEX_CONFLICTS} device indexes in a row from {wanted} up were taken on "
+            f"{instance_id}"
+        ),
+    )

@@ -17,8 +17,8 @@ from botocore.exceptions import ReadTimeoutError
 
 from eni_controller.aws.resources import Instance
 from eni_controller.metrics import Metrics
-from eni_controller.reconcile.executor import MAX_INDEX_CONFLICTS, Executor, Job, Outcome
-from eni_controller.reconcile.indexes import DeviceIndexAllocator
+from eni_controller.reconcile.executor import Executor, Job, Outcome
+from eni_controller.reconcile.indexes import MAX_INDEX_CONFLICTS, DeviceIndexAllocator
 from eni_controller.reconcile.planner import Attach, Slot
 from tests.harness.ec2_errors import ENDPOINT, client_error
 from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
