@@ -303,6 +303,9 @@ class Executor:
                 # brand new (eventual consistency: the same token later), or the
                 # token's ENI was deleted by hand since we attached it (the next one)
                 if self.tokens.is_gone(eni.eni_id):
+                    # the facts may still show it at its index: the next ENI reads anew
+                    fresh = await self._ec2.describe_instances([slot.instance_id])
+                    job = dataclasses.replace(job, instances={**job.instances, **fresh})
                     continue
                 raise
             return

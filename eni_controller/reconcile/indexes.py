@@ -166,11 +166,20 @@ async def attach_at_free_index(
 ) -> tuple[str, int]:
     """Attach `eni_id` at the index `pick` finds, the instance held: the attachment
     id and the index. An index AWS refuses is skipped only once a describe shows it
-    taken, at most MAX_INDEX_CONFLICTS in a row (then IndexConflict)."""
+    taken, at most MAX_INDEX_CONFLICTS in a row (then IndexConflict). No free index
+    blocks the slot only on a fresh describe: kept facts may still show an ENI
+    detached or deleted by hand since."""
     instance_id = instance.instance_id
     async with allocator.hold(instance_id, occupied=instance.occupied_device_indexes) as indexes:
+        described = False
         for _ in range(MAX_INDEX_CONFLICTS):
             index = indexes.pick(wanted, eni_id=eni_id, floor=floor, limit=limit)
+            if index is None and not described:
+                described = True
+                fresh = (await ec2.describe_instances([instance_id])).get(instance_id)
+                if fresh is not None:
+                    indexes.occupied = set(fresh.occupied_device_indexes)
+                    index = indexes.pick(wanted, eni_id=eni_id, floor=floor, limit=limit)
             if index is None:  # only with a known limit: blocked, never below the floor
                 raise errors.LimitExceeded(
                     action=ATTACH_ACTION,

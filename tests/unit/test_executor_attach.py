@@ -162,10 +162,27 @@ async def test_no_free_index_below_the_limit_blocks_the_slot_without_an_attach()
     assert (outcome, reason) == (Outcome.BLOCKED, "AttachmentLimitExceeded")
     assert world.calls("AttachNetworkInterface") == 0
     assert world.calls("CreateNetworkInterface") == 0
+    assert world.calls("DescribeInstances") == 1  # full on a fresh describe, not kept facts
     (event,) = world.recorded.events
     assert event[0] == "ENIAttachmentFailed"
     assert "NoFreeDeviceIndex" in event[1]
     assert f"on {INSTANCE} from the spec's deviceIndex 1 up to" in event[1]
+
+
+async def test_an_instance_full_only_in_kept_facts_is_described_before_blocking() -> None:
+    # the kept facts were read while an ENI (deleted by hand since) held index 1:
+    # the instance is full only on paper, and a block would hold the slot for good
+    world = World()
+    world.raw.held[2] = "eni-other"
+    for round_ in range(2):  # the round trip, and its repeat
+        eni = f"eni-{round_}"
+        outcome = await world.attach(eni, occupied=frozenset({0, 1, 2}), limit=3)
+        assert outcome == (Outcome.DONE, "")
+        assert world.raw.index_of(eni) == 1
+        assert world.calls("DescribeInstances") == round_ + 1
+        world.raw.detach(eni)  # by hand, then deleted: known gone
+        world.executor.gone(eni)
+    assert world.calls("AttachNetworkInterface") == 2
 
 
 async def test_a_wanted_index_free_below_the_limit_is_used_up_to_it() -> None:

@@ -4,6 +4,7 @@ as EC2 does (a token answers with its first ENI even after that ENI is deleted).
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 
 import pytest
@@ -385,6 +386,33 @@ async def test_an_eni_deleted_before_any_status_listed_it_is_replaced_in_one_pas
         assert rig.calls("CreateNetworkInterface") - before == 3
         await _delete(rig, replacement)
         rig.executor.gone(replacement)  # the next round starts from an empty slot
+
+
+async def test_a_replacement_takes_the_deleted_enis_index_though_the_facts_still_show_it() -> None:
+    # the reconcile described the instance while the victim was attached there; the
+    # victim is deleted by hand before any status listed it: the replacement reads
+    # the instance anew instead of going one index up
+    rig = Rig()
+    for _ in range(2):  # the round trip, and its repeat
+        assert (await rig.run(_create())).outcome is Outcome.DONE
+        ((victim, eni),) = rig.raw.enis.items()
+        instance = eni["Attachment"]["InstanceId"]
+        assert eni["Attachment"]["DeviceIndex"] == 1
+        await _delete(rig, victim)
+        job = rig.job()
+        kept = dataclasses.replace(
+            job.instances[instance], occupied_device_indexes=frozenset({0, 1})
+        )
+        job = dataclasses.replace(job, instances={**job.instances, instance: kept})
+        describes = rig.calls("DescribeInstances")
+        (result,) = await rig.executor.run(job, [_create(instance)])
+        assert result.outcome is Outcome.DONE, result
+        ((replacement, attached),) = rig.raw.enis.items()
+        assert replacement != victim
+        assert attached["Attachment"]["DeviceIndex"] == 1
+        assert rig.calls("DescribeInstances") - describes == 1
+        await _delete(rig, replacement)
+        rig.executor.gone(replacement)
 
 
 async def test_an_eni_deleted_between_its_attach_and_its_modify_frees_its_index_at_once() -> None:
