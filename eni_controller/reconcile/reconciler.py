@@ -30,7 +30,7 @@ import structlog
 
 from eni_controller import model
 from eni_controller.aws.lookup import LookupFailed
-from eni_controller.aws.resources import NetworkInterface, Subnet
+from eni_controller.aws.resources import NetworkInterface
 from eni_controller.config import Config
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import LABELS_INDEX
@@ -38,12 +38,12 @@ from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.adoption import GoAdoption
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import Attach, Plan, PlanInput, moved_by_someone_else, plan
-from eni_controller.reconcile.retries import keep_newest
 from eni_controller.reconcile.status import READY, Reason, failure_conditions, plan_conditions
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
 from eni_controller.reconcile.status_fit import StatusLimits
@@ -130,7 +130,9 @@ class Reconciler:
         self._view = ec2.view
         self._executor = ec2.executor
         self._cleanup = ec2.cleanup
-        self._adopted: dict[str, None] = {}  # the Go controller's ENIs tagged as ours
+        self._adoption = GoAdoption(
+            view=ec2.view, executor=ec2.executor, events=kube.events, node=self._node
+        )
         self._status = StatusWriter(
             writer=kube.writer,
             eninode=kube.eninodes.get,
@@ -180,7 +182,7 @@ class Reconciler:
             return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
-        enis = [*enis, *await self._adopt_go_controllers(nodeeni, enis=enis, subnets=subnets)]
+        enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
         max_enis = await self._view.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -337,50 +339,6 @@ class Reconciler:
         self._executor.forget(nodeeni.uid)
         self._view.forget(uid=nodeeni.uid)
         return DONE
-
-    async def _adopt_go_controllers(
-        self,
-        nodeeni: model.NodeENI,
-        *,
-        enis: Sequence[NetworkInterface],
-        subnets: Sequence[Subnet],
-    ) -> list[NetworkInterface]:
-        """The Go controller's ENIs for this NodeENI's slots, adopted in place.
-
-        They carry NodeENI, Node, SubnetID and the managed-by tag, and no uid: the
-        planner would make a second ENI per slot beside each. One counts as this
-        NodeENI's when its Node tag names a node of this cluster, its subnet is one
-        of the spec's, and it is attached to that node's instance or to none; it
-        gets the tags it lacks (uid, instance, cluster) and is then planned like
-        any ENI of ours: kept at its index with its IP, never detached.
-        """
-        known = {e.eni_id for e in enis} | self._adopted.keys()
-        subnet_ids = {s.subnet_id for s in subnets}
-        adopted: list[NetworkInterface] = []
-        for eni in await self._view.legacy(nodeeni.name):
-            if eni.eni_id in known or eni.subnet_id not in subnet_ids:
-                continue
-            node_name = eni.tags.get(tags.NODE_KEY, "")
-            node = self._node(node_name)
-            instance_id = node.instance_id if node is not None else None
-            if instance_id is None or (
-                eni.attachment is not None and eni.attachment.instance_id != instance_id
-            ):
-                continue  # not on a node of this cluster: not ours to take
-            tagged = await self._executor.adopt(
-                eni, nodeeni=nodeeni.name, uid=nodeeni.uid, node=node_name, instance_id=instance_id
-            )
-            if tagged is None:
-                continue
-            await self._kube.events.record(
-                nodeeni,
-                type_="Normal",
-                reason="ENIAdopted",
-                message=f"adopted {eni.eni_id} on node {node_name}, made by the Go controller",
-            )
-            keep_newest(self._adopted, eni.eni_id, None)  # the snapshot shows it untagged a while
-            adopted.append(tagged)
-        return adopted
 
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
         return model.NodeENI.from_dict(
