@@ -285,9 +285,8 @@ def settled_nodes(
 
 def moved_by_someone_else(eni: NetworkInterface) -> bool:
     """Attached to an instance other than the one it was made for: never ours to touch."""
-    return eni.attachment is not None and eni.attachment.instance_id != eni.tags.get(
-        tags.INSTANCE_KEY
-    )
+    made_for = eni.tags.get(tags.INSTANCE_KEY)
+    return eni.attachment is not None and eni.attachment.instance_id != made_for
 
 
 def _slot_key(slot: Slot) -> _SlotKey:

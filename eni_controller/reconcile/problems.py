@@ -46,12 +46,10 @@ def not_allowed(
     if rule is None:
         return {}
     key, value = rule
-    setting = noun.upper().replace(" ", "_") + "_ALLOW_TAG"
+    lacks = f"lacks the tag {key}={value} that {noun.upper().replace(' ', '_')}_ALLOW_TAG requires"
     return {
         ident: NodeProblem(
-            node="",
-            reason=ProblemReason.NOT_ALLOWED,
-            message=f"{noun} {ident} lacks the tag {key}={value} that {setting} requires",
+            node="", reason=ProblemReason.NOT_ALLOWED, message=f"{noun} {ident} {lacks}"
         )
         for ident, tags in tagged.items()
         if tags.get(key) != value
@@ -97,28 +95,19 @@ def _elsewhere(vpc_id: str, instance: Instance) -> bool:
 
 
 def instance_not_found(node: str, instance_id: str) -> NodeProblem:
-    return NodeProblem(
-        node=node,
-        reason=ProblemReason.INSTANCE_NOT_FOUND,
-        message=f"instance {instance_id} of node {node} not found in EC2",
-    )
+    message = f"instance {instance_id} of node {node} not found in EC2"
+    return NodeProblem(node=node, reason=ProblemReason.INSTANCE_NOT_FOUND, message=message)
 
 
 def az_mismatch(node: str, instance: Instance, subnets: Sequence[Subnet]) -> NodeProblem:
     listed = ", ".join(f"{s.subnet_id} ({s.availability_zone})" for s in subnets)
-    return NodeProblem(
-        node=node,
-        reason=ProblemReason.AZ_MISMATCH,
-        message=f"node {node} is in {instance.availability_zone}; no listed subnet is: {listed}",
-    )
+    message = f"node {node} is in {instance.availability_zone}; no listed subnet is: {listed}"
+    return NodeProblem(node=node, reason=ProblemReason.AZ_MISMATCH, message=message)
 
 
 def limit_exceeded(node: str, instance: Instance, limit: int | None) -> NodeProblem:
-    return NodeProblem(
-        node=node,
-        reason=ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
-        message=(
-            f"node {node} ({instance.instance_type}) holds {len(instance.occupied_device_indexes)}"
-            f" ENIs, its limit is {limit if limit is not None else 'unknown'}"
-        ),
+    message = (
+        f"node {node} ({instance.instance_type}) holds {len(instance.occupied_device_indexes)}"
+        f" ENIs, its limit is {limit if limit is not None else 'unknown'}"
     )
+    return NodeProblem(node=node, reason=ProblemReason.ATTACHMENT_LIMIT_EXCEEDED, message=message)
