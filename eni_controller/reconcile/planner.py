@@ -248,41 +248,6 @@ def _left_instances(data: PlanInput, known: Mapping[str, NodeView]) -> tuple[str
     return tuple(left)
 
 
-def settled_nodes(
-    *,
-    subnets: Sequence[Subnet],
-    nodes: Sequence[NodeView],
-    instances: Mapping[str, Instance],
-    enis: Sequence[NetworkInterface],
-) -> set[str]:
-    """Nodes every slot of which (by the instance facts given) holds an ENI of ours
-    attached to the node's instance: the plan can create or attach nothing there.
-
-    The reconciler describes afresh the instances of every other node; for
-    these, kept instance facts serve (see ec2view.py).
-    """
-    attached = {
-        _eni_key(e)
-        for e in enis
-        if e.attachment is not None
-        and e.attachment.status == "attached"
-        and e.attachment.instance_id == e.tags.get(tags.INSTANCE_KEY)
-    }
-    settled: set[str] = set()
-    for node in nodes:
-        instance = instances.get(node.instance_id or "")
-        if instance is None or instance.gone:
-            continue
-        keys = [
-            (node.name, instance.instance_id, s.subnet_id)
-            for s in subnets
-            if s.availability_zone == instance.availability_zone
-        ]
-        if keys and all(k in attached for k in keys):
-            settled.add(node.name)
-    return settled
-
-
 def moved_by_someone_else(eni: NetworkInterface) -> bool:
     """Attached to an instance other than the one it was made for: never ours to touch."""
     made_for = eni.tags.get(tags.INSTANCE_KEY)
