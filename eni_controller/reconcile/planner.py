@@ -4,46 +4,37 @@ Given one NodeENI's spec, the resolved subnets, the Nodes, what EC2 says about
 their instances and about the ENIs tagged for this NodeENI, `plan` answers:
 which ENI belongs in which (node, subnet) slot, what to do next for each slot,
 what the status should say, and which nodes cannot be served and why. No I/O,
-no clock reads, no randomness: every hard case is a table of inputs and an
-expected plan, tested without servers.
+no clock, no randomness: every hard case is a table of inputs and a plan.
 
-Guardrails come before any slot: a subnet or security group in another VPC
-than a node's instance is refused for that node (`VPCMismatch`), and one
-without the allow-list tag (SUBNET_ALLOW_TAG, SECURITY_GROUP_ALLOW_TAG) is
-refused everywhere (`NotAllowed`). A refused slot gets no action, is not
-desired, and its existing ENIs are held, never cleaned up: a guardrail never
-mutates EC2, not even to undo what was made before it was turned on.
+The guardrails (problems.py) come before any slot: a refused slot gets no
+action, is not desired, and its ENIs are held: a guardrail never mutates EC2.
 
-Slot identity is (node, instance, subnet). The wanted device index of the
-subnet at position p of the resolved list is ``deviceIndex + p`` on every
-node; the executor's per-instance allocator settles the final index, because
-only it can see what other NodeENIs are attaching to the same instance.
+Slot identity is (node, instance, subnet). The subnet at position p of the
+resolved list wants device index ``deviceIndex + p`` on every node; the
+executor's per-instance allocator settles the final index, as only it sees
+what other NodeENIs attach to the same instance.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
 from eni_controller.model import Attachment, AttachmentState
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.nodes import NodeView
+from eni_controller.reconcile.problems import NodeProblem as NodeProblem
+from eni_controller.reconcile.problems import ProblemReason as ProblemReason
+from eni_controller.reconcile.problems import (
+    TagRule,
+    az_mismatch,
+    guard,
+    instance_not_found,
+    limit_exceeded,
+    not_allowed,
+)
 from eni_controller.spec import NodeENISpec
-
-
-class ProblemReason(StrEnum):
-    AZ_MISMATCH = "AZMismatch"
-    ATTACHMENT_LIMIT_EXCEEDED = "AttachmentLimitExceeded"
-    INSTANCE_NOT_FOUND = "InstanceNotFound"
-    ATTRIBUTE_NOT_APPLIED = "AttributeNotApplied"
-    VPC_MISMATCH = "VPCMismatch"
-    NOT_ALLOWED = "NotAllowed"
-
-
-TagRule = tuple[str, str]
-"""An allow-list: (key, value) of the tag a subnet or security group must carry."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,8 +52,7 @@ class CreateAndAttach:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Attach:
-    """Adopt an ENI of ours that exists but is not attached (a crash window, or a
-    failed attach): attach it instead of creating another."""
+    """An ENI of ours, not attached (a crash window, a failed attach): not made twice."""
 
     slot: Slot
     eni_id: str
@@ -84,15 +74,6 @@ class SetSecurityGroups:
 
 
 Action = CreateAndAttach | Attach | SetDeleteOnTermination | SetSecurityGroups
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NodeProblem:
-    node: str  # "" for a problem of the whole NodeENI (a resource not allowed)
-    reason: str  # a ProblemReason, or one derived from an AWS error code
-    message: str
-    # False: the ENIs work, something about them does not (Degraded, still Ready)
-    blocks_ready: bool = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -143,77 +124,65 @@ class Plan:
         return attached == self.desired and not placing
 
 
-_ATTACHMENT_STATES = {
-    "attaching": AttachmentState.ATTACHING,
-    "attached": AttachmentState.ATTACHED,
-    "detaching": AttachmentState.DETACHING,
-}
+_SlotKey = tuple[str, str, str]  # (node, instance, subnet)
+_EC2_STATES = {"attaching", "attached", "detaching"}  # of an attachment, as in status
+# a status entry's facts EC2 does not give: carried through from the entry before,
+# the agent's refreshed from its report (eninodes.fold_reports)
+_CARRIED = (
+    *("dpdk_bound", "dpdk_driver", "dpdk_resource_name", "dpdk_pci_address"),
+    *("interface_name", "last_updated"),
+)
 
 
 def plan(data: PlanInput) -> Plan:
     actions: list[Action] = []
     attachments: list[Attachment] = []
-    problems: list[NodeProblem] = []
     desired = 0
     previous = {a.eni_id: a for a in data.previous}
     # ENIs by the slot their tags name: one pass, so a plan is linear in slots + ENIs
-    by_slot: dict[tuple[str, str, str], list[NetworkInterface]] = {}
+    by_slot: dict[_SlotKey, list[NetworkInterface]] = {}
     for eni in data.enis:
         by_slot.setdefault(_eni_key(eni), []).append(eni)
     used: set[str] = set()
-    wanted: set[tuple[str, str, str]] = set()
-    held: set[tuple[str, str, str]] = set()  # refused slots: their ENIs are left alone
-    refused_subnets = _not_allowed(
-        [(s.subnet_id, s.tags) for s in data.subnets],
-        noun="subnet",
-        rule=data.subnet_allow_tag,
-        setting="SUBNET_ALLOW_TAG",
-    )
-    refused_groups = _not_allowed(
-        [(g.group_id, g.tags) for g in data.security_groups],
-        noun="security group",
-        rule=data.security_group_allow_tag,
-        setting="SECURITY_GROUP_ALLOW_TAG",
-    )
-    problems += [*refused_subnets.values(), *refused_groups.values()]
+    wanted: set[_SlotKey] = set()
+    held: set[_SlotKey] = set()  # refused slots: their ENIs are left alone
+    subnet_tags = {s.subnet_id: s.tags for s in data.subnets}
+    group_tags = {g.group_id: g.tags for g in data.security_groups}
+    refused = not_allowed("subnet", subnet_tags, rule=data.subnet_allow_tag)
+    refused |= not_allowed("security group", group_tags, rule=data.security_group_allow_tag)
+    problems = list(refused.values())
     for node in sorted(data.nodes, key=lambda n: n.name):
         if not node.on_ec2 or not data.spec.matches(node.labels):
             continue
         assert node.instance_id is not None
         instance = data.instances.get(node.instance_id)
         if instance is None:
-            problems.append(
-                NodeProblem(
-                    node=node.name,
-                    reason=ProblemReason.INSTANCE_NOT_FOUND,
-                    message=f"instance {node.instance_id} of node {node.name} not found in EC2",
-                )
-            )
+            problems.append(instance_not_found(node.name, node.instance_id))
             continue
         if instance.gone:
             continue  # the node is leaving; cleanup, not creation
         slots = _slots(data, node.name, instance)
         if not slots:
-            problems.append(_az_mismatch(node.name, instance, data.subnets))
+            problems.append(az_mismatch(node.name, instance, data.subnets))
             continue
-        usable, refusals = _guard(
-            data,
+        passed, refusals = guard(
             node.name,
             instance,
-            slots,
-            refused_subnets=refused_subnets,
-            groups_ok=not refused_groups,
+            subnets=[s.subnet for s in slots],
+            groups=data.security_groups,
+            refused=refused,
         )
+        usable = [s for s in slots if s.subnet.subnet_id in passed]
         problems += refusals
-        held.update(_slot_key(s) for s in slots if s not in usable)
-        slots = usable
-        desired += len(slots)
+        held.update(_slot_key(s) for s in slots if s.subnet.subnet_id not in passed)
+        desired += len(usable)
         limit = data.max_enis.get(instance.instance_type)
         # an unknown limit never blocks: AWS still answers AttachmentLimitExceeded
-        free = len(slots) if limit is None else limit - len(instance.occupied_device_indexes)
-        for slot in slots:
-            wanted.add(_slot_key(slot))
-            mine = by_slot.get(_slot_key(slot), [])
+        free = len(usable) if limit is None else limit - len(instance.occupied_device_indexes)
+        for slot in usable:
+            key = _slot_key(slot)
+            wanted.add(key)
+            mine = by_slot.get(key, [])
             attached = next((e for e in mine if _attached_to(e, slot.instance_id)), None)
             if attached is not None:
                 used.add(attached.eni_id)
@@ -238,24 +207,22 @@ def plan(data: PlanInput) -> Plan:
                     )
                 continue
             if free <= 0:
-                problems.append(_limit_exceeded(node.name, instance, data.max_enis))
+                problems.append(limit_exceeded(node.name, instance, limit))
                 continue
             free -= 1
             available = next((e for e in mine if e.attachment is None), None)
-            if available is not None:
+            if available is None:
+                actions.append(CreateAndAttach(slot=slot))
+            else:
                 used.add(available.eni_id)
-            actions.append(
-                Attach(slot=slot, eni_id=available.eni_id)
-                if available is not None
-                else CreateAndAttach(slot=slot)
-            )
+                actions.append(Attach(slot=slot, eni_id=available.eni_id))
     filled = {_eni_key(e) for e in data.enis if e.eni_id in used}
     existing = {e.eni_id for e in data.enis}
     known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
     return Plan(
         actions=tuple(actions),
         attachments=tuple(attachments),
-        problems=tuple(_dedupe(problems)),
+        problems=tuple(dict.fromkeys(problems)),
         desired=desired,
         stale=tuple(
             e
@@ -264,15 +231,14 @@ def plan(data: PlanInput) -> Plan:
             and _stale(e, data, known, wanted=wanted, filled=filled, held=held)
         ),
         vanished=tuple(a for a in data.previous if a.eni_id not in existing),
-        left_instances=_left_instances(data),
+        left_instances=_left_instances(data, known),
     )
 
 
-def _left_instances(data: PlanInput) -> tuple[str, ...]:
+def _left_instances(data: PlanInput, known: Mapping[str, NodeView]) -> tuple[str, ...]:
     """The instances of status entries whose ENI EC2 no longer shows attached there.
     A compact entry names no instance: the Node's providerID does."""
     attached = {(e.eni_id, e.attachment.instance_id) for e in data.enis if e.attachment is not None}
-    known = {n.name: n for n in data.nodes} | dict(data.known_nodes)
     left: dict[str, None] = {}
     for entry in data.previous:
         node = known.get(entry.node_id)
@@ -282,53 +248,17 @@ def _left_instances(data: PlanInput) -> tuple[str, ...]:
     return tuple(left)
 
 
-def settled_nodes(
-    *,
-    subnets: Sequence[Subnet],
-    nodes: Sequence[NodeView],
-    instances: Mapping[str, Instance],
-    enis: Sequence[NetworkInterface],
-) -> set[str]:
-    """Nodes every slot of which (by the instance facts given) holds an ENI of ours
-    attached to the node's instance: the plan can create or attach nothing there.
-
-    The reconciler describes afresh the instances of every other node; for
-    these, kept instance facts serve (see ec2view.py).
-    """
-    attached = {
-        _eni_key(e)
-        for e in enis
-        if e.attachment is not None
-        and e.attachment.status == "attached"
-        and e.attachment.instance_id == e.tags.get(tags.INSTANCE_KEY)
-    }
-    settled: set[str] = set()
-    for node in nodes:
-        instance = instances.get(node.instance_id or "")
-        if instance is None or instance.gone:
-            continue
-        keys = [
-            (node.name, instance.instance_id, s.subnet_id)
-            for s in subnets
-            if s.availability_zone == instance.availability_zone
-        ]
-        if keys and all(k in attached for k in keys):
-            settled.add(node.name)
-    return settled
-
-
 def moved_by_someone_else(eni: NetworkInterface) -> bool:
     """Attached to an instance other than the one it was made for: never ours to touch."""
-    return eni.attachment is not None and eni.attachment.instance_id != eni.tags.get(
-        tags.INSTANCE_KEY
-    )
+    made_for = eni.tags.get(tags.INSTANCE_KEY)
+    return eni.attachment is not None and eni.attachment.instance_id != made_for
 
 
-def _slot_key(slot: Slot) -> tuple[str, str, str]:
+def _slot_key(slot: Slot) -> _SlotKey:
     return (slot.node, slot.instance_id, slot.subnet.subnet_id)
 
 
-def _eni_key(eni: NetworkInterface) -> tuple[str, str, str]:
+def _eni_key(eni: NetworkInterface) -> _SlotKey:
     return (eni.tags.get(tags.NODE_KEY, ""), eni.tags.get(tags.INSTANCE_KEY, ""), eni.subnet_id)
 
 
@@ -337,9 +267,9 @@ def _stale(
     data: PlanInput,
     known: Mapping[str, NodeView],
     *,
-    wanted: set[tuple[str, str, str]],
-    filled: set[tuple[str, str, str]],
-    held: set[tuple[str, str, str]],
+    wanted: set[_SlotKey],
+    filled: set[_SlotKey],
+    held: set[_SlotKey],
 ) -> bool:
     """Whether an ENI of ours that fills no slot should go.
 
@@ -365,9 +295,7 @@ def _stale(
         return False
     if instance.gone:
         return True
-    if key in held:
-        return False
-    return key not in wanted or key in filled
+    return key not in held and (key not in wanted or key in filled)
 
 
 def _slots(data: PlanInput, node: str, instance: Instance) -> list[Slot]:
@@ -392,7 +320,8 @@ def _status_entry(
 ) -> Attachment:
     assert eni.attachment is not None
     before = previous.get(eni.eni_id)
-    entry = Attachment(
+    status = eni.attachment.status
+    return Attachment(
         node_id=slot.node,
         instance_id=slot.instance_id,
         eni_id=eni.eni_id,
@@ -403,113 +332,7 @@ def _status_entry(
         private_ip_address=eni.private_ip_address,
         device_index=eni.attachment.device_index,
         mtu=spec.mtu,
-        status=_ATTACHMENT_STATES.get(eni.attachment.status, AttachmentState.ATTACHING),
-        # the node agent's facts: carried through, refreshed from its report
-        # (eninodes.fold_reports) where the node has an ENINode
-        dpdk_bound=before.dpdk_bound if before else None,
-        dpdk_driver=before.dpdk_driver if before else None,
-        dpdk_resource_name=before.dpdk_resource_name if before else None,
-        dpdk_pci_address=before.dpdk_pci_address if before else None,
-        interface_name=before.interface_name if before else None,
-        last_updated=before.last_updated if before else None,
+        # EC2's "detached" (or anything new) reads as still attaching
+        status=AttachmentState(status) if status in _EC2_STATES else AttachmentState.ATTACHING,
+        **{name: getattr(before, name) for name in _CARRIED if before is not None},
     )
-    return entry
-
-
-def _az_mismatch(node: str, instance: Instance, subnets: Sequence[Subnet]) -> NodeProblem:
-    listed = ", ".join(f"{s.subnet_id} ({s.availability_zone})" for s in subnets)
-    return NodeProblem(
-        node=node,
-        reason=ProblemReason.AZ_MISMATCH,
-        message=f"node {node} is in {instance.availability_zone}; no listed subnet is: {listed}",
-    )
-
-
-def _guard(
-    data: PlanInput,
-    node: str,
-    instance: Instance,
-    slots: Sequence[Slot],
-    *,
-    refused_subnets: Mapping[str, NodeProblem],
-    groups_ok: bool,
-) -> tuple[list[Slot], list[NodeProblem]]:
-    """The node's slots the guardrails let through, and a VPCMismatch for each
-    group and in-AZ subnet in another VPC than the node's instance.
-
-    A refused group (another VPC, or not allowed: `groups_ok` False) would be
-    on every ENI of the node: then no slot of it passes.
-    """
-    foreign_groups = [g for g in data.security_groups if _elsewhere(g.vpc_id, instance)]
-    problems = [
-        _vpc_mismatch(node, instance, noun="security group", ident=g.group_id, vpc=g.vpc_id)
-        for g in foreign_groups
-    ]
-    problems += [
-        _vpc_mismatch(node, instance, noun="subnet", ident=s.subnet.subnet_id, vpc=s.subnet.vpc_id)
-        for s in slots
-        if _elsewhere(s.subnet.vpc_id, instance)
-    ]
-    if foreign_groups or not groups_ok:
-        return [], problems
-    usable = [
-        s
-        for s in slots
-        if s.subnet.subnet_id not in refused_subnets and not _elsewhere(s.subnet.vpc_id, instance)
-    ]
-    return usable, problems
-
-
-def _elsewhere(vpc_id: str, instance: Instance) -> bool:
-    """Whether a resource of `vpc_id` is in another VPC than `instance` (unknown: no)."""
-    return bool(vpc_id and instance.vpc_id and vpc_id != instance.vpc_id)
-
-
-def _vpc_mismatch(node: str, instance: Instance, *, noun: str, ident: str, vpc: str) -> NodeProblem:
-    return NodeProblem(
-        node=node,
-        reason=ProblemReason.VPC_MISMATCH,
-        message=(
-            f"{noun} {ident} is in {vpc}, but node {node}'s instance {instance.instance_id}"
-            f" is in {instance.vpc_id}"
-        ),
-    )
-
-
-def _not_allowed(
-    resources: Sequence[tuple[str, Mapping[str, str]]],
-    *,
-    noun: str,
-    rule: TagRule | None,
-    setting: str,
-) -> dict[str, NodeProblem]:
-    """By ID, a NotAllowed problem for each of `resources` (ID, tags) without the
-    `rule` tag; none without a rule."""
-    if rule is None:
-        return {}
-    key, value = rule
-    return {
-        ident: NodeProblem(
-            node="",
-            reason=ProblemReason.NOT_ALLOWED,
-            message=f"{noun} {ident} lacks the tag {key}={value} that {setting} requires",
-        )
-        for ident, tags_ in resources
-        if tags_.get(key) != value
-    }
-
-
-def _limit_exceeded(node: str, instance: Instance, max_enis: Mapping[str, int]) -> NodeProblem:
-    limit = max_enis.get(instance.instance_type)
-    return NodeProblem(
-        node=node,
-        reason=ProblemReason.ATTACHMENT_LIMIT_EXCEEDED,
-        message=(
-            f"node {node} ({instance.instance_type}) holds {len(instance.occupied_device_indexes)}"
-            f" ENIs, its limit is {limit if limit is not None else 'unknown'}"
-        ),
-    )
-
-
-def _dedupe(problems: Sequence[NodeProblem]) -> list[NodeProblem]:
-    return list(dict.fromkeys(problems))

@@ -1,14 +1,9 @@
 """One reconcile of one NodeENI: gather the facts, plan, act, write status.
 
-This is the I/O shell around the planner. It reads Nodes and NodeENIs from the
+The I/O shell around the planner: it reads Nodes and NodeENIs from the
 informers' stores (no API reads) and EC2 through the EC2 view (ec2view.py),
-lets the planner decide (the VPC and allow-list guardrails included: a
-refused subnet or group never reaches the executor), has the executor act,
-and writes status only when it changed. What the nodes' agents report in their
-ENINodes is folded into every status it writes (eninodes.py), so NodeENI status
-keeps this one writer.
-
-Invariants:
+lets the planner decide (a subnet or group a guardrail refuses never reaches
+the executor), has the executor act, and writes status (status_writer.py).
 
 * What it acted on, and what it leaves unsettled (an attachment in
   transition, a node with a slot still to fill or a problem), is marked
@@ -18,8 +13,7 @@ Invariants:
 * The finalizer is added before anything is created, and removed only after
   a describe made since the last change finds none of our ENIs left (or
   MAX_CLEANUP_DURATION ran out: the sweep takes over).
-* The NodeENI's gauges (metrics.py) say what its status says once written
-  (a NodeENI being deleted wants none), and go with the NodeENI.
+* The NodeENI's gauges go with the NodeENI.
 """
 
 from __future__ import annotations
@@ -36,38 +30,24 @@ import structlog
 
 from eni_controller import model
 from eni_controller.aws.lookup import LookupFailed
-from eni_controller.aws.resources import NetworkInterface, Subnet
+from eni_controller.aws.resources import NetworkInterface
 from eni_controller.config import Config
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import LABELS_INDEX
 from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.metrics import Metrics
-from eni_controller.model import AttachmentState, ConditionStatus
+from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.adoption import GoAdoption
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
-from eni_controller.reconcile.eninodes import Reports, fold_reports, reports_of
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
-from eni_controller.reconcile.planner import (
-    Attach,
-    Plan,
-    PlanInput,
-    moved_by_someone_else,
-    plan,
-)
-from eni_controller.reconcile.retries import keep_newest
-from eni_controller.reconcile.status import (
-    NODE_INTERFACES_READY,
-    READY,
-    Reason,
-    failure_conditions,
-    node_error_conditions,
-    plan_conditions,
-    status_patch,
-)
+from eni_controller.reconcile.planner import Attach, Plan, PlanInput, moved_by_someone_else, plan
+from eni_controller.reconcile.status import READY, Reason, failure_conditions, plan_conditions
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
 from eni_controller.reconcile.status_fit import StatusLimits
+from eni_controller.reconcile.status_writer import StatusWriter
 from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
@@ -80,11 +60,8 @@ CLEANUP_REQUEUE_SECONDS = 5.0  # the pool also requeues as each ENI goes
 _CALLED_EC2 = (Outcome.DONE, Outcome.RETRY, Outcome.BLOCKED)
 
 
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store(Protocol):
@@ -97,10 +74,9 @@ class Store(Protocol):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
-    """The Kubernetes half of a reconcile: the informers' stores it reads (the
-    ENINodes for their agents' reports), the NodeENI writes it makes, the Events
-    it records, the clock of the times it writes (annotations, lastUpdated), and
-    how big a status it writes (status_fit.py)."""
+    """The Kubernetes half: the informers' stores it reads, the NodeENI writes it
+    makes, the Events it records, the clock of the times it writes, and how big a
+    status it writes (status_fit.py)."""
 
     nodeenis: Store
     nodes: Store
@@ -139,30 +115,31 @@ def _or_raise(outcome: T | BaseException) -> T:
 def _age(started: str, now: str) -> float:
     """Seconds between two RFC 3339 times; an unreadable start counts as just now."""
     try:
-        begin = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+        return (
+            datetime.datetime.fromisoformat(now) - datetime.datetime.fromisoformat(started)
+        ).total_seconds()
     except ValueError:
         return 0.0
-    return (datetime.datetime.fromisoformat(now.replace("Z", "+00:00")) - begin).total_seconds()
 
 
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        config: Config,
-        kube: KubeSide,
-        ec2: EC2Side,
-        metrics: Metrics,
-    ) -> None:
+    def __init__(self, *, config: Config, kube: KubeSide, ec2: EC2Side, metrics: Metrics) -> None:
         self._config = config
-        self._status_limits = kube.status_limits
         self._metrics = metrics
         self._kube = kube
         self._view = ec2.view
         self._executor = ec2.executor
         self._cleanup = ec2.cleanup
-        self._adopted: dict[str, None] = {}  # the Go controller's ENIs tagged as ours
-        self._now = kube.now
+        self._adoption = GoAdoption(
+            view=ec2.view, executor=ec2.executor, events=kube.events, node=self._node
+        )
+        self._status = StatusWriter(
+            writer=kube.writer,
+            eninode=kube.eninodes.get,
+            now=kube.now,
+            limits=kube.status_limits,
+            metrics=metrics,
+        )
 
     async def reconcile(self, name: str) -> Result:
         """Reconcile the NodeENI `name` as the informer and EC2 show it now."""
@@ -201,16 +178,11 @@ class Reconciler:
             (f for f in (found_subnets, found_groups) if isinstance(f, LookupFailed)), None
         )
         if failed is not None:
-            await self._write(
-                nodeeni,
-                failure_conditions(
-                    reason=failed.reason.value, message=str(failed), generation=nodeeni.generation
-                ),
-            )
+            await self._fail(nodeeni, reason=failed.reason.value, message=str(failed))
             return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
-        enis = [*enis, *await self._adopt_go_controllers(nodeeni, enis=enis, subnets=subnets)]
+        enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
         max_enis = await self._view.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -272,7 +244,7 @@ class Reconciler:
             )
         for eni in final.stale:
             self._submit(eni, nodeeni.name)
-        await self._write(
+        await self._status.write(
             nodeeni,
             plan_conditions(final, generation=nodeeni.generation),
             attachments=final.attachments,
@@ -323,13 +295,13 @@ class Reconciler:
         if not nodeeni.has_finalizer:
             return DONE
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
-        timed_out = started is not None and _age(started, self._now()) > (
+        timed_out = started is not None and _age(started, self._kube.now()) > (
             self._config.max_cleanup_duration_seconds
         )
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
             # the pool is still at it and knows which ENIs went: progress needs no
             # describe; the finalizer waits for a describe that finds none left
-            await self._write_detaching(nodeeni, left=self._cleanup.pending)
+            await self._status.detaching(nodeeni, left=self._cleanup.pending)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         enis = [e for e in await self._view.enis(nodeeni.uid) if not moved_by_someone_else(e)]
         if enis and started is None:
@@ -338,7 +310,7 @@ class Reconciler:
                 await self._kube.writer.annotate(
                     nodeeni.name,
                     model.CLEANUP_START_ANNOTATION,
-                    self._now(),
+                    self._kube.now(),
                     resource_version=nodeeni.resource_version,
                 )
             )
@@ -346,7 +318,7 @@ class Reconciler:
             for eni in enis:
                 self._submit(eni, nodeeni.name)
             self._view.changed(uid=nodeeni.uid)  # the pool is at them
-            await self._write_detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
+            await self._status.detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         if enis:
             await self._kube.events.record(
@@ -368,50 +340,6 @@ class Reconciler:
         self._view.forget(uid=nodeeni.uid)
         return DONE
 
-    async def _adopt_go_controllers(
-        self,
-        nodeeni: model.NodeENI,
-        *,
-        enis: Sequence[NetworkInterface],
-        subnets: Sequence[Subnet],
-    ) -> list[NetworkInterface]:
-        """The Go controller's ENIs for this NodeENI's slots, adopted in place.
-
-        They carry NodeENI, Node, SubnetID and the managed-by tag, and no uid: the
-        planner would make a second ENI per slot beside each. One counts as this
-        NodeENI's when its Node tag names a node of this cluster, its subnet is one
-        of the spec's, and it is attached to that node's instance or to none; it
-        gets the tags it lacks (uid, instance, cluster) and is then planned like
-        any ENI of ours: kept at its index with its IP, never detached.
-        """
-        known = {e.eni_id for e in enis} | self._adopted.keys()
-        subnet_ids = {s.subnet_id for s in subnets}
-        adopted: list[NetworkInterface] = []
-        for eni in await self._view.legacy(nodeeni.name):
-            if eni.eni_id in known or eni.subnet_id not in subnet_ids:
-                continue
-            node_name = eni.tags.get(tags.NODE_KEY, "")
-            raw = self._kube.nodes.get(node_name) if node_name else None
-            instance_id = NodeView.from_api(raw).instance_id if raw is not None else None
-            if instance_id is None or (
-                eni.attachment is not None and eni.attachment.instance_id != instance_id
-            ):
-                continue  # not on a node of this cluster: not ours to take
-            tagged = await self._executor.adopt(
-                eni, nodeeni=nodeeni.name, uid=nodeeni.uid, node=node_name, instance_id=instance_id
-            )
-            if tagged is None:
-                continue
-            await self._kube.events.record(
-                nodeeni,
-                type_="Normal",
-                reason="ENIAdopted",
-                message=f"adopted {eni.eni_id} on node {node_name}, made by the Go controller",
-            )
-            keep_newest(self._adopted, eni.eni_id, None)  # the snapshot shows it untagged a while
-            adopted.append(tagged)
-        return adopted
-
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
         return model.NodeENI.from_dict(
             raw,
@@ -419,32 +347,18 @@ class Reconciler:
             default_delete_on_termination=self._config.default_delete_on_termination,
         )
 
-    async def _write_detaching(
-        self, nodeeni: model.NodeENI, *, left: Callable[[str], bool]
-    ) -> None:
-        """Status lists the ENIs still `left` as detaching; the others are gone."""
-        await self._write(
-            nodeeni,
-            nodeeni.status.conditions,
-            attachments=[
-                dataclasses.replace(a, status=AttachmentState.DETACHING)
-                for a in nodeeni.status.attachments
-                if left(a.eni_id)
-            ],
-        )
-
     def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
         if not self._cleanup.pending(eni.eni_id):
             log.info("ENI handed to cleanup", **{"nodeeni": nodeeni, **tags.log_fields(eni)})
             self._cleanup.submit(eni.eni_id, nodeeni=nodeeni, seen=eni)
 
+    def _node(self, name: str) -> NodeView | None:
+        raw = self._kube.nodes.get(name) if name else None
+        return NodeView.from_api(raw) if raw is not None else None
+
     def _nodes_named(self, enis: Sequence[NetworkInterface]) -> dict[str, NodeView]:
         names = {e.tags.get(tags.NODE_KEY, "") for e in enis}
-        return {
-            name: NodeView.from_api(raw)
-            for name in names
-            if name and (raw := self._kube.nodes.get(name)) is not None
-        }
+        return {name: node for name in names if (node := self._node(name)) is not None}
 
     def _matching_nodes(self, spec: NodeENISpec) -> list[NodeView]:
         if spec.node_selector:
@@ -462,55 +376,12 @@ class Reconciler:
             await self._kube.events.record(
                 nodeeni, type_="Warning", reason=Reason.INVALID_SPEC, message=message
             )
-        await self._write(
-            nodeeni,
-            failure_conditions(
-                reason=Reason.INVALID_SPEC, message=message, generation=nodeeni.generation
-            ),
-        )
+        await self._fail(nodeeni, reason=Reason.INVALID_SPEC, message=message)
         return DONE
 
-    async def _write(
-        self,
-        nodeeni: model.NodeENI,
-        conditions: Sequence[model.Condition],
-        *,
-        attachments: Sequence[model.Attachment] | None = None,
-        desired: int | None = None,
-    ) -> None:
-        entries = nodeeni.status.attachments if attachments is None else attachments
-        folded = fold_reports(
-            entries, reports=self._reports({a.node_id for a in entries}), spec=nodeeni.spec
+    async def _fail(self, nodeeni: model.NodeENI, *, reason: str, message: str) -> None:
+        """Status says the NodeENI cannot be served at all, and why."""
+        conditions = failure_conditions(
+            reason=reason, message=message, generation=nodeeni.generation
         )
-        patch = status_patch(
-            nodeeni.status,
-            conditions=[
-                *(c for c in conditions if c.type != NODE_INTERFACES_READY),
-                *node_error_conditions(folded.errors, generation=nodeeni.generation),
-            ],
-            generation=nodeeni.generation,
-            now=self._now(),
-            attachments=folded.attachments,
-            desired=desired,
-            limits=self._status_limits,
-        )
-        if patch is not None:
-            await self._kube.writer.patch_status(
-                nodeeni.name, patch, resource_version=nodeeni.resource_version
-            )
-        # what the status now says (written, or already so); being deleted, it wants none
-        wanted = desired if desired is not None else nodeeni.status.desired_count
-        self._metrics.nodeeni_status(
-            nodeeni.name,
-            wanted=0 if nodeeni.being_deleted else wanted,
-            attached=sum(a.status is AttachmentState.ATTACHED for a in folded.attachments),
-            ready=any(c.type == READY and c.status is ConditionStatus.TRUE for c in conditions),
-        )
-
-    def _reports(self, nodes: set[str]) -> dict[str, Reports]:
-        """The agents' reports of the `nodes` that have an ENINode, as the informer has them."""
-        return {
-            name: reports_of(raw)
-            for name in nodes
-            if (raw := self._kube.eninodes.get(name)) is not None
-        }
+        await self._status.write(nodeeni, conditions)

@@ -33,7 +33,6 @@ from eni_controller.reconcile.planner import (
     SetDeleteOnTermination,
     Slot,
     plan,
-    settled_nodes,
 )
 from eni_controller.reconcile.tags import eni_tags
 from eni_controller.spec import NodeENISpec
@@ -979,59 +978,6 @@ def test_a_plan_is_linear_in_slots_and_enis(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(result.attachments) == count
     assert result.stale == ()
     assert sum(looks.values()) <= 6 * count, looks  # a scan per slot would be count**2
-
-
-# --- settled nodes: where kept instance facts serve ------------------------------------
-
-
-def test_settled_nodes_are_those_with_every_slot_attached_to_their_instance() -> None:
-    nodes = [node("n1", "i-1"), node("n2", "i-2"), node("n3", "i-3"), node("n4", "i-4")]
-    instances = {i.instance_id: i for i in map(instance, ["i-1", "i-2", "i-3", "i-4"])}
-    enis = [
-        # n1: both slots attached
-        eni("eni-11", node_name="n1", instance_id="i-1", sub=SA1, attached_to="i-1"),
-        eni("eni-12", node_name="n1", instance_id="i-1", sub=SA2, attached_to="i-1"),
-        # n2: one slot still to fill
-        eni("eni-21", node_name="n2", instance_id="i-2", sub=SA1, attached_to="i-2"),
-        # n3: one slot still attaching
-        eni("eni-31", node_name="n3", instance_id="i-3", sub=SA1, attached_to="i-3"),
-        eni(
-            "eni-32",
-            node_name="n3",
-            instance_id="i-3",
-            sub=SA2,
-            attached_to="i-3",
-            attach_status="attaching",
-        ),
-        # n4: both ENIs exist, one attached to another instance (moved by someone)
-        eni("eni-41", node_name="n4", instance_id="i-4", sub=SA1, attached_to="i-4"),
-        eni("eni-42", node_name="n4", instance_id="i-4", sub=SA2, attached_to="i-9"),
-    ]
-    settled = settled_nodes(subnets=(SA1, SA2), nodes=nodes, instances=instances, enis=enis)
-    assert settled == {"n1"}
-
-
-def test_no_kept_facts_a_gone_instance_or_a_reused_name_is_never_settled() -> None:
-    enis = [eni("eni-11", node_name="n1", instance_id="i-1", sub=SA1, attached_to="i-1")]
-    unknown = settled_nodes(subnets=(SA1,), nodes=[node("n1", "i-1")], instances={}, enis=enis)
-    gone = settled_nodes(
-        subnets=(SA1,),
-        nodes=[node("n1", "i-1")],
-        instances={"i-1": instance("i-1", state="shutting-down")},
-        enis=enis,
-    )
-    # the node name now belongs to a new instance: its ENI is the old instance's
-    reused = settled_nodes(
-        subnets=(SA1,),
-        nodes=[node("n1", "i-2")],
-        instances={"i-2": instance("i-2")},
-        enis=enis,
-    )
-    # no subnet in the node's zone: nothing to fill, but an AZMismatch to report afresh
-    elsewhere = settled_nodes(
-        subnets=(SB1,), nodes=[node("n1", "i-1")], instances={"i-1": instance("i-1")}, enis=enis
-    )
-    assert unknown == gone == reused == elsewhere == set()
 
 
 # --- guardrails: VPC of subnets and groups, allow-lists by tag --------------------------
