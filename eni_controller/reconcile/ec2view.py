@@ -119,6 +119,11 @@ class EC2View:
         self._refreshing = (at, task)
         return task
 
+    @property
+    def refreshing(self) -> bool:
+        """A refresh's describe is in flight (tests count calls between resyncs)."""
+        return self._refreshing is not None
+
     def stop(self) -> None:
         """Cancel a refresh still running (the term or the process ends)."""
         if self._refreshing is not None:

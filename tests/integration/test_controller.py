@@ -260,10 +260,14 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
                 await _resyncs(controller, 3)
                 if realism.calls().get("DescribeInstances", 0) == seen:
                     break
+        # both counts read between resyncs, none in flight: a describe on its way
+        # to the server at a boundary would count on one side and not the other
+        await until(lambda: not controller.view.refreshing, within=30)
         mutating, writes = _mutating(realism), controller.writer.status_writes
         before = realism.calls()
         snapshots = controller.view.snapshots
         await asyncio.sleep(3 * config.reconcile_period_seconds + 0.2)
+        await until(lambda: not controller.view.refreshing, within=30)
         after = realism.calls()
         assert _mutating(realism) == mutating
         assert controller.writer.status_writes == writes
