@@ -3,11 +3,13 @@
 The informer needs only two calls per resource: a paginated list and a
 watch stream. Both go through kubernetes_asyncio's generated methods (so auth,
 TLS and the server address come from the usual client configuration) but with
-``_preload_content=False``: the body is decoded with ``orjson`` into the camelCase
-dicts the server sent, and never turned into model classes. That skips the
-client's slow deserialiser and gives custom resources and Nodes the same shape;
-every Node heartbeat is one watch event to decode, and orjson decodes one in
-well under half the stdlib's time (docs/performance.md, XL).
+``_preload_content=False``: the body is decoded into the camelCase dicts the
+server sent, and never turned into model classes. That skips the client's slow
+deserialiser and gives custom resources and Nodes the same shape. Watch events
+are decoded with ``orjson``: every Node heartbeat is one event, and orjson
+takes well under half the stdlib's time for one. List pages (once per relist,
+up to 500 whole Nodes) are decoded with ``json``, whose peak memory for such
+a page is lower (docs/performance.md, XL).
 
 The watch body is split into lines here rather than with aiohttp's
 ``readline()``, which refuses lines over 128 KiB; a Node with a long image list
@@ -28,6 +30,7 @@ healthy watch short.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any, Final, cast
@@ -126,7 +129,7 @@ class ResourceAPI:
                 kwargs, request_timeout=None
             )  # the client's request timeout
             try:
-                body: dict[str, Any] = orjson.loads(await response.read())
+                body: dict[str, Any] = json.loads(await response.read())
             finally:
                 response.close()
             for item in body.get("items") or ():
@@ -193,7 +196,7 @@ class ResourceAPI:
                 return None
             raise
         try:
-            obj: dict[str, Any] = orjson.loads(await response.read())
+            obj: dict[str, Any] = json.loads(await response.read())
         finally:
             response.close()
         return obj
