@@ -16,8 +16,12 @@ Who calls `changed()`, and why that is enough:
   instance): whatever the event means, the reconcile it starts sees EC2 as of
   after it;
 * the executor and the cleanup pool after every mutating call, for the ENI's
-  uid and the instance it was attached to or detached from: our own effects
-  are always seen;
+  uid and the instance it was detached from (or an attach not known to have
+  landed): our own effects are always seen. An attach of ours that succeeded
+  is written into the kept facts instead (`took`): its answer names the index
+  as surely as a describe would, and the instance is not described again for
+  it (a rollout's last pass would otherwise leave one describe to its first
+  resync at rest);
 * the reconciler, for what it leaves unsettled (an attachment in transition,
   a node with an unfilled slot): EC2 moves on without telling us, and the
   retry must look again rather than read its own last answer forever.
@@ -42,7 +46,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eni_controller.aws.batch import Batcher
 from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL, EC2Client
@@ -94,6 +98,14 @@ class EC2View:
         for key in (uid, instance):
             if key:
                 self._changed[key] = self._count
+
+    def took(self, instance_id: str, *, index: int) -> None:
+        """An attach of ours at `index` succeeded: the kept facts show it taken."""
+        kept = self._facts.get(instance_id)
+        if kept is not None:
+            at, facts = kept
+            occupied = facts.occupied_device_indexes | {index}
+            self._facts[instance_id] = (at, replace(facts, occupied_device_indexes=occupied))
 
     def deleted(self, eni_id: str) -> None:
         """We deleted this ENI (EC2 said so, or NotFound): no answer shows it again."""

@@ -64,6 +64,7 @@ class SlotResult:
     message: str = ""
     retry_in: float | None = None  # seconds until the slot's step may be tried again
     action: Action | None = None  # what was (or was not) done
+    attached_at: int | None = None  # DONE by an attach of ours: the device index it took
 
     @property
     def problem(self) -> NodeProblem | None:
@@ -215,13 +216,14 @@ class Executor:
         standing = self._backoff.standing(step, generation=job.generation)
         if standing is not None and not self._backoff.due(step, generation=job.generation):
             return self._backed_off(action, Outcome.HELD, standing)
+        attached_at: int | None = None
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
                     case CreateAndAttach():
-                        await self._create_and_attach(job, slot)
+                        attached_at = await self._create_and_attach(job, slot)
                     case Attach(eni_id=eni_id):
-                        await self._attach(job, slot, eni_id, adopted=True)
+                        attached_at = await self._attach(job, slot, eni_id, adopted=True)
                     case SetDeleteOnTermination(eni_id=eni_id, attachment_id=attachment_id):
                         await self._ec2.set_delete_on_termination(
                             eni_id=eni_id,
@@ -246,7 +248,7 @@ class Executor:
         if effect is not None:
             self._effects.sent(effect)
         self._backoff.succeeded(step)
-        return SlotResult(slot=slot, outcome=Outcome.DONE, action=action)
+        return SlotResult(slot=slot, outcome=Outcome.DONE, action=action, attached_at=attached_at)
 
     def _backed_off(self, action: Action, outcome: Outcome, failure: retries.Failure) -> SlotResult:
         return SlotResult(
@@ -258,7 +260,9 @@ class Executor:
             retry_in=self._backoff.remaining(failure),
         )
 
-    async def _create_and_attach(self, job: Job, slot: Slot) -> None:
+    async def _create_and_attach(self, job: Job, slot: Slot) -> int | None:
+        """The device index the new ENI took (None: the ClientToken answered with an
+        ENI attached already, by a crashed earlier run)."""
         subnet_id = slot.subnet.subnet_id
         key = SlotKey(
             uid=job.uid, node=slot.node, instance_id=slot.instance_id, subnet_id=subnet_id
@@ -294,11 +298,11 @@ class Executor:
                 continue
             structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
             if eni.attachment is not None and eni.attachment.instance_id == slot.instance_id:
-                return  # the ClientToken returned an ENI a crashed earlier run attached
+                return None  # the ClientToken returned an ENI a crashed earlier run attached
             log.info("ENI created", subnet_id=subnet_id, **_fields(job, slot, eni.eni_id))
             self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
             try:
-                await self._attach(job, slot, eni.eni_id, adopted=False)
+                return await self._attach(job, slot, eni.eni_id, adopted=False)
             except errors.ENINotFound:
                 # brand new (eventual consistency: the same token later), or the
                 # token's ENI was deleted by hand since we attached it (the next one)
@@ -308,14 +312,13 @@ class Executor:
                     job = dataclasses.replace(job, instances={**job.instances, **fresh})
                     continue
                 raise
-            return
         raise errors.EC2Error(
             action="CreateNetworkInterface",
             code="ClientTokenSpent",
             message=f"{MAX_TOKENS_PER_CREATE} ClientTokens in a row answered unusably",
         )
 
-    async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> None:
+    async def _attach(self, job: Job, slot: Slot, eni_id: str, *, adopted: bool) -> int:
         instance = job.instances[slot.instance_id]
         try:
             attachment_id, index = await indexes.attach_at_free_index(
@@ -351,6 +354,7 @@ class Executor:
         verb = "adopted and attached" if adopted else "attached"
         message = f"{verb} {eni_id} to node {slot.node} at device index {index}"
         self._event(job, "Normal", "ENIAdopted" if adopted else "ENIAttached", message)
+        return index
 
 
 def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:

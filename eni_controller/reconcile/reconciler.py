@@ -43,7 +43,14 @@ from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
-from eni_controller.reconcile.planner import Attach, Plan, PlanInput, moved_by_someone_else, plan
+from eni_controller.reconcile.planner import (
+    Attach,
+    CreateAndAttach,
+    Plan,
+    PlanInput,
+    moved_by_someone_else,
+    plan,
+)
 from eni_controller.reconcile.status import READY, Reason, failure_conditions, plan_conditions
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
 from eni_controller.reconcile.status_fit import StatusLimits
@@ -228,7 +235,12 @@ class Reconciler:
         acted = [r for r in results if r.outcome in _CALLED_EC2]
         if acted:
             for r in acted:
-                self._view.changed(uid=nodeeni.uid, instance=r.slot.instance_id)
+                self._view.changed(uid=nodeeni.uid)
+                if r.attached_at is not None:  # as sure as a describe showing it
+                    self._view.took(r.slot.instance_id, index=r.attached_at)
+                elif isinstance(r.action, CreateAndAttach | Attach):
+                    # not known to have landed, nor known not to have
+                    self._view.changed(instance=r.slot.instance_id)
             # what EC2 says now, after acting
             data = dataclasses.replace(data, enis=await self._view.enis(nodeeni.uid))
             final = plan(data)

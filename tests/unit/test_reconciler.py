@@ -68,7 +68,6 @@ async def test_a_repeat_at_rest_makes_no_ec2_call_and_no_write() -> None:
     world.add_node(0, multus="on")
     world.add_nodeeni("multus", **SELECTOR)
     await world.reconcile("multus")
-    # the next one looks at the instance it changed once more (EC2 moved it)
     assert await world.reconcile("multus") == DONE
     calls, writes = dict(world.ec2.calls), len(world.writer.writes)
 
@@ -80,6 +79,27 @@ async def test_a_repeat_at_rest_makes_no_ec2_call_and_no_write() -> None:
     described = {a: n - calls.get(a, 0) for a, n in world.ec2.calls.items()}
     assert {a: n for a, n in described.items() if n} == {"DescribeNetworkInterfaces": 2}
     assert len(world.writer.writes) == writes
+
+
+async def test_our_own_attaches_leave_no_instance_to_describe_again() -> None:
+    # an attach's answer names the index it took: the kept facts show it taken, and
+    # neither the next reconcile nor a resync at rest describes the instance for it
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    instances = world.ec2.calls["DescribeInstances"]
+    for _ in range(2):  # the next reconcile, and a resync
+        assert await world.reconcile("multus") == DONE
+        await world.view.refresh()
+    assert world.ec2.calls["DescribeInstances"] == instances
+    (instance_id,) = world.instance_ids[:1]
+    facts = await world.view.instances([instance_id])
+    assert facts[instance_id].occupied_device_indexes == {0, 1}
+    # and a second NodeENI on the node goes one index up, from those kept facts
+    world.add_nodeeni("second", **SELECTOR)
+    await world.reconcile("second")
+    assert _attached(world, "second") == {"node-0": 2}
 
 
 async def test_label_off_hands_the_eni_to_cleanup_and_label_on_makes_a_new_one() -> None:
