@@ -347,8 +347,11 @@ class Informer:
         return None if self._complete is None or stored is None else self._complete(stored, partial)
 
     async def _completed(self, name: str, partial: Obj) -> Obj:
-        """A metadata-only object made whole: from the store, else from one GET
-        (a failed GET leaves it partial: the next event of it tries again)."""
+        """A metadata-only object made whole: from the store, else from one GET.
+        A failed GET ends the watch: stored partial, the object would keep its
+        resourceVersion, and the relist bringing it whole would be no change by
+        the update rule, so no handler would ever see it whole. Unstored, the
+        relist that follows adds it whole."""
         assert self._complete is not None
         if (whole := self._from_store(name, partial)) is not None:
             return whole
@@ -357,7 +360,7 @@ class Informer:
             fetched = await self._api.get(name)
         except Exception as err:
             self._log.warning("get failed", **{self._object_key: name}, error=repr(err))
-            return partial
+            raise
         if fetched is None:  # deleted since: its DELETED event follows
             return partial
         return self._complete(self._transformed(fetched), partial) or partial

@@ -168,6 +168,19 @@ def node_informer(api: client.ApiClient, handler: Recorder, **kwargs: Any) -> In
     )
 
 
+class FirstGetsFail(ResourceAPI):
+    """Nodes, whose completion GETs fail while `failing` is above 0 (as during an
+    API server restart), one fewer each time."""
+
+    failing = 0
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        if self.failing > 0:
+            self.failing -= 1
+            raise ApiException(status=503, reason="Service Unavailable")
+        return await super().get(name)
+
+
 def nodeeni_informer(api: ResourceAPI, handler: Recorder, **kwargs: Any) -> Informer:
     return Informer(
         name="nodeenis",
@@ -721,3 +734,42 @@ async def test_cancel_closes_the_watch_promptly(kube_api: client.ApiClient) -> N
         await eventually(lambda: len(responses) == 2)
     assert api.lists == 1
     assert all(r.closed for r in responses)
+
+
+async def test_a_node_whose_completion_get_fails_is_added_whole_by_the_relist(
+    kube_api: client.ApiClient, ec2_world: World, unique: str
+) -> None:
+    """A new Node's GET failing (the server restarting) must not leave it stored
+    partial: with its resourceVersion unchanged, the relist's whole copy would be
+    no change, and no handler would ever see its providerID."""
+    core = client.CoreV1Api(kube_api)
+    recorder = Recorder(unique)
+    api = FirstGetsFail.nodes(kube_api)
+    assert isinstance(api, FirstGetsFail)
+    informer = Informer(
+        name="nodes",
+        api=api,
+        handler=recorder,
+        indexers={LABELS_INDEX: node_labels_index},
+        transform=node_transform,
+        complete=complete_node,
+    )
+    provider_id = ec2_world.instances[0].provider_id
+    async with running(informer):
+        await synced(informer)
+        for round_ in range(2):  # the failure, and its repeat
+            name = f"{unique}-new{round_}"
+            api.failing = 1
+            body = {"metadata": {"name": name}, "spec": {"providerID": provider_id}}
+            await core.create_node(cast(Any, body))
+            try:
+                await recorder.wait_for("add", name)
+                adds = [obj for k, _, obj in recorder.events if k == "add" and name_of(obj) == name]
+                assert [a["spec"]["providerID"] for a in adds] == [provider_id]
+                stored = informer.get(name)
+                assert stored is not None
+                assert stored["spec"]["providerID"] == provider_id
+                assert api.failing == 0
+            finally:
+                await core.delete_node(name)
+            await recorder.wait_for("delete", name)
