@@ -156,7 +156,7 @@ async def test_eni_limit_is_reported_without_churn(
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=1)  # m5.large: primary + 2
     config = controller_config(ec2_world, reconcile_period_seconds=0.5)
-    async with running_controller(kube_api, config):
+    async with running_controller(kube_api, config) as controller:
         created = await nodeenis.create(
             unique, nodeeni_spec(unique, ec2_world, "multus-a", "multus-a-2", "nodes-a")
         )
@@ -165,6 +165,7 @@ async def test_eni_limit_is_reported_without_churn(
             unique,
             lambda o: condition(o, "Ready").get("reason") == "AttachmentLimitExceeded",
         )
+        await quiet(controller, unique)  # earlier tests' deletions are not this test's calls
         mutating = _mutating(realism)
         await asyncio.sleep(5 * config.reconcile_period_seconds + 0.5)  # five resyncs
         assert _mutating(realism) == mutating
