@@ -234,8 +234,8 @@ class Reconciler:
         final = first
         acted = [r for r in results if r.outcome in _CALLED_EC2]
         if acted:
+            self._view.changed(uid=nodeeni.uid)
             for r in acted:
-                self._view.changed(uid=nodeeni.uid)
                 if r.attached_at is not None:  # as sure as a describe showing it
                     self._view.took(r.slot.instance_id, index=r.attached_at)
                 elif isinstance(r.action, CreateAndAttach | Attach):
