@@ -30,7 +30,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.agent.deviceplugin import DevicePluginConfig
-from eni_controller.agent.links import Link, LinkAccess, LinkError, find_by_mac
+from eni_controller.agent.links import Link, LinkError, NetlinkLinks, find_by_mac
 from eni_controller.agent.metrics import AgentMetrics
 from eni_controller.agent.pci import PCIDevices
 from eni_controller.agent.planner import (
@@ -104,7 +104,7 @@ class Agent:
         *,
         node_name: str,
         api: client.ApiClient,
-        links: LinkAccess,
+        links: NetlinkLinks,
         metrics: AgentMetrics,
         pci: PCIDevices | None = None,
         device_plugin: DevicePlugin | None = None,

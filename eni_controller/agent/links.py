@@ -1,44 +1,30 @@
 """Network links of one network namespace, through netlink (pyroute2).
 
-The node agent needs four things of the host's links and nothing else: find
-the link that carries an ENI's MAC, bring it up, set its MTU, and hear when a
-link appears, goes or is changed by someone else. This module does exactly
-that and knows nothing of Kubernetes.
+The agent finds the link carrying an ENI's MAC, brings it up, sets its MTU,
+and hears link changes as they happen (RTNLGRP_LINK); nothing of Kubernetes.
 
-Why these choices:
-
-* Links are found by MAC, never by a name derived from the device index: the
-  kernel's names (``eth1``, ``ens6``, ``enp0s6``...) depend on the AMI, the
-  udev rules and the instance type, and the MAC is what EC2 reports.
-* Changes are heard as they happen: a socket subscribed to RTNLGRP_LINK gets
-  an RTM_NEWLINK/RTM_DELLINK for every link created, removed or changed, so a
-  hot-plugged ENI or an MTU changed by hand is handled within milliseconds,
-  with no polling. When events may have been lost (the socket's buffer
-  overflowed, or it had to be reopened) the stream says so with a ``Resync``
-  and the consumer reads every link again.
-* pyroute2's asyncio API (``AsyncIPRoute``, pyroute2 0.9) is used directly:
-  requests and the event stream are coroutines on the agent's loop, no
-  thread per socket. Sockets for another namespace (``AGENT_NETNS``) are
-  created on a short-lived thread that enters the namespace with setns(2),
-  which changes only that thread's namespace; the socket stays bound to the
-  namespace it was made in. pyroute2's own ``netns=`` would fork the
-  (multi-threaded) agent for it, and by default creates a missing namespace,
-  where the agent must fail instead.
-* The MTU is never set above what the link reports as its maximum
-  (IFLA_MAX_MTU, e.g. 9216 on ENA): ``MTUAboveMax`` says so before the kernel
-  would answer EINVAL. Kernel refusals are ``LinkError`` with their errno.
+* Links are found by MAC, never by a name: kernel names depend on the AMI,
+  udev and the instance type; the MAC is what EC2 reports.
+* When events may have been lost (buffer overflow, socket reopened) the
+  stream yields a ``Resync`` and the consumer reads every link again.
+* A socket for another namespace (``AGENT_NETNS``) is made on a short-lived
+  thread that enters it with setns(2); pyroute2's own ``netns=`` would fork
+  the agent and create a missing namespace, where the agent must fail.
+* The MTU is never set above the link's IFLA_MAX_MTU (``MTUAboveMax``);
+  kernel refusals are ``LinkError`` with their errno.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
-import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 import structlog
 from pyroute2 import AsyncIPRoute
@@ -160,8 +146,6 @@ class LinkError(Exception):
     """A netlink request about one link failed; ``errno`` as the kernel answered."""
 
     def __init__(self, *, op: str, link: str, code: int | None, detail: str) -> None:
-        self.op = op
-        self.link = link
         self.errno = code
         super().__init__(f"{op} on {link}: {detail}")
 
@@ -180,22 +164,15 @@ class MTUAboveMax(LinkError):
         )
 
 
-class LinkAccess(Protocol):
-    """What the agent needs of the links of its namespace (tests may substitute it)."""
-
-    async def links(self) -> list[Link]: ...
-
-    async def set_up(self, link: Link) -> None: ...
-
-    async def set_mtu(self, link: Link, mtu: int) -> None: ...
-
-    def events(self) -> AsyncGenerator[LinkEvent | Resync, None]: ...
-
-
-def _netlink_error(op: str, link: str, err: NetlinkError | OSError) -> LinkError:
-    code = err.code if isinstance(err, NetlinkError) else err.errno
-    detail = os.strerror(code) if code else str(err)
-    return LinkError(op=op, link=link, code=code, detail=f"{detail} (errno {code})")
+@contextlib.contextmanager
+def _request(op: str, link: str) -> Iterator[None]:
+    """Netlink and socket errors inside as ``LinkError``."""
+    try:
+        yield
+    except (NetlinkError, OSError) as err:
+        code = err.code if isinstance(err, NetlinkError) else err.errno
+        detail = f"{os.strerror(code) if code else str(err)} (errno {code})"
+        raise LinkError(op=op, link=link, code=code, detail=detail) from err
 
 
 class NamespaceMissing(OSError):
@@ -206,32 +183,27 @@ def netlink_socket(netns: str | None) -> socket.socket:
     """A NETLINK_ROUTE socket in namespace ``netns`` (a name under /var/run/netns), or
     in the caller's own namespace when None. Never creates a namespace."""
     if netns is None:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-    made: list[socket.socket] = []
-    failed: list[BaseException] = []
+        return _route_socket()
 
-    def enter_and_open() -> None:
-        # setns(2) moves this thread only; the thread ends right after, and the
+    def enter_and_open() -> socket.socket:
+        # setns(2) moves this thread only; it ends at the pool's shutdown, and the
         # socket keeps the namespace it was created in.
-        try:
-            pyroute2_netns.setns(netns, flags=0)
-            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE))
-        except BaseException as err:
-            failed.append(err)
+        pyroute2_netns.setns(netns, flags=0)
+        return _route_socket()
 
-    thread = threading.Thread(target=enter_and_open, name=f"netns-{netns}", daemon=True)
-    thread.start()
-    thread.join()
-    if failed:
-        err = failed[0]
-        if isinstance(err, FileNotFoundError):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netns-{netns}") as pool:
+        try:
+            return pool.submit(enter_and_open).result()
+        except FileNotFoundError as err:
             raise NamespaceMissing(errno.ENOENT, f"network namespace {netns!r} not found") from err
-        raise err
-    return made[0]
+
+
+def _route_socket() -> socket.socket:
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
 
 
 class NetlinkLinks:
-    """``LinkAccess`` over netlink, in one namespace. Use as an async context manager."""
+    """The links of one namespace, over netlink. Use as an async context manager."""
 
     def __init__(self, *, netns: str | None = None) -> None:
         self.netns = netns
@@ -242,9 +214,6 @@ class NetlinkLinks:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
         if self._requests is not None:
             self._requests.close()
             self._requests = None
@@ -261,26 +230,20 @@ class NetlinkLinks:
 
     async def links(self) -> list[Link]:
         """Every link of the namespace (one RTM_GETLINK dump)."""
-        try:
+        with _request("dump links", self.netns or "(own namespace)"):
             found = [link_from_message(msg) async for msg in await self._ipr.get_links()]
-        except (NetlinkError, OSError) as err:
-            raise _netlink_error("dump links", self.netns or "(own namespace)", err) from err
         return [link for link in found if link is not None]
 
     async def set_up(self, link: Link) -> None:
-        try:
+        with _request("set up", link.name):
             await self._ipr.link("set", index=link.index, state="up")
-        except (NetlinkError, OSError) as err:
-            raise _netlink_error("set up", link.name, err) from err
 
     async def set_mtu(self, link: Link, mtu: int) -> None:
         """Set ``mtu``; ``MTUAboveMax`` without asking the kernel when above the link's max."""
         if link.max_mtu is not None and mtu > link.max_mtu:
             raise MTUAboveMax(link=link, mtu=mtu)
-        try:
+        with _request(f"set mtu {mtu}", link.name):
             await self._ipr.link("set", index=link.index, mtu=mtu)
-        except (NetlinkError, OSError) as err:
-            raise _netlink_error(f"set mtu {mtu}", link.name, err) from err
 
     async def events(self) -> AsyncGenerator[LinkEvent | Resync, None]:
         """Link events, forever. Starts with a ``Resync`` once subscribed, and yields

@@ -1,33 +1,24 @@
 """Which kernel driver an ENI's PCI device is bound to, and moving it to another.
 
-DPDK needs the ENI's PCI device on a userspace driver (vfio-pci, ...) instead of
-the kernel's ``ena``. The kernel's own interface for that is sysfs, and the
-order matters:
+DPDK needs the device on a userspace driver (vfio-pci, ...) instead of ``ena``,
+and sysfs is the kernel's interface for that. Order matters:
 
-* bind: write the driver's name to ``devices/<addr>/driver_override`` (from then
-  on only that driver may take the device), unbind it from its current driver
-  (``drivers/<current>/unbind`` <- addr), then ask the bus to probe it again
-  (``drivers_probe`` <- addr), and the override driver takes it. Probing before
-  the override, or without the unbind, leaves the device where it was.
-* release: unbind, clear the override (write ``"\\n"``), probe: with no override
-  the kernel's own driver (``ena``) takes the device back.
+* bind: set ``driver_override``, unbind from the current driver, then
+  ``drivers_probe``: the override driver takes it.
+* release: unbind, clear the override (``"\\n"``), probe: the kernel driver
+  takes it back. Unbinding before clearing keeps an interrupted release
+  recognisable (the override is still set).
 
 Invariants:
 
-* Nothing is remembered in memory: every decision starts from what sysfs says
-  now (the device's ``driver`` link and its ``driver_override``), so an agent
-  restarted mid-way finishes the job instead of repeating it, and a device
-  already on the wanted driver gets no write at all.
-* The override is the mark of our binding: ``release`` only undoes a device
-  whose override is set (or one left without any driver). Every intermediate
-  state of both sequences is recognisable from sysfs, which is why release
-  unbinds before it clears the override: after a crash between the two, the
-  override still says the release is unfinished.
-* A driver whose module is not loaded (no ``bus/pci/drivers/<name>``) is
-  ``DriverMissing`` before any write; every other failure is a typed
-  ``PCIError`` classified by what exists and by errno, never by message text.
-* The sysfs root is a setting; all writes go through a ``SysfsWriter``, so a
-  test can put a kernel emulator behind them (tests/harness/sysfs.py).
+* Every decision starts from what sysfs says now (``driver``, ``driver_override``):
+  a restarted agent finishes a sequence instead of repeating it, and a device
+  already on the wanted driver gets no write.
+* The override marks our binding: ``release`` undoes only that (or a device
+  left without a driver).
+* A driver not loaded is ``DriverMissing`` before any write; other failures are
+  typed ``PCIError``s classified by errno, never by message text.
+* Every write goes through a ``SysfsWriter`` (tests/harness/sysfs.py emulates it).
 """
 
 from __future__ import annotations
@@ -41,23 +32,6 @@ from pathlib import Path
 from typing import Final, Protocol
 
 import structlog
-
-__all__ = [
-    "DeviceMissing",
-    "DeviceState",
-    "DriverMissing",
-    "FileWriter",
-    "NotWritable",
-    "PCIDevices",
-    "PCIError",
-    "ProbeFailed",
-    "Step",
-    "SysfsError",
-    "SysfsWriter",
-    "is_pci_address",
-    "plan_bind",
-    "plan_release",
-]
 
 log = structlog.get_logger(__name__)
 
@@ -99,11 +73,8 @@ class DeviceMissing(PCIError):
 
 
 class ProbeFailed(PCIError):
-    """The bus was asked to probe the device and the wanted driver did not take it.
-
-    ``wanted`` None means any driver (a release: the kernel driver should have
-    taken it back); ``actual`` is the driver the device is on now, if any.
-    """
+    """After a probe the device is not on ``wanted`` (None: any kernel driver);
+    ``actual`` is the driver it is on now, if any."""
 
     def __init__(self, *, address: str, wanted: str | None, actual: str | None) -> None:
         want = wanted or "its kernel driver"
@@ -163,11 +134,8 @@ class Step(enum.Enum):
 
 
 def plan_bind(state: DeviceState, *, driver: str) -> tuple[Step, ...]:
-    """The writes that put a device in `state` on `driver`; empty when it is there.
-
-    A step already done (override set by an interrupted bind, device already
-    unbound) is left out, so a bind resumed after a crash writes only the rest.
-    """
+    """The writes that put a device in `state` on `driver`, without those already
+    done (a bind resumed after a crash writes only the rest)."""
     if state.driver == driver:
         return ()
     steps: list[Step] = []
@@ -180,14 +148,9 @@ def plan_bind(state: DeviceState, *, driver: str) -> tuple[Step, ...]:
 
 
 def plan_release(state: DeviceState) -> tuple[Step, ...]:
-    """The writes that give a device back to the kernel's driver; empty when
-    there is nothing of ours to undo.
-
-    Ours means an override is set. A device with no override and no driver is
-    what an interrupted release leaves (override cleared, probe not yet
-    written), so it is probed. A device on some driver without an override was
-    not bound by us and is left alone.
-    """
+    """The writes that give a device we bound (an override is set) back to the
+    kernel's driver. No override and no driver is an interrupted release: probed.
+    On a driver without an override: not ours, nothing to do."""
     if state.override is None:
         return (Step.PROBE,) if state.driver is None else ()
     steps: list[Step] = []
@@ -198,11 +161,7 @@ def plan_release(state: DeviceState) -> tuple[Step, ...]:
 
 
 class PCIDevices:
-    """The PCI devices under a sysfs root (``/sys`` on a node, a test tree in tests).
-
-    ``writer`` is where writes go: the real files by default; tests pass the
-    kernel emulator of tests/harness/sysfs.py.
-    """
+    """The PCI devices under a sysfs root (``/sys`` on a node, a test tree in tests)."""
 
     def __init__(self, *, root: Path, writer: SysfsWriter | None = None) -> None:
         self._root = root
@@ -226,9 +185,7 @@ class PCIDevices:
         return address if is_pci_address(address) else None
 
     def driver_of(self, address: str) -> str | None:
-        """The driver the device is bound to now, None when unbound.
-
-        Raises DeviceMissing when there is no such device."""
+        """The driver the device is on now (None: unbound); DeviceMissing if no device."""
         device = self._device_dir(address)
         try:
             return os.path.basename(os.readlink(device / "driver"))
@@ -238,12 +195,9 @@ class PCIDevices:
             return None
 
     def bind(self, address: str, *, driver: str) -> bool:
-        """Put the device on `driver`. False: it already was (nothing written).
-
-        Raises DriverMissing when `driver` is not loaded, ProbeFailed when the
-        kernel did not give the device to it (e.g. vfio-pci without an IOMMU);
-        the override stays set then, and `release` undoes it.
-        """
+        """Put the device on `driver`; False when it already was (nothing written).
+        ProbeFailed when the kernel did not give it the device (e.g. vfio-pci without
+        an IOMMU): the override stays set, and `release` undoes it."""
         _check_driver_name(driver)
         state = self._state(address)
         steps = plan_bind(state, driver=driver)
@@ -259,11 +213,8 @@ class PCIDevices:
         return True
 
     def release(self, address: str) -> bool:
-        """Give a device we bound back to the kernel's driver. False: nothing to undo.
-
-        Raises ProbeFailed when no driver took the device back (the kernel
-        driver's module is not loaded) or the override's driver still has it.
-        """
+        """Give a device we bound back to the kernel's driver; False: nothing to undo.
+        ProbeFailed when no other driver took the device back."""
         state = self._state(address)
         steps = plan_release(state)
         if not steps:
