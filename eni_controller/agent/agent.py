@@ -1,16 +1,14 @@
 """The node agent's loop: watch this node's ENINode and its links, act, report.
 
 The I/O shell around ``planner.plan_for``: a cycle reads every link (one
-netlink dump) and the ENIs' PCI facts, carries out the planned actions, reads
-and plans again until nothing is left (MAX_ROUNDS at most), then writes the
-status (report.py). A cycle runs only when this node's ENINode changes (an
-informer on ``metadata.name=<node>``), a link with a wanted MAC or a known
-index changes (netlink events), or a backoff runs out: an idle agent makes no
-requests.
+netlink dump) and the ENIs' PCI facts, carries out the planned actions, and
+reads and plans again (MAX_ROUNDS at most), then writes the status. A cycle
+runs only when the ENINode changes, a link with a wanted MAC or a known index
+changes (netlink events), or a backoff runs out: an idle agent makes no requests.
 
-Invariants: a failed action, status write or device plugin sync is reported
-and retried with exponential backoff, never in a tight loop; links outside the
-spec are never touched. Without ``pci`` a DPDK entry reports an error; without
+Invariants: a failed action, status write or device plugin sync is retried
+with exponential backoff, never in a tight loop; links outside the spec are
+never touched. Without ``pci`` a DPDK entry reports an error; without
 ``device_plugin`` the plugin is never touched.
 """
 
@@ -43,7 +41,6 @@ from eni_controller.agent.planner import (
     SetUp,
     plan_for,
     relevant,
-    wanted_macs,
 )
 from eni_controller.agent.report import Reporter, StatusWriteFailed
 from eni_controller.eninode import API_VERSION, GROUP, KIND, PLURAL, VERSION, ENINode, ENINodeStatus
@@ -67,8 +64,7 @@ _ACTION_NAMES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class DevicePlugin:
-    """The device plugin's config, and how to make it reload (``restart_device_plugin``
-    with its arguments bound)."""
+    """The device plugin's config, and how to make it reload (``restart_device_plugin``)."""
 
     config: DevicePluginConfig
     restart: Callable[[], Awaitable[int]]
@@ -136,8 +132,7 @@ class Agent:
         self._ready = False
         self.cycles = 0
 
-    # -- informer handler: every change of our ENINode wakes the loop -----------
-
+    # -- informer handler: every change of our ENINode wakes the loop
     def on_add(self, obj: Obj) -> None:
         self._wake.set()
 
@@ -147,8 +142,7 @@ class Agent:
     def on_delete(self, obj: Obj) -> None:
         self._wake.set()
 
-    # -- probes (called from the health server's threads) ------------------------
-
+    # -- probes (called from the health server's threads)
     def ready(self) -> tuple[bool, str]:
         """Ready once the first cycle is done: links configured, status in sync."""
         return (True, "") if self._ready else (False, "first cycle not done")
@@ -159,8 +153,6 @@ class Agent:
         if any(t.done() for t in self._tasks):
             return False, "the ENINode watch or the link event stream stopped"
         return True, ""
-
-    # -- the loop ---------------------------------------------------------------
 
     async def run(self) -> None:
         self._tasks = [
@@ -237,7 +229,7 @@ class Agent:
     async def _cycle(self) -> bool:
         """One cycle; False when actions were still planned after MAX_ROUNDS."""
         node = self._node()
-        self._macs = wanted_macs(node)
+        self._macs = frozenset(w.mac_address for w in node.spec.interfaces) if node else frozenset()
         settled = False
         for _ in range(MAX_ROUNDS):
             observed, by_index = await self._observe(node)
@@ -271,8 +263,6 @@ class Agent:
         obj = self.informer.get(self.node_name)
         return None if obj is None else ENINode.from_dict(obj)
 
-    # -- observe ----------------------------------------------------------------
-
     async def _observe(self, node: ENINode | None) -> tuple[dict[str, Observed], dict[int, Link]]:
         """Every wanted ENI's link and PCI facts, and those of devices still DPDK-bound."""
         links = await self._links.links()
@@ -302,8 +292,6 @@ class Agent:
         if address is None or self._pci is None:
             return PCIFacts(address=address)
         return PCIFacts(address=address, driver=self._pci.driver_of(address))
-
-    # -- act --------------------------------------------------------------------
 
     async def _act(self, actions: tuple[Action, ...], by_index: Mapping[int, Link]) -> None:
         for action in actions:
@@ -344,8 +332,6 @@ class Agent:
             retry_in=round(backoff.until - time.monotonic(), 3),
         )
 
-    # -- report -----------------------------------------------------------------
-
     async def _report(self, node: ENINode | None, status: ENINodeStatus) -> None:
         held = self._status_backoff.until > time.monotonic()
         try:
@@ -357,8 +343,7 @@ class Agent:
             self._log.warning("status write failed", error=str(err), failures=failures)
 
     async def _sync_device_plugin(self, wanted: Mapping[str, frozenset[str]]) -> None:
-        """Tell the device plugin's config the DPDK devices; restart the plugin once
-        per change (a failed restart is retried with backoff until it succeeds)."""
+        """Put the DPDK devices in the plugin's config; restart it once per change."""
         plugin = self._device_plugin
         if plugin is None or self._plugin_backoff.until > time.monotonic():
             return

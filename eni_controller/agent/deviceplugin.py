@@ -1,24 +1,20 @@
 """Our entries in the SR-IOV network device plugin's config, and its reload.
 
 The device plugin (k8snetworkplumbingwg/sriov-network-device-plugin) reads one
-JSON file at start, ``{"resourceList": [{"resourceName": ..., "resourcePrefix":
-..., "selectors": {...}}, ...]}``, and advertises a resource per entry. We keep
-one entry per DPDK resource name of the node's ENIs in a file others (an admin,
-the SR-IOV operator) also keep entries in.
+JSON file at start, ``{"resourceList": [{"resourceName", "resourcePrefix",
+"selectors"}, ...]}``, and advertises a resource per entry. We keep one entry
+per DPDK resource name of the node's ENIs, in a file others also keep entries in.
 
 Invariants:
 
 * Only our entries change; ours carry ``MARKER`` (Go's encoding/json ignores
-  unknown members), so they are recognised from the file alone. Everyone
-  else's entries, and the whitespace between them, keep their exact text.
-* ``prefix/name`` becomes ``resourcePrefix`` and ``resourceName``; a resource
-  with no addresses has no entry (an empty selector would select every device).
-* The file is written only when its text changes (a missing one is created),
-  atomically (temp file, fsync, rename, fsync of the directory) under an flock
-  on the directory, so two agents (a rolling update) lose no update; a temp
-  file left by a killed agent is removed by the next sync. A file that is not
-  of the plugin's shape, or has someone else's entry under one of our names,
-  is an error and left as it is.
+  unknown members). Everyone else's entries, and the whitespace between them,
+  keep their exact text. A resource with no addresses has no entry (an empty
+  selector would select every device).
+* The file is written only when its text changes, atomically (temp file,
+  fsync, rename, fsync of the directory) under an flock on the directory, so
+  two agents (a rolling update) lose no update. A file not of the plugin's
+  shape, or with someone else's entry under one of our names, is left as it is.
 * ``restart_device_plugin`` deletes the plugin's pod(s) on this node, once per
   write, so its DaemonSet starts one that reads the new file.
 """
@@ -91,15 +87,9 @@ class ConfigChangedMeanwhile(DevicePluginConfigError):
     """Someone else kept rewriting the file between our read and our rename."""
 
 
-# --- the functional core --------------------------------------------------------------
-
-
 def desired_entries(wanted: Mapping[str, frozenset[str]]) -> dict[str, dict[str, Any]]:
     """Our entries, by full resource name, for `wanted` (resource name -> PCI addresses).
-
-    Raises InvalidResource for a name or address the plugin would refuse, or an
-    address under two names (two pools would hand out one device).
-    """
+    InvalidResource for what the plugin would refuse, or an address under two names."""
     entries: dict[str, dict[str, Any]] = {}
     owner: dict[str, str] = {}
     for resource, addresses in sorted(wanted.items()):
@@ -121,11 +111,8 @@ def desired_entries(wanted: Mapping[str, frozenset[str]]) -> dict[str, dict[str,
 
 
 def updated_config(text: str | None, entries: Mapping[str, dict[str, Any]], *, path: Path) -> str:
-    """The file's new text: `text` (None: no file) with exactly `entries` as ours.
-
-    Returns `text` itself (or "" for no file and nothing to add) when nothing
-    changes. Raises MalformedConfig or ResourceConflict.
-    """
+    """The file's new text: `text` (None: no file) with exactly `entries` as ours;
+    `text` itself (or "" for no file and nothing to add) when nothing changes."""
     if text is None:
         return config_text.new_file(_dumps_all(entries)) if entries else ""
     document = _parse(text, path=path)
@@ -147,7 +134,7 @@ def updated_config(text: str | None, entries: Mapping[str, dict[str, Any]], *, p
             if want is None:  # no longer wanted, or a second copy: dropped
                 continue
             same = span.value == want
-            items.append((index, text[span.start : span.end]) if same else (None, _dumps(want)))
+            items.append((index, text[span.start : span.end]) if same else (None, json.dumps(want)))
         items += [(None, line) for line in _dumps_all(remaining)]
         if [index for index, _ in items] == list(range(len(document.elements))):
             return text
@@ -193,15 +180,9 @@ def _check_conflicts(value: Mapping[str, Any], entries: Mapping[str, Any], *, pa
             raise ResourceConflict(path, resource)
 
 
-def _dumps(entry: Mapping[str, Any]) -> str:
-    return json.dumps(entry)  # one line: fits any indentation around it
-
-
 def _dumps_all(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    return [_dumps(entry) for _, entry in sorted(entries.items())]
-
-
-# --- the I/O shell -------------------------------------------------------------------------
+    # one line each: fits any indentation around it
+    return [json.dumps(entry) for _, entry in sorted(entries.items())]
 
 
 class DevicePluginConfig:
@@ -212,11 +193,8 @@ class DevicePluginConfig:
         self.writes = 0  # files written; read by tests and metrics
 
     def sync(self, wanted: Mapping[str, frozenset[str]]) -> bool:
-        """Make our entries exactly `wanted` (resource name -> PCI addresses of ours).
-
-        Returns True when the file was written (the plugin must be restarted),
-        False when it already said that. Raises DevicePluginConfigError.
-        """
+        """Make our entries exactly `wanted` (resource name -> PCI addresses); True when
+        the file was written (the plugin must be restarted)."""
         entries = desired_entries(wanted)
         with self._locked_dir() as dir_fd:
             self._remove_stale_temps()
@@ -302,9 +280,7 @@ class DevicePluginConfig:
 
 
 def _identity_of(seen: os.stat_result | None) -> tuple[int, int, int, int] | None:
-    if seen is None:
-        return None
-    return (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
+    return None if seen is None else (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns)
 
 
 def _identity(path: Path) -> tuple[int, int, int, int] | None:
@@ -317,12 +293,8 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
 async def restart_device_plugin(
     core_api: client.CoreV1Api, *, namespace: str, selector: str, node: str
 ) -> int:
-    """Delete the device plugin's pod(s) on `node` so its DaemonSet starts one
-    that reads the new config. Returns how many were deleted.
-
-    Pods already terminating are left alone; a pod gone meanwhile (404) or
-    replaced under the same name (409 on the uid precondition) is not counted.
-    """
+    """Delete the device plugin's pod(s) on `node` so that it reloads; how many were.
+    Terminating pods are left alone; one gone (404) or replaced (409) is not counted."""
     if not node or any(c in node for c in ",=!"):
         raise ValueError(f"not a node name: {node!r}")
     pods = await core_api.list_namespaced_pod(

@@ -1,28 +1,24 @@
 """What the node agent should do, and what it should report: a pure function.
 
-``plan`` takes the node's ENINode (its spec, and the status last written),
-what the agent observed of each ENI (the link carrying its MAC, the PCI
-device's address and driver), and the actions that failed recently, and
-returns the actions to take now and the status to report. It does no I/O and
-reads no clock, so every decision is a unit test.
+``plan`` takes the node's ENINode (spec and last status), what the agent
+observed of each ENI (the link carrying its MAC, its PCI device's address and
+driver) and the actions held after failing, and returns the actions to take
+and the status to report. No I/O, no clock: every decision is a unit test.
 
 Invariants:
 
-* Links not in the spec are never touched. An ENI taken out of the spec is
-  left as it is (up, at the MTU it had); an entry without ``mtu`` leaves the
-  MTU alone. There is no IP configuration and no renaming.
-* An MTU above what the link allows (IFLA_MAX_MTU) is not attempted: the
-  entry reports ``mtu N above max M`` and the other ENIs are unaffected.
-* A failed action is not planned again while it is held (the shell holds it
-  with backoff); its error is reported on its ENI until it succeeds or is no
-  longer needed.
-* DPDK: a device is bound only when its driver is not already the one asked
-  for (so a restart never binds twice) and its PCI address is on record in the
-  spec or the stored status (so a crash right after binding loses nothing),
-  and released only when this agent's
-  own status says it bound it (``dpdkBound``), the spec no longer asks for it,
-  and sysfs still shows a DPDK driver. Until released, the entry stays in the
-  status even after its ENI left the spec, so a restart does not forget it.
+* Links not in the spec are never touched; an ENI taken out of the spec is left
+  as it is; an entry without ``mtu`` leaves the MTU alone. No IP configuration,
+  no renaming.
+* An MTU above the link's IFLA_MAX_MTU is not attempted: the entry reports
+  ``mtu N above max M``, the other ENIs are unaffected.
+* A held action is not planned; its error is reported on its ENI until it
+  succeeds or is no longer needed.
+* DPDK: a device is bound only when not on the driver asked for already, and
+  with its PCI address on record (spec or stored status), so a crash right
+  after binding loses nothing. It is released only when this agent's status
+  says it bound it (``dpdkBound``), the spec no longer asks for it and sysfs
+  still shows a DPDK driver; until then its entry stays in the status.
 * ``observedAt`` of an entry changes only when the rest of the entry changes,
   so an agent that finds what it reported last time writes nothing.
 """
@@ -33,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from eni_controller.agent.links import Link, LinkEvent, MACLookup, Resync
+from eni_controller.agent.links import LinkEvent, MACLookup, Resync
 from eni_controller.eninode import (
     ENINode,
     ENINodeSpec,
@@ -129,12 +125,9 @@ def plan(
     pci_available: bool,
     now: str,
 ) -> Plan:
-    """The actions to take now and the status to report.
-
-    ``observed`` has an entry per ENI of the spec and per ENI the previous status
-    shows DPDK-bound (a missing one reads as "nothing found"). ``held`` maps each
-    failed action still in backoff to its error. ``now`` stamps changed entries.
-    """
+    """The actions to take now and the status to report. ``observed``: per ENI of the
+    spec or DPDK-bound in ``previous`` (missing: nothing found); ``held``: each
+    failed action still in backoff, with its error; ``now`` stamps changed entries."""
     before = previous.by_eni()
     wanted_ids = {w.eni_id for w in spec.interfaces}
     entries: list[_Entry] = []
@@ -145,12 +138,11 @@ def plan(
             entries.append(_dpdk(wanted, seen, last=last, held=held, pci_available=pci_available))
         else:
             entries.append(_kernel(wanted, seen, last=last, held=held))
-    leftovers = [
-        _leftover(last, observed.get(last.eni_id, Observed()), held=held)
-        for last in previous.interfaces
-        if last.eni_id not in wanted_ids
-    ]
-    entries.extend(entry for entry in leftovers if entry is not None)
+    for last in previous.interfaces:
+        pci = observed.get(last.eni_id, Observed()).pci
+        if last.eni_id not in wanted_ids and last.dpdk_bound and _dpdk_driver(pci):
+            # gone from the spec: kept until its device is given back to the kernel
+            entries.append(_release(last.eni_id, last.mac_address, pci, held=held))
     invalid = [_invalid(p) for p in spec_problems if p.eni_id and p.eni_id not in wanted_ids]
     entries.extend(invalid)
 
@@ -212,15 +204,7 @@ def _kernel(
         # DPDK no longer asked for: give the device back to its kernel driver first.
         return _release(wanted.eni_id, wanted.mac_address, seen.pci, held=held)
     if link is None:
-        status = InterfaceStatus(
-            eni_id=wanted.eni_id,
-            mac_address=wanted.mac_address,
-            oper_state=OperState.ABSENT,
-            pci_address=seen.pci.address,
-            driver=seen.pci.driver,
-            error=seen.lookup.problem or "",
-        )
-        return _Entry(status, ready=False)
+        return _Entry(_status(wanted, seen, error=seen.lookup.problem or ""), ready=False)
     errors: list[str] = []
     actions: list[Action] = []
     if wanted.mtu is not None and link.mtu != wanted.mtu:
@@ -230,7 +214,7 @@ def _kernel(
             _want(SetMTU(wanted.eni_id, link.index, link.name, wanted.mtu), held, actions, errors)
     if not link.admin_up:
         _want(SetUp(wanted.eni_id, link.index, link.name), held, actions, errors)
-    status = _link_status(wanted, link, seen.pci, error="; ".join(errors))
+    status = _status(wanted, seen, error="; ".join(errors))
     ready = not errors and link.running and wanted.mtu in (None, link.mtu)
     return _Entry(status, ready=ready, actions=tuple(actions))
 
@@ -243,26 +227,13 @@ def _dpdk(
     held: Mapping[Action, str],
     pci_available: bool,
 ) -> _Entry:
-    """An ENI whose PCI device should be bound to a DPDK driver.
-
-    Once bound, the device has no kernel link, so nothing on the node ties it to
-    the ENI's MAC any more: its address must already be on record (in the spec,
-    or in the stored status) before the bind, or an agent killed right after
-    binding would lose it. So a newly found address is first reported, and
-    bound on the next cycle, when the stored status shows it.
-    """
+    """An ENI whose PCI device should be bound to a DPDK driver. Once bound, no link
+    ties the device to the MAC: a newly found address is first reported, and bound
+    on the next cycle, when the stored status shows it."""
     assert wanted.dpdk is not None
-    link, pci = seen.lookup.link, seen.pci
+    pci = seen.pci
     if pci.driver == wanted.dpdk.driver and pci.address is not None:
-        status = InterfaceStatus(
-            eni_id=wanted.eni_id,
-            mac_address=wanted.mac_address,
-            oper_state=OperState.DPDK,
-            pci_address=pci.address,
-            driver=pci.driver,
-            dpdk_bound=True,
-        )
-        return _Entry(status, ready=True)
+        return _Entry(_bound(wanted.eni_id, wanted.mac_address, pci), ready=True)
     errors: list[str] = []
     actions: list[Action] = []
     if not pci_available:
@@ -275,46 +246,15 @@ def _dpdk(
         )
     elif wanted.dpdk.pci_address == pci.address or (last and last.pci_address == pci.address):
         _want(BindDPDK(wanted.eni_id, pci.address, wanted.dpdk.driver), held, actions, errors)
-    error = "; ".join(errors)
-    if link is None:
-        status = InterfaceStatus(
-            eni_id=wanted.eni_id,
-            mac_address=wanted.mac_address,
-            oper_state=OperState.ABSENT,
-            pci_address=pci.address,
-            driver=pci.driver,
-            error=error,
-        )
-    else:
-        status = _link_status(wanted, link, pci, error=error)
+    status = _status(wanted, seen, error="; ".join(errors))
     return _Entry(status, ready=False, actions=tuple(actions))
-
-
-def _leftover(
-    last: InterfaceStatus, seen: Observed, *, held: Mapping[Action, str]
-) -> _Entry | None:
-    """An ENI gone from the spec: kept in the status only while its device, bound
-    for DPDK by this agent, still has to be given back to the kernel."""
-    if not last.dpdk_bound or not _dpdk_driver(seen.pci):
-        return None
-    return _release(last.eni_id, last.mac_address, seen.pci, held=held)
 
 
 def _release(eni_id: str, mac: str, pci: PCIFacts, *, held: Mapping[Action, str]) -> _Entry:
     assert pci.address is not None
-    errors: list[str] = []
-    actions: list[Action] = []
-    _want(ReleaseDPDK(eni_id, pci.address), held, actions, errors)
-    status = InterfaceStatus(
-        eni_id=eni_id,
-        mac_address=mac,
-        oper_state=OperState.DPDK,
-        pci_address=pci.address,
-        driver=pci.driver,
-        dpdk_bound=True,
-        error="; ".join(errors),
-    )
-    return _Entry(status, ready=False, actions=tuple(actions))
+    release = ReleaseDPDK(eni_id, pci.address)
+    status = _bound(eni_id, mac, pci, error=held.get(release, ""))
+    return _Entry(status, ready=False, actions=() if release in held else (release,))
 
 
 def _invalid(problem: SpecProblem) -> _Entry:
@@ -338,9 +278,18 @@ def _want(
         actions.append(action)
 
 
-def _link_status(
-    wanted: WantedInterface, link: Link, pci: PCIFacts, *, error: str
-) -> InterfaceStatus:
+def _status(wanted: WantedInterface, seen: Observed, *, error: str) -> InterfaceStatus:
+    """The entry of an ENI on a kernel driver, as its link (or its absence) shows it."""
+    link, pci = seen.lookup.link, seen.pci
+    if link is None:
+        return InterfaceStatus(
+            eni_id=wanted.eni_id,
+            mac_address=wanted.mac_address,
+            oper_state=OperState.ABSENT,
+            pci_address=pci.address,
+            driver=pci.driver,
+            error=error,
+        )
     return InterfaceStatus(
         eni_id=wanted.eni_id,
         mac_address=wanted.mac_address,
@@ -349,6 +298,19 @@ def _link_status(
         pci_address=pci.address or link.pci_address,
         mtu=link.mtu,
         driver=pci.driver,
+        error=error,
+    )
+
+
+def _bound(eni_id: str, mac: str, pci: PCIFacts, *, error: str = "") -> InterfaceStatus:
+    """The entry of an ENI whose device is on a DPDK driver."""
+    return InterfaceStatus(
+        eni_id=eni_id,
+        mac_address=mac,
+        oper_state=OperState.DPDK,
+        pci_address=pci.address,
+        driver=pci.driver,
+        dpdk_bound=True,
         error=error,
     )
 
@@ -367,12 +329,6 @@ def _stamp(entry: InterfaceStatus, last: InterfaceStatus | None, now: str) -> In
 
 
 # -- which link events matter -----------------------------------------------------
-
-
-def wanted_macs(node: ENINode | None) -> frozenset[str]:
-    if node is None:
-        return frozenset()
-    return frozenset(w.mac_address for w in node.spec.interfaces)
 
 
 def relevant(event: LinkEvent | Resync, *, macs: frozenset[str], indexes: frozenset[int]) -> bool:
