@@ -2,9 +2,8 @@
 
 Like the controller's Metrics: no module-level collectors, each AgentMetrics
 owns its registry, so several agents in one process (the tests run one per
-simulated node) never collide on registration. The same runtime collectors
-(process_*, python_*) sit on it: a DaemonSet's memory and CPU are watched per
-node.
+simulated node) never collide on registration. The runtime collectors
+(process_*, python_*) sit on it too: a DaemonSet's memory and CPU, per node.
 """
 
 from __future__ import annotations
@@ -13,61 +12,52 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from eni_controller.metrics import add_runtime_collectors
 
-_NAMESPACE = "eni_agent"
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class AgentMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
         add_runtime_collectors(r)
         self.actions = Counter(
-            "actions_total",
+            "eni_agent_actions_total",
             "Actions on links and PCI devices (set_mtu, set_up, bind_dpdk, release_dpdk)"
             " by result (success, error)",
             ["action", "result"],
-            namespace=_NAMESPACE,
             registry=r,
         )
         self.cycles = Counter(
-            "cycles_total",
+            "eni_agent_cycles_total",
             "Observe-plan-act cycles, by result (success, error)",
             ["result"],
-            namespace=_NAMESPACE,
             registry=r,
         )
         self.cycle_duration = Histogram(
-            "cycle_duration_seconds",
+            "eni_agent_cycle_duration_seconds",
             "Duration of one observe-plan-act cycle, status write included",
-            namespace=_NAMESPACE,
             registry=r,
             buckets=_BUCKETS,
         )
         self.status_writes = Counter(
-            "status_writes_total",
+            "eni_agent_status_writes_total",
             "ENINode status patches by result (success, error); none when nothing changed",
             ["result"],
-            namespace=_NAMESPACE,
             registry=r,
         )
         self.link_events = Counter(
-            "link_events_total",
+            "eni_agent_link_events_total",
             "Netlink link events received, by whether they concern a wanted ENI",
             ["relevant"],
-            namespace=_NAMESPACE,
             registry=r,
         )
         self.interfaces = Gauge(
-            "interfaces",
+            "eni_agent_interfaces",
             "ENIs of this node: wanted by the spec, ready, and with an error",
             ["state"],
-            namespace=_NAMESPACE,
             registry=r,
         )
         self.device_plugin_restarts = Counter(
-            "device_plugin_restarts_total",
+            "eni_agent_device_plugin_restarts_total",
             "Device plugin pods deleted so that they reload a changed config",
-            namespace=_NAMESPACE,
             registry=r,
         )

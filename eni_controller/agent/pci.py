@@ -23,11 +23,9 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -116,50 +114,6 @@ class FileWriter:
             os.close(fd)
 
 
-@dataclass(frozen=True, kw_only=True)
-class DeviceState:
-    """What sysfs says of one device: its driver now, and its driver_override."""
-
-    driver: str | None
-    override: str | None
-
-
-class Step(enum.Enum):
-    """One write of a bind or release sequence, in the order they run."""
-
-    SET_OVERRIDE = "set driver_override"
-    UNBIND = "unbind from the current driver"
-    CLEAR_OVERRIDE = "clear driver_override"
-    PROBE = "drivers_probe"
-
-
-def plan_bind(state: DeviceState, *, driver: str) -> tuple[Step, ...]:
-    """The writes that put a device in `state` on `driver`, without those already
-    done (a bind resumed after a crash writes only the rest)."""
-    if state.driver == driver:
-        return ()
-    steps: list[Step] = []
-    if state.override != driver:
-        steps.append(Step.SET_OVERRIDE)
-    if state.driver is not None:
-        steps.append(Step.UNBIND)
-    steps.append(Step.PROBE)
-    return tuple(steps)
-
-
-def plan_release(state: DeviceState) -> tuple[Step, ...]:
-    """The writes that give a device we bound (an override is set) back to the
-    kernel's driver. No override and no driver is an interrupted release: probed.
-    On a driver without an override: not ours, nothing to do."""
-    if state.override is None:
-        return (Step.PROBE,) if state.driver is None else ()
-    steps: list[Step] = []
-    if state.driver is not None:
-        steps.append(Step.UNBIND)
-    steps += [Step.CLEAR_OVERRIDE, Step.PROBE]
-    return tuple(steps)
-
-
 class PCIDevices:
     """The PCI devices under a sysfs root (``/sys`` on a node, a test tree in tests)."""
 
@@ -199,31 +153,36 @@ class PCIDevices:
         ProbeFailed when the kernel did not give it the device (e.g. vfio-pci without
         an IOMMU): the override stays set, and `release` undoes it."""
         _check_driver_name(driver)
-        state = self._state(address)
-        steps = plan_bind(state, driver=driver)
-        if not steps:
+        was, override = self.driver_of(address), self._override(address)
+        if was == driver:
             return False
         if not (self._bus / "drivers" / driver).is_dir():
             raise DriverMissing(address=address, driver=driver)
-        self._run(address, steps, state=state, override=driver)
+        if override != driver:  # else set already, by a bind interrupted after it
+            self._write(address, self._device_dir(address) / "driver_override", driver)
+        self._unbind(address, was)
+        self._write(address, self._bus / "drivers_probe", address)
         actual = self.driver_of(address)
         if actual != driver:
             raise ProbeFailed(address=address, wanted=driver, actual=actual)
-        log.info("pci device bound", address=address, driver=driver, was=state.driver)
+        log.info("pci device bound", address=address, driver=driver, was=was)
         return True
 
     def release(self, address: str) -> bool:
-        """Give a device we bound back to the kernel's driver; False: nothing to undo.
-        ProbeFailed when no other driver took the device back."""
-        state = self._state(address)
-        steps = plan_release(state)
-        if not steps:
+        """Give a device we bound (an override is set) back to the kernel's driver;
+        False: nothing of ours to undo. No override and no driver is an interrupted
+        release: probed. ProbeFailed when no other driver took the device back."""
+        was, override = self.driver_of(address), self._override(address)
+        if override is None and was is not None:
             return False
-        self._run(address, steps, state=state, override=None)
+        if override is not None:  # unbound first: an interrupted release keeps the mark
+            self._unbind(address, was)
+            self._write(address, self._device_dir(address) / "driver_override", "\n")
+        self._write(address, self._bus / "drivers_probe", address)
         actual = self.driver_of(address)
-        if actual is None or actual == state.override:
+        if actual is None or actual == override:
             raise ProbeFailed(address=address, wanted=None, actual=actual)
-        log.info("pci device released", address=address, driver=actual, was=state.driver)
+        log.info("pci device released", address=address, driver=actual, was=was)
         return True
 
     def _device_dir(self, address: str) -> Path:
@@ -231,33 +190,18 @@ class PCIDevices:
             raise ValueError(f"not a PCI address: {address!r}")
         return self._bus / "devices" / address
 
-    def _state(self, address: str) -> DeviceState:
-        driver = self.driver_of(address)  # raises DeviceMissing first
+    def _override(self, address: str) -> str | None:
         path = self._device_dir(address) / "driver_override"
         try:
             text = path.read_text().strip()
         except OSError as err:
             raise _classified(address, path, err) from err
-        override = None if text in ("", _NO_OVERRIDE) else text
-        return DeviceState(driver=driver, override=override)
+        return None if text in ("", _NO_OVERRIDE) else text
 
-    def _run(
-        self, address: str, steps: tuple[Step, ...], *, state: DeviceState, override: str | None
-    ) -> None:
-        device = self._device_dir(address)
-        for step in steps:
-            match step:
-                case Step.SET_OVERRIDE:
-                    assert override is not None
-                    self._write(address, device / "driver_override", override)
-                case Step.CLEAR_OVERRIDE:
-                    self._write(address, device / "driver_override", "\n")
-                case Step.UNBIND:
-                    assert state.driver is not None
-                    unbind = self._bus / "drivers" / state.driver / "unbind"
-                    self._write(address, unbind, address, tolerate=_ALREADY_UNBOUND)
-                case Step.PROBE:
-                    self._write(address, self._bus / "drivers_probe", address)
+    def _unbind(self, address: str, driver: str | None) -> None:
+        if driver is not None:
+            unbind = self._bus / "drivers" / driver / "unbind"
+            self._write(address, unbind, address, tolerate=_ALREADY_UNBOUND)
 
     def _write(
         self, address: str, path: Path, data: str, *, tolerate: frozenset[int] = frozenset()

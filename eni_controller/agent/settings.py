@@ -1,10 +1,9 @@
 """Node agent settings, read once from environment variables at start-up.
 
-Same rules as the controller's configuration (eni_controller/config.py), with
-the same reader: every variable is checked up front, and a bad value stops the
-agent with one error naming each variable and what was expected, instead of a
-default that misbehaves later on one node in a thousand. Only what the agent
-uses is read; the controller's variables mean nothing here.
+Same reader and rules as the controller's configuration (config.py): every
+variable is checked up front, and a bad value stops the agent with one error
+naming each variable and what was expected, instead of a default that
+misbehaves later on one node in a thousand. Only what the agent uses is read.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from eni_controller.envvars import (
     bind_address,
     boolean,
     namespace,
+    pattern,
     port,
     read_settings,
 )
@@ -37,21 +37,16 @@ from eni_controller.spec import (
 )
 
 # A file name under /var/run/netns, as `ip netns add` accepts it.
-_NETNS_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+_netns: Final = pattern(
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}"),
+    "not a network namespace name (a file name under /var/run/netns:"
+    " letters, digits, '_', '.', '-', no '/')",
+)
 
 
 def _node_name(text: str) -> str:
     if len(text) > DNS_SUBDOMAIN_MAX_LENGTH or not DNS_SUBDOMAIN_PATTERN.fullmatch(text):
         raise ValueError("not a Node name (a lowercase DNS subdomain, as spec.nodeName)")
-    return text
-
-
-def _netns(text: str) -> str:
-    if not _NETNS_RE.fullmatch(text):
-        raise ValueError(
-            "not a network namespace name (a file name under /var/run/netns:"
-            " letters, digits, '_', '.', '-', no '/')"
-        )
     return text
 
 
@@ -78,12 +73,8 @@ def _selector(text: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AgentSettings:
-    """Validated agent settings; build them with :meth:`from_env`.
-
-    Field defaults are the documented defaults of each variable (AGENT_SETTINGS
-    names them); constructing ``AgentSettings`` directly does not validate
-    (meant for tests).
-    """
+    """Validated agent settings from :meth:`from_env`; field defaults are the documented
+    defaults (constructing one directly does not validate: meant for tests)."""
 
     node_name: str = ""  # required: from_env refuses an unset NODE_NAME
     sysfs_root: Path = Path("/sys")

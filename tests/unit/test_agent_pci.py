@@ -12,15 +12,11 @@ import pytest
 
 from eni_controller.agent.pci import (
     DeviceMissing,
-    DeviceState,
     DriverMissing,
     FileWriter,
     NotWritable,
     PCIDevices,
     ProbeFailed,
-    Step,
-    plan_bind,
-    plan_release,
 )
 from tests.harness.sysfs import FakeSysfs, Write
 
@@ -369,32 +365,30 @@ def test_the_emulator_tells_its_listener_of_interfaces_coming_and_going(tmp_path
     assert listener.told == [("removed", ADDR, "ens6", False)]
 
 
-def test_plan_bind_skips_what_is_done() -> None:
-    full = (Step.SET_OVERRIDE, Step.UNBIND, Step.PROBE)
-    assert plan_bind(DeviceState(driver="ena", override=None), driver=VFIO) == full
-    assert plan_bind(DeviceState(driver=VFIO, override=VFIO), driver=VFIO) == ()
-    assert plan_bind(DeviceState(driver=VFIO, override=None), driver=VFIO) == ()
-    assert plan_bind(DeviceState(driver="ena", override=VFIO), driver=VFIO) == (
-        Step.UNBIND,
-        Step.PROBE,
-    )
-    assert plan_bind(DeviceState(driver=None, override=VFIO), driver=VFIO) == (Step.PROBE,)
-    assert plan_bind(DeviceState(driver=None, override="igb_uio"), driver=VFIO) == (
-        Step.SET_OVERRIDE,
-        Step.PROBE,
-    )
+def test_bind_replaces_someone_elses_override_on_an_unbound_device(tree: FakeSysfs) -> None:
+    tree.write(tree.root / "bus/pci/drivers/ena/unbind", ADDR)
+    tree.write(tree.root / f"devices/pci0000:00/{ADDR}/driver_override", "igb_uio")
+    before = tree.writes()
+
+    assert devices(tree).bind(ADDR, driver=VFIO) is True
+
+    assert tree.writes() == [*before, override_write(VFIO), PROBE]
+    assert tree.driver_of(ADDR) == VFIO
 
 
-def test_plan_release_undoes_only_an_override() -> None:
-    full = (Step.UNBIND, Step.CLEAR_OVERRIDE, Step.PROBE)
-    assert plan_release(DeviceState(driver=VFIO, override=VFIO)) == full
-    assert plan_release(DeviceState(driver=None, override=VFIO)) == (
-        Step.CLEAR_OVERRIDE,
-        Step.PROBE,
-    )
-    assert plan_release(DeviceState(driver=None, override=None)) == (Step.PROBE,)
-    assert plan_release(DeviceState(driver="ena", override=None)) == ()
-    assert plan_release(DeviceState(driver=VFIO, override=None)) == ()
+def test_bind_to_the_driver_a_device_is_on_writes_nothing_even_without_override(
+    tree: FakeSysfs,
+) -> None:
+    # on vfio-pci through someone else (dpdk-devbind clears the override after)
+    tree.write(tree.root / "bus/pci/drivers/ena/unbind", ADDR)
+    tree.write(tree.root / f"devices/pci0000:00/{ADDR}/driver_override", VFIO)
+    tree.write(tree.root / "bus/pci/drivers_probe", ADDR)
+    tree.write(tree.root / f"devices/pci0000:00/{ADDR}/driver_override", "\n")
+    before = tree.writes()
+
+    assert devices(tree).bind(ADDR, driver=VFIO) is False
+
+    assert tree.writes() == before
 
 
 def test_the_real_writer_writes_once_and_never_creates(tmp_path: Path) -> None:
