@@ -1,8 +1,7 @@
 """The device plugin config's text: where its resourceList elements are, and splicing.
 
-Apart from deviceplugin.py, which decides which entries are ours and what they
-say, because this is only about text: it never re-serialises anything it is
-not given, so every byte outside the elements replaced stays as it was,
+Only about text (deviceplugin.py decides what the entries say): nothing it is
+not given is re-serialised, so every byte outside the elements replaced stays,
 including the whitespace between elements that stay neighbours.
 """
 

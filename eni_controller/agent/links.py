@@ -30,14 +30,11 @@ import structlog
 from pyroute2 import AsyncIPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
 
 log = structlog.get_logger(__name__)
 
-IFF_UP: Final = 0x1
-RTM_NEWLINK: Final = 16
-RTM_DELLINK: Final = 17
-NETLINK_ROUTE: Final = 0
 # Link kinds stacked on another link; they share its MAC and are never the ENI itself.
 STACKED_KINDS: Final = frozenset(
     {"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "bond", "team", "bridge", "vxlan"}
@@ -63,8 +60,7 @@ class Link:
 
     @property
     def running(self) -> bool:
-        """Up as far as traffic goes: operstate up, or unknown on an admin-up link
-        (drivers that do not report carrier say unknown)."""
+        """Operstate up, or unknown (no carrier reporting) on an admin-up link."""
         return self.oper_state == "up" or (self.oper_state == "unknown" and self.admin_up)
 
     @property
@@ -119,13 +115,9 @@ class MACLookup:
 
 
 def find_by_mac(links: Iterable[Link], mac: str) -> MACLookup:
-    """The link whose MAC is ``mac`` (any case).
-
-    A VLAN, macvlan or bond on top of an ENI carries the ENI's MAC too. Among
-    several, the one backed by a device (a parent bus, as ENA's PCI device) wins;
-    else the one that is not stacked on another link. Still several: a problem
-    naming them, and no guess.
-    """
+    """The link whose MAC is ``mac`` (any case). Among several (a VLAN or bond on the
+    ENI shares its MAC), the one with a parent device wins, else the one not stacked
+    on another link; still several: a problem naming them, and no guess."""
     mac = mac.lower()
     candidates = [link for link in links if link.mac == mac]
     if len(candidates) <= 1:
@@ -199,7 +191,7 @@ def netlink_socket(netns: str | None) -> socket.socket:
 
 
 def _route_socket() -> socket.socket:
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
 
 
 class NetlinkLinks:
@@ -246,9 +238,8 @@ class NetlinkLinks:
             await self._ipr.link("set", index=link.index, mtu=mtu)
 
     async def events(self) -> AsyncGenerator[LinkEvent | Resync, None]:
-        """Link events, forever. Starts with a ``Resync`` once subscribed, and yields
-        another after any failure of the socket (it is reopened, with backoff when
-        failures come in a row), since events may have been lost."""
+        """Link events, forever: a ``Resync`` once subscribed and after each reopening
+        of the socket (with backoff when failures come in a row)."""
         failures = opens = 0
         while True:
             delivered = False

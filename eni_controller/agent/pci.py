@@ -93,8 +93,7 @@ class SysfsError(PCIError):
 
 
 class NotWritable(SysfsError):
-    """sysfs refused the write for want of privilege (EACCES, EPERM, EROFS):
-    the agent is not privileged or /sys is mounted read-only."""
+    """sysfs refused the write (EACCES, EPERM, EROFS): not privileged, or /sys read-only."""
 
 
 class SysfsWriter(Protocol):

@@ -131,13 +131,19 @@ def plan(
     before = previous.by_eni()
     wanted_ids = {w.eni_id for w in spec.interfaces}
     entries: list[_Entry] = []
+    device_plugin: dict[str, set[str]] = {}
     for wanted in spec.interfaces:
         seen = observed.get(wanted.eni_id, Observed())
         last = before.get(wanted.eni_id)
-        if wanted.dpdk is not None:
-            entries.append(_dpdk(wanted, seen, last=last, held=held, pci_available=pci_available))
-        else:
+        if wanted.dpdk is None:
             entries.append(_kernel(wanted, seen, last=last, held=held))
+            continue
+        entry = _dpdk(wanted, seen, last=last, held=held, pci_available=pci_available)
+        entries.append(entry)
+        if wanted.dpdk.resource_name is not None:
+            bound = device_plugin.setdefault(wanted.dpdk.resource_name, set())
+            if entry.status.dpdk_bound and entry.status.pci_address is not None:
+                bound.add(entry.status.pci_address)
     for last in previous.interfaces:
         pci = observed.get(last.eni_id, Observed()).pci
         if last.eni_id not in wanted_ids and last.dpdk_bound and _dpdk_driver(pci):
@@ -147,13 +153,6 @@ def plan(
     entries.extend(invalid)
 
     interfaces = tuple(_stamp(e.status, before.get(e.status.eni_id), now) for e in entries)
-    device_plugin: dict[str, set[str]] = {}
-    for wanted, entry in zip(spec.interfaces, entries, strict=False):
-        if wanted.dpdk is None or wanted.dpdk.resource_name is None:
-            continue
-        addresses = device_plugin.setdefault(wanted.dpdk.resource_name, set())
-        if entry.status.dpdk_bound and entry.status.pci_address is not None:
-            addresses.add(entry.status.pci_address)
     return Plan(
         actions=tuple(action for entry in entries for action in entry.actions),
         status=ENINodeStatus(
@@ -320,21 +319,16 @@ def _dpdk_driver(pci: PCIFacts) -> bool:
 
 
 def _stamp(entry: InterfaceStatus, last: InterfaceStatus | None, now: str) -> InterfaceStatus:
-    """The entry as reported: its error on one bounded line, and the last timestamp
-    kept when the facts did not change."""
+    """The entry with its error on one bounded line, stamped only if its facts changed."""
     entry = replace(entry, error=one_line_error(entry.error))
     if last is not None and last.facts() == entry.facts():
         return replace(entry, observed_at=last.observed_at)
     return replace(entry, observed_at=now)
 
 
-# -- which link events matter -----------------------------------------------------
-
-
 def relevant(event: LinkEvent | Resync, *, macs: frozenset[str], indexes: frozenset[int]) -> bool:
     """Whether a link event can change a decision: a link with a wanted MAC, or one
-    the agent found last time (renamed, re-addressed, removed). Every other link
-    on the host (pod veths come and go all day) is ignored."""
+    found last time (renamed, removed). Other links (pod veths...) are ignored."""
     if isinstance(event, Resync):
         return True
     return event.link.mac in macs or event.link.index in indexes

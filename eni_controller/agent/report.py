@@ -1,7 +1,7 @@
 """The agent's report of its node: the ENINode status in the API, and the gauges.
 
-Apart from the loop (agent.py) because it alone knows what the API server holds
-and what the watch has shown yet; the loop only hands it each cycle's status.
+Apart from the loop because it alone knows what the API server holds and what
+the watch has shown yet.
 
 Invariants: the status is sent as a merge patch of the status subresource, only
 when its rendering differs from what is stored; keys stored that are not ours
@@ -41,8 +41,8 @@ class Reporter:
         self._written: tuple[str | None, dict[str, object]] | None = None
 
     async def report(self, node: ENINode | None, status: ENINodeStatus, *, held: bool) -> bool:
-        """Set the gauges and bring the stored status to `status` (not while `held`,
-        a failed write's backoff). True when it is stored; raises StatusWriteFailed."""
+        """Set the gauges and bring the stored status to `status` (not while `held`);
+        True when it is stored."""
         interfaces = self._metrics.interfaces
         interfaces.labels("wanted").set(status.summary.wanted)
         interfaces.labels("ready").set(status.summary.ready)

@@ -1,10 +1,8 @@
 """`eni-controller agent` as a process: settings in, the agent and its probes running.
 
-Assembles what the agent needs from its settings (netlink in AGENT_NETNS or
-its own namespace, the Kubernetes client with a time limit on every request,
-metrics, the PCI and device-plugin collaborators), serves /healthz, /readyz
-and /metrics on AGENT_HEALTH_PORT from threads (so probes answer even when
-the loop is stuck), and runs until SIGTERM or SIGINT. The CLI stays a parser.
+Assembles the agent from its settings, serves /healthz, /readyz and /metrics
+from threads (so probes answer even when the loop is stuck), and runs until
+SIGTERM or SIGINT. The CLI stays a parser.
 """
 
 from __future__ import annotations
@@ -30,8 +28,7 @@ log = structlog.get_logger("eni_controller.agent")
 def dpdk_collaborators(
     settings: AgentSettings, api: client.ApiClient
 ) -> tuple[PCIDevices, DevicePlugin | None]:
-    """The PCI access (sysfs under AGENT_SYSFS_ROOT) and, when SRIOV_ENABLED, the
-    SR-IOV device plugin's config and the restart of its pod on this node."""
+    """PCI access under AGENT_SYSFS_ROOT and, when SRIOV_ENABLED, the device plugin."""
     pci = PCIDevices(root=settings.sysfs_root)
     if not settings.sriov_enabled:
         return pci, None
@@ -48,8 +45,7 @@ def dpdk_collaborators(
 
 
 async def run_agent(settings: AgentSettings, *, api: client.ApiClient) -> None:
-    """Run the agent until SIGTERM/SIGINT (or cancellation). Raises
-    ``links.NamespaceMissing`` when AGENT_NETNS names no namespace."""
+    """Run the agent until SIGTERM/SIGINT; NamespaceMissing if AGENT_NETNS is none."""
     bounded = with_request_timeout(api, seconds=settings.kube_request_timeout_seconds)
     metrics = AgentMetrics()
     pci, plugin = dpdk_collaborators(settings, bounded)
