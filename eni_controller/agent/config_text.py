@@ -53,9 +53,8 @@ def parse(text: str) -> Document:
         raise NotTheShape("not a JSON object")
     # Valid JSON from here on: walk the top-level object to find the spans.
     decoder = json.JSONDecoder()
-    at = _skip(text, 0)
-    object_open = at
-    at = _skip(text, at + 1)
+    object_open = _skip(text, 0)
+    at = _skip(text, object_open + 1)
     last_member_end: int | None = None
     list_open: int | None = None
     list_close = -1

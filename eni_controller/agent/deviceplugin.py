@@ -190,7 +190,6 @@ class DevicePluginConfig:
 
     def __init__(self, *, path: Path) -> None:
         self.path = path
-        self.writes = 0  # files written; read by tests and metrics
 
     def sync(self, wanted: Mapping[str, frozenset[str]]) -> bool:
         """Make our entries exactly `wanted` (resource name -> PCI addresses); True when
@@ -204,7 +203,6 @@ class DevicePluginConfig:
                 if new == (old if old is not None else ""):
                     return False
                 if self._replace(new, dir_fd=dir_fd, expect=seen):
-                    self.writes += 1
                     log.info("device plugin config written", path=str(self.path))
                     return True
         raise ConfigChangedMeanwhile(f"{self.path} changed under every one of {_ATTEMPTS} writes")

@@ -148,12 +148,8 @@ class MTUAboveMax(LinkError):
     def __init__(self, *, link: Link, mtu: int) -> None:
         self.mtu = mtu
         self.max_mtu = link.max_mtu
-        super().__init__(
-            op="set mtu",
-            link=link.name,
-            code=None,
-            detail=f"mtu {mtu} above max {link.max_mtu}",
-        )
+        detail = f"mtu {mtu} above max {link.max_mtu}"
+        super().__init__(op="set mtu", link=link.name, code=None, detail=detail)
 
 
 @contextlib.contextmanager
