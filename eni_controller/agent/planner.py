@@ -280,24 +280,22 @@ def _want(
 def _status(wanted: WantedInterface, seen: Observed, *, error: str) -> InterfaceStatus:
     """The entry of an ENI on a kernel driver, as its link (or its absence) shows it."""
     link, pci = seen.lookup.link, seen.pci
-    if link is None:
-        return InterfaceStatus(
-            eni_id=wanted.eni_id,
-            mac_address=wanted.mac_address,
-            oper_state=OperState.ABSENT,
-            pci_address=pci.address,
-            driver=pci.driver,
-            error=error,
-        )
-    return InterfaceStatus(
+    absent = InterfaceStatus(
         eni_id=wanted.eni_id,
         mac_address=wanted.mac_address,
+        oper_state=OperState.ABSENT,
+        pci_address=pci.address,
+        driver=pci.driver,
+        error=error,
+    )
+    if link is None:
+        return absent
+    return replace(
+        absent,
         oper_state=OperState.UP if link.running else OperState.DOWN,
         interface_name=link.name,
         pci_address=pci.address or link.pci_address,
         mtu=link.mtu,
-        driver=pci.driver,
-        error=error,
     )
 
 
