@@ -37,7 +37,7 @@ from eni_controller.reconcile.planner import (
     SetSecurityGroups,
     Slot,
 )
-from eni_controller.reconcile.tokens import ClientTokens, SlotKey
+from eni_controller.reconcile.tokens import ClientTokens
 from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
@@ -197,7 +197,14 @@ class Executor:
             log.warning("event not recorded", reason=reason, error=type(err).__name__)
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
-        slot, step, effect = action.slot, _step_key(job, action), _effect_key(job.uid, action)
+        slot, effect = action.slot, _effect_key(job.uid, action)
+        key = retries.SlotKey(
+            uid=job.uid,
+            node=slot.node,
+            instance_id=slot.instance_id,
+            subnet_id=slot.subnet.subnet_id,
+        )
+        step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)])
         if effect is not None and self._effects.exhausted(effect):
             message = (
                 f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
@@ -217,7 +224,7 @@ class Executor:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
                     case CreateAndAttach():
-                        attached_at = await self._create_and_attach(job, slot)
+                        attached_at = await self._create_and_attach(job, slot, key)
                     case Attach(eni_id=eni_id):
                         attached_at = await self._attach(job, slot, eni_id, adopted=True)
                     case SetDeleteOnTermination(eni_id=eni_id, attachment_id=attachment_id):
@@ -255,13 +262,10 @@ class Executor:
             retry_in=self._backoff.remaining(failure),
         )
 
-    async def _create_and_attach(self, job: Job, slot: Slot) -> int | None:
+    async def _create_and_attach(self, job: Job, slot: Slot, key: retries.SlotKey) -> int | None:
         """The device index the new ENI took (None: the ClientToken answered with an
         ENI attached already, by a crashed earlier run)."""
         subnet_id = slot.subnet.subnet_id
-        key = SlotKey(
-            uid=job.uid, node=slot.node, instance_id=slot.instance_id, subnet_id=subnet_id
-        )
         for _ in range(MAX_TOKENS_PER_CREATE):
             token = self._tokens.token(key)
             try:
@@ -354,16 +358,6 @@ class Executor:
 def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:
     """An ENI lifecycle line's fields: named whatever the log configuration binds."""
     return dict(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id, eni_id=eni_id)
-
-
-def _step_key(job: Job, action: Action) -> retries.StepKey:
-    return retries.StepKey(
-        uid=job.uid,
-        node=action.slot.node,
-        instance_id=action.slot.instance_id,
-        subnet_id=action.slot.subnet.subnet_id,
-        kind=_OPERATIONS[type(action)],
-    )
 
 
 def _delete_on_termination(uid: str, attachment_id: str, value: bool) -> retries.EffectKey:

@@ -45,14 +45,17 @@ class Failure:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class StepKey:
-    """One step of one slot: `uid` is the NodeENI's, `kind` the action's."""
-
-    uid: str
+class SlotKey:
+    uid: str  # the NodeENI's
     node: str
     instance_id: str
     subnet_id: str
-    kind: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepKey:
+    slot: SlotKey
+    kind: str  # the action's
 
 
 class SlotBackoff:
@@ -101,7 +104,7 @@ class SlotBackoff:
 
     def forget(self, uid: str) -> None:
         """The NodeENI `uid` is gone: its steps' failures with it."""
-        self._failures = {k: f for k, f in self._failures.items() if k.uid != uid}
+        self._failures = {k: f for k, f in self._failures.items() if k.slot.uid != uid}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

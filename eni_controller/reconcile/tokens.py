@@ -27,18 +27,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.retries import keep_newest
+from eni_controller.reconcile.retries import SlotKey, keep_newest
 
 NOT_FOUND_GRACE_SECONDS: Final = 15.0
 MISMATCH: Final = "IdempotentParameterMismatch"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SlotKey:
-    uid: str
-    node: str
-    instance_id: str
-    subnet_id: str
 
 
 @dataclass(kw_only=True, slots=True)

@@ -26,13 +26,13 @@ from eni_controller.reconcile.retries import (
     EffectAttempts,
     EffectKey,
     SlotBackoff,
+    SlotKey,
     StepKey,
 )
 from eni_controller.reconcile.tokens import (
     MISMATCH,
     NOT_FOUND_GRACE_SECONDS,
     ClientTokens,
-    SlotKey,
     next_token,
 )
 from eni_controller.spec import NodeENISpec
@@ -42,7 +42,7 @@ from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
 FIRST = tags.client_token(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
-STEP = StepKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1", kind="create")
+STEP = StepKey(slot=KEY, kind="create")
 INSTANCES = instance_ids(4)
 
 
