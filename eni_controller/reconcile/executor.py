@@ -263,8 +263,7 @@ class Executor:
         )
 
     async def _create_and_attach(self, job: Job, slot: Slot, key: retries.SlotKey) -> int | None:
-        """The device index the new ENI took (None: the ClientToken answered with an
-        ENI attached already, by a crashed earlier run)."""
+        """The device index the new ENI took (None: attached already by a crashed run)."""
         subnet_id = slot.subnet.subnet_id
         for _ in range(MAX_TOKENS_PER_CREATE):
             token = self._tokens.token(key)
@@ -388,9 +387,8 @@ _OPERATIONS: dict[type[Action], str] = {
 
 
 def staggered(actions: Sequence[Action], key: str) -> list[Action]:
-    """`actions` rotated by an offset derived from `key` (the NodeENI's name), stable
-    per NodeENI: the planner lists slots by node name, so NodeENIs reconciled at once
-    would otherwise all start on the same nodes and queue on their instance locks."""
+    """`actions` rotated by a stable offset per `key` (the NodeENI): NodeENIs reconciled
+    at once would otherwise all start on the same nodes and queue on their locks."""
     if len(actions) < 2:
         return list(actions)
     offset = zlib.crc32(key.encode()) % len(actions)

@@ -92,8 +92,7 @@ class SlotBackoff:
             retry_at=self._clock() + delay,
             generation=generation,
         )
-        keep_newest(self._failures, key, failure)
-        return failure
+        return keep_newest(self._failures, key, failure)
 
     def remaining(self, failure: Failure) -> float:
         """Seconds until `failure`'s step may be tried again (0: now)."""

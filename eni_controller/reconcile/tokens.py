@@ -40,8 +40,7 @@ class _Chain:
 
 
 def next_token(token: str, *, left_because: str) -> str:
-    """The token after `token`, left because of `left_because` (a gone ENI's id,
-    or MISMATCH); 64 hex characters, as the first."""
+    """The token after `token`, left because of `left_because` (a gone ENI, or MISMATCH)."""
     return hashlib.sha256(f"{token}/{left_because}".encode()).hexdigest()
 
 
@@ -67,8 +66,7 @@ class ClientTokens:
         return chain.token
 
     def created(self, key: SlotKey, *, token: str, eni_id: str) -> bool:
-        """Record that `token` answered with `eni_id`; False when that ENI is known
-        gone (a replay: the caller asks again with `token(key)`, the next one)."""
+        """Record that `token` answered with `eni_id`; False if that ENI is known gone."""
         chain = self._chains.get(key)
         if chain is None or chain.token != token:
             chain = keep_newest(self._chains, key, _Chain(token=token))
@@ -86,8 +84,7 @@ class ClientTokens:
         self._found.pop(eni_id, None)
 
     def not_found(self, eni_id: str) -> bool:
-        """EC2 answered NotFound for `eni_id`: gone at once if it was `found`
-        before, else once that lasts past the grace. True when it is gone now."""
+        """EC2 answered NotFound: gone at once if `found` before, else after the grace."""
         if eni_id in self._found:
             self.gone(eni_id)
         elif eni_id not in self._not_found_since:
@@ -95,8 +92,7 @@ class ClientTokens:
         return self.is_gone(eni_id)
 
     def found(self, eni_id: str) -> None:
-        """An attach of `eni_id` succeeded: any NotFound before was eventual
-        consistency, and any after is a delete."""
+        """An attach of `eni_id` succeeded: a NotFound from now on means deleted."""
         self._not_found_since.pop(eni_id, None)
         keep_newest(self._found, eni_id, None)
 
