@@ -1,16 +1,13 @@
 """Carry out a plan's actions against EC2, one task per slot.
 
 The planner decided what to do; this module makes the calls and returns each
-slot's outcome, which the reconciler turns into a condition, an event or a
-requeue. A failed slot never stops the others, and a failed event never fails
-a slot. Each slot's task binds its own log context (node, instance, ENI); each
-ENI step done is one info line naming them ("ENI created", "ENI attached").
-
-Invariants: a slot's step is never tried before its backoff ran out, nor an
+slot's outcome for the reconciler. Invariants: a failed slot never stops the
+others and a failed event never fails a slot; each slot's task binds its own log
+context. A slot's step is never tried before its backoff ran out, nor an
 attribute change that did not stick sent past its bound (retries.py). A create
-never sends a ClientToken whose ENI is known gone (tokens.py). Device indexes
-are chosen while the instance is held (indexes.py), and no Kubernetes write is
-made then; with none free below its type's limit the slot is blocked.
+never sends a ClientToken whose ENI is known gone (tokens.py). Device indexes are
+chosen while the instance is held (indexes.py); with none free below the type's
+limit the slot is blocked.
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ from eni_controller.reconcile.planner import (
     SetSecurityGroups,
     Slot,
 )
-from eni_controller.reconcile.tokens import ClientTokens, SlotKey
+from eni_controller.reconcile.tokens import ClientTokens
 from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
@@ -58,22 +55,27 @@ class Outcome(StrEnum):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class SlotResult:
-    slot: Slot
+    action: Action  # what was (or was not) done
     outcome: Outcome
     reason: str = ""  # a condition reason when not DONE
     message: str = ""
     retry_in: float | None = None  # seconds until the slot's step may be tried again
-    action: Action | None = None  # what was (or was not) done
     attached_at: int | None = None  # DONE by an attach of ours: the device index it took
+
+    @property
+    def slot(self) -> Slot:
+        return self.action.slot
 
     @property
     def problem(self) -> NodeProblem | None:
         """What the NodeENI's conditions say about this slot (None: nothing)."""
         if self.outcome is Outcome.DONE:
             return None
-        blocks_ready = self.outcome is not Outcome.GIVEN_UP
         return NodeProblem(
-            node=self.slot.node, reason=self.reason, message=self.message, blocks_ready=blocks_ready
+            node=self.slot.node,
+            reason=self.reason,
+            message=self.message,
+            blocks_ready=self.outcome is not Outcome.GIVEN_UP,
         )
 
 
@@ -117,21 +119,15 @@ class Executor:
         # its name tags every ENI made or adopted (CLUSTER_NAME, or discovered)
         self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
         self._backoff = backoff or retries.SlotBackoff()
-        self.tokens = tokens or ClientTokens()
+        self._tokens = tokens or ClientTokens()
         self._effects = retries.EffectAttempts()
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
     def gone(self, eni_id: str) -> None:
         """`eni_id` no longer exists: its ClientToken is spent and its device index free."""
-        self.tokens.gone(eni_id)
+        self._tokens.gone(eni_id)
         self._allocator.forget(eni_id)
-
-    def _not_found(self, eni_id: str) -> None:
-        """EC2 answered NotFound for `eni_id`: when that makes it known gone
-        (tokens.py), it holds no device index either."""
-        if self.tokens.not_found(eni_id):
-            self._allocator.forget(eni_id)
 
     async def adopt(
         self, eni: NetworkInterface, *, nodeeni: str, uid: str, node: str, instance_id: str
@@ -201,27 +197,34 @@ class Executor:
             log.warning("event not recorded", reason=reason, error=type(err).__name__)
 
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
-        slot, step, effect = action.slot, _step_key(job, action), _effect_key(job, action)
+        slot, effect = action.slot, _effect_key(job.uid, action)
+        key = retries.SlotKey(
+            uid=job.uid,
+            node=slot.node,
+            instance_id=slot.instance_id,
+            subnet_id=slot.subnet.subnet_id,
+        )
+        step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)])
         if effect is not None and self._effects.exhausted(effect):
             message = (
                 f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
-                f"after {self._effects.attempts(effect)} successful "
+                f"after {retries.MAX_EFFECT_ATTEMPTS} successful "
                 "ModifyNetworkInterfaceAttribute calls; left alone until the attachment or the "
                 "spec changes"
             )
             reason = ProblemReason.ATTRIBUTE_NOT_APPLIED
             return SlotResult(
-                slot=slot, outcome=Outcome.GIVEN_UP, action=action, reason=reason, message=message
+                action=action, outcome=Outcome.GIVEN_UP, reason=reason, message=message
             )
         standing = self._backoff.standing(step, generation=job.generation)
-        if standing is not None and not self._backoff.due(step, generation=job.generation):
+        if standing is not None and self._backoff.remaining(standing) > 0:
             return self._backed_off(action, Outcome.HELD, standing)
         attached_at: int | None = None
         try:
             with self._metrics.eni_operation(_OPERATIONS[type(action)]):
                 match action:
                     case CreateAndAttach():
-                        attached_at = await self._create_and_attach(job, slot)
+                        attached_at = await self._create_and_attach(job, slot, key)
                     case Attach(eni_id=eni_id):
                         attached_at = await self._attach(job, slot, eni_id, adopted=True)
                     case SetDeleteOnTermination(eni_id=eni_id, attachment_id=attachment_id):
@@ -248,27 +251,22 @@ class Executor:
         if effect is not None:
             self._effects.sent(effect)
         self._backoff.succeeded(step)
-        return SlotResult(slot=slot, outcome=Outcome.DONE, action=action, attached_at=attached_at)
+        return SlotResult(action=action, outcome=Outcome.DONE, attached_at=attached_at)
 
     def _backed_off(self, action: Action, outcome: Outcome, failure: retries.Failure) -> SlotResult:
         return SlotResult(
-            slot=action.slot,
-            outcome=outcome,
             action=action,
+            outcome=outcome,
             reason=failure.reason,
             message=failure.message,
             retry_in=self._backoff.remaining(failure),
         )
 
-    async def _create_and_attach(self, job: Job, slot: Slot) -> int | None:
-        """The device index the new ENI took (None: the ClientToken answered with an
-        ENI attached already, by a crashed earlier run)."""
+    async def _create_and_attach(self, job: Job, slot: Slot, key: retries.SlotKey) -> int | None:
+        """The device index the new ENI took (None: attached already by a crashed run)."""
         subnet_id = slot.subnet.subnet_id
-        key = SlotKey(
-            uid=job.uid, node=slot.node, instance_id=slot.instance_id, subnet_id=subnet_id
-        )
         for _ in range(MAX_TOKENS_PER_CREATE):
-            token = self.tokens.token(key)
+            token = self._tokens.token(key)
             try:
                 eni = await self._ec2.create_network_interface(
                     subnet_id=subnet_id,
@@ -286,14 +284,14 @@ class Executor:
                     client_token=token,
                 )
             except errors.IdempotencyMismatch:
-                self.tokens.mismatched(key, token=token)  # spent: the next token at once
+                self._tokens.mismatched(key, token=token)  # spent: the next token at once
                 continue
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
                     message = f"node {slot.node}: {errors.short_text(err)}"
                     self._event(job, "Warning", "ENICreationFailed", message)
                 raise
-            if not self.tokens.created(key, token=token, eni_id=eni.eni_id):
+            if not self._tokens.created(key, token=token, eni_id=eni.eni_id):
                 log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
                 continue
             structlog.contextvars.bind_contextvars(eni_id=eni.eni_id)
@@ -304,10 +302,9 @@ class Executor:
             try:
                 return await self._attach(job, slot, eni.eni_id, adopted=False)
             except errors.ENINotFound:
-                # brand new (eventual consistency: the same token later), or the
-                # token's ENI was deleted by hand since we attached it (the next one)
-                if self.tokens.is_gone(eni.eni_id):
-                    # the facts may still show it at its index: the next ENI reads anew
+                # brand new (eventual consistency: the same token later), or deleted by
+                # hand since: then the facts may still show it, and the next ENI reads anew
+                if self._tokens.is_gone(eni.eni_id):
                     fresh = await self._ec2.describe_instances([slot.instance_id])
                     job = dataclasses.replace(job, instances={**job.instances, **fresh})
                     continue
@@ -330,20 +327,20 @@ class Executor:
                 floor=job.spec.device_index,
                 limit=job.max_enis.get(instance.instance_type),
             )
-            self.tokens.found(eni_id)
+            self._tokens.found(eni_id)
             # logged before the attribute change below, which may fail on its own
             log.info(
                 "ENI attached", device_index=index, adopted=adopted, **_fields(job, slot, eni_id)
             )
             if job.spec.delete_on_termination:  # attach's own default is False: no call then
-                # attached a moment ago, so NotFound means deleted since (by hand)
                 await self._ec2.set_delete_on_termination(
                     eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=True
                 )
                 # the first of the bounded sends of this change (see retries.EffectAttempts)
-                self._effects.sent(_delete_on_termination(job, attachment_id, True))
+                self._effects.sent(_delete_on_termination(job.uid, attachment_id, True))
         except errors.ENINotFound:
-            self._not_found(eni_id)
+            if self._tokens.not_found(eni_id):  # known gone: it holds no device index either
+                self._allocator.forget(eni_id)
             raise
         except (errors.LimitExceeded, errors.AZMismatch, errors.Permanent) as err:
             # refused for good by the attach itself (not by the describe after a conflict)
@@ -362,31 +359,21 @@ def _fields(job: Job, slot: Slot, eni_id: str) -> dict[str, str]:
     return dict(nodeeni=job.nodeeni, node=slot.node, instance_id=slot.instance_id, eni_id=eni_id)
 
 
-def _step_key(job: Job, action: Action) -> retries.StepKey:
-    return retries.StepKey(
-        uid=job.uid,
-        node=action.slot.node,
-        instance_id=action.slot.instance_id,
-        subnet_id=action.slot.subnet.subnet_id,
-        kind=_OPERATIONS[type(action)],
-    )
-
-
-def _delete_on_termination(job: Job, attachment_id: str, value: bool) -> retries.EffectKey:
+def _delete_on_termination(uid: str, attachment_id: str, value: bool) -> retries.EffectKey:
     return retries.EffectKey(
-        uid=job.uid, target=attachment_id, attribute="DeleteOnTermination", wanted=value
+        uid=uid, target=attachment_id, attribute="DeleteOnTermination", wanted=value
     )
 
 
-def _effect_key(job: Job, action: Action) -> retries.EffectKey | None:
+def _effect_key(uid: str, action: Action) -> retries.EffectKey | None:
     """The attribute change `action` makes, whose sends are counted (None: no such change)."""
     match action:
         case SetDeleteOnTermination(attachment_id=attachment_id, value=value):
-            return _delete_on_termination(job, attachment_id, value)
+            return _delete_on_termination(uid, attachment_id, value)
         case SetSecurityGroups(eni_id=eni_id, group_ids=group_ids):
             wanted = ",".join(sorted(group_ids))
             return retries.EffectKey(
-                uid=job.uid, target=eni_id, attribute="SecurityGroups", wanted=wanted
+                uid=uid, target=eni_id, attribute="SecurityGroups", wanted=wanted
             )
     return None
 
@@ -400,9 +387,8 @@ _OPERATIONS: dict[type[Action], str] = {
 
 
 def staggered(actions: Sequence[Action], key: str) -> list[Action]:
-    """`actions` rotated by an offset derived from `key` (the NodeENI's name), stable
-    per NodeENI: the planner lists slots by node name, so NodeENIs reconciled at once
-    would otherwise all start on the same nodes and queue on their instance locks."""
+    """`actions` rotated by a stable offset per `key` (the NodeENI): NodeENIs reconciled
+    at once would otherwise all start on the same nodes and queue on their locks."""
     if len(actions) < 2:
         return list(actions)
     offset = zlib.crc32(key.encode()) % len(actions)

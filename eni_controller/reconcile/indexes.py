@@ -1,28 +1,21 @@
 """Device-index allocation, one writer per instance across every NodeENI.
 
-Two NodeENIs reconciled at once may target the same node. Each worker's view
-of the instance comes from its own describe, seconds old; without a lock per
-instance both would pick the same free index and one attach would fail (or,
-against a lax API, overwrite).
+Two NodeENIs reconciled at once may target the same node, each with its own
+seconds-old describe; without a lock per instance both would pick the same free
+index and one attach would fail.
 
 Invariants:
-
 - One holder per instance at a time (`DeviceIndexAllocator.hold`).
-- `InstanceIndexes.pick` searches upward from the wanted index (the spec's
-  ``deviceIndex`` plus the subnet's position) and never below it: lower
-  indexes belong to the VPC CNI or to the NodeENI's other subnets. It stays
-  below the instance type's ENI limit when the limit is known; with nothing
-  free in that range the attach is refused (NoFreeDeviceIndex) instead of
-  made anywhere. An index AWS refuses as in use is skipped only once a
-  describe shows it taken.
-- Indexes this process attached recently stay reserved for RESERVATION_SECONDS,
-  because a describe may not show them yet. A reservation belongs to the ENI
-  attached there: it keeps every other ENI off that index, never the ENI
-  itself, so our own ENI detached by hand and attached again keeps its index.
-  An ENI holds at most one reservation per instance. `release` drops one as
-  soon as its ENI is known to be detached, `forget` all of an ENI's once it is
-  deleted (a cleanup called off mid-detach, then started again on the
-  detached ENI, never sees the detach it would release by index).
+- `pick` searches upward from the wanted index, never below the spec's
+  deviceIndex (lower ones are the VPC CNI's or other subnets'), and below the
+  type's ENI limit when known; with nothing free the attach is refused
+  (NoFreeDeviceIndex). An index AWS refuses is skipped only once a describe
+  shows it taken.
+- An index this process attached stays reserved for RESERVATION_SECONDS (a
+  describe may not show it yet), for its own ENI only: our ENI detached by hand
+  and attached again keeps its index. An ENI holds at most one reservation per
+  instance; `release` drops one once its ENI is seen detached, `forget` all of an
+  ENI's once it is deleted.
 """
 
 from __future__ import annotations
@@ -48,12 +41,8 @@ class _Reservation(NamedTuple):
 
 
 class InstanceIndexes:
-    """The indexes of one instance, while its lock is held.
-
-    `occupied`: what AWS shows as taken (the describe's indexes, plus any a
-    later describe confirmed). `reserved`: index -> the ENI of ours attached
-    there recently.
-    """
+    """The indexes of one instance while its lock is held: `occupied` as AWS shows
+    them, `reserved` index -> the ENI of ours attached there recently."""
 
     __slots__ = ("attached", "occupied", "reserved")
 
@@ -65,12 +54,9 @@ class InstanceIndexes:
     def pick(
         self, wanted: int, *, eni_id: str, floor: int | None = None, limit: int | None = None
     ) -> int | None:
-        """The first free index from `wanted` upward, below `limit` (None: no known
-        limit); when there is none and `floor` is below `wanted`, the first free one
-        from `floor` up to `wanted`. Free: AWS does not show it occupied, and it is
-        not reserved for another ENI. Never below `floor` (the spec's deviceIndex:
-        lower indexes are the VPC CNI's) nor below `wanted` when `floor` is None;
-        None if nothing is free."""
+        """The first free index from `wanted` up to `limit` (None: unbounded), else
+        from `floor` up to `wanted`; None if nothing is free. Free: not occupied, and
+        not reserved for another ENI."""
         ranges = [(wanted, limit)]
         if floor is not None and floor < wanted:
             ranges.append((floor, wanted))  # the node cannot have the wanted index
@@ -82,13 +68,11 @@ class InstanceIndexes:
         return None
 
     def take(self, index: int, *, eni_id: str) -> None:
-        """`eni_id` is (or may be) attached at `index`: reserve it for that ENI,
-        dropping any other reservation it held here."""
+        """`eni_id` is (or may be) attached at `index`: its only reservation here."""
         for held in (self.reserved, self.attached):
             for other in [i for i, owner in held.items() if owner == eni_id]:
                 del held[other]
-        self.reserved[index] = eni_id
-        self.attached[index] = eni_id
+            held[index] = eni_id
 
 
 class DeviceIndexAllocator:
@@ -101,50 +85,40 @@ class DeviceIndexAllocator:
     async def hold(
         self, instance_id: str, *, occupied: Iterable[int]
     ) -> AsyncIterator[InstanceIndexes]:
-        """Hold the instance (one holder at a time); indexes `take`n inside are
-        reserved for their ENI after, also when the block raises: an attach that
-        failed after the call may still have landed there."""
-        lock = self._locks.get(instance_id)
-        if lock is None:
-            lock = self._locks[instance_id] = asyncio.Lock()
-        async with lock:
+        """Hold the instance; indexes `take`n inside stay reserved after, also when
+        the block raises (a failed attach may still have landed)."""
+        async with self._locks.setdefault(instance_id, asyncio.Lock()):
             indexes = InstanceIndexes(occupied=occupied, reserved=self.reserved(instance_id))
             try:
                 yield indexes
             finally:
                 now = self._clock()
                 moved = set(indexes.attached.values())
-                # the reservations as they are now (`release` may have dropped some
-                # meanwhile), less those of ENIs attached elsewhere here
+                # as they are now (`release` may have run meanwhile), less the ENIs taken
                 reserved = {
                     i: r
                     for i, r in self._current(instance_id, now).items()
                     if r.eni_id not in moved
                 }
-                for index, eni_id in indexes.attached.items():
-                    reserved[index] = _Reservation(eni_id, now + RESERVATION_SECONDS)
+                until = now + RESERVATION_SECONDS
+                reserved |= {i: _Reservation(e, until) for i, e in indexes.attached.items()}
                 if reserved:
                     self._reserved[instance_id] = reserved
                 else:
                     self._reserved.pop(instance_id, None)
 
     def release(self, instance_id: str, index: int) -> None:
-        """Forget the reservation of `index` (its ENI was seen detached: until then
-        no other ENI of ours could be attached there)."""
-        reserved = self._reserved.get(instance_id)
-        if reserved is None or index not in reserved:
-            return
-        del reserved[index]
+        """Forget the reservation of `index`: its ENI was seen detached."""
+        reserved = self._reserved.get(instance_id, {})
+        reserved.pop(index, None)
         if not reserved:
-            del self._reserved[instance_id]
+            self._reserved.pop(instance_id, None)
 
     def forget(self, eni_id: str) -> None:
         """The ENI is deleted: it holds no index anywhere any more."""
         for instance_id, reserved in list(self._reserved.items()):
             for index in [i for i, r in reserved.items() if r.eni_id == eni_id]:
-                del reserved[index]
-            if not reserved:
-                del self._reserved[instance_id]
+                self.release(instance_id, index)
 
     def reserved(self, instance_id: str) -> dict[int, str]:
         """Index -> ENI id of the instance's unexpired reservations (for logs and tests)."""
@@ -165,10 +139,8 @@ async def attach_at_free_index(
     limit: int | None,
 ) -> tuple[str, int]:
     """Attach `eni_id` at the index `pick` finds, the instance held: the attachment
-    id and the index. An index AWS refuses is skipped only once a describe shows it
-    taken, at most MAX_INDEX_CONFLICTS in a row (then IndexConflict). No free index
-    blocks the slot only on a fresh describe: kept facts may still show an ENI
-    detached or deleted by hand since."""
+    id and the index. At most MAX_INDEX_CONFLICTS refused indexes in a row (then
+    IndexConflict); no free index blocks the slot only on a fresh describe."""
     instance_id = instance.instance_id
     async with allocator.hold(instance_id, occupied=instance.occupied_device_indexes) as indexes:
         described = False

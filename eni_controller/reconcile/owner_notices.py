@@ -1,9 +1,8 @@
 """Tell an owner its ENIs left the cleanup pool, without a reconcile per ENI.
 
 A reconcile per deleted ENI would cost more EC2 work than the deletions, so an
-owner (the NodeENI whose status lists the ENIs) is told at most once per
-`interval` while more of its ENIs are pending, and at once with its last one:
-its finalizer waits on that.
+owner (a NodeENI) is told at most once per `interval` while more of its ENIs are
+pending, and at once with its last one: its finalizer waits on that.
 """
 
 from __future__ import annotations

@@ -1,22 +1,18 @@
 """Per-slot memory of what failed, so that nothing repeats on a fixed cadence forever.
 
-The EC2 request budget is per account and region, shared with the VPC CNI,
-Karpenter and everyone else; a controller that retries a denied create every
-two seconds on 200 nodes spends most of it on calls that cannot succeed.
+The EC2 request budget is per account and region, shared with the VPC CNI and
+everyone else; retrying a denied create every few seconds on 200 nodes spends it
+on calls that cannot succeed.
 
-- `SlotBackoff`: a failed step of one slot (create, attach, or an attribute
-  change) is not tried again before ``base * 2**(failures - 1)`` seconds, capped.
-  Success forgets the failures; a new generation of the NodeENI (its spec was
-  edited) starts afresh. Nothing else bypasses it: a resync's reconcile skips a
-  slot whose time has not come, and the standing failure stays on the
-  NodeENI's conditions until the slot succeeds.
-- `EffectAttempts`: a ModifyNetworkInterfaceAttribute that succeeded but whose
-  effect does not show (plain moto ignores DeleteOnTermination changes) is
-  sent at most MAX_EFFECT_ATTEMPTS times per (attachment, attribute, wanted
-  value), then reported and left alone until one of those three changes.
+- `SlotBackoff`: a failed step of one slot is not tried again before
+  ``base * 2**(failures - 1)`` seconds, capped. Success forgets the failures, a
+  new generation of the NodeENI (spec edited) starts afresh; nothing else
+  bypasses it, and the standing failure stays on the NodeENI's conditions.
+- `EffectAttempts`: an attribute change that succeeded but does not show is
+  sent at most MAX_EFFECT_ATTEMPTS times per (target, attribute, wanted value).
 
-Both forget a NodeENI's entries when it is gone (`forget`) and keep at most
-MAX_KEPT entries (oldest dropped first): what is forgotten costs one more try.
+Both forget a NodeENI's entries when it is gone and keep at most MAX_KEPT
+entries (oldest dropped first): what is forgotten costs one more try.
 """
 
 from __future__ import annotations
@@ -49,14 +45,17 @@ class Failure:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class StepKey:
-    """One step of one slot: `uid` is the NodeENI's, `kind` the action's."""
-
-    uid: str
+class SlotKey:
+    uid: str  # the NodeENI's
     node: str
     instance_id: str
     subnet_id: str
-    kind: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepKey:
+    slot: SlotKey
+    kind: str  # the action's
 
 
 class SlotBackoff:
@@ -75,18 +74,12 @@ class SlotBackoff:
         self._failures: dict[StepKey, Failure] = {}
 
     def standing(self, key: StepKey, *, generation: int) -> Failure | None:
-        """The failure this step stands under, if any (one from an older
-        generation of the NodeENI is dropped: the spec changed)."""
+        """The step's failure, if any (one of an older generation is dropped)."""
         failure = self._failures.get(key)
         if failure is not None and failure.generation != generation:
             del self._failures[key]
             return None
         return failure
-
-    def due(self, key: StepKey, *, generation: int) -> bool:
-        """Whether the step may be tried now."""
-        failure = self.standing(key, generation=generation)
-        return failure is None or failure.retry_at <= self._clock()
 
     def failed(self, key: StepKey, *, generation: int, reason: str, message: str) -> Failure:
         before = self.standing(key, generation=generation)
@@ -99,8 +92,7 @@ class SlotBackoff:
             retry_at=self._clock() + delay,
             generation=generation,
         )
-        keep_newest(self._failures, key, failure)
-        return failure
+        return keep_newest(self._failures, key, failure)
 
     def remaining(self, failure: Failure) -> float:
         """Seconds until `failure`'s step may be tried again (0: now)."""
@@ -111,7 +103,7 @@ class SlotBackoff:
 
     def forget(self, uid: str) -> None:
         """The NodeENI `uid` is gone: its steps' failures with it."""
-        self._failures = {k: f for k, f in self._failures.items() if k.uid != uid}
+        self._failures = {k: f for k, f in self._failures.items() if k.slot.uid != uid}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -125,8 +117,7 @@ class EffectKey:
 
 
 class EffectAttempts:
-    def __init__(self, *, limit: int = MAX_EFFECT_ATTEMPTS) -> None:
-        self._limit = limit
+    def __init__(self) -> None:
         self._sent: dict[EffectKey, int] = {}
 
     def sent(self, key: EffectKey) -> None:
@@ -134,11 +125,8 @@ class EffectAttempts:
         keep_newest(self._sent, key, self._sent.get(key, 0) + 1)
 
     def exhausted(self, key: EffectKey) -> bool:
-        """The change was sent `limit` times and still does not show: leave it alone."""
-        return self._sent.get(key, 0) >= self._limit
-
-    def attempts(self, key: EffectKey) -> int:
-        return self._sent.get(key, 0)
+        """The change was sent MAX_EFFECT_ATTEMPTS times and still does not show."""
+        return self._sent.get(key, 0) >= MAX_EFFECT_ATTEMPTS
 
     def forget(self, uid: str) -> None:
         self._sent = {k: n for k, n in self._sent.items() if k.uid != uid}

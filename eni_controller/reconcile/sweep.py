@@ -1,29 +1,18 @@
 """The orphan sweep: the safety net under every crash window.
 
-Every ENI the controller creates carries the managed-by tag from birth. Once
-in a while one paginated, filtered describe lists them all (shared with the
-resync, see ec2view.py); `decide` picks the orphans, which go to the cleanup
-pool. The decision is a pure function over plain data so each of its rules
-can be tested alone.
+Every ENI the controller creates carries the managed-by tag from birth. Once in
+a while one filtered describe lists them all (shared with the resync, see
+ec2view.py) and the pure function `decide` picks the orphans for the cleanup
+pool. The managed-by tag is shared by every cluster of the account (and the Go
+controller), so an ENI is reclaimed only if all of these hold:
 
-The managed-by tag is the same in every cluster of the account (and on the Go
-controller's ENIs), and another cluster's NodeENIs are unknown to this
-informer, so everything another cluster made would look unclaimed. An ENI is
-reclaimed only if all of these hold:
-
-- it carries THIS cluster's tag (`kubernetes.io/cluster/<name>=owned`); an ENI
-  without a cluster tag is never reclaimed, and without a cluster identity
-  (no CLUSTER_NAME, nothing discovered) nothing is;
-- it is in this cluster's VPC (VPC_ID or the nodes' instances' VPC; unknown:
-  nothing is reclaimed);
-- no NodeENI claims it: neither its NodeENIUID tag names a NodeENI the
-  informer holds, nor any NodeENI's status.attachments lists its id;
-- it is not attached to an instance that no Node's providerID names (the
-  cleanup would force-detach it from a machine that is not ours): such an
-  ENI is skipped and logged, never deleted;
-- it has stayed so for the grace period. The grace clock starts when the
-  sweep first sees an ENI reclaimable and restarts whenever it is not, so a
-  restart (or a claim that comes and goes) only ever delays a reclaim.
+- it carries THIS cluster's tag; without a cluster identity nothing is reclaimed;
+- it is in this cluster's VPC (unknown: nothing is reclaimed);
+- no NodeENI claims it, by its NodeENIUID tag or in status.attachments;
+- it is not attached to an instance no Node names (skipped and logged: the
+  cleanup would force-detach it from a machine that is not ours);
+- it has stayed so for the grace period, whose clock restarts whenever it is
+  not, so a restart (or a claim that comes and goes) only delays a reclaim.
 """
 
 from __future__ import annotations
@@ -63,15 +52,10 @@ class SweepFacts:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SweepDecision:
-    """`reclaim`: past the grace period, to the cleanup pool. `first_seen`: the
-    grace clocks to keep (every ENI reclaimable now). `foreign`: ours by tag and
-    unclaimed, but attached to an instance that is no node of this cluster.
-    `blocked`: why nothing at all may be reclaimed (None: the sweep may act)."""
-
-    reclaim: tuple[NetworkInterface, ...]
-    first_seen: Mapping[str, float]
-    foreign: tuple[NetworkInterface, ...]
-    blocked: str | None
+    reclaim: tuple[NetworkInterface, ...]  # past the grace period
+    first_seen: Mapping[str, float]  # the grace clocks to keep
+    foreign: tuple[NetworkInterface, ...]  # unclaimed, on an instance no node names
+    blocked: str | None  # why nothing at all may be reclaimed
 
 
 def decide(
@@ -82,7 +66,6 @@ def decide(
     now: float,
     grace_seconds: float,
 ) -> SweepDecision:
-    """Which of `enis` to reclaim now; see the module docstring for the rules."""
     if not facts.cluster_name:
         blocked = "no cluster identity (set CLUSTER_NAME, or tag the nodes' instances)"
         return SweepDecision(reclaim=(), first_seen={}, foreign=(), blocked=blocked)
@@ -92,25 +75,21 @@ def decide(
     candidates: list[NetworkInterface] = []
     foreign: list[NetworkInterface] = []
     for eni in enis:
-        if tags.owning_cluster(eni) != facts.cluster_name or eni.vpc_id != facts.vpc_id:
-            continue
-        if (
+        ours = tags.owning_cluster(eni) == facts.cluster_name and eni.vpc_id == facts.vpc_id
+        claimed = (
             eni.tags.get(tags.NODEENI_UID_KEY) in facts.claimed_uids
             or eni.eni_id in facts.claimed_eni_ids
-        ):
+        )
+        if not ours or claimed:
             continue
         attachment = eni.attachment
         if attachment is not None and attachment.instance_id not in facts.node_instance_ids:
             foreign.append(eni)
-            continue
-        candidates.append(eni)
+        else:
+            candidates.append(eni)
     seen = {e.eni_id: first_seen.get(e.eni_id, now) for e in candidates}
-    reclaim = tuple(
-        sorted(
-            (e for e in candidates if now - seen[e.eni_id] >= grace_seconds),
-            key=lambda e: e.eni_id,
-        )
-    )
+    due = [e for e in candidates if now - seen[e.eni_id] >= grace_seconds]
+    reclaim = tuple(sorted(due, key=lambda e: e.eni_id))
     return SweepDecision(reclaim=reclaim, first_seen=seen, foreign=tuple(foreign), blocked=None)
 
 
@@ -167,13 +146,9 @@ class OrphanSweep:
         """One pass; returns the ENI ids handed to cleanup."""
         identity = self._identity
         if not identity.resolved or not identity.name:
-            # nothing can be reclaimed: not even worth a describe
-            self._first_seen = {}
+            self._first_seen = {}  # nothing can be reclaimed: not worth a describe
             self._metrics.orphan_sweeps.inc()
-            log.info(
-                "orphan sweep reclaims nothing: no cluster identity",
-                reason=identity.reason,
-            )
+            log.info("orphan sweep reclaims nothing: no cluster identity", reason=identity.reason)
             return []
         managed = await self._managed.every()
         facts = SweepFacts(

@@ -1,28 +1,21 @@
 """Which ClientToken a slot's next CreateNetworkInterface sends.
 
 EC2 answers a repeated ClientToken with the ENI the token first made, even
-after that ENI was deleted. A slot whose token is fixed by (NodeENI uid, node,
-instance, subnet) therefore gets its deleted ENI's id back after every "do,
-then undo": label off and on, subnet out and in, an ENI deleted by hand. The
-attach then fails with NotFound, forever.
+after that ENI was deleted, so a token fixed per slot would get a deleted ENI
+back after every "do, then undo" (label off and on, ENI deleted by hand), and
+the attach would fail with NotFound forever.
 
 Invariants:
-- A slot never sends a token whose ENI is known to be gone. Known gone: this
-  process deleted it (the cleanup pool tells `gone`), status listed it and a
-  describe made later does not (`gone`), it answered NotFound after this
-  process had `found` it (an attach of it succeeded: only a brand-new ENI is
-  hidden by eventual consistency, so this is a delete, even one made before
-  any status listed the ENI), or it answered NotFound for longer than
-  NOT_FOUND_GRACE_SECONDS (a brand-new ENI may answer NotFound for a while).
-- Tokens form a chain per slot: the first is derived from the slot alone, each
-  next one from the one before and why it was left (the gone ENI's id, or an
-  IdempotentParameterMismatch). The chain is deterministic, so a restarted
-  controller walks the same tokens as the one before it: a create whose
-  response was lost before a crash still returns the same ENI, never a
-  second one.
-- What is kept is bounded (retries.MAX_KEPT entries of each kind, oldest dropped
-  first): a forgotten slot only costs one create that returns a gone ENI and
-  moves the chain on.
+- A slot never sends a token whose ENI is known gone: `gone` was called (we
+  deleted it, or a later describe no longer shows it), it answered NotFound
+  after an attach of it succeeded (`found`: only a brand-new ENI is hidden by
+  eventual consistency), or it answered NotFound for NOT_FOUND_GRACE_SECONDS.
+- Tokens form a deterministic chain per slot: the first from the slot alone,
+  each next from the one before and why it was left. A restarted controller
+  walks the same tokens, so a create whose response was lost still returns
+  the same ENI, never a second one.
+- What is kept is bounded (retries.MAX_KEPT per kind): a forgotten slot only
+  costs one create that returns a gone ENI and moves the chain on.
 """
 
 from __future__ import annotations
@@ -34,18 +27,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.retries import keep_newest
+from eni_controller.reconcile.retries import SlotKey, keep_newest
 
 NOT_FOUND_GRACE_SECONDS: Final = 15.0
 MISMATCH: Final = "IdempotentParameterMismatch"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SlotKey:
-    uid: str
-    node: str
-    instance_id: str
-    subnet_id: str
 
 
 @dataclass(kw_only=True, slots=True)
@@ -54,28 +39,14 @@ class _Chain:
     returned: str | None = None  # the ENI `token` answered with, once known
 
 
-def first_token(key: SlotKey) -> str:
-    """The chain's first token: derived from the slot alone."""
-    return tags.client_token(
-        uid=key.uid, node=key.node, instance_id=key.instance_id, subnet_id=key.subnet_id
-    )
-
-
 def next_token(token: str, *, left_because: str) -> str:
-    """The token after `token`, left because of `left_because` (a gone ENI's id,
-    or MISMATCH); 64 hex characters, as the first."""
+    """The token after `token`, left because of `left_because` (a gone ENI, or MISMATCH)."""
     return hashlib.sha256(f"{token}/{left_because}".encode()).hexdigest()
 
 
 class ClientTokens:
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        not_found_grace: float = NOT_FOUND_GRACE_SECONDS,
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._grace = not_found_grace
         self._chains: dict[SlotKey, _Chain] = {}
         self._gone: dict[str, None] = {}  # ENI ids known gone (ordered: oldest first)
         self._not_found_since: dict[str, float] = {}
@@ -85,15 +56,17 @@ class ClientTokens:
         """The token to send now: the chain moves past a token whose ENI is gone."""
         chain = self._chains.get(key)
         if chain is None:
-            chain = keep_newest(self._chains, key, _Chain(token=first_token(key)))
+            first = tags.client_token(
+                uid=key.uid, node=key.node, instance_id=key.instance_id, subnet_id=key.subnet_id
+            )
+            chain = keep_newest(self._chains, key, _Chain(token=first))
         if chain.returned is not None and self.is_gone(chain.returned):
             chain.token = next_token(chain.token, left_because=chain.returned)
             chain.returned = None
         return chain.token
 
     def created(self, key: SlotKey, *, token: str, eni_id: str) -> bool:
-        """Record that `token` answered with `eni_id`; False when that ENI is known
-        gone (a replay: the caller asks again with `token(key)`, the next one)."""
+        """Record that `token` answered with `eni_id`; False if that ENI is known gone."""
         chain = self._chains.get(key)
         if chain is None or chain.token != token:
             chain = keep_newest(self._chains, key, _Chain(token=token))
@@ -111,8 +84,7 @@ class ClientTokens:
         self._found.pop(eni_id, None)
 
     def not_found(self, eni_id: str) -> bool:
-        """EC2 answered NotFound for `eni_id`: gone at once if it was `found`
-        before, else once that lasts past the grace. True when it is gone now."""
+        """EC2 answered NotFound: gone at once if `found` before, else after the grace."""
         if eni_id in self._found:
             self.gone(eni_id)
         elif eni_id not in self._not_found_since:
@@ -120,8 +92,7 @@ class ClientTokens:
         return self.is_gone(eni_id)
 
     def found(self, eni_id: str) -> None:
-        """An attach of `eni_id` succeeded: any NotFound before was eventual
-        consistency, and any after is a delete."""
+        """An attach of `eni_id` succeeded: a NotFound from now on means deleted."""
         self._not_found_since.pop(eni_id, None)
         keep_newest(self._found, eni_id, None)
 
@@ -129,4 +100,4 @@ class ClientTokens:
         if eni_id in self._gone:
             return True
         since = self._not_found_since.get(eni_id)
-        return since is not None and self._clock() - since >= self._grace
+        return since is not None and self._clock() - since >= NOT_FOUND_GRACE_SECONDS

@@ -26,14 +26,13 @@ from eni_controller.reconcile.retries import (
     EffectAttempts,
     EffectKey,
     SlotBackoff,
+    SlotKey,
     StepKey,
 )
 from eni_controller.reconcile.tokens import (
     MISMATCH,
     NOT_FOUND_GRACE_SECONDS,
     ClientTokens,
-    SlotKey,
-    first_token,
     next_token,
 )
 from eni_controller.spec import NodeENISpec
@@ -42,7 +41,8 @@ from tests.harness.jobs import JOB_SUBNET, instance_ids, memory_job
 from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
-STEP = StepKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1", kind="create")
+FIRST = tags.client_token(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
+STEP = StepKey(slot=KEY, kind="create")
 INSTANCES = instance_ids(4)
 
 
@@ -50,17 +50,13 @@ INSTANCES = instance_ids(4)
 
 
 def test_the_first_token_is_the_slots_and_a_chain_is_the_same_in_every_process() -> None:
-    assert (
-        ClientTokens().token(KEY)
-        == first_token(KEY)
-        == tags.client_token(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
-    )
+    assert ClientTokens().token(KEY) == FIRST
     # a restarted controller walks the same tokens: a lost response returns its ENI
     one, other = ClientTokens(), ClientTokens()
     for tokens in (one, other):
         tokens.created(KEY, token=tokens.token(KEY), eni_id="eni-a")
         tokens.gone("eni-a")
-    assert one.token(KEY) == other.token(KEY) == next_token(first_token(KEY), left_because="eni-a")
+    assert one.token(KEY) == other.token(KEY) == next_token(FIRST, left_because="eni-a")
     assert len(one.token(KEY)) == 64
 
 
@@ -140,9 +136,10 @@ def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -
         failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
         delays.append(backoff.remaining(failure))
     assert delays == [2.0, 4.0, 8.0, 10.0, 10.0]
-    assert not backoff.due(STEP, generation=1)
-    clock.advance(10.0)
-    assert backoff.due(STEP, generation=1)
+    clock.advance(9.0)
+    assert backoff.remaining(failure) == 1.0
+    clock.advance(1.0)
+    assert backoff.remaining(failure) == 0.0
     assert backoff.standing(STEP, generation=1) is not None  # still reported
     backoff.succeeded(STEP)
     assert backoff.standing(STEP, generation=1) is None
@@ -151,9 +148,10 @@ def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -
 def test_an_edited_spec_starts_the_backoff_afresh() -> None:
     backoff = SlotBackoff(base=2.0, cap=300.0, clock=ManualClock())
     for _ in range(4):
-        backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
-    assert not backoff.due(STEP, generation=1)
-    assert backoff.due(STEP, generation=2)
+        failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
+    assert backoff.standing(STEP, generation=1) == failure
+    assert backoff.remaining(failure) > 0
+    assert backoff.standing(STEP, generation=2) is None
     assert backoff.failed(STEP, generation=2, reason="Unauthorized", message="m").attempts == 1
 
 
