@@ -50,10 +50,6 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
-def _empty_mapping() -> Mapping[str, str]:
-    return MappingProxyType({})
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Attachment:
     """One item of ``status.attachments``: an ENI of this NodeENI on one node (the
@@ -225,8 +221,8 @@ class NodeENI:
     uid: str = ""
     generation: int = 0
     resource_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=_empty_mapping)
-    annotations: Mapping[str, str] = field(default_factory=_empty_mapping)
+    labels: Mapping[str, str] = field(default_factory=dict)  # made read-only below
+    annotations: Mapping[str, str] = field(default_factory=dict)
     finalizers: tuple[str, ...] = ()
     deletion_timestamp: str | None = None
     spec: NodeENISpec | None

@@ -85,9 +85,7 @@ class NodeENISpec:
         return all(labels.get(key) == value for key, value in self.node_selector.items())
 
     def eni_description(self, node_name: str) -> str:
-        if self.description is not None:
-            return self.description
-        return default_eni_description(node_name)
+        return default_eni_description(node_name) if self.description is None else self.description
 
 
 def parse_spec(
