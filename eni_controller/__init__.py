@@ -1,9 +1,6 @@
-"""aws-multi-eni-controller: the controller (`eni-controller run`) and the node
-agent (`eni-controller agent`) of one package.
+"""aws-multi-eni-controller: the controller and the node agent of one package.
 
-`package_version()` lives here, the one place every entry point can import
-without loading a command's stack (the CLI's `--version`, the build-info
-metric, the start-up log line)."""
+`package_version()` lives here, importable without loading a command's stack."""
 
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
 """Command line: `eni-controller run|agent|check|status|iam-policy|version`.
 
-`python -m eni_controller` runs the same. `run` is the controller, `agent` the
-node agent (a DaemonSet, one per node).
-
-Start-up errors never end in a traceback: each is one line on stderr naming
-what is wrong, and the exit code says which kind it is (EXIT_CODES, also in
-`--help` and the README), so a misconfigured Deployment says what is wrong in
-its first log line and a script can tell a typo from an outage.
+`run` is the controller, `agent` the node agent (a DaemonSet). Start-up errors
+never end in a traceback: each is one line on stderr naming what is wrong, and
+the exit code says which kind it is (EXIT_CODES, also in `--help`), so a script
+can tell a typo from an outage.
 """
 
 from __future__ import annotations
@@ -34,10 +31,8 @@ from eni_controller.aws.retry import RetryPolicy
 from eni_controller.config import SETTINGS, Config
 from eni_controller.envvars import ConfigError, render_settings
 
-# The controller's modules (EC2 client, reconcilers, preflight) and the agent's
-# (netlink) are imported by the command that runs them: the agent runs on every
-# node, and neither process should carry the other's libraries (pyroute2 alone
-# is some 20 MiB of RSS, aiobotocore some 10).
+# Each command imports its own stack: neither the controller nor the agent (on
+# every node) carries the other's libraries (pyroute2 ~20 MiB RSS, aiobotocore ~10).
 if TYPE_CHECKING:
     from eni_controller.agent.settings import AgentSettings
 
@@ -134,8 +129,7 @@ def _iam_policy(args: argparse.Namespace) -> int:
             partition=args.partition,
         )
     except PolicyInputError as err:
-        print(f"eni-controller: {err}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return _fail(str(err), exit_code=EXIT_CONFIG_ERROR)
     print(json.dumps(policy, indent=2))
     return 0
 
@@ -178,8 +172,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 async def with_region(settings: Config, *, env: Mapping[str, str]) -> Config:
-    """`settings` with a region: the configured one, else the instance metadata
-    service's; ConfigError (one problem, naming AWS_REGION) if neither has one."""
+    """`settings` with a region: the configured one, else IMDS's; else ConfigError."""
     if settings.aws_region is not None:
         return settings
     unset = "AWS_REGION: unset (and AWS_DEFAULT_REGION)"
@@ -229,13 +222,13 @@ def _kubeconfig_files(kubeconfig: str | None) -> list[str]:
     return [p for p in listed.split(os.pathsep) if p] or [str(Path.home() / ".kube" / "config")]
 
 
-def _any_file(paths: Sequence[str]) -> bool:
+def _any_file(paths: Sequence[str]) -> bool:  # sync: ruff's ASYNC240 keeps Path I/O out of async
     return any(Path(p).is_file() for p in paths)
 
 
 async def kube_client(kubeconfig: str | None) -> client.ApiClient:
-    """In-cluster configuration inside a pod, else the kubeconfig (flag, then KUBECONFIG,
-    then ~/.kube/config). A missing or unreadable one is a StartupError, not a traceback."""
+    """In-cluster configuration inside a pod, else the kubeconfig (flag, KUBECONFIG,
+    ~/.kube/config); a missing or unreadable one is a StartupError."""
     configuration = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         try:
@@ -259,8 +252,7 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
 
 
 async def reach_api_server(api: client.ApiClient, *, timeout_seconds: float) -> None:
-    """One /version request: an API server that is down or refuses our credentials
-    stops start-up with one line, instead of informers retrying in the dark."""
+    """One /version request: a server down or refusing our credentials stops start-up."""
     host = api.configuration.host
     try:
         async with asyncio.timeout(timeout_seconds):

@@ -1,11 +1,9 @@
 """Controller configuration, read once from environment variables at start-up.
 
-The variable names and defaults match the Go aws-multi-eni-controller, so existing
-Helm values and manifests keep working. Everything is validated up front: a bad
-value stops the controller with one error listing every problem, instead of
-falling back to a default and misbehaving later. Durations use Go syntax
-(``30s``, ``5m``, ``1h30m``) and booleans use Go's ``strconv.ParseBool`` spellings
-(envvars.py reads them, for the node agent too).
+The variable names and defaults match the Go aws-multi-eni-controller, so
+existing Helm values and manifests keep working. Values are read and checked as
+envvars.py describes; on top of that, from_env checks the orderings between
+settings (lease timings, backoff, request and reconcile timeouts).
 """
 
 from __future__ import annotations
@@ -49,11 +47,19 @@ REGION_PATTERN = re.compile(  # also checks what IMDS answers (aws/imds.py)
 )
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 VPC_ID_PATTERN = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+_TAG_KEY_MAX, _TAG_VALUE_MAX = 128, 256  # EC2's limits on a tag's key and value
+_TAG_LIMITS = f"keys are at most {_TAG_KEY_MAX} characters, values at most {_TAG_VALUE_MAX}"
+
+_region = pattern(REGION_PATTERN, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
+_cluster_name = pattern(
+    CLUSTER_NAME_PATTERN,
+    "not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting alphanumeric)",
+)
+_vpc_id = pattern(VPC_ID_PATTERN, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
 
 
 def _device_index(text: str) -> int:
-    """DEFAULT_DEVICE_INDEX: within the NodeENI CRD's deviceIndex bounds."""
-    return count(text, maximum=DEVICE_INDEX_MAX)
+    return count(text, maximum=DEVICE_INDEX_MAX)  # the NodeENI CRD's deviceIndex bounds
 
 
 def _share(text: str) -> float:
@@ -67,17 +73,6 @@ def _share(text: str) -> float:
     return value
 
 
-_region = pattern(REGION_PATTERN, "not an AWS region name (such as us-east-1 or us-gov-west-1)")
-_cluster_name = pattern(
-    CLUSTER_NAME_PATTERN,
-    "not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting alphanumeric)",
-)
-_vpc_id = pattern(VPC_ID_PATTERN, "not a VPC ID (vpc- followed by 8 or 17 lowercase hex digits)")
-
-
-_TAG_KEY_MAX, _TAG_VALUE_MAX = 128, 256  # EC2's limits on a tag's key and value
-
-
 def _allow_tag(text: str) -> tuple[str, str]:
     """``key=value``: the tag an allowed subnet or security group carries."""
     key, sep, value = text.partition("=")
@@ -85,17 +80,14 @@ def _allow_tag(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise ValueError("not a tag (expected key=value, such as multus=true)")
     if len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
-        raise ValueError(
-            f"tag too long (keys are at most {_TAG_KEY_MAX} characters,"
-            f" values at most {_TAG_VALUE_MAX})"
-        )
+        raise ValueError(f"tag too long ({_TAG_LIMITS})")
     return key, value
 
 
 def _extra_tags(text: str) -> tuple[tuple[str, str], ...]:
-    """``k=v,k2=v2``: the operator's tags for every ENI, within EC2's limits and
-    clear of our own keys (reconcile/tags.py), so a create never fails on them."""
-    pairs: list[tuple[str, str]] = []
+    """``k=v,k2=v2``: tags for every ENI, within EC2's limits and clear of our own
+    keys (reconcile/tags.py), so a create never fails on them."""
+    pairs: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key:
@@ -105,19 +97,16 @@ def _extra_tags(text: str) -> tuple[tuple[str, str], ...]:
         if key in tags.RESERVED_KEYS or key.startswith(tags.CLUSTER_TAG_PREFIX):
             raise ValueError(f"tag key {key!r} is one the controller sets itself")
         if len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
-            raise ValueError(
-                f"tag {key[:40]!r} too long (keys are at most {_TAG_KEY_MAX} characters,"
-                f" values at most {_TAG_VALUE_MAX})"
-            )
-        if any(key == seen for seen, _ in pairs):
+            raise ValueError(f"tag {key[:40]!r} too long ({_TAG_LIMITS})")
+        if key in pairs:
             raise ValueError(f"tag key {key!r} given twice")
-        pairs.append((key, value))
+        pairs[key] = value
     if len(pairs) > tags.EXTRA_TAGS_MAX:
         raise ValueError(
             f"{len(pairs)} tags; at most {tags.EXTRA_TAGS_MAX} (EC2 allows"
             f" {tags.TAGS_PER_RESOURCE_MAX} per ENI and the controller sets the rest)"
         )
-    return tuple(pairs)
+    return tuple(pairs.items())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,20 +123,17 @@ class CircuitBreakerConfig:
 class Config:
     """Validated controller settings; build it with :meth:`from_env`.
 
-    The field defaults are the documented defaults of each environment variable
-    (SETTINGS below names them). Constructing ``Config`` directly does not
-    validate (it is meant for tests).
+    The field defaults are the variables' documented defaults; constructing
+    ``Config`` directly does not validate (it is meant for tests).
     """
 
-    # None: neither AWS_REGION nor AWS_DEFAULT_REGION is set; the CLI asks the
-    # instance metadata service (aws/imds.py) before anything uses it
-    aws_region: str | None = None
+    aws_region: str | None = None  # None: unset; the CLI asks IMDS (aws/imds.py)
     aws_endpoint_url: str | None = None
     cluster_name: str | None = None
     vpc_id: str | None = None
-    reconcile_period_seconds: float = 300.0  # 5m
-    detachment_timeout_seconds: float = 15.0  # 15s
-    max_cleanup_duration_seconds: float = 1800.0  # 30m
+    reconcile_period_seconds: float = 300.0
+    detachment_timeout_seconds: float = 15.0
+    max_cleanup_duration_seconds: float = 1800.0
     max_concurrent_reconciles: int = 5
     max_concurrent_eni_cleanup: int = 3
     default_device_index: int = 1  # device index 0 is the instance's primary ENI
@@ -161,38 +147,29 @@ class Config:
     leader_lease_duration_seconds: float = 15.0
     leader_renew_deadline_seconds: float = 10.0
     leader_retry_period_seconds: float = 2.0
-    pod_namespace: str = "default"  # where the leader Lease lives
-    bind_address: str = "0.0.0.0"  # for /metrics and the probes
+    pod_namespace: str = "default"
+    bind_address: str = "0.0.0.0"
     metrics_port: int = 8080
     health_probe_port: int = 8081
-    orphan_sweep_interval_seconds: float = 300.0  # 5m
-    orphan_grace_period_seconds: float = 600.0  # 10m
-    # per-slot backoff after a failed EC2 step: base * 2**(failures - 1), capped
+    orphan_sweep_interval_seconds: float = 300.0
+    orphan_grace_period_seconds: float = 600.0
     error_backoff_base_seconds: float = BACKOFF_BASE_SECONDS
     error_backoff_max_seconds: float = BACKOFF_MAX_SECONDS
-    # every non-watch Kubernetes request (patches, Event writes, lists, Lease calls)
-    kube_request_timeout_seconds: float = 30.0  # 30s
-    # one reconcile of one NodeENI; an overrun is cancelled and retried with backoff
-    reconcile_timeout_seconds: float = 300.0  # 5m
+    kube_request_timeout_seconds: float = 30.0
+    reconcile_timeout_seconds: float = 300.0
     log_level: LogLevel = "info"
     log_format: LogFormat = "json"
-    # allow-lists by tag (key, value): a subnet / security group without it is refused
     subnet_allow_tag: tuple[str, str] | None = None
     security_group_allow_tag: tuple[str, str] | None = None
-    # the operator's tags on every ENI created, in the order given (EXTRA_ENI_TAGS)
-    extra_eni_tags: tuple[tuple[str, str], ...] = ()
+    extra_eni_tags: tuple[tuple[str, str], ...] = ()  # in the order given
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Build a Config from ``env`` (``os.environ`` when None).
-
-        Raises ConfigError listing every invalid variable, never just the first.
-        Pure: an unset region stays None (the CLI then asks aws/imds.py).
-        """
+        """A Config from ``env`` (``os.environ`` when None); ConfigError lists every
+        invalid variable. An unset region stays None (the CLI asks aws/imds.py)."""
         env = os.environ if env is None else env
         config, problems = read_settings(SETTINGS, cls(), env)
-        if config.aws_region is None:
-            # botocore's own fallback name, read the same way
+        if config.aws_region is None:  # botocore's own fallback name, read the same way
             config, more = read_settings(_DEFAULT_REGION, config, env)
             problems.extend(more)
         lease = (
@@ -225,47 +202,42 @@ class Config:
 _RATE = "ec2_rate_limits"
 SETTINGS: tuple[Setting, ...] = (
     Setting(
-        env="AWS_REGION",
-        path="aws_region",
-        parse=_region,
-        help="region of EC2 calls (unset: AWS_DEFAULT_REGION, then instance metadata)",
+        "AWS_REGION",
+        "aws_region",
+        _region,
+        "region of EC2 calls (unset: AWS_DEFAULT_REGION, then instance metadata)",
         default_text="from IMDS",
     ),
     Setting(
-        env="AWS_ENDPOINT_URL",
-        path="aws_endpoint_url",
-        parse=endpoint_url,
-        help="EC2 endpoint override (a VPC endpoint, a moto server)",
+        "AWS_ENDPOINT_URL",
+        "aws_endpoint_url",
+        endpoint_url,
+        "EC2 endpoint override (a VPC endpoint, a moto server)",
     ),
     Setting(
-        env="CLUSTER_NAME",
-        path="cluster_name",
-        parse=_cluster_name,
-        help="tags every ENI kubernetes.io/cluster/<name>=owned (unset: from the nodes' tags)",
+        "CLUSTER_NAME",
+        "cluster_name",
+        _cluster_name,
+        "tags every ENI kubernetes.io/cluster/<name>=owned (unset: from the nodes' tags)",
+    ),
+    Setting("VPC_ID", "vpc_id", _vpc_id, "scopes subnet and security-group lookups to this VPC"),
+    Setting(
+        "SUBNET_ALLOW_TAG",
+        "subnet_allow_tag",
+        _allow_tag,
+        "key=value: only subnets with this tag may be used",
     ),
     Setting(
-        env="VPC_ID",
-        path="vpc_id",
-        parse=_vpc_id,
-        help="scopes subnet and security-group lookups to this VPC",
+        "SECURITY_GROUP_ALLOW_TAG",
+        "security_group_allow_tag",
+        _allow_tag,
+        "key=value: only security groups with this tag may be used",
     ),
     Setting(
-        env="SUBNET_ALLOW_TAG",
-        path="subnet_allow_tag",
-        parse=_allow_tag,
-        help="key=value: only subnets with this tag may be used",
-    ),
-    Setting(
-        env="SECURITY_GROUP_ALLOW_TAG",
-        path="security_group_allow_tag",
-        parse=_allow_tag,
-        help="key=value: only security groups with this tag may be used",
-    ),
-    Setting(
-        env="EXTRA_ENI_TAGS",
-        path="extra_eni_tags",
-        parse=_extra_tags,
-        help="k=v,k2=v2: tags added to every ENI created (not our own keys, not aws:)",
+        "EXTRA_ENI_TAGS",
+        "extra_eni_tags",
+        _extra_tags,
+        "k=v,k2=v2: tags added to every ENI created (not our own keys, not aws:)",
     ),
     duration("RECONCILE_PERIOD", "reconcile_period_seconds", "resync of every NodeENI"),
     duration("DETACHMENT_TIMEOUT", "detachment_timeout_seconds", "wait for one detach"),
@@ -275,83 +247,83 @@ SETTINGS: tuple[Setting, ...] = (
         "give up cleaning a deleted NodeENI's ENIs after this",
     ),
     Setting(
-        env="MAX_CONCURRENT_RECONCILES",
-        path="max_concurrent_reconciles",
-        parse=count,
-        help="NodeENIs reconciled at once",
+        "MAX_CONCURRENT_RECONCILES",
+        "max_concurrent_reconciles",
+        count,
+        "NodeENIs reconciled at once",
     ),
     Setting(
-        env="MAX_CONCURRENT_ENI_CLEANUP",
-        path="max_concurrent_eni_cleanup",
-        parse=count,
-        help="ENIs detached and deleted at once",
+        "MAX_CONCURRENT_ENI_CLEANUP",
+        "max_concurrent_eni_cleanup",
+        count,
+        "ENIs detached and deleted at once",
     ),
     Setting(
-        env="DEFAULT_DEVICE_INDEX",
-        path="default_device_index",
-        parse=_device_index,
-        help="device index of a NodeENI that names none",
+        "DEFAULT_DEVICE_INDEX",
+        "default_device_index",
+        _device_index,
+        "device index of a NodeENI that names none",
     ),
     Setting(
-        env="DEFAULT_DELETE_ON_TERMINATION",
-        path="default_delete_on_termination",
-        parse=boolean,
-        help="deleteOnTermination of a NodeENI that names none",
+        "DEFAULT_DELETE_ON_TERMINATION",
+        "default_delete_on_termination",
+        boolean,
+        "deleteOnTermination of a NodeENI that names none",
     ),
     Setting(
-        env="CIRCUIT_BREAKER_ENABLED",
-        path="circuit_breaker.enabled",
-        parse=boolean,
-        help="stop calling EC2 for a while after repeated failures",
+        "CIRCUIT_BREAKER_ENABLED",
+        "circuit_breaker.enabled",
+        boolean,
+        "stop calling EC2 for a while after repeated failures",
     ),
     Setting(
-        env="CIRCUIT_BREAKER_FAILURE_THRESHOLD",
-        path="circuit_breaker.failure_threshold",
-        parse=count,
-        help="failures in a row that open the breaker",
+        "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+        "circuit_breaker.failure_threshold",
+        count,
+        "failures in a row that open the breaker",
     ),
     Setting(
-        env="CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
-        path="circuit_breaker.success_threshold",
-        parse=count,
-        help="successes in a row that close it again",
+        "CIRCUIT_BREAKER_SUCCESS_THRESHOLD",
+        "circuit_breaker.success_threshold",
+        count,
+        "successes in a row that close it again",
     ),
     duration("CIRCUIT_BREAKER_TIMEOUT", "circuit_breaker.timeout_seconds", "open before a trial"),
     Setting(
-        env="EC2_DESCRIBE_BURST",
-        path=f"{_RATE}.describe.capacity",
-        parse=count,
-        help="client-side bucket size for Describe* calls",
+        "EC2_DESCRIBE_BURST",
+        f"{_RATE}.describe.capacity",
+        count,
+        "client-side bucket size for Describe* calls",
     ),
     Setting(
-        env="EC2_DESCRIBE_RATE",
-        path=f"{_RATE}.describe.refill_per_second",
-        parse=positive_rate,
-        help="its refill, requests per second",
+        "EC2_DESCRIBE_RATE",
+        f"{_RATE}.describe.refill_per_second",
+        positive_rate,
+        "its refill, requests per second",
     ),
     Setting(
-        env="EC2_MUTATING_BURST",
-        path=f"{_RATE}.mutating.capacity",
-        parse=count,
-        help="client-side bucket size for mutating calls",
+        "EC2_MUTATING_BURST",
+        f"{_RATE}.mutating.capacity",
+        count,
+        "client-side bucket size for mutating calls",
     ),
     Setting(
-        env="EC2_MUTATING_RATE",
-        path=f"{_RATE}.mutating.refill_per_second",
-        parse=positive_rate,
-        help="its refill, requests per second",
+        "EC2_MUTATING_RATE",
+        f"{_RATE}.mutating.refill_per_second",
+        positive_rate,
+        "its refill, requests per second",
     ),
     Setting(
-        env="EC2_BUDGET_SHARE",
-        path="ec2_budget_share",
-        parse=_share,
-        help="share of both buckets this controller paces to (0 < share <= 1)",
+        "EC2_BUDGET_SHARE",
+        "ec2_budget_share",
+        _share,
+        "share of both buckets this controller paces to (0 < share <= 1)",
     ),
     Setting(
-        env="ENABLE_LEADER_ELECTION",
-        path="enable_leader_election",
-        parse=boolean,
-        help="only the Lease holder reconciles",
+        "ENABLE_LEADER_ELECTION",
+        "enable_leader_election",
+        boolean,
+        "only the Lease holder reconciles",
     ),
     duration("LEADER_ELECTION_LEASE_DURATION", "leader_lease_duration_seconds", "Lease length"),
     duration(
@@ -359,24 +331,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     duration("LEADER_ELECTION_RETRY_PERIOD", "leader_retry_period_seconds", "Lease retry"),
     Setting(
-        env="POD_NAMESPACE",
-        path="pod_namespace",
-        parse=namespace,
-        help="namespace of the leader Lease and of Events",
+        "POD_NAMESPACE", "pod_namespace", namespace, "namespace of the leader Lease and of Events"
     ),
-    Setting(
-        env="BIND_ADDRESS",
-        path="bind_address",
-        parse=bind_address,
-        help="address of /metrics and the probes",
-    ),
-    Setting(env="METRICS_PORT", path="metrics_port", parse=port, help="/metrics port"),
-    Setting(
-        env="HEALTH_PROBE_PORT",
-        path="health_probe_port",
-        parse=port,
-        help="/healthz and /readyz port",
-    ),
+    Setting("BIND_ADDRESS", "bind_address", bind_address, "address of /metrics and the probes"),
+    Setting("METRICS_PORT", "metrics_port", port, "/metrics port"),
+    Setting("HEALTH_PROBE_PORT", "health_probe_port", port, "/healthz and /readyz port"),
     duration("ORPHAN_SWEEP_INTERVAL", "orphan_sweep_interval_seconds", "orphan sweep period"),
     duration(
         "ORPHAN_GRACE_PERIOD",
@@ -389,8 +348,4 @@ SETTINGS: tuple[Setting, ...] = (
     duration("RECONCILE_TIMEOUT", "reconcile_timeout_seconds", "limit of one reconcile"),
     *LOG_SETTINGS,
 )
-_DEFAULT_REGION = (
-    Setting(
-        env="AWS_DEFAULT_REGION", path="aws_region", parse=_region, help="AWS_REGION's fallback"
-    ),
-)
+_DEFAULT_REGION = (Setting("AWS_DEFAULT_REGION", "aws_region", _region, "AWS_REGION's fallback"),)

@@ -1,18 +1,17 @@
 """The running controller: informers feed two work queues, workers drain them.
 
-NodeENIs are reconciled from one queue (routing: reconcile/routing.py), all of
-them again every RECONCILE_PERIOD after one describe of all our ENIs. ENINode
-specs sync from a queue of their own, keyed by node, so a sync (one small write
-or none) neither waits behind nor holds up a reconcile. Leading does not wait
-for the ENINode informer (until it lists, the reconciler keeps what status
-says); the spec workers do, so they create only against a complete store. A
-cluster without the ENINode CRD keeps working on NodeENIs.
+NodeENIs are reconciled from one queue (reconcile/routing.py), all of them again
+every RECONCILE_PERIOD after one describe of all our ENIs. ENINode specs sync
+from a queue of their own, keyed by node, so a sync neither waits behind nor
+holds up a reconcile; the spec workers wait for the ENINode informer, so they
+create only against a complete store. A cluster without the ENINode CRD keeps
+working on NodeENIs.
 
-Nothing may pin a key (the queue never hands one to two workers): every
-Kubernetes request is bounded by KUBE_REQUEST_TIMEOUT (the API client is
-wrapped once, here), every reconcile by RECONCILE_TIMEOUT, and running out
-retries the key after its backoff. Liveness fails, naming worker and key, if
-a worker is still on one key well past RECONCILE_TIMEOUT.
+Nothing may pin a key: every Kubernetes request is bounded by
+KUBE_REQUEST_TIMEOUT (the API client is wrapped once, here), every reconcile by
+RECONCILE_TIMEOUT, and running out retries the key after its backoff. Liveness
+fails, naming worker and key, if a worker is on one key well past
+RECONCILE_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -63,14 +62,11 @@ from eni_controller.reconcile.tokens import ClientTokens
 
 log = structlog.get_logger(__name__)
 
-# On shutdown in-flight reconciles get this long to finish, then are cancelled:
-# safe at any point (the same adoption that covers a crash), and it keeps the
-# exit well inside Kubernetes' 30 s grace period however big the rollout.
+# on shutdown, in-flight reconciles get this long, then are cancelled (safe: the
+# adoption that covers a crash covers it), well inside the 30 s grace period
 DRAIN_SECONDS = 5.0
 LOOP_STALL_SECONDS = 10.0
-# A reconcile is cancelled at RECONCILE_TIMEOUT; one still running this much later
-# did not let go of its key, and liveness fails.
-WORKER_STUCK_GRACE_SECONDS = 60.0
+WORKER_STUCK_GRACE_SECONDS = 60.0  # past RECONCILE_TIMEOUT: liveness fails
 ENINODE_SYNC_WORKERS = 2  # each sync is one write or none
 
 
@@ -194,13 +190,13 @@ class Controller:
         )
 
     def ready(self) -> tuple[bool, str]:
-        """Readiness: the informers have synced. Safe to call from another thread."""
+        """Readiness: the informers have synced. Safe from another thread."""
         synced = self.nodeenis.has_synced and self.nodes.has_synced
         return synced, "" if synced else "informers not synced"
 
     def live(self) -> tuple[bool, str]:
-        """Liveness: the event loop ticks, the informers run, no worker is stuck on a
-        key. Safe from another thread: reads only locked or frozen state."""
+        """Liveness: the loop ticks, the informers run, no worker is stuck on a key.
+        Safe from another thread."""
         if not self.heartbeat.alive(stale_after=LOOP_STALL_SECONDS):
             return False, f"event loop stalled for {self.heartbeat.lag():.1f}s"
         if any(t.done() for t in self._informer_tasks):
@@ -214,8 +210,8 @@ class Controller:
         return True, ""
 
     async def run(self) -> None:
-        """Run until cancelled: informers always (a standby keeps a warm cache and is
-        ready), workers, cleanup and the sweep only while leading. On exit, in-flight
+        """Run until cancelled: informers always (a standby keeps a warm cache),
+        workers, cleanup and the sweep only while leading. On exit, in-flight
         reconciles and their Events get DRAIN_SECONDS each, then the Lease goes."""
         informers = [
             asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes, self.eninodes)
@@ -269,8 +265,7 @@ class Controller:
                 self.metrics.forget_nodeenis()
 
     def _cleaned(self, owner: str) -> None:
-        """Some of `owner`'s ENIs left the cleanup pool: its status and finalizer
-        follow, from a describe made after."""
+        """Some of `owner`'s ENIs left the cleanup pool: reconcile it from a new describe."""
         if owner == SWEEP_OWNER:
             return
         raw = self.nodeenis.get(owner)
@@ -279,8 +274,8 @@ class Controller:
         self.queue.add(owner)
 
     def _cleanup_event(self, owner: str, reason: str, message: str) -> None:
-        """A Normal Event from the cleanup pool about `owner`, written by the recorder's
-        task; none for the orphan sweep's ENIs (no NodeENI) or a NodeENI gone."""
+        """A Normal Event from the cleanup pool about `owner`; none for the orphan
+        sweep's ENIs or a NodeENI gone."""
         raw = self.nodeenis.get(owner) if owner != SWEEP_OWNER else None
         if raw is None:
             return
@@ -290,14 +285,12 @@ class Controller:
         self.events.record_soon(involved, type_="Normal", reason=reason, message=message)
 
     def _detached(self, instance_id: str, index: int) -> None:
-        """The cleanup pool saw an ENI it detached free: its device index is free for
-        the next attach, and the instance's facts are out of date."""
+        """An ENI the cleanup pool detached is free: release its index, refresh the instance."""
         self._allocator.release(instance_id, index)
         self.view.changed(instance=instance_id)
 
     def _deleted(self, eni_id: str) -> None:
-        """The cleanup pool deleted an ENI: its ClientToken is never sent again, any
-        device index still reserved for it is free, and no answer shows it again."""
+        """The cleanup pool deleted an ENI: forget its ClientToken, index and view."""
         self._executor.gone(eni_id)
         self.view.deleted(eni_id)
 
@@ -307,8 +300,8 @@ class Controller:
             self.resync()
 
     def resync(self) -> None:
-        """Every NodeENI to the queue, and one describe of all our ENIs that serves
-        them; every node with an ENINode or an ENI to the ENINode queue."""
+        """Every NodeENI to the queue, served by one describe of all our ENIs; every
+        node with an ENINode or an ENI to the ENINode queue."""
         names = [_meta(raw)["name"] for raw in self.nodeenis.list()]
         for name in names:
             self.queue.add(name)
@@ -318,7 +311,6 @@ class Controller:
             self.eninode_queue.add(node)
 
     async def _eninode_worker(self) -> None:
-        """Syncs ENINode specs; a failed sync is retried after the node's backoff."""
         await self.eninodes.wait_synced()  # creates only against a complete store
         while (node := await _next(self.eninode_queue)) is not None:
             try:
@@ -354,10 +346,10 @@ class Controller:
                 self.queue.add_rate_limited(key, at_least=retry_after_seconds(err))
             else:
                 self.queue.forget(key)
-                requeue = result.requeue_after is not None
-                self.metrics.reconciles.labels("requeue" if requeue else "success").inc()
-                if result.requeue_after is not None:
-                    self.queue.add_after(key, result.requeue_after)
+                requeue = result.requeue_after
+                self.metrics.reconciles.labels("success" if requeue is None else "requeue").inc()
+                if requeue is not None:
+                    self.queue.add_after(key, requeue)
             finally:
                 structlog.contextvars.reset_contextvars(**context)
                 self.metrics.reconcile_duration.observe(time.perf_counter() - started)
@@ -365,7 +357,6 @@ class Controller:
                 self.queue.done(key)
 
     def _failed(self, err: Exception, *, overran: bool, worker: int) -> None:
-        """Log and count a failed reconcile, classified by exception class."""
         # past our own deadline the label is ours, whatever the cancelled reconcile raised
         error = "ReconcileTimeout" if overran else type(err).__name__
         if overran:
@@ -390,7 +381,6 @@ class Controller:
 
 
 async def _next(queue: WorkQueue[str]) -> str | None:
-    """The queue's next key; None once it is shut down."""
     try:
         return await queue.get()
     except ShutDown:

@@ -1,16 +1,14 @@
 """Typed ENINode objects: the per-node record shared by the controller and the node agent.
 
 One cluster-scoped ENINode per Node, same name, owned by the Node. The controller
-writes ``spec`` (the ENIs this node should have, and what to do with each), the
-node's agent writes ``status`` (what it found and did): neither clobbers the
-other, and a NodeENI change never fans out to every node. Invariants:
+writes ``spec`` (the ENIs this node should have), the node's agent writes
+``status`` (what it found and did): neither clobbers the other. Invariants:
 
 * a rendered spec or status is canonical (spec entries sorted by device index
   then ENI id, optional fields absent rather than null), so each writer writes
   only on a real change;
-* ``parse_spec`` checks every entry (the CRD schema may be missing or older): a
-  bad entry is dropped with one problem naming its path, the rest kept;
-  ``parse_status`` drops junk; neither raises;
+* ``parse_spec`` drops a bad entry with one problem naming its path and keeps
+  the rest; ``parse_status`` drops junk; neither raises;
 * ``InterfaceStatus.observed_at`` is not one of an entry's facts.
 """
 
@@ -24,7 +22,7 @@ from typing import Any, Final
 
 from eni_controller import model
 from eni_controller import spec as nodeeni_spec
-from eni_controller.fields import FieldReader, pattern_check, preview, wrong_type
+from eni_controller.fields import FieldReader, length_check, pattern_check, preview, wrong_type
 from eni_controller.model import opt_bool, opt_enum, opt_int, opt_list, opt_str, without_none
 
 GROUP: Final = model.GROUP
@@ -97,7 +95,7 @@ def _spec_order(entry: WantedInterface) -> tuple[int, str]:
 
 @dataclass(frozen=True, slots=True)
 class ENINodeSpec:
-    """A valid spec: entries in canonical order, each ENI id and each MAC once."""
+    """A valid spec: each ENI id and each MAC once."""
 
     interfaces: tuple[WantedInterface, ...] = ()
 
@@ -125,13 +123,8 @@ class SpecProblem:
 
 
 def parse_spec(raw: object) -> tuple[ENINodeSpec, tuple[SpecProblem, ...]]:
-    """The valid entries of a raw ENINode spec, and one problem per entry dropped.
-
-    A missing spec or list is an empty spec. An entry is dropped when a field is
-    missing or invalid, or when its ENI id or MAC was already listed; every
-    problem names its path, e.g. ``spec.interfaces[2].mtu: 10000 is out of range
-    (576..9001)``.
-    """
+    """The valid entries of a raw ENINode spec, and one problem per entry dropped (a
+    field missing or invalid, an ENI id or MAC listed before), naming its path."""
     if raw is not None and not isinstance(raw, Mapping):
         return ENINodeSpec(), (_whole_spec(f"spec: {wrong_type('an object', raw)}"),)
     items = None if raw is None else raw.get("interfaces")
@@ -188,12 +181,6 @@ def _check_node_eni(value: str) -> str | None:
     return None
 
 
-def _check_resource_name(value: str) -> str | None:
-    if 1 <= len(value) <= nodeeni_spec.DPDK_RESOURCE_NAME_MAX_LENGTH:
-        return None
-    return f"must be 1..{nodeeni_spec.DPDK_RESOURCE_NAME_MAX_LENGTH} characters"
-
-
 def _parse_entry(path: str, raw: object) -> tuple[WantedInterface | None, list[str]]:
     if not isinstance(raw, Mapping):
         return None, [f"{path}: {wrong_type('an object', raw)}"]
@@ -217,7 +204,6 @@ def _parse_entry(path: str, raw: object) -> tuple[WantedInterface | None, list[s
 
 
 def _parse_dpdk(entry: FieldReader) -> DPDKRequest | None:
-    """The entry's ``dpdk``; its problems go to the entry's."""
     raw = entry.get("dpdk")
     if raw is None:
         return None
@@ -227,7 +213,9 @@ def _parse_dpdk(entry: FieldReader) -> DPDKRequest | None:
         return None
     r = FieldReader(raw, path=path, problems=entry.problems)
     driver = r.string("driver", nodeeni_spec.check_dpdk_driver, required=True)
-    resource_name = r.string("resourceName", _check_resource_name)
+    resource_name = r.string(
+        "resourceName", length_check(1, nodeeni_spec.DPDK_RESOURCE_NAME_MAX_LENGTH)
+    )
     pci_address = r.string("pciAddress", nodeeni_spec.check_pci_address)
     if driver is None:
         return None
@@ -376,8 +364,7 @@ class ENINode:
 
 
 def node_owner_reference(*, node_name: str, node_uid: str) -> dict[str, Any]:
-    """The ownerReference to a Node, so that its ENINode is deleted with it: not
-    blocking the Node's deletion, and not a controller reference."""
+    """A Node as owner, so that its ENINode is deleted with it (not blocking, not controller)."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -389,7 +376,7 @@ def node_owner_reference(*, node_name: str, node_uid: str) -> dict[str, Any]:
 
 
 def eninode_body(*, node_name: str, node_uid: str, spec: ENINodeSpec) -> dict[str, Any]:
-    """A new ENINode for a Node, owned by it so that it is deleted with it."""
+    """A new ENINode for a Node, owned by it."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

@@ -1,8 +1,7 @@
 """Settings read from environment variables: the value parsers and the table.
 
-Both programs, the controller (config.py) and the node agent
-(agent/settings.py), are configured the same way, so a variable reads the same
-in either: Go syntax for durations (``30s``, ``5m``, ``1h30m``) and Go's
+The controller (config.py) and the node agent (agent/settings.py) read a
+variable alike: Go syntax for durations (``30s``, ``5m``, ``1h30m``) and Go's
 ``strconv.ParseBool`` spellings for booleans, as the Go controller's manifests
 use them.
 
@@ -22,15 +21,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from operator import attrgetter
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
-T = TypeVar("T")
+S = TypeVar("S")
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "console"]
 
-MAX_COUNT = 1000
-"""Upper bound for every integer setting: anything larger is a typo, not a tuning choice."""
+MAX_COUNT = 1000  # for every integer setting: anything larger is a typo, not a tuning choice
 
 _NANOSECONDS_PER_UNIT = {
     "ns": 1,
@@ -52,23 +50,12 @@ _BOOLS = {
     **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
     **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
 }
-_LOG_LEVELS: dict[str, LogLevel] = {
-    "debug": "debug",
-    "info": "info",
-    "warning": "warning",
-    "error": "error",
-}
+_LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 def parse_duration(text: str) -> float:
-    """Parse a Go ``time.ParseDuration`` string such as ``"1h30m"`` into seconds.
-
-    Accepts exactly Go's grammar: an optional sign, then one or more
-    ``<number><unit>`` parts (the number may have a fraction; units are ns, us,
-    µs, μs, ms, s, m, h), or a bare ``"0"``. Like Go, fractions below a
-    nanosecond are truncated and values beyond int64 nanoseconds are rejected.
-    Raises ValueError for anything else.
-    """
+    """Seconds of a Go ``time.ParseDuration`` string such as ``"1h30m"``: exactly Go's
+    grammar, sub-nanosecond fractions truncated, beyond int64 nanoseconds refused."""
     if text in ("0", "+0", "-0"):
         return 0.0
     if not _DURATION_RE.fullmatch(text):
@@ -159,18 +146,15 @@ def endpoint_url(text: str) -> str:
 
 
 def log_level_of(text: str) -> LogLevel:
-    level = _LOG_LEVELS.get(text.lower())
-    if level is None:
+    if text.lower() not in _LOG_LEVELS:
         raise ValueError(f"not a log level (use one of {', '.join(_LOG_LEVELS)})")
-    return level
+    return cast(LogLevel, text.lower())
 
 
 def log_format_of(text: str) -> LogFormat:
-    if text == "json":
-        return "json"
-    if text == "console":
-        return "console"
-    raise ValueError("not a log format (use json or console)")
+    if text not in get_args(LogFormat):
+        raise ValueError("not a log format (use json or console)")
+    return cast(LogFormat, text)
 
 
 class ConfigError(ValueError):
@@ -183,30 +167,6 @@ class ConfigError(ValueError):
     def one_line(self) -> str:
         """The problems on one line, for a start-up error on stderr."""
         return "invalid configuration: " + "; ".join(self.problems)
-
-
-class _EnvReader:
-    """Reads variables one at a time, recording every bad value instead of stopping."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self.problems: list[str] = []
-
-    def optional(self, name: str, parse: Callable[[str], T]) -> T | None:
-        """Parse ``name`` if set; surrounding whitespace is ignored and empty means unset."""
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return None
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            # json.dumps quotes like Go's %q, escaping newlines and quotes in the value.
-            self.problems.append(f"{name}={json.dumps(raw, ensure_ascii=False)}: {exc}")
-            return None
-
-    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        value = self.optional(name, parse)
-        return default if value is None else value
 
 
 def format_duration(seconds: float) -> str:
@@ -241,15 +201,11 @@ def _show_duration(value: object) -> str:
     return format_duration(value) if isinstance(value, float) else _show(value)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class Setting:
-    """One environment variable: where its value goes, how it is read, what it means.
-
-    The default is never written here: it is the settings class's field default
-    (``path`` names the field, dotted for a nested dataclass), so the value the
-    code uses and the value ``--help`` shows cannot differ. ``default_text``
-    describes a default that is not a value (a fallback chain, "required").
-    """
+    """One environment variable: the field it sets (``path``, dotted for a nested
+    dataclass), how it is read, what it means. ``default_text`` describes a
+    default that is not a value (a fallback chain, "required")."""
 
     env: str
     path: str
@@ -265,7 +221,7 @@ class Setting:
 
 
 def duration(env: str, path: str, help: str) -> Setting:
-    return Setting(env=env, path=path, parse=positive_duration, help=help, show=_show_duration)
+    return Setting(env, path, positive_duration, help, show=_show_duration)
 
 
 def _replace_path(obj: Any, path: str, value: object) -> Any:
@@ -275,21 +231,24 @@ def _replace_path(obj: Any, path: str, value: object) -> Any:
     return dataclasses.replace(obj, **{head: value})
 
 
-S = TypeVar("S")
-
-
 def read_settings(
     table: Sequence[Setting], defaults: S, env: Mapping[str, str]
 ) -> tuple[S, list[str]]:
     """``defaults`` with every variable of ``table`` set in ``env`` applied, and
     the problems found (one per bad variable; all of them, not just the first)."""
-    r = _EnvReader(env)
-    result = defaults
+    result, problems = defaults, []
     for setting in table:
-        value = r.optional(setting.env, setting.parse)
-        if value is not None:
+        raw = env.get(setting.env, "").strip()  # empty means unset
+        if not raw:
+            continue
+        try:
+            value = setting.parse(raw)
+        except ValueError as exc:
+            # json.dumps quotes like Go's %q, escaping newlines and quotes in the value.
+            problems.append(f"{setting.env}={json.dumps(raw, ensure_ascii=False)}: {exc}")
+        else:
             result = _replace_path(result, setting.path, value)
-    return result, r.problems
+    return result, problems
 
 
 def render_settings(table: Sequence[Setting], defaults: object) -> str:
@@ -310,13 +269,8 @@ KUBE_REQUEST_TIMEOUT = duration(
     "limit of every Kubernetes request but watches",
 )
 LOG_SETTINGS = (
+    Setting("LOG_LEVEL", "log_level", log_level_of, "debug, info, warning, error"),
     Setting(
-        env="LOG_LEVEL", path="log_level", parse=log_level_of, help="debug, info, warning, error"
-    ),
-    Setting(
-        env="LOG_FORMAT",
-        path="log_format",
-        parse=log_format_of,
-        help="json or console; --log-format overrides it",
+        "LOG_FORMAT", "log_format", log_format_of, "json or console; --log-format overrides it"
     ),
 )

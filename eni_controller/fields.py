@@ -1,11 +1,9 @@
 """Reading raw API objects field by field, with every problem in an operator's words.
 
-Objects from the API may have been stored before the CRD schema had a rule, or
-where it was never applied, so the NodeENI spec (spec.py) and the ENINode spec
-(eninode.py) check their fields themselves. Both read through ``FieldReader``,
-so a field's problems are phrased alike everywhere: ``<path>: <reason>``, the
-value quoted as JSON and shortened (``preview``). Nothing here raises,
-whatever the JSON types.
+The NodeENI spec (spec.py) and the ENINode spec (eninode.py) both read through
+``FieldReader``, so problems are phrased alike: ``<path>: <reason>``, the value
+quoted as JSON and shortened (``preview``). Nothing here raises, whatever the
+JSON types.
 """
 
 from __future__ import annotations
@@ -23,10 +21,7 @@ _PREVIEW_MAX_LENGTH: Final = 60
 
 class FieldReader:
     """Reads the fields of one raw object at ``path``, recording every problem found.
-
-    A field that is absent or null reads as None, a problem only when required
-    (the API server drops nulls from fields that are not nullable).
-    """
+    A field absent or null reads as None, a problem only when required."""
 
     def __init__(
         self, raw: Mapping[Any, Any], *, path: str, problems: list[str] | None = None

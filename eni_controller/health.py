@@ -1,18 +1,11 @@
 """HTTP endpoints for Kubernetes probes and Prometheus, served off the event loop.
 
-The controller does all of its work on one asyncio event loop. A liveness probe
-answered by that same loop cannot say the loop is stuck: when a coroutine blocks
-it, the probe request simply hangs, and the kubelet sees a timeout rather than a
-reason. So the endpoints here are served by the stdlib's ThreadingHTTPServer on
-daemon threads, and the loop's health is judged from a heartbeat the loop writes
-(LoopHeartbeat) and the server threads only read. The probes must not depend on
-the loop they judge.
-
-The loop can also be healthy while the work is not: a reconcile worker stuck
-on one key (a cancellation swallowed, an await that ignores its deadline)
-starves that NodeENI and a worker's share of the queue. WorkerActivity records
-which key each worker is on since when, written by the workers and read by the
-probe threads, so liveness can name the worker, the key and the time.
+A liveness probe answered by the event loop it judges cannot say the loop is
+stuck: the request just hangs. So the endpoints are served by the stdlib's
+ThreadingHTTPServer on daemon threads, and the loop's health is judged from a
+heartbeat the loop writes (LoopHeartbeat) and the server threads only read.
+WorkerActivity likewise records which key each worker is on since when, so
+liveness can name a worker stuck on one key while the loop itself is fine.
 
 Like controller-runtime, metrics and probes listen on two ports (8080 and 8081
 by default); when both ports are the same, one listener serves every path.
@@ -51,22 +44,17 @@ _POLL_INTERVAL = 0.1  # serve_forever's shutdown poll; bounds how long stop() wa
 class LoopHeartbeat:
     """Proof of life from an asyncio event loop, readable from any thread.
 
-    `run()` is a task on the loop being watched; it records `time.monotonic()` on
-    every tick. When a coroutine blocks the loop, the ticks stop and `lag()`
-    grows, which a probe on another thread can see. Construction counts as the
-    first tick, so a probe asked before `run()` starts is not failed for it; if
-    the loop never ticks, the heartbeat goes stale like any other.
+    `run()` ticks on the watched loop; when a coroutine blocks the loop, `lag()`
+    grows. Construction counts as the first tick, so a probe asked before `run()`
+    starts is not failed for it.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = time.monotonic()
+        self._last = time.monotonic()  # one float, written and read atomically
 
     def beat(self) -> None:
-        """Record a tick now. `run()` calls this; exposed for tests and manual use."""
-        now = time.monotonic()
-        with self._lock:
-            self._last = now
+        """Record a tick now."""
+        self._last = time.monotonic()
 
     async def run(self, *, interval: float = 0.5) -> None:
         """Tick every `interval` seconds until cancelled."""
@@ -78,12 +66,9 @@ class LoopHeartbeat:
 
     def lag(self) -> float:
         """Seconds since the last tick."""
-        with self._lock:
-            last = self._last
-        return max(0.0, time.monotonic() - last)
+        return max(0.0, time.monotonic() - self._last)
 
     def alive(self, *, stale_after: float) -> bool:
-        """True when the last tick is at most `stale_after` seconds old."""
         return self.lag() <= stale_after
 
 
@@ -102,10 +87,8 @@ class Busy:
 class WorkerActivity:
     """Which key each worker is processing and since when, readable from any thread.
 
-    The workers call `started` and `finished` on the event loop; probe threads
-    call `busy` and `stuck`. All state is behind one lock and read as a copy, so
-    a probe never sees a half-written entry. `clock` must be monotonic (tests
-    pass a fake one).
+    Workers call `started` and `finished` on the loop; probe threads call `busy`
+    and `stuck`, which read a copy under the lock. `clock` must be monotonic.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -131,7 +114,6 @@ class WorkerActivity:
         return sorted(found, key=lambda b: (-b.seconds, b.worker))
 
     def stuck(self, *, longer_than: float) -> list[Busy]:
-        """The workers busy on their key for more than `longer_than` seconds."""
         return [b for b in self.busy() if b.seconds > longer_than]
 
 
@@ -153,15 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         assert isinstance(self.server, _Server)
-        path = self.path.split("?", 1)[0]
-        route = self.server.routes.get(path)
-        if route is None:
-            self._send(HTTPStatus.NOT_FOUND, _TEXT, b"not found\n")
-            return
-        status, content_type, body = route()
-        self._send(status, content_type, body)
-
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+        route = self.server.routes.get(self.path.split("?", 1)[0])
+        status, content_type, body = (
+            (HTTPStatus.NOT_FOUND, _TEXT, b"not found\n") if route is None else route()
+        )
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -170,9 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
-        # Probes arrive every few seconds; the stdlib's per-request line on
-        # stderr would drown the JSON logs.
-        return
+        return  # a line per probe on stderr would drown the JSON logs
 
 
 def _probe_route(name: str, check: Check) -> _Route:
@@ -192,20 +167,12 @@ def _probe_route(name: str, check: Check) -> _Route:
 class HealthServer:
     """`/metrics` on the metrics port, `/healthz` and `/readyz` on the probe port.
 
-    Each listener is a ThreadingHTTPServer on its own daemon thread, so requests
-    are answered even while the controller's event loop is blocked.
+    `liveness` and `readiness` run on server threads, concurrently with the loop
+    and each other: they must only read thread-safe state (a LoopHeartbeat, a
+    plain value the loop sets) and never touch asyncio objects.
 
-    Thread safety: `liveness` and `readiness` are called from server threads,
-    concurrently with the event loop and with each other. They must only read
-    state that is safe to read from another thread (a LoopHeartbeat, a plain
-    bool or float set by the loop, a threading.Event) and must never touch
-    asyncio objects or await anything. The registry is read with
-    `generate_latest`, which prometheus_client makes thread-safe.
-
-    A port of 0 binds a free port; the `metrics_port` / `probe_port` properties
-    give the bound ports once started. Equal non-zero ports share one listener
-    that serves all three paths; 0 for both still gives two listeners, each on
-    a free port of its own.
+    A port of 0 binds a free port; `metrics_port` and `probe_port` are the bound
+    ports once started. Equal non-zero ports share one listener.
     """
 
     def __init__(
@@ -220,9 +187,8 @@ class HealthServer:
     ) -> None:
         self._registry = registry
         self._host = host
-        self._metrics_port = metrics_port
-        self._probe_port = probe_port
-        self._metrics_routes: dict[str, _Route] = {"/metrics": self._metrics}
+        self.metrics_port = metrics_port
+        self.probe_port = probe_port
         self._probe_routes: dict[str, _Route] = {
             "/healthz": _probe_route("liveness", liveness),
             "/readyz": _probe_route("readiness", readiness),
@@ -230,16 +196,6 @@ class HealthServer:
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-
-    @property
-    def metrics_port(self) -> int:
-        """The bound metrics port once started, else the configured one."""
-        return self._metrics_port
-
-    @property
-    def probe_port(self) -> int:
-        """The bound probe port once started, else the configured one."""
-        return self._probe_port
 
     @property
     def running(self) -> bool:
@@ -254,26 +210,21 @@ class HealthServer:
         with self._lock:
             if self._servers:
                 raise RuntimeError("HealthServer already started")
+            metrics: dict[str, _Route] = {"/metrics": self._metrics}
+            if self.metrics_port == self.probe_port != 0:
+                plan = [(self.metrics_port, {**metrics, **self._probe_routes})]
+            else:
+                plan = [(self.metrics_port, metrics), (self.probe_port, self._probe_routes)]
             servers: list[_Server] = []
             try:
-                if self._metrics_port == self._probe_port != 0:
-                    server = _Server(
-                        (self._host, self._metrics_port),
-                        {**self._metrics_routes, **self._probe_routes},
-                    )
-                    servers.append(server)
-                    metrics_server = probe_server = server
-                else:
-                    metrics_server = _Server((self._host, self._metrics_port), self._metrics_routes)
-                    servers.append(metrics_server)
-                    probe_server = _Server((self._host, self._probe_port), self._probe_routes)
-                    servers.append(probe_server)
+                for port, routes in plan:
+                    servers.append(_Server((self._host, port), routes))
             except BaseException:
                 for s in servers:
                     s.server_close()
                 raise
-            self._metrics_port = metrics_server.server_address[1]
-            self._probe_port = probe_server.server_address[1]
+            self.metrics_port = servers[0].server_address[1]
+            self.probe_port = servers[-1].server_address[1]
             for s in servers:
                 thread = threading.Thread(
                     target=s.serve_forever,
@@ -287,13 +238,12 @@ class HealthServer:
         log.info(
             "health endpoints listening",
             host=self._host,
-            metrics_port=self._metrics_port,
-            probe_port=self._probe_port,
+            metrics_port=self.metrics_port,
+            probe_port=self.probe_port,
         )
 
     def stop(self, *, timeout: float = 5.0) -> None:
-        """Stop serving, close the sockets and join the threads. Idempotent; a no-op
-        when never started."""
+        """Stop serving, close the sockets and join the threads. Idempotent."""
         with self._lock:
             servers, self._servers = self._servers, []
             threads, self._threads = self._threads, []

@@ -1,21 +1,18 @@
 """The IAM policy the controller needs, built from the code it authorizes.
 
-Users no longer write their own: `eni-controller iam-policy` prints this policy
-for one cluster, and deploy/iam/policy.json is the same policy with
-placeholders (a unit test holds the file equal to `policy_template()`).
-
-The policy is built here rather than read from the JSON file so that it cannot
-drift from the code: its Describe actions are `aws.ec2.EC2_ACTIONS`, its tag
-conditions use the tag keys of `reconcile.tags`, the ones every create sends.
+`eni-controller iam-policy` prints it for one cluster; deploy/iam/policy.json is
+the same policy with placeholders (a unit test holds the file equal to
+`policy_template()`). Built here, not read from the file, so it cannot drift
+from the code: its Describe actions are `aws.ec2.EC2_ACTIONS`, its tag
+conditions use the tag keys of `reconcile.tags` that every create sends.
 
 Invariants:
 - every action in `EC2_ACTIONS` is granted, and nothing else except
-  `ec2:CreateTags`, which is granted only as part of CreateNetworkInterface
-  (`ec2:CreateAction`), never on an existing resource;
+  `ec2:CreateTags`, granted only as part of CreateNetworkInterface (and to
+  complete the tags of the Go controller's ENIs), never on any other resource;
 - the controller may create only ENIs tagged `kubernetes.io/cluster/<name>=owned`
   and managed-by, only in the cluster VPC's subnets and security groups, and may
-  attach, detach, modify and delete only ENIs that carry the cluster tag:
-  another cluster's ENIs in the same account are out of its reach.
+  attach, detach, modify and delete only ENIs that carry the cluster tag.
 """
 
 from __future__ import annotations
@@ -38,21 +35,15 @@ ANY: Final = "*"
 OWNED: Final = "owned"
 
 DESCRIBE_ACTIONS: Final = tuple(a for a in EC2_ACTIONS if a.startswith("Describe"))
-# Mutations of one of our ENIs, authorized by the ENI's cluster tag.
-ENI_ACTIONS: Final = (
-    "AttachNetworkInterface",
-    "DetachNetworkInterface",
-    "ModifyNetworkInterfaceAttribute",
-    "DeleteNetworkInterface",
-)
-# Actions that also authorize the instance the ENI is (or gets) attached to.
+# the mutations of one of our ENIs (authorized by its cluster tag); all but the
+# delete also authorize the instance the ENI is (or gets) attached to
 INSTANCE_ACTIONS: Final = (
     "AttachNetworkInterface",
     "DetachNetworkInterface",
     "ModifyNetworkInterfaceAttribute",
 )
+ENI_ACTIONS: Final = (*INSTANCE_ACTIONS, "DeleteNetworkInterface")
 
-# The same rules as CLUSTER_NAME and VPC_ID in config.py (EKS names, VPC ids).
 _REGION_RE: Final = re.compile(r"\*|[a-z]{2}(?:-[a-z]+)+-\d+")
 _ACCOUNT_RE: Final = re.compile(r"\*|\d{12}")
 _PARTITION_RE: Final = re.compile(r"aws(?:-[a-z]+)*")
@@ -60,10 +51,6 @@ _PARTITION_RE: Final = re.compile(r"aws(?:-[a-z]+)*")
 
 class PolicyInputError(ValueError):
     """An argument that would make a wrong or over-broad policy."""
-
-
-def cluster_tag_key(cluster_name: str) -> str:
-    return f"{CLUSTER_TAG_PREFIX}{cluster_name}"
 
 
 def _actions(names: tuple[str, ...]) -> list[str]:
@@ -77,7 +64,7 @@ def _build(
         return f"arn:{partition}:ec2:{region}:{account_id}:{resource}"
 
     eni_arn = arn("network-interface/*")
-    cluster_tag = cluster_tag_key(cluster_name)
+    cluster_tag = f"{CLUSTER_TAG_PREFIX}{cluster_name}"
     in_vpc = {"ArnLike": {"ec2:Vpc": arn(f"vpc/{vpc_id}")}}
     return {
         "Version": POLICY_VERSION,
@@ -156,15 +143,8 @@ def _build(
 
 
 def policy_template(*, partition: str = "aws") -> dict[str, Any]:
-    """The policy with `${CLUSTER_NAME}`, `${VPC_ID}`, `${REGION}` and `${ACCOUNT_ID}`
-    left in (deploy/iam/policy.json)."""
-    return _build(
-        cluster_name=PLACEHOLDERS["cluster_name"],
-        vpc_id=PLACEHOLDERS["vpc_id"],
-        region=PLACEHOLDERS["region"],
-        account_id=PLACEHOLDERS["account_id"],
-        partition=partition,
-    )
+    """The policy with PLACEHOLDERS left in (deploy/iam/policy.json)."""
+    return _build(**PLACEHOLDERS, partition=partition)
 
 
 def render_policy(

@@ -1,11 +1,8 @@
 """A long-lived command's main task, run until SIGTERM or SIGINT with its probes served.
 
-`eni-controller run` and `eni-controller agent` are each one asyncio task plus
-the HTTP endpoints for probes and metrics (served on threads, see health.py).
-This is the one place that starts the endpoints, turns SIGTERM/SIGINT into the
-task's cancellation (so its `finally` blocks run: the controller drains its
-queue, the agent closes its sockets), and stops the endpoints whatever
-happened. A task that fails raises here, after the endpoints are stopped.
+SIGTERM/SIGINT cancel the task, so its `finally` blocks run (the controller
+drains its queue, the agent closes its sockets); the endpoints are stopped
+whatever happened, and a task that fails raises after that.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Logging set-up: every line on stderr in one format, ours and the libraries' alike.
 
-Our own lines go through structlog; the libraries (botocore, aiobotocore,
-aiohttp, kubernetes_asyncio, asyncio, urllib3) log through the standard
-``logging`` module. Both end in the same renderer: structlog's
-``ProcessorFormatter`` renders standard records with the processors our lines
-use, so a log pipeline parses one format (JSON lines, or the console renderer)
-and a library's line carries ``logger`` naming where it came from.
-
-The format is chosen by one rule (see :func:`choose_format`): the
-``--log-format`` flag, else ``LOG_FORMAT``, else JSON. Nothing is guessed from
-whether stderr is a terminal, so a command behaves the same in a pod and in a
-shell (``LOG_FORMAT=console`` for local runs).
+Our lines go through structlog, the libraries' through ``logging``; both end in
+the same renderer (structlog's ``ProcessorFormatter``), so a log pipeline parses
+one format and a library's line names its ``logger``. The format is the
+``--log-format`` flag, else ``LOG_FORMAT``, else JSON: never guessed from
+whether stderr is a terminal.
 
 Library loggers never log below INFO, even at ``LOG_LEVEL=debug``: botocore's
 and aiohttp's debug output holds request headers and bodies (signatures, tokens).

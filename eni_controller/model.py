@@ -1,22 +1,13 @@
-"""Typed NodeENI objects.
+"""Typed NodeENI objects, made once at the edge from the API's camelCase dicts.
 
-The Kubernetes API hands the controller plain camelCase dicts. This module turns
-them into frozen, typed objects once, at the edge, so the rest of the controller
-never digs through dicts or trusts their types. The spec is checked rule by rule
-(spec.py: every problem in words an operator can act on). Status, on the other
-hand, is written by the controller and the node agent, so it is read
-tolerantly: junk is dropped, never raised.
+The spec is checked rule by rule (spec.py); status, written by the controller
+and the node agent, is read tolerantly: junk is dropped, never raised.
 
-A status item has two forms, one per NodeENI (reconcile/status_fit.py decides
-which from the number of entries alone): the full one (``Attachment.to_dict``,
-the SPEC's fields) and, for a NodeENI with more attachments than a status can
-hold in full, the compact one (``Attachment.to_compact_dict``): exactly
-COMPACT_ATTACHMENT_FIELDS, the fields the controller reads back (the ENINode
-spec sync, the planner, the orphan sweep) and that identify the attachment.
-Everything else is the same for every entry (mtu), derivable (instanceID from
-the Node), in the node's ENINode (interfaceName, DPDK), or in EC2 (IP, subnet,
-attachment id). ``from_dict`` reads both forms: a field the compact form leaves
-out reads as None.
+A status item has two forms, one per NodeENI (reconcile/status_fit.py picks by
+the number of entries): the full one (``Attachment.to_dict``) and the compact
+one (``to_compact_dict``): exactly COMPACT_ATTACHMENT_FIELDS, the fields the
+controller reads back and that identify the attachment; the rest is in the
+Node, the node's ENINode or EC2. ``from_dict`` reads both forms.
 """
 
 from __future__ import annotations
@@ -33,13 +24,10 @@ GROUP: Final = "networking.k8s.aws"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "nodeenis"
 KIND: Final = "NodeENI"
-# The per-node object (issue 18), ENINode: its kind and plural are eninode.py's
 FINALIZER: Final = "nodeeni.networking.k8s.aws/finalizer"
 CLEANUP_START_ANNOTATION: Final = "aws-multi-eni-controller/cleanup-start-time"
 
-# The compact status item: what the controller reads back of an attachment
-# (routing.py's ENINode shares: eniID, macAddress, deviceIndex, status) and the
-# node it is on. ~157 bytes with EKS-like values, against ~410 in full.
+# what the controller reads back of an attachment, and its node (~157 bytes, not ~410)
 COMPACT_ATTACHMENT_FIELDS: Final = ("nodeID", "eniID", "macAddress", "deviceIndex", "status")
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -62,21 +50,10 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
-def _frozen_mapping(mapping: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(mapping))
-
-
-def _empty_mapping() -> Mapping[str, str]:
-    return MappingProxyType({})
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Attachment:
-    """One item of ``status.attachments``: an ENI of this NodeENI on one node.
-
-    The node agent's facts (interface name, DPDK fields) come from its report in
-    the node's ENINode; the controller folds them in (reconcile/eninodes.py).
-    """
+    """One item of ``status.attachments``: an ENI of this NodeENI on one node (the
+    agent's facts, interface name and DPDK, folded in by reconcile/eninodes.py)."""
 
     node_id: str
     instance_id: str | None = None
@@ -98,10 +75,8 @@ class Attachment:
 
     @classmethod
     def from_dict(cls, raw: object) -> Attachment | None:
-        """Read one status item; a field of the wrong type reads as None.
-
-        Returns None when the item is not an object or lacks ``nodeID`` or ``eniID``.
-        """
+        """One status item (a field of the wrong type reads as None); None when it
+        is not an object or lacks ``nodeID`` or ``eniID``."""
         if not isinstance(raw, Mapping):
             return None
         node_id = opt_str(raw.get("nodeID"))
@@ -129,8 +104,7 @@ class Attachment:
         )
 
     def to_dict(self, *, last_updated: str | None = None) -> dict[str, object]:
-        """The camelCase status item, without the fields that are None;
-        `last_updated` stamps it in place of the entry's own."""
+        """The camelCase item without None fields; `last_updated` replaces the entry's own."""
         return without_none(
             {
                 "nodeID": self.node_id,
@@ -154,16 +128,9 @@ class Attachment:
         )
 
     def to_compact_dict(self) -> dict[str, object]:
-        """The compact status item: COMPACT_ATTACHMENT_FIELDS only, without those that are None."""
-        return without_none(
-            {
-                "nodeID": self.node_id,
-                "eniID": self.eni_id,
-                "macAddress": self.mac_address,
-                "deviceIndex": self.device_index,
-                "status": None if self.status is None else self.status.value,
-            }
-        )
+        """The compact status item: COMPACT_ATTACHMENT_FIELDS only, without None fields."""
+        full = self.to_dict()
+        return {key: full[key] for key in COMPACT_ATTACHMENT_FIELDS if key in full}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -179,7 +146,7 @@ class Condition:
 
     @classmethod
     def from_dict(cls, raw: object) -> Condition | None:
-        """Read one condition; None when it has no ``type`` or no valid ``status``."""
+        """One condition; None without a ``type`` or a valid ``status``."""
         if not isinstance(raw, Mapping):
             return None
         type_ = opt_str(raw.get("type"))
@@ -196,7 +163,6 @@ class Condition:
         )
 
     def to_dict(self) -> dict[str, object]:
-        """The camelCase condition, without the fields that are None."""
         return without_none(
             {
                 "type": self.type,
@@ -211,8 +177,6 @@ class Condition:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NodeENIStatus:
-    """``status`` of a NodeENI."""
-
     attachments: tuple[Attachment, ...] = ()
     conditions: tuple[Condition, ...] = ()
     observed_generation: int | None = None
@@ -221,7 +185,6 @@ class NodeENIStatus:
 
     @classmethod
     def from_dict(cls, raw: object) -> NodeENIStatus:
-        """Read a status tolerantly: unreadable items and fields are dropped."""
         if not isinstance(raw, Mapping):
             return cls()
         attachments = (Attachment.from_dict(item) for item in opt_list(raw.get("attachments")))
@@ -235,7 +198,7 @@ class NodeENIStatus:
         )
 
     def to_dict(self) -> dict[str, object]:
-        """The camelCase status; the two lists are always present, even when empty."""
+        """The camelCase status; both lists present, even when empty."""
         return without_none(
             {
                 "attachments": [item.to_dict() for item in self.attachments],
@@ -247,7 +210,6 @@ class NodeENIStatus:
         )
 
     def condition(self, type_: str) -> Condition | None:
-        """The condition of this type, if the status has one."""
         return next((item for item in self.conditions if item.type == type_), None)
 
 
@@ -259,8 +221,8 @@ class NodeENI:
     uid: str = ""
     generation: int = 0
     resource_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=_empty_mapping)
-    annotations: Mapping[str, str] = field(default_factory=_empty_mapping)
+    labels: Mapping[str, str] = field(default_factory=dict)  # made read-only below
+    annotations: Mapping[str, str] = field(default_factory=dict)
     finalizers: tuple[str, ...] = ()
     deletion_timestamp: str | None = None
     spec: NodeENISpec | None
@@ -268,8 +230,8 @@ class NodeENI:
     status: NodeENIStatus = field(default_factory=NodeENIStatus)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen_mapping(self.labels))
-        object.__setattr__(self, "annotations", _frozen_mapping(self.annotations))
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+        object.__setattr__(self, "annotations", MappingProxyType(dict(self.annotations)))
 
     @property
     def being_deleted(self) -> bool:
@@ -287,7 +249,7 @@ class NodeENI:
         default_device_index: int = 1,
         default_delete_on_termination: bool = True,
     ) -> NodeENI:
-        """Read a NodeENI as the API returns it. Never raises on a bad spec or status."""
+        """A NodeENI as the API returns it; never raises on a bad spec or status."""
         metadata = obj.get("metadata")
         if not isinstance(metadata, Mapping):
             metadata = {}

@@ -1,13 +1,10 @@
 """The NodeENI spec: its typed form, and every rule the controller enforces itself.
 
-The CRD schema enforces most spec rules, but not all of them: an object may have
-been stored under an older CRD version or in a cluster where the schema was never
-applied, and some rules (label syntax, a subnet listed twice) cannot be written in
-the schema at all. So ``parse_spec`` checks every rule of the NodeENI spec and
-returns every problem it finds, in words an operator can act on: they become the
-message of the ``Ready=False/InvalidSpec`` condition. It never raises, whatever
-the JSON types; a spec it accepts is a frozen ``NodeENISpec``, defaults applied.
-Fields are read, and problems phrased, by fields.py.
+An object may predate the CRD's schema or live where it was never applied, and
+some rules (label syntax, a subnet listed twice) cannot be written in a schema.
+So ``parse_spec`` checks every rule and returns every problem, in words an
+operator can act on (the ``Ready=False/InvalidSpec`` message). It never raises;
+a spec it accepts is a frozen ``NodeENISpec``, defaults applied.
 """
 
 from __future__ import annotations
@@ -35,9 +32,7 @@ MTU_MAX: Final = 9001
 DESCRIPTION_MAX_LENGTH: Final = 255
 SUBNET_NAME_MAX_LENGTH: Final = 256
 SECURITY_GROUP_NAME_MAX_LENGTH: Final = 255
-# The bounds of the NodeENI CRD (tests/unit/test_model.py reads the CRD and
-# compares): checked here too, for objects stored before the CRD had them and
-# for what the schema cannot express (the security groups' sum, label keys).
+# The NodeENI CRD's bounds (tests/unit/test_model.py compares them with the CRD).
 # trn1n.32xlarge, the largest instance type, has 80 network interfaces (0..79).
 DEVICE_INDEX_MAX: Final = 79
 SECURITY_GROUPS_MAX: Final = 16  # per ENI (AWS's limit), IDs and names together
@@ -65,12 +60,9 @@ def default_eni_description(node_name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NodeENISpec:
-    """A valid NodeENI spec, defaults applied.
-
-    ``subnet_ids`` holds ``subnetID`` then ``subnetIDs``, and ``subnet_names``
-    holds ``subnetName`` then ``subnetNames``, each value once, in the order given:
-    the position of a subnet decides its device index.
-    """
+    """A valid NodeENI spec, defaults applied. ``subnet_ids`` holds ``subnetID`` then
+    ``subnetIDs`` (``subnet_names`` likewise), each once, in the order given: a
+    subnet's position decides its device index."""
 
     node_selector: Mapping[str, str]
     subnet_ids: tuple[str, ...] = ()
@@ -90,14 +82,10 @@ class NodeENISpec:
         object.__setattr__(self, "node_selector", MappingProxyType(dict(self.node_selector)))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether a node with these labels is selected; an empty selector selects all."""
         return all(labels.get(key) == value for key, value in self.node_selector.items())
 
     def eni_description(self, node_name: str) -> str:
-        """The EC2 description for this spec's ENI on ``node_name``."""
-        if self.description is not None:
-            return self.description
-        return default_eni_description(node_name)
+        return default_eni_description(node_name) if self.description is None else self.description
 
 
 def parse_spec(
@@ -106,12 +94,8 @@ def parse_spec(
     default_device_index: int = 1,
     default_delete_on_termination: bool = True,
 ) -> tuple[NodeENISpec | None, tuple[str, ...]]:
-    """Validate a raw NodeENI spec: ``(spec, ())`` when valid, else ``(None, problems)``.
-
-    Every problem is reported, each naming its field, e.g.
-    ``spec.mtu: 10000 is out of range (576..9001)``. Unknown fields are ignored
-    (the API server prunes them). Never raises, whatever the JSON types.
-    """
+    """``(spec, ())`` when valid, else ``(None, problems)``, each naming its field
+    (``spec.mtu: 10000 is out of range (576..9001)``). Unknown fields are ignored."""
     if not isinstance(raw, Mapping):
         message = "is missing" if raw is None else wrong_type("an object", raw)
         return None, (f"spec: {message}",)
@@ -206,10 +190,7 @@ def _read_node_selector(reader: FieldReader) -> dict[str, str] | None:
 def _read_unique_values(
     reader: FieldReader, single_key: str | None, list_key: str, check: Check, *, max_items: int
 ) -> tuple[str, ...]:
-    """Read a subnet or security-group field pair: the single field, then the list.
-
-    Each value may be given once across both fields.
-    """
+    """A subnet or security-group field pair, the single field first; each value once."""
     entries: list[tuple[str, str]] = []
     if single_key is not None:
         single = reader.string(single_key, check)
@@ -233,7 +214,6 @@ def _require_one_of(reader: FieldReader, what: str, keys: Sequence[str]) -> None
 
 
 def _is_given(value: object) -> bool:
-    """Whether a field counts towards "at least one": present, and not an empty list."""
     return value is not None and not (isinstance(value, list | tuple) and not value)
 
 

@@ -1,13 +1,8 @@
 """The NodeENI table people read: `eni-controller status` and `make demo` print it.
 
-Pure text from the NodeENI objects as the API server returns them (dicts), so
-the one rendering serves any cluster the kubeconfig points at and is tested
-without one. Per NodeENI: its Ready condition and counts, every condition with
-reason and message, and one row per attachment (node, instance, ENI, device
-index, subnet, addresses, the agent's interface, state). A compact status
-(status_fit.py, above 800 attachments) has no instance, subnet, IP or interface
-per entry: those columns stay empty, and its CompactStatus condition, listed
-with the others, says where they are.
+Pure text from the NodeENI dicts as the API server returns them. A compact
+status (status_fit.py) has no instance, subnet, IP or interface per entry: those
+columns stay empty, and its CompactStatus condition says where they are.
 """
 
 from __future__ import annotations
@@ -15,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-# INTERFACE is the host interface a node agent reported (status.attachments[].interfaceName);
-# with no agent on the node none is reported: the column says so rather than inventing one.
-NOT_REPORTED = "-"
+NOT_REPORTED = "-"  # INTERFACE when no node agent reported one
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
