@@ -1,15 +1,8 @@
 """EC2 failures as a small set of exception classes, chosen by AWS error code.
 
-The controller decides what to do from the class (adopt, retry later, report a
-condition, treat as done), so the mapping lives in one table here. Message
-text is never read to decide anything: AWS changes wording, never codes.
-
-What an Event or a condition says of a failure is `short_text`: the action,
-the AWS code and at most SHORT_TEXT_MAX_LENGTH characters of AWS's message on
-one line. An authorization failure (told by its class, i.e. its code) loses
-its "Encoded authorization failure message": an opaque blob of kilobytes that
-only `sts:DecodeAuthorizationMessage` reads, kept in the logs where an
-operator can copy it.
+The controller decides what to do from the class, so the mapping lives in one
+table here. Message text is never read to decide anything: AWS changes
+wording, never codes.
 """
 
 from __future__ import annotations
@@ -152,15 +145,11 @@ _BY_CODE: Final[dict[str, type[EC2Error]]] = {
     "Unavailable": Transient,
 }
 
-# Generic codes whose meaning depends on the action: on AttachNetworkInterface,
-# InvalidParameterValue is maybe an occupied device index (the executor describes
-# the instance to tell) and InvalidParameterCombination an AZ mismatch.
+# Generic codes whose meaning depends on the action.
 _BY_ACTION_AND_CODE: Final[dict[tuple[str, str], type[EC2Error]]] = {
     ("AttachNetworkInterface", "InvalidParameterValue"): MaybeIndexConflict,
     ("AttachNetworkInterface", "InvalidParameterCombination"): AZMismatch,
 }
-
-_SERVER_ERROR: Final = 500
 
 
 def classify_client_error(error: ClientError, *, action: str) -> EC2Error:
@@ -170,7 +159,7 @@ def classify_client_error(error: ClientError, *, action: str) -> EC2Error:
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     cls = _BY_ACTION_AND_CODE.get((action, code)) or _BY_CODE.get(code)
     if cls is None:
-        cls = Transient if status >= _SERVER_ERROR else Permanent
+        cls = Transient if status >= 500 else Permanent
     return cls(action=action, code=code, message=message)
 
 
@@ -193,8 +182,7 @@ def classify(error: BaseException, *, action: str, idempotent: bool) -> EC2Error
     return None
 
 
-# Condition reasons (Kubernetes' CamelCase) for the error classes that name a
-# cause an operator acts on; any other error's reason is its AWS code.
+# Condition reasons of the classes that name a cause an operator acts on.
 _REASONS: Final[dict[type[EC2Error], str]] = {
     Unauthorized: "Unauthorized",
     CredentialsRejected: "CredentialsRejected",
@@ -218,14 +206,13 @@ def reason_for(error: EC2Error) -> str:
 
 
 SHORT_TEXT_MAX_LENGTH: Final = 200  # characters of AWS's message an Event or condition keeps
-# Where UnauthorizedOperation's message appends its encoded blob (AWS's wording;
-# cut only from messages whose code already says "authorization failure").
+# the opaque blob only sts:DecodeAuthorizationMessage reads (kept in the logs)
 _ENCODED_AUTHORIZATION = re.compile(r"\s*Encoded authorization failure message:.*", re.I | re.S)
 
 
 def short_text(error: EC2Error, *, limit: int = SHORT_TEXT_MAX_LENGTH) -> str:
-    """ "<action>: <code>: <message>" for Events and conditions: AWS's message on
-    one line, without an authorization failure's encoded blob, cut at `limit`."""
+    """ "<action>: <code>: <message>" for Events and conditions: the message on one
+    line, cut at `limit`, an authorization failure's encoded blob cut out."""
     message = error.message
     if isinstance(error, Unauthorized):
         message = _ENCODED_AUTHORIZATION.sub("", message)
