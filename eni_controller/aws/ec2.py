@@ -52,8 +52,6 @@ EC2_ACTIONS: Final = (
 # A lost attach response may hide a successful attach; Create is made idempotent
 # by its ClientToken, and repeated detach/delete/modify calls are harmless.
 _NOT_IDEMPOTENT: Final = frozenset({"AttachNetworkInterface"})
-# These filters crash moto and are not needed: we read the fields instead.
-_UNSUPPORTED_FILTERS: Final = frozenset({"attachment.device-index", "attachment.status"})
 _PAGE_SIZE: Final = 1000
 FILTER_VALUES_PER_CALL: Final = 200  # EC2's limit on the values of one filter
 
@@ -63,26 +61,18 @@ def _snake(action: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")
 
 
-def _filters(filters: Filters) -> list[dict[str, Any]]:
-    bad = _UNSUPPORTED_FILTERS.intersection(filters)
-    if bad:
-        raise ValueError(f"unsupported describe filters: {sorted(bad)}")
-    return [{"Name": name, "Values": list(values)} for name, values in filters.items()]
-
-
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
 def eni_tag_specifications(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     """CreateNetworkInterface's TagSpecifications: `tags` on the new ENI."""
-    return [
-        {
-            "ResourceType": "network-interface",
-            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-        }
-    ]
+    return [{"ResourceType": "network-interface", "Tags": tag_list(tags)}]
 
 
 class EC2Client:
@@ -156,7 +146,9 @@ class EC2Client:
         self.limiter.succeeded(action)
         return response
 
-    async def _paged(self, action: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    async def _paged(self, action: str, key: str, filters: Filters) -> list[dict[str, Any]]:
+        """Every item under `key` of every page `action` answers for `filters`."""
+        params = {"Filters": [{"Name": n, "Values": list(v)} for n, v in filters.items()]}
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -222,11 +214,7 @@ class EC2Client:
     async def tag_network_interface(self, *, eni_id: str, tags: Mapping[str, str]) -> None:
         """Add (or overwrite) tags of an existing ENI: the Go controller's ENIs are
         adopted by completing theirs. Ours get every tag at creation instead."""
-        await self.call(
-            "CreateTags",
-            Resources=[eni_id],
-            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
-        )
+        await self.call("CreateTags", Resources=[eni_id], Tags=tag_list(tags))
 
     async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:
         await self.call("DetachNetworkInterface", AttachmentId=attachment_id, Force=force)
@@ -243,9 +231,7 @@ class EC2Client:
         batches: list[Filters] = [{**filters, "network-interface-id": c} for c in chunks]
         found: list[NetworkInterface] = []
         for batch in batches or [filters]:
-            raw = await self._paged(
-                "DescribeNetworkInterfaces", "NetworkInterfaces", Filters=_filters(batch)
-            )
+            raw = await self._paged("DescribeNetworkInterfaces", "NetworkInterfaces", batch)
             found.extend(NetworkInterface.from_api(item) for item in raw)
         return found
 
@@ -254,7 +240,7 @@ class EC2Client:
         found: dict[str, Instance] = {}
         for chunk in _chunks(sorted(set(instance_ids)), FILTER_VALUES_PER_CALL):
             reservations = await self._paged(
-                "DescribeInstances", "Reservations", Filters=_filters({"instance-id": chunk})
+                "DescribeInstances", "Reservations", {"instance-id": chunk}
             )
             for reservation in reservations:
                 for raw in reservation.get("Instances") or ():
@@ -270,13 +256,11 @@ class EC2Client:
         return {info.instance_type: info for info in infos}
 
     async def describe_subnets(self, *, filters: Filters) -> list[Subnet]:
-        raw = await self._paged("DescribeSubnets", "Subnets", Filters=_filters(filters))
+        raw = await self._paged("DescribeSubnets", "Subnets", filters)
         return [Subnet.from_api(item) for item in raw]
 
     async def describe_security_groups(self, *, filters: Filters) -> list[SecurityGroup]:
-        raw = await self._paged(
-            "DescribeSecurityGroups", "SecurityGroups", Filters=_filters(filters)
-        )
+        raw = await self._paged("DescribeSecurityGroups", "SecurityGroups", filters)
         return [SecurityGroup.from_api(item) for item in raw]
 
 

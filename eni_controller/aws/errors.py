@@ -28,24 +28,19 @@ class NotFound(EC2Error):
     """The resource does not exist (or is not visible yet: EC2 is eventually consistent)."""
 
 
-class ENINotFound(NotFound):
-    pass
+class ENINotFound(NotFound): ...
 
 
-class AttachmentNotFound(NotFound):
-    pass
+class AttachmentNotFound(NotFound): ...
 
 
-class InstanceNotFound(NotFound):
-    pass
+class InstanceNotFound(NotFound): ...
 
 
-class SubnetNotFound(NotFound):
-    pass
+class SubnetNotFound(NotFound): ...
 
 
-class SecurityGroupNotFound(NotFound):
-    pass
+class SecurityGroupNotFound(NotFound): ...
 
 
 class InUse(EC2Error):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from eni_controller.aws import errors
-from eni_controller.aws.ec2 import EC2Client, eni_tag_specifications
+from eni_controller.aws.ec2 import EC2Client, eni_tag_specifications, tag_list
 from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.model import NodeENI
 from eni_controller.preflight.report import Finding, failed, passed, warned
@@ -127,7 +127,7 @@ def probes(
         Probe(
             "CreateTags",
             "adopt the Go controller's ENIs by completing their tags",
-            {"Resources": [eni], "Tags": [{"Key": k, "Value": v} for k, v in create_tags.items()]},
+            {"Resources": [eni], "Tags": tag_list(create_tags)},
         ),
     )
 
