@@ -52,6 +52,8 @@ EC2_ACTIONS: Final = (
 # A lost attach response may hide a successful attach; Create is made idempotent
 # by its ClientToken, and repeated detach/delete/modify calls are harmless.
 _NOT_IDEMPOTENT: Final = frozenset({"AttachNetworkInterface"})
+# These filters crash moto and are not needed: we read the fields instead.
+_UNSUPPORTED_FILTERS: Final = frozenset({"attachment.device-index", "attachment.status"})
 _PAGE_SIZE: Final = 1000
 FILTER_VALUES_PER_CALL: Final = 200  # EC2's limit on the values of one filter
 
@@ -148,6 +150,8 @@ class EC2Client:
 
     async def _paged(self, action: str, key: str, filters: Filters) -> list[dict[str, Any]]:
         """Every item under `key` of every page `action` answers for `filters`."""
+        if bad := _UNSUPPORTED_FILTERS.intersection(filters):
+            raise ValueError(f"unsupported describe filters: {sorted(bad)}")
         params = {"Filters": [{"Name": n, "Values": list(v)} for n, v in filters.items()]}
         items: list[dict[str, Any]] = []
         token: str | None = None
