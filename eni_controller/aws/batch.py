@@ -24,8 +24,7 @@ ANY_CALL = -math.inf  # `not_before` of an asker any call in flight will do for
 
 
 class Batcher(Generic[K, V]):
-    """`load(keys)` → when the answering call started, and the values found for
-    those keys (keys not found are absent)."""
+    """`load(keys)` → when the answering call started, and the values it found."""
 
     def __init__(
         self,
@@ -49,8 +48,7 @@ class Batcher(Generic[K, V]):
     async def load(
         self, keys: Iterable[K], *, not_before: float | None = None
     ) -> tuple[float, dict[K, V]]:
-        """The answer of a call that started at or after `not_before` (None: after
-        this asks)."""
+        """The answer of a call started at or after `not_before` (None: after this asks)."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return self._clock(), {}

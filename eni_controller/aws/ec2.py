@@ -22,10 +22,10 @@ from eni_controller.aws.errors import EC2Error, Throttled, Transient, classify
 from eni_controller.aws.ratelimit import ActionClass, RateLimiter
 from eni_controller.aws.resources import (
     Instance,
-    InstanceTypeInfo,
     NetworkInterface,
     SecurityGroup,
     Subnet,
+    max_enis,
 )
 from eni_controller.aws.retry import RetryPolicy, retrying
 from eni_controller.config import Config
@@ -216,8 +216,7 @@ class EC2Client:
         )
 
     async def tag_network_interface(self, *, eni_id: str, tags: Mapping[str, str]) -> None:
-        """Add (or overwrite) tags of an existing ENI: the Go controller's ENIs are
-        adopted by completing theirs. Ours get every tag at creation instead."""
+        """Add (or overwrite) tags: the Go controller's ENIs are adopted by completing theirs."""
         await self.call("CreateTags", Resources=[eni_id], Tags=tag_list(tags))
 
     async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:
@@ -229,8 +228,7 @@ class EC2Client:
     async def describe_network_interfaces(
         self, *, filters: Filters, eni_ids: Sequence[str] = ()
     ) -> list[NetworkInterface]:
-        """ENIs matching `filters` (and, if given, among `eni_ids`: missing ids are
-        simply absent, not an error)."""
+        """ENIs matching `filters` (and among `eni_ids` if given: missing ones are absent)."""
         chunks = _chunks(eni_ids, FILTER_VALUES_PER_CALL)
         batches: list[Filters] = [{**filters, "network-interface-id": c} for c in chunks]
         found: list[NetworkInterface] = []
@@ -252,12 +250,10 @@ class EC2Client:
                     found[instance.instance_id] = instance
         return found
 
-    async def describe_instance_types(
-        self, instance_types: Sequence[str]
-    ) -> dict[str, InstanceTypeInfo]:
+    async def describe_instance_types(self, instance_types: Sequence[str]) -> dict[str, int]:
+        """How many ENIs each of `instance_types` holds (unknown types are absent)."""
         response = await self.call("DescribeInstanceTypes", InstanceTypes=list(instance_types))
-        infos = (InstanceTypeInfo.from_api(raw) for raw in response.get("InstanceTypes") or ())
-        return {info.instance_type: info for info in infos}
+        return dict(max_enis(raw) for raw in response.get("InstanceTypes") or ())
 
     async def describe_subnets(self, *, filters: Filters) -> list[Subnet]:
         raw = await self._paged("DescribeSubnets", "Subnets", filters)

@@ -48,8 +48,7 @@ class InUse(EC2Error):
 
 
 class IndexConflict(EC2Error):
-    """Device indexes AWS refused kept showing as taken on the instance, a bounded
-    number in a row (raised by the executor after describing it; worth retrying)."""
+    """Refused device indexes kept showing as taken on the instance (worth retrying)."""
 
 
 class LimitExceeded(EC2Error):
@@ -73,8 +72,7 @@ class Transient(EC2Error):
 
 
 class OutcomeUnknown(Transient):
-    """The request may or may not have been executed (a timeout after sending a
-    non-idempotent call): describe before deciding what to do next."""
+    """A non-idempotent request may have been executed: describe before acting again."""
 
 
 class Permanent(EC2Error):
@@ -94,9 +92,8 @@ class IdempotencyMismatch(Permanent):
 
 
 class MaybeIndexConflict(Permanent):
-    """AttachNetworkInterface answered InvalidParameterValue: the device index is
-    occupied, or another parameter is invalid. The code does not say which; only
-    a describe of the instance showing the index taken makes it a conflict."""
+    """InvalidParameterValue from an attach: an occupied device index, or another bad
+    parameter; only a describe of the instance tells which."""
 
 
 class DryRunPassed(Permanent):
@@ -191,8 +188,7 @@ _REASONS: Final[dict[type[EC2Error], str]] = {
 
 
 def reason_for(error: EC2Error) -> str:
-    """A condition reason for `error`: from its class, else from its AWS error code
-    (letters and digits only, as a condition reason must be)."""
+    """A condition reason for `error`: from its class, else its code's letters and digits."""
     for cls in type(error).__mro__:
         if cls in _REASONS:
             return _REASONS[cls]

@@ -92,8 +92,7 @@ class ClusterIdentity:
     async def resolve(
         self, ec2: EC2Client, *, instance_ids: Iterable[str], metrics: Metrics
     ) -> None:
-        """Fill in what is not configured from the nodes' instances (one batched
-        describe), once. Sets the identity gauge; warns once if no name is known."""
+        """Fill in what is not configured from the nodes' instances, once; set the gauge."""
         if self.resolved:
             return
         wanted = sorted(set(instance_ids))

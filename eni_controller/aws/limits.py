@@ -21,6 +21,5 @@ class InstanceTypeLimits:
         wanted = sorted(set(instance_types))
         missing = [t for t in wanted if t not in self._max_enis]
         if missing:
-            infos = await self._describe.get(missing, not_before=ANY_CALL)
-            self._max_enis.update({t: info.max_network_interfaces for t, info in infos.items()})
+            self._max_enis.update(await self._describe.get(missing, not_before=ANY_CALL))
         return {t: self._max_enis[t] for t in wanted if t in self._max_enis}

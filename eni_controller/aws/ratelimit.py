@@ -149,8 +149,7 @@ class TokenBucket:
             self.pace = self.pace.after_success()
 
     def acquire_now(self) -> float | None:
-        """`acquire()` if it would not wait: the seconds taken, or None (no token
-        now, or others waiting for one: await `acquire()`)."""
+        """`acquire()` if it would not wait: the seconds taken, else None."""
         if self._queued:
             return None
         # nobody is ahead of us: a token there is ours without the (free) lock
@@ -162,8 +161,7 @@ class TokenBucket:
         return self._clock() - start
 
     async def acquire(self) -> float:
-        """Take one token, waiting for it if needed; return the seconds waited
-        (queueing behind other waiters included)."""
+        """Take one token, waiting for it if needed; return the seconds waited."""
         waited = self.acquire_now()
         if waited is not None:
             return waited

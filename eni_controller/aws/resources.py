@@ -101,17 +101,9 @@ class Instance:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InstanceTypeInfo:
-    instance_type: str
-    max_network_interfaces: int
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> InstanceTypeInfo:
-        return cls(
-            instance_type=raw["InstanceType"],
-            max_network_interfaces=int(raw.get("NetworkInfo", {})["MaximumNetworkInterfaces"]),
-        )
+def max_enis(raw: Mapping[str, Any]) -> tuple[str, int]:
+    """An instance type of DescribeInstanceTypes, and how many ENIs it holds."""
+    return raw["InstanceType"], int(raw.get("NetworkInfo", {})["MaximumNetworkInterfaces"])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -20,7 +20,6 @@ from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.model import NodeENI
 from eni_controller.preflight.report import Finding, failed, passed, warned
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.tags import MANAGED_BY_KEY, MANAGED_BY_VALUE
 
 PLACEHOLDER_ENI: Final = "eni-00000000000000000"
@@ -40,8 +39,7 @@ class Probe:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProbeTargets:
-    """The ids the probes name: real ones where the account has some, since AWS
-    may check that a resource exists before it checks the permission."""
+    """The ids the probes name: real ones where there are some (AWS may check those first)."""
 
     subnet_id: str = PLACEHOLDER_SUBNET
     instance_id: str = PLACEHOLDER_INSTANCE
@@ -52,8 +50,7 @@ class ProbeTargets:
 async def find_targets(
     ec2: EC2Client, *, subnet_id: str | None, instance_ids: Sequence[str]
 ) -> ProbeTargets:
-    """Real ids for the probes: the controller's own ENIs (an attached one first),
-    the nodes' instances, a subnet of the VPC."""
+    """Our own ENIs (an attached one first), the nodes' instances, a subnet of the VPC."""
     try:
         ours = await ec2.describe_network_interfaces(
             filters={f"tag:{MANAGED_BY_KEY}": [MANAGED_BY_VALUE]}
@@ -80,8 +77,7 @@ async def find_targets(
 def probes(
     targets: ProbeTargets, *, cluster_name: str | None, extra_tags: Mapping[str, str] | None = None
 ) -> tuple[Probe, ...]:
-    """Every EC2 action the controller calls, as DryRun requests naming `targets`;
-    the create tagged as the controller would tag it for a placeholder slot."""
+    """Every EC2 action the controller calls, as DryRun requests naming `targets`."""
     create_tags = tags.eni_tags(
         nodeeni="preflight",
         uid="00000000-0000-0000-0000-000000000000",
@@ -179,8 +175,7 @@ async def run_probes(
 
 
 def cluster_identity_finding(*, cluster_name: str | None) -> Finding:
-    """Whether ENIs get a cluster tag: without one the orphan sweep deletes nothing
-    and the shipped IAM policy (conditioned on that tag) allows nothing."""
+    """Whether ENIs get a cluster tag, which the orphan sweep and the IAM policy need."""
     check = "cluster-name"
     if cluster_name:
         return passed(
@@ -203,8 +198,7 @@ def _zone_in_region(zone: str, region: str) -> bool:
 
 
 def region_finding(*, region: str, node_zones: Mapping[str, str]) -> Finding:
-    """Whether the nodes' availability zones (node name -> AZ from its providerID)
-    lie in the configured region."""
+    """Whether the nodes' availability zones (node name -> AZ) lie in the region."""
     check = "region"
     if not node_zones:
         return warned(check, f"AWS_REGION={region}; no node with an aws:/// providerID to compare")
@@ -270,8 +264,3 @@ async def _lookup_problems(lookup: Awaitable[object]) -> list[str]:
     except errors.EC2Error as err:
         return [f"lookup failed ({err.code})"]
     return []
-
-
-def ec2_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[NodeView]:
-    """The Nodes whose providerID names an EC2 instance."""
-    return [v for v in map(NodeView.from_api, nodes) if v.on_ec2]
