@@ -193,8 +193,7 @@ class EC2Client:
             InstanceId=instance_id,
             DeviceIndex=device_index,
         )
-        attachment_id: str = response["AttachmentId"]
-        return attachment_id
+        return str(response["AttachmentId"])
 
     async def set_delete_on_termination(
         self, *, eni_id: str, attachment_id: str, delete_on_termination: bool
