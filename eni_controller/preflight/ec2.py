@@ -11,8 +11,8 @@ the real create.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any
 
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client, eni_tag_specifications, tag_list
@@ -21,11 +21,6 @@ from eni_controller.model import NodeENI
 from eni_controller.preflight.report import Finding, failed, passed, warned
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.tags import MANAGED_BY_KEY, MANAGED_BY_VALUE
-
-PLACEHOLDER_ENI: Final = "eni-00000000000000000"
-PLACEHOLDER_INSTANCE: Final = "i-00000000000000000"
-PLACEHOLDER_ATTACHMENT: Final = "eni-attach-00000000000000000"
-PLACEHOLDER_SUBNET: Final = "subnet-00000000000000000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +36,10 @@ class Probe:
 class ProbeTargets:
     """The ids the probes name: real ones where there are some (AWS may check those first)."""
 
-    subnet_id: str = PLACEHOLDER_SUBNET
-    instance_id: str = PLACEHOLDER_INSTANCE
-    eni_id: str = PLACEHOLDER_ENI
-    attachment_id: str = PLACEHOLDER_ATTACHMENT
+    subnet_id: str = "subnet-00000000000000000"
+    instance_id: str = "i-00000000000000000"
+    eni_id: str = "eni-00000000000000000"
+    attachment_id: str = "eni-attach-00000000000000000"
 
 
 async def find_targets(
@@ -57,21 +52,16 @@ async def find_targets(
         )
     except errors.EC2Error:
         ours = []  # the DescribeNetworkInterfaces probe reports why
-    ours.sort(key=lambda e: e.eni_id)
-    targets = ProbeTargets(
-        subnet_id=subnet_id or PLACEHOLDER_SUBNET,
-        instance_id=min(instance_ids, default=PLACEHOLDER_INSTANCE),
-        eni_id=ours[0].eni_id if ours else PLACEHOLDER_ENI,
-    )
-    attached = next((e for e in ours if e.attachment is not None), None)
-    if attached is None or attached.attachment is None:
-        return targets
-    return replace(
-        targets,
-        eni_id=attached.eni_id,
-        instance_id=attached.attachment.instance_id,
-        attachment_id=attached.attachment.attachment_id,
-    )
+    found: dict[str, str] = {"subnet_id": subnet_id} if subnet_id else {}
+    if instance_ids:
+        found["instance_id"] = min(instance_ids)
+    if ours:
+        eni = min(ours, key=lambda e: (e.attachment is None, e.eni_id))
+        found["eni_id"] = eni.eni_id
+        if eni.attachment is not None:
+            found["instance_id"] = eni.attachment.instance_id
+            found["attachment_id"] = eni.attachment.attachment_id
+    return ProbeTargets(**found)
 
 
 def probes(
