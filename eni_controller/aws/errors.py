@@ -161,17 +161,15 @@ def classify(error: BaseException, *, action: str, idempotent: bool) -> EC2Error
         return error
     if isinstance(error, ClientError):
         return classify_client_error(error, action=action)
-    if isinstance(error, ConnectionError):
-        # could not connect: the request never left, so retrying is always safe
-        return Transient(action=action, code=type(error).__name__, message=str(error))
-    if isinstance(error, HTTPClientError | asyncio.TimeoutError | OSError):
-        # sent, then lost: AWS may have acted
+    if isinstance(error, ConnectionError):  # the request never left: retrying is safe
+        cls: type[EC2Error] = Transient
+    elif isinstance(error, HTTPClientError | asyncio.TimeoutError | OSError):  # AWS may have acted
         cls = Transient if idempotent else OutcomeUnknown
-        return cls(action=action, code=type(error).__name__, message=str(error))
-    if isinstance(error, BotoCoreError):
-        # no credentials, invalid parameters...: nothing a retry fixes
-        return Permanent(action=action, code=type(error).__name__, message=str(error))
-    return None
+    elif isinstance(error, BotoCoreError):  # no credentials, bad parameters: no retry fixes it
+        cls = Permanent
+    else:
+        return None
+    return cls(action=action, code=type(error).__name__, message=str(error))
 
 
 # Condition reasons of the classes that name a cause an operator acts on.
