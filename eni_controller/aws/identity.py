@@ -41,7 +41,7 @@ class Discovery:
 
 
 def instance_cluster_names(instance: Instance) -> frozenset[str]:
-    """`eks:cluster-name` and every `kubernetes.io/cluster/<name>=owned` but ours."""
+    """`eks:cluster-name` and every `kubernetes.io/cluster/<name>=owned` (not managed-by)."""
     names = {
         key.removeprefix(tags.CLUSTER_TAG_PREFIX)
         for key, value in instance.tags.items()
