@@ -20,13 +20,7 @@ from botocore.config import Config as BotoConfig
 from eni_controller.aws.breaker import BreakerState, CircuitBreaker
 from eni_controller.aws.errors import EC2Error, Throttled, Transient, classify
 from eni_controller.aws.ratelimit import ActionClass, RateLimiter
-from eni_controller.aws.resources import (
-    Instance,
-    NetworkInterface,
-    SecurityGroup,
-    Subnet,
-    max_enis,
-)
+from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet, max_enis
 from eni_controller.aws.retry import RetryPolicy, retrying
 from eni_controller.config import Config
 from eni_controller.metrics import Metrics

@@ -1,14 +1,10 @@
 """Client-side token buckets, one per EC2 action class.
 
 EC2 throttles each account per Region with token buckets; bursting past them
-draws RequestLimitExceeded and retries into the same wall, so we pace with the
-same buckets: AWS's published defaults (Describe* 100 tokens at 20/s, mutating
-50 at 5/s), at 90%, because AWS counts a token when a request arrives and we
-when it leaves. Those buckets are shared with everything else in the account,
-so the controller takes only a share (EC2_BUDGET_SHARE, `RateLimits.paced`)
-and adapts it like the AWS SDKs' adaptive retry mode: a throttle lowers the
-fill rate multiplicatively, an answer that was not throttled raises it
-additively back up to the share (`AdaptiveRate`).
+draws RequestLimitExceeded, so we pace with AWS's published buckets at 90% (AWS
+counts a token when a request arrives, we when it leaves). The account's
+buckets are shared, so the controller takes only a share (EC2_BUDGET_SHARE)
+and adapts it like the AWS SDKs' adaptive retry mode (`AdaptiveRate`, AIMD).
 """
 
 from __future__ import annotations
