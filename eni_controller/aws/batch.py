@@ -1,18 +1,11 @@
-"""Concurrent describes by key, made as one call (a dataloader with singleflight).
+"""Concurrent describes by key, made as one call (a dataloader with singleflight):
+reconcile workers often ask EC2 about the same things at once, and each call
+costs a request against the account's Describe budget.
 
-Reconcile workers often ask EC2 about the same or neighbouring things at the
-same moment: the same instances for several NodeENIs over the same nodes, one
-instance type, the ENIs of several NodeENIs. Each call costs a request against
-the account's Describe budget; a batch asks once for the union.
-
-Invariants:
-
-* Keys asked in one event-loop turn, or while a call is in flight, go out
-  together in the next call (in chunks of `max_keys`, EC2's filter limit).
-* An asker shares the call in flight only if that call holds all its keys and
-  started no earlier than the asker's `not_before` (by `clock`). Whether an
-  answer is fresh enough is the asker's business: the batcher keeps no
-  answers.
+Invariants: keys asked in one event-loop turn, or while a call is in flight, go
+out together in the next call (in chunks of `max_keys`). An asker shares the
+call in flight only if it holds all its keys and started no earlier than the
+asker's `not_before`. The batcher keeps no answers.
 """
 
 from __future__ import annotations
@@ -31,8 +24,7 @@ ANY_CALL = -math.inf  # `not_before` of an asker any call in flight will do for
 
 
 class Batcher(Generic[K, V]):
-    """`load(keys)` → when the answering call started, and the values found for
-    those keys (keys not found are absent)."""
+    """`load(keys)` → when the answering call started, and the values it found."""
 
     def __init__(
         self,
@@ -56,8 +48,7 @@ class Batcher(Generic[K, V]):
     async def load(
         self, keys: Iterable[K], *, not_before: float | None = None
     ) -> tuple[float, dict[K, V]]:
-        """The answer of a call that started at or after `not_before` (None: after
-        this asks)."""
+        """The answer of a call started at or after `not_before` (None: after this asks)."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return self._clock(), {}

@@ -1,10 +1,7 @@
-"""A circuit breaker around EC2.
-
-When EC2 is failing (5xx, timeouts, throttling storms), hammering it from every
-worker only deepens the outage and burns the retry budget. After N consecutive
-failures the breaker opens and calls fail fast with CircuitOpen (the work is
-requeued with backoff); after a timeout one probe window opens (half-open);
-M consecutive successes close it again, any failure re-opens it.
+"""A circuit breaker around EC2: hammering a failing EC2 from every worker only
+deepens the outage. After N consecutive failures calls fail fast with
+CircuitOpen; after a timeout it is half-open, where M consecutive successes close
+it and any failure re-opens it.
 """
 
 from __future__ import annotations

@@ -1,47 +1,34 @@
 """The typed EC2 client the controller uses, over aiobotocore.
 
-Every call goes through one path: circuit breaker check, client-side token
-bucket, the call, error classification, tenacity retries for what retrying can
-fix, metrics. Each answer also paces the bucket it came through: a throttle
-lowers its rate, an answer that was not throttled raises it back toward the
-configured share (aws/ratelimit.py); the rate each bucket runs at, and the
-share's, are gauges read at scrape time. Results come back as the dataclasses of
-`resources.py`. Describes are batched with filters and paginated, so verifying a hundred ENIs
-costs one call, not a hundred.
+Every call goes through one path: circuit breaker, token bucket, the call,
+error classification, retries for what retrying can fix, metrics; each answer
+also paces its bucket (aws/ratelimit.py). Results are the dataclasses of
+`resources.py`. Describes filter by many ids at once and are paginated.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
-from tenacity import RetryCallState
 
 from eni_controller.aws.breaker import BreakerState, CircuitBreaker
 from eni_controller.aws.errors import EC2Error, Throttled, Transient, classify
 from eni_controller.aws.ratelimit import ActionClass, RateLimiter
-from eni_controller.aws.resources import (
-    Instance,
-    InstanceTypeInfo,
-    NetworkInterface,
-    SecurityGroup,
-    Subnet,
-)
+from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet, max_enis
 from eni_controller.aws.retry import RetryPolicy, retrying
 from eni_controller.config import Config
 from eni_controller.metrics import Metrics
 
 Filters = Mapping[str, Sequence[str]]
 
-# Every EC2 action this client calls (the `self.call(`/`self._paged(` names
-# below; a unit test holds the two equal). The shipped IAM policy
-# (eni_controller/iam.py) and the preflight probes are derived from it, so an
-# action added here without a grant fails the tests, not a production cluster.
+# Every action this client calls (a unit test holds it equal to the `self.call(`
+# and `self._paged(` names below); the IAM policy and the preflight derive from it.
 EC2_ACTIONS: Final = (
     "DescribeNetworkInterfaces",
     "DescribeInstances",
@@ -56,9 +43,8 @@ EC2_ACTIONS: Final = (
     "CreateTags",
 )
 
-# AttachNetworkInterface is the one call that must not be repeated blindly: a
-# lost response may hide a successful attach. Create is made idempotent by its
-# ClientToken; repeated detach/delete/modify calls are harmless.
+# A lost attach response may hide a successful attach; Create is made idempotent
+# by its ClientToken, and repeated detach/delete/modify calls are harmless.
 _NOT_IDEMPOTENT: Final = frozenset({"AttachNetworkInterface"})
 # These filters crash moto and are not needed: we read the fields instead.
 _UNSUPPORTED_FILTERS: Final = frozenset({"attachment.device-index", "attachment.status"})
@@ -71,26 +57,18 @@ def _snake(action: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")
 
 
-def _filters(filters: Filters) -> list[dict[str, Any]]:
-    bad = _UNSUPPORTED_FILTERS.intersection(filters)
-    if bad:
-        raise ValueError(f"unsupported describe filters: {sorted(bad)}")
-    return [{"Name": name, "Values": list(values)} for name, values in filters.items()]
-
-
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
 def eni_tag_specifications(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     """CreateNetworkInterface's TagSpecifications: `tags` on the new ENI."""
-    return [
-        {
-            "ResourceType": "network-interface",
-            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-        }
-    ]
+    return [{"ResourceType": "network-interface", "Tags": tag_list(tags)}]
 
 
 class EC2Client:
@@ -102,26 +80,17 @@ class EC2Client:
         breaker: CircuitBreaker,
         retry: RetryPolicy,
         metrics: Metrics,
-        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._client = client
-        self._limiter = limiter
+        self.limiter = limiter  # the buckets every call goes through
         self.breaker = breaker
         self._retry_policy = retry
         self._metrics = metrics
-        self._clock = clock
         # the pacing, read at each scrape: operators see the rate AIMD runs at
         metrics.watch_ec2_pacing(
             rates={c.value: functools.partial(limiter.rate, c) for c in ActionClass},
             ceilings={c.value: limiter.ceiling(c) for c in ActionClass},
         )
-
-    @property
-    def limiter(self) -> RateLimiter:
-        """The client-side buckets every call goes through (read their pace here)."""
-        return self._limiter
-
-    # --- the one call path -------------------------------------------------
 
     async def call(self, action: str, **params: Any) -> dict[str, Any]:
         """Make one logical EC2 call (with retries); raise an EC2Error on failure."""
@@ -130,7 +99,8 @@ class EC2Client:
         idempotent = action not in _NOT_IDEMPOTENT
         try:
             async for attempt in retrying(
-                self._retry_policy, before_sleep=self._count_retry(action)
+                self._retry_policy,
+                before_sleep=lambda _: self._metrics.aws_api_retries.labels(action).inc(),
             ):
                 with attempt:
                     response: dict[str, Any] = await self._attempt(
@@ -150,10 +120,10 @@ class EC2Client:
     async def _attempt(
         self, action: str, method: Any, params: Mapping[str, Any], *, idempotent: bool
     ) -> dict[str, Any]:
-        action_class, waited = await self._limiter.acquire(action)
+        action_class, waited = await self.limiter.acquire(action)
         self._metrics.aws_rate_limiter_wait.labels(action_class.value).observe(waited)
-        sent_at = self._limiter.now()
-        start = self._clock()
+        sent_at = self.limiter.now()
+        start = time.perf_counter()
         try:
             response: dict[str, Any] = await method(**params)
         except Exception as exc:
@@ -163,22 +133,20 @@ class EC2Client:
             self._metrics.aws_api_errors.labels(action, type(error).__name__).inc()
             if isinstance(error, Throttled):
                 self._metrics.aws_api_throttles.labels(action).inc()
-                self._limiter.throttled(action, sent_at=sent_at)
+                self.limiter.throttled(action, sent_at=sent_at)
             elif not isinstance(error, Transient):  # EC2 answered, and not for rate
-                self._limiter.succeeded(action)
+                self.limiter.succeeded(action)
             raise error from exc
         finally:
-            self._metrics.aws_api_latency.labels(action).observe(self._clock() - start)
-        self._limiter.succeeded(action)
+            self._metrics.aws_api_latency.labels(action).observe(time.perf_counter() - start)
+        self.limiter.succeeded(action)
         return response
 
-    def _count_retry(self, action: str) -> Callable[[RetryCallState], None]:
-        def before_sleep(_state: RetryCallState) -> None:
-            self._metrics.aws_api_retries.labels(action).inc()
-
-        return before_sleep
-
-    async def _paged(self, action: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    async def _paged(self, action: str, key: str, filters: Filters) -> list[dict[str, Any]]:
+        """Every item under `key` of every page `action` answers for `filters`."""
+        if bad := _UNSUPPORTED_FILTERS.intersection(filters):
+            raise ValueError(f"unsupported describe filters: {sorted(bad)}")
+        params = {"Filters": [{"Name": n, "Values": list(v)} for n, v in filters.items()]}
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -189,8 +157,6 @@ class EC2Client:
             token = page.get("NextToken")
             if not token:
                 return items
-
-    # --- ENIs ----------------------------------------------------------------
 
     async def create_network_interface(
         self,
@@ -221,8 +187,7 @@ class EC2Client:
             InstanceId=instance_id,
             DeviceIndex=device_index,
         )
-        attachment_id: str = response["AttachmentId"]
-        return attachment_id
+        return str(response["AttachmentId"])
 
     async def set_delete_on_termination(
         self, *, eni_id: str, attachment_id: str, delete_on_termination: bool
@@ -244,13 +209,8 @@ class EC2Client:
         )
 
     async def tag_network_interface(self, *, eni_id: str, tags: Mapping[str, str]) -> None:
-        """Add (or overwrite) tags of an existing ENI: the Go controller's ENIs are
-        adopted by completing theirs. Ours get every tag at creation instead."""
-        await self.call(
-            "CreateTags",
-            Resources=[eni_id],
-            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
-        )
+        """Add (or overwrite) tags: the Go controller's ENIs are adopted by completing theirs."""
+        await self.call("CreateTags", Resources=[eni_id], Tags=tag_list(tags))
 
     async def detach_network_interface(self, *, attachment_id: str, force: bool = True) -> None:
         await self.call("DetachNetworkInterface", AttachmentId=attachment_id, Force=force)
@@ -261,35 +221,21 @@ class EC2Client:
     async def describe_network_interfaces(
         self, *, filters: Filters, eni_ids: Sequence[str] = ()
     ) -> list[NetworkInterface]:
-        """ENIs matching `filters` (and, if given, among `eni_ids`: missing ids are
-        simply absent, not an error)."""
-        base = dict(filters)
-        batches = (
-            [
-                {**base, "network-interface-id": chunk}
-                for chunk in _chunks(eni_ids, FILTER_VALUES_PER_CALL)
-            ]
-            if eni_ids
-            else [base]
-        )
+        """ENIs matching `filters` (and among `eni_ids` if given: missing ones are absent)."""
+        chunks = _chunks(eni_ids, FILTER_VALUES_PER_CALL)
+        batches: list[Filters] = [{**filters, "network-interface-id": c} for c in chunks]
         found: list[NetworkInterface] = []
-        for batch in batches:
-            raw = await self._paged(
-                "DescribeNetworkInterfaces", "NetworkInterfaces", Filters=_filters(batch)
-            )
+        for batch in batches or [filters]:
+            raw = await self._paged("DescribeNetworkInterfaces", "NetworkInterfaces", batch)
             found.extend(NetworkInterface.from_api(item) for item in raw)
         return found
-
-    # --- instances -------------------------------------------------------------
 
     async def describe_instances(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
         """The instances that exist among `instance_ids` (terminated ones included)."""
         found: dict[str, Instance] = {}
         for chunk in _chunks(sorted(set(instance_ids)), FILTER_VALUES_PER_CALL):
             reservations = await self._paged(
-                "DescribeInstances",
-                "Reservations",
-                Filters=_filters({"instance-id": chunk}),
+                "DescribeInstances", "Reservations", {"instance-id": chunk}
             )
             for reservation in reservations:
                 for raw in reservation.get("Instances") or ():
@@ -297,23 +243,17 @@ class EC2Client:
                     found[instance.instance_id] = instance
         return found
 
-    async def describe_instance_types(
-        self, instance_types: Sequence[str]
-    ) -> dict[str, InstanceTypeInfo]:
+    async def describe_instance_types(self, instance_types: Sequence[str]) -> dict[str, int]:
+        """How many ENIs each of `instance_types` holds (unknown types are absent)."""
         response = await self.call("DescribeInstanceTypes", InstanceTypes=list(instance_types))
-        infos = (InstanceTypeInfo.from_api(raw) for raw in response.get("InstanceTypes") or ())
-        return {info.instance_type: info for info in infos}
-
-    # --- subnets and security groups ------------------------------------------
+        return dict(max_enis(raw) for raw in response.get("InstanceTypes") or ())
 
     async def describe_subnets(self, *, filters: Filters) -> list[Subnet]:
-        raw = await self._paged("DescribeSubnets", "Subnets", Filters=_filters(filters))
+        raw = await self._paged("DescribeSubnets", "Subnets", filters)
         return [Subnet.from_api(item) for item in raw]
 
     async def describe_security_groups(self, *, filters: Filters) -> list[SecurityGroup]:
-        raw = await self._paged(
-            "DescribeSecurityGroups", "SecurityGroups", Filters=_filters(filters)
-        )
+        raw = await self._paged("DescribeSecurityGroups", "SecurityGroups", filters)
         return [SecurityGroup.from_api(item) for item in raw]
 
 

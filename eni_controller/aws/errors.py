@@ -1,15 +1,8 @@
 """EC2 failures as a small set of exception classes, chosen by AWS error code.
 
-The controller decides what to do from the class (adopt, retry later, report a
-condition, treat as done), so the mapping lives in one table here. Message
-text is never read to decide anything: AWS changes wording, never codes.
-
-What an Event or a condition says of a failure is `short_text`: the action,
-the AWS code and at most SHORT_TEXT_MAX_LENGTH characters of AWS's message on
-one line. An authorization failure (told by its class, i.e. its code) loses
-its "Encoded authorization failure message": an opaque blob of kilobytes that
-only `sts:DecodeAuthorizationMessage` reads, kept in the logs where an
-operator can copy it.
+The controller decides what to do from the class, so the mapping lives in one
+table here. Message text is never read to decide anything: AWS changes
+wording, never codes.
 """
 
 from __future__ import annotations
@@ -35,24 +28,19 @@ class NotFound(EC2Error):
     """The resource does not exist (or is not visible yet: EC2 is eventually consistent)."""
 
 
-class ENINotFound(NotFound):
-    pass
+class ENINotFound(NotFound): ...
 
 
-class AttachmentNotFound(NotFound):
-    pass
+class AttachmentNotFound(NotFound): ...
 
 
-class InstanceNotFound(NotFound):
-    pass
+class InstanceNotFound(NotFound): ...
 
 
-class SubnetNotFound(NotFound):
-    pass
+class SubnetNotFound(NotFound): ...
 
 
-class SecurityGroupNotFound(NotFound):
-    pass
+class SecurityGroupNotFound(NotFound): ...
 
 
 class InUse(EC2Error):
@@ -60,8 +48,7 @@ class InUse(EC2Error):
 
 
 class IndexConflict(EC2Error):
-    """Device indexes AWS refused kept showing as taken on the instance, a bounded
-    number in a row (raised by the executor after describing it; worth retrying)."""
+    """Refused device indexes kept showing as taken on the instance (worth retrying)."""
 
 
 class LimitExceeded(EC2Error):
@@ -85,8 +72,7 @@ class Transient(EC2Error):
 
 
 class OutcomeUnknown(Transient):
-    """The request may or may not have been executed (a timeout after sending a
-    non-idempotent call): describe before deciding what to do next."""
+    """A non-idempotent request may have been executed: describe before acting again."""
 
 
 class Permanent(EC2Error):
@@ -106,9 +92,8 @@ class IdempotencyMismatch(Permanent):
 
 
 class MaybeIndexConflict(Permanent):
-    """AttachNetworkInterface answered InvalidParameterValue: the device index is
-    occupied, or another parameter is invalid. The code does not say which; only
-    a describe of the instance showing the index taken makes it a conflict."""
+    """InvalidParameterValue from an attach: an occupied device index, or another bad
+    parameter; only a describe of the instance tells which."""
 
 
 class DryRunPassed(Permanent):
@@ -152,15 +137,11 @@ _BY_CODE: Final[dict[str, type[EC2Error]]] = {
     "Unavailable": Transient,
 }
 
-# Generic codes whose meaning depends on the action: on AttachNetworkInterface,
-# InvalidParameterValue is maybe an occupied device index (the executor describes
-# the instance to tell) and InvalidParameterCombination an AZ mismatch.
+# Generic codes whose meaning depends on the action.
 _BY_ACTION_AND_CODE: Final[dict[tuple[str, str], type[EC2Error]]] = {
     ("AttachNetworkInterface", "InvalidParameterValue"): MaybeIndexConflict,
     ("AttachNetworkInterface", "InvalidParameterCombination"): AZMismatch,
 }
-
-_SERVER_ERROR: Final = 500
 
 
 def classify_client_error(error: ClientError, *, action: str) -> EC2Error:
@@ -170,7 +151,7 @@ def classify_client_error(error: ClientError, *, action: str) -> EC2Error:
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     cls = _BY_ACTION_AND_CODE.get((action, code)) or _BY_CODE.get(code)
     if cls is None:
-        cls = Transient if status >= _SERVER_ERROR else Permanent
+        cls = Transient if status >= 500 else Permanent
     return cls(action=action, code=code, message=message)
 
 
@@ -180,21 +161,18 @@ def classify(error: BaseException, *, action: str, idempotent: bool) -> EC2Error
         return error
     if isinstance(error, ClientError):
         return classify_client_error(error, action=action)
-    if isinstance(error, ConnectionError):
-        # could not connect: the request never left, so retrying is always safe
-        return Transient(action=action, code=type(error).__name__, message=str(error))
-    if isinstance(error, HTTPClientError | asyncio.TimeoutError | OSError):
-        # sent, then lost: AWS may have acted
+    if isinstance(error, ConnectionError):  # the request never left: retrying is safe
+        cls: type[EC2Error] = Transient
+    elif isinstance(error, HTTPClientError | asyncio.TimeoutError | OSError):  # AWS may have acted
         cls = Transient if idempotent else OutcomeUnknown
-        return cls(action=action, code=type(error).__name__, message=str(error))
-    if isinstance(error, BotoCoreError):
-        # no credentials, invalid parameters...: nothing a retry fixes
-        return Permanent(action=action, code=type(error).__name__, message=str(error))
-    return None
+    elif isinstance(error, BotoCoreError):  # no credentials, bad parameters: no retry fixes it
+        cls = Permanent
+    else:
+        return None
+    return cls(action=action, code=type(error).__name__, message=str(error))
 
 
-# Condition reasons (Kubernetes' CamelCase) for the error classes that name a
-# cause an operator acts on; any other error's reason is its AWS code.
+# Condition reasons of the classes that name a cause an operator acts on.
 _REASONS: Final[dict[type[EC2Error], str]] = {
     Unauthorized: "Unauthorized",
     CredentialsRejected: "CredentialsRejected",
@@ -208,8 +186,7 @@ _REASONS: Final[dict[type[EC2Error], str]] = {
 
 
 def reason_for(error: EC2Error) -> str:
-    """A condition reason for `error`: from its class, else from its AWS error code
-    (letters and digits only, as a condition reason must be)."""
+    """A condition reason for `error`: from its class, else its code's letters and digits."""
     for cls in type(error).__mro__:
         if cls in _REASONS:
             return _REASONS[cls]
@@ -218,14 +195,13 @@ def reason_for(error: EC2Error) -> str:
 
 
 SHORT_TEXT_MAX_LENGTH: Final = 200  # characters of AWS's message an Event or condition keeps
-# Where UnauthorizedOperation's message appends its encoded blob (AWS's wording;
-# cut only from messages whose code already says "authorization failure").
+# the opaque blob only sts:DecodeAuthorizationMessage reads (kept in the logs)
 _ENCODED_AUTHORIZATION = re.compile(r"\s*Encoded authorization failure message:.*", re.I | re.S)
 
 
 def short_text(error: EC2Error, *, limit: int = SHORT_TEXT_MAX_LENGTH) -> str:
-    """ "<action>: <code>: <message>" for Events and conditions: AWS's message on
-    one line, without an authorization failure's encoded blob, cut at `limit`."""
+    """ "<action>: <code>: <message>" for Events and conditions: the message on one
+    line, cut at `limit`, an authorization failure's encoded blob cut out."""
     message = error.message
     if isinstance(error, Unauthorized):
         message = _ENCODED_AUTHORIZATION.sub("", message)

@@ -1,22 +1,14 @@
 """This cluster's identity: its name and its VPC, known once before leading starts.
 
-Every cluster in an account tags its ENIs with the same managed-by tag, so only
-the cluster tag `kubernetes.io/cluster/<name>=owned` tells one cluster's ENIs
-from another's. The orphan sweep deletes nothing without it (another cluster's
-NodeENIs are unknown to this informer: its ENIs would all look unclaimed).
+Only the cluster tag `kubernetes.io/cluster/<name>=owned` tells one cluster's
+ENIs from another's, so the orphan sweep deletes nothing without a name. The
+name is CLUSTER_NAME, or else discovered from the EKS tags of the nodes'
+instances; the VPC is VPC_ID, or else the nodes' instances' VPC.
 
-The name is CLUSTER_NAME, or else discovered from the tags EKS puts on the
-nodes' instances (`eks:cluster-name=<name>`, `kubernetes.io/cluster/<name>=owned`).
-The VPC is VPC_ID, or else the VPC of the nodes' instances. Discovery is
-unambiguous or nothing: two names (or two VPCs) among the instances give no
-name (no VPC), with a log line that says so; guessing would let one cluster
-reclaim another's ENIs.
-
-Invariants: a ClusterIdentity is resolved at most once with success and never
-changes after that (ENIs tagged with one name are never re-tagged, so a name
-that changed mid-run would orphan them); configured values always win over
-discovered ones; a failed describe leaves it unresolved (the next leadership
-term tries again), never resolved to "no name".
+Invariants: discovery is unambiguous or nothing (guessing would let one cluster
+reclaim another's ENIs); configured values always win; an identity is resolved
+at most once with success and never changes after that (a renamed cluster would
+orphan its ENIs); a failed describe leaves it unresolved, never "no name".
 """
 
 from __future__ import annotations
@@ -40,8 +32,7 @@ EKS_CLUSTER_NAME_KEY: Final = "eks:cluster-name"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Discovery:
-    """What the nodes' instances say: a name and a VPC (None: none, or ambiguous),
-    and why a value is missing."""
+    """What the nodes' instances say: a name and a VPC (None: none, or ambiguous)."""
 
     name: str | None
     vpc_id: str | None
@@ -50,8 +41,7 @@ class Discovery:
 
 
 def instance_cluster_names(instance: Instance) -> frozenset[str]:
-    """The cluster names an instance's tags give: `eks:cluster-name` and every
-    `kubernetes.io/cluster/<name>=owned` (the managed-by key is not a cluster)."""
+    """`eks:cluster-name` and every `kubernetes.io/cluster/<name>=owned` (not managed-by)."""
     names = {
         key.removeprefix(tags.CLUSTER_TAG_PREFIX)
         for key, value in instance.tags.items()
@@ -66,8 +56,7 @@ def instance_cluster_names(instance: Instance) -> frozenset[str]:
 
 
 def discover(instances: Iterable[Instance]) -> Discovery:
-    """The cluster name and VPC of `instances` (the nodes'), each only if exactly
-    one is seen. Instances without a name tag do not count against a name."""
+    """The cluster name and VPC of `instances`, each only if exactly one is seen."""
     listed = list(instances)
     names = frozenset().union(*(instance_cluster_names(i) for i in listed))
     vpcs = frozenset(i.vpc_id for i in listed if i.vpc_id)
@@ -80,95 +69,73 @@ def discover(instances: Iterable[Instance]) -> Discovery:
 
 
 class ClusterIdentity:
-    """The cluster's name and VPC, shared by whoever needs them (the sweep, the
-    reconciler's ENI tags). `resolve` fills it once, before leading starts."""
+    """The cluster's name (None: unknown, ENIs get no cluster tag) and VPC, and
+    `reason`: where the name came from, or why there is none. `resolve` fills
+    them once, before leading starts; nobody else writes them."""
 
     def __init__(self, *, name: str | None, vpc_id: str | None) -> None:
         self._configured_name = name
         self._configured_vpc_id = vpc_id
-        self._name = name
-        self._vpc_id = vpc_id
-        self._resolved = False
-        self._reason = "not resolved yet"
+        self.name = name
+        self.vpc_id = vpc_id
+        self.resolved = False
+        self.reason = "not resolved yet"
 
     @classmethod
     def known(cls, *, name: str | None, vpc_id: str | None) -> ClusterIdentity:
         """An identity resolved to exactly these values (for tests and tools)."""
         identity = cls(name=name, vpc_id=vpc_id)
-        identity._resolved = True
-        identity._reason = "given" if name else "no cluster name given"
+        identity.resolved = True
+        identity.reason = "given" if name else "no cluster name given"
         return identity
-
-    @property
-    def name(self) -> str | None:
-        """The cluster name (None: unknown; ENIs get no cluster tag)."""
-        return self._name
-
-    @property
-    def vpc_id(self) -> str | None:
-        return self._vpc_id
-
-    @property
-    def resolved(self) -> bool:
-        return self._resolved
-
-    @property
-    def reason(self) -> str:
-        """Where the name came from, or why there is none."""
-        return self._reason
 
     async def resolve(
         self, ec2: EC2Client, *, instance_ids: Iterable[str], metrics: Metrics
     ) -> None:
-        """Fill in what is not configured from the nodes' instances (one batched
-        describe), once. Sets the identity gauge; warns once if no name is known."""
-        if self._resolved:
+        """Fill in what is not configured from the nodes' instances, once; set the gauge."""
+        if self.resolved:
             return
         wanted = sorted(set(instance_ids))
-        discovery = Discovery(name=None, vpc_id=None, names_seen=frozenset(), vpcs_seen=frozenset())
+        discovery = discover(())
         if (self._configured_name is None or self._configured_vpc_id is None) and wanted:
             try:
-                found = await ec2.describe_instances(wanted)
+                discovery = discover((await ec2.describe_instances(wanted)).values())
             except EC2Error as err:
-                self._reason = f"describing the nodes' instances failed ({err.code})"
+                self.reason = f"describing the nodes' instances failed ({err.code})"
                 metrics.cluster_identity_known.set(0)
                 log.warning(
                     "cluster identity unknown for now: the orphan sweep reclaims nothing",
-                    reason=self._reason,
+                    reason=self.reason,
                     error_code=err.code,
                 )
                 return
-            discovery = discover(found.values())
-        self._name = self._configured_name or discovery.name
-        self._vpc_id = self._configured_vpc_id or discovery.vpc_id
-        self._resolved = True
+        self.name = self._configured_name or discovery.name
+        self.vpc_id = self._configured_vpc_id or discovery.vpc_id
+        self.resolved = True
         if self._configured_name:
-            self._reason = "CLUSTER_NAME"
+            self.reason = "CLUSTER_NAME"
         elif discovery.name:
-            self._reason = "discovered from the nodes' instance tags"
+            self.reason = "discovered from the nodes' instance tags"
         elif len(discovery.names_seen) > 1:
-            self._reason = (
+            self.reason = (
                 "the nodes' instances name more than one cluster "
                 f"({', '.join(sorted(discovery.names_seen))}); set CLUSTER_NAME"
             )
         elif not wanted:
-            self._reason = "no CLUSTER_NAME and no node with an EC2 providerID to discover it from"
+            self.reason = "no CLUSTER_NAME and no node with an EC2 providerID to discover it from"
         else:
-            self._reason = "no CLUSTER_NAME and the nodes' instances carry no cluster tag"
-        metrics.cluster_identity_known.set(1 if self._name else 0)
-        if self._name:
+            self.reason = "no CLUSTER_NAME and the nodes' instances carry no cluster tag"
+        metrics.cluster_identity_known.set(1 if self.name else 0)
+        if self.name:
             log.info(
-                "cluster identity",
-                cluster_name=self._name,
-                vpc_id=self._vpc_id,
-                source=self._reason,
+                "cluster identity", cluster_name=self.name, vpc_id=self.vpc_id, source=self.reason
             )
         else:
             log.warning(
                 "no cluster identity: ENIs get no cluster tag and the orphan sweep reclaims"
                 " nothing",
-                reason=self._reason,
-                vpc_id=self._vpc_id,
+                reason=self.reason,
+                vpc_id=self.vpc_id,
             )
         if not self._configured_vpc_id and len(discovery.vpcs_seen) > 1:
             log.warning(

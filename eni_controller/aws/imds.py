@@ -1,19 +1,9 @@
-"""The region from the EC2 instance metadata service, when no variable names one.
+"""The region from the EC2 instance metadata service, when no variable names one
+(botocore does not look the region up there).
 
-On EKS the controller runs on an EC2 instance, so its region is known without
-configuration: IMDSv2 (PUT a session token, then GET
-/latest/meta-data/placement/region with it). botocore does not do this for the
-region, hence this module. It keeps three promises:
-
-* a short timeout: off EC2 (a laptop, CI) the link-local address does not
-  answer, and start-up must fail within a couple of seconds, not hang;
-* IMDSv2 only: the token PUT is what a hop limit of 1 blocks from a pod without
-  host networking, and IMDSv1 is commonly disabled; there is no v1 fallback;
-* one error type, :class:`RegionUnavailable`, whose text says what failed
-  (the CLI turns it into one configuration error naming AWS_REGION).
-
-The endpoint is overridable by AWS_EC2_METADATA_SERVICE_ENDPOINT and the lookup
-is skipped by AWS_EC2_METADATA_DISABLED=true, the variables botocore honours.
+Invariants: a short timeout (off EC2 start-up must fail in seconds, not hang);
+IMDSv2 only, no v1 fallback; one error type, `RegionUnavailable`, whose text
+says what failed. The endpoint variables are the ones botocore honours.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """Resolve a NodeENI's subnets and security groups, by ID or by name.
 
-Names are looked up inside the cluster VPC when it is known (VPC_ID); an ID
-of a resource in another VPC is refused (`VPCMismatch`), never passed on. A
-name matching more than one resource is an error the operator must fix, never
-"first wins": picking one silently would put ENIs in the wrong network. Found
-entries (tags included, which the allow-lists read) are cached per entry with
-a TTL; failures are not cached, so a fix is seen at once.
-A resolution costs one describe for the IDs and one per name stage that had
-names left (security groups: group name, then Name tag), none on a cache hit;
-reconciles resolving at the same moment share those describes (aws/batch.py),
-any call in flight will do: the cache keeps entries for minutes anyway.
+Invariants: names are looked up inside the cluster VPC when it is known
+(VPC_ID), and an ID of a resource in another VPC is refused (`VPCMismatch`); a
+name matching more than one resource is an error, never "first wins" (ENIs
+would land in the wrong network); found entries are cached with a TTL, failures
+are not (a fix is seen at once). Concurrent resolutions share describes
+(aws/batch.py): one for the IDs and one per name stage with names left.
 """
 
 from __future__ import annotations
@@ -67,7 +63,8 @@ class _Finder(Generic[R]):
         ident: Callable[[R], str],
         name_stages: Sequence[tuple[str, Callable[[R], str | None]]],
         vpc_id: str | None,
-        cache: TTLCache[str, R],
+        ttl_seconds: float,
+        clock: Callable[[], float],
     ) -> None:
         self.noun = noun
         self.not_found = not_found
@@ -75,7 +72,7 @@ class _Finder(Generic[R]):
         self._id_filter = id_filter
         self._ident = ident
         self._vpc_id = vpc_id
-        self._cache = cache
+        self._cache: TTLCache[str, R] = TTLCache(ttl_seconds=ttl_seconds, clock=clock)
         self._by_ids = Batcher(self._describe_ids, max_keys=FILTER_VALUES_PER_CALL)
         self._name_stages = [
             Batcher(
@@ -105,9 +102,6 @@ class _Finder(Generic[R]):
             resolved.setdefault(self._ident(resource), resource)
         return tuple(resolved.values())
 
-    def _scope(self) -> Filters:
-        return {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
-
     async def _by_id(
         self, ids: Sequence[str], missing: list[str], elsewhere: list[str]
     ) -> dict[str, R]:
@@ -119,7 +113,7 @@ class _Finder(Generic[R]):
             resource = found.get(i)
             if resource is None:
                 missing.append(f"{self.noun} {i} not found")
-            elif not self._in_vpc(resource):
+            elif self._vpc_id and resource.vpc_id != self._vpc_id:
                 elsewhere.append(
                     f"{self.noun} {i} is in {resource.vpc_id}, not in the cluster VPC"
                     f" {self._vpc_id} (VPC_ID)"
@@ -128,9 +122,6 @@ class _Finder(Generic[R]):
             else:
                 self._cache.put(f"id:{i}", resource)
         return found
-
-    def _in_vpc(self, resource: R) -> bool:
-        return not self._vpc_id or resource.vpc_id == self._vpc_id
 
     async def _by_name(
         self, names: Sequence[str], missing: list[str], ambiguous: list[str]
@@ -162,7 +153,8 @@ class _Finder(Generic[R]):
         """Every resource each name matches (more than one: ambiguous)."""
         matches: dict[str, list[R]] = {}
         asked = set(names)
-        for resource in await self._describe(filters={filter_name: list(names), **self._scope()}):
+        scope: Filters = {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
+        for resource in await self._describe(filters={filter_name: list(names), **scope}):
             name = name_of(resource)
             if name is not None and name in asked:
                 matches.setdefault(name, []).append(resource)
@@ -186,7 +178,8 @@ class Resolver:
             ident=lambda s: s.subnet_id,
             name_stages=[("tag:Name", lambda s: s.name)],
             vpc_id=vpc_id,
-            cache=TTLCache(ttl_seconds=ttl_seconds, clock=clock),
+            ttl_seconds=ttl_seconds,
+            clock=clock,
         )
         self._groups = _Finder[SecurityGroup](
             noun="security group",
@@ -200,7 +193,8 @@ class Resolver:
                 ("tag:Name", lambda g: g.name_tag),
             ],
             vpc_id=vpc_id,
-            cache=TTLCache(ttl_seconds=ttl_seconds, clock=clock),
+            ttl_seconds=ttl_seconds,
+            clock=clock,
         )
 
     async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:

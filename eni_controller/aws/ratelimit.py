@@ -1,27 +1,10 @@
 """Client-side token buckets, one per EC2 action class.
 
-EC2 throttles each account per Region with token buckets; a controller that
-bursts past them draws RequestLimitExceeded and then retries into the same
-wall. Pacing ourselves with the same buckets keeps every call productive.
-
-Defaults follow AWS's published request-token table ("Request throttling for
-the Amazon EC2 API", EC2 Developer Guide): non-mutating Describe* actions
-100 tokens, refilled at 20/s; mutating actions 50 tokens, refilled at 5/s
-(the table has listed mutating buckets between 50 and 200 tokens over time; we
-take the smaller). We pace at 90% of both AWS numbers: AWS counts a token when
-a request arrives, we when it leaves, and the first requests of a burst arrive
-late (new connections), so equal buckets drift apart and the account's bucket,
-saturated near zero, throttles. The 10% keeps a cushion on AWS's side. Accounts
-with raised limits configure their own numbers.
-
-Those buckets are the account's, per Region, shared with the VPC CNI,
-Karpenter, the console and every script in the account. The controller takes
-only a share of them (EC2_BUDGET_SHARE, default one half: `RateLimits.paced`),
-so that a rollout of a thousand ENIs leaves the rest of the account room to
-work, and its pacing is adaptive, as the AWS SDKs' adaptive retry mode is: a
-throttled answer (whoever emptied the account's bucket) lowers the bucket's
-fill rate multiplicatively, each answer that was not throttled raises it
-additively back up to the share (`AdaptiveRate`).
+EC2 throttles each account per Region with token buckets; bursting past them
+draws RequestLimitExceeded, so we pace with AWS's published buckets at 90% (AWS
+counts a token when a request arrives, we when it leaves). The account's
+buckets are shared, so the controller takes only a share (EC2_BUDGET_SHARE)
+and adapts it like the AWS SDKs' adaptive retry mode (`AdaptiveRate`, AIMD).
 """
 
 from __future__ import annotations
@@ -78,10 +61,8 @@ PACING_HEADROOM = 0.9
 DEFAULT_LIMITS = AWS_DEFAULT_LIMITS.paced(PACING_HEADROOM)
 DEFAULT_BUDGET_SHARE = 0.5
 
-# AIMD: a throttle multiplies the fill rate by DECREASE_FACTOR, never below
-# FLOOR_FRACTION of the share's rate; an answer that was not throttled adds
-# INCREASE_FRACTION of it. One decrease thus takes ceil(0.3 / 0.02) = 15 answers
-# to win back, and the floor keeps a trickle going whatever the others do.
+# AIMD, in fractions of the share's rate: one decrease takes 15 answers to win back,
+# and the floor keeps a trickle going whatever the others do.
 DECREASE_FACTOR = 0.7
 FLOOR_FRACTION = 0.1
 INCREASE_FRACTION = 0.02
@@ -91,16 +72,10 @@ INCREASE_FRACTION = 0.02
 class AdaptiveRate:
     """One bucket's fill rate under AIMD; pure: each answer gives a new value.
 
-    Invariants:
-
-    * ``floor <= rate <= ceiling`` always; ``ceiling`` is the bucket's rate at
-      the configured share and never changes;
-    * a throttled answer lowers the rate only if its request was sent after the
-      last decrease (``sent_at >= decreased_at``): the requests already in flight
-      when the account's bucket ran dry were paced at the old rate, and their
-      throttles are one signal, not one each;
-    * only answers that were not throttled raise it, one step each, up to the
-      ceiling and no further.
+    Invariants: ``floor <= rate <= ceiling`` (the share's rate, fixed); a throttle
+    lowers the rate only if its request was sent after the last decrease (the
+    requests in flight when the account's bucket ran dry are one signal, not one
+    each); each answer that was not throttled raises it one step.
     """
 
     ceiling: float
@@ -129,11 +104,9 @@ class AdaptiveRate:
 
 
 class TokenBucket:
-    """An async token bucket; waiters are served first come, first served.
-
-    It refills at its `AdaptiveRate` (the spec's rate until EC2 throttles). A
-    throttle that lowers the rate also empties the bucket: the account's bucket
-    is dry, and a burst of our saved tokens would only draw more throttles.
+    """An async token bucket refilling at its `AdaptiveRate`; waiters are served
+    first come, first served. A throttle that lowers the rate also empties it: the
+    account's bucket is dry, and a burst of saved tokens would draw more throttles.
     """
 
     def __init__(
@@ -150,38 +123,32 @@ class TokenBucket:
         self._stamp = clock()
         self._lock = asyncio.Lock()
         self._queued = 0  # acquires holding or waiting for the lock
-        self._pace = AdaptiveRate.at(spec.refill_per_second)
-
-    @property
-    def pace(self) -> AdaptiveRate:
-        return self._pace
+        self.pace = AdaptiveRate.at(spec.refill_per_second)
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.spec.capacity, self._tokens + (now - self._stamp) * self._pace.rate)
+        self._tokens = min(self.spec.capacity, self._tokens + (now - self._stamp) * self.pace.rate)
         self._stamp = now
 
     def throttled(self, *, sent_at: float) -> None:
         """EC2 refused a request sent at `sent_at` (this bucket's clock) for rate."""
         self._refill()  # what accrued so far, at the rate it accrued at
-        pace = self._pace.after_throttle(sent_at=sent_at, now=self._clock())
-        if pace is not self._pace:
-            self._pace = pace
+        pace = self.pace.after_throttle(sent_at=sent_at, now=self._clock())
+        if pace is not self.pace:
+            self.pace = pace
             self._tokens = min(self._tokens, 0.0)
 
     def succeeded(self) -> None:
         """EC2 answered a request of this bucket without throttling it."""
-        if self._pace.rate < self._pace.ceiling:
+        if self.pace.rate < self.pace.ceiling:
             self._refill()
-            self._pace = self._pace.after_success()
+            self.pace = self.pace.after_success()
 
     def acquire_now(self) -> float | None:
-        """`acquire()` if it would not wait: the seconds taken, or None (no token
-        now, or others waiting for one: await `acquire()`)."""
+        """`acquire()` if it would not wait: the seconds taken, else None."""
         if self._queued:
             return None
-        # Nobody is ahead of us: a token that is there is ours without the lock
-        # (which, free, would not have suspended us either).
+        # nobody is ahead of us: a token there is ours without the (free) lock
         start = self._clock()
         self._refill()
         if self._tokens < 1:
@@ -190,8 +157,7 @@ class TokenBucket:
         return self._clock() - start
 
     async def acquire(self) -> float:
-        """Take one token, waiting for it if needed; return the seconds waited
-        (queueing behind other waiters included)."""
+        """Take one token, waiting for it if needed; return the seconds waited."""
         waited = self.acquire_now()
         if waited is not None:
             return waited
@@ -201,7 +167,7 @@ class TokenBucket:
             async with self._lock:
                 self._refill()
                 if self._tokens < 1:
-                    await self._sleep((1 - self._tokens) / self._pace.rate)
+                    await self._sleep((1 - self._tokens) / self.pace.rate)
                     self._refill()
                 self._tokens -= 1
         finally:
@@ -224,33 +190,25 @@ class RateLimiter:
             action_class: TokenBucket(limits.spec(action_class), clock=clock, sleep=sleep)
             for action_class in ActionClass
         }
-        self._by_action: dict[str, tuple[ActionClass, TokenBucket]] = {}  # a handful
-
-    def _bucket(self, action: str) -> tuple[ActionClass, TokenBucket]:
-        found = self._by_action.get(action)
-        if found is None:
-            action_class = ActionClass.of(action)
-            found = self._by_action[action] = (action_class, self._buckets[action_class])
-        return found
 
     async def acquire(self, action: str) -> tuple[ActionClass, float]:
-        action_class, bucket = self._bucket(action)
-        return action_class, await bucket.acquire()
+        action_class = ActionClass.of(action)
+        return action_class, await self._buckets[action_class].acquire()
 
     def now(self) -> float:
         """The limiter's clock: what `throttled` expects as `sent_at`."""
         return self._clock()
 
     def throttled(self, action: str, *, sent_at: float) -> None:
-        self._bucket(action)[1].throttled(sent_at=sent_at)
+        self._buckets[ActionClass.of(action)].throttled(sent_at=sent_at)
 
     def succeeded(self, action: str) -> None:
-        self._bucket(action)[1].succeeded()
+        self._buckets[ActionClass.of(action)].succeeded()
 
     def rate(self, action_class: ActionClass) -> float:
         """The current fill rate of `action_class`'s bucket (tokens per second)."""
         return self._buckets[action_class].pace.rate
 
     def ceiling(self, action_class: ActionClass) -> float:
-        """The fill rate `action_class`'s bucket returns to: the share's (tokens per second)."""
+        """The share's fill rate, which `action_class`'s bucket returns to."""
         return self._buckets[action_class].pace.ceiling

@@ -77,8 +77,7 @@ class Instance:
     instance_type: str
     vpc_id: str
     occupied_device_indexes: frozenset[int]
-    # the cluster identity is discovered from these (aws/identity.py); not hashed:
-    # an Instance stays hashable
+    # not hashed: an Instance stays hashable
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @property
@@ -102,17 +101,9 @@ class Instance:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InstanceTypeInfo:
-    instance_type: str
-    max_network_interfaces: int
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any]) -> InstanceTypeInfo:
-        return cls(
-            instance_type=raw["InstanceType"],
-            max_network_interfaces=int(raw.get("NetworkInfo", {})["MaximumNetworkInterfaces"]),
-        )
+def max_enis(raw: Mapping[str, Any]) -> tuple[str, int]:
+    """An instance type of DescribeInstanceTypes, and how many ENIs it holds."""
+    return raw["InstanceType"], int(raw.get("NetworkInfo", {})["MaximumNetworkInterfaces"])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -122,8 +113,7 @@ class Subnet:
     availability_zone: str
     cidr: str
     name: str | None
-    # every tag, for the allow-list (SUBNET_ALLOW_TAG); not hashed: a Slot holding
-    # this Subnet stays hashable
+    # every tag, for the allow-list; not hashed: a Slot holding this Subnet stays hashable
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @classmethod
@@ -145,7 +135,7 @@ class SecurityGroup:
     group_name: str
     vpc_id: str
     name_tag: str | None
-    # every tag, for the allow-list (SECURITY_GROUP_ALLOW_TAG); not hashed, as Subnet.tags
+    # not hashed, as Subnet.tags
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @classmethod

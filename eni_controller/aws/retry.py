@@ -1,9 +1,7 @@
 """Retry policy for EC2 calls: exponential backoff with full jitter (tenacity).
 
-Only failures that retrying can fix are retried: throttling, 5xx and network
-errors. A call that may already have been executed (OutcomeUnknown) is not
-repeated here; the caller describes first. botocore's own retries are turned
-off where the client is built, so the two never multiply.
+Only throttling, 5xx and network errors are retried; a call that may already
+have been executed (OutcomeUnknown) is not: the caller describes first.
 """
 
 from __future__ import annotations

@@ -1,44 +1,29 @@
 """EC2 side of the preflight: every action the controller makes, asked with DryRun,
 and the region checked against where the nodes and the VPC really are.
 
-DryRun answers `DryRunOperation` when the call would be allowed and
-`UnauthorizedOperation` when it would not, without doing anything. Calls about
-an ENI that does not exist use placeholder ids; AWS sometimes validates those
-before it checks permissions, so such an answer is a warning ("not proven"),
-never a pass.
-
-The CreateNetworkInterface probe sends exactly the tags a real create sends
-(`reconcile.tags.eni_tags` for a placeholder slot, with the configured
-CLUSTER_NAME): a policy conditioned on the cluster tag (deploy/iam/policy.json)
-must pass `check` only if it lets the controller really create.
+DryRun answers `DryRunOperation` when the call would be allowed. AWS sometimes
+validates placeholder ids before it checks permissions, so such an answer is a
+warning ("not proven"), never a pass. The create probe sends exactly the tags a
+real create sends, so a policy conditioned on them passes only if it allows
+the real create.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from eni_controller.aws import errors
-from eni_controller.aws.ec2 import EC2Client, eni_tag_specifications
+from eni_controller.aws.ec2 import EC2Client, eni_tag_specifications, tag_list
 from eni_controller.aws.lookup import LookupFailed, Resolver
 from eni_controller.model import NodeENI
 from eni_controller.preflight.report import Finding, failed, passed, warned
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.tags import MANAGED_BY_KEY, MANAGED_BY_VALUE
 
-PLACEHOLDER_ENI: Final = "eni-00000000000000000"
-PLACEHOLDER_INSTANCE: Final = "i-00000000000000000"
-PLACEHOLDER_ATTACHMENT: Final = "eni-attach-00000000000000000"
-PLACEHOLDER_SUBNET: Final = "subnet-00000000000000000"
-# The slot the create probe pretends to fill (no such NodeENI or node exists).
-PLACEHOLDER_NODEENI: Final = "preflight"
-PLACEHOLDER_UID: Final = "00000000-0000-0000-0000-000000000000"
-PLACEHOLDER_NODE: Final = "preflight-node"
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class Probe:
     """One EC2 action the controller makes, with parameters that suffice for a DryRun."""
 
@@ -49,119 +34,86 @@ class Probe:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProbeTargets:
-    """The ids the probes name: real ones where the account has some, since AWS
-    may check that a resource exists before it checks the permission."""
+    """The ids the probes name: real ones where there are some (AWS may check those first)."""
 
-    subnet_id: str = PLACEHOLDER_SUBNET
-    instance_id: str = PLACEHOLDER_INSTANCE
-    eni_id: str = PLACEHOLDER_ENI
-    attachment_id: str = PLACEHOLDER_ATTACHMENT
+    subnet_id: str = "subnet-00000000000000000"
+    instance_id: str = "i-00000000000000000"
+    eni_id: str = "eni-00000000000000000"
+    attachment_id: str = "eni-attach-00000000000000000"
 
 
 async def find_targets(
     ec2: EC2Client, *, subnet_id: str | None, instance_ids: Sequence[str]
 ) -> ProbeTargets:
-    """Real ids for the probes: the controller's own ENIs (an attached one first),
-    the nodes' instances, a subnet of the VPC."""
+    """Our own ENIs (an attached one first), the nodes' instances, a subnet of the VPC."""
     try:
         ours = await ec2.describe_network_interfaces(
             filters={f"tag:{MANAGED_BY_KEY}": [MANAGED_BY_VALUE]}
         )
     except errors.EC2Error:
         ours = []  # the DescribeNetworkInterfaces probe reports why
-    ours.sort(key=lambda e: e.eni_id)
-    attached = next((e for e in ours if e.attachment is not None), None)
-    found: dict[str, str] = {}
-    if subnet_id:
-        found["subnet_id"] = subnet_id
+    found: dict[str, str] = {"subnet_id": subnet_id} if subnet_id else {}
     if instance_ids:
         found["instance_id"] = min(instance_ids)
     if ours:
-        found["eni_id"] = ours[0].eni_id
-    if attached is not None and attached.attachment is not None:
-        found["eni_id"] = attached.eni_id
-        found["instance_id"] = attached.attachment.instance_id
-        found["attachment_id"] = attached.attachment.attachment_id
+        eni = min(ours, key=lambda e: (e.attachment is None, e.eni_id))
+        found["eni_id"] = eni.eni_id
+        if eni.attachment is not None:
+            found["instance_id"] = eni.attachment.instance_id
+            found["attachment_id"] = eni.attachment.attachment_id
     return ProbeTargets(**found)
-
-
-def probe_tags(
-    targets: ProbeTargets, *, cluster_name: str | None, extra: Mapping[str, str] | None = None
-) -> Mapping[str, str]:
-    """The tags a real create would send for a slot on `targets`' instance and subnet
-    (`extra`: EXTRA_ENI_TAGS, which a tag policy or an SCP may require)."""
-    return tags.eni_tags(
-        nodeeni=PLACEHOLDER_NODEENI,
-        uid=PLACEHOLDER_UID,
-        node=PLACEHOLDER_NODE,
-        instance_id=targets.instance_id,
-        subnet_id=targets.subnet_id,
-        cluster_name=cluster_name,
-        extra=extra,
-    )
 
 
 def probes(
     targets: ProbeTargets, *, cluster_name: str | None, extra_tags: Mapping[str, str] | None = None
 ) -> tuple[Probe, ...]:
-    """Every EC2 action the controller calls, as DryRun requests naming `targets`;
-    the create tagged as the controller with `cluster_name` would tag it."""
+    """Every EC2 action the controller calls, as DryRun requests naming `targets`."""
+    create_tags = tags.eni_tags(
+        nodeeni="preflight",
+        uid="00000000-0000-0000-0000-000000000000",
+        node="preflight-node",
+        instance_id=targets.instance_id,
+        subnet_id=targets.subnet_id,
+        cluster_name=cluster_name,
+        extra=extra_tags,
+    )
+    eni = targets.eni_id
     return (
-        Probe(action="DescribeNetworkInterfaces", purpose="find and verify ENIs"),
-        Probe(action="DescribeInstances", purpose="instance state, AZ, type"),
+        Probe("DescribeNetworkInterfaces", "find and verify ENIs"),
+        Probe("DescribeInstances", "instance state, AZ, type"),
         Probe(
-            action="DescribeInstanceTypes",
-            purpose="ENI limit per instance type",
-            params={"InstanceTypes": ["t3.medium"]},
+            "DescribeInstanceTypes", "ENI limit per instance type", {"InstanceTypes": ["t3.medium"]}
         ),
-        Probe(action="DescribeSubnets", purpose="resolve subnetIDs/subnetNames"),
-        Probe(action="DescribeSecurityGroups", purpose="resolve securityGroup IDs/names"),
+        Probe("DescribeSubnets", "resolve subnetIDs/subnetNames"),
+        Probe("DescribeSecurityGroups", "resolve securityGroup IDs/names"),
         Probe(
-            action="CreateNetworkInterface",
-            purpose="create ENIs, tagged at creation (needs ec2:CreateTags too)",
-            params={
+            "CreateNetworkInterface",
+            "create ENIs, tagged at creation (needs ec2:CreateTags too)",
+            {
                 "SubnetId": targets.subnet_id,
-                "TagSpecifications": eni_tag_specifications(
-                    probe_tags(targets, cluster_name=cluster_name, extra=extra_tags)
-                ),
+                "TagSpecifications": eni_tag_specifications(create_tags),
             },
         ),
         Probe(
-            action="AttachNetworkInterface",
-            purpose="attach ENIs",
-            params={
-                "NetworkInterfaceId": targets.eni_id,
-                "InstanceId": targets.instance_id,
-                "DeviceIndex": 1,
-            },
+            "AttachNetworkInterface",
+            "attach ENIs",
+            {"NetworkInterfaceId": eni, "InstanceId": targets.instance_id, "DeviceIndex": 1},
         ),
         Probe(
-            action="ModifyNetworkInterfaceAttribute",
-            purpose="DeleteOnTermination, security groups",
-            params={"NetworkInterfaceId": targets.eni_id, "SourceDestCheck": {"Value": True}},
+            "ModifyNetworkInterfaceAttribute",
+            "DeleteOnTermination, security groups",
+            {"NetworkInterfaceId": eni, "SourceDestCheck": {"Value": True}},
         ),
         Probe(
-            action="DetachNetworkInterface",
-            purpose="detach ENIs",
-            params={"AttachmentId": targets.attachment_id, "Force": True},
+            "DetachNetworkInterface",
+            "detach ENIs",
+            {"AttachmentId": targets.attachment_id, "Force": True},
         ),
+        Probe("DeleteNetworkInterface", "delete ENIs", {"NetworkInterfaceId": eni}),
         Probe(
-            action="DeleteNetworkInterface",
-            purpose="delete ENIs",
-            params={"NetworkInterfaceId": targets.eni_id},
-        ),
-        Probe(
-            action="CreateTags",
-            purpose="adopt the Go controller's ENIs by completing their tags",
-            params={
-                "Resources": [targets.eni_id],
-                "Tags": [
-                    {"Key": key, "Value": value}
-                    for key, value in probe_tags(
-                        targets, cluster_name=cluster_name, extra=extra_tags
-                    ).items()
-                ],
-            },
+            "CreateTags",
+            "adopt the Go controller's ENIs by completing their tags",
+            {"Resources": [eni], "Tags": tag_list(create_tags)},
         ),
     )
 
@@ -191,6 +143,14 @@ def probe_finding(probe: Probe, error: errors.EC2Error | None) -> Finding:
             return warned(check, f"not proven: {error.code}")
 
 
+async def _failure(call: Awaitable[object]) -> errors.EC2Error | None:
+    try:
+        await call
+    except errors.EC2Error as err:
+        return err
+    return None
+
+
 async def run_probes(
     ec2: EC2Client,
     targets: ProbeTargets,
@@ -198,20 +158,14 @@ async def run_probes(
     cluster_name: str | None,
     extra_tags: Mapping[str, str] | None = None,
 ) -> list[Finding]:
-    findings = []
-    for probe in probes(targets, cluster_name=cluster_name, extra_tags=extra_tags):
-        try:
-            await ec2.call(probe.action, DryRun=True, **probe.params)
-        except errors.EC2Error as err:
-            findings.append(probe_finding(probe, err))
-        else:
-            findings.append(probe_finding(probe, None))
-    return findings
+    return [
+        probe_finding(probe, await _failure(ec2.call(probe.action, DryRun=True, **probe.params)))
+        for probe in probes(targets, cluster_name=cluster_name, extra_tags=extra_tags)
+    ]
 
 
 def cluster_identity_finding(*, cluster_name: str | None) -> Finding:
-    """Whether ENIs get a cluster tag: without one the orphan sweep deletes nothing
-    and the shipped IAM policy (conditioned on that tag) allows nothing."""
+    """Whether ENIs get a cluster tag, which the orphan sweep and the IAM policy need."""
     check = "cluster-name"
     if cluster_name:
         return passed(
@@ -234,17 +188,16 @@ def _zone_in_region(zone: str, region: str) -> bool:
 
 
 def region_finding(*, region: str, node_zones: Mapping[str, str]) -> Finding:
-    """Whether the nodes' availability zones (node name -> AZ from its providerID)
-    lie in the configured region."""
+    """Whether the nodes' availability zones (node name -> AZ) lie in the region."""
     check = "region"
     if not node_zones:
         return warned(check, f"AWS_REGION={region}; no node with an aws:/// providerID to compare")
-    elsewhere = sorted({zone for zone in node_zones.values() if not _zone_in_region(zone, region)})
+    elsewhere = [zone for zone in node_zones.values() if not _zone_in_region(zone, region)]
     if elsewhere:
-        count = sum(not _zone_in_region(z, region) for z in node_zones.values())
         return failed(
             check,
-            f"AWS_REGION={region} but {count} node(s) run in {', '.join(elsewhere)}: "
+            f"AWS_REGION={region} but {len(elsewhere)} node(s) run in "
+            f"{', '.join(sorted(set(elsewhere)))}: "
             "set AWS_REGION (chart value awsRegion) to the nodes' region",
         )
     zones = sorted(set(node_zones.values()))
@@ -264,15 +217,10 @@ async def vpc_finding(
         return warned(check, f"could not list subnets ({err.code})"), None
     first = min((s.subnet_id for s in subnets), default=None)
     if vpc_id is None:
-        return (
-            passed(check, f"VPC_ID not set: names resolve among {len(subnets)} subnets"),
-            first,
-        )
+        return passed(check, f"VPC_ID not set: names resolve among {len(subnets)} subnets"), first
     if not subnets:
-        return (
-            failed(check, f"no subnet of {vpc_id} in {region}: wrong AWS_REGION or VPC_ID?"),
-            None,
-        )
+        wrong = f"no subnet of {vpc_id} in {region}: wrong AWS_REGION or VPC_ID?"
+        return failed(check, wrong), None
     return passed(check, f"{vpc_id}: {len(subnets)} subnets in {region}"), first
 
 
@@ -293,10 +241,8 @@ async def reference_findings(resolver: Resolver, nodeenis: Iterable[NodeENI]) ->
                 )
             ),
         ]
-        if problems:
-            findings.append(failed(check, "; ".join(problems)))
-        else:
-            findings.append(passed(check, "subnets and security groups found"))
+        found = passed(check, "subnets and security groups found")
+        findings.append(failed(check, "; ".join(problems)) if problems else found)
     return findings
 
 
@@ -308,8 +254,3 @@ async def _lookup_problems(lookup: Awaitable[object]) -> list[str]:
     except errors.EC2Error as err:
         return [f"lookup failed ({err.code})"]
     return []
-
-
-def ec2_nodes(nodes: Sequence[Mapping[str, Any]]) -> list[NodeView]:
-    """The Nodes whose providerID names an EC2 instance."""
-    return [v for v in map(NodeView.from_api, nodes) if v.on_ec2]

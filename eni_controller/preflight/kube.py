@@ -22,8 +22,7 @@ CRD_NAME: Final = f"{model.PLURAL}.{model.GROUP}"
 
 
 def required_permissions(config: Config) -> tuple[Permission, ...]:
-    """Every request the controller makes (kube/permissions.py, the list the chart's
-    RBAC is tested against)."""
+    """Every request the controller makes (the list the chart's RBAC is tested against)."""
     return controller_permissions(
         release_namespace=config.pod_namespace, leader_election=config.enable_leader_election
     )
@@ -53,15 +52,13 @@ async def crd_finding(api: client.ApiClient) -> Finding:
     check = "crd"
     try:
         resources = await client.CustomObjectsApi(api).get_api_resources(model.GROUP, model.VERSION)
-    except ApiException as err:
-        if err.status == HTTPStatus.NOT_FOUND:
+    except (ApiException, ClientError, OSError) as err:
+        if isinstance(err, ApiException) and err.status == HTTPStatus.NOT_FOUND:
             return failed(
                 check,
                 f"{CRD_NAME} ({model.VERSION}) is not installed: apply "
                 "helm/aws-multi-eni-controller/crds/ or install the chart",
             )
-        return failed(check, f"discovery of {model.GROUP}/{model.VERSION}: {_api_error(err)}")
-    except (ClientError, OSError) as err:
         return failed(check, f"discovery of {model.GROUP}/{model.VERSION}: {_api_error(err)}")
     served = {r.name for r in resources.resources or ()}
     if model.PLURAL not in served:

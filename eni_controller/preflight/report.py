@@ -1,7 +1,4 @@
-"""The preflight's findings and their rendering: one row per check, an exit code.
-
-Pure data and text so the table format is tested without AWS or Kubernetes.
-"""
+"""The preflight's findings and their rendering: one row per check, an exit code."""
 
 from __future__ import annotations
 
@@ -13,9 +10,7 @@ from enum import StrEnum
 
 class Outcome(StrEnum):
     PASS = "PASS"
-    # Could not be proven either way (e.g. AWS validated a placeholder before
-    # permissions); never fails the check, always said.
-    WARN = "WARN"
+    WARN = "WARN"  # not proven either way: said, never fails the check
     FAIL = "FAIL"
 
 
@@ -72,10 +67,5 @@ def render_table(findings: Sequence[Finding]) -> str:
         f"{check:<{widths[0]}}  {result:<{widths[1]}}  {detail}".rstrip()
         for check, result, detail in (headers, *rows)
     ]
-    counts = _counts(findings)
-    lines.append("")
-    lines.append(
-        f"{counts[Outcome.PASS]} passed, {counts[Outcome.WARN]} warnings, "
-        f"{counts[Outcome.FAIL]} failed"
-    )
-    return "\n".join(lines)
+    n_pass, n_warn, n_fail = _counts(findings).values()
+    return "\n".join([*lines, "", f"{n_pass} passed, {n_warn} warnings, {n_fail} failed"])

@@ -1,8 +1,5 @@
-"""Runs every preflight check in order and collects the findings.
-
-A check that cannot run (the API server is unreachable, listing is denied)
-reports that and the others still run: one table says everything that is wrong.
-"""
+"""Runs every preflight check in order; a check that cannot run says so and the
+others still run, so one table says everything that is wrong."""
 
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ from eni_controller.kube.resources import ResourceAPI
 from eni_controller.preflight import ec2 as ec2_checks
 from eni_controller.preflight import kube as kube_checks
 from eni_controller.preflight.report import Finding, Outcome
+from eni_controller.reconcile.nodes import NodeView
 
 
 async def _list(resource: ResourceAPI) -> list[dict[str, Any]] | None:
@@ -42,7 +40,7 @@ async def run_preflight(*, config: Config, api: client.ApiClient, ec2: EC2Client
             await kube_checks.rbac_findings(api, kube_checks.required_permissions(config))
         )
     nodes = await _list(ResourceAPI.nodes(api)) if kube_up else None
-    on_ec2 = ec2_checks.ec2_nodes(nodes or [])
+    on_ec2 = [n for n in map(NodeView.from_api, nodes or []) if n.on_ec2]
     if nodes is not None:
         zones = {n.name: n.availability_zone for n in on_ec2 if n.availability_zone}
         findings.append(ec2_checks.region_finding(region=region, node_zones=zones))

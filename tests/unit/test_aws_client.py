@@ -232,11 +232,8 @@ async def test_describe_instance_types(s: ScriptedEC2) -> None:
             ]
         },
     )
-    infos = await s.ec2.describe_instance_types(["m5.large", "c5.4xlarge"])
-    assert {k: v.max_network_interfaces for k, v in infos.items()} == {
-        "m5.large": 3,
-        "c5.4xlarge": 8,
-    }
+    max_enis = await s.ec2.describe_instance_types(["m5.large", "c5.4xlarge"])
+    assert max_enis == {"m5.large": 3, "c5.4xlarge": 8}
     assert s.raw.calls_to("describe_instance_types") == [
         {"InstanceTypes": ["m5.large", "c5.4xlarge"]}
     ]
