@@ -22,7 +22,6 @@ The store, its indexes and the update rule are in store.py.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import random
 import time
@@ -141,11 +140,10 @@ class WatchError(Exception):
     """The server ended a watch with an ERROR event other than 410."""
 
 
-class Informer:
-    """Lists and watches one resource type into a ``Store`` and calls ``handler``.
-
-    ``run()`` runs until cancelled; reads are complete once ``has_synced``. An
-    object ``transform`` fails on is kept whole.
+class Informer(Store):
+    """A ``Store`` kept current by listing and watching one resource type, calling
+    ``handler`` on changes. ``run()`` runs until cancelled; reads are complete once
+    ``has_synced``. An object ``transform`` fails on is kept whole.
     """
 
     def __init__(
@@ -161,8 +159,8 @@ class Informer:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:
+        super().__init__(indexers)
         self.name = name
-        self.store = Store(indexers)
         self._api = api
         self._handler = handler
         self._transform = transform
@@ -172,23 +170,11 @@ class Informer:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._synced = asyncio.Event()
-        self._resource_version: str | None = None
+        self.resource_version: str | None = None  # where the next watch starts; None: relist
         self._failures = 0
         self._expiries = 0  # 410s in a row, with no event delivered in between
         self._log = log.bind(informer=name)
         self._object_key = api.kind.lower()  # "node", "nodeeni": the log field naming one
-
-    def get(self, name: str) -> Obj | None:
-        return self.store.get(name)
-
-    def list(self) -> list[Obj]:
-        return self.store.list()
-
-    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
-        return self.store.by_index(index_name, value)
-
-    def index_values(self, index_name: str) -> builtins.list[str]:
-        return self.store.index_values(index_name)
 
     @property
     def has_synced(self) -> bool:
@@ -198,22 +184,17 @@ class Informer:
     async def wait_synced(self) -> None:
         await self._synced.wait()
 
-    @property
-    def resource_version(self) -> str | None:
-        """Where the next watch starts; None when the next step is a relist."""
-        return self._resource_version
-
     async def run(self) -> None:
         while True:
             try:
-                rv = self._resource_version
+                rv = self.resource_version
                 if rv is None:
                     rv = await self._relist()
                 await self._watch(rv)
             except WatchExpired:
                 await self._expired("ERROR event 410")
             except ApiException as err:
-                if err.status == HTTPStatus.GONE and self._resource_version is not None:
+                if err.status == HTTPStatus.GONE and self.resource_version is not None:
                     await self._expired("HTTP 410")
                 else:
                     self._failures += 1
@@ -226,17 +207,17 @@ class Informer:
 
     async def _relist(self) -> str:
         items, rv = await self._api.list(transform=self._transformed)
-        diff = self.store.replace(items)
+        diff = self.replace(items)
         for obj in diff.deleted:
             self._notify("on_delete", obj)
         for obj in diff.added:
             self._notify("on_add", obj)
         for old, new in diff.updated:
             self._notify("on_update", old, new)
-        self._resource_version = rv
+        self.resource_version = rv
         self._log.info(
             "listed",
-            count=len(self.store),
+            count=len(self),
             added=len(diff.added),
             updated=len(diff.updated),
             deleted=len(diff.deleted),
@@ -287,12 +268,12 @@ class Informer:
                 return
             if kind == "DELETED":
                 gone = self._from_store(name, kept) or kept
-                self.store.delete(name)  # the store first, as after a relist
+                self.delete(name)  # the store first, as after a relist
                 self._notify("on_delete", gone)
             else:
                 if self._complete is not None:
                     kept = await self._completed(name, kept)
-                old, changed = self.store.put(kept)
+                old, changed = self.put(kept)
                 if old is None:
                     self._notify("on_add", kept)
                 elif changed:
@@ -300,11 +281,11 @@ class Informer:
         elif kind != "BOOKMARK":
             self._log.warning("unknown watch event type", type=kind)
         if rv is not None:
-            self._resource_version = rv
+            self.resource_version = rv
 
     def _from_store(self, name: str, partial: Obj) -> Obj | None:
         """`partial` completed from the stored object; None when that cannot tell."""
-        stored = self.store.get(name)
+        stored = self.get(name)
         return None if self._complete is None or stored is None else self._complete(stored, partial)
 
     async def _completed(self, name: str, partial: Obj) -> Obj:
@@ -342,8 +323,8 @@ class Informer:
             self._log.exception("event handler failed", handler=method, **{self._object_key: name})
 
     async def _expired(self, how: str) -> None:
-        self._log.info("watch expired, relisting", how=how, resource_version=self._resource_version)
-        self._resource_version = None
+        self._log.info("watch expired, relisting", how=how, resource_version=self.resource_version)
+        self.resource_version = None
         self._expiries += 1
         # A 410 is the server answering: earlier failures to reach it are over, and
         # the first expiry relists at once; more in a row back off more each time.

@@ -143,16 +143,11 @@ class LeaderElector:
         self.release_on_cancel = release_on_cancel
         self._duration_seconds = math.ceil(lease_duration)
         self._on_change = on_change
-        self._is_leader = False
+        self.is_leader = False  # from acquiring the Lease until lead() has stopped again
         self._lease: client.V1Lease | None = None  # the last object read or written
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._log = log.bind(lease=f"{namespace}/{name}", identity=identity)
-
-    @property
-    def is_leader(self) -> bool:
-        """True from acquiring the Lease until `lead()` has stopped again."""
-        return self._is_leader
 
     @property
     def holder(self) -> str:
@@ -309,13 +304,10 @@ class LeaderElector:
         if lease is None or self._observed is None or self._observed.holder != self.identity:
             return
         now = wall_now()
-        lease.spec = LeaseRecord(
-            holder="",
-            lease_duration_seconds=RELEASED_LEASE_DURATION_SECONDS,
-            acquire_time=now,
-            renew_time=now,
-            transitions=self._observed.transitions,
-        ).to_spec()
+        released = LeaseRecord(
+            "", RELEASED_LEASE_DURATION_SECONDS, now, now, self._observed.transitions
+        )
+        lease.spec = released.to_spec()
         try:
             async with asyncio.timeout(self.renew_deadline):
                 written = await self._leases.replace_namespaced_lease(
@@ -331,9 +323,9 @@ class LeaderElector:
         self._log.info("released the lease")
 
     def _set_leader(self, leader: bool) -> None:
-        if leader == self._is_leader:
+        if leader == self.is_leader:
             return
-        self._is_leader = leader
+        self.is_leader = leader
         if self._on_change is not None:
             try:
                 self._on_change(leader)

@@ -81,15 +81,11 @@ class WorkQueue(Generic[K]):
         self._getters: deque[asyncio.Future[None]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._shutting_down = False
+        self.shutting_down = False
 
     def __len__(self) -> int:
         """Keys waiting to be handed out (not those being processed)."""
         return len(self._queue)
-
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutting_down
 
     def add(self, key: K) -> None:
         self._add(key, first=False)
@@ -99,7 +95,7 @@ class WorkQueue(Generic[K]):
         self._add(key, first=True)
 
     def _add(self, key: K, *, first: bool) -> None:
-        if self._shutting_down:
+        if self.shutting_down:
             return
         if self._m:
             self._m.adds.inc()
@@ -115,7 +111,7 @@ class WorkQueue(Generic[K]):
 
     def add_after(self, key: K, delay: float) -> None:
         """Add `key` after `delay` seconds; of several pending delays the earliest wins."""
-        if self._shutting_down:
+        if self.shutting_down:
             return
         if delay <= 0:
             self.add(key)
@@ -132,7 +128,7 @@ class WorkQueue(Generic[K]):
     def add_rate_limited(self, key: K, *, at_least: float = 0.0) -> float:
         """Add `key` after its backoff delay, or `at_least` (a server's Retry-After)
         when that is longer, and return the delay (0.0 if shut down)."""
-        if self._shutting_down:
+        if self.shutting_down:
             return 0.0
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
@@ -157,7 +153,7 @@ class WorkQueue(Generic[K]):
     async def get(self) -> K:
         """The next key, oldest first; raises ShutDown once the queue is shut down."""
         while True:
-            if self._shutting_down:
+            if self.shutting_down:
                 raise ShutDown(self.name)
             if self._queue:
                 break
@@ -207,8 +203,8 @@ class WorkQueue(Generic[K]):
         With drain, wait (at most `timeout` seconds) until every key in processing is
         done. Returns True when nothing is left in processing.
         """
-        if not self._shutting_down:
-            self._shutting_down = True
+        if not self.shutting_down:
+            self.shutting_down = True
             for _, handle in self._timers.values():
                 handle.cancel()
             self._timers.clear()
