@@ -1,25 +1,20 @@
 """Kubernetes Events about NodeENIs: correlated, aggregated, coalesced. Best effort.
 
-Invariants:
-
-- Correlation (client-go's EventCorrelator): the same Event about the same object
-  (uid, type, reason, message) raised again is one Event whose ``count`` and
-  ``lastTimestamp`` grow, so a NodeENI failing every resync does not flood etcd.
-  The count is written absolute (merge patch), so a timed-out patch that landed
-  is not counted twice; a 404 (the Event expired) creates a new one, count
-  carried on.
-- Aggregation (client-go's EventAggregator): once AGGREGATE_AFTER distinct
-  messages of one (object, type, reason) came, each within AGGREGATE_WINDOW of
-  the one before, further new messages are counted on one Event,
-  AGGREGATE_PREFIX + the latest message, written at most once per
-  AGGREGATE_INTERVAL.
+- Correlation (client-go's EventCorrelator): the same (uid, type, reason,
+  message) raised again grows one Event's ``count``, so a NodeENI failing every
+  resync does not flood etcd. The count is written absolute (merge patch), so a
+  timed-out patch that landed is not counted twice; an expired Event (404) is
+  created anew, count carried on.
+- Aggregation (client-go's EventAggregator): past AGGREGATE_AFTER distinct
+  messages of one (object, type, reason), each within AGGREGATE_WINDOW of the
+  last, new messages count on one AGGREGATE_PREFIX Event, written at most once
+  per AGGREGATE_INTERVAL.
 - Coalescing: one write per Event at a time; occurrences raised meanwhile are
   carried by the next write, made by a task of the recorder, so no caller waits
-  behind another's write. A caller with no write of its Event in flight writes
-  it before `record` returns; `record_soon` leaves even that to a task.
+  behind another's write; else `record` writes before it returns (`record_soon`
+  leaves even that to a task).
 - Bounded: both caches keep their `cache_size` most recently used entries.
-- Best effort: `record` never raises; a failed write's occurrences are carried
-  by the Event's next write.
+- Best effort: `record` never raises; a failed write's count is carried on.
 """
 
 from __future__ import annotations

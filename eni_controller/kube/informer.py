@@ -1,22 +1,17 @@
-"""A list/watch cache of one resource type, with secondary indexes.
-
-One list and then a watch answer every read the controller makes from memory.
-Hand-rolled, not kopf or the client's ``Watch``, to keep client-go's contract:
+"""A list/watch cache of one resource type, with client-go's informer contract.
 
 * every (re)list replaces the store and delivers the difference, so an object
   deleted while the watch was down still arrives as a deletion, last state seen;
-* a watch the server ends normally resumes from the last resourceVersion seen
-  (events or bookmarks), without a relist;
+* a watch the server ends normally resumes from the last resourceVersion seen;
 * an expired resourceVersion (HTTP 410, or an ``ERROR`` event with code 410)
-  relists at once the first time, with backoff only for expiries in a row; any
-  other failure backs off, capped, jittered and exponential;
+  relists, at once the first time; other failures back off, jittered, capped;
 * handlers are synchronous and only enqueue keys; one that raises is logged;
 * ``transform`` (client-go's TransformFunc) cuts every object down to what the
   controller reads before anything sees it (a real Node is 10-20 KB);
 * with ``complete``, the watch asks for metadata only and each event is
   completed from the stored object, or one GET when the store cannot tell.
 
-The store, its indexes and the update rule are in store.py.
+The update rule (which replacement is a change for the handlers) is in store.py.
 """
 
 from __future__ import annotations
@@ -141,10 +136,8 @@ class WatchError(Exception):
 
 
 class Informer(Store):
-    """A ``Store`` kept current by listing and watching one resource type, calling
-    ``handler`` on changes. ``run()`` runs until cancelled; reads are complete once
-    ``has_synced``. An object ``transform`` fails on is kept whole.
-    """
+    """A Store kept current by list and watch, calling ``handler`` on changes. ``run()``
+    runs until cancelled; reads are complete once ``has_synced``."""
 
     def __init__(
         self,

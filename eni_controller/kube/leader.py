@@ -1,19 +1,18 @@
 """Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics.
 
-Only one replica may act on EC2 at a time: two reconciling one NodeENI would race
-for device indexes and create ENIs nobody records. Invariants:
+Only one replica may act on EC2: two reconciling one NodeENI would race for
+device indexes and create ENIs nobody records. Invariants:
 
-- A candidate tries every `retry_period` to take the Lease: it creates it when
-  missing, keeps it when it holds it, takes it over when empty or expired. Every
-  write carries the resourceVersion read; a 409 means another replica won.
-- Expiry is judged by when *we* last saw the record change, on our monotonic
-  clock, never by the holder's `renewTime` (another node's clock).
-- The leader renews every `retry_period`; when it has not renewed for
-  `renew_deadline` or sees another holder, it cancels its work and waits for it
-  to stop. `renew_deadline < lease_duration` makes that safe: the old leader has
-  stopped before anyone else can see the lease as expired.
-- On graceful shutdown it releases the Lease (empty holder, 1 s duration,
-  client-go's ReleaseOnCancel), so a standby takes over at its next retry.
+- every `retry_period` a candidate creates the Lease when missing, keeps it when
+  it holds it, takes it over when empty or expired; every write carries the
+  resourceVersion read, so of two racing replicas one gets 409;
+- expiry is judged by when *we* last saw the record change, on our monotonic
+  clock, never by the holder's `renewTime` (another node's clock);
+- a leader that has not renewed for `renew_deadline`, or sees another holder,
+  stops its work before campaigning again; `renew_deadline < lease_duration`
+  means it has stopped before anyone else can see the lease expired;
+- on graceful shutdown it releases the Lease (client-go's ReleaseOnCancel), so a
+  standby takes over at its next retry.
 """
 
 from __future__ import annotations
@@ -155,15 +154,10 @@ class LeaderElector:
         return self._observed.holder if self._observed else ""
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Campaign for the Lease and run `lead()` while holding it; forever, unless:
-
-        - `lead()` returns or raises: it stops leading, releases the Lease, then
-          returns or raises the same exception;
-        - run() is cancelled: it cancels `lead()`, waits for it, releases the
-          Lease (unless `release_on_cancel` is False) and re-raises.
-
-        Losing the Lease cancels `lead()`, waits for it and campaigns again.
-        """
+        """Campaign for the Lease and run `lead()` while holding it. Losing the Lease
+        cancels `lead()`, waits for it and campaigns again. When `lead()` returns or
+        raises, release the Lease and do the same; when cancelled, cancel `lead()`,
+        wait for it, release (if `release_on_cancel`) and re-raise."""
         while True:
             renewed_at = await self._acquire()
             lead_task = asyncio.create_task(lead(), name=f"lead:{self.identity}")
@@ -195,12 +189,9 @@ class LeaderElector:
             await asyncio.sleep(self.retry_period * (1 + ACQUIRE_JITTER * random.random()))
 
     async def _renew(self, lead_task: asyncio.Task[None], renewed_at: float) -> bool:
-        """Renew every retry_period. True if lead() finished by itself, False if leadership
-        was lost (another holder, or no successful renewal for renew_deadline).
-
-        The deadline counts from the *start* of the last successful attempt: the
-        write landed after that, so every other replica observed it later still.
-        """
+        """Renew every retry_period: True once lead() finished, False when leadership is
+        lost. The deadline counts from the *start* of the last successful attempt: every
+        other replica observed its write later still."""
         while True:
             deadline = renewed_at + self.renew_deadline
             pause = min(self.retry_period, deadline - time.monotonic())

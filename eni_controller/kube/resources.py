@@ -1,18 +1,13 @@
 """Raw list/watch access to one cluster-scoped resource type, as plain dicts.
 
-Calls go through kubernetes_asyncio's request path (auth, TLS, the request
-timeout of kube/timeouts.py) with ``_preload_content=False``: bodies are decoded
-into the server's camelCase dicts, never into model classes, which skips the
-client's slow deserialiser and gives custom resources and Nodes one shape. Watch
-lines are decoded with ``orjson`` (every Node heartbeat is one), list pages with
-``json``, whose peak memory for a page of 500 whole Nodes is lower. The watch
-body is split into lines here: aiohttp's ``readline()`` refuses lines over 128
-KiB, which a Node with a long image list can exceed.
-
-A watch asks the server to end it after ``timeoutSeconds`` and gives up on its
-own only when the connection stays silent a grace period longer, so a dead peer
-is noticed without cutting a healthy watch short. A list page gets the client's
-request timeout.
+Requests go through the client's request path (auth, TLS, kube/timeouts.py) with
+``_preload_content=False``: bodies become the server's camelCase dicts, never
+model classes (the client's deserialiser is slow), one shape for every type.
+Watch lines are decoded with ``orjson`` (fast per heartbeat), list pages with
+``json`` (lower peak memory), and split here: aiohttp's ``readline()`` refuses
+lines over 128 KiB. A watch gives up on its own only when silent a grace period
+past its ``timeoutSeconds``, so a dead peer is noticed and a healthy watch is not
+cut short.
 """
 
 from __future__ import annotations
@@ -38,11 +33,8 @@ PARTIAL_METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.
 
 
 class ResourceAPI:
-    """List and watch one cluster-scoped resource type, in raw dicts.
-
-    `api` and `path` (the collection's URL path), when given, serve GET of one
-    object and metadata-only watches (the generated methods fix the Accept header).
-    """
+    """List and watch one cluster-scoped resource type. `api` and `path` (the collection's
+    URL), when given, serve GETs and metadata-only watches (whose Accept header differs)."""
 
     def __init__(
         self,
@@ -93,12 +85,9 @@ class ResourceAPI:
         limit: int = 500,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every object, page by page; and the list's resourceVersion to watch from.
-
-        Items get the ``kind``/``apiVersion`` the server leaves out of built-in
-        types. ``transform`` is applied as each page arrives: only one page of whole
-        objects is ever held (5,000 real Nodes are ~60 MB of JSON).
-        """
+        """Every object, and the list's resourceVersion to watch from. Items get the
+        kind/apiVersion the server leaves out of built-in types; ``transform`` runs as
+        each page arrives, so only one page of whole objects is ever held."""
         items: list[dict[str, Any]] = []
         token = ""
         while True:
@@ -119,11 +108,9 @@ class ResourceAPI:
     async def watch(
         self, *, resource_version: str, timeout_seconds: int, metadata_only: bool = False
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """Watch events ``{"type", "object"}`` from ``resource_version`` on, with bookmarks,
-        until the server ends the watch; closing the generator closes the connection.
-        An HTTP error raises ``ApiException``; an expired resourceVersion usually
-        arrives as an ``ERROR`` event (code 410).
-        """
+        """Watch events ``{"type", "object"}`` with bookmarks, until the server ends the
+        watch; closing the generator closes the connection. An HTTP error raises
+        ``ApiException`` (a 410 usually arrives as an ``ERROR`` event instead)."""
         timeout = (CONNECT_TIMEOUT_SECONDS, timeout_seconds + WATCH_READ_GRACE_SECONDS)
         if metadata_only:
             query = [

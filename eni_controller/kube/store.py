@@ -1,15 +1,13 @@
 """The informer's cache: objects by name, secondary indexes, and the update rule.
 
-Pure and synchronous, so the rule every handler relies on is testable without a
-server. Objects are the server's camelCase dicts after the informer's transform,
-shared with the handlers: treat them as read-only.
+Pure and synchronous, so the rule handlers rely on is testable without a server.
+Objects are shared with the handlers: treat them as read-only.
 
 The update rule: an object equal to the stored one except for
 ``metadata.resourceVersion`` is not an update. The store keeps the new version
-(so a write based on it carries the newest resourceVersion) and no handler is
-called: a Node heartbeat costs the decode, the transform and one comparison.
-Indexers must not read ``metadata.resourceVersion``: such a replacement keeps its
-index entries.
+(writes based on it carry the newest resourceVersion) and no handler is called,
+so a Node heartbeat costs one comparison. Indexers must not read
+``metadata.resourceVersion``: such a replacement keeps its index entries.
 """
 
 from __future__ import annotations
@@ -71,11 +69,8 @@ class Diff:
 
 
 class Store:
-    """Objects by name, plus secondary indexes kept exact on every change.
-
-    The index values an object was filed under are remembered, so an update
-    removes exactly those without re-running the indexer on the old object.
-    """
+    """Objects by name, plus secondary indexes kept exact on every change: the values an
+    object was filed under are remembered, so an update removes exactly those."""
 
     def __init__(self, indexers: Mapping[str, Indexer] = NO_INDEXERS) -> None:
         self._indexers = dict(indexers)

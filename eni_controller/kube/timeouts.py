@@ -1,21 +1,16 @@
 """A time limit on every Kubernetes request the controller makes.
 
-kubernetes_asyncio sends a request with no timeout unless the call passes
-``_request_timeout``, and aiohttp waits forever by default: one PATCH never
-answered would pin its NodeENI key for good (the work queue never hands a key to
-two workers). So the limit is applied where every generated API method passes
-through, ``ApiClient.request``, rather than remembered at every call site.
+kubernetes_asyncio sends requests with no timeout unless the call passes
+``_request_timeout``: one PATCH never answered would pin its NodeENI key for good.
+So the limit is applied where every generated method passes, ``ApiClient.request``.
 
 Invariants:
 
-* ``with_request_timeout(api, seconds=…)`` returns a client whose every request
-  without an explicit ``_request_timeout`` is bounded by ``seconds`` in total. A
-  call passing its own keeps it (watches pass a read timeout past their
-  server-side ``timeoutSeconds``).
-* A request that runs out of time raises ``KubeRequestTimeout`` (a
-  ``TimeoutError``), whatever aiohttp's class for it was. Cancellation, also by
-  an enclosing ``asyncio.timeout``, passes through untouched.
-* The returned client shares the caller's connection pool and configuration;
+* a request without its own ``_request_timeout`` is bounded by ``seconds`` in
+  total; one with its own keeps it (watches);
+* running out of time raises ``KubeRequestTimeout`` (a ``TimeoutError``);
+  cancellation, also by an enclosing ``asyncio.timeout``, passes through;
+* the returned client shares the caller's connection pool and configuration;
   the original is not changed and is still the one to close.
 """
 
@@ -29,11 +24,7 @@ from kubernetes_asyncio import client
 
 
 class KubeRequestTimeout(TimeoutError):
-    """A Kubernetes API request got no (complete) answer within its time limit.
-
-    The server may still have applied it: a write that timed out is retried from
-    a fresh read, never assumed lost.
-    """
+    """No (complete) answer within the time limit; a write may still have landed."""
 
     def __init__(self, *, method: str, url: str, seconds: float | None) -> None:
         self.method = method

@@ -1,20 +1,17 @@
 """A rate-limited asyncio work queue with client-go workqueue semantics.
 
-Informer events, resyncs and retries funnel NodeENI names into one queue that a
-pool of workers drains. Invariants:
+Invariants the reconcile loop relies on:
 
-* De-duplication: a waiting key is queued once however often it is added.
-* Exclusivity: a key being processed is never handed to a second worker.
-* No lost updates: a key added while processed is queued again on done().
-* Backoff: add_rate_limited() retries after base * 2**failures seconds (capped),
-  forget() resets it; add_after() defers a key, the earliest delay wins.
-* A server's Retry-After holds the key: any add before it has passed is deferred
-  to its end, so new work does not knock again sooner than the server asked.
+* a waiting key is queued once however often it is added;
+* a key being processed is never handed to a second worker;
+* a key added while processed is queued again on done() (no lost updates);
+* add_rate_limited() retries after base * 2**failures seconds (capped), forget()
+  resets it; of several add_after() delays the earliest wins;
+* a server's Retry-After holds the key: adds before it ends are deferred to it;
 * shutdown() hands out no new work at once (a controller that lost its lease must
   not start reconciles) and, with drain, waits for in-flight keys' done().
 
-Plain asyncio: all methods but get() and shutdown() are synchronous and run on
-the event loop's thread.
+All methods but get() and shutdown() are synchronous, on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -50,10 +47,7 @@ class _Instruments:
 
 
 class WorkQueue(Generic[K]):
-    """De-duplicating FIFO of keys with per-key exclusivity, delays and backoff.
-
-    `clock` times the duration metrics; delays and holds use the loop's clock.
-    """
+    """De-duplicating FIFO of keys; `clock` times the metrics, delays use the loop's."""
 
     def __init__(
         self,
@@ -152,11 +146,9 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         """The next key, oldest first; raises ShutDown once the queue is shut down."""
-        while True:
+        while not self._queue:  # shutdown() empties it for good
             if self.shutting_down:
                 raise ShutDown(self.name)
-            if self._queue:
-                break
             getter = asyncio.get_running_loop().create_future()
             self._getters.append(getter)
             try:
@@ -198,11 +190,8 @@ class WorkQueue(Generic[K]):
 
     # ASYNC109 prefers asyncio.timeout() at the call site; this timeout bounds only the drain.
     async def shutdown(self, *, drain: bool = True, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Stop handing out work, drop waiting keys and pending delays, wake getters.
-
-        With drain, wait (at most `timeout` seconds) until every key in processing is
-        done. Returns True when nothing is left in processing.
-        """
+        """Stop handing out work, drop waiting keys and delays, wake getters; with drain,
+        wait (at most `timeout` s) for the keys in processing. True when none is left."""
         if not self.shutting_down:
             self.shutting_down = True
             for _, handle in self._timers.values():

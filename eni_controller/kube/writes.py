@@ -47,12 +47,10 @@ class Conflict(Exception):
 class NodeENIWriter:
     """Patches of NodeENIs, and the wait for the informer to show our own.
 
-    Right after one of our writes the informer's copy may still be the one
-    before it, and a write over it would get 409 for a change that was ours. So
-    each write's resulting resourceVersion is expected from the informer (`seen`),
-    and `caught_up` waits for it, at most OWN_WRITE_WAIT_SECONDS (then a 409
-    retries). Versions seen while a write is in flight count too: the watch
-    event often comes before the patch's answer.
+    Right after our write the informer's copy may be the one before it, and a write
+    over it would get 409. So `caught_up` waits, at most OWN_WRITE_WAIT_SECONDS, until
+    the informer reported (`seen`) the resourceVersion our write made; versions seen
+    while the write is in flight count too (the watch often beats the answer).
     """
 
     def __init__(
