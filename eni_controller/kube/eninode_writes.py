@@ -21,10 +21,8 @@ from eni_controller.kube.writes import MERGE_PATCH, Conflict
 class ENINodeWriter:
     """Creates and patches ENINodes; counts its writes (tests and benchmarks)."""
 
-    def __init__(
-        self, api: client.ApiClient, *, custom: client.CustomObjectsApi | None = None
-    ) -> None:
-        self._custom = custom or client.CustomObjectsApi(api)
+    def __init__(self, api: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api)
         self.spec_writes = 0
 
     async def create(self, body: dict[str, Any]) -> None:

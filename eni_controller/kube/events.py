@@ -74,11 +74,11 @@ class _Event:
 
     nodeeni: str  # the involved object: name, uid, resourceVersion (the latest)
     uid: str
-    resource_version: str
     type_: str
     reason: str
-    message: str  # an aggregate's: the latest message, combined
     aggregate: bool
+    resource_version: str = ""  # these two: the latest occurrence's
+    message: str = ""  # an aggregate's: combined
     first_timestamp: str = field(default_factory=_event_time)
     name: str | None = None  # the Event object, once created
     count: int = 0
@@ -178,15 +178,7 @@ class EventRecorder:
             key, message = (group, None), (AGGREGATE_PREFIX + message)[:EVENT_MESSAGE_LIMIT]
         event = self._events.get(key)
         if event is None:
-            event = _Event(
-                nodeeni=nodeeni.name,
-                uid=nodeeni.uid,
-                resource_version=nodeeni.resource_version,
-                type_=type_,
-                reason=reason,
-                message=message,
-                aggregate=key[1] is None,
-            )
+            event = _Event(nodeeni.name, nodeeni.uid, type_, reason, aggregate=key[1] is None)
         event.resource_version, event.message = nodeeni.resource_version, message
         event.count += count
         _remember(self._events, key, event, self._cache_size)

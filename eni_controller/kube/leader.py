@@ -314,9 +314,7 @@ class LeaderElector:
         self._log.info("released the lease")
 
     def _set_leader(self, leader: bool) -> None:
-        if leader == self.is_leader:
-            return
-        self.is_leader = leader
+        self.is_leader = leader  # run() alternates True and False
         if self._on_change is not None:
             try:
                 self._on_change(leader)

@@ -75,8 +75,7 @@ def controller_permissions(
             group="",
             resource="nodes",
             verbs=("get", "list", "watch"),
-            why="Node informer, which GETs a new Node for its providerID (kube/resources.py "
-            "ResourceAPI.nodes; also `check`)",
+            why="Node informer, and its GET of a new Node's providerID (kube/informer.py)",
         ),
         Permission(
             group=model.GROUP,
@@ -95,8 +94,7 @@ def controller_permissions(
             group=eninode.GROUP,
             resource=eninode.PLURAL,
             verbs=("list", "watch", "create", "patch"),
-            why="ENINode informer, one created per node and its spec merge-patched "
-            "(kube/eninode_writes.py)",
+            why="ENINode informer, one created per node, spec patched (kube/eninode_writes.py)",
         ),
         Permission(
             group="",

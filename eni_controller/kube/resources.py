@@ -91,10 +91,8 @@ class ResourceAPI:
         items: list[dict[str, Any]] = []
         token = ""
         while True:
-            kwargs: dict[str, Any] = {"limit": limit}
-            if token:
-                kwargs["_continue"] = token
-            body = await _read_json(await self._open(kwargs, request_timeout=None))
+            page: dict[str, Any] = {"_continue": token} if token else {}
+            body = await _read_json(await self._open(limit=limit, **page))
             for item in body.get("items") or ():
                 item.setdefault("kind", self.kind)
                 item.setdefault("apiVersion", self.api_version)
@@ -124,12 +122,10 @@ class ResourceAPI:
             )
         else:
             response = await self._open(
-                {
-                    "watch": True,
-                    "allow_watch_bookmarks": True,
-                    "resource_version": resource_version,
-                    "timeout_seconds": timeout_seconds,
-                },
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
                 request_timeout=timeout,
             )
         try:
@@ -186,7 +182,7 @@ class ResourceAPI:
         return await _checked(response)
 
     async def _open(
-        self, kwargs: dict[str, Any], *, request_timeout: tuple[float, float] | None
+        self, *, request_timeout: tuple[float, float] | None = None, **kwargs: Any
     ) -> ClientResponse:
         """`request_timeout`: (connect, read) seconds, or None for the client's default."""
         response = cast(
