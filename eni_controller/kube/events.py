@@ -58,7 +58,6 @@ class EventsAPI(Protocol):
     """What the recorder uses of CoreV1Api (a fake in unit tests)."""
 
     async def create_namespaced_event(self, namespace: str, body: Any) -> Any: ...
-
     async def patch_namespaced_event(
         self, name: str, namespace: str, body: Any, *, _content_type: str
     ) -> Any: ...

@@ -59,9 +59,7 @@ class EventHandler(Protocol):
     the controller's handlers only put keys on the work queue."""
 
     def on_add(self, obj: Obj) -> None: ...
-
     def on_update(self, old: Obj, new: Obj) -> None: ...
-
     def on_delete(self, obj: Obj) -> None: ...
 
 
@@ -91,9 +89,7 @@ NODE_SPEC_KEPT: Final = ("providerID",)
 
 
 def _picked(source: object, keys: Iterable[str]) -> dict[str, Any]:
-    if not isinstance(source, dict):
-        return {}
-    return {key: source[key] for key in keys if key in source}
+    return {key: source[key] for key in keys if key in source} if isinstance(source, dict) else {}
 
 
 def node_transform(node: Obj) -> Obj:
@@ -103,8 +99,7 @@ def node_transform(node: Obj) -> Obj:
         "kind": node.get("kind"),
         "metadata": _picked(node.get("metadata"), NODE_METADATA_KEPT),
     }
-    spec = _picked(node.get("spec"), NODE_SPEC_KEPT)
-    if spec:
+    if spec := _picked(node.get("spec"), NODE_SPEC_KEPT):
         kept["spec"] = spec
     return kept
 

@@ -166,18 +166,15 @@ class ResourceAPI:
     ) -> ClientResponse:
         """A GET through the client's own request path, with the Accept header given."""
         assert self._api is not None  # _collection() checked it
-        response = cast(
-            ClientResponse,
-            await self._api.call_api(
-                path,
-                "GET",
-                query_params=list(query),
-                header_params={"Accept": accept or "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,  # the aiohttp response itself, unread
-                # (connect, read): the REST client reads a pair so (its stub says not)
-                _request_timeout=cast(Any, request_timeout),
-            ),
+        response = await self._api.call_api(
+            path,
+            "GET",
+            query_params=list(query),
+            header_params={"Accept": accept or "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,  # the aiohttp response itself, unread
+            # (connect, read): the REST client reads a pair so (its stub says not)
+            _request_timeout=cast(Any, request_timeout),
         )
         return await _checked(response)
 
@@ -185,11 +182,8 @@ class ResourceAPI:
         self, *, request_timeout: tuple[float, float] | None = None, **kwargs: Any
     ) -> ClientResponse:
         """`request_timeout`: (connect, read) seconds, or None for the client's default."""
-        response = cast(
-            ClientResponse,
-            await self._list_call(
-                **kwargs, _preload_content=False, _request_timeout=request_timeout
-            ),
+        response = await self._list_call(
+            **kwargs, _preload_content=False, _request_timeout=request_timeout
         )
         return await _checked(response)
 
@@ -203,7 +197,8 @@ async def _read_json(response: ClientResponse) -> dict[str, Any]:
 
 
 async def _checked(response: ClientResponse) -> ClientResponse:
-    """The response, if its status is a success; else ApiException (body read)."""
+    """The unread response of a `_preload_content=False` call, if its status is a
+    success; else ApiException (body read)."""
     if 200 <= response.status < 300:
         return response
     try:

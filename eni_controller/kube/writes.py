@@ -124,11 +124,8 @@ class NodeENIWriter:
                 raise Conflict(f"{name}: {err.status}") from err
             raise
         finally:
-            others = [w for w in self._in_flight[name] if w is not seen]
-            if others:
+            if others := [w for w in self._in_flight.pop(name) if w is not seen]:
                 self._in_flight[name] = others
-            else:
-                del self._in_flight[name]
         version = result["metadata"]["resourceVersion"]
         # nothing changed, or the informer stored it (or its deletion) already
         if version != body["metadata"]["resourceVersion"] and not seen & {version, _GONE}:
