@@ -1,12 +1,9 @@
 """The controller's writes of ENINodes: create one, or merge-patch its spec.
 
-The controller is the only writer of an ENINode's spec (the node agent writes
-only its status subresource), and one node's spec is written by one sync at a
-time (its own work queue key), replacing `spec.interfaces` whole. So the
-patches carry no resourceVersion: a write based on an informer copy that lags
-our own last write only repeats it, which the API server answers without a
-change (and without a watch event). Nothing is ever deleted here: an ENINode
-goes with its Node (owner reference, garbage collector).
+The controller is the only writer of an ENINode's spec (the node agent writes its
+status), one sync per node at a time, replacing `spec.interfaces` whole. So the
+patches carry no resourceVersion: one based on a lagging informer copy only
+repeats our last write. An ENINode goes with its Node (owner reference).
 """
 
 from __future__ import annotations
@@ -24,10 +21,8 @@ from eni_controller.kube.writes import MERGE_PATCH, Conflict
 class ENINodeWriter:
     """Creates and patches ENINodes; counts its writes (tests and benchmarks)."""
 
-    def __init__(
-        self, api: client.ApiClient, *, custom: client.CustomObjectsApi | None = None
-    ) -> None:
-        self._custom = custom or client.CustomObjectsApi(api)
+    def __init__(self, api: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api)
         self.spec_writes = 0
 
     async def create(self, body: dict[str, Any]) -> None:

@@ -1,34 +1,20 @@
 """Kubernetes Events about NodeENIs: correlated, aggregated, coalesced. Best effort.
 
-Invariants, and why:
-
-- Correlation, as client-go's EventCorrelator: the same Event about the same
-  object (uid, type, reason, message) raised again is one Event whose
-  ``count`` and ``lastTimestamp`` grow, not a new object per reconcile pass,
-  so a NodeENI failing every resync does not flood etcd. The count is written
-  absolute (merge patch), so a patch that timed out but landed is not counted
-  twice. A patch answered 404 means the Event expired (the server's event TTL,
-  one hour by default): a new Event carries the count on, as client-go does.
-- Aggregation, as client-go's EventAggregator: messages that name an ENI or a
-  node ("created eni-1 for node a") differ per occurrence, so correlation
-  alone is one Event per ENI step of a rollout. Once AGGREGATE_AFTER distinct
-  messages of one (object, type, reason) were seen, each less than
-  AGGREGATE_WINDOW after the one before, further new messages are counted on
-  one Event, "(combined from similar events): <latest message>". Repeats of
-  the first ones still correlate with their own Event.
-- Coalescing: one write per Event at a time. Occurrences raised while it is
-  in flight are carried by the next write (the count is absolute), made by a
-  task of the recorder, so a caller never waits behind another's write and
-  occurrences raised together cost one write, not one each. `record_soon`
-  leaves even the first write to such a task. An aggregate
-  Event is written at most once per AGGREGATE_INTERVAL: a rollout's
-  occurrences arrive at the pace of AWS's mutating calls, far apart compared
-  to one API write, and would each cost one otherwise. A caller with no write
-  of its Event in flight writes it before `record` returns.
-- Bounded and per process: both caches keep their `cache_size` most recently
-  used entries (client-go keeps 4096).
-- Best effort: `record` never raises. A failed write is logged; its
-  occurrences are carried by the Event's next write.
+- Correlation (client-go's EventCorrelator): the same (uid, type, reason,
+  message) raised again grows one Event's ``count``, so a NodeENI failing every
+  resync does not flood etcd. The count is written absolute (merge patch), so a
+  timed-out patch that landed is not counted twice; an expired Event (404) is
+  created anew, count carried on.
+- Aggregation (client-go's EventAggregator): past AGGREGATE_AFTER distinct
+  messages of one (object, type, reason), each within AGGREGATE_WINDOW of the
+  last, new messages count on one AGGREGATE_PREFIX Event, written at most once
+  per AGGREGATE_INTERVAL.
+- Coalescing: one write per Event at a time; occurrences raised meanwhile are
+  carried by the next write, made by a task of the recorder, so no caller waits
+  behind another's write; else `record` writes before it returns (`record_soon`
+  leaves even that to a task).
+- Bounded: both caches keep their `cache_size` most recently used entries.
+- Best effort: `record` never raises; a failed write's count is carried on.
 """
 
 from __future__ import annotations
@@ -72,7 +58,6 @@ class EventsAPI(Protocol):
     """What the recorder uses of CoreV1Api (a fake in unit tests)."""
 
     async def create_namespaced_event(self, namespace: str, body: Any) -> Any: ...
-
     async def patch_namespaced_event(
         self, name: str, namespace: str, body: Any, *, _content_type: str
     ) -> Any: ...
@@ -84,16 +69,15 @@ def _event_time() -> str:
 
 @dataclass(slots=True)
 class _Event:
-    """One Event object: the occurrences counted, and how many of them writes
-    carried so far (also failed ones: the next write carries the count on)."""
+    """One Event object: the occurrences counted, and how many writes carried so far."""
 
     nodeeni: str  # the involved object: name, uid, resourceVersion (the latest)
     uid: str
-    resource_version: str
     type_: str
     reason: str
-    message: str  # an aggregate's: the latest message, combined
     aggregate: bool
+    resource_version: str = ""  # these two: the latest occurrence's
+    message: str = ""  # an aggregate's: combined
     first_timestamp: str = field(default_factory=_event_time)
     name: str | None = None  # the Event object, once created
     count: int = 0
@@ -104,8 +88,7 @@ class _Event:
 
 @dataclass(slots=True)
 class _Similar:
-    """The distinct messages of one group with an Event of their own, at most
-    AGGREGATE_AFTER, and when the group last had an occurrence (the clock's)."""
+    """A group's messages with an Event of their own, and its last occurrence's time."""
 
     last: float
     messages: set[str] = field(default_factory=set)
@@ -118,7 +101,6 @@ class EventRecorder:
         self,
         api: client.ApiClient | EventsAPI,
         *,
-        namespace: str = EVENTS_NAMESPACE,
         cache_size: int = EVENT_CACHE_SIZE,
         aggregate_interval: float = AGGREGATE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
@@ -128,7 +110,6 @@ class EventRecorder:
         self._core: EventsAPI = (
             cast(EventsAPI, client.CoreV1Api(api)) if isinstance(api, client.ApiClient) else api
         )
-        self._namespace = namespace
         self._cache_size = cache_size
         self._aggregate_interval = aggregate_interval
         self._clock = clock
@@ -141,12 +122,11 @@ class EventRecorder:
     ) -> None:
         """One occurrence, or `count` occurrences at once, of an Event about `nodeeni`."""
         try:
-            event = self._observe(nodeeni, type_, reason, message[:EVENT_MESSAGE_LIMIT])
-            event.count += count
+            event = self._observe(nodeeni, type_, reason, message, count)
             if event.writing:
                 return  # the write in flight is followed by one that carries this
             event.writing = True
-            if not self._due(event):
+            if self._wait(event) > 0:
                 self._write_later(event)
                 return
         except Exception:  # a bug here must not fail the reconcile that reported
@@ -166,8 +146,7 @@ class EventRecorder:
         """As `record`, for a caller that must not wait on the API server (a cleanup
         worker, whose next ENI waits behind it): a task of the recorder writes."""
         try:
-            event = self._observe(nodeeni, type_, reason, message[:EVENT_MESSAGE_LIMIT])
-            event.count += count
+            event = self._observe(nodeeni, type_, reason, message, count)
             if not event.writing:
                 event.writing = True
                 self._write_later(event)
@@ -175,13 +154,15 @@ class EventRecorder:
             log.exception("event not recorded", nodeeni=nodeeni.name, reason=reason)
 
     async def flush(self) -> None:
-        """Return once the writes left to the recorder's tasks (occurrences raised
-        while their Event was being written, or too soon for an aggregate) are made."""
+        """Return once the writes left to the recorder's tasks are made."""
         while self._later:
             await asyncio.gather(*self._later)
 
-    def _observe(self, nodeeni: model.NodeENI, type_: str, reason: str, message: str) -> _Event:
-        """The Event an occurrence of `message` is counted on."""
+    def _observe(
+        self, nodeeni: model.NodeENI, type_: str, reason: str, message: str, count: int
+    ) -> _Event:
+        """Count `count` occurrences of `message` on their Event, and return it."""
+        message = message[:EVENT_MESSAGE_LIMIT]
         group = (nodeeni.uid, nodeeni.name, type_, reason)
         now = self._clock()
         similar = self._similar.get(group)
@@ -196,24 +177,17 @@ class EventRecorder:
             key, message = (group, None), (AGGREGATE_PREFIX + message)[:EVENT_MESSAGE_LIMIT]
         event = self._events.get(key)
         if event is None:
-            event = _Event(
-                nodeeni=nodeeni.name,
-                uid=nodeeni.uid,
-                resource_version=nodeeni.resource_version,
-                type_=type_,
-                reason=reason,
-                message=message,
-                aggregate=key[1] is None,
-            )
+            event = _Event(nodeeni.name, nodeeni.uid, type_, reason, aggregate=key[1] is None)
         event.resource_version, event.message = nodeeni.resource_version, message
+        event.count += count
         _remember(self._events, key, event, self._cache_size)
         return event
 
-    def _due(self, event: _Event) -> bool:
-        """True when `event` may be written now (an aggregate: not too soon again)."""
+    def _wait(self, event: _Event) -> float:
+        """Seconds until `event` may be written (an aggregate: not too soon again)."""
         if not event.aggregate or event.written_at is None:
-            return True
-        return asyncio.get_running_loop().time() >= event.written_at + self._aggregate_interval
+            return 0.0
+        return event.written_at + self._aggregate_interval - asyncio.get_running_loop().time()
 
     def _write_later(self, event: _Event) -> None:
         """Write `event` until its count is carried, in a task of its own (with a
@@ -222,13 +196,8 @@ class EventRecorder:
         async def drain() -> None:
             try:
                 while event.count > event.sent:
-                    if not self._due(event):
-                        assert event.written_at is not None
-                        await asyncio.sleep(
-                            event.written_at
-                            + self._aggregate_interval
-                            - asyncio.get_running_loop().time()
-                        )
+                    if (wait := self._wait(event)) > 0:
+                        await asyncio.sleep(wait)
                     await self._write(event)
             finally:
                 event.writing = False
@@ -262,7 +231,7 @@ class EventRecorder:
         try:
             await self._core.patch_namespaced_event(
                 cast(str, event.name),
-                self._namespace,
+                EVENTS_NAMESPACE,
                 {"count": event.count, "lastTimestamp": now, "message": event.message},
                 _content_type=MERGE_PATCH,
             )
@@ -293,13 +262,12 @@ class EventRecorder:
             "lastTimestamp": now,
             "count": event.count,
         }
-        created = await self._core.create_namespaced_event(self._namespace, body)
+        created = await self._core.create_namespaced_event(EVENTS_NAMESPACE, body)
         return str(created.metadata.name)
 
 
 def _remember(cache: collections.OrderedDict[Any, _V], key: Any, value: _V, size: int) -> None:
-    """`cache[key] = value` as its most recent entry, the least recent ones dropped
-    beyond `size`."""
+    """`cache[key] = value` as its most recent entry; the least recent beyond `size` go."""
     cache[key] = value
     cache.move_to_end(key)
     while len(cache) > size:

@@ -1,35 +1,22 @@
-"""A list/watch cache of one resource type, with secondary indexes.
+"""A list/watch cache of one resource type, with client-go's informer contract.
 
-One list and then a watch stream answer every read the controller makes from
-memory, and bring every change to it within milliseconds. Hand-rolled, not
-kopf or the client's ``Watch``, to keep exactly client-go's contract:
-
-* the store is replaced after every (re)list and the difference delivered as
-  add/update/delete, so an object deleted while the watch was down still
-  arrives as a deletion, with the last state seen;
-* a watch the server ends normally resumes from the last resourceVersion seen
-  (events or bookmarks), without a relist;
-* an expired resourceVersion (HTTP 410, or the ``ERROR`` event with code 410
-  the server actually sends) relists: at once the first time, even after
-  failures to connect, with backoff only for expiries in a row; any other
-  failure backs off, capped, jittered and exponential;
-* handlers are synchronous and only enqueue keys: one that raises is logged and
-  never stops the informer;
+* every (re)list replaces the store and delivers the difference, so an object
+  deleted while the watch was down still arrives as a deletion, last state seen;
+* a watch the server ends normally resumes from the last resourceVersion seen;
+* an expired resourceVersion (HTTP 410, or an ``ERROR`` event with code 410)
+  relists, at once the first time; other failures back off, jittered, capped;
+* handlers are synchronous and only enqueue keys; one that raises is logged;
 * ``transform`` (client-go's TransformFunc) cuts every object down to what the
-  controller reads before anything sees it: a real Node is 10-20 KB, mostly a
-  status that kubelet heartbeats rewrite and the controller never reads;
+  controller reads before anything sees it (a real Node is 10-20 KB);
 * with ``complete``, the watch asks for metadata only and each event is
-  completed from the stored object, or one GET when the store cannot tell (a
-  Node's providerID never changes once set). Lists stay whole.
+  completed from the stored object, or one GET when the store cannot tell.
 
-The store, its indexes and the update rule (which replacement is a change for
-the handlers) are in store.py.
+The update rule (which replacement is a change for the handlers) is in store.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import random
 import time
@@ -52,20 +39,17 @@ from eni_controller.kube.store import (
 
 log = structlog.get_logger(__name__)
 
+# A new dict (the argument is not changed) keeping metadata.name and resourceVersion.
 Transform = Callable[[Obj], Obj]
-"""Returns what to keep of an object: a new dict (it must not change its argument),
-with ``metadata.name`` and ``metadata.resourceVersion`` always among what it keeps."""
+# complete(source, partial): `partial` (transformed metadata) with what it lacks from
+# `source` (stored, or fetched and transformed); None when `source` lacks it too.
 Completion = Callable[[Obj, Obj], Obj | None]
-"""``complete(source, partial)``: `partial` (a transformed metadata-only object)
-with what it lacks taken from `source` (the stored object, or a fresh GET,
-transformed); None when `source` lacks it too. Must not change its arguments."""
 
 LABELS_INDEX: Final = "labels"
 ATTACHED_NODES_INDEX: Final = "attachedNodes"
 
-# A watch the server closes sooner than this, having sent nothing, is treated as
-# a failure (backoff) rather than a normal timeout, so a proxy that drops idle
-# streams at once cannot turn the informer into a hot loop against the server.
+# A watch closed sooner than this without an event is a failure (backoff), so a proxy
+# that drops idle streams at once cannot make the informer a hot loop.
 _MIN_HEALTHY_WATCH_SECONDS: Final = 1.0
 _MAX_BACKOFF_EXPONENT: Final = 32
 
@@ -75,9 +59,7 @@ class EventHandler(Protocol):
     the controller's handlers only put keys on the work queue."""
 
     def on_add(self, obj: Obj) -> None: ...
-
     def on_update(self, old: Obj, new: Obj) -> None: ...
-
     def on_delete(self, obj: Obj) -> None: ...
 
 
@@ -91,56 +73,39 @@ def node_labels_index(node: Obj) -> list[str]:
 
 
 def nodeeni_attached_nodes_index(nodeeni: Obj) -> list[str]:
-    """The nodes named in ``status.attachments[].nodeID``: finds the NodeENIs that
-    hold an ENI on a node (when the node goes away or stops matching)."""
+    """The nodes in ``status.attachments[].nodeID``: the NodeENIs holding an ENI on a node."""
     status = nodeeni.get("status")
     attachments = status.get("attachments") if isinstance(status, dict) else None
     if not isinstance(attachments, list):
         return []
-    nodes: dict[str, None] = {}
-    for attachment in attachments:
-        node = attachment.get("nodeID") if isinstance(attachment, dict) else None
-        if isinstance(node, str) and node:
-            nodes[node] = None
-    return list(nodes)
+    nodes = (a.get("nodeID") for a in attachments if isinstance(a, dict))
+    return list(dict.fromkeys(n for n in nodes if isinstance(n, str) and n))
 
 
-# What the controller reads of a Node (reconcile/nodes.py, reconcile/routing.py,
-# reconcile/sweep.py, the reconciler through NodeView): its name and labels, the
-# providerID naming its EC2 instance; uid (owner references name it),
-# resourceVersion and deletionTimestamp for the informer and its handlers.
-# A reader of anything else must add it here (tests/unit/test_informer_transform.py).
+# What the controller reads of a Node (reconcile/nodes.py, routing.py, sweep.py, NodeView):
+# a reader of anything else must add it here (tests/unit/test_informer_transform.py).
 NODE_METADATA_KEPT: Final = ("name", "uid", "resourceVersion", "labels", "deletionTimestamp")
 NODE_SPEC_KEPT: Final = ("providerID",)
-# Never read, and on every object the server returns: who wrote which field.
-_SERVER_BOOKKEEPING: Final = "managedFields"
 
 
 def _picked(source: object, keys: Iterable[str]) -> dict[str, Any]:
-    if not isinstance(source, dict):
-        return {}
-    return {key: source[key] for key in keys if key in source}
+    return {key: source[key] for key in keys if key in source} if isinstance(source, dict) else {}
 
 
 def node_transform(node: Obj) -> Obj:
-    """A Node cut down to what the controller reads: name, uid, labels,
-    resourceVersion, deletionTimestamp and spec.providerID. Status (conditions,
-    images, addresses, heartbeats), annotations and managedFields are dropped."""
+    """A Node cut down to NODE_METADATA_KEPT and NODE_SPEC_KEPT: status is dropped."""
     kept: Obj = {
         "apiVersion": node.get("apiVersion"),
         "kind": node.get("kind"),
         "metadata": _picked(node.get("metadata"), NODE_METADATA_KEPT),
     }
-    spec = _picked(node.get("spec"), NODE_SPEC_KEPT)
-    if spec:
+    if spec := _picked(node.get("spec"), NODE_SPEC_KEPT):
         kept["spec"] = spec
     return kept
 
 
 def complete_node(source: Obj, partial: Obj) -> Obj | None:
-    """A Node's metadata (`partial`, transformed) with `source`'s providerID: set
-    once by the kubelet or the cloud controller and never changed after, so the
-    stored Node's serves every later event. None when `source` has none."""
+    """`partial` with `source`'s providerID, which never changes once set; None without."""
     spec = source.get("spec")
     provider_id = spec.get("providerID") if isinstance(spec, dict) else None
     if not provider_id:
@@ -149,13 +114,11 @@ def complete_node(source: Obj, partial: Obj) -> Obj | None:
 
 
 def without_managed_fields(obj: Obj) -> Obj:
-    """A NodeENI or an ENINode without ``metadata.managedFields``: everything else
-    (spec, status, labels, annotations, finalizers, generation...) is read by the
-    models, and managedFields is most of a small object's bytes."""
+    """`obj` without ``metadata.managedFields``, most of a small object's bytes."""
     metadata = obj.get("metadata")
-    if not isinstance(metadata, dict) or _SERVER_BOOKKEEPING not in metadata:
+    if not isinstance(metadata, dict) or "managedFields" not in metadata:
         return obj
-    kept = {key: value for key, value in metadata.items() if key != _SERVER_BOOKKEEPING}
+    kept = {key: value for key, value in metadata.items() if key != "managedFields"}
     return {**obj, "metadata": kept}
 
 
@@ -167,13 +130,9 @@ class WatchError(Exception):
     """The server ended a watch with an ERROR event other than 410."""
 
 
-class Informer:
-    """Lists and watches one resource type into a ``Store`` and calls ``handler``.
-
-    ``run()`` runs until cancelled; reads are complete once ``has_synced``.
-    Listed objects are transformed page by page, so a relist never holds every
-    whole object at once; an object ``transform`` fails on is kept whole.
-    """
+class Informer(Store):
+    """A Store kept current by list and watch, calling ``handler`` on changes. ``run()``
+    runs until cancelled; reads are complete once ``has_synced``."""
 
     def __init__(
         self,
@@ -188,8 +147,8 @@ class Informer:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:
+        super().__init__(indexers)
         self.name = name
-        self.store = Store(indexers)
         self._api = api
         self._handler = handler
         self._transform = transform
@@ -199,26 +158,11 @@ class Informer:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._synced = asyncio.Event()
-        self._resource_version: str | None = None
+        self.resource_version: str | None = None  # where the next watch starts; None: relist
         self._failures = 0
         self._expiries = 0  # 410s in a row, with no event delivered in between
-        self._running = False
         self._log = log.bind(informer=name)
         self._object_key = api.kind.lower()  # "node", "nodeeni": the log field naming one
-
-    # -- reads ---------------------------------------------------------------
-
-    def get(self, name: str) -> Obj | None:
-        return self.store.get(name)
-
-    def list(self) -> list[Obj]:
-        return self.store.list()
-
-    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
-        return self.store.by_index(index_name, value)
-
-    def index_values(self, index_name: str) -> builtins.list[str]:
-        return self.store.index_values(index_name)
 
     @property
     def has_synced(self) -> bool:
@@ -228,60 +172,46 @@ class Informer:
     async def wait_synced(self) -> None:
         await self._synced.wait()
 
-    @property
-    def resource_version(self) -> str | None:
-        """Where the next watch starts; None when the next step is a relist."""
-        return self._resource_version
-
-    # -- the loop ------------------------------------------------------------
-
     async def run(self) -> None:
-        if self._running:
-            raise RuntimeError(f"informer {self.name} is already running")
-        self._running = True
-        try:
-            while True:
-                try:
-                    rv = self._resource_version
-                    if rv is None:
-                        rv = await self._relist()
-                    await self._watch(rv)
-                except WatchExpired:
-                    await self._expired("ERROR event 410")
-                except ApiException as err:
-                    if err.status == HTTPStatus.GONE and self._resource_version is not None:
-                        await self._expired("HTTP 410")
-                    else:
-                        self._failures += 1
-                        self._log.warning("list/watch failed", status=err.status, reason=err.reason)
-                        await self._backoff()
-                except Exception as err:
+        while True:
+            try:
+                rv = self.resource_version
+                if rv is None:
+                    rv = await self._relist()
+                await self._watch(rv)
+            except WatchExpired:
+                await self._expired("ERROR event 410")
+            except ApiException as err:
+                if err.status == HTTPStatus.GONE and self.resource_version is not None:
+                    await self._expired("HTTP 410")
+                else:
                     self._failures += 1
-                    self._log.warning("list/watch failed", error=repr(err))
+                    self._log.warning("list/watch failed", status=err.status, reason=err.reason)
                     await self._backoff()
-        finally:
-            self._running = False
+            except Exception as err:
+                self._failures += 1
+                self._log.warning("list/watch failed", error=repr(err))
+                await self._backoff()
 
     async def _relist(self) -> str:
         items, rv = await self._api.list(transform=self._transformed)
-        diff = self.store.replace(items)
+        diff = self.replace(items)
         for obj in diff.deleted:
             self._notify("on_delete", obj)
         for obj in diff.added:
             self._notify("on_add", obj)
         for old, new in diff.updated:
             self._notify("on_update", old, new)
-        self._resource_version = rv
+        self.resource_version = rv
         self._log.info(
             "listed",
-            count=len(self.store),
+            count=len(self),
             added=len(diff.added),
             updated=len(diff.updated),
             deleted=len(diff.deleted),
             resource_version=rv,
         )
-        if not self._synced.is_set():
-            self._synced.set()
+        self._synced.set()
         return rv
 
     async def _watch(self, rv: str) -> None:
@@ -326,12 +256,12 @@ class Informer:
                 return
             if kind == "DELETED":
                 gone = self._from_store(name, kept) or kept
-                self.store.delete(name)  # the store first, as after a relist
+                self.delete(name)  # the store first, as after a relist
                 self._notify("on_delete", gone)
             else:
                 if self._complete is not None:
                     kept = await self._completed(name, kept)
-                old, changed = self.store.put(kept)
+                old, changed = self.put(kept)
                 if old is None:
                     self._notify("on_add", kept)
                 elif changed:
@@ -339,19 +269,17 @@ class Informer:
         elif kind != "BOOKMARK":
             self._log.warning("unknown watch event type", type=kind)
         if rv is not None:
-            self._resource_version = rv
+            self.resource_version = rv
 
     def _from_store(self, name: str, partial: Obj) -> Obj | None:
         """`partial` completed from the stored object; None when that cannot tell."""
-        stored = self.store.get(name)
+        stored = self.get(name)
         return None if self._complete is None or stored is None else self._complete(stored, partial)
 
     async def _completed(self, name: str, partial: Obj) -> Obj:
         """A metadata-only object made whole: from the store, else from one GET.
-        A failed GET ends the watch: stored partial, the object would keep its
-        resourceVersion, and the relist bringing it whole would be no change by
-        the update rule, so no handler would ever see it whole. Unstored, the
-        relist that follows adds it whole."""
+        A failed GET ends the watch: stored partial, the relist bringing it whole
+        would be no change by the update rule, so no handler would see it whole."""
         assert self._complete is not None
         if (whole := self._from_store(name, partial)) is not None:
             return whole
@@ -383,13 +311,11 @@ class Informer:
             self._log.exception("event handler failed", handler=method, **{self._object_key: name})
 
     async def _expired(self, how: str) -> None:
-        self._log.info("watch expired, relisting", how=how, resource_version=self._resource_version)
-        self._resource_version = None
+        self._log.info("watch expired, relisting", how=how, resource_version=self.resource_version)
+        self.resource_version = None
         self._expiries += 1
-        # A 410 is the server answering: failures to reach it before (say, while
-        # it restarted) are over, and the first expiry relists at once. A fresh
-        # list's version expiring again means something is off: slow down, more
-        # with each expiry in a row.
+        # A 410 is the server answering: earlier failures to reach it are over, and
+        # the first expiry relists at once; more in a row back off more each time.
         self._failures = self._expiries - 1
         if self._failures:
             await self._backoff()

@@ -1,28 +1,18 @@
 """Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics.
 
-Why: the controller runs more than one replica for availability, but only one
-may act on EC2 at a time. Two replicas reconciling the same NodeENI would race
-for device indexes and create ENIs that nobody records. The replicas agree on
-one leader through a Lease, the way every client-go controller does, so the
-rules below are the ones operators already know from kube-controller-manager:
+Only one replica may act on EC2: two reconciling one NodeENI would race for
+device indexes and create ENIs nobody records. Invariants:
 
-- A candidate tries every `retry_period` to take the Lease: it creates it when
-  missing, keeps it when it is the holder, and takes it over when it is empty
-  or expired. Every write carries the resourceVersion that was read; a 409
-  means another replica won the race, and we try again later.
-- Expiry is judged by *when we last saw the lease record change*, on our own
-  monotonic clock, never by the holder's `renewTime`: clocks on two nodes
-  disagree, but "nothing changed for `leaseDurationSeconds` while I watched"
-  does not depend on anyone else's clock.
-- The leader renews every `retry_period`. When it has not managed to renew for
-  `renew_deadline` (API errors, timeouts) or sees another holder, it cancels
-  its work and waits for the work to stop before it becomes a candidate again.
-  `renew_deadline < lease_duration` is what makes this safe: the old leader
-  has stopped before any other replica can see the lease as expired.
-- On graceful shutdown (run() cancelled) the leader stops its work and then
-  releases the Lease (empty holder, `leaseDurationSeconds: 1`, client-go's
-  ReleaseOnCancel), so a standby takes over at its next retry rather than
-  after a whole lease duration.
+- every `retry_period` a candidate creates the Lease when missing, keeps it when
+  it holds it, takes it over when empty or expired; every write carries the
+  resourceVersion read, so of two racing replicas one gets 409;
+- expiry is judged by when *we* last saw the record change, on our monotonic
+  clock, never by the holder's `renewTime` (another node's clock);
+- a leader that has not renewed for `renew_deadline`, or sees another holder,
+  stops its work before campaigning again; `renew_deadline < lease_duration`
+  means it has stopped before anyone else can see the lease expired;
+- on graceful shutdown it releases the Lease (client-go's ReleaseOnCancel), so a
+  standby takes over at its next retry.
 """
 
 from __future__ import annotations
@@ -33,10 +23,10 @@ import enum
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from kubernetes_asyncio import client
@@ -80,22 +70,12 @@ class LeaseRecord:
         )
 
 
-def expired(*, observed_at: float, lease_duration_seconds: int, now: float) -> bool:
-    """Whether a record first seen at `observed_at` (our clock) has outlived its duration."""
-    return now >= observed_at + lease_duration_seconds
-
-
 def acquirable(record: LeaseRecord, *, identity: str, observed_at: float, now: float) -> bool:
-    """Whether `identity` may write itself into the Lease holding `record`.
-
-    `observed_at` is when this replica last saw the record change; the record's
-    own renewTime is deliberately ignored (another node's clock).
-    """
+    """Whether `identity` may write itself into the Lease holding `record`, which this
+    replica last saw change at `observed_at` (the record's renewTime is ignored)."""
     if not record.holder or record.holder == identity:
         return True
-    return expired(
-        observed_at=observed_at, lease_duration_seconds=record.lease_duration_seconds, now=now
-    )
+    return now >= observed_at + record.lease_duration_seconds
 
 
 def next_record(
@@ -114,12 +94,8 @@ def next_record(
 
 
 def micro_time(moment: datetime.datetime) -> datetime.datetime:
-    """`moment`, safe to send as a MicroTime.
-
-    The client serializes datetimes with isoformat(), which drops the fraction
-    when microsecond is 0; the server parses MicroTime with a fixed 6-digit
-    fraction and refuses that (one write in a million). Nudge it by 1 µs.
-    """
+    """`moment`, safe to send as a MicroTime: isoformat() drops a zero fraction, which
+    the server refuses (it wants 6 digits), so nudge it by 1 µs."""
     return moment if moment.microsecond else moment.replace(microsecond=1)
 
 
@@ -146,22 +122,15 @@ class LeaderElector:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[bool], None] | None = None,
         release_on_cancel: bool = True,
     ) -> None:
         if not identity:
             raise ValueError("identity must not be empty")
-        if min(lease_duration, renew_deadline, retry_period) <= 0:
-            raise ValueError("lease_duration, renew_deadline and retry_period must be positive")
-        if renew_deadline >= lease_duration:
+        if not 0 < retry_period < renew_deadline < lease_duration:
             raise ValueError(
-                f"renew_deadline ({renew_deadline}) must be less than "
-                f"lease_duration ({lease_duration})"
-            )
-        if retry_period >= renew_deadline:
-            raise ValueError(
-                f"retry_period ({retry_period}) must be less than renew_deadline ({renew_deadline})"
+                "timings must be positive, retry_period < renew_deadline < lease_duration: "
+                f"got {retry_period}, {renew_deadline}, {lease_duration}"
             )
         self._leases = client.CoordinationV1Api(api)
         self.namespace = namespace
@@ -172,37 +141,26 @@ class LeaderElector:
         self.retry_period = retry_period
         self.release_on_cancel = release_on_cancel
         self._duration_seconds = math.ceil(lease_duration)
-        self._clock = clock
         self._on_change = on_change
-        self._is_leader = False
+        self.is_leader = False  # from acquiring the Lease until lead() has stopped again
         self._lease: client.V1Lease | None = None  # the last object read or written
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._log = log.bind(lease=f"{namespace}/{name}", identity=identity)
 
     @property
-    def is_leader(self) -> bool:
-        """True from acquiring the Lease until `lead()` has stopped again."""
-        return self._is_leader
-
-    @property
     def holder(self) -> str:
         """The holder in the last lease record this replica saw ("" if none or unknown)."""
         return self._observed.holder if self._observed else ""
 
-    async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
-        """Campaign for the Lease and run `lead()` while holding it; forever, unless:
-
-        - `lead()` returns or raises: it stops leading, releases the Lease, then
-          returns or raises the same exception;
-        - run() is cancelled: it cancels `lead()`, waits for it, releases the
-          Lease (unless `release_on_cancel` is False) and re-raises.
-
-        Losing the Lease cancels `lead()`, waits for it and campaigns again.
-        """
+    async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Campaign for the Lease and run `lead()` while holding it. Losing the Lease
+        cancels `lead()`, waits for it and campaigns again. When `lead()` returns or
+        raises, release the Lease and do the same; when cancelled, cancel `lead()`,
+        wait for it, release (if `release_on_cancel`) and re-raise."""
         while True:
             renewed_at = await self._acquire()
-            lead_task = asyncio.create_task(self._call(lead), name=f"lead:{self.identity}")
+            lead_task = asyncio.create_task(lead(), name=f"lead:{self.identity}")
             self._set_leader(True)
             try:
                 finished = await self._renew(lead_task, renewed_at)
@@ -218,13 +176,10 @@ class LeaderElector:
                     raise err
                 return
 
-    async def _call(self, lead: Callable[[], Awaitable[None]]) -> None:
-        await lead()
-
     async def _acquire(self) -> float:
         """Try until we hold the Lease; returns when (our clock) the winning attempt started."""
         while True:
-            started = self._clock()
+            started = time.monotonic()
             if await self._attempt(within=self.renew_deadline) is Attempt.ACQUIRED:
                 self._log.info(
                     "became leader",
@@ -234,19 +189,16 @@ class LeaderElector:
             await asyncio.sleep(self.retry_period * (1 + ACQUIRE_JITTER * random.random()))
 
     async def _renew(self, lead_task: asyncio.Task[None], renewed_at: float) -> bool:
-        """Renew every retry_period. True if lead() finished by itself, False if leadership
-        was lost (another holder, or no successful renewal for renew_deadline).
-
-        The deadline counts from the *start* of the last successful attempt: the
-        write landed after that, so every other replica observed it later still.
-        """
+        """Renew every retry_period: True once lead() finished, False when leadership is
+        lost. The deadline counts from the *start* of the last successful attempt: every
+        other replica observed its write later still."""
         while True:
             deadline = renewed_at + self.renew_deadline
-            pause = min(self.retry_period, deadline - self._clock())
+            pause = min(self.retry_period, deadline - time.monotonic())
             await asyncio.wait([lead_task], timeout=max(pause, 0.0))
             if lead_task.done():
                 return True
-            started = self._clock()
+            started = time.monotonic()
             if started >= deadline:
                 self._log.warning("lost leadership: renew deadline passed", holder=self.holder)
                 return False
@@ -283,61 +235,50 @@ class LeaderElector:
         return Attempt.FAILED
 
     async def _try_acquire_or_renew(self) -> Attempt:
+        record = None
         try:
             lease = await self._leases.read_namespaced_lease(self.name, self.namespace)
         except ApiException as err:
             if err.status != HTTPStatus.NOT_FOUND:
                 raise
-            return await self._create()
-        now = self._clock()  # after the read: we saw this record no earlier than now
-        record = LeaseRecord.from_lease(lease)
-        self._observe(record, now)
-        self._lease = lease
-        if not acquirable(record, identity=self.identity, observed_at=self._observed_at, now=now):
-            return Attempt.HELD
-        wanted = next_record(
+            lease = client.V1Lease(
+                api_version="coordination.k8s.io/v1",
+                kind="Lease",
+                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+            )
+        else:
+            now = time.monotonic()  # after the read: we saw this record no earlier than now
+            record = LeaseRecord.from_lease(lease)
+            self._observe(record, now)
+            self._lease = lease
+            if not acquirable(
+                record, identity=self.identity, observed_at=self._observed_at, now=now
+            ):
+                return Attempt.HELD
+        lease.spec = next_record(
             record,
             identity=self.identity,
             lease_duration_seconds=self._duration_seconds,
             now=wall_now(),
-        )
-        lease.spec = wanted.to_spec()  # metadata keeps the resourceVersion we read
+        ).to_spec()  # metadata keeps the resourceVersion we read
         try:
-            written = await self._leases.replace_namespaced_lease(self.name, self.namespace, lease)
+            if record is None:
+                written = await self._leases.create_namespaced_lease(self.namespace, lease)
+            else:
+                written = await self._leases.replace_namespaced_lease(
+                    self.name, self.namespace, lease
+                )
         except ApiException as err:
             if err.status != HTTPStatus.CONFLICT:
                 raise
-            self._log.debug("lost the race for the lease", holder=record.holder)
+            self._log.debug("lost the race for the lease", holder=record.holder if record else None)
             return Attempt.FAILED
         self._remember(written)
         return Attempt.ACQUIRED
 
-    async def _create(self) -> Attempt:
-        wanted = next_record(
-            None,
-            identity=self.identity,
-            lease_duration_seconds=self._duration_seconds,
-            now=wall_now(),
-        )
-        body = client.V1Lease(
-            api_version="coordination.k8s.io/v1",
-            kind="Lease",
-            metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-            spec=wanted.to_spec(),
-        )
-        try:
-            created = await self._leases.create_namespaced_lease(self.namespace, body)
-        except ApiException as err:
-            if err.status != HTTPStatus.CONFLICT:
-                raise
-            self._log.debug("lost the race to create the lease")
-            return Attempt.FAILED
-        self._remember(created)
-        return Attempt.ACQUIRED
-
     def _remember(self, lease: client.V1Lease) -> None:
         self._lease = lease
-        self._observe(LeaseRecord.from_lease(lease), self._clock())
+        self._observe(LeaseRecord.from_lease(lease), time.monotonic())
 
     def _observe(self, record: LeaseRecord, now: float) -> None:
         if record == self._observed:
@@ -348,22 +289,16 @@ class LeaderElector:
         self._observed_at = now
 
     async def _release(self) -> None:
-        """Hand the Lease back so a standby need not wait for it to expire.
-
-        Written with the resourceVersion we last wrote: if anyone changed the
-        Lease since, the 409 means it is no longer ours to release.
-        """
+        """Hand the Lease back, with the resourceVersion we last wrote: a 409 means
+        someone changed it since, and it is no longer ours to release."""
         lease = self._lease
         if lease is None or self._observed is None or self._observed.holder != self.identity:
             return
         now = wall_now()
-        lease.spec = LeaseRecord(
-            holder="",
-            lease_duration_seconds=RELEASED_LEASE_DURATION_SECONDS,
-            acquire_time=now,
-            renew_time=now,
-            transitions=self._observed.transitions,
-        ).to_spec()
+        released = LeaseRecord(
+            "", RELEASED_LEASE_DURATION_SECONDS, now, now, self._observed.transitions
+        )
+        lease.spec = released.to_spec()
         try:
             async with asyncio.timeout(self.renew_deadline):
                 written = await self._leases.replace_namespaced_lease(
@@ -379,9 +314,7 @@ class LeaderElector:
         self._log.info("released the lease")
 
     def _set_leader(self, leader: bool) -> None:
-        if leader == self._is_leader:
-            return
-        self._is_leader = leader
+        self.is_leader = leader  # run() alternates True and False
         if self._on_change is not None:
             try:
                 self._on_change(leader)

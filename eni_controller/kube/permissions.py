@@ -1,21 +1,14 @@
 """Every Kubernetes request the controller and the node agent make, as RBAC permissions.
 
-Why: the chart's RBAC (helm/.../templates/rbac.yaml, agent-rbac.yaml), the
-preflight (`eni-controller check`, which asks SelfSubjectAccessReviews for
-each entry) and the chart test must agree on one list, or a verb granted
-"just in case" or a verb the code needs but nobody grants goes unnoticed.
-This module is that list; the chart test renders the chart and compares its
-Roles and ClusterRoles with it rule for rule, both ways.
+The chart's RBAC, the preflight (`eni-controller check`, one SelfSubjectAccessReview
+per entry) and the chart test (which compares the rendered Roles and ClusterRoles
+with this list, rule for rule, both ways) agree on this one list.
 
 Invariants:
-- every entry names the call site that needs it (`why`), and every call the
-  code makes to the API server is covered by one entry (reads of discovery,
-  version and SelfSubjectAccessReview need no grant: every authenticated
-  identity has them);
-- a permission narrowed by `names` lists only verbs RBAC can narrow by name
-  (never create, list, watch: the API server has no name to match then);
-- `namespace` None means cluster-scoped (a ClusterRole); otherwise a Role in
-  that namespace.
+- every entry names the call site that needs it (`why`), and every call the code
+  makes is covered (discovery, version and SelfSubjectAccessReview need no grant);
+- `names` narrows only verbs RBAC can narrow by name (never create, list, watch);
+- `namespace` None means cluster-scoped (a ClusterRole), else a Role there.
 """
 
 from __future__ import annotations
@@ -82,8 +75,7 @@ def controller_permissions(
             group="",
             resource="nodes",
             verbs=("get", "list", "watch"),
-            why="Node informer, which GETs a new Node for its providerID (kube/resources.py "
-            "ResourceAPI.nodes; also `check`)",
+            why="Node informer, and its GET of a new Node's providerID (kube/informer.py)",
         ),
         Permission(
             group=model.GROUP,
@@ -102,8 +94,7 @@ def controller_permissions(
             group=eninode.GROUP,
             resource=eninode.PLURAL,
             verbs=("list", "watch", "create", "patch"),
-            why="ENINode informer, one created per node and its spec merge-patched "
-            "(kube/eninode_writes.py)",
+            why="ENINode informer, one created per node, spec patched (kube/eninode_writes.py)",
         ),
         Permission(
             group="",

@@ -1,31 +1,13 @@
 """Raw list/watch access to one cluster-scoped resource type, as plain dicts.
 
-The informer needs only two calls per resource: a paginated list and a
-watch stream. Both go through kubernetes_asyncio's generated methods (so auth,
-TLS and the server address come from the usual client configuration) but with
-``_preload_content=False``: the body is decoded into the camelCase dicts the
-server sent, and never turned into model classes. That skips the client's slow
-deserialiser and gives custom resources and Nodes the same shape. Watch events
-are decoded with ``orjson``: every Node heartbeat is one event, and orjson
-takes well under half the stdlib's time for one. List pages (once per relist,
-up to 500 whole Nodes) are decoded with ``json``, whose peak memory for such
-a page is lower (docs/performance.md, XL).
-
-The watch body is split into lines here rather than with aiohttp's
-``readline()``, which refuses lines over 128 KiB; a Node with a long image list
-can be bigger than that.
-
-A watch can ask for metadata only (``PartialObjectMetadata``): the events then
-carry what ``metadata`` holds and nothing else, a quarter of a real Node's
-bytes. The informer completes them from what it stores (informer.py).
-
-Time limits: a list page passes no timeout of its own, so it gets the
-client's request timeout (``KUBE_REQUEST_TIMEOUT``, applied by
-``kube.timeouts.with_request_timeout``). A watch is open for minutes by
-design: it asks the server to end it after ``timeoutSeconds`` and gives up on
-its own only when the connection stays silent a grace period longer (bookmarks
-keep a healthy one talking), so a dead peer is noticed without ever cutting a
-healthy watch short.
+Requests go through the client's request path (auth, TLS, kube/timeouts.py) with
+``_preload_content=False``: bodies become the server's camelCase dicts, never
+model classes (the client's deserialiser is slow), one shape for every type.
+Watch lines are decoded with ``orjson`` (fast per heartbeat), list pages with
+``json`` (lower peak memory), and split here: aiohttp's ``readline()`` refuses
+lines over 128 KiB. A watch gives up on its own only when silent a grace period
+past its ``timeoutSeconds``, so a dead peer is noticed and a healthy watch is not
+cut short.
 """
 
 from __future__ import annotations
@@ -42,26 +24,17 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import eninode, model
 
-ListCall = Callable[..., Awaitable[Any]]
-"""A generated ``list_*`` method with every argument but the keyword ones bound."""
+ListCall = Callable[..., Awaitable[Any]]  # a generated list_* method, all but kwargs bound
 
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
-# The server ends a watch itself after timeoutSeconds; the client gives up on a
-# silent connection only a little later.
-WATCH_READ_GRACE_SECONDS: Final = 30.0
-
-
+WATCH_READ_GRACE_SECONDS: Final = 30.0  # past the watch's timeoutSeconds
 # the Accept header of a metadata-only watch (and its objects' kind)
 PARTIAL_METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class ResourceAPI:
-    """List and watch one cluster-scoped resource type, in raw dicts.
-
-    `api` and `path` (the collection's URL path), when given, serve what the
-    generated list method cannot: GET of one object, and metadata-only watches
-    (the generated methods fix the Accept header).
-    """
+    """List and watch one cluster-scoped resource type. `api` and `path` (the collection's
+    URL), when given, serve GETs and metadata-only watches (whose Accept header differs)."""
 
     def __init__(
         self,
@@ -112,26 +85,14 @@ class ResourceAPI:
         limit: int = 500,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every object, page by page; and the list's resourceVersion to watch from.
-
-        Items get ``kind``/``apiVersion`` filled in when the server leaves them out
-        (it does for built-in types), so listed and watched objects look alike.
-        ``transform`` is applied to each item as its page arrives: only one page
-        of whole objects is ever held (5,000 real Nodes are ~60 MB of JSON).
-        """
+        """Every object, and the list's resourceVersion to watch from. Items get the
+        kind/apiVersion the server leaves out of built-in types; ``transform`` runs as
+        each page arrives, so only one page of whole objects is ever held."""
         items: list[dict[str, Any]] = []
         token = ""
         while True:
-            kwargs: dict[str, Any] = {"limit": limit}
-            if token:
-                kwargs["_continue"] = token
-            response = await self._open(
-                kwargs, request_timeout=None
-            )  # the client's request timeout
-            try:
-                body: dict[str, Any] = json.loads(await response.read())
-            finally:
-                response.close()
+            page: dict[str, Any] = {"_continue": token} if token else {}
+            body = await _read_json(await self._open(limit=limit, **page))
             for item in body.get("items") or ():
                 item.setdefault("kind", self.kind)
                 item.setdefault("apiVersion", self.api_version)
@@ -145,14 +106,9 @@ class ResourceAPI:
     async def watch(
         self, *, resource_version: str, timeout_seconds: int, metadata_only: bool = False
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """Watch events ``{"type", "object"}`` from ``resource_version`` on, with bookmarks.
-
-        The stream ends when the server closes it (after ``timeout_seconds``).
-        Closing the generator, or cancelling the task reading it, closes the
-        connection. An HTTP error status raises ``ApiException``; an expired
-        resourceVersion usually arrives instead as an ``ERROR`` event (code 410).
-        With `metadata_only`, each object is a ``PartialObjectMetadata``.
-        """
+        """Watch events ``{"type", "object"}`` with bookmarks, until the server ends the
+        watch; closing the generator closes the connection. An HTTP error raises
+        ``ApiException`` (a 410 usually arrives as an ``ERROR`` event instead)."""
         timeout = (CONNECT_TIMEOUT_SECONDS, timeout_seconds + WATCH_READ_GRACE_SECONDS)
         if metadata_only:
             query = [
@@ -166,12 +122,10 @@ class ResourceAPI:
             )
         else:
             response = await self._open(
-                {
-                    "watch": True,
-                    "allow_watch_bookmarks": True,
-                    "resource_version": resource_version,
-                    "timeout_seconds": timeout_seconds,
-                },
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
                 request_timeout=timeout,
             )
         try:
@@ -195,11 +149,7 @@ class ResourceAPI:
             if err.status == HTTPStatus.NOT_FOUND:
                 return None
             raise
-        try:
-            obj: dict[str, Any] = json.loads(await response.read())
-        finally:
-            response.close()
-        return obj
+        return await _read_json(response)
 
     def _collection(self) -> str:
         if self._api is None or self._path is None:
@@ -214,40 +164,41 @@ class ResourceAPI:
         accept: str | None,
         request_timeout: tuple[float, float] | None = None,
     ) -> ClientResponse:
-        """A GET through the client's own request path (auth, TLS, the request
-        timeout of kube/timeouts.py), with the Accept header given."""
+        """A GET through the client's own request path, with the Accept header given."""
         assert self._api is not None  # _collection() checked it
-        headers = {"Accept": accept or "application/json"}
-        response = cast(
-            ClientResponse,
-            await self._api.call_api(
-                path,
-                "GET",
-                query_params=list(query),
-                header_params=headers,
-                auth_settings=["BearerToken"],
-                _preload_content=False,  # the aiohttp response itself, unread
-                # (connect, read): the REST client reads a pair so (its stub says not)
-                _request_timeout=cast(Any, request_timeout),
-            ),
+        response = await self._api.call_api(
+            path,
+            "GET",
+            query_params=list(query),
+            header_params={"Accept": accept or "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,  # the aiohttp response itself, unread
+            # (connect, read): the REST client reads a pair so (its stub says not)
+            _request_timeout=cast(Any, request_timeout),
         )
         return await _checked(response)
 
     async def _open(
-        self, kwargs: dict[str, Any], *, request_timeout: tuple[float, float] | None
+        self, *, request_timeout: tuple[float, float] | None = None, **kwargs: Any
     ) -> ClientResponse:
         """`request_timeout`: (connect, read) seconds, or None for the client's default."""
-        response = cast(
-            ClientResponse,
-            await self._list_call(
-                **kwargs, _preload_content=False, _request_timeout=request_timeout
-            ),
+        response = await self._list_call(
+            **kwargs, _preload_content=False, _request_timeout=request_timeout
         )
         return await _checked(response)
 
 
+async def _read_json(response: ClientResponse) -> dict[str, Any]:
+    try:
+        body: dict[str, Any] = json.loads(await response.read())
+    finally:
+        response.close()
+    return body
+
+
 async def _checked(response: ClientResponse) -> ClientResponse:
-    """The response, if its status is a success; else ApiException (body read)."""
+    """The unread response of a `_preload_content=False` call, if its status is a
+    success; else ApiException (body read)."""
     if 200 <= response.status < 300:
         return response
     try:

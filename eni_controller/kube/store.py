@@ -1,19 +1,12 @@
 """The informer's cache: objects by name, secondary indexes, and the update rule.
 
-Pure and synchronous, so the rule every handler relies on is testable without
-a server: the informer (informer.py) feeds it from list and watch, the
-reconcile tests drive it directly.
+Pure and synchronous, so the rule handlers rely on is testable without a server.
+Objects are shared with the handlers: treat them as read-only.
 
-Objects are the camelCase dicts the server sent, after the informer's
-transform. They are shared between the store and the handlers: treat them as
-read-only.
-
-The update rule (the invariant handlers rely on): after the transform, an
-object whose stored form equals the one stored before except for
-``metadata.resourceVersion`` is not an update. The store keeps the new
-version (so a write based on it carries the newest resourceVersion) and no
-handler is called. A Node heartbeat, a status-only update, therefore costs
-the JSON decode, the transform and one comparison. Indexers must not read
+The update rule: an object equal to the stored one except for
+``metadata.resourceVersion`` is not an update. The store keeps the new version
+(writes based on it carry the newest resourceVersion) and no handler is called,
+so a Node heartbeat costs one comparison. Indexers must not read
 ``metadata.resourceVersion``: such a replacement keeps its index entries.
 """
 
@@ -55,20 +48,14 @@ def same_but_version(old: Obj, new: Obj) -> bool:
     if old.keys() != new.keys():
         return False
     for key, value in new.items():
-        if key != "metadata":
-            if old[key] != value:
-                return False
-            continue
         before = old[key]
-        if not isinstance(value, dict) or not isinstance(before, dict):
-            if before != value:
+        if key == "metadata" and isinstance(value, dict) and isinstance(before, dict):
+            if before.keys() != value.keys() or any(
+                before[field] != item for field, item in value.items() if field != "resourceVersion"
+            ):
                 return False
-            continue
-        if before.keys() != value.keys():
+        elif before != value:
             return False
-        for field, item in value.items():
-            if field != "resourceVersion" and before[field] != item:
-                return False
     return True
 
 
@@ -82,13 +69,8 @@ class Diff:
 
 
 class Store:
-    """Objects by name, plus secondary indexes kept exact on every change.
-
-    Pure and synchronous: the informer feeds it, tests drive it directly. The
-    index values an object was filed under are remembered, so an update removes
-    exactly those (a removed label stops matching) without re-running the
-    indexer on the old object.
-    """
+    """Objects by name, plus secondary indexes kept exact on every change: the values an
+    object was filed under are remembered, so an update removes exactly those."""
 
     def __init__(self, indexers: Mapping[str, Indexer] = NO_INDEXERS) -> None:
         self._indexers = dict(indexers)
@@ -109,8 +91,7 @@ class Store:
         return list(self._items)
 
     def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
-        """Objects filed under ``value`` in ``index_name``, sorted by name.
-        An unknown index name is a programming error: KeyError."""
+        """Objects filed under ``value`` in ``index_name``, sorted by name."""
         keys = self._indices[index_name].get(value, ())
         return [self._items[key] for key in sorted(keys)]
 
@@ -129,8 +110,7 @@ class Store:
 
     def put(self, obj: Obj) -> tuple[Obj | None, bool]:
         """Store ``obj``; return the object it replaced (None: it is new) and
-        whether that is a change for the handlers (see the module's update rule).
-        A replacement that is not a change keeps its index entries as they are."""
+        whether that is a change for the handlers by the update rule."""
         key = object_name(obj)
         old = self._items.get(key)
         if old is not None and not _changed(old, obj):
@@ -145,11 +125,8 @@ class Store:
         return self._items.pop(name, None)
 
     def replace(self, objs: Iterable[Obj]) -> Diff:
-        """Make the store hold exactly ``objs``; report the difference.
-
-        An object counts as updated when it changed by the module's update rule.
-        Deleted objects are reported as last stored.
-        """
+        """Make the store hold exactly ``objs``; report the difference (updates by
+        the update rule, deletions as last stored)."""
         incoming: dict[str, Obj] = {object_name(obj): obj for obj in objs}
         deleted: list[Obj] = []
         for key in [key for key in self._items if key not in incoming]:
@@ -184,11 +161,8 @@ class Store:
         for index_name, values in self._filed.pop(key, {}).items():
             index = self._indices[index_name]
             for value in values:
-                keys = index.get(value)
-                if keys is None:
-                    continue
-                keys.discard(key)
-                if not keys:
+                index[value].discard(key)
+                if not index[value]:
                     del index[value]
 
 

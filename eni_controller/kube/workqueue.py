@@ -1,25 +1,17 @@
 """A rate-limited asyncio work queue with client-go workqueue semantics.
 
-Informer events, resyncs and retries all funnel NodeENI names into one queue that a
-pool of workers drains. The reconcile loop relies on these guarantees:
+Invariants the reconcile loop relies on:
 
-* De-duplication: a key waiting in the queue is there once however often it is added,
-  so a burst of events for one NodeENI costs one reconcile.
-* Exclusivity: a key being processed is never handed to a second worker, so two
-  reconciles of one NodeENI never race on its ENIs.
-* No lost updates: a key added while it is processed is marked dirty and queued again
-  on done(), so a change that lands mid-reconcile is always seen by a later reconcile.
-* Backoff: add_rate_limited() retries a failing key after base * 2**failures seconds
-  (capped), forget() resets it on success; add_after() defers a key, earliest wins.
-* A server's Retry-After holds the key: until it has passed, any add of that key
-  (an event, a resync, one made while the failing reconcile ran) is deferred to
-  its end, so new work for the key does not knock again sooner than the server
-  asked.
-* A clean stop: shutdown() hands out no new work at once (a controller that lost its
-  lease must not start reconciles) and, with drain, waits for in-flight keys' done().
+* a waiting key is queued once however often it is added;
+* a key being processed is never handed to a second worker;
+* a key added while processed is queued again on done() (no lost updates);
+* add_rate_limited() retries after base * 2**failures seconds (capped), forget()
+  resets it; of several add_after() delays the earliest wins;
+* a server's Retry-After holds the key: adds before it ends are deferred to it;
+* shutdown() hands out no new work at once (a controller that lost its lease must
+  not start reconciles) and, with drain, waits for in-flight keys' done().
 
-Plain asyncio, no threads: all methods but get() and shutdown() are synchronous and
-must be called on the event loop's thread (add_after needs a running loop).
+All methods but get() and shutdown() are synchronous, on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -55,11 +47,7 @@ class _Instruments:
 
 
 class WorkQueue(Generic[K]):
-    """De-duplicating FIFO of keys with per-key exclusivity, delays and backoff.
-
-    `clock` times the queue and work duration metrics; add_after delays run on the
-    event loop's own clock (loop.call_at), one timer handle per delayed key.
-    """
+    """De-duplicating FIFO of keys; `clock` times the metrics, delays use the loop's."""
 
     def __init__(
         self,
@@ -79,47 +67,37 @@ class WorkQueue(Generic[K]):
         self._m = None if metrics is None else _Instruments(metrics, name)
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()  # keys that need processing: queued, or re-queued on done
-        self._processing: set[K] = set()
+        self._processing: dict[K, float] = {}  # key: when it was handed out
         self._added_at: dict[K, float] = {}  # first add since handed out: queue latency
-        self._started_at: dict[K, float] = {}
         self._failures: dict[K, int] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._held: dict[K, float] = {}  # loop time a server's Retry-After ends
         self._getters: deque[asyncio.Future[None]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._shutting_down = False
+        self.shutting_down = False
 
     def __len__(self) -> int:
         """Keys waiting to be handed out (not those being processed)."""
         return len(self._queue)
 
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutting_down
-
     def add(self, key: K) -> None:
         self._add(key, first=False)
 
     def add_first(self, key: K) -> None:
-        """Like add, but ahead of the keys waiting: work already under way
-        finishes before new work starts."""
+        """Like add, but ahead of the keys waiting."""
         self._add(key, first=True)
 
     def _add(self, key: K, *, first: bool) -> None:
-        if self._shutting_down:
+        if self.shutting_down:
             return
         if self._m:
             self._m.adds.inc()
         if key in self._dirty:
             return
-        held = self._held.get(key)
-        if held is not None:
-            remaining = held - asyncio.get_running_loop().time()
-            if remaining > _HOLD_SLACK:
-                self.add_after(key, remaining)
-                return
-            del self._held[key]
+        if remaining := self._hold_left(key):
+            self.add_after(key, remaining)
+            return
         self._dirty.add(key)
         self._added_at[key] = self._clock()
         if key not in self._processing:  # else done() queues it again
@@ -127,7 +105,7 @@ class WorkQueue(Generic[K]):
 
     def add_after(self, key: K, delay: float) -> None:
         """Add `key` after `delay` seconds; of several pending delays the earliest wins."""
-        if self._shutting_down:
+        if self.shutting_down:
             return
         if delay <= 0:
             self.add(key)
@@ -144,7 +122,7 @@ class WorkQueue(Generic[K]):
     def add_rate_limited(self, key: K, *, at_least: float = 0.0) -> float:
         """Add `key` after its backoff delay, or `at_least` (a server's Retry-After)
         when that is longer, and return the delay (0.0 if shut down)."""
-        if self._shutting_down:
+        if self.shutting_down:
             return 0.0
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
@@ -168,11 +146,9 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         """The next key, oldest first; raises ShutDown once the queue is shut down."""
-        while True:
-            if self._shutting_down:
+        while not self._queue:  # shutdown() empties it for good
+            if self.shutting_down:
                 raise ShutDown(self.name)
-            if self._queue:
-                break
             getter = asyncio.get_running_loop().create_future()
             self._getters.append(getter)
             try:
@@ -186,10 +162,9 @@ class WorkQueue(Generic[K]):
                 raise
         key = self._queue.popleft()
         self._dirty.discard(key)
-        self._processing.add(key)
         self._idle.clear()
         now = self._clock()
-        self._started_at[key] = now
+        self._processing[key] = now
         added_at = self._added_at.pop(key, now)
         if self._m:
             self._m.queue_duration.observe(now - added_at)
@@ -198,17 +173,13 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         """Processing of `key` (as returned by get) finished; ignored for other keys."""
-        if key not in self._processing:
+        started_at = self._processing.pop(key, None)
+        if started_at is None:
             return
-        self._processing.remove(key)
-        started_at = self._started_at.pop(key)
-        now = self._clock()
         if self._m:
-            self._m.work_duration.observe(now - started_at)
+            self._m.work_duration.observe(self._clock() - started_at)
         if key in self._dirty:  # added while processed: its turn again, after any hold
-            held = self._held.get(key)
-            remaining = held - asyncio.get_running_loop().time() if held is not None else 0.0
-            if remaining > _HOLD_SLACK:  # failed with a Retry-After meanwhile
+            if remaining := self._hold_left(key):  # failed with a Retry-After meanwhile
                 self._dirty.discard(key)
                 self._added_at.pop(key, None)
                 self.add_after(key, remaining)
@@ -219,13 +190,10 @@ class WorkQueue(Generic[K]):
 
     # ASYNC109 prefers asyncio.timeout() at the call site; this timeout bounds only the drain.
     async def shutdown(self, *, drain: bool = True, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Stop handing out work, drop waiting keys and pending delays, wake getters.
-
-        With drain, wait (at most `timeout` seconds) until every key in processing is
-        done. Returns True when nothing is left in processing.
-        """
-        if not self._shutting_down:
-            self._shutting_down = True
+        """Stop handing out work, drop waiting keys and delays, wake getters; with drain,
+        wait (at most `timeout` s) for the keys in processing. True when none is left."""
+        if not self.shutting_down:
+            self.shutting_down = True
             for _, handle in self._timers.values():
                 handle.cancel()
             self._timers.clear()
@@ -236,9 +204,7 @@ class WorkQueue(Generic[K]):
             if self._m:
                 self._m.depth.set(0)
             while self._getters:
-                getter = self._getters.popleft()
-                if not getter.done():
-                    getter.set_result(None)
+                self._wake_one()
         if drain and self._processing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -260,6 +226,17 @@ class WorkQueue(Generic[K]):
             if not getter.done():
                 getter.set_result(None)
                 return
+
+    def _hold_left(self, key: K) -> float:
+        """Seconds left of a Retry-After hold on `key`; 0.0 (and dropped) once passed."""
+        held = self._held.get(key)
+        if held is None:
+            return 0.0
+        remaining = held - asyncio.get_running_loop().time()
+        if remaining > _HOLD_SLACK:
+            return remaining
+        del self._held[key]
+        return 0.0
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)

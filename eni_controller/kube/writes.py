@@ -1,12 +1,10 @@
-"""The controller's writes to the Kubernetes API: NodeENI status, finalizers and
-annotations (Events: events.py).
+"""The controller's writes of NodeENIs: status, finalizers and annotations.
 
-Every NodeENI write is a merge patch (a dict sent as the client's default JSON
-patch is refused by the server for custom objects) carrying the
-resourceVersion the decision was made on, so a write based on stale data gets
-409 instead of clobbering what the node agent or a user wrote meanwhile. A
-write that times out (``KubeRequestTimeout``) may still have landed; the
-retry starts from a fresh read, and the resourceVersion makes a stale one 409.
+Every write is a merge patch (the client's default JSON patch is refused for
+custom objects) carrying the resourceVersion the decision was made on, so a
+write based on stale data gets 409 instead of clobbering what the node agent or
+a user wrote. A write that timed out may have landed: the retry starts from a
+fresh read.
 """
 
 from __future__ import annotations
@@ -28,9 +26,8 @@ _GONE: Final = "<deleted>"  # collected for a deletion: no resourceVersion looks
 
 
 def retry_after_seconds(err: BaseException) -> float:
-    """The wait a 429 or 503 answer asked for in its Retry-After header (seconds;
-    the HTTP-date form, and anything unreadable, count as no wait): a retry
-    sooner only adds to the load the server is shedding."""
+    """The seconds a 429 or 503 asked for in its Retry-After header (an HTTP-date,
+    or anything unreadable, counts as no wait)."""
     if not isinstance(err, ApiException) or err.status not in (
         HTTPStatus.TOO_MANY_REQUESTS,
         HTTPStatus.SERVICE_UNAVAILABLE,
@@ -50,15 +47,10 @@ class Conflict(Exception):
 class NodeENIWriter:
     """Patches of NodeENIs, and the wait for the informer to show our own.
 
-    A reconcile reads the informer's copy. Right after one of our writes that
-    copy may still be the one before it, and a write over it would get 409 for
-    a change that was ours. So each write's resulting resourceVersion is
-    expected from the informer (routing reports every version it stores, see
-    `seen`), and `caught_up` waits, at most OWN_WRITE_WAIT_SECONDS, until it
-    came; past that the reconcile goes on, and a 409 retries it. The watch
-    event often comes before the patch's own answer: versions stored while a
-    write is in flight are collected, and one of them that is the write's is
-    not waited for again.
+    Right after our write the informer's copy may be the one before it, and a write
+    over it would get 409. So `caught_up` waits, at most OWN_WRITE_WAIT_SECONDS, until
+    the informer reported (`seen`) the resourceVersion our write made; versions seen
+    while the write is in flight count too (the watch often beats the answer).
     """
 
     def __init__(
@@ -80,8 +72,7 @@ class NodeENIWriter:
             expected[1].set()
 
     async def caught_up(self, name: str) -> None:
-        """Return once the informer shows our last write to `name`, or after
-        OWN_WRITE_WAIT_SECONDS."""
+        """Return once the informer shows our last write to `name`, or after the wait."""
         expected = self._expected.get(name)
         if expected is None:
             return
@@ -133,11 +124,8 @@ class NodeENIWriter:
                 raise Conflict(f"{name}: {err.status}") from err
             raise
         finally:
-            others = [w for w in self._in_flight[name] if w is not seen]
-            if others:
+            if others := [w for w in self._in_flight.pop(name) if w is not seen]:
                 self._in_flight[name] = others
-            else:
-                del self._in_flight[name]
         version = result["metadata"]["resourceVersion"]
         # nothing changed, or the informer stored it (or its deletion) already
         if version != body["metadata"]["resourceVersion"] and not seen & {version, _GONE}:

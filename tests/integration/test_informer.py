@@ -330,7 +330,7 @@ async def test_attached_nodes_index_follows_status_patches(
             nodeenis.custom, unique, {"status": {"attachments": []}}, status=True
         )
         await eventually(lambda: not informer.by_index(ATTACHED_NODES_INDEX, node))
-        assert node not in informer.store.index_values(ATTACHED_NODES_INDEX)
+        assert node not in informer.index_values(ATTACHED_NODES_INDEX)
 
 
 async def test_node_informer_syncs_and_indexes_labels(

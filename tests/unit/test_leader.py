@@ -17,7 +17,6 @@ from eni_controller.kube.leader import (
     LeaderElector,
     LeaseRecord,
     acquirable,
-    expired,
     micro_time,
     next_record,
 )
@@ -71,8 +70,9 @@ def test_short_test_timings_are_accepted() -> None:
 
 
 def test_expiry_counts_from_observation() -> None:
-    assert not expired(observed_at=100.0, lease_duration_seconds=15, now=114.9)
-    assert expired(observed_at=100.0, lease_duration_seconds=15, now=115.0)
+    record = held_by("other", duration=15)
+    assert not acquirable(record, identity="me", observed_at=100.0, now=114.9)
+    assert acquirable(record, identity="me", observed_at=100.0, now=115.0)
 
 
 @pytest.mark.parametrize("holder", ["", "me"])
