@@ -1,45 +1,23 @@
 """What EC2 says, for reconciles: our ENIs, the nodes' instances, and (through
-aws/lookup.py and aws/limits.py, which cache by their own rules: those facts
-change rarely or never) subnets, security groups and instance-type limits.
+aws/lookup.py and aws/limits.py, which cache by their own rules) subnets,
+security groups and instance-type limits. Shaped like an informer for EC2,
+which has no watch: answers are kept until something says they may be stale.
 
-Shaped like an informer for EC2, which has no watch: answers are kept and
-served until something says they may be out of date.
+Invariants:
 
-The one freshness rule: an answer about a key (a NodeENI uid: its ENIs; an
-instance id: its facts) serves a reader if the describe that produced it
-started after the key's last `changed()`. Otherwise the reader's describe is
-made, batched with the other readers of the same moment (aws/batch.py).
-
-Who calls `changed()`, and why that is enough:
-
-* routing, when an event enqueues a NodeENI (its uid) or concerns a Node (its
-  instance): whatever the event means, the reconcile it starts sees EC2 as of
-  after it;
-* the executor and the cleanup pool after every mutating call, for the ENI's
-  uid and the instance it was detached from (or an attach not known to have
-  landed): our own effects are always seen. An attach of ours that succeeded
-  is written into the kept facts instead (`took`): its answer names the index
-  as surely as a describe would, and the instance is not described again for
-  it (a rollout's last pass would otherwise leave one describe to its first
-  resync at rest);
-* the reconciler, for what it leaves unsettled (an attachment in transition,
-  a node with an unfilled slot): EC2 moves on without telling us, and the
-  retry must look again rather than read its own last answer forever.
-
-An ENI this process deleted (`deleted()`, from the cleanup pool) is left out of
-every answer from then on, however old the answer: a snapshot taken before the
-delete still lists it, and acting on it again would only cost a detach and a
-delete answered NotFound.
-
-A resync starts one paginated describe of every ENI with the managed-by tag
-(`refresh`): it serves every uid not changed since it started, so a resync of
-a cluster at rest costs that one describe, and reconciles of a resync share
-it. The orphan sweep lists every managed ENI through the same refresh.
-
-Changes are counted, not timed: each `changed()` takes the next number of a
-counter, each describe notes the counter when it starts, and "started after"
-is a comparison of those numbers, so two things in one clock tick are never
-confused.
+* The one freshness rule: an answer about a key (a NodeENI uid: its ENIs; an
+  instance id: its facts) serves a reader only if its describe started after
+  the key's last `changed()`; otherwise the reader describes, batched with the
+  other readers of the moment (aws/batch.py). Changes are counted, not timed,
+  so two things in one clock tick are never confused.
+* `changed()` is called by routing for whatever an event concerns, by the
+  executor and the cleanup pool after every mutating call, and by the
+  reconciler for what it leaves unsettled. An attach of ours that succeeded is
+  written into the kept facts instead (`took`).
+* An ENI this process deleted (`deleted()`) is left out of every answer from
+  then on, however old the answer.
+* A resync's `refresh` (one paginated describe of every managed ENI) serves
+  every uid not changed since it started; the orphan sweep reads it too.
 """
 
 from __future__ import annotations
@@ -60,7 +38,6 @@ from eni_controller.reconcile.retries import keep_newest
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     """Every managed ENI, from a describe started at change count `at`."""
-
     at: int
     enis: Sequence[NetworkInterface]
     by_uid: Mapping[str, Sequence[NetworkInterface]]
@@ -92,8 +69,7 @@ class EC2View:
         return self._count
 
     def changed(self, *, uid: str | None = None, instance: str | None = None) -> None:
-        """What EC2 says about this uid's ENIs, or this instance, may have changed:
-        the next reader describes it afresh."""
+        """This uid's ENIs, or this instance, may have changed: the next reader describes."""
         self._count += 1
         for key in (uid, instance):
             if key:
@@ -149,11 +125,8 @@ class EC2View:
         return self._live((await asyncio.shield(running)).enis)
 
     async def legacy(self, nodeeni: str) -> list[NetworkInterface]:
-        """The Go controller's ENIs for the NodeENI named `nodeeni` (tagged with its
-        name, without a uid), as the latest snapshot shows them. A term starts with
-        a refresh, which this waits for before the first snapshot: a controller
-        installed after the Go controller was stopped sees every one of them
-        before its first create."""
+        """The Go controller's ENIs for the NodeENI named `nodeeni` (its name, no uid)
+        in the latest snapshot; before the first one, waits for the term's refresh."""
         if self._latest is None and self._refreshing is not None:
             await asyncio.shield(self._refreshing[1])
         if self._latest is None:
@@ -165,8 +138,7 @@ class EC2View:
         ]
 
     async def enis(self, uid: str) -> list[NetworkInterface]:
-        """The ENIs tagged with `uid`, as a describe started after its last change saw
-        them."""
+        """The ENIs tagged with `uid`, as a describe started after its last change saw them."""
         changed = self._changed.get(uid, 0)
         # the newest of: this uid's own answer, the latest snapshot, a refresh running
         answer = self._answers.get(uid)
