@@ -1,21 +1,15 @@
-"""One node's ENINode spec made what the NodeENIs' status says (issue 18).
-
-The I/O shell around eninodes.desired_interfaces: it reads the informers'
-stores (the NodeENIs holding attachments on the node, the Node for its uid,
-the ENINode as it is) and writes only when the spec or the owner reference
-differs from what the ENINode informer shows. The controller runs it from its
-own work queue keyed by node name, while leading.
+"""One node's ENINode spec made what the NodeENIs' status says (issue 18): the
+I/O shell around eninodes.desired_interfaces, run from the controller's ENINode
+queue (keyed by node name) while leading.
 
 Invariants:
 
-* Written only from NodeENI status (the attachments the reconciler wrote), so
-  a spec never names an ENI before EC2 showed it attached to that node. A
-  NodeENI whose status is truncated keeps here what it cannot list.
-* An ENINode is created only for a node with at least one ENI, with the Node
-  as owner; it is never deleted here: a node whose ENIs all went gets an empty
-  list (its agent releases what it did), and the ENINode goes with its Node.
-* Nothing for a node the Node informer does not have: a Node that went takes
-  its ENINode with it (garbage collector), and a sync is no reason to keep it.
+* Written only from NodeENI status, so a spec never names an ENI before EC2
+  showed it attached to that node; written only when the spec or the owner
+  reference differs from what the ENINode informer shows.
+* An ENINode is created only for a node with an ENI, owned by the Node, and
+  never deleted here (no ENIs left: an empty list); it goes with its Node.
+  Nothing for a Node the informer does not have.
 """
 
 from __future__ import annotations

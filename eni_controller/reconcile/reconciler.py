@@ -1,19 +1,15 @@
 """One reconcile of one NodeENI: gather the facts, plan, act, write status.
 
-The I/O shell around the planner: it reads Nodes and NodeENIs from the
-informers' stores (no API reads) and EC2 through the EC2 view (ec2view.py),
-lets the planner decide (a subnet or group a guardrail refuses never reaches
-the executor), has the executor act, and writes status (status_writer.py).
+The I/O shell around the planner: Nodes and NodeENIs come from the informers'
+stores, EC2 from the EC2 view (ec2view.py); the planner decides, the executor
+acts, status_writer.py writes.
 
-* What it acted on, and what it leaves unsettled (an attachment in
-  transition, a node with a slot still to fill or a problem), is marked
-  changed in the view: the next reconcile of this NodeENI looks at EC2 again
-  instead of reading its own last answer. What is settled is not: a resync
-  of a NodeENI at rest makes no describe of its own and no write.
-* The finalizer is added before anything is created, and removed only after
-  a describe made since the last change finds none of our ENIs left (or
-  MAX_CLEANUP_DURATION ran out: the sweep takes over).
-* The NodeENI's gauges go with the NodeENI.
+* What it acted on, and what it leaves unsettled, is marked changed in the
+  view, so the next reconcile looks at EC2 again; a resync of a NodeENI at rest
+  makes no describe of its own and no write.
+* The finalizer is added before anything is created, and removed only after a
+  describe since the last change finds none of our ENIs left (or
+  MAX_CLEANUP_DURATION ran out: the orphan sweep takes over).
 """
 
 from __future__ import annotations

@@ -1,31 +1,23 @@
-"""Which NodeENIs an informer event concerns: the keys it puts on the work queue;
-and which nodes' ENINode specs it concerns: the keys of the ENINode queue.
+"""Which NodeENIs an informer event concerns (keys of the work queue), and which
+nodes' ENINode specs it concerns (keys of the ENINode queue).
 
 Invariants:
 
-* A NodeENI is enqueued when it is added or deleted, and on an update only
-  for what a reconcile acts on: a new generation (spec edited), a deletion
-  timestamp set, or our finalizer removed by someone else. Our own writes
-  (status, adding the finalizer, the cleanup-start annotation) change none of
-  these, so they enqueue nothing: no loop, and nothing to tell apart.
-* A Node event enqueues every NodeENI that matches the node's old labels or
-  its new ones, or that holds an attachment on it, so a removed label starts
-  cleanup at once. kubelet heartbeats (status-only updates) enqueue nothing.
-* Whatever an event enqueues is marked changed in the EC2 view first, so the
-  reconcile it starts describes EC2 afresh (ec2view.py). A Node that goes
-  takes its instance's kept facts with it.
+* A NodeENI is enqueued on add and delete, and on an update only for what a
+  reconcile acts on: a new generation, a deletion timestamp, or our finalizer
+  removed by someone else. Our own writes change none of these: no loop.
+* A Node event enqueues every NodeENI matching its old or new labels, or
+  holding an attachment on it; status-only updates (heartbeats) enqueue nothing.
+* Whatever an event enqueues is marked changed in the EC2 view first, so its
+  reconcile describes EC2 afresh; a Node that goes takes its instance's kept
+  facts with it.
 * An ENINode whose status (its agent's report) changed enqueues the NodeENIs
-  its spec names, without marking anything changed in the EC2 view: nothing
-  changed there, and the reconcile folds the reports of all nodes at once, so
-  a burst of reports costs as few status writes as reconciles. A change of
-  its spec (our own write) enqueues nothing; a deleted ENINode has its node's
-  spec synced (re-created while the node holds ENIs).
-* A NodeENI event marks for an ENINode spec sync exactly the nodes whose share
-  of its attachments (ENI, MAC, index, state) changed, all of its nodes on a
-  spec edit, an add, a delete or a deletion started. Our status writes that
-  only fold the agents' facts in change no share: no sync. The sync runs
-  ENINODE_SYNC_DELAY_SECONDS later, so the status writes of several NodeENIs
-  over one node in a rollout cost that node one ENINode write, not one each.
+  its spec names, marking nothing changed in EC2; a deleted one has its node's
+  spec synced.
+* A NodeENI event marks for an ENINode spec sync the nodes whose share of its
+  attachments (ENI, MAC, index, state) changed, all of them on an edit, add,
+  delete or deletion. The sync runs ENINODE_SYNC_DELAY_SECONDS later, so a
+  rollout's status writes cost each node one ENINode write.
 """
 
 from __future__ import annotations
@@ -45,9 +37,6 @@ ENINODE_SYNC_DELAY_SECONDS: Final = 1.0
 
 class Queue(Protocol):
     def add(self, key: str) -> None: ...
-
-
-class DelayingQueue(Queue, Protocol):
     def add_after(self, key: str, delay: float) -> None: ...
 
 
@@ -83,7 +72,7 @@ class NodeENIEvents:
     """NodeENI events → that NodeENI, for the changes a reconcile acts on; and the
     nodes whose ENINode spec they change → the ENINode queue."""
 
-    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: DelayingQueue) -> None:
+    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: Queue) -> None:
         self._queue = queue
         self._view = view
         self._writes = writes  # told every version the informer stores (own-write waits)

@@ -1,10 +1,8 @@
 """The one writer of a NodeENI's status, and of the gauges that mirror it.
 
-Every status the reconciler writes goes through here, so for each of them:
-what the nodes' agents report in their ENINodes is folded in (eninodes.py),
-which keeps NodeENI status to this one writer; a patch goes out only when it
-changes something (status.py); and the NodeENI's gauges (metrics.py) say what
-its status says once written (a NodeENI being deleted wants none).
+Every status write goes through here: the agents' ENINode reports are folded
+in (eninodes.py), a patch goes out only when it changes something (status.py),
+and the NodeENI's gauges (metrics.py) then say what its status says.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from eni_controller.reconcile.eninodes import (
     new_eninode,
     owner_reference,
     reports_of,
-    spec_body,
     spec_patch,
 )
 from eni_controller.reconcile.status import node_error_conditions
@@ -148,7 +147,7 @@ def test_an_invalid_spec_keeps_the_entries_of_the_enis_it_still_holds() -> None:
 
 def test_a_node_without_enis_gets_an_empty_list() -> None:
     assert desired_interfaces([]) == ()
-    assert spec_body(()) == {"interfaces": []}
+    assert new_eninode("n1", (), owner=OWNER)["spec"] == {"interfaces": []}
 
 
 def test_holder_reads_one_nodes_share_and_none_while_deleting() -> None:
