@@ -38,6 +38,7 @@ from eni_controller.reconcile.retries import keep_newest
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     """Every managed ENI, from a describe started at change count `at`."""
+
     at: int
     enis: Sequence[NetworkInterface]
     by_uid: Mapping[str, Sequence[NetworkInterface]]
