@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 
 
 class Store(Protocol):
-    """What the sync reads from an informer."""
+    """What the sync and the reconciler read from an informer."""
 
     def get(self, name: str) -> dict[str, Any] | None: ...
     def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]: ...

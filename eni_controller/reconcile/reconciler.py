@@ -15,12 +15,11 @@ acts, status_writer.py writes.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -37,6 +36,7 @@ from eni_controller.reconcile import tags
 from eni_controller.reconcile.adoption import GoAdoption
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
+from eni_controller.reconcile.eninode_sync import Store
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -67,19 +67,9 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Store(Protocol):
-    """What the reconciler reads from an informer."""
-
-    def get(self, name: str) -> dict[str, Any] | None: ...
-    def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]: ...
-    def list(self) -> builtins.list[dict[str, Any]]: ...
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
-    """The Kubernetes half: the informers' stores it reads, the NodeENI writes it
-    makes, the Events it records, the clock of the times it writes, and how big a
-    status it writes (status_fit.py)."""
+    """The Kubernetes half: informers' stores, NodeENI writes, Events, the clock."""
 
     nodeenis: Store
     nodes: Store
@@ -92,8 +82,7 @@ class KubeSide:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EC2Side:
-    """The EC2 half: what EC2 says (the view), the slots' EC2 calls (the executor),
-    and the detach/delete of ENIs no longer wanted (the cleanup pool)."""
+    """The EC2 half: what EC2 says, the slots' calls, the cleanup of unwanted ENIs."""
 
     view: EC2View
     executor: Executor
@@ -271,9 +260,7 @@ class Reconciler:
     def _unsettled(
         self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
     ) -> None:
-        """Mark changed what EC2 may move on without telling us: this NodeENI's ENIs
-        while anything is pending, the instances of nodes with a slot to fill or a
-        problem, and those with an attachment in transition (a detach finishing
+        """Mark changed what EC2 may move on without telling us (a detach finishing
         frees an index no event reports), so the next reconcile looks again."""
         troubled = {a.slot.node for a in final.actions} | {p.node for p in final.problems}
         if settling or troubled or final.stale:
@@ -286,10 +273,8 @@ class Reconciler:
                 self._view.changed(instance=entry.instance_id)
 
     def _settle_ownership(self, planned: Plan) -> None:
-        """Before acting on a plan: an ENI gone from EC2 gives up its ClientToken and
-        device index (deleted by hand: its replacement takes both), and an ENI the
-        plan keeps or adopts is wanted again (a label flipped back during its
-        detach): its cleanup is called off."""
+        """An ENI gone from EC2 gives up its ClientToken and device index to its
+        replacement; one the plan keeps or attaches again has its cleanup called off."""
         for entry in planned.vanished:
             self._executor.gone(entry.eni_id)
         wanted = [a.eni_id for a in planned.attachments]
