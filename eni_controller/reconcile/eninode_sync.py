@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from eni_controller import eninode
 from eni_controller.kube.eninode_writes import ENINodeWriter
 from eni_controller.kube.informer import ATTACHED_NODES_INDEX
 from eni_controller.reconcile.eninodes import (
     desired_interfaces,
     holder,
-    interfaces_of,
     new_eninode,
     owner_reference,
     spec_patch,
@@ -59,7 +59,7 @@ class ENINodeSpecs:
         if owner is None:
             return  # the Node went: its ENINode goes with it
         current = self._eninodes.get(node)
-        now = interfaces_of(current) if current is not None else ()
+        now = eninode.parse_spec(current.get("spec"))[0].interfaces if current is not None else ()
         held = self._nodeenis.by_index(ATTACHED_NODES_INDEX, node)
         holders = [h for raw in held if (h := holder(raw, node=node)) is not None]
         # a NodeENI with a truncated status may hold ENIs here that it cannot list

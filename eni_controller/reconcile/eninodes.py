@@ -132,12 +132,6 @@ def _dpdk(spec: NodeENISpec) -> DPDKRequest | None:
     )
 
 
-def interfaces_of(obj: Mapping[str, Any]) -> tuple[WantedInterface, ...]:
-    """The valid entries of an ENINode's spec (eninode.py's checked reading)."""
-    spec, _ = eninode.parse_spec(obj.get("spec"))
-    return spec.interfaces
-
-
 def owner_reference(node: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ownerReference to a Node (so the ENINode goes with it); None without a uid."""
     metadata = node.get("metadata") or {}
@@ -173,11 +167,6 @@ def spec_patch(
         others = [r for r in refs if not (isinstance(r, Mapping) and r.get("kind") == "Node")]
         patch["metadata"] = {"ownerReferences": [*others, dict(owner)]}
     return patch or None
-
-
-def reports_of(obj: Mapping[str, Any]) -> dict[str, InterfaceStatus]:
-    """An ENINode's readable status entries, by ENI id (eninode.py's tolerant reading)."""
-    return eninode.parse_status(obj.get("status")).by_eni()
 
 
 def fold_reports(

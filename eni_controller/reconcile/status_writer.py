@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eni_controller import model
+from eni_controller import eninode, model
 from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.model import AttachmentState, ConditionStatus
-from eni_controller.reconcile.eninodes import fold_reports, reports_of
+from eni_controller.reconcile.eninodes import fold_reports
 from eni_controller.reconcile.status import (
     NODE_INTERFACES_READY,
     READY,
@@ -45,7 +45,7 @@ class StatusWriter:
         """Status with `conditions`, and `attachments` and `desired` where given."""
         entries = nodeeni.status.attachments if attachments is None else attachments
         reports = {
-            name: reports_of(raw)
+            name: eninode.parse_status(raw.get("status")).by_eni()
             for name in {a.node_id for a in entries}
             if (raw := self.eninode(name)) is not None
         }
