@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -69,14 +69,13 @@ def utc_now() -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
-    """The Kubernetes half: informers' stores, NodeENI writes, Events, the clock."""
+    """The Kubernetes half: informers' stores, NodeENI writes, Events, status size."""
 
     nodeenis: Store
     nodes: Store
     eninodes: Store
     writer: NodeENIWriter
     events: EventRecorder
-    now: Callable[[], str] = utc_now
     status_limits: StatusLimits = DEFAULT_STATUS_LIMITS
 
 
@@ -128,7 +127,7 @@ class Reconciler:
         self._status = StatusWriter(
             writer=kube.writer,
             eninode=kube.eninodes.get,
-            now=kube.now,
+            now=utc_now,
             limits=kube.status_limits,
             metrics=metrics,
         )
@@ -166,12 +165,10 @@ class Reconciler:
             self._view.instances(n.instance_id for n in nodes if n.instance_id),
             return_exceptions=True,
         )
-        failed = next(
-            (f for f in (found_subnets, found_groups) if isinstance(f, LookupFailed)), None
-        )
-        if failed is not None:
-            await self._fail(nodeeni, reason=failed.reason.value, message=str(failed))
-            return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
+        for failed in (found_subnets, found_groups):
+            if isinstance(failed, LookupFailed):
+                await self._fail(nodeeni, reason=failed.reason.value, message=str(failed))
+                return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
         enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
@@ -288,7 +285,7 @@ class Reconciler:
         if not nodeeni.has_finalizer:
             return DONE
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
-        timed_out = started is not None and _age(started, self._kube.now()) > (
+        timed_out = started is not None and _age(started, utc_now()) > (
             self._config.max_cleanup_duration_seconds
         )
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
@@ -303,7 +300,7 @@ class Reconciler:
                 await self._kube.writer.annotate(
                     nodeeni.name,
                     model.CLEANUP_START_ANNOTATION,
-                    self._kube.now(),
+                    utc_now(),
                     resource_version=nodeeni.resource_version,
                 )
             )

@@ -86,15 +86,8 @@ class NodeENIEvents:
     def on_update(self, old: Obj, new: Obj) -> None:
         self._writes.seen(new)
         self._sync(_changed_shares(old, new))
-        before, after = _meta(old), _meta(new)
-        finalizer_removed = FINALIZER in (before.get("finalizers") or ()) and FINALIZER not in (
-            after.get("finalizers") or ()
-        )
-        if (
-            before.get("generation") != after.get("generation")
-            or before.get("deletionTimestamp") != after.get("deletionTimestamp")
-            or finalizer_removed
-        ):
+        had, has = (FINALIZER in (_meta(v).get("finalizers") or ()) for v in (old, new))
+        if _edited(old, new) or (had and not has):
             self._enqueue(new)
 
     def on_delete(self, obj: Obj) -> None:
@@ -128,9 +121,14 @@ def _shares(nodeeni: Obj) -> dict[str, Share]:
 def _changed_shares(old: Obj, new: Obj) -> set[str]:
     before, after = _shares(old), _shares(new)
     nodes = before.keys() | after.keys()
-    if any(_meta(old).get(k) != _meta(new).get(k) for k in ("generation", "deletionTimestamp")):
+    if _edited(old, new):
         return set(nodes)  # every entry's MTU or DPDK settings may change, or all go
     return {n for n in nodes if before.get(n) != after.get(n)}
+
+
+def _edited(old: Obj, new: Obj) -> bool:
+    """A new generation (spec edited) or a deletion timestamp set."""
+    return any(_meta(old).get(k) != _meta(new).get(k) for k in ("generation", "deletionTimestamp"))
 
 
 class ENINodeEvents:
