@@ -1,23 +1,18 @@
 """What EC2 says, for reconciles: our ENIs, the nodes' instances, and (through
-aws/lookup.py and aws/limits.py, which cache by their own rules) subnets,
-security groups and instance-type limits. Shaped like an informer for EC2,
-which has no watch: answers are kept until something says they may be stale.
+aws/lookup.py and aws/limits.py) subnets, security groups and instance-type
+limits. An informer for EC2, which has no watch: answers are kept until
+something says they may be stale.
 
-Invariants:
-
-* The one freshness rule: an answer about a key (a NodeENI uid: its ENIs; an
-  instance id: its facts) serves a reader only if its describe started after
-  the key's last `changed()`; otherwise the reader describes, batched with the
-  other readers of the moment (aws/batch.py). Changes are counted, not timed,
-  so two things in one clock tick are never confused.
-* `changed()` is called by routing for whatever an event concerns, by the
-  executor and the cleanup pool after every mutating call, and by the
-  reconciler for what it leaves unsettled. An attach of ours that succeeded is
-  written into the kept facts instead (`took`).
-* An ENI this process deleted (`deleted()`) is left out of every answer from
-  then on, however old the answer.
-* A resync's `refresh` (one paginated describe of every managed ENI) serves
-  every uid not changed since it started; the orphan sweep reads it too.
+* The one freshness rule: an answer about a key (a NodeENI uid, an instance id)
+  serves a reader only if its describe started after the key's last
+  `changed()`; else the reader describes, batched (aws/batch.py). Changes are
+  counted, not timed, so two in one clock tick are never confused.
+* `changed()` comes from routing (events), the executor and the cleanup pool
+  (every mutating call) and the reconciler (what it leaves unsettled); an
+  attach of ours that succeeded is written into the kept facts (`took`).
+* An ENI we deleted (`deleted()`) is left out of every answer, however old.
+* A resync's `refresh` (one describe of every managed ENI) serves every uid not
+  changed since it started; the orphan sweep reads it too.
 """
 
 from __future__ import annotations

@@ -48,8 +48,7 @@ from eni_controller.reconcile.planner import (
     plan,
 )
 from eni_controller.reconcile.status import READY, Reason, failure_conditions, plan_conditions
-from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
-from eni_controller.reconcile.status_fit import StatusLimits
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS, StatusLimits
 from eni_controller.reconcile.status_writer import StatusWriter
 from eni_controller.spec import NodeENISpec
 
@@ -76,7 +75,7 @@ class KubeSide:
     eninodes: Store
     writer: NodeENIWriter
     events: EventRecorder
-    status_limits: StatusLimits = DEFAULT_STATUS_LIMITS
+    status_limits: StatusLimits = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,23 +1,18 @@
-"""Which NodeENIs an informer event concerns (keys of the work queue), and which
-nodes' ENINode specs it concerns (keys of the ENINode queue).
+"""Which NodeENIs an informer event concerns (work queue keys), and which nodes'
+ENINode specs it concerns (ENINode queue keys).
 
-Invariants:
-
-* A NodeENI is enqueued on add and delete, and on an update only for what a
-  reconcile acts on: a new generation, a deletion timestamp, or our finalizer
-  removed by someone else. Our own writes change none of these: no loop.
-* A Node event enqueues every NodeENI matching its old or new labels, or
-  holding an attachment on it; status-only updates (heartbeats) enqueue nothing.
-* Whatever an event enqueues is marked changed in the EC2 view first, so its
-  reconcile describes EC2 afresh; a Node that goes takes its instance's kept
-  facts with it.
+* A NodeENI is enqueued on add, delete, a new generation, a deletion timestamp,
+  or our finalizer removed by someone else: never by our own writes (no loop).
+* A Node event enqueues every NodeENI matching its old or new labels or holding
+  an attachment on it; status-only updates (heartbeats) enqueue nothing.
+* What an event enqueues is first marked changed in the EC2 view, so its
+  reconcile describes afresh; a Node that goes takes its instance's facts along.
 * An ENINode whose status (its agent's report) changed enqueues the NodeENIs
   its spec names, marking nothing changed in EC2; a deleted one has its node's
   spec synced.
-* A NodeENI event marks for an ENINode spec sync the nodes whose share of its
-  attachments (ENI, MAC, index, state) changed, all of them on an edit, add,
-  delete or deletion. The sync runs ENINODE_SYNC_DELAY_SECONDS later, so a
-  rollout's status writes cost each node one ENINode write.
+* A NodeENI event syncs the ENINode specs of the nodes whose share of its
+  attachments changed (all of them on an edit, add or delete),
+  ENINODE_SYNC_DELAY_SECONDS later: a rollout costs each node one write.
 """
 
 from __future__ import annotations
