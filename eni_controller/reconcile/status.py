@@ -29,12 +29,11 @@ from eni_controller.reconcile.eninodes import NodeError
 from eni_controller.reconcile.planner import Plan
 from eni_controller.reconcile.status_fit import (
     DEFAULT_LIMITS,
-    StatusFormat,
     StatusLimits,
     fitting_prefix,
     format_conditions,
+    is_compact,
     json_size,
-    status_format,
     truncated_conditions,
     untruncated_conditions,
 )
@@ -137,14 +136,13 @@ def status_patch(
         if attachments is None
         else _stamp(attachments, previous, now)
     )
-    form = status_format(len(entries), compact_above=limits.compact_above)
+    compact = is_compact(len(entries), compact_above=limits.compact_above)
     items = [
-        a.to_compact_dict() if form is StatusFormat.COMPACT else a.to_dict(last_updated=stamp)
-        for a, stamp in entries
+        a.to_compact_dict() if compact else a.to_dict(last_updated=stamp) for a, stamp in entries
     ]
     laid_out = format_conditions(
         conditions,
-        form=form,
+        compact=compact,
         total=len(items),
         compact_above=limits.compact_above,
         generation=generation,

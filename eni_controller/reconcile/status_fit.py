@@ -41,11 +41,6 @@ class FitReason(StrEnum):
     AS_EXPECTED = "AsExpected"  # status.py's Reason.AS_EXPECTED
 
 
-class StatusFormat(StrEnum):
-    FULL = "full"
-    COMPACT = "compact"
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StatusLimits:
     """Where the format switches and how many bytes a status may take; tests
@@ -58,9 +53,9 @@ class StatusLimits:
 DEFAULT_LIMITS: Final = StatusLimits()
 
 
-def status_format(count: int, *, compact_above: int = COMPACT_ABOVE) -> StatusFormat:
-    """Full up to `compact_above` entries, compact above."""
-    return StatusFormat.COMPACT if count > compact_above else StatusFormat.FULL
+def is_compact(count: int, *, compact_above: int = COMPACT_ABOVE) -> bool:
+    """Whether `count` entries are listed compact: in full up to `compact_above`."""
+    return count > compact_above
 
 
 def json_size(value: object) -> int:
@@ -82,14 +77,14 @@ def fitting_prefix(sizes: Sequence[int], *, room: int) -> int:
 def format_conditions(
     conditions: Iterable[Condition],
     *,
-    form: StatusFormat,
+    compact: bool,
     total: int,
     compact_above: int,
     generation: int,
 ) -> list[Condition]:
     """`conditions` with `CompactStatus` present exactly when the entries are compact."""
     kept = [c for c in conditions if c.type != COMPACT_STATUS]
-    if form is StatusFormat.FULL:
+    if not compact:
         return kept
     return [
         *kept,
