@@ -160,8 +160,7 @@ class EC2View:
         return self._live(enis)
 
     async def instances(self, instance_ids: Iterable[str]) -> dict[str, Instance]:
-        """Facts about these instances from describes started after each one's last
-        change; an instance EC2 does not know is absent."""
+        """Facts about these instances, each from a describe started after its last change."""
         wanted = list(dict.fromkeys(instance_ids))
         found: dict[str, Instance] = {}
         stale: list[str] = []

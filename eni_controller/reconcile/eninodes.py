@@ -33,8 +33,7 @@ from eni_controller.spec import DEFAULT_DPDK_DRIVER, NodeENISpec, parse_spec
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Holder:
-    """One NodeENI's share of one node: its spec (None: invalid) and its status
-    entries on that node."""
+    """One NodeENI's share of one node: its spec (None: invalid) and its entries there."""
 
     nodeeni: str
     spec: NodeENISpec | None

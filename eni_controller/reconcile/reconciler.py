@@ -154,7 +154,6 @@ class Reconciler:
             return await self._invalid(nodeeni)
         spec = nodeeni.spec
         nodes = self._matching_nodes(spec)
-        # independent reads in one round trip, not one after another
         found_subnets, found_groups, found_enis, found_instances = await asyncio.gather(
             self._view.subnets(ids=spec.subnet_ids, names=spec.subnet_names),
             self._view.security_groups(
@@ -222,7 +221,6 @@ class Reconciler:
                 elif isinstance(r.action, CreateAndAttach | Attach):
                     # not known to have landed, nor known not to have
                     self._view.changed(instance=r.slot.instance_id)
-            # what EC2 says now, after acting
             data = dataclasses.replace(data, enis=await self._view.enis(nodeeni.uid))
             final = plan(data)
             self._settle_ownership(final)

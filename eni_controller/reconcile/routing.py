@@ -64,8 +64,7 @@ def _provider_id(node: Mapping[str, Any]) -> str:
 
 
 class NodeENIEvents:
-    """NodeENI events → that NodeENI, for the changes a reconcile acts on; and the
-    nodes whose ENINode spec they change → the ENINode queue."""
+    """NodeENI events → that NodeENI, and the nodes whose ENINode spec they change."""
 
     def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: Queue) -> None:
         self._queue = queue
@@ -127,8 +126,7 @@ def _edited(old: Obj, new: Obj) -> bool:
 
 
 class ENINodeEvents:
-    """ENINode events → the NodeENIs its agent reports on, when the report changed;
-    a deleted ENINode → its node to the ENINode queue."""
+    """ENINode events → the NodeENIs its agent reports on; a deleted one → its node."""
 
     def __init__(self, queue: Queue, *, eninodes: Queue) -> None:
         self._queue = queue

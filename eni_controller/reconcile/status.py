@@ -142,7 +142,6 @@ def status_patch(
     ]
     laid_out = format_conditions(
         conditions,
-        compact=compact,
         total=len(items),
         compact_above=limits.compact_above,
         generation=generation,

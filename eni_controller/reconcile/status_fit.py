@@ -43,8 +43,7 @@ class FitReason(StrEnum):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StatusLimits:
-    """Where the format switches and how many bytes a status may take; tests
-    lower both to reach the compact and truncated forms with few objects."""
+    """Where the format switches and how many bytes a status may take."""
 
     compact_above: int = COMPACT_ABOVE
     budget_bytes: int = STATUS_BUDGET_BYTES
@@ -75,16 +74,11 @@ def fitting_prefix(sizes: Sequence[int], *, room: int) -> int:
 
 
 def format_conditions(
-    conditions: Iterable[Condition],
-    *,
-    compact: bool,
-    total: int,
-    compact_above: int,
-    generation: int,
+    conditions: Iterable[Condition], *, total: int, compact_above: int, generation: int
 ) -> list[Condition]:
     """`conditions` with `CompactStatus` present exactly when the entries are compact."""
     kept = [c for c in conditions if c.type != COMPACT_STATUS]
-    if not compact:
+    if not is_compact(total, compact_above=compact_above):
         return kept
     return [
         *kept,
