@@ -25,7 +25,7 @@ from eni_controller.aws.batch import Batcher
 from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL, EC2Client
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
-from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
+from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.retries import keep_newest
 
@@ -44,8 +44,8 @@ class EC2View:
 
     def __init__(self, ec2: EC2Client, *, vpc_id: str | None) -> None:
         self._ec2 = ec2
-        self._resolver = Resolver(ec2, vpc_id=vpc_id)
-        self._limits = InstanceTypeLimits(ec2)
+        self.resolver = Resolver(ec2, vpc_id=vpc_id)  # subnets and security groups
+        self.limits = InstanceTypeLimits(ec2)
         self._count = 0  # the change counter: the batchers' clock
         self._changed: dict[str, int] = {}  # uid or instance id -> its last change
         self._latest: _Snapshot | None = None
@@ -183,20 +183,6 @@ class EC2View:
                 if kept is None or kept[0] < at:
                     self._facts[instance_id] = (int(at), instance)
         return found
-
-    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
-        """The spec's subnets in spec order; LookupFailed names what is wrong."""
-        return await self._resolver.subnets(ids=ids, names=names)
-
-    async def security_groups(
-        self, *, ids: Sequence[str], names: Sequence[str]
-    ) -> tuple[SecurityGroup, ...]:
-        """The spec's security groups in spec order; LookupFailed names what is wrong."""
-        return await self._resolver.security_groups(ids=ids, names=names)
-
-    async def max_enis(self, instance_types: Iterable[str]) -> dict[str, int]:
-        """Instance type -> how many ENIs it holds (types EC2 does not know: absent)."""
-        return await self._limits.max_enis(instance_types)
 
     async def _describe_uids(self, uids: Sequence[str]) -> Mapping[str, list[NetworkInterface]]:
         return _by_uid(

@@ -155,8 +155,8 @@ class Reconciler:
         spec = nodeeni.spec
         nodes = self._matching_nodes(spec)
         found_subnets, found_groups, found_enis, found_instances = await asyncio.gather(
-            self._view.subnets(ids=spec.subnet_ids, names=spec.subnet_names),
-            self._view.security_groups(
+            self._view.resolver.subnets(ids=spec.subnet_ids, names=spec.subnet_names),
+            self._view.resolver.security_groups(
                 ids=spec.security_group_ids, names=spec.security_group_names
             ),
             self._view.enis(nodeeni.uid),
@@ -170,7 +170,7 @@ class Reconciler:
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
         enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
-        max_enis = await self._view.max_enis(i.instance_type for i in instances.values())
+        max_enis = await self._view.limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
             spec=spec,
