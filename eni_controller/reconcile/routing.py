@@ -98,10 +98,7 @@ class NodeENIEvents:
             self._eninodes.add_after(node, ENINODE_SYNC_DELAY_SECONDS)
 
 
-Share = frozenset[tuple[Any, ...]]
-
-
-def _shares(nodeeni: Obj) -> dict[str, Share]:
+def _shares(nodeeni: Obj) -> dict[str, frozenset[tuple[Any, ...]]]:
     """Per node, what its ENINode spec takes from this NodeENI's status entries."""
     items = (nodeeni.get("status") or {}).get("attachments")
     by_node: dict[str, set[tuple[Any, ...]]] = {}
