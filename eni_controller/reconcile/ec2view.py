@@ -1,45 +1,18 @@
 """What EC2 says, for reconciles: our ENIs, the nodes' instances, and (through
-aws/lookup.py and aws/limits.py, which cache by their own rules: those facts
-change rarely or never) subnets, security groups and instance-type limits.
+aws/lookup.py and aws/limits.py) subnets, security groups and instance-type
+limits. An informer for EC2, which has no watch: answers are kept until
+something says they may be stale.
 
-Shaped like an informer for EC2, which has no watch: answers are kept and
-served until something says they may be out of date.
-
-The one freshness rule: an answer about a key (a NodeENI uid: its ENIs; an
-instance id: its facts) serves a reader if the describe that produced it
-started after the key's last `changed()`. Otherwise the reader's describe is
-made, batched with the other readers of the same moment (aws/batch.py).
-
-Who calls `changed()`, and why that is enough:
-
-* routing, when an event enqueues a NodeENI (its uid) or concerns a Node (its
-  instance): whatever the event means, the reconcile it starts sees EC2 as of
-  after it;
-* the executor and the cleanup pool after every mutating call, for the ENI's
-  uid and the instance it was detached from (or an attach not known to have
-  landed): our own effects are always seen. An attach of ours that succeeded
-  is written into the kept facts instead (`took`): its answer names the index
-  as surely as a describe would, and the instance is not described again for
-  it (a rollout's last pass would otherwise leave one describe to its first
-  resync at rest);
-* the reconciler, for what it leaves unsettled (an attachment in transition,
-  a node with an unfilled slot): EC2 moves on without telling us, and the
-  retry must look again rather than read its own last answer forever.
-
-An ENI this process deleted (`deleted()`, from the cleanup pool) is left out of
-every answer from then on, however old the answer: a snapshot taken before the
-delete still lists it, and acting on it again would only cost a detach and a
-delete answered NotFound.
-
-A resync starts one paginated describe of every ENI with the managed-by tag
-(`refresh`): it serves every uid not changed since it started, so a resync of
-a cluster at rest costs that one describe, and reconciles of a resync share
-it. The orphan sweep lists every managed ENI through the same refresh.
-
-Changes are counted, not timed: each `changed()` takes the next number of a
-counter, each describe notes the counter when it starts, and "started after"
-is a comparison of those numbers, so two things in one clock tick are never
-confused.
+* The one freshness rule: an answer about a key (a NodeENI uid, an instance id)
+  serves a reader only if its describe started after the key's last
+  `changed()`; else the reader describes, batched (aws/batch.py). Changes are
+  counted, not timed, so two in one clock tick are never confused.
+* `changed()` comes from routing (events), the executor and the cleanup pool
+  (every mutating call) and the reconciler (what it leaves unsettled); an
+  attach of ours that succeeded is written into the kept facts (`took`).
+* An ENI we deleted (`deleted()`) is left out of every answer, however old.
+* A resync's `refresh` (one describe of every managed ENI) serves every uid not
+  changed since it started; the orphan sweep reads it too.
 """
 
 from __future__ import annotations
@@ -52,7 +25,7 @@ from eni_controller.aws.batch import Batcher
 from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL, EC2Client
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.aws.lookup import Resolver
-from eni_controller.aws.resources import Instance, NetworkInterface, SecurityGroup, Subnet
+from eni_controller.aws.resources import Instance, NetworkInterface
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.retries import keep_newest
 
@@ -71,8 +44,8 @@ class EC2View:
 
     def __init__(self, ec2: EC2Client, *, vpc_id: str | None) -> None:
         self._ec2 = ec2
-        self._resolver = Resolver(ec2, vpc_id=vpc_id)
-        self._limits = InstanceTypeLimits(ec2)
+        self.resolver = Resolver(ec2, vpc_id=vpc_id)  # subnets and security groups
+        self.limits = InstanceTypeLimits(ec2)
         self._count = 0  # the change counter: the batchers' clock
         self._changed: dict[str, int] = {}  # uid or instance id -> its last change
         self._latest: _Snapshot | None = None
@@ -92,8 +65,7 @@ class EC2View:
         return self._count
 
     def changed(self, *, uid: str | None = None, instance: str | None = None) -> None:
-        """What EC2 says about this uid's ENIs, or this instance, may have changed:
-        the next reader describes it afresh."""
+        """This uid's ENIs, or this instance, may have changed: the next reader describes."""
         self._count += 1
         for key in (uid, instance):
             if key:
@@ -149,11 +121,8 @@ class EC2View:
         return self._live((await asyncio.shield(running)).enis)
 
     async def legacy(self, nodeeni: str) -> list[NetworkInterface]:
-        """The Go controller's ENIs for the NodeENI named `nodeeni` (tagged with its
-        name, without a uid), as the latest snapshot shows them. A term starts with
-        a refresh, which this waits for before the first snapshot: a controller
-        installed after the Go controller was stopped sees every one of them
-        before its first create."""
+        """The Go controller's ENIs for the NodeENI named `nodeeni` (its name, no uid)
+        in the latest snapshot; before the first one, waits for the term's refresh."""
         if self._latest is None and self._refreshing is not None:
             await asyncio.shield(self._refreshing[1])
         if self._latest is None:
@@ -165,8 +134,7 @@ class EC2View:
         ]
 
     async def enis(self, uid: str) -> list[NetworkInterface]:
-        """The ENIs tagged with `uid`, as a describe started after its last change saw
-        them."""
+        """The ENIs tagged with `uid`, as a describe started after its last change saw them."""
         changed = self._changed.get(uid, 0)
         # the newest of: this uid's own answer, the latest snapshot, a refresh running
         answer = self._answers.get(uid)
@@ -192,8 +160,7 @@ class EC2View:
         return self._live(enis)
 
     async def instances(self, instance_ids: Iterable[str]) -> dict[str, Instance]:
-        """Facts about these instances from describes started after each one's last
-        change; an instance EC2 does not know is absent."""
+        """Facts about these instances, each from a describe started after its last change."""
         wanted = list(dict.fromkeys(instance_ids))
         found: dict[str, Instance] = {}
         stale: list[str] = []
@@ -216,20 +183,6 @@ class EC2View:
                 if kept is None or kept[0] < at:
                     self._facts[instance_id] = (int(at), instance)
         return found
-
-    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
-        """The spec's subnets in spec order; LookupFailed names what is wrong."""
-        return await self._resolver.subnets(ids=ids, names=names)
-
-    async def security_groups(
-        self, *, ids: Sequence[str], names: Sequence[str]
-    ) -> tuple[SecurityGroup, ...]:
-        """The spec's security groups in spec order; LookupFailed names what is wrong."""
-        return await self._resolver.security_groups(ids=ids, names=names)
-
-    async def max_enis(self, instance_types: Iterable[str]) -> dict[str, int]:
-        """Instance type -> how many ENIs it holds (types EC2 does not know: absent)."""
-        return await self._limits.max_enis(instance_types)
 
     async def _describe_uids(self, uids: Sequence[str]) -> Mapping[str, list[NetworkInterface]]:
         return _by_uid(

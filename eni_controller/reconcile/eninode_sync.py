@@ -1,21 +1,15 @@
-"""One node's ENINode spec made what the NodeENIs' status says (issue 18).
-
-The I/O shell around eninodes.desired_interfaces: it reads the informers'
-stores (the NodeENIs holding attachments on the node, the Node for its uid,
-the ENINode as it is) and writes only when the spec or the owner reference
-differs from what the ENINode informer shows. The controller runs it from its
-own work queue keyed by node name, while leading.
+"""One node's ENINode spec made what the NodeENIs' status says (issue 18): the
+I/O shell around eninodes.desired_interfaces, run from the controller's ENINode
+queue (keyed by node name) while leading.
 
 Invariants:
 
-* Written only from NodeENI status (the attachments the reconciler wrote), so
-  a spec never names an ENI before EC2 showed it attached to that node. A
-  NodeENI whose status is truncated keeps here what it cannot list.
-* An ENINode is created only for a node with at least one ENI, with the Node
-  as owner; it is never deleted here: a node whose ENIs all went gets an empty
-  list (its agent releases what it did), and the ENINode goes with its Node.
-* Nothing for a node the Node informer does not have: a Node that went takes
-  its ENINode with it (garbage collector), and a sync is no reason to keep it.
+* Written only from NodeENI status, so a spec never names an ENI before EC2
+  showed it attached to that node; written only when the spec or the owner
+  reference differs from what the ENINode informer shows.
+* An ENINode is created only for a node with an ENI, owned by the Node, and
+  never deleted here (no ENIs left: an empty list); it goes with its Node.
+  Nothing for a Node the informer does not have.
 """
 
 from __future__ import annotations
@@ -25,12 +19,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from eni_controller import eninode
 from eni_controller.kube.eninode_writes import ENINodeWriter
 from eni_controller.kube.informer import ATTACHED_NODES_INDEX
 from eni_controller.reconcile.eninodes import (
     desired_interfaces,
     holder,
-    interfaces_of,
     new_eninode,
     owner_reference,
     spec_patch,
@@ -40,7 +34,7 @@ log = structlog.get_logger(__name__)
 
 
 class Store(Protocol):
-    """What the sync reads from an informer."""
+    """What the sync and the reconciler read from an informer."""
 
     def get(self, name: str) -> dict[str, Any] | None: ...
     def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]: ...
@@ -65,7 +59,7 @@ class ENINodeSpecs:
         if owner is None:
             return  # the Node went: its ENINode goes with it
         current = self._eninodes.get(node)
-        now = interfaces_of(current) if current is not None else ()
+        now = eninode.parse_spec(current.get("spec"))[0].interfaces if current is not None else ()
         held = self._nodeenis.by_index(ATTACHED_NODES_INDEX, node)
         holders = [h for raw in held if (h := holder(raw, node=node)) is not None]
         # a NodeENI with a truncated status may hold ENIs here that it cannot list

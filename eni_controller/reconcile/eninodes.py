@@ -1,32 +1,20 @@
-"""The controller's decisions about ENINodes, the per-node objects (issue 18).
+"""The controller's decisions about ENINodes (issue 18), as pure functions.
 
-An ENINode (cluster-scoped, named after its Node, owned by it) has two writers,
-one per half: the controller writes its spec (the ENIs the node should have and
-what the node needs of each), the node's agent writes its status (what it found
-and did). This module is the controller's side of that contract as pure
-functions, so the I/O shell around them (eninode_sync.py, the reconciler) only
-reads stores and writes. The object itself (its types, the canonical rendering
-of a spec, the checked reading of a spec and the tolerant reading of a status)
-is eni_controller/eninode.py's, shared with the agent: there is one model.
+An ENINode (cluster-scoped, named and owned by its Node) has one writer per
+half: the controller writes its spec (the ENIs the node should have), the
+node's agent its status (what it found and did). The object itself is
+eni_controller/eninode.py's, shared with the agent; the I/O shell around these
+functions is eninode_sync.py and the reconciler.
 
-* `desired_interfaces`: a node's spec from the NodeENIs holding ENIs on it: one
-  entry per *attached* ENI, sorted by deviceIndex then eniID, so an unchanged
-  set is an unchanged object and `spec_patch` answers None (no write). A NodeENI
-  whose spec is invalid keeps its entries as they are: a typo is never a reason
-  to take an MTU or a DPDK binding away from a running ENI. Likewise a NodeENI
-  whose status is truncated (status_fit.py) keeps the entries it cannot list.
-* `fold_reports`: a NodeENI's planned attachments with the agent's facts filled
-  in from the reports of the nodes they are on (interfaceName, dpdkBound,
-  dpdkDriver, dpdkResourceName, dpdkPCIAddress), and the errors the nodes
-  report. A report counts only when its eniID *and* macAddress are the
-  attachment's: a stale report for a replaced ENI is never folded. A node with
-  an ENINode is authoritative (no matching report: no facts); a node without
-  one (no agent yet, or the ENINode informer not synced) leaves the entries as
-  they were, so a controller restart never clears and rewrites them.
-
-NodeENI status keeps one writer, the reconciler, which folds the reports into
-the status it writes; status.py turns the errors into the NodeInterfacesReady
-condition.
+* `desired_interfaces`: one entry per *attached* ENI, sorted, so an unchanged
+  set is an unchanged object and `spec_patch` answers None. A NodeENI whose
+  spec is invalid, or whose status is truncated, keeps its entries as they
+  are: a typo never takes an MTU or a DPDK binding from a running ENI.
+* `fold_reports`: a NodeENI's attachments with the agent's facts filled in,
+  and the errors the nodes report. A report counts only when its eniID *and*
+  macAddress are the attachment's. A node with an ENINode is authoritative; a
+  node without one leaves the entries as they were, so a controller restart
+  never clears and rewrites them.
 """
 
 from __future__ import annotations
@@ -45,8 +33,7 @@ from eni_controller.spec import DEFAULT_DPDK_DRIVER, NodeENISpec, parse_spec
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Holder:
-    """One NodeENI's share of one node: its spec (None: invalid) and its status
-    entries on that node."""
+    """One NodeENI's share of one node: its spec (None: invalid) and its entries there."""
 
     nodeeni: str
     spec: NodeENISpec | None
@@ -71,21 +58,11 @@ class Folded:
     errors: tuple[NodeError, ...]  # sorted by node, then ENI
 
 
-Reports = Mapping[str, InterfaceStatus]
-"""One node's reports (its agent's status entries) by ENI id."""
-
-
-# -- the spec ------------------------------------------------------------------------
-
-
 def desired_interfaces(
     holders: Iterable[Holder], *, current: Sequence[WantedInterface] = ()
 ) -> tuple[WantedInterface, ...]:
-    """A node's `spec.interfaces`: one entry per ENI attached to it, sorted.
-
-    `current` is the spec the node has now: a holder with an invalid spec keeps
-    its entries from there (for the ENIs it still holds), unchanged.
-    """
+    """A node's `spec.interfaces`; `current`, the spec it has now, gives the entries
+    kept for a holder with an invalid spec or a truncated status."""
     entries: dict[str, WantedInterface] = {}
     for share in holders:
         attached = {a.eni_id: a for a in share.attachments if a.status is AttachmentState.ATTACHED}
@@ -154,17 +131,6 @@ def _dpdk(spec: NodeENISpec) -> DPDKRequest | None:
     )
 
 
-def spec_body(interfaces: Sequence[WantedInterface]) -> dict[str, Any]:
-    """The ENINode `spec` for these entries (eninode.py's canonical rendering)."""
-    return ENINodeSpec.of(interfaces).to_dict()
-
-
-def interfaces_of(obj: Mapping[str, Any]) -> tuple[WantedInterface, ...]:
-    """The valid entries of an ENINode's spec (eninode.py's checked reading)."""
-    spec, _ = eninode.parse_spec(obj.get("spec"))
-    return spec.interfaces
-
-
 def owner_reference(node: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ownerReference to a Node (so the ENINode goes with it); None without a uid."""
     metadata = node.get("metadata") or {}
@@ -192,7 +158,7 @@ def spec_patch(
     owner (a Node re-created under the same name has a new uid), or None when it
     has both already. Other owners are kept."""
     patch: dict[str, Any] = {}
-    wanted = spec_body(interfaces)
+    wanted = ENINodeSpec.of(interfaces).to_dict()
     if obj.get("spec") != wanted:
         patch["spec"] = wanted
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -202,28 +168,15 @@ def spec_patch(
     return patch or None
 
 
-# -- the agent's reports -------------------------------------------------------------
-
-
-def reports_of(obj: Mapping[str, Any]) -> dict[str, InterfaceStatus]:
-    """An ENINode's readable status entries, by ENI id (eninode.py's tolerant reading)."""
-    return eninode.parse_status(obj.get("status")).by_eni()
-
-
 def fold_reports(
     attachments: Sequence[Attachment],
     *,
-    reports: Mapping[str, Reports],
+    reports: Mapping[str, Mapping[str, InterfaceStatus]],
     spec: NodeENISpec | None,
 ) -> Folded:
-    """`attachments` with the agent's facts from `reports` (by node name; a node
-    missing from it has no ENINode: its entries are left as they are), and the
-    errors the nodes report for them.
-
-    A report counts only if its eniID and macAddress are the attachment's. The
-    DPDK fields describe a binding: set while the report says bound (driver and
-    PCI address as reported, resource name from the NodeENI's spec), else absent.
-    """
+    """`attachments` with the agent's facts from `reports` (by node, then ENI id),
+    and the errors the nodes report for them. The DPDK fields are set only while
+    the report says bound (the resource name from the NodeENI's spec)."""
     folded: list[Attachment] = []
     errors: list[NodeError] = []
     for entry in attachments:
@@ -232,8 +185,9 @@ def fold_reports(
             folded.append(entry)
             continue
         report = node.get(entry.eni_id)
-        if report is None or not _same_mac(report.mac_address, entry.mac_address):
-            report = None
+        mac = entry.mac_address
+        if report is not None and (mac is None or report.mac_address.lower() != mac.lower()):
+            report = None  # a stale report, for a replaced ENI
         folded.append(_with_facts(entry, report, spec=spec))
         if report is not None and report.error:
             errors.append(
@@ -270,7 +224,3 @@ def _with_facts(
         dpdk_pci_address=(report.pci_address or None) if bound else None,
         dpdk_resource_name=resource if bound else None,
     )
-
-
-def _same_mac(reported: str, attached: str | None) -> bool:
-    return attached is not None and reported.lower() == attached.lower()

@@ -1,18 +1,15 @@
 """The decision at the heart of the controller, as a pure function.
 
-Given one NodeENI's spec, the resolved subnets, the Nodes, what EC2 says about
-their instances and about the ENIs tagged for this NodeENI, `plan` answers:
-which ENI belongs in which (node, subnet) slot, what to do next for each slot,
-what the status should say, and which nodes cannot be served and why. No I/O,
-no clock, no randomness: every hard case is a table of inputs and a plan.
+From one NodeENI's spec, its subnets, the Nodes, and what EC2 says about their
+instances and the NodeENI's ENIs, `plan` answers which ENI fills which slot,
+what to do next, what status should say, and which nodes cannot be served and
+why. No I/O, no clock, no randomness: every hard case is a table of inputs.
 
-The guardrails (problems.py) come before any slot: a refused slot gets no
-action, is not desired, and its ENIs are held: a guardrail never mutates EC2.
-
-Slot identity is (node, instance, subnet). The subnet at position p of the
-resolved list wants device index ``deviceIndex + p`` on every node; the
-executor's per-instance allocator settles the final index, as only it sees
-what other NodeENIs attach to the same instance.
+* The guardrails (problems.py) come first: a refused slot gets no action, is
+  not desired, and its ENIs are held. A guardrail never mutates EC2.
+* Slot identity is (node, instance, subnet). The subnet at position p wants
+  device index ``deviceIndex + p``; the executor's per-instance allocator
+  settles the final index, as only it sees the other NodeENIs' attaches.
 """
 
 from __future__ import annotations
@@ -104,9 +101,8 @@ class Plan:
     desired: int  # slots wanted on matching nodes that can have them
     stale: tuple[NetworkInterface, ...] = ()  # ours, no longer wanted: for the cleanup pool
     vanished: tuple[Attachment, ...] = ()  # status entries whose ENI EC2 no longer has
-    # instances a status entry puts an ENI on that EC2 no longer shows attached there
-    # (deleted or detached by hand, which raises no event): facts kept about them
-    # from before still count that device index as taken
+    # instances a status entry puts an ENI on that EC2 no longer shows there (gone by
+    # hand, no event): their kept facts still count that device index as taken
     left_instances: tuple[str, ...] = ()
 
     @property
@@ -116,9 +112,8 @@ class Plan:
 
     @property
     def ready(self) -> bool:
-        """Every wanted ENI attached, none still to create or attach. An attribute
-        change still to make (DeleteOnTermination, security groups) leaves the ENIs
-        usable: Ready, with Degraded saying so if the change never sticks."""
+        """Every wanted ENI attached, none still to create or attach (an attribute
+        change still to make leaves the ENIs usable)."""
         attached = sum(a.status is AttachmentState.ATTACHED for a in self.attachments)
         placing = any(isinstance(a, CreateAndAttach | Attach) for a in self.actions)
         return attached == self.desired and not placing
@@ -236,8 +231,8 @@ def plan(data: PlanInput) -> Plan:
 
 
 def _left_instances(data: PlanInput, known: Mapping[str, NodeView]) -> tuple[str, ...]:
-    """The instances of status entries whose ENI EC2 no longer shows attached there.
-    A compact entry names no instance: the Node's providerID does."""
+    """The instances of status entries whose ENI EC2 no longer shows attached there
+    (a compact entry names no instance: the Node's providerID does)."""
     attached = {(e.eni_id, e.attachment.instance_id) for e in data.enis if e.attachment is not None}
     left: dict[str, None] = {}
     for entry in data.previous:
@@ -271,15 +266,10 @@ def _stale(
     filled: set[_SlotKey],
     held: set[_SlotKey],
 ) -> bool:
-    """Whether an ENI of ours that fills no slot should go.
-
-    Only on evidence: the node is deleted, unlabelled, or another instance now
-    (name reused), its instance is terminating, or the slot is no longer in
-    the spec (subnet removed), or another ENI already fills it (a duplicate).
-    A slot a guardrail refuses (`held`), an unknown instance or a non-EC2 node
-    is never evidence; an ENI attached to an instance that is not the one in
-    its tags was moved by someone else and is never touched.
-    """
+    """Whether an ENI of ours that fills no slot should go: only on evidence (its
+    node deleted, unlabelled or another instance now, its instance terminating,
+    its slot gone from the spec or filled by another ENI). A held slot, an unknown
+    instance, a non-EC2 node or an ENI moved by someone else is never evidence."""
     node_name, instance_id, _subnet = key = _eni_key(eni)
     if moved_by_someone_else(eni):
         return False

@@ -16,8 +16,7 @@ from enum import StrEnum
 
 from eni_controller.aws.resources import Instance, SecurityGroup, Subnet
 
-TagRule = tuple[str, str]
-"""An allow-list: (key, value) of the tag a subnet or security group must carry."""
+TagRule = tuple[str, str]  # an allow-list: (key, value) of the tag a resource must carry
 
 
 class ProblemReason(StrEnum):
@@ -41,8 +40,7 @@ class NodeProblem:
 def not_allowed(
     noun: str, tagged: Mapping[str, Mapping[str, str]], *, rule: TagRule | None
 ) -> dict[str, NodeProblem]:
-    """By ID, a NotAllowed problem for each of `tagged` (ID: tags) without the `rule`
-    tag, which the setting <NOUN>_ALLOW_TAG asks for; none without a rule."""
+    """By ID, a NotAllowed problem for each of `tagged` (ID: tags) without the `rule` tag."""
     if rule is None:
         return {}
     key, value = rule
@@ -65,8 +63,7 @@ def guard(
     refused: Mapping[str, NodeProblem],
 ) -> tuple[set[str], list[NodeProblem]]:
     """Of the node's in-AZ `subnets`, the IDs the guardrails let through, and a
-    VPCMismatch for each of `groups` and `subnets` in another VPC than the node's
-    instance. `refused`: the resources not allowed, by ID."""
+    VPCMismatch for each group or subnet in another VPC than the node's instance."""
     resources = [("security group", g.group_id, g.vpc_id) for g in groups]
     resources += [("subnet", s.subnet_id, s.vpc_id) for s in subnets]
     problems = [

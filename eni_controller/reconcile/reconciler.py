@@ -1,30 +1,25 @@
 """One reconcile of one NodeENI: gather the facts, plan, act, write status.
 
-The I/O shell around the planner: it reads Nodes and NodeENIs from the
-informers' stores (no API reads) and EC2 through the EC2 view (ec2view.py),
-lets the planner decide (a subnet or group a guardrail refuses never reaches
-the executor), has the executor act, and writes status (status_writer.py).
+The I/O shell around the planner: Nodes and NodeENIs come from the informers'
+stores, EC2 from the EC2 view (ec2view.py); the planner decides, the executor
+acts, status_writer.py writes.
 
-* What it acted on, and what it leaves unsettled (an attachment in
-  transition, a node with a slot still to fill or a problem), is marked
-  changed in the view: the next reconcile of this NodeENI looks at EC2 again
-  instead of reading its own last answer. What is settled is not: a resync
-  of a NodeENI at rest makes no describe of its own and no write.
-* The finalizer is added before anything is created, and removed only after
-  a describe made since the last change finds none of our ENIs left (or
-  MAX_CLEANUP_DURATION ran out: the sweep takes over).
-* The NodeENI's gauges go with the NodeENI.
+* What it acted on, and what it leaves unsettled, is marked changed in the
+  view, so the next reconcile looks at EC2 again; a resync of a NodeENI at rest
+  makes no describe of its own and no write.
+* The finalizer is added before anything is created, and removed only after a
+  describe since the last change finds none of our ENIs left (or
+  MAX_CLEANUP_DURATION ran out: the orphan sweep takes over).
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import dataclasses
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -41,6 +36,7 @@ from eni_controller.reconcile import tags
 from eni_controller.reconcile.adoption import GoAdoption
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
+from eni_controller.reconcile.eninode_sync import Store
 from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -52,8 +48,7 @@ from eni_controller.reconcile.planner import (
     plan,
 )
 from eni_controller.reconcile.status import READY, Reason, failure_conditions, plan_conditions
-from eni_controller.reconcile.status_fit import DEFAULT_LIMITS as DEFAULT_STATUS_LIMITS
-from eni_controller.reconcile.status_fit import StatusLimits
+from eni_controller.reconcile.status_fit import DEFAULT_LIMITS, StatusLimits
 from eni_controller.reconcile.status_writer import StatusWriter
 from eni_controller.spec import NodeENISpec
 
@@ -71,33 +66,21 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Store(Protocol):
-    """What the reconciler reads from an informer."""
-
-    def get(self, name: str) -> dict[str, Any] | None: ...
-    def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]: ...
-    def list(self) -> builtins.list[dict[str, Any]]: ...
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
-    """The Kubernetes half: the informers' stores it reads, the NodeENI writes it
-    makes, the Events it records, the clock of the times it writes, and how big a
-    status it writes (status_fit.py)."""
+    """The Kubernetes half: informers' stores, NodeENI writes, Events, status size."""
 
     nodeenis: Store
     nodes: Store
     eninodes: Store
     writer: NodeENIWriter
     events: EventRecorder
-    now: Callable[[], str] = utc_now
-    status_limits: StatusLimits = DEFAULT_STATUS_LIMITS
+    status_limits: StatusLimits = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EC2Side:
-    """The EC2 half: what EC2 says (the view), the slots' EC2 calls (the executor),
-    and the detach/delete of ENIs no longer wanted (the cleanup pool)."""
+    """The EC2 half: what EC2 says, the slots' calls, the cleanup of unwanted ENIs."""
 
     view: EC2View
     executor: Executor
@@ -143,7 +126,7 @@ class Reconciler:
         self._status = StatusWriter(
             writer=kube.writer,
             eninode=kube.eninodes.get,
-            now=kube.now,
+            now=utc_now,
             limits=kube.status_limits,
             metrics=metrics,
         )
@@ -171,26 +154,23 @@ class Reconciler:
             return await self._invalid(nodeeni)
         spec = nodeeni.spec
         nodes = self._matching_nodes(spec)
-        # independent reads in one round trip, not one after another
         found_subnets, found_groups, found_enis, found_instances = await asyncio.gather(
-            self._view.subnets(ids=spec.subnet_ids, names=spec.subnet_names),
-            self._view.security_groups(
+            self._view.resolver.subnets(ids=spec.subnet_ids, names=spec.subnet_names),
+            self._view.resolver.security_groups(
                 ids=spec.security_group_ids, names=spec.security_group_names
             ),
             self._view.enis(nodeeni.uid),
             self._view.instances(n.instance_id for n in nodes if n.instance_id),
             return_exceptions=True,
         )
-        failed = next(
-            (f for f in (found_subnets, found_groups) if isinstance(f, LookupFailed)), None
-        )
-        if failed is not None:
-            await self._fail(nodeeni, reason=failed.reason.value, message=str(failed))
-            return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
+        for failed in (found_subnets, found_groups):
+            if isinstance(failed, LookupFailed):
+                await self._fail(nodeeni, reason=failed.reason.value, message=str(failed))
+                return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
         enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
-        max_enis = await self._view.max_enis(i.instance_type for i in instances.values())
+        max_enis = await self._view.limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
             spec=spec,
@@ -241,7 +221,6 @@ class Reconciler:
                 elif isinstance(r.action, CreateAndAttach | Attach):
                     # not known to have landed, nor known not to have
                     self._view.changed(instance=r.slot.instance_id)
-            # what EC2 says now, after acting
             data = dataclasses.replace(data, enis=await self._view.enis(nodeeni.uid))
             final = plan(data)
             self._settle_ownership(final)
@@ -275,9 +254,7 @@ class Reconciler:
     def _unsettled(
         self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
     ) -> None:
-        """Mark changed what EC2 may move on without telling us: this NodeENI's ENIs
-        while anything is pending, the instances of nodes with a slot to fill or a
-        problem, and those with an attachment in transition (a detach finishing
+        """Mark changed what EC2 may move on without telling us (a detach finishing
         frees an index no event reports), so the next reconcile looks again."""
         troubled = {a.slot.node for a in final.actions} | {p.node for p in final.problems}
         if settling or troubled or final.stale:
@@ -290,10 +267,8 @@ class Reconciler:
                 self._view.changed(instance=entry.instance_id)
 
     def _settle_ownership(self, planned: Plan) -> None:
-        """Before acting on a plan: an ENI gone from EC2 gives up its ClientToken and
-        device index (deleted by hand: its replacement takes both), and an ENI the
-        plan keeps or adopts is wanted again (a label flipped back during its
-        detach): its cleanup is called off."""
+        """An ENI gone from EC2 gives up its ClientToken and device index to its
+        replacement; one the plan keeps or attaches again has its cleanup called off."""
         for entry in planned.vanished:
             self._executor.gone(entry.eni_id)
         wanted = [a.eni_id for a in planned.attachments]
@@ -307,7 +282,7 @@ class Reconciler:
         if not nodeeni.has_finalizer:
             return DONE
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
-        timed_out = started is not None and _age(started, self._kube.now()) > (
+        timed_out = started is not None and _age(started, utc_now()) > (
             self._config.max_cleanup_duration_seconds
         )
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
@@ -322,7 +297,7 @@ class Reconciler:
                 await self._kube.writer.annotate(
                     nodeeni.name,
                     model.CLEANUP_START_ANNOTATION,
-                    self._kube.now(),
+                    utc_now(),
                     resource_version=nodeeni.resource_version,
                 )
             )

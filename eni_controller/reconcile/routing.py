@@ -1,31 +1,18 @@
-"""Which NodeENIs an informer event concerns: the keys it puts on the work queue;
-and which nodes' ENINode specs it concerns: the keys of the ENINode queue.
+"""Which NodeENIs an informer event concerns (work queue keys), and which nodes'
+ENINode specs it concerns (ENINode queue keys).
 
-Invariants:
-
-* A NodeENI is enqueued when it is added or deleted, and on an update only
-  for what a reconcile acts on: a new generation (spec edited), a deletion
-  timestamp set, or our finalizer removed by someone else. Our own writes
-  (status, adding the finalizer, the cleanup-start annotation) change none of
-  these, so they enqueue nothing: no loop, and nothing to tell apart.
-* A Node event enqueues every NodeENI that matches the node's old labels or
-  its new ones, or that holds an attachment on it, so a removed label starts
-  cleanup at once. kubelet heartbeats (status-only updates) enqueue nothing.
-* Whatever an event enqueues is marked changed in the EC2 view first, so the
-  reconcile it starts describes EC2 afresh (ec2view.py). A Node that goes
-  takes its instance's kept facts with it.
+* A NodeENI is enqueued on add, delete, a new generation, a deletion timestamp,
+  or our finalizer removed by someone else: never by our own writes (no loop).
+* A Node event enqueues every NodeENI matching its old or new labels or holding
+  an attachment on it; status-only updates (heartbeats) enqueue nothing.
+* What an event enqueues is first marked changed in the EC2 view, so its
+  reconcile describes afresh; a Node that goes takes its instance's facts along.
 * An ENINode whose status (its agent's report) changed enqueues the NodeENIs
-  its spec names, without marking anything changed in the EC2 view: nothing
-  changed there, and the reconcile folds the reports of all nodes at once, so
-  a burst of reports costs as few status writes as reconciles. A change of
-  its spec (our own write) enqueues nothing; a deleted ENINode has its node's
-  spec synced (re-created while the node holds ENIs).
-* A NodeENI event marks for an ENINode spec sync exactly the nodes whose share
-  of its attachments (ENI, MAC, index, state) changed, all of its nodes on a
-  spec edit, an add, a delete or a deletion started. Our status writes that
-  only fold the agents' facts in change no share: no sync. The sync runs
-  ENINODE_SYNC_DELAY_SECONDS later, so the status writes of several NodeENIs
-  over one node in a rollout cost that node one ENINode write, not one each.
+  its spec names, marking nothing changed in EC2; a deleted one has its node's
+  spec synced.
+* A NodeENI event syncs the ENINode specs of the nodes whose share of its
+  attachments changed (all of them on an edit, add or delete),
+  ENINODE_SYNC_DELAY_SECONDS later: a rollout costs each node one write.
 """
 
 from __future__ import annotations
@@ -45,9 +32,6 @@ ENINODE_SYNC_DELAY_SECONDS: Final = 1.0
 
 class Queue(Protocol):
     def add(self, key: str) -> None: ...
-
-
-class DelayingQueue(Queue, Protocol):
     def add_after(self, key: str, delay: float) -> None: ...
 
 
@@ -80,10 +64,9 @@ def _provider_id(node: Mapping[str, Any]) -> str:
 
 
 class NodeENIEvents:
-    """NodeENI events → that NodeENI, for the changes a reconcile acts on; and the
-    nodes whose ENINode spec they change → the ENINode queue."""
+    """NodeENI events → that NodeENI, and the nodes whose ENINode spec they change."""
 
-    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: DelayingQueue) -> None:
+    def __init__(self, queue: Queue, *, view: View, writes: Seen, eninodes: Queue) -> None:
         self._queue = queue
         self._view = view
         self._writes = writes  # told every version the informer stores (own-write waits)
@@ -97,15 +80,8 @@ class NodeENIEvents:
     def on_update(self, old: Obj, new: Obj) -> None:
         self._writes.seen(new)
         self._sync(_changed_shares(old, new))
-        before, after = _meta(old), _meta(new)
-        finalizer_removed = FINALIZER in (before.get("finalizers") or ()) and FINALIZER not in (
-            after.get("finalizers") or ()
-        )
-        if (
-            before.get("generation") != after.get("generation")
-            or before.get("deletionTimestamp") != after.get("deletionTimestamp")
-            or finalizer_removed
-        ):
+        had, has = (FINALIZER in (_meta(v).get("finalizers") or ()) for v in (old, new))
+        if _edited(old, new) or (had and not has):
             self._enqueue(new)
 
     def on_delete(self, obj: Obj) -> None:
@@ -122,10 +98,7 @@ class NodeENIEvents:
             self._eninodes.add_after(node, ENINODE_SYNC_DELAY_SECONDS)
 
 
-Share = frozenset[tuple[Any, ...]]
-
-
-def _shares(nodeeni: Obj) -> dict[str, Share]:
+def _shares(nodeeni: Obj) -> dict[str, frozenset[tuple[Any, ...]]]:
     """Per node, what its ENINode spec takes from this NodeENI's status entries."""
     items = (nodeeni.get("status") or {}).get("attachments")
     by_node: dict[str, set[tuple[Any, ...]]] = {}
@@ -139,14 +112,18 @@ def _shares(nodeeni: Obj) -> dict[str, Share]:
 def _changed_shares(old: Obj, new: Obj) -> set[str]:
     before, after = _shares(old), _shares(new)
     nodes = before.keys() | after.keys()
-    if any(_meta(old).get(k) != _meta(new).get(k) for k in ("generation", "deletionTimestamp")):
+    if _edited(old, new):
         return set(nodes)  # every entry's MTU or DPDK settings may change, or all go
     return {n for n in nodes if before.get(n) != after.get(n)}
 
 
+def _edited(old: Obj, new: Obj) -> bool:
+    """A new generation (spec edited) or a deletion timestamp set."""
+    return any(_meta(old).get(k) != _meta(new).get(k) for k in ("generation", "deletionTimestamp"))
+
+
 class ENINodeEvents:
-    """ENINode events → the NodeENIs its agent reports on, when the report changed;
-    a deleted ENINode → its node to the ENINode queue."""
+    """ENINode events → the NodeENIs its agent reports on; a deleted one → its node."""
 
     def __init__(self, queue: Queue, *, eninodes: Queue) -> None:
         self._queue = queue

@@ -1,18 +1,14 @@
 """What a NodeENI's status should say, and the merge patch that says it.
 
-Pure functions: the reconciler hands in the previous status, the plan's facts
-and the time; out comes a patch, or None when nothing changed — so a reconcile
-that changes nothing writes nothing. lastUpdated moves only when an attachment
-really changed, and a condition's lastTransitionTime only when its status did.
+Pure functions: previous status, the plan's facts and the time in; a patch out,
+or None when nothing changed, so a reconcile that changes nothing writes
+nothing. lastUpdated moves only when an attachment really changed, and a
+condition's lastTransitionTime only when its status did.
 
-Conditions: `Ready` and `Degraded` always (from the plan, or a failure), and
-`NodeInterfacesReady` (status False, reason `NodeReportedError`) only while a
-node's agent reports an error for one of the NodeENI's ENIs (its ENINode status,
-folded by eninodes.py): the message names node, ENI, interface and error. When
-the errors clear the condition goes; EC2-side readiness never depends on it.
-`CompactStatus` (and `Degraded` with reason `StatusTruncated`) come from
-status_fit.py: which form the entries take, and a status that never outgrows
-its byte budget.
+Conditions: `Ready` and `Degraded` always; `NodeInterfacesReady` (False,
+`NodeReportedError`) only while a node's agent reports an error for one of the
+NodeENI's ENIs (eninodes.py), never affecting Ready; `CompactStatus` and
+`Degraded`/`StatusTruncated` from status_fit.py.
 """
 
 from __future__ import annotations
@@ -36,9 +32,8 @@ from eni_controller.reconcile.status_fit import (
     StatusLimits,
     fitting_prefix,
     format_conditions,
+    is_compact,
     json_size,
-    render,
-    status_format,
     truncated_conditions,
     untruncated_conditions,
 )
@@ -62,11 +57,7 @@ def plan_conditions(plan: Plan, *, generation: int) -> list[Condition]:
     summary = f"{attached} of {plan.desired} ENIs attached"
     # the problems that keep ENIs from nodes first: they name the reason
     problems = sorted(plan.problems, key=lambda p: not p.blocks_ready)
-    message = summary
-    if problems:
-        listed = "; ".join(p.message for p in problems[:_MAX_LISTED_PROBLEMS])
-        more = len(problems) - _MAX_LISTED_PROBLEMS
-        message = f"{summary}; {listed}" + (f" (+{more} more)" if more > 0 else "")
+    message = f"{summary}; {_listed([p.message for p in problems])}" if problems else summary
     if problems and problems[0].blocks_ready:
         return failure_conditions(reason=problems[0].reason, message=message, generation=generation)
     ready = plan.ready
@@ -92,41 +83,35 @@ def node_error_conditions(errors: Sequence[NodeError], *, generation: int) -> li
     """`NodeInterfacesReady=False` while nodes report errors for ENIs; none when fine."""
     if not errors:
         return []
-    listed = "; ".join(
-        f"node {e.node}: {e.eni_id}"
-        + (f" ({e.interface_name})" if e.interface_name else "")
-        + f": {e.message}"
-        for e in errors[:_MAX_LISTED_PROBLEMS]
+    listed = _listed(
+        [
+            f"node {e.node}: {e.eni_id}"
+            + (f" ({e.interface_name})" if e.interface_name else "")
+            + f": {e.message}"
+            for e in errors
+        ]
     )
-    more = len(errors) - _MAX_LISTED_PROBLEMS
     return [
         Condition(
             type=NODE_INTERFACES_READY,
             status=ConditionStatus.FALSE,
             reason=Reason.NODE_REPORTED_ERROR,
-            message=f"{len(errors)} ENIs with errors on their nodes: {listed}"
-            + (f" (+{more} more)" if more > 0 else ""),
+            message=f"{len(errors)} ENIs with errors on their nodes: {listed}",
             observed_generation=generation,
         )
     ]
 
 
+def _listed(messages: Sequence[str]) -> str:
+    """The first _MAX_LISTED_PROBLEMS messages, and how many more there are."""
+    more = len(messages) - _MAX_LISTED_PROBLEMS
+    return "; ".join(messages[:_MAX_LISTED_PROBLEMS]) + (f" (+{more} more)" if more > 0 else "")
+
+
 def failure_conditions(*, reason: str, message: str, generation: int) -> list[Condition]:
     return [
-        Condition(
-            type=READY,
-            status=ConditionStatus.FALSE,
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-        ),
-        Condition(
-            type=DEGRADED,
-            status=ConditionStatus.TRUE,
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-        ),
+        Condition(type=t, status=s, reason=reason, message=message, observed_generation=generation)
+        for t, s in ((READY, ConditionStatus.FALSE), (DEGRADED, ConditionStatus.TRUE))
     ]
 
 
@@ -142,58 +127,40 @@ def status_patch(
 ) -> dict[str, Any] | None:
     """The merge patch for `.status`, or None if it would change nothing.
 
-    `attachments=None` keeps the previous list (e.g. the spec is invalid and EC2
-    was not asked). Lists are replaced whole by a merge patch, so the node
-    agent's fields are carried inside each attachment. The entries are in full
-    or compact by their number, and cut to fit `limits.budget_bytes`
-    (status_fit.py).
+    `attachments=None` keeps the previous list (the spec is invalid and EC2 was
+    not asked). A merge patch replaces lists whole, so each entry carries the
+    node agent's fields.
     """
     entries = (
         [(a, a.last_updated) for a in previous.attachments]
         if attachments is None
         else _stamp(attachments, previous, now)
     )
-    form = status_format(len(entries), compact_above=limits.compact_above)
-    items = [render(a, last_updated=stamp, form=form) for a, stamp in entries]
+    compact = is_compact(len(entries), compact_above=limits.compact_above)
+    items = [
+        a.to_compact_dict() if compact else a.to_dict(last_updated=stamp) for a, stamp in entries
+    ]
     laid_out = format_conditions(
         conditions,
-        form=form,
         total=len(items),
         compact_above=limits.compact_above,
         generation=generation,
     )
-    status = _status(
-        items,
-        _transitions(untruncated_conditions(laid_out), previous, now),
-        generation=generation,
-        attached=sum(a.status is AttachmentState.ATTACHED for a, _ in entries),
-        desired=desired if desired is not None else previous.desired_count,
-    )
+    desired = desired if desired is not None else previous.desired_count
+    status: dict[str, Any] = {
+        "attachments": items,
+        "conditions": [
+            c.to_dict() for c in _transitions(untruncated_conditions(laid_out), previous, now)
+        ],
+        "observedGeneration": generation,
+        "attachedCount": sum(a.status is AttachmentState.ATTACHED for a, _ in entries),
+        **({"desiredCount": desired} if desired is not None else {}),
+    }
     if json_size(status) > limits.budget_bytes:
         status = _truncated(status, laid_out, previous, now, generation=generation, limits=limits)
     if status == previous.to_dict():
         return None
     return {"status": status}
-
-
-def _status(
-    items: list[dict[str, object]],
-    conditions: Sequence[Condition],
-    *,
-    generation: int,
-    attached: int,
-    desired: int | None,
-) -> dict[str, Any]:
-    status: dict[str, Any] = {
-        "attachments": items,
-        "conditions": [c.to_dict() for c in conditions],
-        "observedGeneration": generation,
-        "attachedCount": attached,
-        "desiredCount": desired,
-    }
-    if desired is None:
-        del status["desiredCount"]
-    return status
 
 
 def _truncated(
@@ -250,13 +217,10 @@ def _transitions(
     conditions: Sequence[Condition], previous: NodeENIStatus, now: str
 ) -> list[Condition]:
     before = {c.type: c for c in previous.conditions}
-    result = []
-    for condition in conditions:
-        old = before.get(condition.type)
-        same = old is not None and old.status == condition.status and old.last_transition_time
-        result.append(
-            dataclasses.replace(
-                condition, last_transition_time=old.last_transition_time if same and old else now
-            )
-        )
-    return result
+
+    def since(c: Condition) -> str:
+        old = before.get(c.type)
+        kept = old.last_transition_time if old is not None and old.status == c.status else None
+        return kept or now
+
+    return [dataclasses.replace(c, last_transition_time=since(c)) for c in conditions]

@@ -1,28 +1,21 @@
 """A NodeENI status that always fits in one object: the format switch, the
 compact condition and the byte-budget safeguard.
 
-Why: a NodeENI selecting thousands of nodes has one status entry per
-attachment, and etcd refuses a write past ~1.5 MiB (its request limit), so a
-status in full (~410 bytes an entry with EKS-like names, ~530 with DPDK and the
-agent's interface name) would fail after the EC2 work was done: ~2 MB at 5,000.
+Why: a NodeENI over thousands of nodes has one status entry per attachment, and
+etcd refuses a write past ~1.5 MiB, so a status in full (~410-530 bytes an
+entry) would fail after the EC2 work was done (figures in docs/performance.md).
 
 Invariants (pure functions; status.py applies them to every status it writes):
 
-* One format per status, from the number of entries alone (`status_format`): up
-  to COMPACT_ABOVE (800: ≤ ~425 KB even with every DPDK field) every entry is in
-  full, the SPEC's fields; above it every entry is compact
-  (model.COMPACT_ATTACHMENT_FIELDS: ~155 bytes, so 5,000 entries fit in well
-  under 1 MiB; figures in docs/performance.md), and the `CompactStatus`
-  condition says so and where the rest is. The condition goes when the count
-  drops back. The same entries render the
-  same bytes, so an idle resync writes nothing in either format.
-* The status is never written past STATUS_BUDGET_BYTES (1 MiB, two thirds of
-  etcd's request limit, leaving room for spec and metadata): past it the entry
-  list is cut to the longest prefix (in status order) that fits, attachedCount
+* One format per status, from the number of entries alone: in full up to
+  COMPACT_ABOVE entries, compact above (model.COMPACT_ATTACHMENT_FIELDS), with
+  the `CompactStatus` condition saying so while it lasts. The same entries
+  render the same bytes, so an idle resync writes nothing in either format.
+* A status is never written past STATUS_BUDGET_BYTES (two thirds of etcd's
+  limit): the entry list is cut to the longest prefix that fits, attachedCount
   still counts every entry, and `Degraded` turns True with reason
-  `StatusTruncated` naming how many are listed. A write never fails for size.
-  While a NodeENI is truncated, the ENINode specs of the nodes it cannot list
-  keep that NodeENI's entries as they are (eninodes.desired_interfaces).
+  `StatusTruncated`. While truncated, the ENINode specs keep the entries it
+  cannot list (eninodes.desired_interfaces).
 """
 
 from __future__ import annotations
@@ -34,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from eni_controller.model import COMPACT_ATTACHMENT_FIELDS, Attachment, Condition, ConditionStatus
+from eni_controller.model import COMPACT_ATTACHMENT_FIELDS, Condition, ConditionStatus
 
 COMPACT_ABOVE: Final = 800
 STATUS_BUDGET_BYTES: Final = 1024 * 1024
@@ -48,15 +41,9 @@ class FitReason(StrEnum):
     AS_EXPECTED = "AsExpected"  # status.py's Reason.AS_EXPECTED
 
 
-class StatusFormat(StrEnum):
-    FULL = "full"
-    COMPACT = "compact"
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StatusLimits:
-    """Where the format switches and how many bytes a status may take; tests
-    lower both to reach the compact and truncated forms with few objects."""
+    """Where the format switches and how many bytes a status may take."""
 
     compact_above: int = COMPACT_ABOVE
     budget_bytes: int = STATUS_BUDGET_BYTES
@@ -65,16 +52,9 @@ class StatusLimits:
 DEFAULT_LIMITS: Final = StatusLimits()
 
 
-def status_format(count: int, *, compact_above: int = COMPACT_ABOVE) -> StatusFormat:
-    """Full up to `compact_above` entries, compact above."""
-    return StatusFormat.COMPACT if count > compact_above else StatusFormat.FULL
-
-
-def render(entry: Attachment, *, last_updated: str | None, form: StatusFormat) -> dict[str, object]:
-    """One status item in `form` (the compact form has no lastUpdated)."""
-    if form is StatusFormat.COMPACT:
-        return entry.to_compact_dict()
-    return entry.to_dict(last_updated=last_updated)
+def is_compact(count: int, *, compact_above: int = COMPACT_ABOVE) -> bool:
+    """Whether `count` entries are listed compact: in full up to `compact_above`."""
+    return count > compact_above
 
 
 def json_size(value: object) -> int:
@@ -94,16 +74,11 @@ def fitting_prefix(sizes: Sequence[int], *, room: int) -> int:
 
 
 def format_conditions(
-    conditions: Iterable[Condition],
-    *,
-    form: StatusFormat,
-    total: int,
-    compact_above: int,
-    generation: int,
+    conditions: Iterable[Condition], *, total: int, compact_above: int, generation: int
 ) -> list[Condition]:
     """`conditions` with `CompactStatus` present exactly when the entries are compact."""
     kept = [c for c in conditions if c.type != COMPACT_STATUS]
-    if form is StatusFormat.FULL:
+    if not is_compact(total, compact_above=compact_above):
         return kept
     return [
         *kept,
@@ -129,27 +104,22 @@ def truncated_conditions(
     given = list(conditions)
     if not any(c.type == _DEGRADED for c in given):
         given.append(Condition(type=_DEGRADED, status=ConditionStatus.FALSE))
-    result = []
-    for c in given:
-        if c.type != _DEGRADED:
-            result.append(c)
-            continue
-        message = (
-            f"status lists {listed} of {total} attachments: the rest would take it past "
-            f"{budget} bytes; every node's ENINode lists its ENIs (kubectl get eninodes)"
+    message = (
+        f"status lists {listed} of {total} attachments: the rest would take it past "
+        f"{budget} bytes; every node's ENINode lists its ENIs (kubectl get eninodes)"
+    )
+
+    def marked(c: Condition) -> Condition:
+        reported = c.status is ConditionStatus.TRUE and c.reason != FitReason.STATUS_TRUNCATED
+        return dataclasses.replace(
+            c,
+            status=ConditionStatus.TRUE,
+            reason=FitReason.STATUS_TRUNCATED,
+            message=f"{message}; {c.reason}: {c.message}" if reported else message,
+            observed_generation=generation,
         )
-        if c.status is ConditionStatus.TRUE and c.reason != FitReason.STATUS_TRUNCATED:
-            message += f"; {c.reason}: {c.message}"
-        result.append(
-            dataclasses.replace(
-                c,
-                status=ConditionStatus.TRUE,
-                reason=FitReason.STATUS_TRUNCATED,
-                message=message,
-                observed_generation=generation,
-            )
-        )
-    return result
+
+    return [marked(c) if c.type == _DEGRADED else c for c in given]
 
 
 def untruncated_conditions(conditions: Iterable[Condition]) -> list[Condition]:

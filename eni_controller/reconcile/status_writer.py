@@ -1,10 +1,8 @@
 """The one writer of a NodeENI's status, and of the gauges that mirror it.
 
-Every status the reconciler writes goes through here, so for each of them:
-what the nodes' agents report in their ENINodes is folded in (eninodes.py),
-which keeps NodeENI status to this one writer; a patch goes out only when it
-changes something (status.py); and the NodeENI's gauges (metrics.py) say what
-its status says once written (a NodeENI being deleted wants none).
+Every status write goes through here: the agents' ENINode reports are folded
+in (eninodes.py), a patch goes out only when it changes something (status.py),
+and the NodeENI's gauges (metrics.py) then say what its status says.
 """
 
 from __future__ import annotations
@@ -14,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eni_controller import model
+from eni_controller import eninode, model
 from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.model import AttachmentState, ConditionStatus
-from eni_controller.reconcile.eninodes import fold_reports, reports_of
+from eni_controller.reconcile.eninodes import fold_reports
 from eni_controller.reconcile.status import (
     NODE_INTERFACES_READY,
     READY,
@@ -47,7 +45,7 @@ class StatusWriter:
         """Status with `conditions`, and `attachments` and `desired` where given."""
         entries = nodeeni.status.attachments if attachments is None else attachments
         reports = {
-            name: reports_of(raw)
+            name: eninode.parse_status(raw.get("status")).by_eni()
             for name in {a.node_id for a in entries}
             if (raw := self.eninode(name)) is not None
         }

@@ -1,12 +1,8 @@
 """The tags that make an ENI ours, and the ClientToken that makes creating it idempotent.
 
 Tags are written at creation (TagSpecifications), so an ENI is never visible
-untagged: after a crash at any step, a describe by tag finds it again, and the
-orphan sweep can tell ours from everyone else's.
-
-An operator's own tags (EXTRA_ENI_TAGS, parsed in config.py) ride along on every
-create, but never replace one of ours: config refuses a reserved key, and here
-ours are written last, so the tags that make an ENI ours always say what they mean.
+untagged: after a crash at any step a describe by tag finds it again. An
+operator's EXTRA_ENI_TAGS ride along but never replace one of ours.
 """
 
 from __future__ import annotations
@@ -70,20 +66,15 @@ def eni_tags(
 
 
 def client_token(*, uid: str, node: str, instance_id: str, subnet_id: str) -> str:
-    """The first idempotency token of a slot's CreateNetworkInterface (AWS allows
-    64 ASCII characters; this is 64 hex). reconcile/tokens.py moves a slot on to
-    the next token once this one's ENI is gone.
-
-    The instance is part of it: a node name reused by a new instance must get a
-    new ENI, not the old instance's one back from AWS's idempotency window.
-    """
+    """The first idempotency token of a slot's CreateNetworkInterface (64 hex, as
+    AWS allows). The instance is part of it: a node name reused by a new instance
+    gets a new ENI, not the old one back from AWS's idempotency window."""
     return hashlib.sha256("/".join((uid, node, instance_id, subnet_id)).encode()).hexdigest()
 
 
 def owning_cluster(eni: NetworkInterface) -> str | None:
     """The cluster whose `kubernetes.io/cluster/<name>: owned` tag the ENI carries
-    (None: made by a controller with no cluster identity, or by the Go controller;
-    the orphan sweep never reclaims such an ENI)."""
+    (None: no cluster identity, or the Go controller's)."""
     for key, value in eni.tags.items():
         if key.startswith(CLUSTER_TAG_PREFIX) and key != MANAGED_BY_KEY and value == "owned":
             return key.removeprefix(CLUSTER_TAG_PREFIX)
@@ -91,8 +82,7 @@ def owning_cluster(eni: NetworkInterface) -> str | None:
 
 
 def log_fields(eni: NetworkInterface) -> dict[str, str]:
-    """The fields of a log line about `eni`: the ENI, and from its tags and
-    attachment the NodeENI, node and instance it belongs to (those known)."""
+    """The fields of a log line about `eni`: its id, NodeENI, node and instance."""
     instance_id = eni.attachment.instance_id if eni.attachment else eni.tags.get(INSTANCE_KEY)
     fields = {
         "eni_id": eni.eni_id,

@@ -7,7 +7,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from eni_controller.eninode import DPDKRequest, InterfaceStatus, OperState, WantedInterface
+from eni_controller.eninode import (
+    DPDKRequest,
+    InterfaceStatus,
+    OperState,
+    WantedInterface,
+    parse_spec,
+    parse_status,
+)
 from eni_controller.model import Attachment, AttachmentState, ConditionStatus
 from eni_controller.reconcile.eninodes import (
     Holder,
@@ -15,11 +22,8 @@ from eni_controller.reconcile.eninodes import (
     desired_interfaces,
     fold_reports,
     holder,
-    interfaces_of,
     new_eninode,
     owner_reference,
-    reports_of,
-    spec_body,
     spec_patch,
 )
 from eni_controller.reconcile.status import node_error_conditions
@@ -148,7 +152,7 @@ def test_an_invalid_spec_keeps_the_entries_of_the_enis_it_still_holds() -> None:
 
 def test_a_node_without_enis_gets_an_empty_list() -> None:
     assert desired_interfaces([]) == ()
-    assert spec_body(()) == {"interfaces": []}
+    assert new_eninode("n1", (), owner=OWNER)["spec"] == {"interfaces": []}
 
 
 def test_holder_reads_one_nodes_share_and_none_while_deleting() -> None:
@@ -195,8 +199,8 @@ def test_spec_entries_round_trip_and_junk_is_dropped() -> None:
     )
     body = new_eninode("n1", entries, owner=OWNER)
     body["spec"]["interfaces"].append({"eniID": "eni-00000003"})  # no MAC, index or NodeENI
-    assert interfaces_of(body) == entries
-    assert interfaces_of({"spec": "junk"}) == ()
+    assert parse_spec(body["spec"])[0].interfaces == entries
+    assert parse_spec("junk")[0].interfaces == ()
 
 
 # --- the write ------------------------------------------------------------------------
@@ -353,7 +357,7 @@ def test_reports_are_read_tolerantly() -> None:
             ]
         }
     }
-    assert reports_of(eninode) == {
+    assert parse_status(eninode["status"]).by_eni() == {
         "eni-01": InterfaceStatus(
             eni_id="eni-01",
             mac_address="02:ab:00:00:00:01",
@@ -361,4 +365,4 @@ def test_reports_are_read_tolerantly() -> None:
             interface_name="ens6",
         )
     }
-    assert reports_of({}) == {}
+    assert parse_status(None).by_eni() == {}

@@ -28,12 +28,11 @@ from eni_controller.reconcile.status_fit import (
     DEFAULT_LIMITS,
     STATUS_BUDGET_BYTES,
     FitReason,
-    StatusFormat,
     StatusLimits,
     fitting_prefix,
+    is_compact,
     is_truncated,
     json_size,
-    status_format,
 )
 from eni_controller.reconcile.sweep import claimed_eni_ids
 from eni_controller.statusview import describe
@@ -119,7 +118,7 @@ def test_status_size_with_eks_like_values(count: int) -> None:
         {**patch["status"], "attachments": [e.to_dict(last_updated=T0) for e in entries]}
     )
     print(f"FIGURE status_size: {count} attachments: {size} bytes compact, {full} in full")
-    assert status_format(count) is StatusFormat.COMPACT
+    assert is_compact(count)
     assert size <= 0.76 * MIB  # ≥ 24 % under 1 MiB at 5,000; half etcd's 1.5 MiB
     assert size < full / 2.5
     assert len(status.attachments) == count  # nothing cut
@@ -152,10 +151,10 @@ def test_compact_keeps_a_subnet_out_because_5000_would_leave_under_25_percent() 
 
 
 def test_the_format_is_decided_by_the_count_alone() -> None:
-    assert status_format(0) is StatusFormat.FULL
-    assert status_format(COMPACT_ABOVE) is StatusFormat.FULL
-    assert status_format(COMPACT_ABOVE + 1) is StatusFormat.COMPACT
-    assert status_format(3, compact_above=2) is StatusFormat.COMPACT
+    assert not is_compact(0)
+    assert not is_compact(COMPACT_ABOVE)
+    assert is_compact(COMPACT_ABOVE + 1)
+    assert is_compact(3, compact_above=2)
 
 
 def test_a_compact_entry_has_exactly_the_compact_fields_and_reads_back() -> None:
