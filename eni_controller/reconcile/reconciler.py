@@ -290,7 +290,12 @@ class Reconciler:
             # describe; the finalizer waits for a describe that finds none left
             await self._status.detaching(nodeeni, left=self._cleanup.pending)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
-        enis = [e for e in await self._view.enis(nodeeni.uid) if not moved_by_someone_else(e)]
+        enis = await self._to_clean(nodeeni.uid)
+        if not enis and started is None:
+            # routing left the view's answer standing (a deletion changes nothing in
+            # EC2); absence is concluded only from a describe made since the deletion
+            self._view.changed(uid=nodeeni.uid)
+            enis = await self._to_clean(nodeeni.uid)
         if enis and started is None:
             # the clock of MAX_CLEANUP_DURATION starts, then the cleanup in this same pass
             nodeeni = self._parse(
@@ -326,6 +331,9 @@ class Reconciler:
         self._executor.forget(nodeeni.uid)
         self._view.forget(uid=nodeeni.uid)
         return DONE
+
+    async def _to_clean(self, uid: str) -> list[NetworkInterface]:
+        return [e for e in await self._view.enis(uid) if not moved_by_someone_else(e)]
 
     def _parse(self, raw: dict[str, Any]) -> model.NodeENI:
         return model.NodeENI.from_dict(

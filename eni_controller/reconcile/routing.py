@@ -7,6 +7,9 @@ ENINode specs it concerns (ENINode queue keys).
   an attachment on it; status-only updates (heartbeats) enqueue nothing.
 * What an event enqueues is first marked changed in the EC2 view, so its
   reconcile describes afresh; a Node that goes takes its instance's facts along.
+  A deletion is not: asking for one changes nothing in EC2, so its cleanup
+  starts at once from what the view keeps (the reconciler concludes absence
+  only from a describe made after the deletion).
 * An ENINode whose status (its agent's report) changed enqueues the NodeENIs
   its spec names, marking nothing changed in EC2; a deleted one has its node's
   spec synced.
@@ -81,7 +84,10 @@ class NodeENIEvents:
         self._writes.seen(new)
         self._sync(_changed_shares(old, new))
         had, has = (FINALIZER in (_meta(v).get("finalizers") or ()) for v in (old, new))
-        if _edited(old, new) or (had and not has):
+        if _meta(new).get("deletionTimestamp") and not _meta(old).get("deletionTimestamp"):
+            # asked to delete (the server bumps the generation too): nothing changed in EC2
+            self._queue.add(_meta(new)["name"])
+        elif _edited(old, new) or (had and not has):
             self._enqueue(new)
 
     def on_delete(self, obj: Obj) -> None:

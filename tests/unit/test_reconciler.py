@@ -173,6 +173,55 @@ async def test_deletion_cleans_up_then_releases_the_finalizer() -> None:
     assert world.mutating_calls()["DeleteNetworkInterface"] == 2
 
 
+async def test_a_deletion_starts_its_cleanup_from_the_kept_answer_at_once() -> None:
+    # routing marks nothing changed for a deletion: the first pass hands the ENIs
+    # the view kept to the pool without a describe; the finalizer still waits for
+    # a describe made after the pool's changes (the second deletion: the repeat)
+    world = ReconcileWorld()
+    world.add_node(0, multus="on")
+    world.add_node(1, multus="on")
+    for name in ("multus", "again"):
+        world.add_nodeeni(name, **SELECTOR)
+        await world.reconcile(name)
+        before = world.describes()
+        world.delete(name)
+        first = await world.reconcile(name)
+        assert world.describes() == before
+        assert first.requeue_after is not None
+        assert world.cleanup.pending_for(name) == 2
+        async with world.cleaning():
+            await _until(lambda: not world.ec2.enis)
+            described = world.describes()
+            assert await world.reconcile(name) == DONE
+            assert world.describes() == described + 1
+        assert world.nodeenis.get(name) is None
+    assert world.mutating_calls()["DeleteNetworkInterface"] == 4
+
+
+async def test_a_deletion_the_kept_answer_shows_nothing_for_describes_before_letting_go() -> None:
+    # the view kept "no ENIs" for this uid; one tagged with it appeared since (made by
+    # hand, or by a run the view never heard of): the finalizer waits for it
+    world = ReconcileWorld()
+    world.add_node(0)  # not selected: the NodeENI has no ENI of its own
+    world.add_nodeeni("multus", **SELECTOR)
+    await world.reconcile("multus")
+    raw = world.nodeenis.get("multus")
+    assert raw is not None
+    uid = raw["metadata"]["uid"]
+    made = {tags.NODEENI_UID_KEY: uid, tags.MANAGED_BY_KEY: tags.MANAGED_BY_VALUE}
+    world.ec2.put("eni-late", eni_tags={**made, f"{tags.CLUSTER_TAG_PREFIX}{CLUSTER}": "owned"})
+    world.delete("multus")
+
+    first = await world.reconcile("multus")
+
+    assert first.requeue_after is not None
+    assert world.cleanup.pending("eni-late")
+    async with world.cleaning():
+        await _until(lambda: not world.ec2.enis)
+        assert await world.reconcile("multus") == DONE
+    assert world.nodeenis.get("multus") is None
+
+
 async def test_an_invalid_spec_is_reported_once_and_touches_no_ec2() -> None:
     world = ReconcileWorld()
     world.add_node(0, multus="on")
