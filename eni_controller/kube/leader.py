@@ -24,7 +24,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -39,58 +38,37 @@ RELEASED_LEASE_DURATION_SECONDS: Final = 1
 ACQUIRE_JITTER: Final = 0.2  # client-go's JitterFactor for a candidate's retries
 
 
-@dataclass(frozen=True)
-class LeaseRecord:
-    """The election-relevant part of a Lease's spec. `holder` is "" when nobody holds it."""
-
-    holder: str
-    lease_duration_seconds: int
-    acquire_time: datetime.datetime | None
-    renew_time: datetime.datetime | None
-    transitions: int
-
-    @classmethod
-    def from_lease(cls, lease: client.V1Lease) -> LeaseRecord:
-        spec = lease.spec or client.V1LeaseSpec()
-        return cls(
-            holder=spec.holder_identity or "",
-            lease_duration_seconds=spec.lease_duration_seconds or 0,
-            acquire_time=spec.acquire_time,
-            renew_time=spec.renew_time,
-            transitions=spec.lease_transitions or 0,
-        )
-
-    def to_spec(self) -> client.V1LeaseSpec:
-        return client.V1LeaseSpec(
-            holder_identity=self.holder or None,
-            lease_duration_seconds=self.lease_duration_seconds,
-            acquire_time=self.acquire_time,
-            renew_time=self.renew_time,
-            lease_transitions=self.transitions,
-        )
-
-
-def acquirable(record: LeaseRecord, *, identity: str, observed_at: float, now: float) -> bool:
+def acquirable(
+    record: client.V1LeaseSpec, *, identity: str, observed_at: float, now: float
+) -> bool:
     """Whether `identity` may write itself into the Lease holding `record`, which this
     replica last saw change at `observed_at` (the record's renewTime is ignored)."""
-    if not record.holder or record.holder == identity:
+    if not record.holder_identity or record.holder_identity == identity:
         return True
-    return now >= observed_at + record.lease_duration_seconds
+    return now >= observed_at + (record.lease_duration_seconds or 0)
 
 
 def next_record(
-    old: LeaseRecord | None,
+    old: client.V1LeaseSpec | None,
     *,
     identity: str,
     lease_duration_seconds: int,
     now: datetime.datetime,
-) -> LeaseRecord:
+) -> client.V1LeaseSpec:
     """The record `identity` writes to acquire or renew: a renewal keeps acquireTime and
     leaseTransitions, a takeover (also of a released Lease) counts one more."""
-    if old is not None and old.holder == identity:
-        return LeaseRecord(identity, lease_duration_seconds, old.acquire_time, now, old.transitions)
-    transitions = 0 if old is None else old.transitions + 1
-    return LeaseRecord(identity, lease_duration_seconds, now, now, transitions)
+    if old is not None and old.holder_identity == identity:
+        acquired, transitions = old.acquire_time, old.lease_transitions or 0
+    else:
+        acquired = now
+        transitions = 0 if old is None else (old.lease_transitions or 0) + 1
+    return client.V1LeaseSpec(
+        holder_identity=identity,
+        lease_duration_seconds=lease_duration_seconds,
+        acquire_time=acquired,
+        renew_time=now,
+        lease_transitions=transitions,
+    )
 
 
 def micro_time(moment: datetime.datetime) -> datetime.datetime:
@@ -122,8 +100,6 @@ class LeaderElector:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
-        on_change: Callable[[bool], None] | None = None,
-        release_on_cancel: bool = True,
     ) -> None:
         if not identity:
             raise ValueError("identity must not be empty")
@@ -139,35 +115,32 @@ class LeaderElector:
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
-        self.release_on_cancel = release_on_cancel
         self._duration_seconds = math.ceil(lease_duration)
-        self._on_change = on_change
         self.is_leader = False  # from acquiring the Lease until lead() has stopped again
         self._lease: client.V1Lease | None = None  # the last object read or written
-        self._observed: LeaseRecord | None = None
+        self._observed: client.V1LeaseSpec | None = None
         self._observed_at = 0.0
         self._log = log.bind(lease=f"{namespace}/{name}", identity=identity)
 
     @property
     def holder(self) -> str:
         """The holder in the last lease record this replica saw ("" if none or unknown)."""
-        return self._observed.holder if self._observed else ""
+        return (self._observed.holder_identity if self._observed else None) or ""
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Campaign for the Lease and run `lead()` while holding it. Losing the Lease
         cancels `lead()`, waits for it and campaigns again. When `lead()` returns or
         raises, release the Lease and do the same; when cancelled, cancel `lead()`,
-        wait for it, release (if `release_on_cancel`) and re-raise."""
+        wait for it, release and re-raise."""
         while True:
             renewed_at = await self._acquire()
             lead_task = asyncio.create_task(lead(), name=f"lead:{self.identity}")
-            self._set_leader(True)
+            self.is_leader = True
             try:
                 finished = await self._renew(lead_task, renewed_at)
             except asyncio.CancelledError:
                 await self._stop(lead_task)
-                if self.release_on_cancel:
-                    await self._release()
+                await self._release()
                 raise
             await self._stop(lead_task)
             if finished:
@@ -183,7 +156,7 @@ class LeaderElector:
             if await self._attempt(within=self.renew_deadline) is Attempt.ACQUIRED:
                 self._log.info(
                     "became leader",
-                    transitions=self._observed.transitions if self._observed else 0,
+                    transitions=self._observed.lease_transitions if self._observed else 0,
                 )
                 return started
             await asyncio.sleep(self.retry_period * (1 + ACQUIRE_JITTER * random.random()))
@@ -218,7 +191,7 @@ class LeaderElector:
             if not done:
                 self._log.error("lead() still running after cancellation", waited=margin)
                 await asyncio.wait([lead_task])
-        self._set_leader(False)
+        self.is_leader = False
         if not lead_task.cancelled() and (err := lead_task.exception()) is not None:
             self._log.error("lead() failed", error=repr(err))
 
@@ -248,9 +221,7 @@ class LeaderElector:
             )
         else:
             now = time.monotonic()  # after the read: we saw this record no earlier than now
-            record = LeaseRecord.from_lease(lease)
-            self._observe(record, now)
-            self._lease = lease
+            record = self._observe(lease, now)
             if not acquirable(
                 record, identity=self.identity, observed_at=self._observed_at, now=now
             ):
@@ -260,7 +231,7 @@ class LeaderElector:
             identity=self.identity,
             lease_duration_seconds=self._duration_seconds,
             now=wall_now(),
-        ).to_spec()  # metadata keeps the resourceVersion we read
+        )  # metadata keeps the resourceVersion we read
         try:
             if record is None:
                 written = await self._leases.create_namespaced_lease(self.namespace, lease)
@@ -271,34 +242,37 @@ class LeaderElector:
         except ApiException as err:
             if err.status != HTTPStatus.CONFLICT:
                 raise
-            self._log.debug("lost the race for the lease", holder=record.holder if record else None)
+            holder = record.holder_identity if record else None
+            self._log.debug("lost the race for the lease", holder=holder)
             return Attempt.FAILED
-        self._remember(written)
+        self._observe(written, time.monotonic())
         return Attempt.ACQUIRED
 
-    def _remember(self, lease: client.V1Lease) -> None:
+    def _observe(self, lease: client.V1Lease, now: float) -> client.V1LeaseSpec:
+        """Keep `lease` as the last read or written; its record, if changed, as seen `now`."""
         self._lease = lease
-        self._observe(LeaseRecord.from_lease(lease), time.monotonic())
-
-    def _observe(self, record: LeaseRecord, now: float) -> None:
-        if record == self._observed:
-            return
-        if self._observed is None or record.holder != self._observed.holder:
-            self._log.info("lease holder observed", holder=record.holder or None)
-        self._observed = record
-        self._observed_at = now
+        record = lease.spec or client.V1LeaseSpec()
+        if record != self._observed:
+            if self._observed is None or record.holder_identity != self._observed.holder_identity:
+                self._log.info("lease holder observed", holder=record.holder_identity or None)
+            self._observed = record
+            self._observed_at = now
+        return record
 
     async def _release(self) -> None:
         """Hand the Lease back, with the resourceVersion we last wrote: a 409 means
         someone changed it since, and it is no longer ours to release."""
         lease = self._lease
-        if lease is None or self._observed is None or self._observed.holder != self.identity:
+        observed = self._observed
+        if lease is None or observed is None or observed.holder_identity != self.identity:
             return
         now = wall_now()
-        released = LeaseRecord(
-            "", RELEASED_LEASE_DURATION_SECONDS, now, now, self._observed.transitions
+        lease.spec = client.V1LeaseSpec(
+            lease_duration_seconds=RELEASED_LEASE_DURATION_SECONDS,
+            acquire_time=now,
+            renew_time=now,
+            lease_transitions=observed.lease_transitions,
         )
-        lease.spec = released.to_spec()
         try:
             async with asyncio.timeout(self.renew_deadline):
                 written = await self._leases.replace_namespaced_lease(
@@ -310,13 +284,5 @@ class LeaderElector:
         except Exception as err:
             self._log.warning("lease not released", error=repr(err))
             return
-        self._remember(written)
+        self._observe(written, time.monotonic())
         self._log.info("released the lease")
-
-    def _set_leader(self, leader: bool) -> None:
-        self.is_leader = leader  # run() alternates True and False
-        if self._on_change is not None:
-            try:
-                self._on_change(leader)
-            except Exception:
-                self._log.exception("on_change callback failed")

@@ -15,7 +15,6 @@ from kubernetes_asyncio import client
 from eni_controller.kube.leader import (
     DEFAULT_LEASE_NAME,
     LeaderElector,
-    LeaseRecord,
     acquirable,
     micro_time,
     next_record,
@@ -26,8 +25,20 @@ T0 = datetime.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=datetime.UTC)
 T1 = T0 + datetime.timedelta(seconds=7)
 
 
-def held_by(holder: str, *, duration: int = 15, transitions: int = 3) -> LeaseRecord:
-    return LeaseRecord(holder, duration, T0, T0, transitions)
+def lease_spec(
+    holder: str, duration: int, acquired: datetime.datetime, renewed: datetime.datetime, n: int
+) -> client.V1LeaseSpec:
+    return client.V1LeaseSpec(
+        holder_identity=holder or None,
+        lease_duration_seconds=duration,
+        acquire_time=acquired,
+        renew_time=renewed,
+        lease_transitions=n,
+    )
+
+
+def held_by(holder: str, *, duration: int = 15, transitions: int = 3) -> client.V1LeaseSpec:
+    return lease_spec(holder, duration, T0, T0, transitions)
 
 
 def make(**kwargs: Any) -> LeaderElector:
@@ -38,7 +49,6 @@ def test_defaults_are_client_gos() -> None:
     elector = make()
     assert elector.name == DEFAULT_LEASE_NAME == "nodeeni-controller-leader-election"
     assert (elector.lease_duration, elector.renew_deadline, elector.retry_period) == (15, 10, 2)
-    assert elector.release_on_cancel
     assert not elector.is_leader
     assert elector.holder == ""
 
@@ -90,8 +100,9 @@ def test_another_holder_blocks_until_its_duration_has_passed_since_we_saw_it() -
 def test_an_old_renew_time_does_not_make_a_just_seen_lease_expired() -> None:
     # the holder's clock (or a stale record) says an hour ago; we only just saw it
     ancient = T0 - datetime.timedelta(hours=1)
-    record = LeaseRecord("other", 15, ancient, ancient, 0)
-    assert not acquirable(record, identity="me", observed_at=100.0, now=100.1)
+    assert not acquirable(
+        lease_spec("other", 15, ancient, ancient, 0), identity="me", observed_at=100.0, now=100.1
+    )
 
 
 def test_the_records_own_duration_decides_not_ours() -> None:
@@ -101,29 +112,23 @@ def test_the_records_own_duration_decides_not_ours() -> None:
 
 def test_renewal_keeps_acquire_time_and_transitions() -> None:
     renewed = next_record(held_by("me"), identity="me", lease_duration_seconds=15, now=T1)
-    assert renewed == LeaseRecord("me", 15, T0, T1, 3)
+    assert renewed == lease_spec("me", 15, T0, T1, 3)
 
 
 @pytest.mark.parametrize("previous", ["other", ""])
 def test_takeover_counts_a_transition_and_restarts_acquire_time(previous: str) -> None:
     taken = next_record(held_by(previous), identity="me", lease_duration_seconds=15, now=T1)
-    assert taken == LeaseRecord("me", 15, T1, T1, 4)
+    assert taken == lease_spec("me", 15, T1, T1, 4)
 
 
 def test_a_new_lease_starts_at_zero_transitions() -> None:
-    assert next_record(None, identity="me", lease_duration_seconds=2, now=T1) == LeaseRecord(
+    assert next_record(None, identity="me", lease_duration_seconds=2, now=T1) == lease_spec(
         "me", 2, T1, T1, 0
     )
 
 
-def test_record_round_trips_through_the_model() -> None:
-    record = held_by("me")
-    assert LeaseRecord.from_lease(client.V1Lease(spec=record.to_spec())) == record
-
-
-def test_an_empty_lease_reads_as_unheld() -> None:
-    assert LeaseRecord.from_lease(client.V1Lease()) == LeaseRecord("", 0, None, None, 0)
-    assert held_by("").to_spec().holder_identity is None
+def test_an_empty_lease_is_acquirable() -> None:
+    assert acquirable(client.V1LeaseSpec(), identity="me", observed_at=100.0, now=100.0)
 
 
 def test_micro_time_always_serializes_six_fraction_digits() -> None:
