@@ -99,25 +99,19 @@ class Store:
         """Every value ``index_name`` currently holds, sorted."""
         return sorted(self._indices[index_name])
 
-    def upsert(self, obj: Obj) -> Obj | None:
-        """Add or replace an object; returns the one it replaced, if any."""
-        key = object_name(obj)
-        old = self._items.get(key)
-        self._unfile(key)
-        self._items[key] = obj
-        self._file(key, obj)
-        return old
-
     def put(self, obj: Obj) -> tuple[Obj | None, bool]:
         """Store ``obj``; return the object it replaced (None: it is new) and
         whether that is a change for the handlers by the update rule."""
         key = object_name(obj)
-        old = self._items.get(key)
-        if old is not None and not _changed(old, obj):
-            self._items[key] = obj
-            return old, False
-        self.upsert(obj)
-        return old, True
+        old, rv = self._items.get(key), resource_version(obj)
+        changed = old is None or (  # the same resourceVersion is the same object
+            (rv is None or rv != resource_version(old)) and not same_but_version(old, obj)
+        )
+        if changed:
+            self._unfile(key)
+            self._file(key, obj)
+        self._items[key] = obj
+        return old, changed
 
     def delete(self, name: str) -> Obj | None:
         """Remove an object; returns it, or None if it was not there."""
@@ -128,10 +122,9 @@ class Store:
         """Make the store hold exactly ``objs``; report the difference (updates by
         the update rule, deletions as last stored)."""
         incoming: dict[str, Obj] = {object_name(obj): obj for obj in objs}
-        deleted: list[Obj] = []
-        for key in [key for key in self._items if key not in incoming]:
-            self._unfile(key)
-            deleted.append(self._items.pop(key))
+        deleted = [obj for key, obj in self._items.items() if key not in incoming]
+        for obj in deleted:
+            self.delete(object_name(obj))
         added: list[Obj] = []
         updated: list[tuple[Obj, Obj]] = []
         for obj in incoming.values():
@@ -164,12 +157,3 @@ class Store:
                 index[value].discard(key)
                 if not index[value]:
                     del index[value]
-
-
-def _changed(old: Obj, new: Obj) -> bool:
-    """The update rule: the same resourceVersion is no change; another one is a
-    change unless all else is equal (a heartbeat, once transformed)."""
-    old_rv, new_rv = resource_version(old), resource_version(new)
-    if old_rv is not None and old_rv == new_rv:
-        return False
-    return not same_but_version(old, new)

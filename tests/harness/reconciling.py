@@ -100,7 +100,7 @@ class StoreWriter:
         ):
             self._store.delete(name)  # the API server lets it go
         else:
-            self._store.upsert(updated)
+            self._store.put(updated)
         self.writes.append((name, body))
         return copy.deepcopy(updated)
 
@@ -116,7 +116,7 @@ class StoreENINodeWriter:
         name = body["metadata"]["name"]
         if self._store.get(name) is not None:
             raise Conflict(name)
-        self._store.upsert(copy.deepcopy(body))
+        self._store.put(copy.deepcopy(body))
         self.writes.append(("create", body))
 
     async def patch(self, name: str, patch: dict[str, Any]) -> None:
@@ -124,7 +124,7 @@ class StoreENINodeWriter:
         if stored is None:
             raise Conflict(name)
         merge_patch(stored, patch)
-        self._store.upsert(stored)
+        self._store.put(stored)
         self.writes.append(("patch", patch))
 
 
@@ -216,7 +216,7 @@ class ReconcileWorld:
     def add_node(self, index: int, **labels: str) -> str:
         """Node `node-<index>` on the index-th instance; returns its name."""
         name = f"node-{index}"
-        self.nodes.upsert(
+        self.nodes.put(
             {
                 "metadata": {"name": name, "uid": f"node-uid-{index}", "labels": labels},
                 "spec": {"providerID": f"aws:///{AZ}/{self.instance_ids[index]}"},
@@ -228,7 +228,7 @@ class ReconcileWorld:
         raw = copy.deepcopy(self.nodes.get(node))
         assert raw is not None
         merge_patch(raw["metadata"].setdefault("labels", {}), dict(labels))
-        self.nodes.upsert(raw)
+        self.nodes.put(raw)
 
     def add_nodeeni(self, name: str, **spec: Any) -> dict[str, Any]:
         raw = {
@@ -246,7 +246,7 @@ class ReconcileWorld:
                 **spec,
             },
         }
-        self.nodeenis.upsert(raw)
+        self.nodeenis.put(raw)
         return raw
 
     def edit(self, name: str, **spec: Any) -> None:
@@ -255,7 +255,7 @@ class ReconcileWorld:
         merge_patch(raw["spec"], spec)
         raw["metadata"]["generation"] += 1
         raw["metadata"]["resourceVersion"] += "e"
-        self.nodeenis.upsert(raw)
+        self.nodeenis.put(raw)
 
     def delete(self, name: str) -> None:
         """kubectl delete: the API server sets deletionTimestamp (finalizers hold it)."""
@@ -263,13 +263,13 @@ class ReconcileWorld:
         assert raw is not None
         raw["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
         raw["metadata"]["resourceVersion"] += "d"
-        self.nodeenis.upsert(raw)
+        self.nodeenis.put(raw)
 
     def report(self, node: str, *interfaces: dict[str, Any]) -> None:
         """The node's agent writes these `status.interfaces` into its ENINode."""
         raw = copy.deepcopy(self.eninodes.get(node)) or {"metadata": {"name": node}}
         raw["status"] = {"interfaces": [dict(i) for i in interfaces]}
-        self.eninodes.upsert(raw)
+        self.eninodes.put(raw)
 
     def status(self, name: str) -> dict[str, Any]:
         raw = self.nodeenis.get(name)

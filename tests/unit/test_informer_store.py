@@ -39,8 +39,8 @@ def store() -> Store:
 
 
 def test_add_indexes_every_label(store: Store) -> None:
-    assert store.upsert(node("a", ng="multus", zone="z1")) is None
-    store.upsert(node("b", ng="multus"))
+    assert store.put(node("a", ng="multus", zone="z1")) == (None, True)
+    store.put(node("b", ng="multus"))
     assert names(store.by_index(LABELS_INDEX, "ng=multus")) == ["a", "b"]
     assert names(store.by_index(LABELS_INDEX, "zone=z1")) == ["a"]
     assert store.by_index(LABELS_INDEX, "ng=other") == []
@@ -49,10 +49,10 @@ def test_add_indexes_every_label(store: Store) -> None:
 
 def test_update_drops_old_index_values(store: Store) -> None:
     first = node("a", "1", ng="multus", zone="z1")
-    store.upsert(first)
-    store.upsert(node("b", "1", ng="multus"))
+    store.put(first)
+    store.put(node("b", "1", ng="multus"))
     second = node("a", "2", ng="other")
-    assert store.upsert(second) is first
+    assert store.put(second)[0] is first
     assert store.get("a") is second
     assert names(store.by_index(LABELS_INDEX, "ng=multus")) == ["b"]
     assert names(store.by_index(LABELS_INDEX, "ng=other")) == ["a"]
@@ -64,16 +64,16 @@ def test_update_drops_old_index_values(store: Store) -> None:
 def test_update_is_exact_even_if_the_old_object_was_mutated(store: Store) -> None:
     # The values an object was filed under are remembered, not recomputed.
     obj = node("a", ng="multus")
-    store.upsert(obj)
+    store.put(obj)
     obj["metadata"]["labels"] = {"ng": "changed-in-place"}
-    store.upsert(node("a", "2", ng="new"))
+    store.put(node("a", "2", ng="new"))
     assert store.index_values(LABELS_INDEX) == ["ng=new"]
 
 
 def test_delete_removes_object_and_index_entries(store: Store) -> None:
     obj = node("a", ng="multus")
-    store.upsert(obj)
-    store.upsert(node("b", ng="multus"))
+    store.put(obj)
+    store.put(node("b", ng="multus"))
     assert store.delete("a") is obj
     assert store.get("a") is None
     assert names(store.by_index(LABELS_INDEX, "ng=multus")) == ["b"]
@@ -117,10 +117,10 @@ def test_replace_without_resource_versions_compares_content() -> None:
 
 def test_attached_nodes_index_follows_status() -> None:
     store = Store({ATTACHED_NODES_INDEX: nodeeni_attached_nodes_index})
-    store.upsert(nodeeni("eni-a", "1", "n1", "n2"))
-    store.upsert(nodeeni("eni-b", "1", "n2"))
+    store.put(nodeeni("eni-a", "1", "n1", "n2"))
+    store.put(nodeeni("eni-b", "1", "n2"))
     assert names(store.by_index(ATTACHED_NODES_INDEX, "n2")) == ["eni-a", "eni-b"]
-    store.upsert(nodeeni("eni-a", "2", "n1"))
+    store.put(nodeeni("eni-a", "2", "n1"))
     assert names(store.by_index(ATTACHED_NODES_INDEX, "n2")) == ["eni-b"]
     assert names(store.by_index(ATTACHED_NODES_INDEX, "n1")) == ["eni-a"]
 
@@ -142,7 +142,7 @@ def test_failing_indexer_keeps_the_object_unindexed() -> None:
         raise RuntimeError("boom")
 
     store = Store({"broken": broken, LABELS_INDEX: node_labels_index})
-    store.upsert(node("a", ng="multus"))
+    store.put(node("a", ng="multus"))
     assert store.get("a") is not None
     assert store.index_values("broken") == []
     assert names(store.by_index(LABELS_INDEX, "ng=multus")) == ["a"]
@@ -154,6 +154,6 @@ def test_unknown_index_and_nameless_objects_are_errors(store: Store) -> None:
     with pytest.raises(KeyError):
         store.by_index("nope", "x")
     with pytest.raises(ValueError, match=r"metadata\.name"):
-        store.upsert({"metadata": {}})
+        store.put({"metadata": {}})
     with pytest.raises(ValueError, match=r"metadata\.name"):
         store.replace([{"kind": "Node"}])
