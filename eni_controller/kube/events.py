@@ -207,63 +207,58 @@ class EventRecorder:
         task.add_done_callback(self._later.discard)
 
     async def _write(self, event: _Event) -> None:
-        """Write the Event with the count so far; log a failure, never raise."""
+        """Write the Event with the count so far: patch it, or create it when new or
+        gone (expired); log a failure, never raise."""
         event.sent = event.count
         event.written_at = asyncio.get_running_loop().time()
         now = _event_time()
         try:
-            if event.name is not None and await self._patch(event, now=now):
-                return
-            event.name = await self._create(event, now=now)
+            if event.name is not None:
+                try:
+                    await self._core.patch_namespaced_event(
+                        event.name,
+                        EVENTS_NAMESPACE,
+                        {"count": event.count, "lastTimestamp": now, "message": event.message},
+                        _content_type=MERGE_PATCH,
+                    )
+                    return
+                except ApiException as err:
+                    if err.status != HTTPStatus.NOT_FOUND:
+                        raise
+                    log.debug("event expired, creating a new one", name=event.name)
+                    event.name = None
+            created = await self._core.create_namespaced_event(EVENTS_NAMESPACE, _body(event, now))
+            event.name = str(created.metadata.name)
+            return
         except ApiException as err:
-            self._not_recorded(event, status=err.status)
+            fields: dict[str, Any] = {"status": err.status}
         except (TimeoutError, aiohttp.ClientError) as err:  # timed out, connection lost
-            self._not_recorded(event, error=type(err).__name__)
+            fields = {"error": type(err).__name__}
         except Exception:  # a bug here must not fail the reconcile that reported
             log.exception("event not recorded", nodeeni=event.nodeeni, reason=event.reason)
-
-    @staticmethod
-    def _not_recorded(event: _Event, **fields: Any) -> None:
+            return
         log.warning("event not recorded", nodeeni=event.nodeeni, reason=event.reason, **fields)
 
-    async def _patch(self, event: _Event, *, now: str) -> bool:
-        """Patch the existing Event's count; False when it is gone (expired)."""
-        try:
-            await self._core.patch_namespaced_event(
-                cast(str, event.name),
-                EVENTS_NAMESPACE,
-                {"count": event.count, "lastTimestamp": now, "message": event.message},
-                _content_type=MERGE_PATCH,
-            )
-        except ApiException as err:
-            if err.status == HTTPStatus.NOT_FOUND:
-                log.debug("event expired, creating a new one", name=event.name)
-                event.name = None
-                return False
-            raise
-        return True
 
-    async def _create(self, event: _Event, *, now: str) -> str:
-        body = {
-            "metadata": {"generateName": f"{event.nodeeni}."},
-            "involvedObject": {
-                "apiVersion": f"{model.GROUP}/{model.VERSION}",
-                "kind": model.KIND,
-                "name": event.nodeeni,
-                "uid": event.uid,
-                "resourceVersion": event.resource_version,
-            },
-            "type": event.type_,
-            "reason": event.reason,
-            "message": event.message,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": event.first_timestamp,
-            "lastTimestamp": now,
-            "count": event.count,
-        }
-        created = await self._core.create_namespaced_event(EVENTS_NAMESPACE, body)
-        return str(created.metadata.name)
+def _body(event: _Event, now: str) -> dict[str, Any]:
+    return {
+        "metadata": {"generateName": f"{event.nodeeni}."},
+        "involvedObject": {
+            "apiVersion": f"{model.GROUP}/{model.VERSION}",
+            "kind": model.KIND,
+            "name": event.nodeeni,
+            "uid": event.uid,
+            "resourceVersion": event.resource_version,
+        },
+        "type": event.type_,
+        "reason": event.reason,
+        "message": event.message,
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": event.first_timestamp,
+        "lastTimestamp": now,
+        "count": event.count,
+    }
 
 
 def _remember(cache: collections.OrderedDict[Any, _V], key: Any, value: _V, size: int) -> None:
