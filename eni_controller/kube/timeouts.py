@@ -49,8 +49,6 @@ def with_request_timeout(api: client.ApiClient, *, seconds: float) -> client.Api
         try:
             return await client.ApiClient.request(bounded, method, url, **kwargs)
         except TimeoutError as err:  # aiohttp's timeout classes all derive from it
-            if isinstance(err, KubeRequestTimeout):
-                raise
             raise KubeRequestTimeout(
                 method=method, url=url, seconds=None if explicit else seconds
             ) from err

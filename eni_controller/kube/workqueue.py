@@ -37,15 +37,6 @@ class ShutDown(Exception):
     """get() was called on, or was waiting in, a queue that is shut down."""
 
 
-class _Instruments:
-    def __init__(self, metrics: Metrics, name: str) -> None:
-        self.depth = metrics.workqueue_depth.labels(name=name)
-        self.adds = metrics.workqueue_adds.labels(name=name)
-        self.queue_duration = metrics.workqueue_queue_duration.labels(name=name)
-        self.work_duration = metrics.workqueue_work_duration.labels(name=name)
-        self.retries = metrics.workqueue_retries.labels(name=name)
-
-
 class WorkQueue(Generic[K]):
     """De-duplicating FIFO of keys; `clock` times the metrics, delays use the loop's."""
 
@@ -64,7 +55,12 @@ class WorkQueue(Generic[K]):
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._clock = clock
-        self._m = None if metrics is None else _Instruments(metrics, name)
+        metrics = metrics or Metrics()  # without one, a registry nobody reads
+        self._depth = metrics.workqueue_depth.labels(name=name)
+        self._adds = metrics.workqueue_adds.labels(name=name)
+        self._queue_duration = metrics.workqueue_queue_duration.labels(name=name)
+        self._work_duration = metrics.workqueue_work_duration.labels(name=name)
+        self._retries = metrics.workqueue_retries.labels(name=name)
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()  # keys that need processing: queued, or re-queued on done
         self._processing: dict[K, float] = {}  # key: when it was handed out
@@ -81,18 +77,11 @@ class WorkQueue(Generic[K]):
         """Keys waiting to be handed out (not those being processed)."""
         return len(self._queue)
 
-    def add(self, key: K) -> None:
-        self._add(key, first=False)
-
-    def add_first(self, key: K) -> None:
-        """Like add, but ahead of the keys waiting."""
-        self._add(key, first=True)
-
-    def _add(self, key: K, *, first: bool) -> None:
+    def add(self, key: K, *, first: bool = False) -> None:
+        """Queue `key` (with `first`, ahead of the keys waiting) unless it waits already."""
         if self.shutting_down:
             return
-        if self._m:
-            self._m.adds.inc()
+        self._adds.inc()
         if key in self._dirty:
             return
         if remaining := self._hold_left(key):
@@ -128,8 +117,7 @@ class WorkQueue(Generic[K]):
         self._failures[key] = failures + 1
         backoff = self._base_delay * 2.0 ** min(failures, _MAX_EXPONENT)
         delay = min(max(backoff, at_least), self._max_delay)
-        if self._m:
-            self._m.retries.inc()
+        self._retries.inc()
         if at_least > 0:
             until = asyncio.get_running_loop().time() + min(at_least, self._max_delay)
             self._held[key] = max(until, self._held.get(key, until))
@@ -166,9 +154,8 @@ class WorkQueue(Generic[K]):
         now = self._clock()
         self._processing[key] = now
         added_at = self._added_at.pop(key, now)
-        if self._m:
-            self._m.queue_duration.observe(now - added_at)
-            self._m.depth.set(len(self._queue))
+        self._queue_duration.observe(now - added_at)
+        self._depth.set(len(self._queue))
         return key
 
     def done(self, key: K) -> None:
@@ -176,8 +163,7 @@ class WorkQueue(Generic[K]):
         started_at = self._processing.pop(key, None)
         if started_at is None:
             return
-        if self._m:
-            self._m.work_duration.observe(self._clock() - started_at)
+        self._work_duration.observe(self._clock() - started_at)
         if key in self._dirty:  # added while processed: its turn again, after any hold
             if remaining := self._hold_left(key):  # failed with a Retry-After meanwhile
                 self._dirty.discard(key)
@@ -201,8 +187,7 @@ class WorkQueue(Generic[K]):
             self._queue.clear()
             self._dirty.clear()
             self._added_at.clear()
-            if self._m:
-                self._m.depth.set(0)
+            self._depth.set(0)
             while self._getters:
                 self._wake_one()
         if drain and self._processing:
@@ -216,8 +201,7 @@ class WorkQueue(Generic[K]):
             self._queue.appendleft(key)
         else:
             self._queue.append(key)
-        if self._m:
-            self._m.depth.set(len(self._queue))
+        self._depth.set(len(self._queue))
         self._wake_one()
 
     def _wake_one(self) -> None:

@@ -402,7 +402,7 @@ class CleanupPool:
                 del self._parked[eni_id]
                 self._seen_free(eni_id, job)
                 self._free.add(eni_id)
-                self.queue.add_first(eni_id)  # its delete before another ENI's detach
+                self.queue.add(eni_id, first=True)  # its delete before another ENI's detach
             elif eni.attachment.instance_id != job.instance_id:
                 self._dropped(eni_id, job)  # re-attached elsewhere while we waited
             elif now >= deadline:

@@ -271,7 +271,7 @@ async def test_a_retry_after_holds_the_key_against_other_adds() -> None:
     queue.add_rate_limited("a", at_least=0.2)
     started = loop.time()
     queue.add("a")  # an event meanwhile
-    queue.add_first("a")
+    queue.add("a", first=True)
     queue.add_after("a", 0.01)  # a progress requeue
     assert len(queue) == 0
     assert await get(queue) == "a"
@@ -546,6 +546,6 @@ async def test_add_first_puts_a_key_ahead_of_the_waiting_ones_once() -> None:
     queue: WorkQueue[str] = WorkQueue(name="test")
     for key in ("a", "b"):
         queue.add(key)
-    queue.add_first("c")
-    queue.add_first("b")  # already waiting: stays where it is
+    queue.add("c", first=True)
+    queue.add("b", first=True)  # already waiting: stays where it is
     assert [await queue.get() for _ in range(3)] == ["c", "a", "b"]
