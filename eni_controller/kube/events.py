@@ -51,6 +51,7 @@ AGGREGATE_PREFIX: Final = "(combined from similar events): "
 
 _Group = tuple[str, str, str, str]  # involved uid, name, type, reason
 _Key = tuple[_Group, str | None]  # the message; None: the group's aggregate Event
+_Similar = tuple[float, set[str]]  # a group's last time seen, messages with their own Event
 _V = TypeVar("_V")
 
 
@@ -84,14 +85,6 @@ class _Event:
     sent: int = 0
     writing: bool = False  # a write in flight, or a task that will make one
     written_at: float | None = None  # the loop time of its last write
-
-
-@dataclass(slots=True)
-class _Similar:
-    """A group's messages with an Event of their own, and its last occurrence's time."""
-
-    last: float
-    messages: set[str] = field(default_factory=set)
 
 
 class EventRecorder:
@@ -165,13 +158,12 @@ class EventRecorder:
         message = message[:EVENT_MESSAGE_LIMIT]
         group = (nodeeni.uid, nodeeni.name, type_, reason)
         now = self._clock()
-        similar = self._similar.get(group)
-        if similar is None or now - similar.last > AGGREGATE_WINDOW:
-            similar = _Similar(last=now)
-        similar.last = now
-        _remember(self._similar, group, similar, self._cache_size)
-        if message in similar.messages or len(similar.messages) < AGGREGATE_AFTER:
-            similar.messages.add(message)
+        last, messages = self._similar.get(group, (now, set()))
+        if now - last > AGGREGATE_WINDOW:
+            messages = set()
+        _remember(self._similar, group, (now, messages), self._cache_size)
+        if message in messages or len(messages) < AGGREGATE_AFTER:
+            messages.add(message)
             key: _Key = (group, message)
         else:
             key, message = (group, None), (AGGREGATE_PREFIX + message)[:EVENT_MESSAGE_LIMIT]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -86,28 +86,25 @@ class NodeENIWriter:
         self, name: str, patch: dict[str, Any], *, resource_version: str
     ) -> None:
         body = {"metadata": {"resourceVersion": resource_version}, **patch}
-        await self._patch(name, body, status=True)
+        await self._patch(self._custom.patch_cluster_custom_object_status, name, body)
         self.status_writes += 1
 
     async def set_finalizers(
         self, name: str, finalizers: Sequence[str], *, resource_version: str
     ) -> dict[str, Any]:
         body = {"metadata": {"resourceVersion": resource_version, "finalizers": list(finalizers)}}
-        return await self._patch(name, body, status=False)
+        return await self._patch(self._custom.patch_cluster_custom_object, name, body)
 
     async def annotate(
         self, name: str, key: str, value: str, *, resource_version: str
     ) -> dict[str, Any]:
         """Set one annotation; returns the object as written."""
         body = {"metadata": {"resourceVersion": resource_version, "annotations": {key: value}}}
-        return await self._patch(name, body, status=False)
+        return await self._patch(self._custom.patch_cluster_custom_object, name, body)
 
-    async def _patch(self, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
-        patch = (
-            self._custom.patch_cluster_custom_object_status
-            if status
-            else self._custom.patch_cluster_custom_object
-        )
+    async def _patch(
+        self, patch: Callable[..., Awaitable[Any]], name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         seen: set[str] = set()
         self._in_flight.setdefault(name, []).append(seen)
         try:
@@ -117,7 +114,7 @@ class NodeENIWriter:
                 model.PLURAL,
                 name,
                 body,
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from the stubs
+                _content_type=MERGE_PATCH,
             )
         except ApiException as err:
             if err.status in (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT):
