@@ -87,9 +87,6 @@ class Store:
     def list(self) -> list[Obj]:
         return list(self._items.values())
 
-    def keys(self) -> builtins.list[str]:
-        return list(self._items)
-
     def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
         """Objects filed under ``value`` in ``index_name``, sorted by name."""
         keys = self._indices[index_name].get(value, ())

@@ -72,7 +72,7 @@ async def test_three_nodes_bring_each_eni_up_at_9001_and_report_it(
             assert reported.error == ""
         # each agent watches its own ENINode only
         for agent, node in zip(agents, three_nodes, strict=True):
-            assert agent.informer.keys() == [node.name]
+            assert [o["metadata"]["name"] for o in agent.informer.list()] == [node.name]
         # and each touched only its own node's link: the others' namespaces are not its own
         for node, eni in zip(three_nodes, enis, strict=True):
             for other in three_nodes:

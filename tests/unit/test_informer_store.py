@@ -97,7 +97,7 @@ def test_replace_reports_adds_changes_and_deletions() -> None:
     assert diff.added == (d1,)
     assert diff.updated == ((b1, b2),)
     assert diff.deleted == (c1,)  # as last stored
-    assert sorted(store.keys()) == ["a", "b", "d"]
+    assert sorted(o["metadata"]["name"] for o in store.list()) == ["a", "b", "d"]
     assert names(store.by_index(LABELS_INDEX, "ng=x")) == ["a", "d"]
     assert names(store.by_index(LABELS_INDEX, "ng=y")) == ["b"]
     assert store.index_values(LABELS_INDEX) == ["ng=x", "ng=y"]
