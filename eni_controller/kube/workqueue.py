@@ -68,7 +68,7 @@ class WorkQueue(Generic[K]):
         self._failures: dict[K, int] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._held: dict[K, float] = {}  # loop time a server's Retry-After ends
-        self._getters: deque[asyncio.Future[None]] = deque()
+        self._ready = asyncio.Event()  # set while keys wait, and once shut down
         self._idle = asyncio.Event()
         self._idle.set()
         self.shutting_down = False
@@ -137,18 +137,10 @@ class WorkQueue(Generic[K]):
         while not self._queue:  # shutdown() empties it for good
             if self.shutting_down:
                 raise ShutDown(self.name)
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            except asyncio.CancelledError:
-                getter.cancel()
-                with contextlib.suppress(ValueError):
-                    self._getters.remove(getter)
-                if self._queue and not getter.cancelled():
-                    self._wake_one()  # we were woken for a key: pass the wake-up on
-                raise
+            await self._ready.wait()
         key = self._queue.popleft()
+        if not self._queue:
+            self._ready.clear()
         self._dirty.discard(key)
         self._idle.clear()
         now = self._clock()
@@ -188,8 +180,7 @@ class WorkQueue(Generic[K]):
             self._dirty.clear()
             self._added_at.clear()
             self._depth.set(0)
-            while self._getters:
-                self._wake_one()
+            self._ready.set()
         if drain and self._processing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -202,14 +193,7 @@ class WorkQueue(Generic[K]):
         else:
             self._queue.append(key)
         self._depth.set(len(self._queue))
-        self._wake_one()
-
-    def _wake_one(self) -> None:
-        while self._getters:
-            getter = self._getters.popleft()
-            if not getter.done():
-                getter.set_result(None)
-                return
+        self._ready.set()
 
     def _hold_left(self, key: K) -> float:
         """Seconds left of a Retry-After hold on `key`; 0.0 (and dropped) once passed."""
