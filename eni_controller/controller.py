@@ -106,7 +106,7 @@ class Controller:
         self._informer_tasks: list[asyncio.Task[None]] = []
         self.queue: WorkQueue[str] = WorkQueue(name="nodeeni", metrics=metrics)
         self.eninode_queue: WorkQueue[str] = WorkQueue(name="eninode", metrics=metrics)
-        self.writer = NodeENIWriter(api)
+        self.writer = NodeENIWriter(client.CustomObjectsApi(api))
         self.view = EC2View(ec2, vpc_id=config.vpc_id)
         self.nodeenis = informer.Informer(
             name="nodeenis",

@@ -53,10 +53,8 @@ class NodeENIWriter:
     while the write is in flight count too (the watch often beats the answer).
     """
 
-    def __init__(
-        self, api: client.ApiClient, *, custom: client.CustomObjectsApi | None = None
-    ) -> None:
-        self._custom = custom or client.CustomObjectsApi(api)
+    def __init__(self, custom: client.CustomObjectsApi) -> None:
+        self._custom = custom
         self._expected: dict[str, tuple[str, asyncio.Event]] = {}
         self._in_flight: dict[str, list[set[str]]] = {}  # by name: versions seen per write
         self.status_writes = 0  # read by tests and benchmarks

@@ -8,7 +8,6 @@ import asyncio
 from typing import Any, cast
 
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -33,7 +32,7 @@ class Custom:
 
 
 def _writer() -> NodeENIWriter:
-    return NodeENIWriter(cast(client.ApiClient, None), custom=cast(Any, Custom()))
+    return NodeENIWriter(cast(Any, Custom()))
 
 
 def _obj(version: str) -> dict[str, Any]:
@@ -88,7 +87,7 @@ async def test_a_version_the_informer_stored_before_the_answer_is_not_waited_for
     wait for a version that has come and gone (each reconcile after a write
     stalled OWN_WRITE_WAIT_SECONDS that way)."""
     custom = Custom()
-    writer = NodeENIWriter(cast(client.ApiClient, None), custom=cast(Any, custom))
+    writer = NodeENIWriter(cast(Any, custom))
     answer = custom.patch_cluster_custom_object
 
     async def event_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
