@@ -45,18 +45,15 @@ def resource_version(obj: Obj) -> str | None:
 
 def same_but_version(old: Obj, new: Obj) -> bool:
     """True when ``old`` and ``new`` are equal except for metadata.resourceVersion."""
-    if old.keys() != new.keys():
-        return False
-    for key, value in new.items():
-        before = old[key]
-        if key == "metadata" and isinstance(value, dict) and isinstance(before, dict):
-            if before.keys() != value.keys() or any(
-                before[field] != item for field, item in value.items() if field != "resourceVersion"
-            ):
-                return False
-        elif before != value:
-            return False
-    return True
+    return _versionless(old) == _versionless(new)
+
+
+def _versionless(obj: Obj) -> Obj:
+    """`obj` with any metadata.resourceVersion blanked (its presence still counts)."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or "resourceVersion" not in metadata:
+        return obj
+    return {**obj, "metadata": {**metadata, "resourceVersion": None}}
 
 
 @dataclass(frozen=True, slots=True)
