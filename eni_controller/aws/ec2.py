@@ -86,11 +86,10 @@ class EC2Client:
         self.breaker = breaker
         self._retry_policy = retry
         self._metrics = metrics
-        # the pacing, read at each scrape: operators see the rate AIMD runs at
-        metrics.watch_ec2_pacing(
-            rates={c.value: functools.partial(limiter.rate, c) for c in ActionClass},
-            ceilings={c.value: limiter.ceiling(c) for c in ActionClass},
-        )
+        for c in ActionClass:  # the pacing, read at each scrape: the rate AIMD runs at
+            rate = functools.partial(limiter.rate, c)  # only reads: scrapes run on threads
+            metrics.aws_rate_limiter_fill_rate.labels(c.value).set_function(rate)
+            metrics.aws_rate_limiter_fill_rate_ceiling.labels(c.value).set(limiter.ceiling(c))
 
     async def call(self, action: str, **params: Any) -> dict[str, Any]:
         """Make one logical EC2 call (with retries); raise an EC2Error on failure."""
