@@ -144,24 +144,14 @@ class TokenBucket:
             self._refill()
             self.pace = self.pace.after_success()
 
-    def acquire_now(self) -> float | None:
-        """`acquire()` if it would not wait: the seconds taken, else None."""
-        if self._queued:
-            return None
-        # nobody is ahead of us: a token there is ours without the (free) lock
-        start = self._clock()
-        self._refill()
-        if self._tokens < 1:
-            return None
-        self._tokens -= 1
-        return self._clock() - start
-
     async def acquire(self) -> float:
         """Take one token, waiting for it if needed; return the seconds waited."""
-        waited = self.acquire_now()
-        if waited is not None:
-            return waited
         start = self._clock()
+        if not self._queued:  # nobody is ahead: a token there is ours without the lock
+            self._refill()
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return self._clock() - start
         self._queued += 1
         try:
             async with self._lock:
