@@ -227,19 +227,14 @@ _SUBNET_NAME_CHECK: Final = length_check(1, SUBNET_NAME_MAX_LENGTH)
 _SG_NAME_CHECK: Final = length_check(1, SECURITY_GROUP_NAME_MAX_LENGTH)
 
 
-def check_dpdk_driver(value: str) -> str | None:
-    if value in DPDK_DRIVERS:
-        return None
-    return f"{preview(value)} is not a supported DPDK driver (use {', '.join(DPDK_DRIVERS)})"
-
-
-def check_pci_address(value: str) -> str | None:
-    if _PCI_ADDRESS_PATTERN.fullmatch(value):
-        return None
-    return (
-        f"{preview(value)} is not a PCI address (expected DDDD:BB:DD.F in hex, "
-        "device 00-1f, function 0-7, e.g. 0000:00:06.0)"
-    )
+check_dpdk_driver: Final = pattern_check(
+    re.compile("|".join(map(re.escape, DPDK_DRIVERS))),
+    f"a supported DPDK driver (use {', '.join(DPDK_DRIVERS)})",
+)
+check_pci_address: Final = pattern_check(
+    _PCI_ADDRESS_PATTERN,
+    "a PCI address (expected DDDD:BB:DD.F in hex, device 00-1f, function 0-7, e.g. 0000:00:06.0)",
+)
 
 
 def check_label_value(value: str) -> str | None:
