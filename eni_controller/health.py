@@ -197,10 +197,6 @@ class HealthServer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    @property
-    def running(self) -> bool:
-        return bool(self._servers)
-
     def _metrics(self) -> _Response:
         return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
 
