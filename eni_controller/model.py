@@ -163,8 +163,7 @@ class NodeENI:
     uid: str = ""
     generation: int = 0
     resource_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)  # made read-only below
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)  # made read-only below
     finalizers: tuple[str, ...] = ()
     deletion_timestamp: str | None = None
     spec: NodeENISpec | None
@@ -172,7 +171,6 @@ class NodeENI:
     status: NodeENIStatus = field(default_factory=NodeENIStatus)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
         object.__setattr__(self, "annotations", MappingProxyType(dict(self.annotations)))
 
     @property
@@ -205,7 +203,6 @@ class NodeENI:
             uid=opt_str(metadata.get("uid")) or "",
             generation=opt_int(metadata.get("generation")) or 0,
             resource_version=opt_str(metadata.get("resourceVersion")) or "",
-            labels=string_map(metadata.get("labels")),
             annotations=string_map(metadata.get("annotations")),
             finalizers=tuple(
                 item for item in opt_list(metadata.get("finalizers")) if isinstance(item, str)
