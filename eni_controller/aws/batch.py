@@ -58,18 +58,16 @@ class Batcher(Generic[K, V]):
             and running[1] >= not_before
             and running[0].issuperset(wanted)
         ):
-            return self._pick(await asyncio.shield(running[2]), wanted)
-        self._waiting.update(dict.fromkeys(wanted))
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-            if self._running is None:
-                # askers of this same loop turn join before the call starts
-                asyncio.get_running_loop().call_soon(self._start)
-        return self._pick(await asyncio.shield(self._next), wanted)
-
-    @staticmethod
-    def _pick(answer: _Answer[K, V], wanted: list[K]) -> tuple[float, dict[K, V]]:
-        started, found = answer
+            answer = running[2]
+        else:
+            self._waiting.update(dict.fromkeys(wanted))
+            if self._next is None:
+                self._next = asyncio.get_running_loop().create_future()
+                if self._running is None:
+                    # askers of this same loop turn join before the call starts
+                    asyncio.get_running_loop().call_soon(self._start)
+            answer = self._next
+        started, found = await asyncio.shield(answer)
         return started, {k: found[k] for k in wanted if k in found}
 
     def _start(self) -> None:
