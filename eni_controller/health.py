@@ -26,8 +26,6 @@ import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-__all__ = ["Busy", "Check", "HealthServer", "LoopHeartbeat", "WorkerActivity"]
-
 log = structlog.get_logger(__name__)
 
 Check = Callable[[], tuple[bool, str]]
