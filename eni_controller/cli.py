@@ -342,7 +342,3 @@ async def _run(settings: Config, *, kubeconfig: str | None) -> int:
     finally:
         await api.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from eni_controller.aws.ratelimit import (
@@ -199,6 +199,16 @@ class Config:
         return config
 
 
+def _named(env: str, parse: Callable[[str], object], help: str) -> Setting:
+    """The setting of the Config field named as its variable (in lowercase)."""
+    return Setting(env, env.lower(), parse, help)
+
+
+def _seconds(env: str, help: str) -> Setting:
+    """A duration setting of the field named as its variable, plus ``_seconds``."""
+    return duration(env, f"{env.lower()}_seconds", help)
+
+
 _RATE = "ec2_rate_limits"
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -208,67 +218,34 @@ SETTINGS: tuple[Setting, ...] = (
         "region of EC2 calls (unset: AWS_DEFAULT_REGION, then instance metadata)",
         default_text="from IMDS",
     ),
-    Setting(
-        "AWS_ENDPOINT_URL",
-        "aws_endpoint_url",
-        endpoint_url,
-        "EC2 endpoint override (a VPC endpoint, a moto server)",
+    _named(
+        "AWS_ENDPOINT_URL", endpoint_url, "EC2 endpoint override (a VPC endpoint, a moto server)"
     ),
-    Setting(
+    _named(
         "CLUSTER_NAME",
-        "cluster_name",
         _cluster_name,
         "tags every ENI kubernetes.io/cluster/<name>=owned (unset: from the nodes' tags)",
     ),
-    Setting("VPC_ID", "vpc_id", _vpc_id, "scopes subnet and security-group lookups to this VPC"),
-    Setting(
-        "SUBNET_ALLOW_TAG",
-        "subnet_allow_tag",
-        _allow_tag,
-        "key=value: only subnets with this tag may be used",
-    ),
-    Setting(
+    _named("VPC_ID", _vpc_id, "scopes subnet and security-group lookups to this VPC"),
+    _named("SUBNET_ALLOW_TAG", _allow_tag, "key=value: only subnets with this tag may be used"),
+    _named(
         "SECURITY_GROUP_ALLOW_TAG",
-        "security_group_allow_tag",
         _allow_tag,
         "key=value: only security groups with this tag may be used",
     ),
-    Setting(
+    _named(
         "EXTRA_ENI_TAGS",
-        "extra_eni_tags",
         _extra_tags,
         "k=v,k2=v2: tags added to every ENI created (not our own keys, not aws:)",
     ),
-    duration("RECONCILE_PERIOD", "reconcile_period_seconds", "resync of every NodeENI"),
-    duration("DETACHMENT_TIMEOUT", "detachment_timeout_seconds", "wait for one detach"),
-    duration(
-        "MAX_CLEANUP_DURATION",
-        "max_cleanup_duration_seconds",
-        "give up cleaning a deleted NodeENI's ENIs after this",
-    ),
-    Setting(
-        "MAX_CONCURRENT_RECONCILES",
-        "max_concurrent_reconciles",
-        count,
-        "NodeENIs reconciled at once",
-    ),
-    Setting(
-        "MAX_CONCURRENT_ENI_CLEANUP",
-        "max_concurrent_eni_cleanup",
-        count,
-        "ENIs detached and deleted at once",
-    ),
-    Setting(
-        "DEFAULT_DEVICE_INDEX",
-        "default_device_index",
-        _device_index,
-        "device index of a NodeENI that names none",
-    ),
-    Setting(
-        "DEFAULT_DELETE_ON_TERMINATION",
-        "default_delete_on_termination",
-        boolean,
-        "deleteOnTermination of a NodeENI that names none",
+    _seconds("RECONCILE_PERIOD", "resync of every NodeENI"),
+    _seconds("DETACHMENT_TIMEOUT", "wait for one detach"),
+    _seconds("MAX_CLEANUP_DURATION", "give up cleaning a deleted NodeENI's ENIs after this"),
+    _named("MAX_CONCURRENT_RECONCILES", count, "NodeENIs reconciled at once"),
+    _named("MAX_CONCURRENT_ENI_CLEANUP", count, "ENIs detached and deleted at once"),
+    _named("DEFAULT_DEVICE_INDEX", _device_index, "device index of a NodeENI that names none"),
+    _named(
+        "DEFAULT_DELETE_ON_TERMINATION", boolean, "deleteOnTermination of a NodeENI that names none"
     ),
     Setting(
         "CIRCUIT_BREAKER_ENABLED",
@@ -313,39 +290,27 @@ SETTINGS: tuple[Setting, ...] = (
         positive_rate,
         "its refill, requests per second",
     ),
-    Setting(
+    _named(
         "EC2_BUDGET_SHARE",
-        "ec2_budget_share",
         _share,
         "share of both buckets this controller paces to (0 < share <= 1)",
     ),
-    Setting(
-        "ENABLE_LEADER_ELECTION",
-        "enable_leader_election",
-        boolean,
-        "only the Lease holder reconciles",
-    ),
+    _named("ENABLE_LEADER_ELECTION", boolean, "only the Lease holder reconciles"),
     duration("LEADER_ELECTION_LEASE_DURATION", "leader_lease_duration_seconds", "Lease length"),
     duration(
         "LEADER_ELECTION_RENEW_DEADLINE", "leader_renew_deadline_seconds", "leader stops after"
     ),
     duration("LEADER_ELECTION_RETRY_PERIOD", "leader_retry_period_seconds", "Lease retry"),
-    Setting(
-        "POD_NAMESPACE", "pod_namespace", namespace, "namespace of the leader Lease and of Events"
-    ),
-    Setting("BIND_ADDRESS", "bind_address", bind_address, "address of /metrics and the probes"),
-    Setting("METRICS_PORT", "metrics_port", port, "/metrics port"),
-    Setting("HEALTH_PROBE_PORT", "health_probe_port", port, "/healthz and /readyz port"),
-    duration("ORPHAN_SWEEP_INTERVAL", "orphan_sweep_interval_seconds", "orphan sweep period"),
-    duration(
-        "ORPHAN_GRACE_PERIOD",
-        "orphan_grace_period_seconds",
-        "an unclaimed ENI waits this long before it is reclaimed",
-    ),
-    duration("ERROR_BACKOFF_BASE", "error_backoff_base_seconds", "first retry of a failed slot"),
-    duration("ERROR_BACKOFF_MAX", "error_backoff_max_seconds", "longest retry backoff"),
+    _named("POD_NAMESPACE", namespace, "namespace of the leader Lease and of Events"),
+    _named("BIND_ADDRESS", bind_address, "address of /metrics and the probes"),
+    _named("METRICS_PORT", port, "/metrics port"),
+    _named("HEALTH_PROBE_PORT", port, "/healthz and /readyz port"),
+    _seconds("ORPHAN_SWEEP_INTERVAL", "orphan sweep period"),
+    _seconds("ORPHAN_GRACE_PERIOD", "an unclaimed ENI waits this long before it is reclaimed"),
+    _seconds("ERROR_BACKOFF_BASE", "first retry of a failed slot"),
+    _seconds("ERROR_BACKOFF_MAX", "longest retry backoff"),
     KUBE_REQUEST_TIMEOUT,
-    duration("RECONCILE_TIMEOUT", "reconcile_timeout_seconds", "limit of one reconcile"),
+    _seconds("RECONCILE_TIMEOUT", "limit of one reconcile"),
     *LOG_SETTINGS,
 )
 _DEFAULT_REGION = (Setting("AWS_DEFAULT_REGION", "aws_region", _region, "AWS_REGION's fallback"),)

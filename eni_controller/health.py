@@ -26,8 +26,6 @@ import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-__all__ = ["Busy", "Check", "HealthServer", "LoopHeartbeat", "WorkerActivity"]
-
 log = structlog.get_logger(__name__)
 
 Check = Callable[[], tuple[bool, str]]
@@ -196,10 +194,6 @@ class HealthServer:
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-
-    @property
-    def running(self) -> bool:
-        return bool(self._servers)
 
     def _metrics(self) -> _Response:
         return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)

@@ -57,6 +57,13 @@ def _actions(names: tuple[str, ...]) -> list[str]:
     return [f"ec2:{name}" for name in names]
 
 
+def _allow(
+    sid: str, action: str | list[str], resource: str | list[str], condition: Any = None
+) -> dict[str, Any]:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+    return statement if condition is None else {**statement, "Condition": condition}
+
+
 def _build(
     *, cluster_name: str, vpc_id: str, region: str, account_id: str, partition: str
 ) -> dict[str, Any]:
@@ -66,78 +73,63 @@ def _build(
     eni_arn = arn("network-interface/*")
     cluster_tag = f"{CLUSTER_TAG_PREFIX}{cluster_name}"
     in_vpc = {"ArnLike": {"ec2:Vpc": arn(f"vpc/{vpc_id}")}}
+    create = "ec2:CreateNetworkInterface"
     return {
         "Version": POLICY_VERSION,
         "Statement": [
-            {
-                # Describe* has no resource-level permissions: "*" is the only form.
-                "Sid": "Describe",
-                "Effect": "Allow",
-                "Action": _actions(DESCRIBE_ACTIONS),
-                "Resource": ANY,
-            },
-            {
-                "Sid": "CreateOnlyENIsTaggedForThisCluster",
-                "Effect": "Allow",
-                "Action": "ec2:CreateNetworkInterface",
-                "Resource": eni_arn,
-                "Condition": {
+            # Describe* has no resource-level permissions: "*" is the only form.
+            _allow("Describe", _actions(DESCRIBE_ACTIONS), ANY),
+            _allow(
+                "CreateOnlyENIsTaggedForThisCluster",
+                create,
+                eni_arn,
+                {
                     "StringEquals": {
                         f"aws:RequestTag/{cluster_tag}": OWNED,
                         f"aws:RequestTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE,
                     }
                 },
-            },
-            {
-                "Sid": "CreateInClusterVPCSubnetsAndSecurityGroups",
-                "Effect": "Allow",
-                "Action": "ec2:CreateNetworkInterface",
-                "Resource": [arn("subnet/*"), arn("security-group/*")],
-                "Condition": in_vpc,
-            },
-            {
-                "Sid": "TagENIsOnlyAtCreation",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTags",
-                "Resource": eni_arn,
-                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
-            },
-            {
-                # Migration from the Go controller: its ENIs carry the managed-by tag
-                # and no cluster tag; they are adopted by adding this cluster's.
-                "Sid": "CompleteTheTagsOfGoControllerENIs",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTags",
-                "Resource": eni_arn,
-                "Condition": {
+            ),
+            _allow(
+                "CreateInClusterVPCSubnetsAndSecurityGroups",
+                create,
+                [arn("subnet/*"), arn("security-group/*")],
+                in_vpc,
+            ),
+            _allow(
+                "TagENIsOnlyAtCreation",
+                "ec2:CreateTags",
+                eni_arn,
+                {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
+            ),
+            # Migration from the Go controller: its ENIs carry the managed-by tag
+            # and no cluster tag; they are adopted by adding this cluster's.
+            _allow(
+                "CompleteTheTagsOfGoControllerENIs",
+                "ec2:CreateTags",
+                eni_arn,
+                {
                     "StringEquals": {
                         f"aws:ResourceTag/{MANAGED_BY_KEY}": MANAGED_BY_VALUE,
                         f"aws:RequestTag/{cluster_tag}": OWNED,
                     }
                 },
-            },
-            {
-                "Sid": "ManageOnlyThisClustersENIs",
-                "Effect": "Allow",
-                "Action": _actions(ENI_ACTIONS),
-                "Resource": eni_arn,
-                "Condition": {"StringEquals": {f"aws:ResourceTag/{cluster_tag}": OWNED}},
-            },
-            {
-                # The node's instance: its tags vary by how the node group was made,
-                # so it is not conditioned; the ENI statement above is the guard.
-                "Sid": "AttachToAndDetachFromInstances",
-                "Effect": "Allow",
-                "Action": _actions(INSTANCE_ACTIONS),
-                "Resource": arn("instance/*"),
-            },
-            {
-                "Sid": "SetSecurityGroupsOfTheClusterVPC",
-                "Effect": "Allow",
-                "Action": "ec2:ModifyNetworkInterfaceAttribute",
-                "Resource": arn("security-group/*"),
-                "Condition": in_vpc,
-            },
+            ),
+            _allow(
+                "ManageOnlyThisClustersENIs",
+                _actions(ENI_ACTIONS),
+                eni_arn,
+                {"StringEquals": {f"aws:ResourceTag/{cluster_tag}": OWNED}},
+            ),
+            # The node's instance: its tags vary by how the node group was made,
+            # so it is not conditioned; the ENI statement above is the guard.
+            _allow("AttachToAndDetachFromInstances", _actions(INSTANCE_ACTIONS), arn("instance/*")),
+            _allow(
+                "SetSecurityGroupsOfTheClusterVPC",
+                "ec2:ModifyNetworkInterfaceAttribute",
+                arn("security-group/*"),
+                in_vpc,
+            ),
         ],
     }
 

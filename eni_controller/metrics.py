@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from prometheus_client import (
@@ -190,6 +190,7 @@ class Metrics:
             "1 while a NodeENI's Ready condition is True, else 0, as last written",
             ["nodeeni"],
         )
+        self._nodeeni_gauges = (self.nodeeni_wanted, self.nodeeni_attached, self.nodeeni_ready)
         self.forced_detaches = counter(
             "eni_forced_detaches_total",
             "Detaches sent with Force because the ENI was not free within DETACHMENT_TIMEOUT",
@@ -217,16 +218,6 @@ class Metrics:
         self.cleanup_in_flight.set_function(in_flight)
         self.cleanup_oldest_pending.set_function(oldest_pending_seconds)
 
-    def watch_ec2_pacing(
-        self, *, rates: Mapping[str, Callable[[], float]], ceilings: Mapping[str, float]
-    ) -> None:
-        """Read each action class's fill rate from `rates` at each scrape (as
-        above); `ceilings`, the rates they return to, do not change."""
-        for action_class, rate in rates.items():
-            self.aws_rate_limiter_fill_rate.labels(action_class).set_function(rate)
-        for action_class, ceiling in ceilings.items():
-            self.aws_rate_limiter_fill_rate_ceiling.labels(action_class).set(ceiling)
-
     def nodeeni_status(self, name: str, *, wanted: int | None, attached: int, ready: bool) -> None:
         """The NodeENI's series from its new status; `wanted` None (no plan yet)
         leaves no wanted series."""
@@ -239,12 +230,12 @@ class Metrics:
 
     def forget_nodeeni(self, name: str) -> None:
         """The NodeENI is gone: its series go too (none left for an alert to see)."""
-        for gauge in (self.nodeeni_wanted, self.nodeeni_attached, self.nodeeni_ready):
+        for gauge in self._nodeeni_gauges:
             gauge.remove(name)
 
     def forget_nodeenis(self) -> None:
         """The leadership term ended: this process no longer speaks for any NodeENI."""
-        for gauge in (self.nodeeni_wanted, self.nodeeni_attached, self.nodeeni_ready):
+        for gauge in self._nodeeni_gauges:
             gauge.clear()
 
     @contextlib.contextmanager

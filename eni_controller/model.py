@@ -12,11 +12,12 @@ Node, the node's ENINode or EC2. ``from_dict`` reads both forms.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from types import MappingProxyType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from eni_controller.spec import NodeENISpec, parse_spec
 
@@ -79,53 +80,17 @@ class Attachment:
         is not an object or lacks ``nodeID`` or ``eniID``."""
         if not isinstance(raw, Mapping):
             return None
-        node_id = opt_str(raw.get("nodeID"))
-        eni_id = opt_str(raw.get("eniID"))
-        if not node_id or not eni_id:
+        values = _read(_ATTACHMENT_KEYS, raw)
+        if not values["node_id"] or not values["eni_id"]:
             return None
-        return cls(
-            node_id=node_id,
-            instance_id=opt_str(raw.get("instanceID")),
-            eni_id=eni_id,
-            attachment_id=opt_str(raw.get("attachmentID")),
-            subnet_id=opt_str(raw.get("subnetID")),
-            subnet_cidr=opt_str(raw.get("subnetCIDR")),
-            mac_address=opt_str(raw.get("macAddress")),
-            private_ip_address=opt_str(raw.get("privateIPAddress")),
-            device_index=opt_int(raw.get("deviceIndex")),
-            mtu=opt_int(raw.get("mtu")),
-            status=opt_enum(AttachmentState, raw.get("status")),
-            last_updated=opt_str(raw.get("lastUpdated")),
-            dpdk_bound=opt_bool(raw.get("dpdkBound")),
-            dpdk_driver=opt_str(raw.get("dpdkDriver")),
-            dpdk_resource_name=opt_str(raw.get("dpdkResourceName")),
-            dpdk_pci_address=opt_str(raw.get("dpdkPCIAddress")),
-            interface_name=opt_str(raw.get("interfaceName")),
-        )
+        return cls(**values)
 
     def to_dict(self, *, last_updated: str | None = None) -> dict[str, object]:
         """The camelCase item without None fields; `last_updated` replaces the entry's own."""
-        return without_none(
-            {
-                "nodeID": self.node_id,
-                "instanceID": self.instance_id,
-                "eniID": self.eni_id,
-                "attachmentID": self.attachment_id,
-                "subnetID": self.subnet_id,
-                "subnetCIDR": self.subnet_cidr,
-                "macAddress": self.mac_address,
-                "privateIPAddress": self.private_ip_address,
-                "deviceIndex": self.device_index,
-                "mtu": self.mtu,
-                "status": None if self.status is None else self.status.value,
-                "lastUpdated": last_updated or self.last_updated,
-                "dpdkBound": self.dpdk_bound,
-                "dpdkDriver": self.dpdk_driver,
-                "dpdkResourceName": self.dpdk_resource_name,
-                "dpdkPCIAddress": self.dpdk_pci_address,
-                "interfaceName": self.interface_name,
-            }
-        )
+        fields = _write(_ATTACHMENT_KEYS, self)
+        if last_updated:
+            fields["lastUpdated"] = last_updated
+        return fields
 
     def to_compact_dict(self) -> dict[str, object]:
         """The compact status item: COMPACT_ATTACHMENT_FIELDS only, without None fields."""
@@ -149,30 +114,13 @@ class Condition:
         """One condition; None without a ``type`` or a valid ``status``."""
         if not isinstance(raw, Mapping):
             return None
-        type_ = opt_str(raw.get("type"))
-        status = opt_enum(ConditionStatus, raw.get("status"))
-        if not type_ or status is None:
+        values = _read(_CONDITION_KEYS, raw)
+        if not values["type"] or values["status"] is None:
             return None
-        return cls(
-            type=type_,
-            status=status,
-            reason=opt_str(raw.get("reason")),
-            message=opt_str(raw.get("message")),
-            last_transition_time=opt_str(raw.get("lastTransitionTime")),
-            observed_generation=opt_int(raw.get("observedGeneration")),
-        )
+        return cls(**values)
 
     def to_dict(self) -> dict[str, object]:
-        return without_none(
-            {
-                "type": self.type,
-                "status": self.status.value,
-                "reason": self.reason,
-                "message": self.message,
-                "lastTransitionTime": self.last_transition_time,
-                "observedGeneration": self.observed_generation,
-            }
-        )
+        return _write(_CONDITION_KEYS, self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -192,22 +140,16 @@ class NodeENIStatus:
         return cls(
             attachments=tuple(item for item in attachments if item is not None),
             conditions=tuple(item for item in conditions if item is not None),
-            observed_generation=opt_int(raw.get("observedGeneration")),
-            attached_count=opt_int(raw.get("attachedCount")),
-            desired_count=opt_int(raw.get("desiredCount")),
+            **_read(_STATUS_COUNT_KEYS, raw),
         )
 
     def to_dict(self) -> dict[str, object]:
         """The camelCase status; both lists present, even when empty."""
-        return without_none(
-            {
-                "attachments": [item.to_dict() for item in self.attachments],
-                "conditions": [item.to_dict() for item in self.conditions],
-                "observedGeneration": self.observed_generation,
-                "attachedCount": self.attached_count,
-                "desiredCount": self.desired_count,
-            }
-        )
+        return {
+            "attachments": [item.to_dict() for item in self.attachments],
+            "conditions": [item.to_dict() for item in self.conditions],
+            **_write(_STATUS_COUNT_KEYS, self),
+        }
 
     def condition(self, type_: str) -> Condition | None:
         return next((item for item in self.conditions if item.type == type_), None)
@@ -221,8 +163,7 @@ class NodeENI:
     uid: str = ""
     generation: int = 0
     resource_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)  # made read-only below
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)  # made read-only below
     finalizers: tuple[str, ...] = ()
     deletion_timestamp: str | None = None
     spec: NodeENISpec | None
@@ -230,7 +171,6 @@ class NodeENI:
     status: NodeENIStatus = field(default_factory=NodeENIStatus)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
         object.__setattr__(self, "annotations", MappingProxyType(dict(self.annotations)))
 
     @property
@@ -263,7 +203,6 @@ class NodeENI:
             uid=opt_str(metadata.get("uid")) or "",
             generation=opt_int(metadata.get("generation")) or 0,
             resource_version=opt_str(metadata.get("resourceVersion")) or "",
-            labels=string_map(metadata.get("labels")),
             annotations=string_map(metadata.get("annotations")),
             finalizers=tuple(
                 item for item in opt_list(metadata.get("finalizers")) if isinstance(item, str)
@@ -304,6 +243,52 @@ def string_map(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+# attribute -> (camelCase key, reader of the raw value: None when it is of the wrong type)
+_Keys = Mapping[str, tuple[str, Callable[[object], object]]]
+_ATTACHMENT_KEYS: Final[_Keys] = {
+    "node_id": ("nodeID", opt_str),
+    "instance_id": ("instanceID", opt_str),
+    "eni_id": ("eniID", opt_str),
+    "attachment_id": ("attachmentID", opt_str),
+    "subnet_id": ("subnetID", opt_str),
+    "subnet_cidr": ("subnetCIDR", opt_str),
+    "mac_address": ("macAddress", opt_str),
+    "private_ip_address": ("privateIPAddress", opt_str),
+    "device_index": ("deviceIndex", opt_int),
+    "mtu": ("mtu", opt_int),
+    "status": ("status", partial(opt_enum, AttachmentState)),
+    "last_updated": ("lastUpdated", opt_str),
+    "dpdk_bound": ("dpdkBound", opt_bool),
+    "dpdk_driver": ("dpdkDriver", opt_str),
+    "dpdk_resource_name": ("dpdkResourceName", opt_str),
+    "dpdk_pci_address": ("dpdkPCIAddress", opt_str),
+    "interface_name": ("interfaceName", opt_str),
+}
+_CONDITION_KEYS: Final[_Keys] = {
+    "type": ("type", opt_str),
+    "status": ("status", partial(opt_enum, ConditionStatus)),
+    "reason": ("reason", opt_str),
+    "message": ("message", opt_str),
+    "last_transition_time": ("lastTransitionTime", opt_str),
+    "observed_generation": ("observedGeneration", opt_int),
+}
+_STATUS_COUNT_KEYS: Final[_Keys] = {
+    "observed_generation": ("observedGeneration", opt_int),
+    "attached_count": ("attachedCount", opt_int),
+    "desired_count": ("desiredCount", opt_int),
+}
+
+
+def _read(keys: _Keys, raw: Mapping[str, object]) -> dict[str, Any]:
+    return {attr: read(raw.get(key)) for attr, (key, read) in keys.items()}
+
+
+def _write(keys: _Keys, obj: object) -> dict[str, object]:
+    """The camelCase fields of `obj` without None ones, enums as plain strings."""
+    fields = without_none({key: getattr(obj, attr) for attr, (key, _) in keys.items()})
+    return {k: v.value if isinstance(v, StrEnum) else v for k, v in fields.items()}
 
 
 def without_none(fields: Mapping[str, object]) -> dict[str, object]:

@@ -225,21 +225,17 @@ _SG_ID_CHECK: Final = pattern_check(
 )
 _SUBNET_NAME_CHECK: Final = length_check(1, SUBNET_NAME_MAX_LENGTH)
 _SG_NAME_CHECK: Final = length_check(1, SECURITY_GROUP_NAME_MAX_LENGTH)
+_LABEL_NAME_LENGTH: Final = length_check(1, _LABEL_NAME_MAX_LENGTH)
 
 
-def check_dpdk_driver(value: str) -> str | None:
-    if value in DPDK_DRIVERS:
-        return None
-    return f"{preview(value)} is not a supported DPDK driver (use {', '.join(DPDK_DRIVERS)})"
-
-
-def check_pci_address(value: str) -> str | None:
-    if _PCI_ADDRESS_PATTERN.fullmatch(value):
-        return None
-    return (
-        f"{preview(value)} is not a PCI address (expected DDDD:BB:DD.F in hex, "
-        "device 00-1f, function 0-7, e.g. 0000:00:06.0)"
-    )
+check_dpdk_driver: Final = pattern_check(
+    re.compile("|".join(map(re.escape, DPDK_DRIVERS))),
+    f"a supported DPDK driver (use {', '.join(DPDK_DRIVERS)})",
+)
+check_pci_address: Final = pattern_check(
+    _PCI_ADDRESS_PATTERN,
+    "a PCI address (expected DDDD:BB:DD.F in hex, device 00-1f, function 0-7, e.g. 0000:00:06.0)",
+)
 
 
 def check_label_value(value: str) -> str | None:
@@ -271,15 +267,10 @@ def label_key_problem(key: str) -> str | None:
 
 
 def _label_name_problem(text: str, subject: str) -> str | None:
-    if not text:
-        return f"{subject} must not be empty"
-    if len(text) > _LABEL_NAME_MAX_LENGTH:
-        return (
-            f"{subject} is {len(text)} characters long (at most {_LABEL_NAME_MAX_LENGTH} allowed)"
-        )
-    if not _LABEL_NAME_PATTERN.fullmatch(text):
-        return (
-            f"{subject} must start and end with a letter or digit"
+    problem = _LABEL_NAME_LENGTH(text)
+    if problem is None and not _LABEL_NAME_PATTERN.fullmatch(text):
+        problem = (
+            "must start and end with a letter or digit"
             " and contain only letters, digits, '-', '_' and '.'"
         )
-    return None
+    return None if problem is None else f"{subject} {problem}"

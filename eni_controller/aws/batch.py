@@ -40,7 +40,6 @@ class Batcher(Generic[K, V]):
         self._next: asyncio.Future[_Answer[K, V]] | None = None
         # the call in flight: its keys, when it started, its answer
         self._running: tuple[frozenset[K], float, asyncio.Future[_Answer[K, V]]] | None = None
-        self.calls = 0  # read by tests: fetches made
 
     async def get(self, keys: Iterable[K], *, not_before: float | None = None) -> dict[K, V]:
         return (await self.load(keys, not_before=not_before))[1]
@@ -59,18 +58,16 @@ class Batcher(Generic[K, V]):
             and running[1] >= not_before
             and running[0].issuperset(wanted)
         ):
-            return self._pick(await asyncio.shield(running[2]), wanted)
-        self._waiting.update(dict.fromkeys(wanted))
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-            if self._running is None:
-                # askers of this same loop turn join before the call starts
-                asyncio.get_running_loop().call_soon(self._start)
-        return self._pick(await asyncio.shield(self._next), wanted)
-
-    @staticmethod
-    def _pick(answer: _Answer[K, V], wanted: list[K]) -> tuple[float, dict[K, V]]:
-        started, found = answer
+            answer = running[2]
+        else:
+            self._waiting.update(dict.fromkeys(wanted))
+            if self._next is None:
+                self._next = asyncio.get_running_loop().create_future()
+                if self._running is None:
+                    # askers of this same loop turn join before the call starts
+                    asyncio.get_running_loop().call_soon(self._start)
+            answer = self._next
+        started, found = await asyncio.shield(answer)
         return started, {k: found[k] for k in wanted if k in found}
 
     def _start(self) -> None:
@@ -89,7 +86,6 @@ class Batcher(Generic[K, V]):
         try:
             found: dict[K, V] = {}
             for start in range(0, len(keys), self._max_keys):
-                self.calls += 1
                 found.update(await self._fetch(keys[start : start + self._max_keys]))
         except Exception as err:
             if not future.done():

@@ -49,18 +49,14 @@ class CircuitBreaker:
 
     def check(self, action: str) -> None:
         """Raise CircuitOpen unless a call may go out now."""
-        if (
-            self._config.enabled
-            and self._state is not BreakerState.CLOSED  # only OPEN moves by itself
-            and self.state is BreakerState.OPEN
-        ):
+        if self._config.enabled and self.state is BreakerState.OPEN:
             raise CircuitOpen(action=action, code="CircuitOpen", message="EC2 calls paused")
 
     def record_success(self) -> None:
         if not self._config.enabled:
             return
         self._failures = 0
-        if self._state is not BreakerState.CLOSED and self.state is BreakerState.HALF_OPEN:
+        if self.state is BreakerState.HALF_OPEN:
             self._successes += 1
             if self._successes >= self._config.success_threshold:
                 self._move(BreakerState.CLOSED)

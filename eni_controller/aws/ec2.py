@@ -86,26 +86,21 @@ class EC2Client:
         self.breaker = breaker
         self._retry_policy = retry
         self._metrics = metrics
-        # the pacing, read at each scrape: operators see the rate AIMD runs at
-        metrics.watch_ec2_pacing(
-            rates={c.value: functools.partial(limiter.rate, c) for c in ActionClass},
-            ceilings={c.value: limiter.ceiling(c) for c in ActionClass},
-        )
+        for c in ActionClass:  # the pacing, read at each scrape: the rate AIMD runs at
+            rate = functools.partial(limiter.rate, c)  # only reads: scrapes run on threads
+            metrics.aws_rate_limiter_fill_rate.labels(c.value).set_function(rate)
+            metrics.aws_rate_limiter_fill_rate_ceiling.labels(c.value).set(limiter.ceiling(c))
 
     async def call(self, action: str, **params: Any) -> dict[str, Any]:
         """Make one logical EC2 call (with retries); raise an EC2Error on failure."""
         self.breaker.check(action)
-        method = getattr(self._client, _snake(action))
-        idempotent = action not in _NOT_IDEMPOTENT
         try:
             async for attempt in retrying(
                 self._retry_policy,
                 before_sleep=lambda _: self._metrics.aws_api_retries.labels(action).inc(),
             ):
                 with attempt:
-                    response: dict[str, Any] = await self._attempt(
-                        action, method, params, idempotent=idempotent
-                    )
+                    response = await self._attempt(action, params)
         except EC2Error as err:
             if isinstance(err, Transient | Throttled):
                 self.breaker.record_failure()
@@ -117,17 +112,15 @@ class EC2Client:
         self._metrics.aws_api_calls.labels(action, "success").inc()
         return response
 
-    async def _attempt(
-        self, action: str, method: Any, params: Mapping[str, Any], *, idempotent: bool
-    ) -> dict[str, Any]:
+    async def _attempt(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         action_class, waited = await self.limiter.acquire(action)
         self._metrics.aws_rate_limiter_wait.labels(action_class.value).observe(waited)
         sent_at = self.limiter.now()
         start = time.perf_counter()
         try:
-            response: dict[str, Any] = await method(**params)
+            response: dict[str, Any] = await getattr(self._client, _snake(action))(**params)
         except Exception as exc:
-            error = classify(exc, action=action, idempotent=idempotent)
+            error = classify(exc, action=action, idempotent=action not in _NOT_IDEMPOTENT)
             if error is None:
                 raise
             self._metrics.aws_api_errors.labels(action, type(error).__name__).inc()

@@ -81,14 +81,6 @@ class ClusterIdentity:
         self.resolved = False
         self.reason = "not resolved yet"
 
-    @classmethod
-    def known(cls, *, name: str | None, vpc_id: str | None) -> ClusterIdentity:
-        """An identity resolved to exactly these values (for tests and tools)."""
-        identity = cls(name=name, vpc_id=vpc_id)
-        identity.resolved = True
-        identity.reason = "given" if name else "no cluster name given"
-        return identity
-
     async def resolve(
         self, ec2: EC2Client, *, instance_ids: Iterable[str], metrics: Metrics
     ) -> None:

@@ -162,6 +162,9 @@ class _Finder(Generic[R]):
 
 
 class Resolver:
+    """`subnets` and `security_groups` resolve ``ids`` and ``names`` to the
+    resources in spec order (IDs first, then names), each once."""
+
     def __init__(
         self,
         ec2: EC2Client,
@@ -170,7 +173,7 @@ class Resolver:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._subnets = _Finder[Subnet](
+        self.subnets = _Finder[Subnet](
             noun="subnet",
             not_found=LookupReason.SUBNET_NOT_FOUND,
             describe=ec2.describe_subnets,
@@ -180,8 +183,8 @@ class Resolver:
             vpc_id=vpc_id,
             ttl_seconds=ttl_seconds,
             clock=clock,
-        )
-        self._groups = _Finder[SecurityGroup](
+        ).resolve
+        self.security_groups = _Finder[SecurityGroup](
             noun="security group",
             not_found=LookupReason.SECURITY_GROUP_NOT_FOUND,
             describe=ec2.describe_security_groups,
@@ -195,14 +198,4 @@ class Resolver:
             vpc_id=vpc_id,
             ttl_seconds=ttl_seconds,
             clock=clock,
-        )
-
-    async def subnets(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[Subnet, ...]:
-        """The subnets in spec order (IDs first, then names), each once."""
-        return await self._subnets.resolve(ids=ids, names=names)
-
-    async def security_groups(
-        self, *, ids: Sequence[str], names: Sequence[str]
-    ) -> tuple[SecurityGroup, ...]:
-        """As `subnets`, for security groups."""
-        return await self._groups.resolve(ids=ids, names=names)
+        ).resolve

@@ -4,7 +4,7 @@ EC2 throttles each account per Region with token buckets; bursting past them
 draws RequestLimitExceeded, so we pace with AWS's published buckets at 90% (AWS
 counts a token when a request arrives, we when it leaves). The account's
 buckets are shared, so the controller takes only a share (EC2_BUDGET_SHARE)
-and adapts it like the AWS SDKs' adaptive retry mode (`AdaptiveRate`, AIMD).
+and adapts it like the AWS SDKs' adaptive retry mode (AIMD, `TokenBucket`).
 """
 
 from __future__ import annotations
@@ -68,45 +68,15 @@ FLOOR_FRACTION = 0.1
 INCREASE_FRACTION = 0.02
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AdaptiveRate:
-    """One bucket's fill rate under AIMD; pure: each answer gives a new value.
-
-    Invariants: ``floor <= rate <= ceiling`` (the share's rate, fixed); a throttle
-    lowers the rate only if its request was sent after the last decrease (the
-    requests in flight when the account's bucket ran dry are one signal, not one
-    each); each answer that was not throttled raises it one step.
-    """
-
-    ceiling: float
-    rate: float
-    decreased_at: float = float("-inf")
-
-    @classmethod
-    def at(cls, ceiling: float) -> AdaptiveRate:
-        return cls(ceiling=ceiling, rate=ceiling)
-
-    @property
-    def floor(self) -> float:
-        return self.ceiling * FLOOR_FRACTION
-
-    def after_throttle(self, *, sent_at: float, now: float) -> AdaptiveRate:
-        if sent_at < self.decreased_at:
-            return self
-        rate = max(self.floor, self.rate * DECREASE_FACTOR)
-        return AdaptiveRate(ceiling=self.ceiling, rate=rate, decreased_at=now)
-
-    def after_success(self) -> AdaptiveRate:
-        if self.rate >= self.ceiling:
-            return self
-        rate = min(self.ceiling, self.rate + self.ceiling * INCREASE_FRACTION)
-        return AdaptiveRate(ceiling=self.ceiling, rate=rate, decreased_at=self.decreased_at)
-
-
 class TokenBucket:
-    """An async token bucket refilling at its `AdaptiveRate`; waiters are served
-    first come, first served. A throttle that lowers the rate also empties it: the
-    account's bucket is dry, and a burst of saved tokens would draw more throttles.
+    """An async token bucket; waiters are served first come, first served.
+
+    Its fill rate follows AIMD, as in the AWS SDKs' adaptive retry mode.
+    Invariants: ``ceiling * FLOOR_FRACTION <= rate <= ceiling`` (the share's
+    rate, fixed); a throttle lowers the rate only if its request was sent at or
+    after the last decrease (the requests in flight when the account's bucket ran
+    dry are one signal, not one each), and empties the bucket (a burst of saved
+    tokens would draw more throttles); each answer not throttled raises it one step.
     """
 
     def __init__(
@@ -123,51 +93,42 @@ class TokenBucket:
         self._stamp = clock()
         self._lock = asyncio.Lock()
         self._queued = 0  # acquires holding or waiting for the lock
-        self.pace = AdaptiveRate.at(spec.refill_per_second)
+        self.ceiling = self.rate = spec.refill_per_second
+        self._decreased_at = -math.inf
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.spec.capacity, self._tokens + (now - self._stamp) * self.pace.rate)
+        self._tokens = min(self.spec.capacity, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
     def throttled(self, *, sent_at: float) -> None:
         """EC2 refused a request sent at `sent_at` (this bucket's clock) for rate."""
         self._refill()  # what accrued so far, at the rate it accrued at
-        pace = self.pace.after_throttle(sent_at=sent_at, now=self._clock())
-        if pace is not self.pace:
-            self.pace = pace
+        if sent_at >= self._decreased_at:
+            self.rate = max(self.ceiling * FLOOR_FRACTION, self.rate * DECREASE_FACTOR)
+            self._decreased_at = self._clock()
             self._tokens = min(self._tokens, 0.0)
 
     def succeeded(self) -> None:
         """EC2 answered a request of this bucket without throttling it."""
-        if self.pace.rate < self.pace.ceiling:
+        if self.rate < self.ceiling:
             self._refill()
-            self.pace = self.pace.after_success()
-
-    def acquire_now(self) -> float | None:
-        """`acquire()` if it would not wait: the seconds taken, else None."""
-        if self._queued:
-            return None
-        # nobody is ahead of us: a token there is ours without the (free) lock
-        start = self._clock()
-        self._refill()
-        if self._tokens < 1:
-            return None
-        self._tokens -= 1
-        return self._clock() - start
+            self.rate = min(self.ceiling, self.rate + self.ceiling * INCREASE_FRACTION)
 
     async def acquire(self) -> float:
         """Take one token, waiting for it if needed; return the seconds waited."""
-        waited = self.acquire_now()
-        if waited is not None:
-            return waited
         start = self._clock()
+        if not self._queued:  # nobody is ahead: a token there is ours without the lock
+            self._refill()
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return self._clock() - start
         self._queued += 1
         try:
             async with self._lock:
                 self._refill()
                 if self._tokens < 1:
-                    await self._sleep((1 - self._tokens) / self.pace.rate)
+                    await self._sleep((1 - self._tokens) / self.rate)
                     self._refill()
                 self._tokens -= 1
         finally:
@@ -207,8 +168,8 @@ class RateLimiter:
 
     def rate(self, action_class: ActionClass) -> float:
         """The current fill rate of `action_class`'s bucket (tokens per second)."""
-        return self._buckets[action_class].pace.rate
+        return self._buckets[action_class].rate
 
     def ceiling(self, action_class: ActionClass) -> float:
         """The share's fill rate, which `action_class`'s bucket returns to."""
-        return self._buckets[action_class].pace.ceiling
+        return self._buckets[action_class].ceiling

@@ -103,10 +103,7 @@ async def rbac_findings(api: client.ApiClient, permissions: Sequence[Permission]
             findings.append(failed(permission.label, f"could not ask: {_api_error(err)}"))
             continue
         verbs = ", ".join(permission.verbs)
-        if denied:
-            findings.append(
-                failed(permission.label, f"denied: {', '.join(denied)} (needs {verbs})")
-            )
-        else:
-            findings.append(passed(permission.label, f"allowed: {verbs}"))
+        denial = f"denied: {', '.join(denied)} (needs {verbs})"
+        allowed = passed(permission.label, f"allowed: {verbs}")
+        findings.append(failed(permission.label, denial) if denied else allowed)
     return findings

@@ -78,18 +78,14 @@ class AttemptLog:
                 logged.done = True
                 _CURRENT.reset(token)
 
-        async def logged_attempt(
-            action: str, method: Any, params: Any, *, idempotent: bool
-        ) -> dict[str, Any]:
+        async def logged_attempt(action: str, params: Any) -> dict[str, Any]:
             logged = _CURRENT.get()
             if logged is None:  # a request outside `call`: log it as a call of its own
                 logged = LoggedCall(action=action, done=True)
                 self.calls.append(logged)
             logged.codes.append(CANCELLED)
             try:
-                response: dict[str, Any] = await attempt(
-                    action, method, params, idempotent=idempotent
-                )
+                response: dict[str, Any] = await attempt(action, params)
             except EC2Error as err:
                 logged.codes[-1] = err.code
                 raise

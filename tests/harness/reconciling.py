@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from eni_controller import model
-from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.config import Config
 from eni_controller.kube.eninode_writes import ENINodeWriter
 from eni_controller.kube.events import EventRecorder
@@ -43,6 +42,7 @@ from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler, Result
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS, StatusLimits
 from eni_controller.reconcile.tokens import ClientTokens
+from tests.harness.identity import known_identity
 from tests.harness.memory_ec2 import AZ, SECURITY_GROUP, SUBNET, RulesMemoryEC2, unpaced_client
 
 CLUSTER = "unit"
@@ -169,7 +169,7 @@ class ReconcileWorld:
             client,
             allocator,
             metrics=self.metrics,
-            cluster=ClusterIdentity.known(name=CLUSTER, vpc_id="vpc-1"),
+            cluster=known_identity(name=CLUSTER, vpc_id="vpc-1"),
             tokens=ClientTokens(),
         )
         self.cleanup = CleanupPool(

@@ -7,7 +7,6 @@ import asyncio
 import uuid
 
 from eni_controller.aws.ec2 import connect_ec2, eni_tag_specifications
-from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
@@ -23,6 +22,7 @@ from tests.harness.controller import (
 )
 from tests.harness.ec2world import AZ_A, World, ec2_client, launch_instance
 from tests.harness.fleet import delete_nodeeni, enis_of, make_nodes, nodeeni_spec, wait_gone
+from tests.harness.identity import known_identity
 from tests.harness.realism.control import RealismControl
 from tests.harness.waiting import until
 
@@ -67,7 +67,7 @@ async def test_sweep_reclaims_unclaimed_enis_after_the_grace_period_only(
         sweep = OrphanSweep(
             EC2View(ec2, vpc_id=None),
             pool,
-            identity=ClusterIdentity.known(name=cluster, vpc_id=ec2_world.vpc_id),
+            identity=known_identity(name=cluster, vpc_id=ec2_world.vpc_id),
             claimed_uids=lambda: [claimed_uid],
             claimed_eni_ids=list,
             node_instance_ids=list,
@@ -111,7 +111,7 @@ async def test_sweep_reclaims_only_enis_of_its_own_cluster(ec2_world: World) -> 
             OrphanSweep(
                 EC2View(ec2, vpc_id=None),
                 pool,
-                identity=ClusterIdentity.known(name=name, vpc_id=ec2_world.vpc_id),
+                identity=known_identity(name=name, vpc_id=ec2_world.vpc_id),
                 claimed_uids=list,
                 claimed_eni_ids=list,
                 node_instance_ids=list,

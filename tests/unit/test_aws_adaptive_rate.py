@@ -27,7 +27,6 @@ from eni_controller.aws.ratelimit import (
     FLOOR_FRACTION,
     INCREASE_FRACTION,
     ActionClass,
-    AdaptiveRate,
     BucketSpec,
     RateLimiter,
     RateLimits,
@@ -59,52 +58,66 @@ def bucket(clock: ManualClock, *, capacity: float = 2, rate: float = RATE) -> To
     )
 
 
-# -- the pure rule ---------------------------------------------------------------
+# -- the rule ------------------------------------------------------------------
 
 
 def test_a_throttle_multiplies_the_rate_and_one_success_adds_a_step() -> None:
-    pace = AdaptiveRate.at(RATE)
-    assert (pace.rate, pace.floor) == (RATE, RATE * FLOOR_FRACTION)
-    lowered = pace.after_throttle(sent_at=1.0, now=2.0)
-    assert lowered.rate == pytest.approx(RATE * DECREASE_FACTOR)
-    assert lowered.decreased_at == 2.0
-    raised = lowered.after_success()
-    assert raised.rate == pytest.approx(RATE * (DECREASE_FACTOR + INCREASE_FRACTION))
-    assert raised.decreased_at == 2.0
+    clock = ManualClock()
+    b = bucket(clock)
+    assert (b.rate, b.ceiling) == (RATE, RATE)
+    b.throttled(sent_at=clock())
+    assert b.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    b.succeeded()
+    assert b.rate == pytest.approx(RATE * (DECREASE_FACTOR + INCREASE_FRACTION))
 
 
 def test_throttles_of_requests_sent_before_the_last_decrease_are_one_signal() -> None:
-    pace = AdaptiveRate.at(RATE).after_throttle(sent_at=1.0, now=2.0)
-    for sent_at in (0.5, 1.0, 1.9):  # in flight when the first throttle came back
-        assert pace.after_throttle(sent_at=sent_at, now=3.0) is pace
-    again = pace.after_throttle(sent_at=2.0, now=3.0)  # sent after: a new signal
-    assert again.rate == pytest.approx(RATE * DECREASE_FACTOR**2)
+    clock = ManualClock()
+    b = bucket(clock)
+    first = clock()
+    clock.advance(1.0)
+    b.throttled(sent_at=first)  # the decrease is now
+    for sent_at in (first - 0.5, first, clock() - 0.1):  # in flight when it came back
+        b.throttled(sent_at=sent_at)
+        assert b.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    b.succeeded()  # a success does not move the last decrease
+    b.throttled(sent_at=first)
+    raised = RATE * (DECREASE_FACTOR + INCREASE_FRACTION)
+    assert b.rate == pytest.approx(raised)
+    b.throttled(sent_at=clock())  # sent at the decrease or after: a new signal
+    assert b.rate == pytest.approx(raised * DECREASE_FACTOR)
 
 
 def test_the_rate_never_falls_below_the_floor_nor_rises_above_the_share() -> None:
-    pace = AdaptiveRate.at(RATE)
-    for n in range(100):
-        pace = pace.after_throttle(sent_at=float(n), now=float(n))
-        assert pace.floor <= pace.rate <= pace.ceiling
-    assert pace.rate == pytest.approx(RATE * FLOOR_FRACTION)
+    clock = ManualClock()
+    b = bucket(clock)
+    floor = RATE * FLOOR_FRACTION
+    for _ in range(100):
+        clock.advance(1.0)
+        b.throttled(sent_at=clock())
+        assert floor <= b.rate <= RATE
+    assert b.rate == pytest.approx(floor)
     for _ in range(1000):
-        pace = pace.after_success()
-        assert pace.floor <= pace.rate <= pace.ceiling
-    assert pace.rate == RATE
-    assert pace.after_success() is pace
+        b.succeeded()
+        assert floor <= b.rate <= RATE
+    assert b.rate == RATE
+    b.succeeded()
+    assert b.rate == RATE
 
 
 def test_down_up_down_up() -> None:
     """One decrease takes 15 successes to win back; it can be lost and won again."""
-    pace = AdaptiveRate.at(RATE)
-    for round_ in range(3):
-        pace = pace.after_throttle(sent_at=float(round_), now=float(round_))
-        assert pace.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    clock = ManualClock()
+    b = bucket(clock)
+    for _ in range(3):
+        clock.advance(1.0)
+        b.throttled(sent_at=clock())
+        assert b.rate == pytest.approx(RATE * DECREASE_FACTOR)
         for _ in range(14):
-            pace = pace.after_success()
-        assert pace.rate < RATE
-        pace = pace.after_success()
-        assert pace.rate == pytest.approx(RATE)
+            b.succeeded()
+        assert b.rate < RATE
+        b.succeeded()
+        assert b.rate == pytest.approx(RATE)
 
 
 # -- the bucket -------------------------------------------------------------------
@@ -115,7 +128,7 @@ async def test_a_throttle_empties_the_bucket_and_slows_the_refill() -> None:
     b = bucket(clock, capacity=5)
     assert await b.acquire() == 0.0  # 4 tokens left
     b.throttled(sent_at=clock())
-    assert b.pace.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    assert b.rate == pytest.approx(RATE * DECREASE_FACTOR)
     waited = await b.acquire()  # no saved token: one at the lowered rate
     assert waited == pytest.approx(1 / (RATE * DECREASE_FACTOR))
 
@@ -127,7 +140,7 @@ async def test_tokens_accrue_at_the_rate_in_force_when_they_accrued() -> None:
     clock.advance(0.5)  # 3.5 tokens
     for _ in range(15):
         b.succeeded()  # back to 10 per s from here on
-    assert b.pace.rate == pytest.approx(RATE)
+    assert b.rate == pytest.approx(RATE)
     clock.advance(0.05)  # +0.5 token
     waits = [await b.acquire() for _ in range(4)]
     assert waits == [0.0, 0.0, 0.0, 0.0]  # 4 tokens: 3.5 at the old rate, 0.5 at the new
@@ -143,15 +156,14 @@ async def test_throttles_from_a_round_in_flight_lower_the_rate_once() -> None:
     clock.advance(0.2)
     for at in sent:  # all eight come back throttled
         b.throttled(sent_at=at)
-    assert b.pace.rate == pytest.approx(RATE * DECREASE_FACTOR)
+    assert b.rate == pytest.approx(RATE * DECREASE_FACTOR)
 
 
 async def test_successes_at_the_share_cost_nothing_and_change_nothing() -> None:
     clock = ManualClock()
     b = bucket(clock)
-    pace = b.pace
     b.succeeded()
-    assert b.pace is pace
+    assert b.rate == RATE
 
 
 # -- the limiter and the client ---------------------------------------------------------

@@ -234,11 +234,14 @@ async def test_an_uncontended_acquire_never_yields(clock: ManualClock) -> None:
     await task
 
 
-async def test_acquire_now_leaves_a_refilled_token_to_those_waiting(clock: ManualClock) -> None:
+async def test_a_newcomer_leaves_a_refilled_token_to_those_waiting(clock: ManualClock) -> None:
     b = bucket(1, 10, clock)
     await b.acquire()
     waiting = asyncio.create_task(b.acquire())
     await asyncio.sleep(0)
     clock.advance(1.0)
-    assert b.acquire_now() is None
+    newcomer = asyncio.create_task(b.acquire())
+    await asyncio.sleep(0)
+    assert not newcomer.done()  # queued behind, it did not take the refilled token
     assert await waiting == pytest.approx(1.1)  # its 0.1 s sleep ends after our 1.0 s
+    assert await newcomer > 0

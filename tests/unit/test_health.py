@@ -259,12 +259,12 @@ def test_stop_is_idempotent_and_start_twice_refused() -> None:
     health.stop()  # never started: nothing to do
     health.start()
     try:
-        assert health.running
+        assert _get(health.probe_port, "/healthz")[0] == 200
         with pytest.raises(RuntimeError):
             health.start()
     finally:
         health.stop()
-    assert not health.running
+    assert _refused(health.probe_port)
     health.stop()
 
 
@@ -277,7 +277,6 @@ def test_a_taken_port_fails_start_and_leaves_nothing_listening() -> None:
         health = _health(metrics_port=metrics_port, probe_port=port)
         with pytest.raises(OSError, match="in use"):
             health.start()
-        assert not health.running
         assert _refused(metrics_port)
 
 

@@ -920,7 +920,6 @@ def test_nodeeni_from_dict() -> None:
         uid="5e0c3c43-3a3a-4b0e-9d7c-3a9b1f0c2d11",
         generation=3,
         resource_version="12345",
-        labels={"team": "net"},
         annotations={model.CLEANUP_START_ANNOTATION: "2024-05-01T12:00:00Z"},
         finalizers=(model.FINALIZER,),
         deletion_timestamp="2024-05-01T12:00:00Z",

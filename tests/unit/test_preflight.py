@@ -11,7 +11,6 @@ import pytest
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2_ACTIONS
 from eni_controller.aws.errors import classify_client_error
-from eni_controller.aws.identity import ClusterIdentity
 from eni_controller.aws.resources import Subnet
 from eni_controller.config import Config
 from eni_controller.kube.leader import DEFAULT_LEASE_NAME
@@ -40,6 +39,7 @@ from eni_controller.reconcile.executor import Outcome as SlotOutcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
 from tests.harness.ec2_errors import client_error
+from tests.harness.identity import known_identity
 from tests.harness.jobs import memory_job
 from tests.harness.memory_ec2 import AZ, MemoryEC2, unpaced_client
 from tests.harness.recording_ec2 import RecordingRaw
@@ -184,7 +184,7 @@ async def test_the_create_probe_sends_the_tags_a_real_create_sends(
         unpaced_client(real, metrics=metrics),
         DeviceIndexAllocator(),
         metrics=metrics,
-        cluster=ClusterIdentity.known(name=config.cluster_name, vpc_id="vpc-1"),
+        cluster=known_identity(name=config.cluster_name, vpc_id="vpc-1"),
     )
     (result,) = await executor.run(job, [CreateAndAttach(slot=slot)])
     assert result.outcome is SlotOutcome.DONE
