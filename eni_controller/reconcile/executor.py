@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol
 
 import structlog
 
@@ -79,10 +78,8 @@ class SlotResult:
         )
 
 
-class Emit(Protocol):
-    """Record `count` events about the Job's NodeENI; returns at once (kube/events.py)."""
-
-    def __call__(self, type_: str, reason: str, message: str, count: int = 1, /) -> None: ...
+# record an event (type, reason, message) about the Job's NodeENI; returns at once
+Emit = Callable[[str, str, str], None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

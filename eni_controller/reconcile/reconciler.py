@@ -207,8 +207,8 @@ class Reconciler:
                 spec=spec,
                 security_group_ids=data.security_group_ids,
                 instances=data.instances,
-                emit=lambda type_, reason, message, count=1: self._kube.events.record_soon(
-                    nodeeni, type_=type_, reason=reason, message=message, count=count
+                emit=lambda type_, reason, message: self._kube.events.record_soon(
+                    nodeeni, type_=type_, reason=reason, message=message
                 ),
                 generation=nodeeni.generation,
                 max_enis=max_enis,
