@@ -27,7 +27,7 @@ import structlog
 
 from eni_controller import eninode, model
 from eni_controller.aws.lookup import LookupFailed
-from eni_controller.aws.resources import NetworkInterface
+from eni_controller.aws.resources import NetworkInterface, Subnet
 from eni_controller.config import Config
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import LABELS_INDEX
@@ -35,7 +35,6 @@ from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.metrics import Metrics
 from eni_controller.model import AttachmentState, ConditionStatus
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.adoption import GoAdoption
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.eninode_sync import Store
@@ -50,6 +49,7 @@ from eni_controller.reconcile.planner import (
     moved_by_someone_else,
     plan,
 )
+from eni_controller.reconcile.retries import keep_newest
 from eni_controller.reconcile.status import (
     NODE_INTERFACES_READY,
     READY,
@@ -130,9 +130,7 @@ class Reconciler:
         self._view = ec2.view
         self._executor = ec2.executor
         self._cleanup = ec2.cleanup
-        self._adoption = GoAdoption(
-            view=ec2.view, executor=ec2.executor, events=kube.events, node=self._node
-        )
+        self._adopted: dict[str, None] = {}  # Go ENIs tagged as ours: a snapshot lags
 
     async def reconcile(self, name: str) -> Result:
         """Reconcile the NodeENI `name` as the informer and EC2 show it now."""
@@ -172,7 +170,7 @@ class Reconciler:
                 return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
-        enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
+        enis = [*enis, *await self._adopt(nodeeni, enis=enis, subnets=subnets)]
         max_enis = await self._view.limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -253,6 +251,42 @@ class Reconciler:
         if settling or any(a not in unfinished for a in final.actions):
             waits.append(PROGRESS_REQUEUE_SECONDS)
         return Result(requeue_after=min(waits)) if waits else DONE
+
+    async def _adopt(
+        self, nodeeni: model.NodeENI, *, enis: Sequence[NetworkInterface], subnets: Sequence[Subnet]
+    ) -> list[NetworkInterface]:
+        """The Go controller's ENIs for the slots of `nodeeni`, now tagged as its own,
+        so a migration makes no second ENI beside each; `enis`: those already tagged
+        with its uid. One counts when its Node tag names a node of this cluster, its
+        subnet is one of the spec's, and it is attached to that node's instance or to
+        none; it is then planned like any ENI of ours (kept at its index with its IP)."""
+        known = {e.eni_id for e in enis} | self._adopted.keys()
+        subnet_ids = {s.subnet_id for s in subnets}
+        adopted: list[NetworkInterface] = []
+        for eni in await self._view.legacy(nodeeni.name):
+            if eni.eni_id in known or eni.subnet_id not in subnet_ids:
+                continue
+            node_name = eni.tags.get(tags.NODE_KEY, "")
+            node = self._node(node_name)
+            instance_id = node.instance_id if node is not None else None
+            if instance_id is None or (
+                eni.attachment is not None and eni.attachment.instance_id != instance_id
+            ):
+                continue  # not on a node of this cluster: not ours to take
+            tagged = await self._executor.adopt(
+                eni, nodeeni=nodeeni.name, uid=nodeeni.uid, node=node_name, instance_id=instance_id
+            )
+            if tagged is None:
+                continue
+            await self._kube.events.record(
+                nodeeni,
+                type_="Normal",
+                reason="ENIAdopted",
+                message=f"adopted {eni.eni_id} on node {node_name}, made by the Go controller",
+            )
+            keep_newest(self._adopted, eni.eni_id, None)
+            adopted.append(tagged)
+        return adopted
 
     def _unsettled(
         self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
