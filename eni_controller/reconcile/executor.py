@@ -117,7 +117,7 @@ class Executor:
         self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
         self._backoff = backoff or retries.SlotBackoff()
         self._tokens = tokens or ClientTokens()
-        self._effects = retries.EffectAttempts()
+        self._effects: dict[retries.EffectKey, int] = {}  # attribute changes sent, and how often
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
@@ -157,7 +157,7 @@ class Executor:
     def forget(self, uid: str) -> None:
         """The NodeENI `uid` is gone: its slots' backoff and attribute counts with it."""
         self._backoff.forget(uid)
-        self._effects.forget(uid)
+        self._effects = {k: n for k, n in self._effects.items() if k.uid != uid}
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
         """Each action's result, in the `staggered` order the slots were started in.
@@ -202,7 +202,7 @@ class Executor:
             subnet_id=slot.subnet.subnet_id,
         )
         step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)])
-        if effect is not None and self._effects.exhausted(effect):
+        if effect is not None and self._effects.get(effect, 0) >= retries.MAX_EFFECT_ATTEMPTS:
             message = (
                 f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
                 f"after {retries.MAX_EFFECT_ATTEMPTS} successful "
@@ -246,9 +246,13 @@ class Executor:
             )
             return self._backed_off(action, Outcome.BLOCKED if blocked else Outcome.RETRY, failure)
         if effect is not None:
-            self._effects.sent(effect)
+            self._sent(effect)
         self._backoff.succeeded(step)
         return SlotResult(action=action, outcome=Outcome.DONE, attached_at=attached_at)
+
+    def _sent(self, effect: retries.EffectKey) -> None:
+        """The change was sent and EC2 answered success."""
+        retries.keep_newest(self._effects, effect, self._effects.get(effect, 0) + 1)
 
     def _backed_off(self, action: Action, outcome: Outcome, failure: retries.Failure) -> SlotResult:
         return SlotResult(
@@ -333,8 +337,8 @@ class Executor:
                 await self._ec2.set_delete_on_termination(
                     eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=True
                 )
-                # the first of the bounded sends of this change (see retries.EffectAttempts)
-                self._effects.sent(_delete_on_termination(job.uid, attachment_id, True))
+                # the first of the bounded sends of this change
+                self._sent(_delete_on_termination(job.uid, attachment_id, True))
         except errors.ENINotFound:
             if self._tokens.not_found(eni_id):  # known gone: it holds no device index either
                 self._allocator.forget(eni_id)

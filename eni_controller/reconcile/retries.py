@@ -8,8 +8,8 @@ on calls that cannot succeed.
   ``base * 2**(failures - 1)`` seconds, capped. Success forgets the failures, a
   new generation of the NodeENI (spec edited) starts afresh; nothing else
   bypasses it, and the standing failure stays on the NodeENI's conditions.
-- `EffectAttempts`: an attribute change that succeeded but does not show is
-  sent at most MAX_EFFECT_ATTEMPTS times per (target, attribute, wanted value).
+- An attribute change that succeeded but does not show is sent at most
+  MAX_EFFECT_ATTEMPTS times per `EffectKey` (the executor counts them).
 
 Both forget a NodeENI's entries when it is gone and keep at most MAX_KEPT
 entries (oldest dropped first): what is forgotten costs one more try.
@@ -114,22 +114,6 @@ class EffectKey:
     target: str  # the attachment id (DeleteOnTermination) or ENI id (security groups)
     attribute: str
     wanted: Hashable
-
-
-class EffectAttempts:
-    def __init__(self) -> None:
-        self._sent: dict[EffectKey, int] = {}
-
-    def sent(self, key: EffectKey) -> None:
-        """The change was sent and EC2 answered success."""
-        keep_newest(self._sent, key, self._sent.get(key, 0) + 1)
-
-    def exhausted(self, key: EffectKey) -> bool:
-        """The change was sent MAX_EFFECT_ATTEMPTS times and still does not show."""
-        return self._sent.get(key, 0) >= MAX_EFFECT_ATTEMPTS
-
-    def forget(self, uid: str) -> None:
-        self._sent = {k: n for k, n in self._sent.items() if k.uid != uid}
 
 
 def keep_newest(kept: MutableMapping[K, V], key: K, value: V) -> V:

@@ -23,8 +23,6 @@ from eni_controller.reconcile.planner import (
 )
 from eni_controller.reconcile.retries import (
     MAX_EFFECT_ATTEMPTS,
-    EffectAttempts,
-    EffectKey,
     SlotBackoff,
     SlotKey,
     StepKey,
@@ -126,7 +124,7 @@ def test_a_mismatched_token_is_spent() -> None:
     assert tokens.token(KEY) == next_token(first, left_because=MISMATCH)
 
 
-# --- SlotBackoff and EffectAttempts -----------------------------------------------------
+# --- SlotBackoff --------------------------------------------------------------------
 
 
 def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -> None:
@@ -155,18 +153,11 @@ def test_an_edited_spec_starts_the_backoff_afresh() -> None:
     assert backoff.failed(STEP, generation=2, reason="Unauthorized", message="m").attempts == 1
 
 
-def test_a_forgotten_nodeeni_leaves_no_failures_or_counts() -> None:
+def test_a_forgotten_nodeeni_leaves_no_failures() -> None:
     backoff = SlotBackoff(clock=ManualClock())
-    effects = EffectAttempts()
-    effect = EffectKey(uid="uid-1", target="att-1", attribute="DeleteOnTermination", wanted=True)
     backoff.failed(STEP, generation=1, reason="r", message="m")
-    for _ in range(MAX_EFFECT_ATTEMPTS):
-        effects.sent(effect)
-    assert effects.exhausted(effect)
     backoff.forget("uid-1")
-    effects.forget("uid-1")
     assert backoff.standing(STEP, generation=1) is None
-    assert not effects.exhausted(effect)
 
 
 # --- through the executor ---------------------------------------------------------------
@@ -343,6 +334,9 @@ async def test_an_attribute_change_that_does_not_stick_is_sent_a_bounded_number_
         slot=change.slot, eni_id=eni_id, attachment_id="eni-attach-other", value=True
     )
     assert (await rig.run(fresh)).outcome is Outcome.DONE
+    # a forgotten NodeENI leaves no counts: the change is sent again
+    rig.executor.forget(rig.job().uid)
+    assert (await rig.run(change)).outcome is Outcome.DONE
 
 
 async def test_an_eni_gone_from_status_gives_up_its_token_and_its_index() -> None:
