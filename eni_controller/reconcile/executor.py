@@ -201,7 +201,7 @@ class Executor:
             instance_id=slot.instance_id,
             subnet_id=slot.subnet.subnet_id,
         )
-        step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)])
+        step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)], generation=job.generation)
         if effect is not None and self._effects.get(effect, 0) >= retries.MAX_EFFECT_ATTEMPTS:
             message = (
                 f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
@@ -213,7 +213,7 @@ class Executor:
             return SlotResult(
                 action=action, outcome=Outcome.GIVEN_UP, reason=reason, message=message
             )
-        standing = self._backoff.standing(step, generation=job.generation)
+        standing = self._backoff.standing(step)
         if standing is not None and self._backoff.remaining(standing) > 0:
             return self._backed_off(action, Outcome.HELD, standing)
         attached_at: int | None = None
@@ -241,9 +241,7 @@ class Executor:
                     "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
                 )
             message = f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
-            failure = self._backoff.failed(
-                step, generation=job.generation, reason=errors.reason_for(err), message=message
-            )
+            failure = self._backoff.failed(step, reason=errors.reason_for(err), message=message)
             return self._backed_off(action, Outcome.BLOCKED if blocked else Outcome.RETRY, failure)
         if effect is not None:
             self._sent(effect)

@@ -41,7 +41,6 @@ class Failure:
     message: str
     attempts: int
     retry_at: float  # the clock's time before which the step is not tried again
-    generation: int  # the NodeENI generation it failed under
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,6 +55,7 @@ class SlotKey:
 class StepKey:
     slot: SlotKey
     kind: str  # the action's
+    generation: int  # the NodeENI's: a new one (spec edited) is a new step
 
 
 class SlotBackoff:
@@ -66,23 +66,16 @@ class SlotBackoff:
         cap: float = BACKOFF_MAX_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 < base <= cap:
-            raise ValueError("need 0 < base <= cap")
         self._base = base
         self._cap = cap
         self._clock = clock
         self._failures: dict[StepKey, Failure] = {}
 
-    def standing(self, key: StepKey, *, generation: int) -> Failure | None:
-        """The step's failure, if any (one of an older generation is dropped)."""
-        failure = self._failures.get(key)
-        if failure is not None and failure.generation != generation:
-            del self._failures[key]
-            return None
-        return failure
+    def standing(self, key: StepKey) -> Failure | None:
+        return self._failures.get(key)
 
-    def failed(self, key: StepKey, *, generation: int, reason: str, message: str) -> Failure:
-        before = self.standing(key, generation=generation)
+    def failed(self, key: StepKey, *, reason: str, message: str) -> Failure:
+        before = self._failures.get(key)
         attempts = 1 if before is None else before.attempts + 1
         delay = min(self._cap, self._base * 2 ** min(attempts - 1, _MAX_EXPONENT))
         failure = Failure(
@@ -90,7 +83,6 @@ class SlotBackoff:
             message=message,
             attempts=attempts,
             retry_at=self._clock() + delay,
-            generation=generation,
         )
         return keep_newest(self._failures, key, failure)
 

@@ -40,7 +40,7 @@ from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
 FIRST = tags.client_token(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
-STEP = StepKey(slot=KEY, kind="create")
+STEP = StepKey(slot=KEY, kind="create", generation=1)
 INSTANCES = instance_ids(4)
 
 
@@ -131,33 +131,34 @@ def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -
     backoff = SlotBackoff(base=2.0, cap=10.0, clock=clock)
     delays = []
     for _ in range(5):
-        failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
+        failure = backoff.failed(STEP, reason="Unauthorized", message="m")
         delays.append(backoff.remaining(failure))
     assert delays == [2.0, 4.0, 8.0, 10.0, 10.0]
     clock.advance(9.0)
     assert backoff.remaining(failure) == 1.0
     clock.advance(1.0)
     assert backoff.remaining(failure) == 0.0
-    assert backoff.standing(STEP, generation=1) is not None  # still reported
+    assert backoff.standing(STEP) is not None  # still reported
     backoff.succeeded(STEP)
-    assert backoff.standing(STEP, generation=1) is None
+    assert backoff.standing(STEP) is None
 
 
 def test_an_edited_spec_starts_the_backoff_afresh() -> None:
     backoff = SlotBackoff(base=2.0, cap=300.0, clock=ManualClock())
     for _ in range(4):
-        failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
-    assert backoff.standing(STEP, generation=1) == failure
+        failure = backoff.failed(STEP, reason="Unauthorized", message="m")
+    assert backoff.standing(STEP) == failure
     assert backoff.remaining(failure) > 0
-    assert backoff.standing(STEP, generation=2) is None
-    assert backoff.failed(STEP, generation=2, reason="Unauthorized", message="m").attempts == 1
+    edited = dataclasses.replace(STEP, generation=2)
+    assert backoff.standing(edited) is None
+    assert backoff.failed(edited, reason="Unauthorized", message="m").attempts == 1
 
 
 def test_a_forgotten_nodeeni_leaves_no_failures() -> None:
     backoff = SlotBackoff(clock=ManualClock())
-    backoff.failed(STEP, generation=1, reason="r", message="m")
+    backoff.failed(STEP, reason="r", message="m")
     backoff.forget("uid-1")
-    assert backoff.standing(STEP, generation=1) is None
+    assert backoff.standing(STEP) is None
 
 
 # --- through the executor ---------------------------------------------------------------
