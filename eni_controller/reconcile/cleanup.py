@@ -141,23 +141,20 @@ class CleanupPool:
             oldest_pending_seconds=self._oldest_pending_seconds,
         )
 
-    def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> None:
-        """Queue an ENI for cleanup on behalf of `nodeeni`. `seen` is the view the
-        decision was made on: it spares the worker a describe before the detach, and
-        its attachment's instance is the only one the pool will detach the ENI from."""
-        job = self._jobs.get(eni_id)
-        if job is None:
-            job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
-            self._owners[nodeeni] += 1
-        elif job.owner != nodeeni:
-            self._owners[job.owner] -= 1
-            self._owners[nodeeni] += 1
-            job.owner = nodeeni
-        if seen is not None and eni_id not in self._parked and eni_id not in self._free:
+    def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> bool:
+        """Queue an ENI for cleanup on behalf of `nodeeni`; False, doing nothing, if it
+        is pending already. `seen` is the view the decision was made on: it spares the
+        worker a describe before the detach, and its attachment's instance is the only
+        one the pool will detach the ENI from."""
+        if eni_id in self._jobs:
+            return False
+        job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
+        if seen is not None:
             job.view, job.instance_id, job.decided = seen, _attached_to(seen), True
             job.log_fields = tags.log_fields(seen)
-        if eni_id not in self._parked:
-            self.queue.add(eni_id)
+        self._owners[nodeeni] += 1
+        self.queue.add(eni_id)
+        return True
 
     def cancel(self, eni_id: str) -> bool:
         """Take the ENI out of the pool (its owner is told): no detach or delete is made

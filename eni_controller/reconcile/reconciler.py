@@ -311,7 +311,7 @@ class Reconciler:
         wanted = [a.eni_id for a in planned.attachments]
         wanted += [a.eni_id for a in planned.actions if isinstance(a, Attach)]
         for eni_id in wanted:
-            if self._cleanup.pending(eni_id) and self._cleanup.cancel(eni_id):
+            if self._cleanup.cancel(eni_id):
                 log.info("cleanup called off: the ENI is wanted again", eni_id=eni_id)
 
     async def _delete(self, nodeeni: model.NodeENI) -> Result:
@@ -380,9 +380,8 @@ class Reconciler:
         )
 
     def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
-        if not self._cleanup.pending(eni.eni_id):
+        if self._cleanup.submit(eni.eni_id, nodeeni=nodeeni, seen=eni):
             log.info("ENI handed to cleanup", **{"nodeeni": nodeeni, **tags.log_fields(eni)})
-            self._cleanup.submit(eni.eni_id, nodeeni=nodeeni, seen=eni)
 
     def _node(self, name: str) -> NodeView | None:
         raw = self._kube.nodes.get(name) if name else None
