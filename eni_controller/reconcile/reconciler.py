@@ -425,7 +425,8 @@ class Reconciler:
         attachments: Sequence[model.Attachment] | None = None,
         desired: int | None = None,
     ) -> None:
-        """Status with `conditions`, and `attachments` and `desired` where given."""
+        """Status with `conditions`, and `attachments` and `desired` where given (else
+        as they are: an invalid spec asks EC2 nothing)."""
         entries = nodeeni.status.attachments if attachments is None else attachments
         reports = {
             name: eninode.parse_status(raw.get("status")).by_eni()
