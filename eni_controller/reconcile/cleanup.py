@@ -134,7 +134,6 @@ class CleanupPool:
         self._new_parked = asyncio.Event()
         self.in_flight = 0
         self.max_in_flight = 0  # read by tests: never above the worker count
-        self.polls = 0  # read by tests: describes made while waiting for detachment
         metrics.watch_cleanup_pool(
             pending=lambda: len(self._jobs),
             in_flight=lambda: self.in_flight,
@@ -394,7 +393,6 @@ class CleanupPool:
         waiting = sorted(self._parked)
         if not waiting:
             return
-        self.polls += 1
         found = await self._ec2.describe_network_interfaces(
             filters={"status": list(NOT_FREE_STATUSES)}, eni_ids=waiting
         )

@@ -52,6 +52,7 @@ class CleanupEC2:
         self.stuck = set(stuck)  # never detach
         self.stubborn = set(stubborn)  # detach only when forced
         self.calls: Counter[str] = Counter()
+        self.polls = 0  # describes filtered by status: the pool's waits for detachment
         self.describe_sizes: list[int] = []
         self.asked: Counter[str] = Counter()  # describes that named the ENI
         self.detached: Counter[str] = Counter()  # detaches that took effect, by ENI
@@ -105,6 +106,8 @@ class CleanupEC2:
             if eni is not None and detaching and eni_id not in self.stuck | self.stubborn:
                 self.enis[eni_id] = replace(eni, attachment=None, status="available")
         statuses = filters.get("status")
+        if statuses is not None:
+            self.polls += 1
         answer = [
             e
             for i in eni_ids

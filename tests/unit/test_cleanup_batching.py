@@ -57,7 +57,7 @@ async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_w
     assert ec2.calls["detach"] == 300
     assert ec2.calls["delete"] == 300
     # no describe before a detach (the submitter's view), and the waits are batched
-    assert ec2.calls["describe"] == pool.polls
+    assert ec2.calls["describe"] == ec2.polls
     assert ec2.calls["describe"] <= 300 * 0.25, ec2.describe_sizes
     # polls ask only for ENIs still in use: detached ones are not described in full
     assert ec2.answered == 0
@@ -84,7 +84,7 @@ async def test_an_eni_not_free_by_the_timeout_is_described_again_and_kept() -> N
         await _until(lambda: "eni-0000" not in ec2.enis)
         # timed out, then described afresh by a worker (not a poll) and parked again
         await _until(lambda: metrics.cleanups.labels("retry")._value.get() >= 2)
-        assert ec2.calls["describe"] > pool.polls
+        assert ec2.calls["describe"] > ec2.polls
         assert pool.pending("eni-0001")  # never dropped
         ec2.stuck.clear()
         await _until(lambda: not ec2.enis)
