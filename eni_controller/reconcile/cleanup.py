@@ -55,10 +55,6 @@ RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 60.0
 
 
-class DetachTimeout(Exception):
-    """The ENI was still attached when DETACHMENT_TIMEOUT ran out."""
-
-
 @dataclass(kw_only=True, eq=False)
 class _Job:
     """One pending ENI; a new object each time the ENI enters the pool, so a worker
@@ -232,11 +228,11 @@ class CleanupPool:
                 await self._step(eni_id, job)
             except errors.EC2Error as err:
                 if self._current(eni_id, job):
-                    self._retry(eni_id, job, err)
+                    self._retry(eni_id, job, type(err).__name__, str(err))
             except Exception:
                 if self._current(eni_id, job):
                     log.exception("cleanup failed", **_fields(eni_id, job))
-                    self._retry(eni_id, job, None)
+                    self._retry(eni_id, job)
             finally:
                 self.in_flight -= 1
                 queue.done(eni_id)
@@ -354,10 +350,10 @@ class CleanupPool:
         self._tell_later.pop(owner, None)
         self._on_done(owner)
 
-    def _retry(self, eni_id: str, job: _Job, err: Exception | None) -> None:
-        if err is not None:
-            fields = _fields(eni_id, job)
-            log.info("cleanup will retry", error=type(err).__name__, detail=str(err), **fields)
+    def _retry(self, eni_id: str, job: _Job, error: str = "", detail: str = "") -> None:
+        """Again after the backoff; the log line names the `error`, if given."""
+        if error:
+            log.info("cleanup will retry", error=error, detail=detail, **_fields(eni_id, job))
         self._metrics.cleanups.labels("retry").inc()
         self._observe(job)
         job.view = None  # described afresh next time
@@ -416,4 +412,5 @@ class CleanupPool:
             elif now >= deadline:
                 del self._parked[eni_id]
                 job.force = True
-                self._retry(eni_id, job, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
+                detail = f"{eni_id} still {eni.attachment.status}"
+                self._retry(eni_id, job, "DetachTimeout", detail)
