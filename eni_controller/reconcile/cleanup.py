@@ -129,7 +129,6 @@ class CleanupPool:
         self._free: set[str] = set()  # seen free by the poller: next pass deletes
         self._new_parked = asyncio.Event()
         self.in_flight = 0
-        self.max_in_flight = 0  # read by tests: never above the worker count
         metrics.watch_cleanup_pool(
             pending=lambda: len(self._jobs),
             in_flight=lambda: self.in_flight,
@@ -221,7 +220,6 @@ class CleanupPool:
                 queue.done(eni_id)
                 continue
             self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if job.started is None:
                 job.started = self._clock()
             try:

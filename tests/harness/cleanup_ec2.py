@@ -5,7 +5,8 @@ Detaching is asynchronous, as on AWS: a detach marks the attachment
 ENI is stuck (never detaches) or stubborn (detaches only when forced). A detach
 naming an attachment that is no longer the ENI's answers AttachmentNotFound,
 and a delete of an attached ENI answers InUse, as AWS does. `hold` pauses a
-call until the test lets it go, `fail_once` makes one call fail.
+call until the test lets it go, `fail_once` makes one call fail. `CleanupCalls`
+counts the pool's detach and delete calls in flight at once, in any EC2.
 
 Kept beside memory_ec2.MemoryEC2 because that one detaches at once: the
 pool's detach-wait-delete sequence needs EC2's asynchronous detach.
@@ -14,13 +15,17 @@ pool's detach-wait-delete sequence needs EC2's asynchronous detach.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from eni_controller.aws import errors
 from eni_controller.aws.resources import ENIAttachment, NetworkInterface
+from eni_controller.metrics import Metrics
 from tests.harness.resources import network_interface
 
 
@@ -38,6 +43,28 @@ def attached_eni(
             delete_on_termination=True,
         ),
     )
+
+
+class CleanupCalls:
+    """The most detach and delete calls in flight at once, as the pool reports each
+    one to `metrics` (so never more than it has workers)."""
+
+    def __init__(self, metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = self.most = 0
+        operation = metrics.eni_operation
+
+        @contextlib.contextmanager
+        def counted(name: str) -> Iterator[None]:
+            step = 1 if name in ("detach", "delete") else 0
+            with operation(name):
+                self.now += step
+                self.most = max(self.most, self.now)
+                try:
+                    yield
+                finally:
+                    self.now -= step
+
+        monkeypatch.setattr(metrics, "eni_operation", counted)
 
 
 class CleanupEC2:
