@@ -54,14 +54,11 @@ class EC2View:
         self._facts: dict[str, tuple[int, Instance]] = {}  # by instance id
         self._deleted: dict[str, None] = {}  # ENI ids we deleted, oldest first (bounded)
         self._by_uid = Batcher(
-            self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
+            self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=lambda: self._count
         )
         self._by_instance = Batcher(
-            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
+            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=lambda: self._count
         )
-
-    def _now(self) -> float:
-        return self._count
 
     def changed(self, *, uid: str | None = None, instance: str | None = None) -> None:
         """This uid's ENIs, or this instance, may have changed: the next reader describes."""
