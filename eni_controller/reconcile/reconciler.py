@@ -39,7 +39,7 @@ from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.eninode_sync import Store
 from eni_controller.reconcile.eninodes import fold_reports
-from eni_controller.reconcile.executor import Executor, Job, Outcome, SlotResult
+from eni_controller.reconcile.executor import Executor, Job, Outcome
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
     Attach,
@@ -197,21 +197,19 @@ class Reconciler:
             data = dataclasses.replace(data, instances={**data.instances, **fresh})
             first = plan(data)
         self._settle_ownership(first)
-        results: list[SlotResult] = []
-        if first.actions:
-            job = Job(
-                nodeeni=nodeeni.name,
-                uid=nodeeni.uid,
-                spec=spec,
-                security_group_ids=data.security_group_ids,
-                instances=data.instances,
-                emit=lambda type_, reason, message: self._kube.events.record_soon(
-                    nodeeni, type_=type_, reason=reason, message=message
-                ),
-                generation=nodeeni.generation,
-                max_enis=max_enis,
-            )
-            results = await self._executor.run(job, first.actions)
+        job = Job(
+            nodeeni=nodeeni.name,
+            uid=nodeeni.uid,
+            spec=spec,
+            security_group_ids=data.security_group_ids,
+            instances=data.instances,
+            emit=lambda type_, reason, message: self._kube.events.record_soon(
+                nodeeni, type_=type_, reason=reason, message=message
+            ),
+            generation=nodeeni.generation,
+            max_enis=max_enis,
+        )
+        results = await self._executor.run(job, first.actions)  # none: nothing to do
         final = first
         acted = [r for r in results if r.outcome in _CALLED_EC2]
         if acted:
