@@ -22,14 +22,17 @@ Invariants:
 * `_jobs` keeps entry order, so its first job is the oldest (for the gauges).
 
 Each step done is one info line ("ENI detached", "ENI deleted") and one Event
-on the owner; the owner is told as its ENIs leave the pool (owner_notices.py).
+on the owner. An owner is told its ENIs left the pool at most once per
+NOTIFY_INTERVAL_SECONDS while more of them are pending (a reconcile per deleted
+ENI would cost more EC2 work than the deletions), and at once with its last one:
+its finalizer waits on that.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,7 +44,6 @@ from eni_controller.aws.resources import NetworkInterface
 from eni_controller.kube.workqueue import ShutDown, WorkQueue
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.owner_notices import OwnerNotices
 
 log = structlog.get_logger(__name__)
 
@@ -51,17 +53,6 @@ POLL_MAX_SECONDS = 2.0
 NOTIFY_INTERVAL_SECONDS = 1.0
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 60.0
-
-
-class DetachTimeout(Exception):
-    """The ENI was still attached when DETACHMENT_TIMEOUT ran out."""
-
-
-class _Outcome(enum.Enum):
-    GONE = "gone"  # deleted, or already gone
-    PARKED = "parked"  # detached (or detaching): the poller waits for it
-    MOVED = "moved"  # attached somewhere else than decided: not ours to touch
-    STALE = "stale"  # cancelled (or the term ended) during the step: nothing more to do
 
 
 @dataclass(kw_only=True, eq=False)
@@ -131,36 +122,33 @@ class CleanupPool:
         self._clock = clock
         self.queue: WorkQueue[str] = _new_queue()  # a new one each term
         self._jobs: dict[str, _Job] = {}  # every pending ENI
-        self._owners = OwnerNotices(on_done, interval=NOTIFY_INTERVAL_SECONDS)
+        self._on_done = on_done
+        self._owners: Counter[str] = Counter()  # owner -> how many of its ENIs are pending
+        self._tell_later: dict[str, asyncio.TimerHandle] = {}
         self._parked: dict[str, float] = {}  # detached, awaiting `available`: ENI id → deadline
         self._free: set[str] = set()  # seen free by the poller: next pass deletes
         self._new_parked = asyncio.Event()
         self.in_flight = 0
-        self.max_in_flight = 0  # read by tests: never above the worker count
-        self.polls = 0  # read by tests: describes made while waiting for detachment
         metrics.watch_cleanup_pool(
             pending=lambda: len(self._jobs),
             in_flight=lambda: self.in_flight,
             oldest_pending_seconds=self._oldest_pending_seconds,
         )
 
-    def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> None:
-        """Queue an ENI for cleanup on behalf of `nodeeni`. `seen` is the view the
-        decision was made on: it spares the worker a describe before the detach, and
-        its attachment's instance is the only one the pool will detach the ENI from."""
-        job = self._jobs.get(eni_id)
-        if job is None:
-            job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
-            self._owners.pending[nodeeni] += 1
-        elif job.owner != nodeeni:
-            self._owners.pending[job.owner] -= 1
-            self._owners.pending[nodeeni] += 1
-            job.owner = nodeeni
-        if seen is not None and eni_id not in self._parked and eni_id not in self._free:
+    def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> bool:
+        """Queue an ENI for cleanup on behalf of `nodeeni`; False, doing nothing, if it
+        is pending already. `seen` is the view the decision was made on: it spares the
+        worker a describe before the detach, and its attachment's instance is the only
+        one the pool will detach the ENI from."""
+        if eni_id in self._jobs:
+            return False
+        job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
+        if seen is not None:
             job.view, job.instance_id, job.decided = seen, _attached_to(seen), True
             job.log_fields = tags.log_fields(seen)
-        if eni_id not in self._parked:
-            self.queue.add(eni_id)
+        self._owners[nodeeni] += 1
+        self.queue.add(eni_id)
+        return True
 
     def cancel(self, eni_id: str) -> bool:
         """Take the ENI out of the pool (its owner is told): no detach or delete is made
@@ -177,7 +165,7 @@ class CleanupPool:
 
     def pending_for(self, nodeeni: str) -> int:
         """How many of `nodeeni`'s ENIs are queued, parked or being cleaned."""
-        return self._owners.pending.get(nodeeni, 0)
+        return self._owners.get(nodeeni, 0)
 
     def _oldest_pending_seconds(self) -> float:
         """How long the oldest ENI has been pending (0: none). Called on a scrape
@@ -211,6 +199,9 @@ class CleanupPool:
     def _drop_all(self) -> None:
         if self._jobs:
             log.info("cleanup pool stopped: pending cleanups dropped", enis=len(self._jobs))
+        for later in self._tell_later.values():
+            later.cancel()
+        self._tell_later.clear()
         self._owners.clear()
         self._jobs.clear()
         self._parked.clear()
@@ -229,25 +220,17 @@ class CleanupPool:
                 queue.done(eni_id)
                 continue
             self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if job.started is None:
                 job.started = self._clock()
             try:
-                outcome = await self._step(eni_id, job)
+                await self._step(eni_id, job)
             except errors.EC2Error as err:
                 if self._current(eni_id, job):
-                    self._retry(eni_id, job, err)
+                    self._retry(eni_id, job, type(err).__name__, str(err))
             except Exception:
                 if self._current(eni_id, job):
                     log.exception("cleanup failed", **_fields(eni_id, job))
-                    self._retry(eni_id, job, None)
-            else:
-                if outcome is _Outcome.GONE and self._current(eni_id, job):
-                    self._metrics.cleanups.labels("success").inc()
-                    self._observe(job)
-                    self._leave(eni_id, job)
-                elif outcome is _Outcome.MOVED and self._current(eni_id, job):
-                    self._dropped(eni_id, job)
+                    self._retry(eni_id, job)
             finally:
                 self.in_flight -= 1
                 queue.done(eni_id)
@@ -256,8 +239,9 @@ class CleanupPool:
         """Still pending, under this submission (not cancelled, the term not over)."""
         return self._jobs.get(eni_id) is job
 
-    async def _step(self, eni_id: str, job: _Job) -> _Outcome:
-        """One worker pass: delete a free ENI, or detach one and park it."""
+    async def _step(self, eni_id: str, job: _Job) -> None:
+        """One worker pass: delete a free ENI, or detach one and park it. Returns
+        early, doing nothing more, once the job is no longer current."""
         if eni_id in self._free:
             self._free.discard(eni_id)
             return await self._delete(eni_id, job)
@@ -265,10 +249,10 @@ class CleanupPool:
         if eni is None:
             found = await self._ec2.describe_network_interfaces(filters={}, eni_ids=[eni_id])
             if not self._current(eni_id, job):
-                return _Outcome.STALE
+                return
             if not found:
                 log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
-                return _Outcome.GONE
+                return self._finished(eni_id, job)
             eni = found[0]
             job.log_fields = tags.log_fields(eni)
         if not job.decided:
@@ -278,7 +262,7 @@ class CleanupPool:
             self._seen_free(eni_id, job)
             return await self._delete(eni_id, job)
         if attachment.instance_id != job.instance_id:
-            return _Outcome.MOVED
+            return self._dropped(eni_id, job)
         if attachment.status != "detached" and (job.force or attachment.status != "detaching"):
             force = job.force
             if force:
@@ -297,17 +281,16 @@ class CleanupPool:
                 if force:
                     self._metrics.forced_detaches.inc()
             if not self._current(eni_id, job):
-                return _Outcome.STALE
+                return
             job.force = False
         if attachment.instance_id and attachment.device_index >= 0:
             job.detached_from = (attachment.instance_id, attachment.device_index)
         self._parked[eni_id] = self._clock() + self._detach_timeout
         self._new_parked.set()
-        return _Outcome.PARKED
 
-    async def _delete(self, eni_id: str, job: _Job) -> _Outcome:
+    async def _delete(self, eni_id: str, job: _Job) -> None:
         if not self._current(eni_id, job):
-            return _Outcome.STALE
+            return
         try:
             with self._metrics.eni_operation("delete"):
                 await self._ec2.delete_network_interface(eni_id=eni_id)
@@ -317,7 +300,13 @@ class CleanupPool:
             log.info("ENI deleted", **_lifecycle_fields(eni_id, job))
             self._on_event(job.owner, "ENIDeleted", f"deleted {eni_id}")
         self._on_deleted(eni_id)
-        return _Outcome.GONE
+        if self._current(eni_id, job):
+            self._finished(eni_id, job)
+
+    def _finished(self, eni_id: str, job: _Job) -> None:
+        self._metrics.cleanups.labels("success").inc()
+        self._observe(job)
+        self._leave(eni_id, job)
 
     def _seen_free(self, eni_id: str, job: _Job) -> None:
         """The ENI is detached: release the device index this pool detached it from."""
@@ -338,17 +327,31 @@ class CleanupPool:
 
     def _leave(self, eni_id: str, job: _Job) -> None:
         """The ENI leaves the pool (its place in the queue aside: a worker skips it),
-        and its owner is told."""
+        and its owner is told: now if it was the last, else soon."""
         del self._jobs[eni_id]
         self._parked.pop(eni_id, None)
         self._free.discard(eni_id)
         self.queue.forget(eni_id)
-        self._owners.left(job.owner)
+        owner = job.owner
+        self._owners[owner] -= 1
+        if self._owners[owner] <= 0:
+            del self._owners[owner]
+            if (later := self._tell_later.get(owner)) is not None:
+                later.cancel()
+            self._tell(owner)
+        elif owner not in self._tell_later:
+            self._tell_later[owner] = asyncio.get_running_loop().call_later(
+                NOTIFY_INTERVAL_SECONDS, self._tell, owner
+            )
 
-    def _retry(self, eni_id: str, job: _Job, err: Exception | None) -> None:
-        if err is not None:
-            fields = _fields(eni_id, job)
-            log.info("cleanup will retry", error=type(err).__name__, detail=str(err), **fields)
+    def _tell(self, owner: str) -> None:
+        self._tell_later.pop(owner, None)
+        self._on_done(owner)
+
+    def _retry(self, eni_id: str, job: _Job, error: str = "", detail: str = "") -> None:
+        """Again after the backoff; the log line names the `error`, if given."""
+        if error:
+            log.info("cleanup will retry", error=error, detail=detail, **_fields(eni_id, job))
         self._metrics.cleanups.labels("retry").inc()
         self._observe(job)
         job.view = None  # described afresh next time
@@ -384,7 +387,6 @@ class CleanupPool:
         waiting = sorted(self._parked)
         if not waiting:
             return
-        self.polls += 1
         found = await self._ec2.describe_network_interfaces(
             filters={"status": list(NOT_FREE_STATUSES)}, eni_ids=waiting
         )
@@ -408,4 +410,5 @@ class CleanupPool:
             elif now >= deadline:
                 del self._parked[eni_id]
                 job.force = True
-                self._retry(eni_id, job, DetachTimeout(f"{eni_id} still {eni.attachment.status}"))
+                detail = f"{eni_id} still {eni.attachment.status}"
+                self._retry(eni_id, job, "DetachTimeout", detail)

@@ -54,15 +54,11 @@ class EC2View:
         self._facts: dict[str, tuple[int, Instance]] = {}  # by instance id
         self._deleted: dict[str, None] = {}  # ENI ids we deleted, oldest first (bounded)
         self._by_uid = Batcher(
-            self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
+            self._describe_uids, max_keys=FILTER_VALUES_PER_CALL, clock=lambda: self._count
         )
         self._by_instance = Batcher(
-            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=self._now
+            ec2.describe_instances, max_keys=FILTER_VALUES_PER_CALL, clock=lambda: self._count
         )
-        self.snapshots = 0  # read by tests: refreshes started
-
-    def _now(self) -> float:
-        return self._count
 
     def changed(self, *, uid: str | None = None, instance: str | None = None) -> None:
         """This uid's ENIs, or this instance, may have changed: the next reader describes."""
@@ -96,17 +92,11 @@ class EC2View:
 
     def refresh(self) -> asyncio.Task[_Snapshot]:
         """Start one describe of every managed ENI (a resync is about to ask for all)."""
-        self.snapshots += 1
         at = self._count
         task = asyncio.create_task(self._take(at))
         task.add_done_callback(_consume_exception)
         self._refreshing = (at, task)
         return task
-
-    @property
-    def refreshing(self) -> bool:
-        """A refresh's describe is in flight (tests count calls between resyncs)."""
-        return self._refreshing is not None
 
     def stop(self) -> None:
         """Cancel a refresh still running (the term or the process ends)."""

@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol
 
 import structlog
 
@@ -79,10 +78,8 @@ class SlotResult:
         )
 
 
-class Emit(Protocol):
-    """Record `count` events about the Job's NodeENI; returns at once (kube/events.py)."""
-
-    def __call__(self, type_: str, reason: str, message: str, count: int = 1, /) -> None: ...
+# record an event (type, reason, message) about the Job's NodeENI; returns at once
+Emit = Callable[[str, str, str], None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,7 +117,7 @@ class Executor:
         self._cluster = cluster or ClusterIdentity(name=None, vpc_id=None)
         self._backoff = backoff or retries.SlotBackoff()
         self._tokens = tokens or ClientTokens()
-        self._effects = retries.EffectAttempts()
+        self._effects: dict[retries.EffectKey, int] = {}  # attribute changes sent, and how often
         self._concurrency = concurrency
         self._extra_tags = dict(extra_tags or {})  # EXTRA_ENI_TAGS, on every create
 
@@ -160,7 +157,7 @@ class Executor:
     def forget(self, uid: str) -> None:
         """The NodeENI `uid` is gone: its slots' backoff and attribute counts with it."""
         self._backoff.forget(uid)
-        self._effects.forget(uid)
+        self._effects = {k: n for k, n in self._effects.items() if k.uid != uid}
 
     async def run(self, job: Job, actions: Sequence[Action]) -> list[SlotResult]:
         """Each action's result, in the `staggered` order the slots were started in.
@@ -204,8 +201,8 @@ class Executor:
             instance_id=slot.instance_id,
             subnet_id=slot.subnet.subnet_id,
         )
-        step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)])
-        if effect is not None and self._effects.exhausted(effect):
+        step = retries.StepKey(slot=key, kind=_OPERATIONS[type(action)], generation=job.generation)
+        if effect is not None and self._effects.get(effect, 0) >= retries.MAX_EFFECT_ATTEMPTS:
             message = (
                 f"node {slot.node}: {effect.target} {effect.attribute} is not {effect.wanted} "
                 f"after {retries.MAX_EFFECT_ATTEMPTS} successful "
@@ -216,7 +213,7 @@ class Executor:
             return SlotResult(
                 action=action, outcome=Outcome.GIVEN_UP, reason=reason, message=message
             )
-        standing = self._backoff.standing(step, generation=job.generation)
+        standing = self._backoff.standing(step)
         if standing is not None and self._backoff.remaining(standing) > 0:
             return self._backed_off(action, Outcome.HELD, standing)
         attached_at: int | None = None
@@ -244,14 +241,16 @@ class Executor:
                     "slot not done yet", action=err.action, code=err.code, error=type(err).__name__
                 )
             message = f"node {slot.node}, subnet {slot.subnet.subnet_id}: {errors.short_text(err)}"
-            failure = self._backoff.failed(
-                step, generation=job.generation, reason=errors.reason_for(err), message=message
-            )
+            failure = self._backoff.failed(step, reason=errors.reason_for(err), message=message)
             return self._backed_off(action, Outcome.BLOCKED if blocked else Outcome.RETRY, failure)
         if effect is not None:
-            self._effects.sent(effect)
+            self._sent(effect)
         self._backoff.succeeded(step)
         return SlotResult(action=action, outcome=Outcome.DONE, attached_at=attached_at)
+
+    def _sent(self, effect: retries.EffectKey) -> None:
+        """The change was sent and EC2 answered success."""
+        retries.keep_newest(self._effects, effect, self._effects.get(effect, 0) + 1)
 
     def _backed_off(self, action: Action, outcome: Outcome, failure: retries.Failure) -> SlotResult:
         return SlotResult(
@@ -336,8 +335,8 @@ class Executor:
                 await self._ec2.set_delete_on_termination(
                     eni_id=eni_id, attachment_id=attachment_id, delete_on_termination=True
                 )
-                # the first of the bounded sends of this change (see retries.EffectAttempts)
-                self._effects.sent(_delete_on_termination(job.uid, attachment_id, True))
+                # the first of the bounded sends of this change
+                self._sent(_delete_on_termination(job.uid, attachment_id, True))
         except errors.ENINotFound:
             if self._tokens.not_found(eni_id):  # known gone: it holds no device index either
                 self._allocator.forget(eni_id)

@@ -44,12 +44,16 @@ class InstanceIndexes:
     """The indexes of one instance while its lock is held: `occupied` as AWS shows
     them, `reserved` index -> the ENI of ours attached there recently."""
 
-    __slots__ = ("attached", "occupied", "reserved")
-
-    def __init__(self, *, occupied: Iterable[int], reserved: Mapping[int, str]) -> None:
+    def __init__(
+        self,
+        *,
+        occupied: Iterable[int],
+        reserved: Mapping[int, str],
+        on_take: Callable[[int, str], None] = lambda index, eni_id: None,
+    ) -> None:
         self.occupied: set[int] = set(occupied)
         self.reserved: dict[int, str] = dict(reserved)
-        self.attached: dict[int, str] = {}  # taken while held: reserved from now on
+        self._on_take = on_take
 
     def pick(
         self, wanted: int, *, eni_id: str, floor: int | None = None, limit: int | None = None
@@ -69,10 +73,8 @@ class InstanceIndexes:
 
     def take(self, index: int, *, eni_id: str) -> None:
         """`eni_id` is (or may be) attached at `index`: its only reservation here."""
-        for held in (self.reserved, self.attached):
-            for other in [i for i, owner in held.items() if owner == eni_id]:
-                del held[other]
-            held[index] = eni_id
+        self.reserved = {i: e for i, e in self.reserved.items() if e != eni_id} | {index: eni_id}
+        self._on_take(index, eni_id)
 
 
 class DeviceIndexAllocator:
@@ -85,27 +87,21 @@ class DeviceIndexAllocator:
     async def hold(
         self, instance_id: str, *, occupied: Iterable[int]
     ) -> AsyncIterator[InstanceIndexes]:
-        """Hold the instance; indexes `take`n inside stay reserved after, also when
-        the block raises (a failed attach may still have landed)."""
+        """Hold the instance; indexes `take`n inside are reserved at once, so they
+        stay so also when the block raises (a failed attach may still have landed)."""
+
+        def reserve(index: int, eni_id: str) -> None:
+            now = self._clock()
+            reserved = {
+                i: r for i, r in self._current(instance_id, now).items() if r.eni_id != eni_id
+            }
+            reserved[index] = _Reservation(eni_id, now + RESERVATION_SECONDS)
+            self._reserved[instance_id] = reserved
+
         async with self._locks.setdefault(instance_id, asyncio.Lock()):
-            indexes = InstanceIndexes(occupied=occupied, reserved=self.reserved(instance_id))
-            try:
-                yield indexes
-            finally:
-                now = self._clock()
-                moved = set(indexes.attached.values())
-                # as they are now (`release` may have run meanwhile), less the ENIs taken
-                reserved = {
-                    i: r
-                    for i, r in self._current(instance_id, now).items()
-                    if r.eni_id not in moved
-                }
-                until = now + RESERVATION_SECONDS
-                reserved |= {i: _Reservation(e, until) for i, e in indexes.attached.items()}
-                if reserved:
-                    self._reserved[instance_id] = reserved
-                else:
-                    self._reserved.pop(instance_id, None)
+            yield InstanceIndexes(
+                occupied=occupied, reserved=self.reserved(instance_id), on_take=reserve
+            )
 
     def release(self, instance_id: str, index: int) -> None:
         """Forget the reservation of `index`: its ENI was seen detached."""

@@ -8,8 +8,8 @@ on calls that cannot succeed.
   ``base * 2**(failures - 1)`` seconds, capped. Success forgets the failures, a
   new generation of the NodeENI (spec edited) starts afresh; nothing else
   bypasses it, and the standing failure stays on the NodeENI's conditions.
-- `EffectAttempts`: an attribute change that succeeded but does not show is
-  sent at most MAX_EFFECT_ATTEMPTS times per (target, attribute, wanted value).
+- An attribute change that succeeded but does not show is sent at most
+  MAX_EFFECT_ATTEMPTS times per `EffectKey` (the executor counts them).
 
 Both forget a NodeENI's entries when it is gone and keep at most MAX_KEPT
 entries (oldest dropped first): what is forgotten costs one more try.
@@ -41,7 +41,6 @@ class Failure:
     message: str
     attempts: int
     retry_at: float  # the clock's time before which the step is not tried again
-    generation: int  # the NodeENI generation it failed under
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,6 +55,7 @@ class SlotKey:
 class StepKey:
     slot: SlotKey
     kind: str  # the action's
+    generation: int  # the NodeENI's: a new one (spec edited) is a new step
 
 
 class SlotBackoff:
@@ -66,23 +66,16 @@ class SlotBackoff:
         cap: float = BACKOFF_MAX_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 < base <= cap:
-            raise ValueError("need 0 < base <= cap")
         self._base = base
         self._cap = cap
         self._clock = clock
         self._failures: dict[StepKey, Failure] = {}
 
-    def standing(self, key: StepKey, *, generation: int) -> Failure | None:
-        """The step's failure, if any (one of an older generation is dropped)."""
-        failure = self._failures.get(key)
-        if failure is not None and failure.generation != generation:
-            del self._failures[key]
-            return None
-        return failure
+    def standing(self, key: StepKey) -> Failure | None:
+        return self._failures.get(key)
 
-    def failed(self, key: StepKey, *, generation: int, reason: str, message: str) -> Failure:
-        before = self.standing(key, generation=generation)
+    def failed(self, key: StepKey, *, reason: str, message: str) -> Failure:
+        before = self._failures.get(key)
         attempts = 1 if before is None else before.attempts + 1
         delay = min(self._cap, self._base * 2 ** min(attempts - 1, _MAX_EXPONENT))
         failure = Failure(
@@ -90,7 +83,6 @@ class SlotBackoff:
             message=message,
             attempts=attempts,
             retry_at=self._clock() + delay,
-            generation=generation,
         )
         return keep_newest(self._failures, key, failure)
 
@@ -114,22 +106,6 @@ class EffectKey:
     target: str  # the attachment id (DeleteOnTermination) or ENI id (security groups)
     attribute: str
     wanted: Hashable
-
-
-class EffectAttempts:
-    def __init__(self) -> None:
-        self._sent: dict[EffectKey, int] = {}
-
-    def sent(self, key: EffectKey) -> None:
-        """The change was sent and EC2 answered success."""
-        keep_newest(self._sent, key, self._sent.get(key, 0) + 1)
-
-    def exhausted(self, key: EffectKey) -> bool:
-        """The change was sent MAX_EFFECT_ATTEMPTS times and still does not show."""
-        return self._sent.get(key, 0) >= MAX_EFFECT_ATTEMPTS
-
-    def forget(self, uid: str) -> None:
-        self._sent = {k: n for k, n in self._sent.items() if k.uid != uid}
 
 
 def keep_newest(kept: MutableMapping[K, V], key: K, value: V) -> V:

@@ -121,21 +121,13 @@ def status_patch(
     conditions: Sequence[Condition],
     generation: int,
     now: str,
-    attachments: Sequence[Attachment] | None = None,
+    attachments: Sequence[Attachment],
     desired: int | None = None,
     limits: StatusLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any] | None:
-    """The merge patch for `.status`, or None if it would change nothing.
-
-    `attachments=None` keeps the previous list (the spec is invalid and EC2 was
-    not asked). A merge patch replaces lists whole, so each entry carries the
-    node agent's fields.
-    """
-    entries = (
-        [(a, a.last_updated) for a in previous.attachments]
-        if attachments is None
-        else _stamp(attachments, previous, now)
-    )
+    """The merge patch for `.status`, or None if it would change nothing. A merge
+    patch replaces lists whole, so each entry carries the node agent's fields."""
+    entries = _stamp(attachments, previous, now)
     compact = is_compact(len(entries), compact_above=limits.compact_above)
     items = [
         a.to_compact_dict() if compact else a.to_dict(last_updated=stamp) for a, stamp in entries

@@ -173,10 +173,11 @@ class OrphanSweep:
                 "orphan sweep skips an ENI attached to an instance that is no node of this cluster",
                 **tags.log_fields(eni),
             )
-        reclaimed = [e for e in decision.reclaim if not self._cleanup.pending(e.eni_id)]
-        for eni in reclaimed:
-            log.info("orphan ENI reclaimed", **tags.log_fields(eni))
-            self._cleanup.submit(eni.eni_id, nodeeni=SWEEP_OWNER, seen=eni)
+        reclaimed: list[NetworkInterface] = []
+        for eni in decision.reclaim:  # one already pending is not submitted again
+            if self._cleanup.submit(eni.eni_id, nodeeni=SWEEP_OWNER, seen=eni):
+                log.info("orphan ENI reclaimed", **tags.log_fields(eni))
+                reclaimed.append(eni)
         self._metrics.orphan_sweeps.inc()
         self._metrics.orphans_reclaimed.inc(len(reclaimed))
         return [e.eni_id for e in reclaimed]

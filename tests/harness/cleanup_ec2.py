@@ -5,7 +5,8 @@ Detaching is asynchronous, as on AWS: a detach marks the attachment
 ENI is stuck (never detaches) or stubborn (detaches only when forced). A detach
 naming an attachment that is no longer the ENI's answers AttachmentNotFound,
 and a delete of an attached ENI answers InUse, as AWS does. `hold` pauses a
-call until the test lets it go, `fail_once` makes one call fail.
+call until the test lets it go, `fail_once` makes one call fail. `CleanupCalls`
+counts the pool's detach and delete calls in flight at once, in any EC2.
 
 Kept beside memory_ec2.MemoryEC2 because that one detaches at once: the
 pool's detach-wait-delete sequence needs EC2's asynchronous detach.
@@ -14,13 +15,17 @@ pool's detach-wait-delete sequence needs EC2's asynchronous detach.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from eni_controller.aws import errors
 from eni_controller.aws.resources import ENIAttachment, NetworkInterface
+from eni_controller.metrics import Metrics
 from tests.harness.resources import network_interface
 
 
@@ -40,6 +45,28 @@ def attached_eni(
     )
 
 
+class CleanupCalls:
+    """The most detach and delete calls in flight at once, as the pool reports each
+    one to `metrics` (so never more than it has workers)."""
+
+    def __init__(self, metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = self.most = 0
+        operation = metrics.eni_operation
+
+        @contextlib.contextmanager
+        def counted(name: str) -> Iterator[None]:
+            step = 1 if name in ("detach", "delete") else 0
+            with operation(name):
+                self.now += step
+                self.most = max(self.most, self.now)
+                try:
+                    yield
+                finally:
+                    self.now -= step
+
+        monkeypatch.setattr(metrics, "eni_operation", counted)
+
+
 class CleanupEC2:
     def __init__(
         self,
@@ -52,6 +79,7 @@ class CleanupEC2:
         self.stuck = set(stuck)  # never detach
         self.stubborn = set(stubborn)  # detach only when forced
         self.calls: Counter[str] = Counter()
+        self.polls = 0  # describes filtered by status: the pool's waits for detachment
         self.describe_sizes: list[int] = []
         self.asked: Counter[str] = Counter()  # describes that named the ENI
         self.detached: Counter[str] = Counter()  # detaches that took effect, by ENI
@@ -105,6 +133,8 @@ class CleanupEC2:
             if eni is not None and detaching and eni_id not in self.stuck | self.stubborn:
                 self.enis[eni_id] = replace(eni, attachment=None, status="available")
         statuses = filters.get("status")
+        if statuses is not None:
+            self.polls += 1
         answer = [
             e
             for i in eni_ids

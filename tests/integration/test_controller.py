@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client
 
 from eni_controller.controller import Controller
@@ -236,19 +237,38 @@ async def test_crash_leftovers_are_adopted_never_duplicated(
     assert "ENIAdopted" in {e.reason for e in events.items}
 
 
-async def _resyncs(controller: Controller, count: int) -> None:
-    """Until `count` more resyncs have started."""
-    target = controller.view.snapshots + count
-    await until(lambda: controller.view.snapshots >= target, within=30)
+class Refreshes:
+    """The EC2 view's refreshes (a resync's one describe of every managed ENI),
+    counted as the controller starts them."""
+
+    def __init__(self, controller: Controller, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started: list[asyncio.Task[Any]] = []
+        refresh = controller.view.refresh
+
+        def counted() -> asyncio.Task[Any]:
+            self.started.append(refresh())
+            return self.started[-1]
+
+        monkeypatch.setattr(controller.view, "refresh", counted)
+
+    @property
+    def running(self) -> bool:
+        return not all(task.done() for task in self.started)
+
+    async def more(self, count: int) -> None:
+        """Until `count` more resyncs have started."""
+        target = len(self.started) + count
+        await until(lambda: len(self.started) >= target, within=30)
 
 
 async def test_steady_state_costs_no_mutating_call_and_no_status_write(
-    aws_env: AWSEnv,
+    aws_env: AWSEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=2)
     config = controller_config(ec2_world, reconcile_period_seconds=0.5)
     async with running_controller(kube_api, config) as controller:
+        refreshes = Refreshes(controller, monkeypatch)
         await nodeenis.create(unique, nodeeni_spec(unique, ec2_world, "multus-a"))
         converged = await wait_for_nodeeni(kube_api, unique, is_ready)
         await quiet(controller, unique)  # earlier tests' NodeENIs gone
@@ -258,23 +278,23 @@ async def test_steady_state_costs_no_mutating_call_and_no_status_write(
         async with asyncio.timeout(30):
             while True:
                 seen = realism.calls().get("DescribeInstances", 0)
-                await _resyncs(controller, 3)
+                await refreshes.more(3)
                 if realism.calls().get("DescribeInstances", 0) == seen:
                     break
         # both counts read between resyncs, none in flight: a describe on its way
         # to the server at a boundary would count on one side and not the other
-        await until(lambda: not controller.view.refreshing, within=30)
+        await until(lambda: not refreshes.running, within=30)
         mutating, writes = _mutating(realism), controller.writer.status_writes
         before = realism.calls()
-        snapshots = controller.view.snapshots
+        snapshots = len(refreshes.started)
         await asyncio.sleep(3 * config.reconcile_period_seconds + 0.2)
-        await until(lambda: not controller.view.refreshing, within=30)
+        await until(lambda: not refreshes.running, within=30)
         after = realism.calls()
         assert _mutating(realism) == mutating
         assert controller.writer.status_writes == writes
         # the resyncs did run, and each made one describe of our ENIs for every
         # NodeENI; the settled nodes' instances were not described again
-        resyncs = controller.view.snapshots - snapshots
+        resyncs = len(refreshes.started) - snapshots
         assert resyncs >= 3
         describes = after["DescribeNetworkInterfaces"] - before["DescribeNetworkInterfaces"]
         assert describes == resyncs, (before, after)

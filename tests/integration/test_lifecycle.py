@@ -10,6 +10,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from eni_controller.aws.ratelimit import BucketSpec, RateLimits
+from tests.harness.cleanup_ec2 import CleanupCalls
 from tests.harness.controller import (
     AWSEnv,
     controller_config,
@@ -33,7 +34,7 @@ DELETE_DETACH_LATENCY = 1.0
     [2, pytest.param(5, marks=pytest.mark.slow, id="5-scale")],  # 20 ENIs; 50 in make bench
 )
 async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_blocking(
-    aws_env: AWSEnv, per_node: int
+    aws_env: AWSEnv, per_node: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kube_api, nodes, nodeenis, ec2_world, realism, unique = aws_env
     await make_nodes(nodes, ec2_world, unique, az=AZ_A, count=10, instance_type="c5.4xlarge")
@@ -46,6 +47,7 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
         ec2_rate_limits=UNPACED,  # no throttling here
     )
     async with running_controller(kube_api, config) as controller:
+        calls = CleanupCalls(controller.metrics, monkeypatch)
         spec = {**nodeeni_spec(unique, ec2_world), "subnetIDs": subnets}
         created = await nodeenis.create(unique, spec)
         await wait_for_nodeeni(kube_api, unique, is_ready, within=120)
@@ -69,7 +71,7 @@ async def test_deleting_a_nodeeni_removes_every_eni_then_the_finalizer_without_b
         await wait_gone(kube_api, unique, within=120)
         deleted = time.perf_counter() - started
     assert still_there["metadata"]["deletionTimestamp"]
-    assert controller.cleanup.max_in_flight == 3  # used, and never more
+    assert calls.most == 3  # used, and never more
     assert enis_of(ec2_world, uid) == []
     print(
         f"{10 * per_node} ENIs, detach latency {DELETE_DETACH_LATENCY}s, 3 cleanup workers: "

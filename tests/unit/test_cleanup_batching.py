@@ -18,7 +18,7 @@ from eni_controller.aws.resources import NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import cleanup
 from eni_controller.reconcile.cleanup import CleanupPool
-from tests.harness.cleanup_ec2 import CleanupEC2, attached_eni
+from tests.harness.cleanup_ec2 import CleanupCalls, CleanupEC2, attached_eni
 from tests.harness.waiting import until
 
 
@@ -37,12 +37,16 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("fast_polls")
-async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_waiting() -> None:
+async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     enis = [_eni(n) for n in range(300)]
     ec2 = CleanupEC2(enis)
     told: list[str] = []
+    metrics = Metrics()
+    calls = CleanupCalls(metrics, monkeypatch)
     pool = CleanupPool(
-        cast(EC2Client, ec2), workers=3, detach_timeout=5, on_done=told.append, metrics=Metrics()
+        cast(EC2Client, ec2), workers=3, detach_timeout=5, on_done=told.append, metrics=metrics
     )
     for eni in enis:
         pool.submit(eni.eni_id, nodeeni="a", seen=eni)
@@ -57,12 +61,12 @@ async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_w
     assert ec2.calls["detach"] == 300
     assert ec2.calls["delete"] == 300
     # no describe before a detach (the submitter's view), and the waits are batched
-    assert ec2.calls["describe"] == pool.polls
+    assert ec2.calls["describe"] == ec2.polls
     assert ec2.calls["describe"] <= 300 * 0.25, ec2.describe_sizes
     # polls ask only for ENIs still in use: detached ones are not described in full
     assert ec2.answered == 0
     assert max(ec2.describe_sizes) > 3  # more ENIs waited at once than there are workers
-    assert pool.max_in_flight <= 3
+    assert calls.most <= 3
 
 
 @pytest.mark.usefixtures("fast_polls")
@@ -84,7 +88,7 @@ async def test_an_eni_not_free_by_the_timeout_is_described_again_and_kept() -> N
         await _until(lambda: "eni-0000" not in ec2.enis)
         # timed out, then described afresh by a worker (not a poll) and parked again
         await _until(lambda: metrics.cleanups.labels("retry")._value.get() >= 2)
-        assert ec2.calls["describe"] > pool.polls
+        assert ec2.calls["describe"] > ec2.polls
         assert pool.pending("eni-0001")  # never dropped
         ec2.stuck.clear()
         await _until(lambda: not ec2.enis)

@@ -117,7 +117,7 @@ async def test_the_end_of_a_term_empties_the_gauges() -> None:
     pool = _pool(ec2, clock, metrics)
     _submit(pool, eni)
     task = asyncio.create_task(pool.run())
-    await until(lambda: pool.polls >= 1, within=5.0, every=0.002)
+    await until(lambda: ec2.polls >= 1, within=5.0, every=0.002)
     clock.advance(7)
     assert await _scrape(metrics) == (1, 0, 7)
     task.cancel()

@@ -105,7 +105,7 @@ async def test_the_first_detach_is_not_forced() -> None:
     ec2 = CleanupEC2([eni], stuck=[eni.eni_id])
     async with running(ec2) as p:
         _submit(p, eni)
-        await _until(lambda: p.pool.polls >= 3)  # waited, the clock short of the timeout
+        await _until(lambda: p.ec2.polls >= 3)  # waited, the clock short of the timeout
         assert ec2.detaches == [(eni.eni_id, False)]
         assert p.forced() == 0
 
@@ -115,10 +115,10 @@ async def test_the_detach_is_forced_once_after_the_timeout() -> None:
     ec2 = CleanupEC2([eni], stubborn=[eni.eni_id])  # frees only on a forced detach
     async with running(ec2) as p:
         _submit(p, eni)
-        await _until(lambda: p.pool.polls >= 3)
+        await _until(lambda: p.ec2.polls >= 3)
         p.clock.advance(TIMEOUT - 1)
-        polls = p.pool.polls
-        await _until(lambda: p.pool.polls >= polls + 3)
+        polls = p.ec2.polls
+        await _until(lambda: p.ec2.polls >= polls + 3)
         assert ec2.detaches == [(eni.eni_id, False)]  # not before the timeout
         p.clock.advance(1)
         await _until(lambda: p.told == ["a"])
@@ -205,7 +205,7 @@ async def test_cancel_while_waiting_for_the_detachment_makes_no_delete() -> None
     ec2 = CleanupEC2([eni, other], stuck=[eni.eni_id])
     async with running(ec2) as p:
         _submit(p, eni)
-        await _until(lambda: p.pool.polls >= 2)  # parked, waiting
+        await _until(lambda: p.ec2.polls >= 2)  # parked, waiting
         assert p.pool.cancel(eni.eni_id)
         asked = ec2.asked[eni.eni_id]
         ec2.stuck.clear()  # it becomes `available`

@@ -23,8 +23,6 @@ from eni_controller.reconcile.planner import (
 )
 from eni_controller.reconcile.retries import (
     MAX_EFFECT_ATTEMPTS,
-    EffectAttempts,
-    EffectKey,
     SlotBackoff,
     SlotKey,
     StepKey,
@@ -42,7 +40,7 @@ from tests.harness.memory_ec2 import RulesMemoryEC2, unpaced_client
 
 KEY = SlotKey(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
 FIRST = tags.client_token(uid="uid-1", node="n1", instance_id="i-1", subnet_id="subnet-1")
-STEP = StepKey(slot=KEY, kind="create")
+STEP = StepKey(slot=KEY, kind="create", generation=1)
 INSTANCES = instance_ids(4)
 
 
@@ -126,47 +124,41 @@ def test_a_mismatched_token_is_spent() -> None:
     assert tokens.token(KEY) == next_token(first, left_because=MISMATCH)
 
 
-# --- SlotBackoff and EffectAttempts -----------------------------------------------------
+# --- SlotBackoff --------------------------------------------------------------------
 
 
 def test_backoff_doubles_up_to_the_cap_and_success_forgets(clock: ManualClock) -> None:
     backoff = SlotBackoff(base=2.0, cap=10.0, clock=clock)
     delays = []
     for _ in range(5):
-        failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
+        failure = backoff.failed(STEP, reason="Unauthorized", message="m")
         delays.append(backoff.remaining(failure))
     assert delays == [2.0, 4.0, 8.0, 10.0, 10.0]
     clock.advance(9.0)
     assert backoff.remaining(failure) == 1.0
     clock.advance(1.0)
     assert backoff.remaining(failure) == 0.0
-    assert backoff.standing(STEP, generation=1) is not None  # still reported
+    assert backoff.standing(STEP) is not None  # still reported
     backoff.succeeded(STEP)
-    assert backoff.standing(STEP, generation=1) is None
+    assert backoff.standing(STEP) is None
 
 
 def test_an_edited_spec_starts_the_backoff_afresh() -> None:
     backoff = SlotBackoff(base=2.0, cap=300.0, clock=ManualClock())
     for _ in range(4):
-        failure = backoff.failed(STEP, generation=1, reason="Unauthorized", message="m")
-    assert backoff.standing(STEP, generation=1) == failure
+        failure = backoff.failed(STEP, reason="Unauthorized", message="m")
+    assert backoff.standing(STEP) == failure
     assert backoff.remaining(failure) > 0
-    assert backoff.standing(STEP, generation=2) is None
-    assert backoff.failed(STEP, generation=2, reason="Unauthorized", message="m").attempts == 1
+    edited = dataclasses.replace(STEP, generation=2)
+    assert backoff.standing(edited) is None
+    assert backoff.failed(edited, reason="Unauthorized", message="m").attempts == 1
 
 
-def test_a_forgotten_nodeeni_leaves_no_failures_or_counts() -> None:
+def test_a_forgotten_nodeeni_leaves_no_failures() -> None:
     backoff = SlotBackoff(clock=ManualClock())
-    effects = EffectAttempts()
-    effect = EffectKey(uid="uid-1", target="att-1", attribute="DeleteOnTermination", wanted=True)
-    backoff.failed(STEP, generation=1, reason="r", message="m")
-    for _ in range(MAX_EFFECT_ATTEMPTS):
-        effects.sent(effect)
-    assert effects.exhausted(effect)
+    backoff.failed(STEP, reason="r", message="m")
     backoff.forget("uid-1")
-    effects.forget("uid-1")
-    assert backoff.standing(STEP, generation=1) is None
-    assert not effects.exhausted(effect)
+    assert backoff.standing(STEP) is None
 
 
 # --- through the executor ---------------------------------------------------------------
@@ -343,6 +335,9 @@ async def test_an_attribute_change_that_does_not_stick_is_sent_a_bounded_number_
         slot=change.slot, eni_id=eni_id, attachment_id="eni-attach-other", value=True
     )
     assert (await rig.run(fresh)).outcome is Outcome.DONE
+    # a forgotten NodeENI leaves no counts: the change is sent again
+    rig.executor.forget(rig.job().uid)
+    assert (await rig.run(change)).outcome is Outcome.DONE
 
 
 async def test_an_eni_gone_from_status_gives_up_its_token_and_its_index() -> None:

@@ -452,7 +452,7 @@ def test_previous_condition_without_transition_time_gets_now() -> None:
     assert [c["lastTransitionTime"] for c in patch["status"]["conditions"]] == [T1, T1]
 
 
-def test_attachments_none_keeps_previous_list() -> None:
+def test_the_previous_list_given_again_is_kept_as_it_is() -> None:
     # an invalid spec: EC2 not asked, the list (with the node agent's fields) stays as it is
     kept = (
         entry(1, last_updated=T0, dpdk_bound=True, dpdk_pci_address="0000:00:06.0"),
@@ -462,7 +462,7 @@ def test_attachments_none_keeps_previous_list() -> None:
         attachments=kept, observed_generation=1, attached_count=1, desired_count=2
     )
     conditions = failure_conditions(reason="InvalidSpec", message="bad", generation=2)
-    patch = status_patch(previous, conditions=conditions, generation=2, now=T1)
+    patch = status_patch(previous, conditions=conditions, generation=2, now=T1, attachments=kept)
     assert patch is not None
     status = patch["status"]
     assert status["attachments"] == [a.to_dict() for a in kept]
@@ -474,8 +474,12 @@ def test_attachments_none_keeps_previous_list() -> None:
         ("InvalidSpec", T1),
     ]
     # the same invalid spec reconciled again: nothing to write
+    again = applied(previous, patch)
     assert (
-        status_patch(applied(previous, patch), conditions=conditions, generation=2, now=T2) is None
+        status_patch(
+            again, conditions=conditions, generation=2, now=T2, attachments=again.attachments
+        )
+        is None
     )
 
 
@@ -502,7 +506,7 @@ def test_generation_change_alone_is_written() -> None:
 
 
 def test_desired_count_absent_when_never_known() -> None:
-    patch = status_patch(NodeENIStatus(), conditions=ready(), generation=1, now=T0)
+    patch = status_patch(NodeENIStatus(), conditions=ready(), generation=1, now=T0, attachments=[])
     assert patch is not None
     assert "desiredCount" not in patch["status"]
     assert patch["status"]["attachments"] == []
