@@ -2,9 +2,7 @@
 
 The I/O shell around the planner: Nodes and NodeENIs come from the informers'
 stores, EC2 from the EC2 view (ec2view.py); the planner decides, the executor
-acts, and every status write goes through `_write_status`: the agents' ENINode
-reports are folded in (eninodes.py), a patch goes out only when it changes
-something (status.py), and the NodeENI's gauges then say what its status says.
+acts, status_writer.py writes.
 
 * What it acted on, and what it leaves unsettled, is marked changed in the
   view, so the next reconcile looks at EC2 again; a resync of a NodeENI at rest
@@ -19,26 +17,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 
-from eni_controller import eninode, model
+from eni_controller import model
 from eni_controller.aws.lookup import LookupFailed
-from eni_controller.aws.resources import NetworkInterface, Subnet
+from eni_controller.aws.resources import NetworkInterface
 from eni_controller.config import Config
 from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.informer import LABELS_INDEX
 from eni_controller.kube.writes import NodeENIWriter
 from eni_controller.metrics import Metrics
-from eni_controller.model import AttachmentState, ConditionStatus
+from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
+from eni_controller.reconcile.adoption import GoAdoption
 from eni_controller.reconcile.cleanup import CleanupPool
 from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.eninode_sync import Store
-from eni_controller.reconcile.eninodes import fold_reports
 from eni_controller.reconcile.executor import Executor, Job, Outcome
 from eni_controller.reconcile.nodes import NodeView
 from eni_controller.reconcile.planner import (
@@ -49,17 +47,9 @@ from eni_controller.reconcile.planner import (
     moved_by_someone_else,
     plan,
 )
-from eni_controller.reconcile.retries import keep_newest
-from eni_controller.reconcile.status import (
-    NODE_INTERFACES_READY,
-    READY,
-    Reason,
-    failure_conditions,
-    node_error_conditions,
-    plan_conditions,
-    status_patch,
-)
+from eni_controller.reconcile.status import READY, Reason, failure_conditions, plan_conditions
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS, StatusLimits
+from eni_controller.reconcile.status_writer import StatusWriter
 from eni_controller.spec import NodeENISpec
 
 log = structlog.get_logger(__name__)
@@ -130,7 +120,16 @@ class Reconciler:
         self._view = ec2.view
         self._executor = ec2.executor
         self._cleanup = ec2.cleanup
-        self._adopted: dict[str, None] = {}  # Go ENIs tagged as ours: a snapshot lags
+        self._adoption = GoAdoption(
+            view=ec2.view, executor=ec2.executor, events=kube.events, node=self._node
+        )
+        self._status = StatusWriter(
+            writer=kube.writer,
+            eninode=kube.eninodes.get,
+            now=utc_now,
+            limits=kube.status_limits,
+            metrics=metrics,
+        )
 
     async def reconcile(self, name: str) -> Result:
         """Reconcile the NodeENI `name` as the informer and EC2 show it now."""
@@ -170,7 +169,7 @@ class Reconciler:
                 return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
-        enis = [*enis, *await self._adopt(nodeeni, enis=enis, subnets=subnets)]
+        enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
         max_enis = await self._view.limits.max_enis(i.instance_type for i in instances.values())
         data = PlanInput(
             nodeeni=nodeeni.name,
@@ -234,7 +233,7 @@ class Reconciler:
             )
         for eni in final.stale:
             self._submit(eni, nodeeni.name)
-        await self._write_status(
+        await self._status.write(
             nodeeni,
             plan_conditions(final, generation=nodeeni.generation),
             attachments=final.attachments,
@@ -249,42 +248,6 @@ class Reconciler:
         if settling or any(a not in unfinished for a in final.actions):
             waits.append(PROGRESS_REQUEUE_SECONDS)
         return Result(requeue_after=min(waits)) if waits else DONE
-
-    async def _adopt(
-        self, nodeeni: model.NodeENI, *, enis: Sequence[NetworkInterface], subnets: Sequence[Subnet]
-    ) -> list[NetworkInterface]:
-        """The Go controller's ENIs for the slots of `nodeeni`, now tagged as its own,
-        so a migration makes no second ENI beside each; `enis`: those already tagged
-        with its uid. One counts when its Node tag names a node of this cluster, its
-        subnet is one of the spec's, and it is attached to that node's instance or to
-        none; it is then planned like any ENI of ours (kept at its index with its IP)."""
-        known = {e.eni_id for e in enis} | self._adopted.keys()
-        subnet_ids = {s.subnet_id for s in subnets}
-        adopted: list[NetworkInterface] = []
-        for eni in await self._view.legacy(nodeeni.name):
-            if eni.eni_id in known or eni.subnet_id not in subnet_ids:
-                continue
-            node_name = eni.tags.get(tags.NODE_KEY, "")
-            node = self._node(node_name)
-            instance_id = node.instance_id if node is not None else None
-            if instance_id is None or (
-                eni.attachment is not None and eni.attachment.instance_id != instance_id
-            ):
-                continue  # not on a node of this cluster: not ours to take
-            tagged = await self._executor.adopt(
-                eni, nodeeni=nodeeni.name, uid=nodeeni.uid, node=node_name, instance_id=instance_id
-            )
-            if tagged is None:
-                continue
-            await self._kube.events.record(
-                nodeeni,
-                type_="Normal",
-                reason="ENIAdopted",
-                message=f"adopted {eni.eni_id} on node {node_name}, made by the Go controller",
-            )
-            keep_newest(self._adopted, eni.eni_id, None)
-            adopted.append(tagged)
-        return adopted
 
     def _unsettled(
         self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
@@ -323,7 +286,7 @@ class Reconciler:
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
             # the pool is still at it and knows which ENIs went: progress needs no
             # describe; the finalizer waits for a describe that finds none left
-            await self._detaching(nodeeni, left=self._cleanup.pending)
+            await self._status.detaching(nodeeni, left=self._cleanup.pending)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         enis = await self._to_clean(nodeeni.uid)
         if not enis and started is None:
@@ -345,7 +308,7 @@ class Reconciler:
             for eni in enis:
                 self._submit(eni, nodeeni.name)
             self._view.changed(uid=nodeeni.uid)  # the pool is at them
-            await self._detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
+            await self._status.detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
             return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
         if enis:
             await self._kube.events.record(
@@ -413,57 +376,4 @@ class Reconciler:
         conditions = failure_conditions(
             reason=reason, message=message, generation=nodeeni.generation
         )
-        await self._write_status(nodeeni, conditions)
-
-    async def _write_status(
-        self,
-        nodeeni: model.NodeENI,
-        conditions: Sequence[model.Condition],
-        *,
-        attachments: Sequence[model.Attachment] | None = None,
-        desired: int | None = None,
-    ) -> None:
-        """Status with `conditions`, and `attachments` and `desired` where given (else
-        as they are: an invalid spec asks EC2 nothing)."""
-        entries = nodeeni.status.attachments if attachments is None else attachments
-        reports = {
-            name: eninode.parse_status(raw.get("status")).by_eni()
-            for name in {a.node_id for a in entries}
-            if (raw := self._kube.eninodes.get(name)) is not None
-        }
-        folded = fold_reports(entries, reports=reports, spec=nodeeni.spec)
-        patch = status_patch(
-            nodeeni.status,
-            conditions=[
-                *(c for c in conditions if c.type != NODE_INTERFACES_READY),
-                *node_error_conditions(folded.errors, generation=nodeeni.generation),
-            ],
-            generation=nodeeni.generation,
-            now=utc_now(),
-            attachments=folded.attachments,
-            desired=desired,
-            limits=self._kube.status_limits,
-        )
-        if patch is not None:
-            await self._kube.writer.patch_status(
-                nodeeni.name, patch, resource_version=nodeeni.resource_version
-            )
-        wanted = desired if desired is not None else nodeeni.status.desired_count
-        self._metrics.nodeeni_status(
-            nodeeni.name,
-            wanted=0 if nodeeni.being_deleted else wanted,
-            attached=sum(a.status is AttachmentState.ATTACHED for a in folded.attachments),
-            ready=any(c.type == READY and c.status is ConditionStatus.TRUE for c in conditions),
-        )
-
-    async def _detaching(self, nodeeni: model.NodeENI, *, left: Callable[[str], bool]) -> None:
-        """Status lists the ENIs still `left` as detaching; the others are gone."""
-        await self._write_status(
-            nodeeni,
-            nodeeni.status.conditions,
-            attachments=[
-                dataclasses.replace(a, status=AttachmentState.DETACHING)
-                for a in nodeeni.status.attachments
-                if left(a.eni_id)
-            ],
-        )
+        await self._status.write(nodeeni, conditions)
