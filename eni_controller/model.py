@@ -12,6 +12,7 @@ Node, the node's ENINode or EC2. ``from_dict`` reads both forms.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +33,11 @@ CLEANUP_START_ANNOTATION: Final = "aws-multi-eni-controller/cleanup-start-time"
 COMPACT_ATTACHMENT_FIELDS: Final = ("nodeID", "eniID", "macAddress", "deviceIndex", "status")
 
 _E = TypeVar("_E", bound=StrEnum)
+
+
+def utc_now() -> str:
+    """Now, as the API writes a timestamp (RFC 3339, seconds, UTC)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class AttachmentState(StrEnum):

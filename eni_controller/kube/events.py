@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
-import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,10 +63,6 @@ class EventsAPI(Protocol):
     ) -> Any: ...
 
 
-def _event_time() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(slots=True)
 class _Event:
     """One Event object: the occurrences counted, and how many writes carried so far."""
@@ -79,7 +74,7 @@ class _Event:
     aggregate: bool
     resource_version: str = ""  # these two: the latest occurrence's
     message: str = ""  # an aggregate's: combined
-    first_timestamp: str = field(default_factory=_event_time)
+    first_timestamp: str = field(default_factory=model.utc_now)
     name: str | None = None  # the Event object, once created
     count: int = 0
     sent: int = 0
@@ -203,7 +198,7 @@ class EventRecorder:
         gone (expired); log a failure, never raise."""
         event.sent = event.count
         event.written_at = asyncio.get_running_loop().time()
-        now = _event_time()
+        now = model.utc_now()
         try:
             if event.name is not None:
                 try:

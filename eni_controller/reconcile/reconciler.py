@@ -62,10 +62,6 @@ CLEANUP_REQUEUE_SECONDS = 5.0  # the pool also requeues as each ENI goes
 _CALLED_EC2 = (Outcome.DONE, Outcome.RETRY, Outcome.BLOCKED)
 
 
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KubeSide:
     """The Kubernetes half: informers' stores, NodeENI writes, Events, status size."""
@@ -126,7 +122,7 @@ class Reconciler:
         self._status = StatusWriter(
             writer=kube.writer,
             eninode=kube.eninodes.get,
-            now=utc_now,
+            now=model.utc_now,
             limits=kube.status_limits,
             metrics=metrics,
         )
@@ -280,7 +276,7 @@ class Reconciler:
         if not nodeeni.has_finalizer:
             return DONE
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
-        timed_out = started is not None and _age(started, utc_now()) > (
+        timed_out = started is not None and _age(started, model.utc_now()) > (
             self._config.max_cleanup_duration_seconds
         )
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
@@ -300,7 +296,7 @@ class Reconciler:
                 await self._kube.writer.annotate(
                     nodeeni.name,
                     model.CLEANUP_START_ANNOTATION,
-                    utc_now(),
+                    model.utc_now(),
                     resource_version=nodeeni.resource_version,
                 )
             )
