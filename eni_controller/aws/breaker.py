@@ -49,12 +49,10 @@ class CircuitBreaker:
 
     def check(self, action: str) -> None:
         """Raise CircuitOpen unless a call may go out now."""
-        if self._config.enabled and self.state is BreakerState.OPEN:
+        if self.state is BreakerState.OPEN:  # never, when disabled
             raise CircuitOpen(action=action, code="CircuitOpen", message="EC2 calls paused")
 
     def record_success(self) -> None:
-        if not self._config.enabled:
-            return
         self._failures = 0
         if self.state is BreakerState.HALF_OPEN:
             self._successes += 1

@@ -14,7 +14,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from eni_controller.aws.batch import ANY_CALL, Batcher
 from eni_controller.aws.cache import TTLCache
@@ -24,12 +24,7 @@ from eni_controller.aws.resources import SecurityGroup, Subnet
 DEFAULT_TTL_SECONDS = 300.0
 
 
-class _InVpc(Protocol):
-    @property
-    def vpc_id(self) -> str: ...
-
-
-R = TypeVar("R", bound=_InVpc)
+R = TypeVar("R", bound=Subnet | SecurityGroup)
 
 
 class LookupReason(StrEnum):
