@@ -192,8 +192,6 @@ class HealthServer:
             "/readyz": _probe_route("readiness", readiness),
         }
         self._servers: list[_Server] = []
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
 
     def _metrics(self) -> _Response:
         return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
@@ -201,34 +199,31 @@ class HealthServer:
     def start(self) -> None:
         """Bind the listeners and serve them on daemon threads. Raises OSError if a
         port is taken (nothing is left listening in that case)."""
-        with self._lock:
-            if self._servers:
-                raise RuntimeError("HealthServer already started")
-            metrics: dict[str, _Route] = {"/metrics": self._metrics}
-            if self.metrics_port == self.probe_port != 0:
-                plan = [(self.metrics_port, {**metrics, **self._probe_routes})]
-            else:
-                plan = [(self.metrics_port, metrics), (self.probe_port, self._probe_routes)]
-            servers: list[_Server] = []
-            try:
-                for port, routes in plan:
-                    servers.append(_Server((self._host, port), routes))
-            except BaseException:
-                for s in servers:
-                    s.server_close()
-                raise
-            self.metrics_port = servers[0].server_address[1]
-            self.probe_port = servers[-1].server_address[1]
+        if self._servers:
+            raise RuntimeError("HealthServer already started")
+        metrics: dict[str, _Route] = {"/metrics": self._metrics}
+        if self.metrics_port == self.probe_port != 0:
+            plan = [(self.metrics_port, {**metrics, **self._probe_routes})]
+        else:
+            plan = [(self.metrics_port, metrics), (self.probe_port, self._probe_routes)]
+        servers: list[_Server] = []
+        try:
+            for port, routes in plan:
+                servers.append(_Server((self._host, port), routes))
+        except BaseException:
             for s in servers:
-                thread = threading.Thread(
-                    target=s.serve_forever,
-                    kwargs={"poll_interval": _POLL_INTERVAL},
-                    name=f"health-http-{s.server_address[1]}",
-                    daemon=True,
-                )
-                thread.start()
-                self._threads.append(thread)
-            self._servers = servers
+                s.server_close()
+            raise
+        self.metrics_port = servers[0].server_address[1]
+        self.probe_port = servers[-1].server_address[1]
+        for s in servers:
+            threading.Thread(
+                target=s.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL},
+                name=f"health-http-{s.server_address[1]}",
+                daemon=True,
+            ).start()
+        self._servers = servers
         log.info(
             "health endpoints listening",
             host=self._host,
@@ -236,13 +231,10 @@ class HealthServer:
             probe_port=self.probe_port,
         )
 
-    def stop(self, *, timeout: float = 5.0) -> None:
-        """Stop serving, close the sockets and join the threads. Idempotent."""
-        with self._lock:
-            servers, self._servers = self._servers, []
-            threads, self._threads = self._threads, []
-            for s in servers:
-                s.shutdown()
-                s.server_close()
-            for t in threads:
-                t.join(timeout)
+    def stop(self) -> None:
+        """Stop serving (each thread's serve_forever returns) and close the sockets.
+        Idempotent."""
+        servers, self._servers = self._servers, []
+        for s in servers:
+            s.shutdown()
+            s.server_close()

@@ -71,8 +71,7 @@ class Batcher(Generic[K, V]):
         return started, {k: found[k] for k in wanted if k in found}
 
     def _start(self) -> None:
-        if self._running is not None or self._next is None:
-            return
+        assert self._next is not None and self._running is None
         future, keys = self._next, list(self._waiting)
         self._next, self._waiting = None, {}
         started = self._clock()
@@ -88,15 +87,13 @@ class Batcher(Generic[K, V]):
             for start in range(0, len(keys), self._max_keys):
                 found.update(await self._fetch(keys[start : start + self._max_keys]))
         except Exception as err:
-            if not future.done():
-                future.set_exception(err)
-                future.exception()  # retrieved here: nobody may be left to await it
+            future.set_exception(err)
+            future.exception()  # retrieved here: nobody may be left to await it
         except BaseException:
             future.cancel()
             raise
         else:
-            if not future.done():
-                future.set_result((started, found))
+            future.set_result((started, found))
 
     def _finished(self) -> None:
         self._running = None
