@@ -3,12 +3,8 @@
 A liveness probe answered by the event loop it judges cannot say the loop is
 stuck: the request just hangs. So the endpoints are served by the stdlib's
 ThreadingHTTPServer on daemon threads, and the loop's health is judged from a
-heartbeat the loop writes (LoopHeartbeat) and the server threads only read.
-WorkerActivity likewise records which key each worker is on since when, so
-liveness can name a worker stuck on one key while the loop itself is fine.
-
-Like controller-runtime, metrics and probes listen on two ports (8080 and 8081
-by default); when both ports are the same, one listener serves every path.
+heartbeat the loop writes (LoopHeartbeat) and the server threads only read;
+WorkerActivity likewise names a worker stuck on one key while the loop is fine.
 """
 
 from __future__ import annotations
@@ -51,7 +47,6 @@ class LoopHeartbeat:
         self._last = time.monotonic()  # one float, written and read atomically
 
     def beat(self) -> None:
-        """Record a tick now."""
         self._last = time.monotonic()
 
     async def run(self, *, interval: float = 0.5) -> None:
@@ -163,15 +158,10 @@ def _probe_route(name: str, check: Check) -> _Route:
 
 
 class HealthServer:
-    """`/metrics` on the metrics port, `/healthz` and `/readyz` on the probe port.
-
-    `liveness` and `readiness` run on server threads, concurrently with the loop
-    and each other: they must only read thread-safe state (a LoopHeartbeat, a
-    plain value the loop sets) and never touch asyncio objects.
-
-    A port of 0 binds a free port; `metrics_port` and `probe_port` are the bound
-    ports once started. Equal non-zero ports share one listener.
-    """
+    """`/metrics` on the metrics port, `/healthz` and `/readyz` on the probe port
+    (equal non-zero ports share one listener, as in controller-runtime). A port of
+    0 binds a free port; `metrics_port` and `probe_port` are the bound ports once
+    started. The checks must only read thread-safe state, never asyncio objects."""
 
     def __init__(
         self,

@@ -207,14 +207,10 @@ def _read_unique_values(
 
 
 def _require_one_of(reader: FieldReader, what: str, keys: Sequence[str]) -> None:
-    if any(_is_given(reader.get(key)) for key in keys):
+    if any(reader.get(key) not in (None, [], ()) for key in keys):
         return
     choices = ", ".join(keys[:-1]) + f" or {keys[-1]}"
     reader.report("spec", f"at least one {what} is required (set {choices})")
-
-
-def _is_given(value: object) -> bool:
-    return value is not None and not (isinstance(value, list | tuple) and not value)
 
 
 _SUBNET_ID_CHECK: Final = pattern_check(
