@@ -11,13 +11,13 @@ are not (a fix is seen at once). Concurrent resolutions share describes
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Generic, TypeVar
 
 from eni_controller.aws.batch import ANY_CALL, Batcher
-from eni_controller.aws.cache import TTLCache
 from eni_controller.aws.ec2 import FILTER_VALUES_PER_CALL, EC2Client, Filters
 from eni_controller.aws.resources import SecurityGroup, Subnet
 
@@ -67,7 +67,9 @@ class _Finder(Generic[R]):
         self._id_filter = id_filter
         self._ident = ident
         self._vpc_id = vpc_id
-        self._cache: TTLCache[str, R] = TTLCache(ttl_seconds=ttl_seconds, clock=clock)
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, R]] = {}  # "id:<id>" or "name:<name>" -> (expiry, R)
         self._by_ids = Batcher(self._describe_ids, max_keys=FILTER_VALUES_PER_CALL)
         self._name_stages = [
             Batcher(
@@ -100,7 +102,7 @@ class _Finder(Generic[R]):
     async def _by_id(
         self, ids: Sequence[str], missing: list[str], elsewhere: list[str]
     ) -> dict[str, R]:
-        found = {i: r for i in ids if (r := self._cache.get(f"id:{i}")) is not None}
+        found = {i: r for i in ids if (r := self._cached(f"id:{i}")) is not None}
         wanted = [i for i in dict.fromkeys(ids) if i not in found]
         if wanted:
             found.update(await self._by_ids.get(wanted, not_before=ANY_CALL))
@@ -115,13 +117,13 @@ class _Finder(Generic[R]):
                 )
                 del found[i]
             else:
-                self._cache.put(f"id:{i}", resource)
+                self._cache[f"id:{i}"] = (self._clock() + self._ttl, resource)
         return found
 
     async def _by_name(
         self, names: Sequence[str], missing: list[str], ambiguous: list[str]
     ) -> dict[str, R]:
-        found = {n: r for n in names if (r := self._cache.get(f"name:{n}")) is not None}
+        found = {n: r for n in names if (r := self._cached(f"name:{n}")) is not None}
         wanted = [n for n in dict.fromkeys(names) if n not in found]
         for stage in self._name_stages:
             if not wanted:
@@ -130,13 +132,21 @@ class _Finder(Generic[R]):
             for name, candidates in matches.items():
                 if len(candidates) == 1:
                     found[name] = candidates[0]
-                    self._cache.put(f"name:{name}", candidates[0])
+                    self._cache[f"name:{name}"] = (self._clock() + self._ttl, candidates[0])
                 elif len(candidates) > 1:
                     ids = ", ".join(sorted(self._ident(c) for c in candidates))
                     ambiguous.append(f"{self.noun} name {name!r} is ambiguous: matches {ids}")
             wanted = [n for n in wanted if n not in matches]
         missing.extend(f"{self.noun} named {n!r} not found" for n in wanted)
         return found
+
+    def _cached(self, key: str) -> R | None:
+        """The cached resource, unless it expired (then it is dropped for good)."""
+        expires, resource = self._cache.get(key, (math.inf, None))
+        if self._clock() < expires:
+            return resource
+        del self._cache[key]
+        return None
 
     async def _describe_ids(self, ids: Sequence[str]) -> dict[str, R]:
         described = await self._describe(filters={self._id_filter: list(ids)})

@@ -1,51 +1,11 @@
-"""Unit tests for eni_controller.aws.cache.TTLCache and aws.limits.InstanceTypeLimits."""
+"""Unit tests for aws.limits.InstanceTypeLimits, the cache of ENI limits per instance type."""
 
 from __future__ import annotations
 
-from eni_controller.aws.cache import TTLCache
 from eni_controller.aws.limits import InstanceTypeLimits
 from eni_controller.metrics import Metrics
-from tests.harness.clock import ManualClock
 from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
 from tests.harness.recording_ec2 import RecordingRaw
-
-
-def test_get_missing_key_is_none(clock: ManualClock) -> None:
-    cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=clock)
-    assert cache.get("absent") is None
-
-
-def test_entry_lives_exactly_ttl(clock: ManualClock) -> None:
-    cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=clock)
-    cache.put("a", 1)
-    clock.advance(4.5)
-    assert cache.get("a") == 1
-    clock.advance(0.5)
-    assert cache.get("a") is None
-    # expired entries are dropped, not resurrected by a clock going back
-    clock.advance(-1)
-    assert cache.get("a") is None
-
-
-def test_put_refreshes_value_and_expiry(clock: ManualClock) -> None:
-    cache: TTLCache[str, int] = TTLCache(ttl_seconds=5, clock=clock)
-    cache.put("a", 1)
-    clock.advance(4)
-    cache.put("a", 2)
-    clock.advance(4)
-    assert cache.get("a") == 2
-    clock.advance(1)
-    assert cache.get("a") is None
-
-
-def test_entries_expire_independently(clock: ManualClock) -> None:
-    cache: TTLCache[str, str] = TTLCache(ttl_seconds=10, clock=clock)
-    cache.put("old", "x")
-    clock.advance(6)
-    cache.put("new", "y")
-    clock.advance(4)
-    assert cache.get("old") is None
-    assert cache.get("new") == "y"
 
 
 MAX_ENIS = {"m5.large": 3, "c5.4xlarge": 8, "t3.micro": 2}

@@ -279,6 +279,23 @@ async def test_cache_is_per_entry(scoped: Setup) -> None:
     ]
 
 
+async def test_each_entry_lives_ttl_from_its_describe(scoped: Setup) -> None:
+    await scoped.resolver.subnets(ids=["subnet-a"], names=[])
+    scoped.clock.advance(TTL - 24)
+    await scoped.resolver.subnets(ids=["subnet-c"], names=[])
+    scoped.clock.advance(24)
+    scoped.raw.calls.clear()
+    await scoped.resolver.subnets(ids=["subnet-a", "subnet-c"], names=[])
+    assert scoped.subnet_filters == [{"subnet-id": ["subnet-a"]}]  # only a's TTL is over
+    # an expired entry is dropped: a clock going back does not bring it back
+    scoped.memory.subnets = [s for s in SUBNETS if s["SubnetId"] != "subnet-c"]
+    scoped.clock.advance(TTL - 24)
+    for _ in range(2):
+        with pytest.raises(LookupFailed):
+            await scoped.resolver.subnets(ids=["subnet-c"], names=[])
+        scoped.clock.advance(-1)
+
+
 async def test_after_ttl_describes_again_and_sees_changes(scoped: Setup) -> None:
     await scoped.resolver.subnets(ids=[], names=["beta"])
     assert len(scoped.subnet_filters) == 1
