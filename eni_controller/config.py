@@ -75,8 +75,7 @@ def _share(text: str) -> float:
 
 def _allow_tag(text: str) -> tuple[str, str]:
     """``key=value``: the tag an allowed subnet or security group carries."""
-    key, sep, value = text.partition("=")
-    key, value = key.strip(), value.strip()
+    key, sep, value = (part.strip() for part in text.partition("="))
     if not sep or not key:
         raise ValueError("not a tag (expected key=value, such as multus=true)")
     if len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:

@@ -146,10 +146,7 @@ def preview(value: object) -> str:
         if len(value) > _PREVIEW_MAX_LENGTH:
             value = value[: _PREVIEW_MAX_LENGTH - 3] + "..."
         return json.dumps(value, ensure_ascii=False)
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=repr)
-    except ValueError:  # a circular structure, which JSON from the API cannot hold
-        text = repr(value)
+    text = json.dumps(value, ensure_ascii=False, default=repr)
     if len(text) > _PREVIEW_MAX_LENGTH:
         return text[: _PREVIEW_MAX_LENGTH - 3] + "..."
     return text

@@ -71,7 +71,7 @@ class Batcher(Generic[K, V]):
         return started, {k: found[k] for k in wanted if k in found}
 
     def _start(self) -> None:
-        assert self._next is not None and self._running is None
+        assert self._next is not None  # called only with askers waiting
         future, keys = self._next, list(self._waiting)
         self._next, self._waiting = None, {}
         started = self._clock()

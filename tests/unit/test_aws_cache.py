@@ -7,7 +7,6 @@ from eni_controller.metrics import Metrics
 from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
 from tests.harness.recording_ec2 import RecordingRaw
 
-
 MAX_ENIS = {"m5.large": 3, "c5.4xlarge": 8, "t3.micro": 2}
 
 
