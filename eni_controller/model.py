@@ -84,12 +84,8 @@ class Attachment:
     def from_dict(cls, raw: object) -> Attachment | None:
         """One status item (a field of the wrong type reads as None); None when it
         is not an object or lacks ``nodeID`` or ``eniID``."""
-        if not isinstance(raw, Mapping):
-            return None
-        values = _read(_ATTACHMENT_KEYS, raw)
-        if not values["node_id"] or not values["eni_id"]:
-            return None
-        return cls(**values)
+        values = _read(_ATTACHMENT_KEYS, raw, "node_id", "eni_id")
+        return None if values is None else cls(**values)
 
     def to_dict(self, *, last_updated: str | None = None) -> dict[str, object]:
         """The camelCase item without None fields; `last_updated` replaces the entry's own."""
@@ -118,12 +114,8 @@ class Condition:
     @classmethod
     def from_dict(cls, raw: object) -> Condition | None:
         """One condition; None without a ``type`` or a valid ``status``."""
-        if not isinstance(raw, Mapping):
-            return None
-        values = _read(_CONDITION_KEYS, raw)
-        if not values["type"] or values["status"] is None:
-            return None
-        return cls(**values)
+        values = _read(_CONDITION_KEYS, raw, "type", "status")
+        return None if values is None else cls(**values)
 
     def to_dict(self) -> dict[str, object]:
         return _write(_CONDITION_KEYS, self)
@@ -146,7 +138,7 @@ class NodeENIStatus:
         return cls(
             attachments=tuple(item for item in attachments if item is not None),
             conditions=tuple(item for item in conditions if item is not None),
-            **_read(_STATUS_COUNT_KEYS, raw),
+            **(_read(_STATUS_COUNT_KEYS, raw) or {}),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -287,8 +279,12 @@ _STATUS_COUNT_KEYS: Final[_Keys] = {
 }
 
 
-def _read(keys: _Keys, raw: Mapping[str, object]) -> dict[str, Any]:
-    return {attr: read(raw.get(key)) for attr, (key, read) in keys.items()}
+def _read(keys: _Keys, raw: object, *required: str) -> dict[str, Any] | None:
+    """The attributes of `raw`; None if it is not an object or lacks a `required` one."""
+    if not isinstance(raw, Mapping):
+        return None
+    values = {attr: read(raw.get(key)) for attr, (key, read) in keys.items()}
+    return values if all(values[attr] for attr in required) else None
 
 
 def _write(keys: _Keys, obj: object) -> dict[str, object]:
