@@ -120,11 +120,8 @@ class CircuitBreakerConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
-    """Validated controller settings; build it with :meth:`from_env`.
-
-    The field defaults are the variables' documented defaults; constructing
-    ``Config`` directly does not validate (it is meant for tests).
-    """
+    """Validated controller settings; build it with :meth:`from_env`. The defaults are
+    the variables' documented ones; ``Config(...)`` does not validate (it is for tests)."""
 
     aws_region: str | None = None  # None: unset; the CLI asks IMDS (aws/imds.py)
     aws_endpoint_url: str | None = None

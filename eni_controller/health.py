@@ -36,12 +36,9 @@ _POLL_INTERVAL = 0.1  # serve_forever's shutdown poll; bounds how long stop() wa
 
 
 class LoopHeartbeat:
-    """Proof of life from an asyncio event loop, readable from any thread.
-
-    `run()` ticks on the watched loop; when a coroutine blocks the loop, `lag()`
-    grows. Construction counts as the first tick, so a probe asked before `run()`
-    starts is not failed for it.
-    """
+    """Proof of life from an asyncio event loop, readable from any thread: `lag()`
+    grows while a coroutine blocks the loop `run()` ticks on. Construction counts as
+    the first tick, so a probe asked before `run()` starts is not failed for it."""
 
     def __init__(self) -> None:
         self._last = time.monotonic()  # one float, written and read atomically
@@ -50,7 +47,6 @@ class LoopHeartbeat:
         self._last = time.monotonic()
 
     async def run(self, *, interval: float = 0.5) -> None:
-        """Tick every `interval` seconds until cancelled."""
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
         while True:
@@ -78,11 +74,8 @@ class Busy:
 
 
 class WorkerActivity:
-    """Which key each worker is processing and since when, readable from any thread.
-
-    Workers call `started` and `finished` on the loop; probe threads call `busy`
-    and `stuck`, which read a copy under the lock. `clock` must be monotonic.
-    """
+    """Which key each worker is processing and since when: workers call `started`
+    and `finished` on the loop, probe threads `busy` and `stuck`. `clock` is monotonic."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -222,8 +215,7 @@ class HealthServer:
         )
 
     def stop(self) -> None:
-        """Stop serving (each thread's serve_forever returns) and close the sockets.
-        Idempotent."""
+        """Stop serving and close the sockets; idempotent."""
         servers, self._servers = self._servers, []
         for s in servers:
             s.shutdown()
