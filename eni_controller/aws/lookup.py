@@ -14,6 +14,7 @@ import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -45,38 +46,29 @@ class LookupFailed(Exception):
         self.problems = tuple(problems)
 
 
+@dataclass(kw_only=True, eq=False)
 class _Finder(Generic[R]):
     """Lookups of one resource kind, with their cache."""
 
-    def __init__(
-        self,
-        *,
-        noun: str,
-        not_found: LookupReason,
-        describe: Callable[..., Awaitable[list[R]]],
-        id_filter: str,
-        ident: Callable[[R], str],
-        name_stages: Sequence[tuple[str, Callable[[R], str | None]]],
-        vpc_id: str | None,
-        ttl_seconds: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self.noun = noun
-        self.not_found = not_found
-        self._describe = describe
-        self._id_filter = id_filter
-        self._ident = ident
-        self._vpc_id = vpc_id
-        self._ttl = ttl_seconds
-        self._clock = clock
+    noun: str
+    not_found: LookupReason
+    describe: Callable[..., Awaitable[list[R]]]
+    id_filter: str
+    ident: Callable[[R], str]
+    name_stages: Sequence[tuple[str, Callable[[R], str | None]]]
+    vpc_id: str | None
+    ttl_seconds: float
+    clock: Callable[[], float]
+
+    def __post_init__(self) -> None:
         self._cache: dict[str, tuple[float, R]] = {}  # "id:<id>" or "name:<name>" -> (expiry, R)
         self._by_ids = Batcher(self._describe_ids, max_keys=FILTER_VALUES_PER_CALL)
-        self._name_stages = [
+        self._by_names = [
             Batcher(
                 functools.partial(self._describe_names, filter_name, name_of),
                 max_keys=FILTER_VALUES_PER_CALL,
             )
-            for filter_name, name_of in name_stages
+            for filter_name, name_of in self.name_stages
         ]
 
     async def resolve(self, *, ids: Sequence[str], names: Sequence[str]) -> tuple[R, ...]:
@@ -96,7 +88,7 @@ class _Finder(Generic[R]):
             )
         resolved: dict[str, R] = {}
         for resource in [by_id[i] for i in ids] + [by_name[n] for n in names]:
-            resolved.setdefault(self._ident(resource), resource)
+            resolved.setdefault(self.ident(resource), resource)
         return tuple(resolved.values())
 
     async def _by_id(
@@ -110,14 +102,14 @@ class _Finder(Generic[R]):
             resource = found.get(i)
             if resource is None:
                 missing.append(f"{self.noun} {i} not found")
-            elif self._vpc_id and resource.vpc_id != self._vpc_id:
+            elif self.vpc_id and resource.vpc_id != self.vpc_id:
                 elsewhere.append(
                     f"{self.noun} {i} is in {resource.vpc_id}, not in the cluster VPC"
-                    f" {self._vpc_id} (VPC_ID)"
+                    f" {self.vpc_id} (VPC_ID)"
                 )
                 del found[i]
             else:
-                self._cache[f"id:{i}"] = (self._clock() + self._ttl, resource)
+                self._cache[f"id:{i}"] = (self.clock() + self.ttl_seconds, resource)
         return found
 
     async def _by_name(
@@ -125,16 +117,16 @@ class _Finder(Generic[R]):
     ) -> dict[str, R]:
         found = {n: r for n in names if (r := self._cached(f"name:{n}")) is not None}
         wanted = [n for n in dict.fromkeys(names) if n not in found]
-        for stage in self._name_stages:
+        for stage in self._by_names:
             if not wanted:
                 break
             matches = await stage.get(wanted, not_before=ANY_CALL)
             for name, candidates in matches.items():
                 if len(candidates) == 1:
                     found[name] = candidates[0]
-                    self._cache[f"name:{name}"] = (self._clock() + self._ttl, candidates[0])
+                    self._cache[f"name:{name}"] = (self.clock() + self.ttl_seconds, candidates[0])
                 elif len(candidates) > 1:
-                    ids = ", ".join(sorted(self._ident(c) for c in candidates))
+                    ids = ", ".join(sorted(self.ident(c) for c in candidates))
                     ambiguous.append(f"{self.noun} name {name!r} is ambiguous: matches {ids}")
             wanted = [n for n in wanted if n not in matches]
         missing.extend(f"{self.noun} named {n!r} not found" for n in wanted)
@@ -143,14 +135,14 @@ class _Finder(Generic[R]):
     def _cached(self, key: str) -> R | None:
         """The cached resource, unless it expired (then it is dropped for good)."""
         expires, resource = self._cache.get(key, (math.inf, None))
-        if self._clock() < expires:
+        if self.clock() < expires:
             return resource
         del self._cache[key]
         return None
 
     async def _describe_ids(self, ids: Sequence[str]) -> dict[str, R]:
-        described = await self._describe(filters={self._id_filter: list(ids)})
-        return {self._ident(r): r for r in described}
+        described = await self.describe(filters={self.id_filter: list(ids)})
+        return {self.ident(r): r for r in described}
 
     async def _describe_names(
         self, filter_name: str, name_of: Callable[[R], str | None], names: Sequence[str]
@@ -158,8 +150,8 @@ class _Finder(Generic[R]):
         """Every resource each name matches (more than one: ambiguous)."""
         matches: dict[str, list[R]] = {}
         asked = set(names)
-        scope: Filters = {"vpc-id": [self._vpc_id]} if self._vpc_id else {}
-        for resource in await self._describe(filters={filter_name: list(names), **scope}):
+        scope: Filters = {"vpc-id": [self.vpc_id]} if self.vpc_id else {}
+        for resource in await self.describe(filters={filter_name: list(names), **scope}):
             name = name_of(resource)
             if name is not None and name in asked:
                 matches.setdefault(name, []).append(resource)
