@@ -174,10 +174,7 @@ def _read_node_selector(reader: FieldReader) -> dict[str, str] | None:
     if len(raw) > NODE_SELECTOR_MAX_ENTRIES:
         reader.report(path, f"has {len(raw)} entries (at most {NODE_SELECTOR_MAX_ENTRIES} allowed)")
     selector: dict[str, str] = {}
-    for key, value in raw.items():
-        if not isinstance(key, str):
-            reader.report(path, f"label key {key!r} must be a string")
-            continue
+    for key, value in raw.items():  # JSON: every key is a string
         key_problem = label_key_problem(key)
         if key_problem is not None:
             reader.report(path, f"key {preview(key)} is not a valid label key: {key_problem}")
