@@ -34,15 +34,6 @@ class ENINotFound(NotFound): ...
 class AttachmentNotFound(NotFound): ...
 
 
-class InstanceNotFound(NotFound): ...
-
-
-class SubnetNotFound(NotFound): ...
-
-
-class SecurityGroupNotFound(NotFound): ...
-
-
 class InUse(EC2Error):
     """The ENI is attached (or detaching) and cannot be deleted yet."""
 
@@ -108,10 +99,10 @@ _BY_CODE: Final[dict[str, type[EC2Error]]] = {
     "InvalidNetworkInterfaceID.NotFound": ENINotFound,
     "InvalidNetworkInterfaceId.NotFound": ENINotFound,
     "InvalidAttachmentID.NotFound": AttachmentNotFound,
-    "InvalidInstanceID.NotFound": InstanceNotFound,
-    "InvalidSubnetID.NotFound": SubnetNotFound,
-    "InvalidGroup.NotFound": SecurityGroupNotFound,
-    "InvalidGroupId.NotFound": SecurityGroupNotFound,
+    "InvalidInstanceID.NotFound": NotFound,
+    "InvalidSubnetID.NotFound": NotFound,
+    "InvalidGroup.NotFound": NotFound,
+    "InvalidGroupId.NotFound": NotFound,
     "InvalidNetworkInterface.InUse": InUse,
     "AttachmentLimitExceeded": LimitExceeded,
     "NetworkInterfaceLimitExceeded": LimitExceeded,

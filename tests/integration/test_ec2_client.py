@@ -183,8 +183,8 @@ async def test_aws_rules_map_to_error_classes(
         ec2.attach_network_interface(eni_id=third, instance_id=instance.id, device_index=3),
     )
     await _expect(errors.ENINotFound, ec2.delete_network_interface(eni_id="eni-0123456789abcdef0"))
-    await _expect(
-        errors.SubnetNotFound,
+    missing_subnet = await _expect(
+        errors.NotFound,
         ec2.create_network_interface(
             subnet_id="subnet-0123456789abcdef0",
             security_group_ids=[],
@@ -193,6 +193,7 @@ async def test_aws_rules_map_to_error_classes(
             client_token=_token(),
         ),
     )
+    assert missing_subnet.code == "InvalidSubnetID.NotFound"
     ec2_client(ec2_world.endpoint).terminate_instances(InstanceIds=[instance.id])
     await _expect(
         errors.IncorrectState,

@@ -20,15 +20,12 @@ from eni_controller.aws.errors import (
     EC2Error,
     ENINotFound,
     IncorrectState,
-    InstanceNotFound,
     InUse,
     LimitExceeded,
     MaybeIndexConflict,
     NotFound,
     OutcomeUnknown,
     Permanent,
-    SecurityGroupNotFound,
-    SubnetNotFound,
     Throttled,
     Transient,
     Unauthorized,
@@ -42,10 +39,10 @@ EXPECTED_BY_CODE: list[tuple[str, type[EC2Error]]] = [
     ("InvalidNetworkInterfaceID.NotFound", ENINotFound),
     ("InvalidNetworkInterfaceId.NotFound", ENINotFound),
     ("InvalidAttachmentID.NotFound", AttachmentNotFound),
-    ("InvalidInstanceID.NotFound", InstanceNotFound),
-    ("InvalidSubnetID.NotFound", SubnetNotFound),
-    ("InvalidGroup.NotFound", SecurityGroupNotFound),
-    ("InvalidGroupId.NotFound", SecurityGroupNotFound),
+    ("InvalidInstanceID.NotFound", NotFound),
+    ("InvalidSubnetID.NotFound", NotFound),
+    ("InvalidGroup.NotFound", NotFound),
+    ("InvalidGroupId.NotFound", NotFound),
     ("InvalidNetworkInterface.InUse", InUse),
     ("AttachmentLimitExceeded", LimitExceeded),
     ("NetworkInterfaceLimitExceeded", LimitExceeded),
@@ -105,9 +102,8 @@ def test_expected_code_maps_to_class_whatever_the_status(
 
 
 def test_not_found_classes_share_a_base() -> None:
-    for cls in (ENINotFound, AttachmentNotFound, InstanceNotFound, SubnetNotFound):
+    for cls in (ENINotFound, AttachmentNotFound):
         assert issubclass(cls, NotFound)
-    assert issubclass(SecurityGroupNotFound, NotFound)
     assert issubclass(OutcomeUnknown, Transient)
     assert not issubclass(Throttled, Transient)
 
