@@ -43,9 +43,6 @@ class RateLimits:
     describe: BucketSpec
     mutating: BucketSpec
 
-    def spec(self, action_class: ActionClass) -> BucketSpec:
-        return self.describe if action_class is ActionClass.DESCRIBE else self.mutating
-
     def paced(self, headroom: float) -> RateLimits:
         """These buckets scaled down to `headroom` (capacity and refill rate)."""
         return RateLimits(
@@ -148,8 +145,8 @@ class RateLimiter:
     ) -> None:
         self._clock = clock
         self._buckets = {
-            action_class: TokenBucket(limits.spec(action_class), clock=clock, sleep=sleep)
-            for action_class in ActionClass
+            ActionClass.DESCRIBE: TokenBucket(limits.describe, clock=clock, sleep=sleep),
+            ActionClass.MUTATING: TokenBucket(limits.mutating, clock=clock, sleep=sleep),
         }
 
     async def acquire(self, action: str) -> tuple[ActionClass, float]:

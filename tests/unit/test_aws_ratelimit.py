@@ -147,8 +147,9 @@ def test_aws_default_limits() -> None:
     limits = AWS_DEFAULT_LIMITS
     assert limits.describe == BucketSpec(capacity=100, refill_per_second=20)
     assert limits.mutating == BucketSpec(capacity=50, refill_per_second=5)
-    assert limits.spec(ActionClass.DESCRIBE) is limits.describe
-    assert limits.spec(ActionClass.MUTATING) is limits.mutating
+    limiter = RateLimiter(limits)
+    assert limiter.ceiling(ActionClass.DESCRIBE) == limits.describe.refill_per_second
+    assert limiter.ceiling(ActionClass.MUTATING) == limits.mutating.refill_per_second
 
 
 def test_default_limits_are_paced_below_aws() -> None:
