@@ -83,9 +83,8 @@ class WorkerActivity:
         self._since: dict[int, tuple[Hashable, float]] = {}
 
     def started(self, worker: int, key: Hashable) -> None:
-        now = self._clock()
         with self._lock:
-            self._since[worker] = (key, now)
+            self._since[worker] = (key, self._clock())
 
     def finished(self, worker: int) -> None:
         with self._lock:

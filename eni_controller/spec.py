@@ -48,7 +48,6 @@ _LABEL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-
 DNS_SUBDOMAIN_PATTERN: Final = re.compile(
     r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
 )
-_LABEL_NAME_MAX_LENGTH: Final = 63
 DNS_SUBDOMAIN_MAX_LENGTH: Final = 253
 _AWS_ID_FORMAT: Final = "followed by 8 or 17 lowercase hex digits"
 
@@ -218,7 +217,7 @@ _SG_ID_CHECK: Final = pattern_check(
 )
 _SUBNET_NAME_CHECK: Final = length_check(1, SUBNET_NAME_MAX_LENGTH)
 _SG_NAME_CHECK: Final = length_check(1, SECURITY_GROUP_NAME_MAX_LENGTH)
-_LABEL_NAME_LENGTH: Final = length_check(1, _LABEL_NAME_MAX_LENGTH)
+_LABEL_NAME_LENGTH: Final = length_check(1, 63)  # Kubernetes' limit on a label name
 
 
 check_dpdk_driver: Final = pattern_check(

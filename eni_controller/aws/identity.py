@@ -74,9 +74,7 @@ class ClusterIdentity:
     them once, before leading starts; nobody else writes them."""
 
     def __init__(self, *, name: str | None, vpc_id: str | None) -> None:
-        self._configured_name = name
-        self._configured_vpc_id = vpc_id
-        self.name = name
+        self.name = name  # as configured until resolved
         self.vpc_id = vpc_id
         self.resolved = False
         self.reason = "not resolved yet"
@@ -89,7 +87,7 @@ class ClusterIdentity:
             return
         wanted = sorted(set(instance_ids))
         discovery = discover(())
-        if (self._configured_name is None or self._configured_vpc_id is None) and wanted:
+        if (self.name is None or self.vpc_id is None) and wanted:
             try:
                 discovery = discover((await ec2.describe_instances(wanted)).values())
             except EC2Error as err:
@@ -101,10 +99,11 @@ class ClusterIdentity:
                     error_code=err.code,
                 )
                 return
-        self.name = self._configured_name or discovery.name
-        self.vpc_id = self._configured_vpc_id or discovery.vpc_id
+        configured_name = self.name
+        self.name = self.name or discovery.name
+        self.vpc_id = self.vpc_id or discovery.vpc_id
         self.resolved = True
-        if self._configured_name:
+        if configured_name:
             self.reason = "CLUSTER_NAME"
         elif discovery.name:
             self.reason = "discovered from the nodes' instance tags"
@@ -129,7 +128,7 @@ class ClusterIdentity:
                 reason=self.reason,
                 vpc_id=self.vpc_id,
             )
-        if not self._configured_vpc_id and len(discovery.vpcs_seen) > 1:
+        if self.vpc_id is None and len(discovery.vpcs_seen) > 1:  # VPC_ID unset
             log.warning(
                 "the nodes' instances are in more than one VPC: set VPC_ID; the orphan sweep"
                 " reclaims nothing until then",
