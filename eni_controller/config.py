@@ -110,8 +110,6 @@ def _extra_tags(text: str) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CircuitBreakerConfig:
-    """Settings for the circuit breaker that guards EC2 API calls."""
-
     enabled: bool = True
     failure_threshold: int = 5
     success_threshold: int = 3

@@ -63,8 +63,6 @@ class LoopHeartbeat:
 
 @dataclass(frozen=True, slots=True)
 class Busy:
-    """One worker busy on one key for `seconds` so far."""
-
     worker: int
     key: Hashable
     seconds: float
