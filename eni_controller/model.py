@@ -225,12 +225,7 @@ def opt_bool(value: object) -> bool | None:
 
 
 def opt_enum(enum: type[_E], value: object) -> _E | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        return None
+    return next((member for member in enum if member.value == value), None)
 
 
 def opt_list(value: object) -> Sequence[object]:
