@@ -83,15 +83,11 @@ def _new_queue() -> WorkQueue[str]:
     return WorkQueue(name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS)
 
 
-def _fields(eni_id: str, job: _Job) -> dict[str, str]:
-    """eni_id, and nodeeni/node/instance_id as far as known (the ENI's own tag names
-    its NodeENI even when the orphan sweep is the owner)."""
-    return {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
-
-
-def _lifecycle_fields(eni_id: str, job: _Job) -> dict[str, str | None]:
-    """The fields of an ENI lifecycle line: all four, None where unknown."""
-    return {"node": None, "instance_id": None, **_fields(eni_id, job)}
+def _fields(eni_id: str, job: _Job) -> dict[str, str | None]:
+    """eni_id, nodeeni, node and instance_id, None where unknown (the ENI's own tag
+    names its NodeENI even when the orphan sweep is the owner)."""
+    known = {"eni_id": eni_id, "nodeeni": job.owner, **job.log_fields}
+    return {"node": None, "instance_id": None, **known}
 
 
 class CleanupPool:
@@ -251,7 +247,7 @@ class CleanupPool:
             if not self._current(eni_id, job):
                 return
             if not found:
-                log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
+                log.info("ENI already deleted", **_fields(eni_id, job))
                 return self._finished(eni_id, job)
             eni = found[0]
             job.log_fields = tags.log_fields(eni)
@@ -295,9 +291,9 @@ class CleanupPool:
             with self._metrics.eni_operation("delete"):
                 await self._ec2.delete_network_interface(eni_id=eni_id)
         except errors.ENINotFound:
-            log.info("ENI already deleted", **_lifecycle_fields(eni_id, job))
+            log.info("ENI already deleted", **_fields(eni_id, job))
         else:
-            log.info("ENI deleted", **_lifecycle_fields(eni_id, job))
+            log.info("ENI deleted", **_fields(eni_id, job))
             self._on_event(job.owner, "ENIDeleted", f"deleted {eni_id}")
         self._on_deleted(eni_id)
         if self._current(eni_id, job):
@@ -313,7 +309,7 @@ class CleanupPool:
         if job.detached_from is not None:
             instance_id, device_index = job.detached_from
             job.detached_from = None
-            fields = {**_lifecycle_fields(eni_id, job), "instance_id": instance_id}
+            fields = {**_fields(eni_id, job), "instance_id": instance_id}
             log.info("ENI detached", device_index=device_index, **fields)
             node = fields["node"] or instance_id
             self._on_event(job.owner, "ENIDetached", f"detached {eni_id} from node {node}")

@@ -122,7 +122,6 @@ class Reconciler:
         self._status = StatusWriter(
             writer=kube.writer,
             eninode=kube.eninodes.get,
-            now=model.utc_now,
             limits=kube.status_limits,
             metrics=metrics,
         )

@@ -30,7 +30,6 @@ from eni_controller.reconcile.status_fit import StatusLimits
 class StatusWriter:
     writer: NodeENIWriter
     eninode: Callable[[str], dict[str, Any] | None]  # a node's ENINode, as the informer has it
-    now: Callable[[], str]
     limits: StatusLimits
     metrics: Metrics
 
@@ -57,7 +56,7 @@ class StatusWriter:
                 *node_error_conditions(folded.errors, generation=nodeeni.generation),
             ],
             generation=nodeeni.generation,
-            now=self.now(),
+            now=model.utc_now(),
             attachments=folded.attachments,
             desired=desired,
             limits=self.limits,
