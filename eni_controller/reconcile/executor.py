@@ -2,12 +2,11 @@
 
 The planner decided what to do; this module makes the calls and returns each
 slot's outcome for the reconciler. Invariants: a failed slot never stops the
-others and a failed event never fails a slot; each slot's task binds its own log
-context. A slot's step is never tried before its backoff ran out, nor an
-attribute change that did not stick sent past its bound (retries.py). A create
-never sends a ClientToken whose ENI is known gone (tokens.py). Device indexes are
-chosen while the instance is held (indexes.py); with none free below the type's
-limit the slot is blocked.
+others; each slot's task binds its own log context. A slot's step is never tried
+before its backoff ran out, nor an attribute change that did not stick sent past
+its bound (retries.py). A create never sends a ClientToken whose ENI is known gone
+(tokens.py). Device indexes are chosen while the instance is held (indexes.py);
+with none free below the type's limit the slot is blocked.
 """
 
 from __future__ import annotations
@@ -78,7 +77,8 @@ class SlotResult:
         )
 
 
-# record an event (type, reason, message) about the Job's NodeENI; returns at once
+# record an event (type, reason, message) about the Job's NodeENI; returns at once and
+# never raises (EventRecorder.record_soon): a failed event never fails a slot
 Emit = Callable[[str, str, str], None]
 
 
@@ -186,13 +186,6 @@ class Executor:
             )
             return await self._guarded(job, action)
 
-    def _event(self, job: Job, type_: str, reason: str, message: str) -> None:
-        """Record an event; one that fails is logged, never fails the slot."""
-        try:
-            job.emit(type_, reason, message)
-        except Exception as err:
-            log.warning("event not recorded", reason=reason, error=type(err).__name__)
-
     async def _guarded(self, job: Job, action: Action) -> SlotResult:
         slot, effect = action.slot, _effect_key(job.uid, action)
         key = retries.SlotKey(
@@ -288,7 +281,7 @@ class Executor:
             except errors.EC2Error as err:
                 if not isinstance(err, errors.Throttled | errors.CircuitOpen):
                     message = f"node {slot.node}: {errors.short_text(err)}"
-                    self._event(job, "Warning", "ENICreationFailed", message)
+                    job.emit("Warning", "ENICreationFailed", message)
                 raise
             if not self._tokens.created(key, token=token, eni_id=eni.eni_id):
                 log.info("ClientToken answered with a deleted ENI; next token", eni_id=eni.eni_id)
@@ -297,7 +290,7 @@ class Executor:
             if eni.attachment is not None and eni.attachment.instance_id == slot.instance_id:
                 return None  # the ClientToken returned an ENI a crashed earlier run attached
             log.info("ENI created", subnet_id=subnet_id, **_fields(job, slot, eni.eni_id))
-            self._event(job, "Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
+            job.emit("Normal", "ENICreated", f"created {eni.eni_id} for node {slot.node}")
             try:
                 return await self._attach(job, slot, eni.eni_id, adopted=False)
             except errors.ENINotFound:
@@ -345,11 +338,11 @@ class Executor:
             # refused for good by the attach itself (not by the describe after a conflict)
             if err.action == indexes.ATTACH_ACTION:
                 message = f"{eni_id} on node {slot.node}: {errors.short_text(err)}"
-                self._event(job, "Warning", "ENIAttachmentFailed", message)
+                job.emit("Warning", "ENIAttachmentFailed", message)
             raise
         verb = "adopted and attached" if adopted else "attached"
         message = f"{verb} {eni_id} to node {slot.node} at device index {index}"
-        self._event(job, "Normal", "ENIAdopted" if adopted else "ENIAttached", message)
+        job.emit("Normal", "ENIAdopted" if adopted else "ENIAttached", message)
         return index
 
 

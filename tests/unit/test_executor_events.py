@@ -16,7 +16,9 @@ from typing import Any
 import structlog
 
 from eni_controller.aws.errors import SHORT_TEXT_MAX_LENGTH
+from eni_controller.kube.events import EventRecorder
 from eni_controller.metrics import Metrics
+from eni_controller.model import NodeENI
 from eni_controller.reconcile.executor import Emit, Executor, Outcome
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
 from eni_controller.reconcile.planner import CreateAndAttach, Slot
@@ -51,12 +53,25 @@ async def test_every_event_is_handed_over_before_run_returns() -> None:
     assert sorted(sent) == ["ENIAttached"] * 5 + ["ENICreated"] * 5
 
 
-async def test_a_failed_event_never_fails_its_slot() -> None:
-    def failing_emit(_type: str, reason: str, _message: str, _count: int = 1, /) -> None:
-        if reason == "ENICreated":
-            raise RuntimeError("API server unreachable")
+class _UnreachableEvents:
+    """An Events API every write to which fails."""
 
-    assert await _run(failing_emit) == [Outcome.DONE] * 5
+    async def create_namespaced_event(self, *_: Any, **__: Any) -> Any:
+        raise RuntimeError("API server unreachable")
+
+    patch_namespaced_event = create_namespaced_event
+
+
+async def test_a_failed_event_never_fails_its_slot() -> None:
+    # the reconciler's emit: the recorder's record_soon, which never raises
+    recorder = EventRecorder(_UnreachableEvents())
+    nodeeni = NodeENI(name="multus", uid="uid-1", resource_version="1", spec=None)
+
+    def emit(type_: str, reason: str, message: str) -> None:
+        recorder.record_soon(nodeeni, type_=type_, reason=reason, message=message)
+
+    assert await _run(emit) == [Outcome.DONE] * 5
+    await recorder.flush()
 
 
 async def test_each_event_is_raised_in_its_own_slots_context_only() -> None:
