@@ -126,23 +126,18 @@ class EC2View:
     async def enis(self, uid: str) -> list[NetworkInterface]:
         """The ENIs tagged with `uid`, as a describe started after its last change saw them."""
         changed = self._changed.get(uid, 0)
-        # the newest of: this uid's own answer, the latest snapshot, a refresh running
-        answer = self._answers.get(uid)
-        latest = self._latest
-        refreshing = self._refreshing
-        newest = max(
-            (answer[0] if answer is not None else -1),
-            (latest.at if latest is not None else -1),
-            (refreshing[0] if refreshing is not None else -1),
-        )
-        if newest >= changed:
-            if refreshing is not None and refreshing[0] == newest:
-                snapshot = await asyncio.shield(refreshing[1])
-                return self._live(snapshot.by_uid.get(uid, ()))
-            if latest is not None and latest.at == newest:
-                return self._live(latest.by_uid.get(uid, ()))
-            if answer is not None:
-                return self._live(answer[1])
+        answer, refreshing, latest = self._answers.get(uid), self._refreshing, self._latest
+        # a refresh running started after the latest snapshot; this uid's own answer
+        # serves only if newer than both
+        snapshot_at = latest.at if latest is not None else -1
+        if refreshing is not None:
+            snapshot_at = refreshing[0]
+        if answer is not None and answer[0] >= changed and answer[0] > snapshot_at:
+            return self._live(answer[1])
+        if snapshot_at >= changed:
+            snapshot = await asyncio.shield(refreshing[1]) if refreshing is not None else latest
+            assert snapshot is not None
+            return self._live(snapshot.by_uid.get(uid, ()))
         at, found = await self._by_uid.load([uid], not_before=changed)
         enis = tuple(found.get(uid, ()))
         if at >= self._changed.get(uid, 0):
