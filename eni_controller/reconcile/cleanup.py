@@ -68,6 +68,7 @@ class _Job:
     log_fields: dict[str, str] = field(default_factory=dict)
     started: float | None = None  # when the current attempt began
     force: bool = False  # a detach timed out: the next one is forced
+    free: bool = False  # seen free by the poller: the next pass deletes
     detached_from: tuple[str, int] | None = None  # (instance, index) to release once free
 
 
@@ -122,7 +123,6 @@ class CleanupPool:
         self._owners: Counter[str] = Counter()  # owner -> how many of its ENIs are pending
         self._tell_later: dict[str, asyncio.TimerHandle] = {}
         self._parked: dict[str, float] = {}  # detached, awaiting `available`: ENI id → deadline
-        self._free: set[str] = set()  # seen free by the poller: next pass deletes
         self._new_parked = asyncio.Event()
         self.in_flight = 0
         metrics.watch_cleanup_pool(
@@ -201,7 +201,6 @@ class CleanupPool:
         self._owners.clear()
         self._jobs.clear()
         self._parked.clear()
-        self._free.clear()
         self._new_parked.clear()
         self.queue = _new_queue()
 
@@ -238,8 +237,8 @@ class CleanupPool:
     async def _step(self, eni_id: str, job: _Job) -> None:
         """One worker pass: delete a free ENI, or detach one and park it. Returns
         early, doing nothing more, once the job is no longer current."""
-        if eni_id in self._free:
-            self._free.discard(eni_id)
+        if job.free:
+            job.free = False
             return await self._delete(eni_id, job)
         eni, job.view = job.view, None
         if eni is None:
@@ -326,7 +325,6 @@ class CleanupPool:
         and its owner is told: now if it was the last, else soon."""
         del self._jobs[eni_id]
         self._parked.pop(eni_id, None)
-        self._free.discard(eni_id)
         self.queue.forget(eni_id)
         owner = job.owner
         self._owners[owner] -= 1
@@ -399,7 +397,7 @@ class CleanupPool:
             if eni is None or eni.attachment is None or eni.attachment.status == "detached":
                 del self._parked[eni_id]
                 self._seen_free(eni_id, job)
-                self._free.add(eni_id)
+                job.free = True
                 self.queue.add(eni_id, first=True)  # its delete before another ENI's detach
             elif eni.attachment.instance_id != job.instance_id:
                 self._dropped(eni_id, job)  # re-attached elsewhere while we waited

@@ -98,14 +98,13 @@ def _or_raise(outcome: T | BaseException) -> T:
     return outcome
 
 
-def _age(started: str, now: str) -> float:
-    """Seconds between two RFC 3339 times; an unreadable start counts as just now."""
+def _age(started: str) -> float:
+    """Seconds since an RFC 3339 time; an unreadable one counts as just now."""
     try:
-        return (
-            datetime.datetime.fromisoformat(now) - datetime.datetime.fromisoformat(started)
-        ).total_seconds()
+        since = datetime.datetime.fromisoformat(started)
     except ValueError:
         return 0.0
+    return (datetime.datetime.now(datetime.UTC) - since).total_seconds()
 
 
 class Reconciler:
@@ -275,9 +274,8 @@ class Reconciler:
         if not nodeeni.has_finalizer:
             return DONE
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
-        timed_out = started is not None and _age(started, model.utc_now()) > (
-            self._config.max_cleanup_duration_seconds
-        )
+        limit = self._config.max_cleanup_duration_seconds
+        timed_out = started is not None and _age(started) > limit
         if started is not None and not timed_out and self._cleanup.pending_for(nodeeni.name):
             # the pool is still at it and knows which ENIs went: progress needs no
             # describe; the finalizer waits for a describe that finds none left
