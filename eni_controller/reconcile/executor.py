@@ -61,16 +61,12 @@ class SlotResult:
     attached_at: int | None = None  # DONE by an attach of ours: the device index it took
 
     @property
-    def slot(self) -> Slot:
-        return self.action.slot
-
-    @property
     def problem(self) -> NodeProblem | None:
         """What the NodeENI's conditions say about this slot (None: nothing)."""
         if self.outcome is Outcome.DONE:
             return None
         return NodeProblem(
-            node=self.slot.node,
+            node=self.action.slot.node,
             reason=self.reason,
             message=self.message,
             blocks_ready=self.outcome is not Outcome.GIVEN_UP,

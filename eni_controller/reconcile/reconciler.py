@@ -209,10 +209,10 @@ class Reconciler:
             self._view.changed(uid=nodeeni.uid)
             for r in acted:
                 if r.attached_at is not None:  # as sure as a describe showing it
-                    self._view.took(r.slot.instance_id, index=r.attached_at)
+                    self._view.took(r.action.slot.instance_id, index=r.attached_at)
                 elif isinstance(r.action, CreateAndAttach | Attach):
                     # not known to have landed, nor known not to have
-                    self._view.changed(instance=r.slot.instance_id)
+                    self._view.changed(instance=r.action.slot.instance_id)
             data = dataclasses.replace(data, enis=await self._view.enis(nodeeni.uid))
             final = plan(data)
             self._settle_ownership(final)

@@ -75,7 +75,7 @@ async def test_results_follow_the_actions_and_concurrency_is_capped() -> None:
     results = await _run(raw, actions, concurrency=3)
     order = [a.slot for a in staggered(actions, NODEENI)]
     assert order != [a.slot for a in actions]
-    assert [r.slot for r in results] == order
+    assert [r.action.slot for r in results] == order
     assert [r.outcome for r in results] == [Outcome.DONE] * len(actions)
     assert raw.most_in_flight == 3
     created = [c["node"] for action, c in raw.contexts if action == "create"]
