@@ -339,14 +339,13 @@ class Controller:
             deadline = asyncio.timeout(self.config.reconcile_timeout_seconds)
             try:
                 async with deadline:
-                    result = await self.reconciler.reconcile(key)
+                    requeue = await self.reconciler.reconcile(key)
             except Exception as err:
                 self._failed(err, overran=deadline.expired(), worker=number)
                 # re-read and retry after the key's backoff, or the server's Retry-After
                 self.queue.add_rate_limited(key, at_least=retry_after_seconds(err))
             else:
                 self.queue.forget(key)
-                requeue = result.requeue_after
                 self.metrics.reconciles.labels("success" if requeue is None else "requeue").inc()
                 if requeue is not None:
                     self.queue.add_after(key, requeue)

@@ -83,14 +83,6 @@ class EC2Side:
     cleanup: CleanupPool
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Result:
-    requeue_after: float | None = None
-
-
-DONE = Result()
-
-
 def _or_raise(outcome: T | BaseException) -> T:
     """One result of `gather(..., return_exceptions=True)`, or what it raised."""
     if isinstance(outcome, BaseException):
@@ -125,13 +117,14 @@ class Reconciler:
             metrics=metrics,
         )
 
-    async def reconcile(self, name: str) -> Result:
-        """Reconcile the NodeENI `name` as the informer and EC2 show it now."""
+    async def reconcile(self, name: str) -> float | None:
+        """Reconcile the NodeENI `name` as the informer and EC2 show it now: seconds
+        until it is reconciled again (None: when something changes)."""
         await self._kube.writer.caught_up(name)
         raw = self._kube.nodeenis.get(name)
         if raw is None:
             self._metrics.forget_nodeeni(name)
-            return DONE  # deleted; its finalizer saw to its ENIs
+            return None  # deleted; its finalizer saw to its ENIs
         nodeeni = self._parse(raw)
         if nodeeni.being_deleted:
             return await self._delete(nodeeni)
@@ -160,7 +153,7 @@ class Reconciler:
         for failed in (found_subnets, found_groups):
             if isinstance(failed, LookupFailed):
                 await self._fail(nodeeni, reason=failed.reason.value, message=str(failed))
-                return Result(requeue_after=LOOKUP_REQUEUE_SECONDS)
+                return LOOKUP_REQUEUE_SECONDS
         subnets, groups = _or_raise(found_subnets), _or_raise(found_groups)
         enis, instances = _or_raise(found_enis), _or_raise(found_instances)
         enis = [*enis, *await self._adoption.adopt(nodeeni, enis=enis, subnets=subnets)]
@@ -241,7 +234,7 @@ class Reconciler:
         unfinished = {r.action for r in results if r.outcome is not Outcome.DONE}
         if settling or any(a not in unfinished for a in final.actions):
             waits.append(PROGRESS_REQUEUE_SECONDS)
-        return Result(requeue_after=min(waits)) if waits else DONE
+        return min(waits) if waits else None
 
     def _unsettled(
         self, uid: str, final: Plan, *, nodes: Sequence[NodeView], settling: bool
@@ -269,10 +262,10 @@ class Reconciler:
             if self._cleanup.cancel(eni_id):
                 log.info("cleanup called off: the ENI is wanted again", eni_id=eni_id)
 
-    async def _delete(self, nodeeni: model.NodeENI) -> Result:
+    async def _delete(self, nodeeni: model.NodeENI) -> float | None:
         """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
         if not nodeeni.has_finalizer:
-            return DONE
+            return None
         started = nodeeni.annotations.get(model.CLEANUP_START_ANNOTATION)
         limit = self._config.max_cleanup_duration_seconds
         timed_out = started is not None and _age(started) > limit
@@ -280,7 +273,7 @@ class Reconciler:
             # the pool is still at it and knows which ENIs went: progress needs no
             # describe; the finalizer waits for a describe that finds none left
             await self._status.detaching(nodeeni, left=self._cleanup.pending)
-            return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
+            return CLEANUP_REQUEUE_SECONDS
         enis = await self._to_clean(nodeeni.uid)
         if not enis and started is None:
             # routing left the view's answer standing (a deletion changes nothing in
@@ -302,7 +295,7 @@ class Reconciler:
                 self._submit(eni, nodeeni.name)
             self._view.changed(uid=nodeeni.uid)  # the pool is at them
             await self._status.detaching(nodeeni, left={e.eni_id for e in enis}.__contains__)
-            return Result(requeue_after=CLEANUP_REQUEUE_SECONDS)
+            return CLEANUP_REQUEUE_SECONDS
         if enis:
             await self._kube.events.record(
                 nodeeni,
@@ -321,7 +314,7 @@ class Reconciler:
         self._metrics.forget_nodeeni(nodeeni.name)
         self._executor.forget(nodeeni.uid)
         self._view.forget(uid=nodeeni.uid)
-        return DONE
+        return None
 
     async def _to_clean(self, uid: str) -> list[NetworkInterface]:
         return [e for e in await self._view.enis(uid) if not moved_by_someone_else(e)]
@@ -354,7 +347,7 @@ class Reconciler:
         views = (NodeView.from_api(raw) for raw in candidates)
         return [n for n in views if n.on_ec2 and spec.matches(n.labels)]
 
-    async def _invalid(self, nodeeni: model.NodeENI) -> Result:
+    async def _invalid(self, nodeeni: model.NodeENI) -> float | None:
         message = "; ".join(nodeeni.problems)
         ready = nodeeni.status.condition(READY)
         if ready is None or ready.reason != Reason.INVALID_SPEC or ready.message != message:
@@ -362,7 +355,7 @@ class Reconciler:
                 nodeeni, type_="Warning", reason=Reason.INVALID_SPEC, message=message
             )
         await self._fail(nodeeni, reason=Reason.INVALID_SPEC, message=message)
-        return DONE
+        return None
 
     async def _fail(self, nodeeni: model.NodeENI, *, reason: str, message: str) -> None:
         """Status says the NodeENI cannot be served at all, and why."""

@@ -39,7 +39,7 @@ from eni_controller.reconcile.ec2view import EC2View
 from eni_controller.reconcile.eninode_sync import ENINodeSpecs
 from eni_controller.reconcile.executor import Executor
 from eni_controller.reconcile.indexes import DeviceIndexAllocator
-from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler, Result
+from eni_controller.reconcile.reconciler import EC2Side, KubeSide, Reconciler
 from eni_controller.reconcile.status_fit import DEFAULT_LIMITS, StatusLimits
 from eni_controller.reconcile.tokens import ClientTokens
 from tests.harness.identity import known_identity
@@ -196,7 +196,7 @@ class ReconcileWorld:
         )
         self._uids = itertools.count(1)
 
-    async def reconcile(self, name: str) -> Result:
+    async def reconcile(self, name: str) -> float | None:
         return await self.reconciler.reconcile(name)
 
     # the cleanup pool's callbacks, as the controller wires them

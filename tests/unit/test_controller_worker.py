@@ -28,7 +28,7 @@ from eni_controller.controller import WORKER_STUCK_GRACE_SECONDS, Controller
 from eni_controller.health import Busy, HealthServer, WorkerActivity
 from eni_controller.kube.timeouts import KubeRequestTimeout
 from eni_controller.metrics import Metrics
-from eni_controller.reconcile.reconciler import Reconciler, Result
+from eni_controller.reconcile.reconciler import Reconciler
 from tests.harness.clock import ManualClock
 from tests.harness.waiting import until
 
@@ -58,7 +58,7 @@ class FakeReconciler:
         self.done: collections.Counter[str] = collections.Counter()
         self.let_go = asyncio.Event()
 
-    async def reconcile(self, key: str) -> Result:
+    async def reconcile(self, key: str) -> float | None:
         self.calls[key] += 1
         if key in self.hang:
             try:
@@ -78,7 +78,7 @@ class FakeReconciler:
             except asyncio.CancelledError:
                 self.cancelled[key] += 1  # and carries on: a worker stuck for real
         self.done[key] += 1
-        return Result()
+        return None
 
 
 @dataclass

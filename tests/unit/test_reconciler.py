@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from eni_controller import model
 from eni_controller.reconcile import tags
-from eni_controller.reconcile.reconciler import DONE, LOOKUP_REQUEUE_SECONDS
+from eni_controller.reconcile.reconciler import LOOKUP_REQUEUE_SECONDS
 from tests.harness.memory_ec2 import INSTANCE_TYPE, SUBNET
 from tests.harness.reconciling import CLUSTER, ReconcileWorld
 
@@ -60,7 +60,7 @@ async def test_a_new_nodeeni_gets_its_finalizer_then_one_eni_per_matching_node()
     cluster_tag = {"Key": f"{tags.CLUSTER_TAG_PREFIX}{CLUSTER}", "Value": "owned"}
     assert all(cluster_tag in eni["TagSet"] for eni in world.ec2.enis.values())
     assert world.events.reasons().count("ENIAttached") == 2
-    assert result == DONE
+    assert result is None
 
 
 async def test_a_repeat_at_rest_makes_no_ec2_call_and_no_write() -> None:
@@ -68,13 +68,13 @@ async def test_a_repeat_at_rest_makes_no_ec2_call_and_no_write() -> None:
     world.add_node(0, multus="on")
     world.add_nodeeni("multus", **SELECTOR)
     await world.reconcile("multus")
-    assert await world.reconcile("multus") == DONE
+    assert await world.reconcile("multus") is None
     calls, writes = dict(world.ec2.calls), len(world.writer.writes)
 
     for _ in range(2):
         await world.view.refresh()  # a resync: one describe of every managed ENI
-        assert await world.reconcile("multus") == DONE
-    assert await world.reconcile("multus") == DONE  # and between resyncs, none
+        assert await world.reconcile("multus") is None
+    assert await world.reconcile("multus") is None  # and between resyncs, none
 
     described = {a: n - calls.get(a, 0) for a, n in world.ec2.calls.items()}
     assert {a: n for a, n in described.items() if n} == {"DescribeNetworkInterfaces": 2}
@@ -90,7 +90,7 @@ async def test_our_own_attaches_leave_no_instance_to_describe_again() -> None:
     await world.reconcile("multus")
     instances = world.ec2.calls["DescribeInstances"]
     for _ in range(2):  # the next reconcile, and a resync
-        assert await world.reconcile("multus") == DONE
+        assert await world.reconcile("multus") is None
         await world.view.refresh()
     assert world.ec2.calls["DescribeInstances"] == instances
     (instance_id,) = world.instance_ids[:1]
@@ -165,9 +165,9 @@ async def test_deletion_cleans_up_then_releases_the_finalizer() -> None:
         raw = world.nodeenis.get("multus")
         assert raw is not None
         assert model.CLEANUP_START_ANNOTATION in raw["metadata"]["annotations"]
-        assert first.requeue_after is not None
+        assert first is not None
         await _until(lambda: not world.ec2.enis)
-        assert await world.reconcile("multus") == DONE
+        assert await world.reconcile("multus") is None
 
     assert world.nodeenis.get("multus") is None  # finalizer gone: the server let it go
     assert world.mutating_calls()["DeleteNetworkInterface"] == 2
@@ -187,12 +187,12 @@ async def test_a_deletion_starts_its_cleanup_from_the_kept_answer_at_once() -> N
         world.delete(name)
         first = await world.reconcile(name)
         assert world.describes() == before
-        assert first.requeue_after is not None
+        assert first is not None
         assert world.cleanup.pending_for(name) == 2
         async with world.cleaning():
             await _until(lambda: not world.ec2.enis)
             described = world.describes()
-            assert await world.reconcile(name) == DONE
+            assert await world.reconcile(name) is None
             assert world.describes() == described + 1
         assert world.nodeenis.get(name) is None
     assert world.mutating_calls()["DeleteNetworkInterface"] == 4
@@ -214,11 +214,11 @@ async def test_a_deletion_the_kept_answer_shows_nothing_for_describes_before_let
 
     first = await world.reconcile("multus")
 
-    assert first.requeue_after is not None
+    assert first is not None
     assert world.cleanup.pending("eni-late")
     async with world.cleaning():
         await _until(lambda: not world.ec2.enis)
-        assert await world.reconcile("multus") == DONE
+        assert await world.reconcile("multus") is None
     assert world.nodeenis.get("multus") is None
 
 
@@ -227,8 +227,8 @@ async def test_an_invalid_spec_is_reported_once_and_touches_no_ec2() -> None:
     world.add_node(0, multus="on")
     world.add_nodeeni("multus", deviceIndex=0, **SELECTOR)
 
-    assert await world.reconcile("multus") == DONE
-    assert await world.reconcile("multus") == DONE
+    assert await world.reconcile("multus") is None
+    assert await world.reconcile("multus") is None
 
     ready = _condition(world, "multus", "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
@@ -244,7 +244,7 @@ async def test_an_unknown_subnet_is_a_condition_and_a_slow_retry_then_heals() ->
 
     result = await world.reconcile("multus")
 
-    assert result.requeue_after == LOOKUP_REQUEUE_SECONDS
+    assert result == LOOKUP_REQUEUE_SECONDS
     ready = _condition(world, "multus", "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "SubnetNotFound")
     assert world.mutating_calls() == {}
@@ -282,7 +282,7 @@ async def test_an_eni_deleted_by_hand_at_rest_is_replaced_at_its_own_index() -> 
     world.add_nodeeni("multus", **SELECTOR)
     for round_ in range(2):  # the round trip, and its repeat
         await world.reconcile("multus")
-        assert await world.reconcile("multus") == DONE  # at rest
+        assert await world.reconcile("multus") is None  # at rest
         (victim,) = world.ec2.enis
         await world.ec2.delete_network_interface(NetworkInterfaceId=victim)
         await world.view.refresh()  # the next resync notices
@@ -300,7 +300,7 @@ async def test_an_eni_detached_by_hand_at_rest_is_attached_again_at_its_own_inde
     await world.reconcile("multus")
     (eni_id,) = world.ec2.enis
     for _ in range(2):  # the round trip, and its repeat
-        assert await world.reconcile("multus") == DONE  # at rest
+        assert await world.reconcile("multus") is None  # at rest
         attachment = world.ec2.enis[eni_id]["Attachment"]["AttachmentId"]
         await world.ec2.detach_network_interface(AttachmentId=attachment)
         await world.view.refresh()
@@ -329,7 +329,7 @@ async def test_a_label_flipped_back_during_a_slow_detach_gets_the_same_enis_back
     world.view.changed(uid="uid-1")
     settling = await world.reconcile("multus")  # the cleanup is called off
     assert not world.cleanup.pending(eni_id)
-    assert settling.requeue_after is not None
+    assert settling is not None
     assert world.status("multus")["attachments"][0]["status"] == "detaching"
 
     del eni["Attachment"]  # the detach finishes; no event says so
