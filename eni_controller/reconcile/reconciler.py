@@ -259,8 +259,7 @@ class Reconciler:
         wanted = [a.eni_id for a in planned.attachments]
         wanted += [a.eni_id for a in planned.actions if isinstance(a, Attach)]
         for eni_id in wanted:
-            if self._cleanup.cancel(eni_id):
-                log.info("cleanup called off: the ENI is wanted again", eni_id=eni_id)
+            self._cleanup.cancel(eni_id)  # the pool logs it
 
     async def _delete(self, nodeeni: model.NodeENI) -> float | None:
         """Finalizer kept until every ENI of ours is gone, or MAX_CLEANUP_DURATION passed."""
