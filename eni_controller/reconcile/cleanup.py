@@ -20,12 +20,9 @@ Invariants:
   dropped, and the next term decides again.
 * NotFound at any step means someone already did it: done.
 * `_jobs` keeps entry order, so its first job is the oldest (for the gauges).
-
-Each step done is one info line ("ENI detached", "ENI deleted") and one Event
-on the owner. An owner is told its ENIs left the pool at most once per
-NOTIFY_INTERVAL_SECONDS while more of them are pending (a reconcile per deleted
-ENI would cost more EC2 work than the deletions), and at once with its last one:
-its finalizer waits on that.
+* An owner is told its ENIs left the pool at most once per NOTIFY_INTERVAL_SECONDS
+  while more are pending (a reconcile per deleted ENI costs more EC2 work than
+  the deletion), and at once with its last one: its finalizer waits on that.
 """
 
 from __future__ import annotations
@@ -178,8 +175,7 @@ class CleanupPool:
         return not self._jobs
 
     async def run(self) -> None:
-        """Run the workers and the poller until cancelled (losing leadership, or
-        exiting); then drop everything pending: the next term decides again."""
+        """Run the workers and the poller until cancelled; then drop everything pending."""
         queue = self.queue
         tasks = [asyncio.create_task(self._worker(queue)) for _ in range(self._workers)]
         tasks.append(asyncio.create_task(self._poll_parked()))
@@ -357,9 +353,7 @@ class CleanupPool:
             job.started = None
 
     async def _poll_parked(self) -> None:
-        """Describe every parked ENI in one call per poll; free ones go to the workers.
-        Polls start POLL_START_SECONDS after an ENI is parked and back off to
-        POLL_MAX_SECONDS while nothing new is parked."""
+        """Hand parked ENIs seen free to the workers; polls back off while none is new."""
         delay = POLL_START_SECONDS
         while True:
             if not self._parked:

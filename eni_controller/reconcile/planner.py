@@ -147,9 +147,8 @@ def plan(data: PlanInput) -> Plan:
     refused |= not_allowed("security group", group_tags, rule=data.security_group_allow_tag)
     problems = list(refused.values())
     for node in sorted(data.nodes, key=lambda n: n.name):
-        if not node.on_ec2 or not data.spec.matches(node.labels):
-            continue
-        assert node.instance_id is not None
+        if node.instance_id is None or not data.spec.matches(node.labels):
+            continue  # not on EC2, or not selected
         instance = data.instances.get(node.instance_id)
         if instance is None:
             problems.append(instance_not_found(node.name, node.instance_id))
