@@ -60,7 +60,6 @@ class _Job:
     owner: str
     entered: float  # when it entered the pool (the clock's time)
     instance_id: str | None = None  # attached there when cleanup was decided (None: not)
-    decided: bool = False  # submitted without a view: the first describe decides
     view: NetworkInterface | None = None  # the submitter's, used once instead of a describe
     log_fields: dict[str, str] = field(default_factory=dict)
     started: float | None = None  # when the current attempt began
@@ -128,17 +127,16 @@ class CleanupPool:
             oldest_pending_seconds=self._oldest_pending_seconds,
         )
 
-    def submit(self, eni_id: str, *, nodeeni: str, seen: NetworkInterface | None = None) -> bool:
-        """Queue an ENI for cleanup on behalf of `nodeeni`; False, doing nothing, if it
-        is pending already. `seen` is the view the decision was made on: it spares the
-        worker a describe before the detach, and its attachment's instance is the only
-        one the pool will detach the ENI from."""
+    def submit(self, eni: NetworkInterface, *, nodeeni: str) -> bool:
+        """Queue `eni`, as the decision saw it, for cleanup on behalf of `nodeeni`; False,
+        doing nothing, if it is pending already. The view spares the worker a describe
+        before the detach, and its attachment's instance is the only one the pool will
+        detach the ENI from."""
+        eni_id = eni.eni_id
         if eni_id in self._jobs:
             return False
-        job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock())
-        if seen is not None:
-            job.view, job.instance_id, job.decided = seen, _attached_to(seen), True
-            job.log_fields = tags.log_fields(seen)
+        job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock(), view=eni)
+        job.instance_id, job.log_fields = _attached_to(eni), tags.log_fields(eni)
         self._owners[nodeeni] += 1
         self.queue.add(eni_id)
         return True
@@ -246,8 +244,6 @@ class CleanupPool:
                 return self._finished(eni_id, job)
             eni = found[0]
             job.log_fields = tags.log_fields(eni)
-        if not job.decided:
-            job.instance_id, job.decided = _attached_to(eni), True
         attachment = eni.attachment
         if attachment is None:
             self._seen_free(eni_id, job)

@@ -326,7 +326,7 @@ class Reconciler:
         )
 
     def _submit(self, eni: NetworkInterface, nodeeni: str) -> None:
-        if self._cleanup.submit(eni.eni_id, nodeeni=nodeeni, seen=eni):
+        if self._cleanup.submit(eni, nodeeni=nodeeni):
             log.info("ENI handed to cleanup", **{"nodeeni": nodeeni, **tags.log_fields(eni)})
 
     def _node(self, name: str) -> NodeView | None:

@@ -175,7 +175,7 @@ class OrphanSweep:
             )
         reclaimed: list[NetworkInterface] = []
         for eni in decision.reclaim:  # one already pending is not submitted again
-            if self._cleanup.submit(eni.eni_id, nodeeni=SWEEP_OWNER, seen=eni):
+            if self._cleanup.submit(eni, nodeeni=SWEEP_OWNER):
                 log.info("orphan ENI reclaimed", **tags.log_fields(eni))
                 reclaimed.append(eni)
         self._metrics.orphan_sweeps.inc()

@@ -49,7 +49,7 @@ async def test_hundreds_of_enis_share_their_describes_and_hold_no_worker_while_w
         cast(EC2Client, ec2), workers=3, detach_timeout=5, on_done=told.append, metrics=metrics
     )
     for eni in enis:
-        pool.submit(eni.eni_id, nodeeni="a", seen=eni)
+        pool.submit(eni, nodeeni="a")
     task = asyncio.create_task(pool.run())
     try:
         await _until(lambda: not ec2.enis)
@@ -82,7 +82,7 @@ async def test_an_eni_not_free_by_the_timeout_is_described_again_and_kept() -> N
         metrics=metrics,
     )
     for eni in enis:
-        pool.submit(eni.eni_id, nodeeni="a", seen=eni)
+        pool.submit(eni, nodeeni="a")
     task = asyncio.create_task(pool.run())
     try:
         await _until(lambda: "eni-0000" not in ec2.enis)
@@ -114,7 +114,7 @@ async def test_a_term_that_ends_while_enis_wait_drops_them() -> None:
         metrics=Metrics(),
     )
     for eni in enis:
-        pool.submit(eni.eni_id, nodeeni="a", seen=eni)
+        pool.submit(eni, nodeeni="a")
     task = asyncio.create_task(pool.run())
     await _until(lambda: ec2.calls["detach"] == 4)
     task.cancel()

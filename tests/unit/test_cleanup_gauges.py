@@ -58,7 +58,7 @@ def _pool(ec2: CleanupEC2, clock: ManualClock, metrics: Metrics) -> CleanupPool:
 
 
 def _submit(pool: CleanupPool, eni: NetworkInterface) -> None:
-    pool.submit(eni.eni_id, nodeeni="a", seen=eni)
+    pool.submit(eni, nodeeni="a")
 
 
 async def test_pending_and_oldest_age_through_entries_cancels_and_reentries() -> None:

@@ -20,6 +20,7 @@ from eni_controller.aws.resources import NetworkInterface
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 from eni_controller.reconcile.cleanup import CleanupPool
+from tests.harness.ec2_errors import client_error
 from tests.harness.memory_ec2 import SECURITY_GROUP, SUBNET, MemoryEC2, unpaced_client
 from tests.harness.waiting import until
 
@@ -88,22 +89,41 @@ def _lifecycle(logs: Sequence[Mapping[str, Any]]) -> list[tuple[object, ...]]:
     ]
 
 
+async def _seen(ec2: MemoryEC2, eni_id: str) -> NetworkInterface:
+    """The ENI as a submitter's describe shows it."""
+    client = unpaced_client(ec2, metrics=Metrics())
+    (seen,) = await client.describe_network_interfaces(filters={}, eni_ids=[eni_id])
+    return seen
+
+
 async def _cleaned(
-    ec2: MemoryEC2, eni_id: str, *, seen: NetworkInterface | None = None
+    ec2: MemoryEC2, seen: NetworkInterface
 ) -> tuple[list[tuple[object, ...]], list[Event]]:
-    """The lifecycle lines logged and the Events raised while the pool cleans `eni_id`."""
+    """The lifecycle lines logged and the Events raised while the pool cleans `seen`."""
     events: list[Event] = []
     with structlog.testing.capture_logs() as logs:
         async with _running(ec2, events) as pool:
-            pool.submit(eni_id, nodeeni="multus", seen=seen)
-            await until(lambda: not pool.pending(eni_id), within=5, every=0.01)
+            pool.submit(seen, nodeeni="multus")
+            await until(lambda: not pool.pending(seen.eni_id), within=5, every=0.01)
     return _lifecycle(logs), events
+
+
+class _RefusingEC2(MemoryEC2):
+    """The in-memory EC2, refusing the next delete while `refuse_next` is set."""
+
+    refuse_next = False
+
+    async def delete_network_interface(self, **params: Any) -> dict[str, Any]:
+        if self.refuse_next:
+            self.refuse_next = False
+            raise client_error("UnauthorizedOperation", action="DeleteNetworkInterface")
+        return await super().delete_network_interface(**params)
 
 
 async def test_an_attached_eni_is_detached_then_deleted_one_line_and_event_each() -> None:
     ec2 = MemoryEC2([INSTANCE])
     eni_id = await _made(ec2, attached=True)
-    lines, events = await _cleaned(ec2, eni_id)
+    lines, events = await _cleaned(ec2, await _seen(ec2, eni_id))
     assert eni_id not in ec2.enis
     assert lines == [
         ("ENI detached", "multus", "n0", INSTANCE, eni_id),
@@ -118,7 +138,7 @@ async def test_an_attached_eni_is_detached_then_deleted_one_line_and_event_each(
 async def test_an_unattached_eni_is_only_deleted() -> None:
     ec2 = MemoryEC2([INSTANCE])
     eni_id = await _made(ec2, attached=False)
-    lines, events = await _cleaned(ec2, eni_id)
+    lines, events = await _cleaned(ec2, await _seen(ec2, eni_id))
     # an unattached ENI's instance is its tag's: the one it was made for
     assert lines == [("ENI deleted", "multus", "n0", INSTANCE, eni_id)]
     assert events == [("multus", "ENIDeleted", f"deleted {eni_id}")]
@@ -128,15 +148,14 @@ async def test_an_unattached_eni_is_only_deleted() -> None:
 async def test_an_eni_someone_else_deleted_is_logged_so_without_an_event(
     pool_describes: bool,
 ) -> None:
-    ec2 = MemoryEC2([INSTANCE])
+    ec2 = _RefusingEC2([INSTANCE])
     eni_id = await _made(ec2, attached=False)
-    seen = None
-    if not pool_describes:  # the submitter saw it: the pool goes straight to the delete
-        (seen,) = await unpaced_client(ec2, metrics=Metrics()).describe_network_interfaces(
-            filters={}, eni_ids=[eni_id]
-        )
+    seen = await _seen(ec2, eni_id)
     await ec2.delete_network_interface(NetworkInterfaceId=eni_id)
-    (line,), events = await _cleaned(ec2, eni_id, seen=seen)
+    # refused, the delete is retried after a describe of its own, which finds none
+    ec2.refuse_next = pool_describes
+    (line,), events = await _cleaned(ec2, seen)
+    assert ec2.calls["DescribeNetworkInterfaces"] == (2 if pool_describes else 1)
     assert line[0] == "ENI already deleted"
     assert line[-1] == eni_id
     assert events == []

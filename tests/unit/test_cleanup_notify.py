@@ -18,23 +18,23 @@ from eni_controller.metrics import Metrics
 from eni_controller.reconcile import cleanup
 from eni_controller.reconcile.cleanup import CleanupPool
 from tests.harness.memory_ec2 import MemoryEC2, unpaced_client
-from tests.harness.recording_ec2 import filters
+from tests.harness.resources import network_interface
 from tests.harness.waiting import until
 
 
 class GoneEC2(MemoryEC2):
     """The in-memory EC2 holding no ENI (each asked for is already gone: NotFound
-    means done); a describe naming one of `gated` waits for `gate`."""
+    means done); a delete of one of `gated` waits for `gate`."""
 
     def __init__(self, gated: Sequence[str] = ()) -> None:
         super().__init__([])
         self.gated = set(gated)
         self.gate = asyncio.Event()
 
-    async def describe_network_interfaces(self, **params: Any) -> dict[str, Any]:
-        if self.gated.intersection(filters(params).get("network-interface-id", ())):
+    async def delete_network_interface(self, **params: Any) -> dict[str, Any]:
+        if params["NetworkInterfaceId"] in self.gated:
             await self.gate.wait()
-        return await super().describe_network_interfaces(**params)
+        return await super().delete_network_interface(**params)
 
 
 def _pool(ec2: GoneEC2, told: list[str]) -> CleanupPool:
@@ -55,8 +55,8 @@ async def test_an_owner_is_told_once_when_its_enis_go_together() -> None:
     told: list[str] = []
     pool = _pool(GoneEC2(), told)
     for n in range(5):
-        pool.submit(f"eni-a{n}", nodeeni="a")
-    pool.submit("eni-b0", nodeeni="b")
+        pool.submit(network_interface(f"eni-a{n}"), nodeeni="a")
+    pool.submit(network_interface("eni-b0"), nodeeni="b")
     task = asyncio.create_task(pool.run())
     try:
         await _until(lambda: sorted(told) == ["a", "b"])
@@ -76,8 +76,8 @@ async def test_progress_is_told_within_the_interval_and_the_last_eni_at_once(
     ec2 = GoneEC2(gated=["eni-a1"])
     told: list[str] = []
     pool = _pool(ec2, told)
-    pool.submit("eni-a0", nodeeni="a")
-    pool.submit("eni-a1", nodeeni="a")
+    pool.submit(network_interface("eni-a0"), nodeeni="a")
+    pool.submit(network_interface("eni-a1"), nodeeni="a")
     task = asyncio.create_task(pool.run())
     try:
         await _until(lambda: not pool.pending("eni-a0"))

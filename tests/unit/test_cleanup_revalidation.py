@@ -97,7 +97,7 @@ async def running(ec2: CleanupEC2, *, workers: int = 1) -> AsyncIterator[Pool]:
 
 
 def _submit(p: Pool, eni: NetworkInterface, *, owner: str = "a") -> None:
-    p.pool.submit(eni.eni_id, nodeeni=owner, seen=eni)
+    p.pool.submit(eni, nodeeni=owner)
 
 
 async def test_the_first_detach_is_not_forced() -> None:
