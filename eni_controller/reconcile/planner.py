@@ -106,11 +106,6 @@ class Plan:
     left_instances: tuple[str, ...] = ()
 
     @property
-    def converged(self) -> bool:
-        """Every wanted ENI attached and nothing left to do."""
-        return self.ready and not self.actions
-
-    @property
     def ready(self) -> bool:
         """Every wanted ENI attached, none still to create or attach (an attribute
         change still to make leaves the ENIs usable)."""

@@ -53,6 +53,11 @@ SUBNET_B2 = "subnet-0bbbbbbbbbbbbbbb2"
 # --- constructors ---------------------------------------------------------------------
 
 
+def _converged(result: Plan) -> bool:
+    """Every wanted ENI attached and nothing left to do."""
+    return result.ready and not result.actions
+
+
 def subnet(subnet_id: str, az: str, cidr: str) -> Subnet:
     return Subnet(subnet_id=subnet_id, vpc_id="vpc-01", availability_zone=az, cidr=cidr, name=None)
 
@@ -245,7 +250,7 @@ def test_three_nodes_two_subnets_nothing_exists(device_index: int, wanted: tuple
         problems=(),
         desired=6,
     )
-    assert result.converged is False
+    assert _converged(result) is False
 
 
 def test_each_node_gets_only_its_az_subnets_and_keeps_list_position() -> None:
@@ -457,7 +462,7 @@ def test_attached_eni_of_ours_needs_no_action(ec2_status: str, expected: Attachm
         problems=(),
         desired=1,
     )
-    assert result.converged is (expected is AttachmentState.ATTACHED)
+    assert _converged(result) is (expected is AttachmentState.ATTACHED)
 
 
 def test_attached_at_another_index_is_reported_as_really_used() -> None:
@@ -475,7 +480,7 @@ def test_attached_at_another_index_is_reported_as_really_used() -> None:
     assert result.actions == ()
     assert result.attachments == (status_of(attached, "n1", SA1),)
     assert result.attachments[0].device_index == 3
-    assert result.converged is True
+    assert _converged(result) is True
 
 
 @pytest.mark.parametrize(("on_attachment", "in_spec"), [(True, False), (False, True)])
@@ -507,7 +512,7 @@ def test_delete_on_termination_differing_from_spec_is_set(
         ),
     )
     assert result.attachments == (status_of(attached, "n1", SA1),)
-    assert result.converged is False
+    assert _converged(result) is False
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -529,7 +534,7 @@ def test_delete_on_termination_matching_spec_needs_nothing(value: bool) -> None:
         )
     )
     assert result.actions == ()
-    assert result.converged is True
+    assert _converged(result) is True
 
 
 def test_available_eni_of_ours_is_adopted_not_duplicated() -> None:
@@ -670,7 +675,7 @@ def test_instance_at_limit_is_attachment_limit_exceeded_without_action() -> None
         ),
         desired=2,
     )
-    assert result.converged is False
+    assert _converged(result) is False
 
 
 def test_one_free_slot_two_wanted_gives_one_action_and_one_problem() -> None:
@@ -856,20 +861,23 @@ def test_converged_only_when_every_desired_slot_is_attached(
         )
     )
     assert result.desired == 2
-    assert result.converged is converged
+    assert _converged(result) is converged
 
 
-def test_converged_property_on_hand_built_plans() -> None:
+def test_converged_on_hand_built_plans() -> None:
     entry = Attachment(node_id="n1", eni_id="eni-0001", status=AttachmentState.ATTACHED)
     attaching = Attachment(node_id="n2", eni_id="eni-0002", status=AttachmentState.ATTACHING)
     action = create("n1", "i-01", SA1, 1)
-    assert Plan(actions=(), attachments=(), problems=(), desired=0).converged is True
-    assert Plan(actions=(), attachments=(entry,), problems=(), desired=1).converged is True
-    assert Plan(actions=(action,), attachments=(entry,), problems=(), desired=1).converged is False
+    assert _converged(Plan(actions=(), attachments=(), problems=(), desired=0)) is True
+    assert _converged(Plan(actions=(), attachments=(entry,), problems=(), desired=1)) is True
     assert (
-        Plan(actions=(), attachments=(entry, attaching), problems=(), desired=2).converged is False
+        _converged(Plan(actions=(action,), attachments=(entry,), problems=(), desired=1)) is False
     )
-    assert Plan(actions=(), attachments=(), problems=(), desired=1).converged is False
+    assert (
+        _converged(Plan(actions=(), attachments=(entry, attaching), problems=(), desired=2))
+        is False
+    )
+    assert _converged(Plan(actions=(), attachments=(), problems=(), desired=1)) is False
 
 
 @pytest.mark.parametrize("ec2_status", ["", "unknown-new-state"])
@@ -889,7 +897,7 @@ def test_unknown_ec2_attachment_state_is_never_reported_attached(ec2_status: str
     )
     assert result.actions == ()
     assert result.attachments == (status_of(odd, "n1", SA1, AttachmentState.ATTACHING),)
-    assert result.converged is False
+    assert _converged(result) is False
 
 
 def test_security_group_drift_on_an_attached_eni_is_acted_on() -> None:
@@ -903,7 +911,7 @@ def test_security_group_drift_on_an_attached_eni_is_acted_on() -> None:
             enis=[attached],
         )
     )
-    assert result.converged is False
+    assert _converged(result) is False
     assert [getattr(a, "eni_id", None) for a in result.actions] == ["eni-0001"]
 
 
@@ -974,7 +982,7 @@ def test_a_plan_is_linear_in_slots_and_enis(monkeypatch: pytest.MonkeyPatch) -> 
 
         monkeypatch.setattr(planner, helper, counted)
     result = plan(data)
-    assert result.converged
+    assert _converged(result)
     assert len(result.attachments) == count
     assert result.stale == ()
     assert sum(looks.values()) <= 6 * count, looks  # a scan per slot would be count**2
