@@ -251,8 +251,7 @@ class CleanupPool:
         if attachment.instance_id != job.instance_id:
             return self._dropped(eni_id, job)
         if attachment.status != "detached" and (job.force or attachment.status != "detaching"):
-            force = job.force
-            if force:
+            if job.force:
                 log.warning(
                     "ENI not free within the detachment timeout: forcing its detach",
                     **_fields(eni_id, job),
@@ -260,12 +259,12 @@ class CleanupPool:
             try:
                 with self._metrics.eni_operation("detach"):
                     await self._ec2.detach_network_interface(
-                        attachment_id=attachment.attachment_id, force=force
+                        attachment_id=attachment.attachment_id, force=job.force
                     )
             except (errors.AttachmentNotFound, errors.IncorrectState):
                 pass  # detached already, or on its way: the poll tells
             else:
-                if force:
+                if job.force:
                     self._metrics.forced_detaches.inc()
             if not self._current(eni_id, job):
                 return

@@ -146,10 +146,9 @@ class EC2View:
 
     async def instances(self, instance_ids: Iterable[str]) -> dict[str, Instance]:
         """Facts about these instances, each from a describe started after its last change."""
-        wanted = list(dict.fromkeys(instance_ids))
         found: dict[str, Instance] = {}
         stale: list[str] = []
-        for instance_id in wanted:
+        for instance_id in dict.fromkeys(instance_ids):
             kept = self._facts.get(instance_id)
             if kept is not None and kept[0] >= self._changed.get(instance_id, 0):
                 found[instance_id] = kept[1]
