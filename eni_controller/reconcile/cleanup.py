@@ -68,10 +68,6 @@ class _Job:
     detached_from: tuple[str, int] | None = None  # (instance, index) to release once free
 
 
-def _attached_to(eni: NetworkInterface) -> str | None:
-    return eni.attachment.instance_id if eni.attachment is not None else None
-
-
 def _ignore(*_: object) -> None:
     pass
 
@@ -136,7 +132,8 @@ class CleanupPool:
         if eni_id in self._jobs:
             return False
         job = self._jobs[eni_id] = _Job(owner=nodeeni, entered=self._clock(), view=eni)
-        job.instance_id, job.log_fields = _attached_to(eni), tags.log_fields(eni)
+        job.instance_id = eni.attachment.instance_id if eni.attachment is not None else None
+        job.log_fields = tags.log_fields(eni)
         self._owners[nodeeni] += 1
         self.queue.add(eni_id)
         return True
