@@ -68,10 +68,6 @@ class _Job:
     detached_from: tuple[str, int] | None = None  # (instance, index) to release once free
 
 
-def _ignore(*_: object) -> None:
-    pass
-
-
 def _new_queue() -> WorkQueue[str]:
     return WorkQueue(name="eni-cleanup", base_delay=RETRY_BASE_SECONDS, max_delay=RETRY_MAX_SECONDS)
 
@@ -93,9 +89,9 @@ class CleanupPool:
         on_done: Callable[[str], None],
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
-        on_detached: Callable[[str, int], None] = _ignore,
-        on_deleted: Callable[[str], None] = _ignore,
-        on_event: Callable[[str, str, str], None] = _ignore,
+        on_detached: Callable[[str, int], None] = lambda *_: None,
+        on_deleted: Callable[[str], None] = lambda _: None,
+        on_event: Callable[[str, str, str], None] = lambda *_: None,
     ) -> None:
         """`on_done(owner)`: some of the owner's ENIs left the pool. `on_detached(
         instance_id, device_index)`: an ENI this pool detached is free. `on_deleted(
