@@ -115,7 +115,6 @@ class LeaderElector:
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
-        self._duration_seconds = math.ceil(lease_duration)
         self.is_leader = False  # from acquiring the Lease until lead() has stopped again
         self._lease: client.V1Lease | None = None  # the last object read or written
         self._observed: client.V1LeaseSpec | None = None
@@ -199,12 +198,10 @@ class LeaderElector:
         try:
             async with asyncio.timeout(within):
                 return await self._try_acquire_or_renew()
-        except TimeoutError:
-            self._log.warning("lease request timed out", within=round(within, 3))
-        except ApiException as err:
-            self._log.warning("lease request failed", status=err.status, reason=err.reason)
-        except Exception as err:  # connection errors and the like: the API is unreachable
-            self._log.warning("lease request failed", error=repr(err))
+        except Exception as err:  # an API error, a timeout, the API unreachable
+            self._log.warning(
+                "lease request failed", error=repr(err), status=getattr(err, "status", None)
+            )
         return Attempt.FAILED
 
     async def _try_acquire_or_renew(self) -> Attempt:
@@ -229,7 +226,7 @@ class LeaderElector:
         lease.spec = next_record(
             record,
             identity=self.identity,
-            lease_duration_seconds=self._duration_seconds,
+            lease_duration_seconds=math.ceil(self.lease_duration),
             now=wall_now(),
         )  # metadata keeps the resourceVersion we read
         try:
@@ -242,8 +239,7 @@ class LeaderElector:
         except ApiException as err:
             if err.status != HTTPStatus.CONFLICT:
                 raise
-            holder = record.holder_identity if record else None
-            self._log.debug("lost the race for the lease", holder=holder)
+            self._log.debug("lost the race for the lease", holder=self.holder)
             return Attempt.FAILED
         self._observe(written, time.monotonic())
         return Attempt.ACQUIRED
@@ -278,11 +274,10 @@ class LeaderElector:
                 written = await self._leases.replace_namespaced_lease(
                     self.name, self.namespace, lease
                 )
-        except ApiException as err:
-            self._log.warning("lease not released", status=err.status)
-            return
         except Exception as err:
-            self._log.warning("lease not released", error=repr(err))
+            self._log.warning(
+                "lease not released", error=repr(err), status=getattr(err, "status", None)
+            )
             return
         self._observe(written, time.monotonic())
         self._log.info("released the lease")
