@@ -122,14 +122,6 @@ def without_managed_fields(obj: Obj) -> Obj:
     return {**obj, "metadata": kept}
 
 
-class WatchExpired(Exception):
-    """The resourceVersion the watch asked for is gone from the server: relist."""
-
-
-class WatchError(Exception):
-    """The server ended a watch with an ERROR event other than 410."""
-
-
 class Informer(Store):
     """A Store kept current by list and watch, calling ``handler`` on changes. ``run()``
     runs until cancelled; reads are complete once ``has_synced``."""
@@ -179,11 +171,9 @@ class Informer(Store):
                 if rv is None:
                     rv = await self._relist()
                 await self._watch(rv)
-            except WatchExpired:
-                await self._expired("ERROR event 410")
             except ApiException as err:
                 if err.status == HTTPStatus.GONE and self.resource_version is not None:
-                    await self._expired("HTTP 410")
+                    await self._expired()
                 else:
                     self._failures += 1
                     self._log.warning("list/watch failed", status=err.status, reason=err.reason)
@@ -238,12 +228,8 @@ class Informer(Store):
         if not isinstance(obj, dict):
             self._log.warning("watch event without an object", type=kind)
             return
-        if kind == "ERROR":
-            if obj.get("code") == HTTPStatus.GONE:
-                raise WatchExpired(obj.get("message"))
-            raise WatchError(
-                f"watch error {obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
-            )
+        if kind == "ERROR":  # the server's Status, as an HTTP error would have carried it
+            raise ApiException(status=obj.get("code"), reason=obj.get("message"))
         rv = resource_version(obj)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             if self._complete is not None:  # a PartialObjectMetadata: the type is ours
@@ -310,8 +296,8 @@ class Informer(Store):
             name = objs[-1].get("metadata", {}).get("name")
             self._log.exception("event handler failed", handler=method, **{self._object_key: name})
 
-    async def _expired(self, how: str) -> None:
-        self._log.info("watch expired, relisting", how=how, resource_version=self.resource_version)
+    async def _expired(self) -> None:
+        self._log.info("watch expired, relisting", resource_version=self.resource_version)
         self.resource_version = None
         self._expiries += 1
         # A 410 is the server answering: earlier failures to reach it are over, and
