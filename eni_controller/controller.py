@@ -364,15 +364,8 @@ class Controller:
                 worker=worker,
                 timeout=self.config.reconcile_timeout_seconds,
             )
-        elif isinstance(err, KubeRequestTimeout):
-            log.warning(
-                "reconcile failed: Kubernetes request timed out",
-                method=err.method,
-                url=err.url,
-                timeout=err.seconds,
-            )
-        elif isinstance(err, EC2Error):
-            log.warning("reconcile failed", code=err.code, error=error)
+        elif isinstance(err, KubeRequestTimeout | EC2Error):  # the message says what and why
+            log.warning("reconcile failed", error=error, detail=str(err))
         elif not isinstance(err, Conflict):  # a Conflict is routine: re-read, retry
             log.exception("reconcile failed", worker=worker)
         self.metrics.reconciles.labels("error").inc()

@@ -27,9 +27,6 @@ class KubeRequestTimeout(TimeoutError):
     """No (complete) answer within the time limit; a write may still have landed."""
 
     def __init__(self, *, method: str, url: str, seconds: float | None) -> None:
-        self.method = method
-        self.url = url
-        self.seconds = seconds
         within = "" if seconds is None else f" within {seconds:g}s"
         super().__init__(f"{method} {url} got no answer{within}")
 

@@ -5,6 +5,7 @@ answers some paths and never answers others."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
@@ -53,8 +54,9 @@ async def test_a_request_without_an_answer_times_out(api: client.ApiClient) -> N
     with pytest.raises(KubeRequestTimeout) as caught:
         async with asyncio.timeout(WAIT):
             await core.read_namespace("anything")
-    assert (caught.value.method, caught.value.seconds) == ("GET", 0.2)
-    assert caught.value.url.endswith("/api/v1/namespaces/anything")
+    assert re.fullmatch(
+        r"GET \S+/api/v1/namespaces/anything got no answer within 0.2s", str(caught.value)
+    )
     assert isinstance(caught.value, TimeoutError)
 
 
@@ -76,7 +78,7 @@ async def test_writes_are_bounded_too(api: client.ApiClient, method: str) -> Non
     core = client.CoreV1Api(with_request_timeout(api, seconds=0.2))
     with pytest.raises(KubeRequestTimeout) as caught:
         await asyncio.wait_for(_write(core, method), WAIT)
-    assert caught.value.method == method
+    assert str(caught.value).startswith(f"{method} ")
 
 
 async def test_answered_requests_pass_through(api: client.ApiClient) -> None:
@@ -89,7 +91,7 @@ async def test_an_explicit_timeout_is_kept(api: client.ApiClient) -> None:
     with pytest.raises(KubeRequestTimeout) as caught:
         async with asyncio.timeout(WAIT):
             await core.read_namespace("anything", _request_timeout=(5, 0.2))
-    assert caught.value.seconds is None  # the caller's limit, not the default
+    assert str(caught.value).endswith("got no answer")  # the caller's limit, not the default
 
 
 async def test_the_original_client_is_left_alone(api: client.ApiClient) -> None:
@@ -105,7 +107,7 @@ async def test_wrapping_again_replaces_the_limit(api: client.ApiClient) -> None:
     with pytest.raises(KubeRequestTimeout) as caught:
         async with asyncio.timeout(WAIT):
             await client.CoreV1Api(twice).read_namespace("anything")
-    assert caught.value.seconds == 0.2
+    assert str(caught.value).endswith("got no answer within 0.2s")
 
 
 async def test_an_enclosing_deadline_is_not_a_request_timeout(api: client.ApiClient) -> None:
