@@ -26,10 +26,6 @@ from kubernetes_asyncio import client
 class KubeRequestTimeout(TimeoutError):
     """No (complete) answer within the time limit; a write may still have landed."""
 
-    def __init__(self, *, method: str, url: str, seconds: float | None) -> None:
-        within = "" if seconds is None else f" within {seconds:g}s"
-        super().__init__(f"{method} {url} got no answer{within}")
-
 
 def with_request_timeout(api: client.ApiClient, *, seconds: float) -> client.ApiClient:
     """A client like `api` whose requests without their own timeout end after `seconds`;
@@ -46,9 +42,8 @@ def with_request_timeout(api: client.ApiClient, *, seconds: float) -> client.Api
         try:
             return await client.ApiClient.request(bounded, method, url, **kwargs)
         except TimeoutError as err:  # aiohttp's timeout classes all derive from it
-            raise KubeRequestTimeout(
-                method=method, url=url, seconds=None if explicit else seconds
-            ) from err
+            within = "" if explicit else f" within {seconds:g}s"
+            raise KubeRequestTimeout(f"{method} {url} got no answer{within}") from err
 
     bounded.request = request  # type: ignore[method-assign, assignment]
     return bounded

@@ -67,7 +67,7 @@ class FakeReconciler:
                 self.cancelled[key] += 1
                 raise
         if key in self.request_timeout:
-            raise KubeRequestTimeout(method="PATCH", url=f"/nodeenis/{key}/status", seconds=2.0)
+            raise KubeRequestTimeout(f"PATCH /nodeenis/{key}/status got no answer within 2s")
         if key in self.shed:
             err = ApiException(status=429, reason="Too Many Requests")
             err.headers = CIMultiDictProxy(CIMultiDict({"retry-after": "30"}))
