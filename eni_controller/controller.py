@@ -39,7 +39,7 @@ from eni_controller.kube.events import EventRecorder
 from eni_controller.kube.leader import LeaderElector
 from eni_controller.kube.resources import ResourceAPI
 from eni_controller.kube.timeouts import KubeRequestTimeout, with_request_timeout
-from eni_controller.kube.workqueue import ShutDown, WorkQueue
+from eni_controller.kube.workqueue import WorkQueue
 from eni_controller.kube.writes import Conflict, NodeENIWriter, retry_after_seconds
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile.cleanup import CleanupPool
@@ -312,7 +312,7 @@ class Controller:
 
     async def _eninode_worker(self) -> None:
         await self.eninodes.wait_synced()  # creates only against a complete store
-        while (node := await _next(self.eninode_queue)) is not None:
+        while (node := await self.eninode_queue.get()) is not None:
             try:
                 async with asyncio.timeout(self.config.reconcile_timeout_seconds):
                     await self.eninode_specs.sync(node)
@@ -331,7 +331,7 @@ class Controller:
                 self.eninode_queue.done(node)
 
     async def _worker(self, number: int) -> None:
-        while (key := await _next(self.queue)) is not None:
+        while (key := await self.queue.get()) is not None:
             started = time.perf_counter()
             self.workers.started(number, key)
             # every line logged while reconciling `key` names it
@@ -370,13 +370,6 @@ class Controller:
             log.exception("reconcile failed", worker=worker)
         self.metrics.reconciles.labels("error").inc()
         self.metrics.reconcile_errors.labels(error).inc()
-
-
-async def _next(queue: WorkQueue[str]) -> str | None:
-    try:
-        return await queue.get()
-    except ShutDown:
-        return None
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:

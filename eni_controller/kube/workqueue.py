@@ -8,8 +8,9 @@ Invariants the reconcile loop relies on:
 * add_rate_limited() retries after base * 2**failures seconds (capped), forget()
   resets it; of several add_after() delays the earliest wins;
 * a server's Retry-After holds the key: adds before it ends are deferred to it;
-* shutdown() hands out no new work at once (a controller that lost its lease must
-  not start reconciles) and, with drain, waits for in-flight keys' done().
+* shutdown() hands out no new work at once, get() returns None (a controller that
+  lost its lease must not start reconciles), and with drain waits for in-flight
+  keys' done().
 
 All methods but get() and shutdown() are synchronous, on the event loop's thread.
 """
@@ -31,10 +32,6 @@ K = TypeVar("K", bound=Hashable)
 _MAX_EXPONENT = 62
 # A timer may fire this early on the loop's clock; a hold with less left has passed.
 _HOLD_SLACK = 1e-3
-
-
-class ShutDown(Exception):
-    """get() was called on, or was waiting in, a queue that is shut down."""
 
 
 class WorkQueue(Generic[K]):
@@ -132,11 +129,11 @@ class WorkQueue(Generic[K]):
     def num_requeues(self, key: K) -> int:
         return self._failures.get(key, 0)
 
-    async def get(self) -> K:
-        """The next key, oldest first; raises ShutDown once the queue is shut down."""
+    async def get(self) -> K | None:
+        """The next key, oldest first; None once the queue is shut down."""
         while not self._queue:  # shutdown() empties it for good
             if self.shutting_down:
-                raise ShutDown(self.name)
+                return None
             await self._ready.wait()
         key = self._queue.popleft()
         if not self._queue:

@@ -38,7 +38,7 @@ import structlog
 from eni_controller.aws import errors
 from eni_controller.aws.ec2 import EC2Client
 from eni_controller.aws.resources import NetworkInterface
-from eni_controller.kube.workqueue import ShutDown, WorkQueue
+from eni_controller.kube.workqueue import WorkQueue
 from eni_controller.metrics import Metrics
 from eni_controller.reconcile import tags
 
@@ -192,11 +192,7 @@ class CleanupPool:
         self.queue = _new_queue()
 
     async def _worker(self, queue: WorkQueue[str]) -> None:
-        while True:
-            try:
-                eni_id = await queue.get()
-            except ShutDown:
-                return
+        while (eni_id := await queue.get()) is not None:
             job = self._jobs.get(eni_id)
             if job is None or eni_id in self._parked:  # cancelled, or the poller's now
                 queue.done(eni_id)
