@@ -28,14 +28,7 @@ import structlog
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller.kube.resources import ResourceAPI
-from eni_controller.kube.store import (
-    NO_INDEXERS,
-    Indexer,
-    Obj,
-    Store,
-    object_name,
-    resource_version,
-)
+from eni_controller.kube.store import Indexer, Obj, Store, object_name, resource_version
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +125,7 @@ class Informer(Store):
         name: str,
         api: ResourceAPI,
         handler: EventHandler,
-        indexers: Mapping[str, Indexer] = NO_INDEXERS,
+        indexers: Mapping[str, Indexer] | None = None,
         transform: Transform | None = None,
         complete: Completion | None = None,
         watch_timeout_seconds: int = 300,

@@ -15,8 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 import structlog
 
@@ -24,8 +23,6 @@ log = structlog.get_logger(__name__)
 
 Obj = dict[str, Any]
 Indexer = Callable[[Obj], Iterable[str]]
-
-NO_INDEXERS: Final[Mapping[str, Indexer]] = MappingProxyType({})
 
 
 def object_name(obj: Obj) -> str:
@@ -69,8 +66,8 @@ class Store:
     """Objects by name, plus secondary indexes kept exact on every change: the values an
     object was filed under are remembered, so an update removes exactly those."""
 
-    def __init__(self, indexers: Mapping[str, Indexer] = NO_INDEXERS) -> None:
-        self._indexers = dict(indexers)
+    def __init__(self, indexers: Mapping[str, Indexer] | None = None) -> None:
+        self._indexers = dict(indexers or {})
         self._items: dict[str, Obj] = {}
         self._indices: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
         self._filed: dict[str, dict[str, tuple[str, ...]]] = {}
