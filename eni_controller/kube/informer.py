@@ -216,23 +216,16 @@ class Informer(Store):
         self._failures = self._expiries = 0
 
     async def _apply(self, event: Obj) -> None:
-        kind = event.get("type")
-        obj = event.get("object")
-        if not isinstance(obj, dict):
-            self._log.warning("watch event without an object", type=kind)
-            return
+        """One watch event: ADDED, MODIFIED, DELETED, BOOKMARK, or ERROR with a Status."""
+        kind, obj = event["type"], event["object"]
         if kind == "ERROR":  # the server's Status, as an HTTP error would have carried it
             raise ApiException(status=obj.get("code"), reason=obj.get("message"))
         rv = resource_version(obj)
-        if kind in ("ADDED", "MODIFIED", "DELETED"):
+        if kind != "BOOKMARK":
             if self._complete is not None:  # a PartialObjectMetadata: the type is ours
                 obj = {**obj, "kind": self._api.kind, "apiVersion": self._api.api_version}
             kept = self._transformed(obj)
-            try:
-                name = object_name(kept)
-            except ValueError:
-                self._log.warning("watch event for an object without a name", type=kind)
-                return
+            name = object_name(kept)
             if kind == "DELETED":
                 gone = self._from_store(name, kept) or kept
                 self.delete(name)  # the store first, as after a relist
@@ -245,8 +238,6 @@ class Informer(Store):
                     self._notify("on_add", kept)
                 elif changed:
                     self._notify("on_update", old, kept)
-        elif kind != "BOOKMARK":
-            self._log.warning("unknown watch event type", type=kind)
         if rv is not None:
             self.resource_version = rv
 
