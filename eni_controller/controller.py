@@ -21,8 +21,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import structlog
 from kubernetes_asyncio import client
@@ -68,11 +67,6 @@ DRAIN_SECONDS = 5.0
 LOOP_STALL_SECONDS = 10.0
 WORKER_STUCK_GRACE_SECONDS = 60.0  # past RECONCILE_TIMEOUT: liveness fails
 ENINODE_SYNC_WORKERS = 2  # each sync is one write or none
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta: Mapping[str, Any] = obj.get("metadata") or {}
-    return meta
 
 
 class Controller:
@@ -168,7 +162,7 @@ class Controller:
             self.view,
             self.cleanup,
             identity=self.identity,
-            claimed_uids=lambda: (_meta(raw).get("uid", "") for raw in self.nodeenis.list()),
+            claimed_uids=lambda: (raw["metadata"].get("uid", "") for raw in self.nodeenis.list()),
             claimed_eni_ids=lambda: claimed_eni_ids(self.nodeenis.list()),
             node_instance_ids=lambda: node_instance_ids(self.nodes.list()),
             grace_seconds=config.orphan_grace_period_seconds,
@@ -270,7 +264,7 @@ class Controller:
             return
         raw = self.nodeenis.get(owner)
         if raw is not None:
-            self.view.changed(uid=_meta(raw).get("uid"))
+            self.view.changed(uid=raw["metadata"].get("uid"))
         self.queue.add(owner)
 
     def _cleanup_event(self, owner: str, reason: str, message: str) -> None:
@@ -279,7 +273,7 @@ class Controller:
         raw = self.nodeenis.get(owner) if owner != SWEEP_OWNER else None
         if raw is None:
             return
-        meta = _meta(raw)  # only what names it: its spec and status are not read
+        meta = raw["metadata"]  # only what names it: its spec and status are not read
         uid, version = str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
         involved = model.NodeENI(name=owner, uid=uid, resource_version=version, spec=None)
         self.events.record_soon(involved, type_="Normal", reason=reason, message=message)
@@ -302,7 +296,7 @@ class Controller:
     def resync(self) -> None:
         """Every NodeENI to the queue, served by one describe of all our ENIs; every
         node with an ENINode or an ENI to the ENINode queue."""
-        names = [_meta(raw)["name"] for raw in self.nodeenis.list()]
+        names = [raw["metadata"]["name"] for raw in self.nodeenis.list()]
         for name in names:
             self.queue.add(name)
         if names:
