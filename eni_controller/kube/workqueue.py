@@ -46,8 +46,6 @@ class WorkQueue(Generic[K]):
         max_delay: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if base_delay <= 0 or max_delay < base_delay:
-            raise ValueError("need 0 < base_delay <= max_delay")
         self.name = name
         self._base_delay = base_delay
         self._max_delay = max_delay

@@ -107,12 +107,7 @@ class NodeENIWriter:
         self._in_flight.setdefault(name, []).append(seen)
         try:
             result: dict[str, Any] = await patch(
-                model.GROUP,
-                model.VERSION,
-                model.PLURAL,
-                name,
-                body,
-                _content_type=MERGE_PATCH,
+                model.GROUP, model.VERSION, model.PLURAL, name, body, _content_type=MERGE_PATCH
             )
         except ApiException as err:
             if err.status in (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT):
