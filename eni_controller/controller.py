@@ -189,8 +189,7 @@ class Controller:
         return synced, "" if synced else "informers not synced"
 
     def live(self) -> tuple[bool, str]:
-        """Liveness: the loop ticks, the informers run, no worker is stuck on a key.
-        Safe from another thread."""
+        """Liveness: the loop ticks, the informers run, no worker is stuck. Thread-safe."""
         if not self.heartbeat.alive(stale_after=LOOP_STALL_SECONDS):
             return False, f"event loop stalled for {self.heartbeat.lag():.1f}s"
         if any(t.done() for t in self._informer_tasks):
@@ -207,11 +206,10 @@ class Controller:
         """Run until cancelled: informers always (a standby keeps a warm cache),
         workers, cleanup and the sweep only while leading. On exit, in-flight
         reconciles and their Events get DRAIN_SECONDS each, then the Lease goes."""
-        informers = [
+        self._informer_tasks = [
             asyncio.create_task(i.run()) for i in (self.nodeenis, self.nodes, self.eninodes)
         ]
-        self._informer_tasks = list(informers)
-        informers.append(asyncio.create_task(self.heartbeat.run()))
+        heartbeat = asyncio.create_task(self.heartbeat.run())
         leading: asyncio.Task[None] | None = None
         try:
             await asyncio.gather(self.nodeenis.wait_synced(), self.nodes.wait_synced())
@@ -232,7 +230,7 @@ class Controller:
                 async with asyncio.timeout(DRAIN_SECONDS):
                     await self.events.flush()
             await _cancel([leading] if leading is not None else [])
-            await _cancel(informers)
+            await _cancel([*self._informer_tasks, heartbeat])
 
     async def _lead(self) -> None:
         log.info("leading: reconciling")
@@ -268,8 +266,7 @@ class Controller:
         self.queue.add(owner)
 
     def _cleanup_event(self, owner: str, reason: str, message: str) -> None:
-        """A Normal Event from the cleanup pool about `owner`; none for the orphan
-        sweep's ENIs or a NodeENI gone."""
+        """A Normal Event from the cleanup pool about `owner`, if a NodeENI we have."""
         raw = self.nodeenis.get(owner) if owner != SWEEP_OWNER else None
         if raw is None:
             return

@@ -194,8 +194,7 @@ class EventRecorder:
         task.add_done_callback(self._later.discard)
 
     async def _write(self, event: _Event) -> None:
-        """Write the Event with the count so far: patch it, or create it when new or
-        gone (expired); log a failure, never raise."""
+        """Patch the Event with the count so far, or create it (new or expired); never raises."""
         event.sent = event.count
         event.written_at = asyncio.get_running_loop().time()
         now = model.utc_now()
