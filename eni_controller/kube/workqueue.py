@@ -57,9 +57,8 @@ class WorkQueue(Generic[K]):
         self._work_duration = metrics.workqueue_work_duration.labels(name=name)
         self._retries = metrics.workqueue_retries.labels(name=name)
         self._queue: deque[K] = deque()
-        self._dirty: set[K] = set()  # keys that need processing: queued, or re-queued on done
+        self._dirty: dict[K, float] = {}  # to process (queued, or again on done): when added
         self._processing: dict[K, float] = {}  # key: when it was handed out
-        self._added_at: dict[K, float] = {}  # first add since handed out: queue latency
         self._failures: dict[K, int] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._held: dict[K, float] = {}  # loop time a server's Retry-After ends
@@ -82,8 +81,7 @@ class WorkQueue(Generic[K]):
         if remaining := self._hold_left(key):
             self.add_after(key, remaining)
             return
-        self._dirty.add(key)
-        self._added_at[key] = self._clock()
+        self._dirty[key] = self._clock()
         if key not in self._processing:  # else done() queues it again
             self._push(key, first=first)
 
@@ -136,12 +134,10 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         if not self._queue:
             self._ready.clear()
-        self._dirty.discard(key)
         self._idle.clear()
         now = self._clock()
         self._processing[key] = now
-        added_at = self._added_at.pop(key, now)
-        self._queue_duration.observe(now - added_at)
+        self._queue_duration.observe(now - self._dirty.pop(key, now))
         self._depth.set(len(self._queue))
         return key
 
@@ -153,8 +149,7 @@ class WorkQueue(Generic[K]):
         self._work_duration.observe(self._clock() - started_at)
         if key in self._dirty:  # added while processed: its turn again, after any hold
             if remaining := self._hold_left(key):  # failed with a Retry-After meanwhile
-                self._dirty.discard(key)
-                self._added_at.pop(key, None)
+                del self._dirty[key]
                 self.add_after(key, remaining)
             else:
                 self._push(key)
@@ -173,7 +168,6 @@ class WorkQueue(Generic[K]):
             self._held.clear()
             self._queue.clear()
             self._dirty.clear()
-            self._added_at.clear()
             self._depth.set(0)
             self._ready.set()
         if drain and self._processing:
