@@ -211,11 +211,7 @@ class LeaderElector:
         except ApiException as err:
             if err.status != HTTPStatus.NOT_FOUND:
                 raise
-            lease = client.V1Lease(
-                api_version="coordination.k8s.io/v1",
-                kind="Lease",
-                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-            )
+            lease = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name))
         else:
             now = time.monotonic()  # after the read: we saw this record no earlier than now
             record = self._observe(lease, now)
