@@ -169,12 +169,10 @@ class Informer(Store):
                     await self._expired()
                 else:
                     self._failures += 1
-                    self._log.warning("list/watch failed", status=err.status, reason=err.reason)
-                    await self._backoff()
+                    await self._backoff("list/watch failed", status=err.status, reason=err.reason)
             except Exception as err:
                 self._failures += 1
-                self._log.warning("list/watch failed", error=repr(err))
-                await self._backoff()
+                await self._backoff("list/watch failed", error=repr(err))
 
     async def _relist(self) -> str:
         items, rv = await self._api.list(transform=self._transformed)
@@ -288,11 +286,11 @@ class Informer(Store):
         # the first expiry relists at once; more in a row back off more each time.
         self._failures = self._expiries - 1
         if self._failures:
-            await self._backoff()
+            await self._backoff("watch expired again")
 
-    async def _backoff(self) -> None:
+    async def _backoff(self, why: str, **fields: Any) -> None:
         exponent = min(self._failures - 1, _MAX_BACKOFF_EXPONENT)
         ceiling = min(self._backoff_max, self._backoff_base * 2**exponent)
         delay = random.uniform(ceiling / 2, ceiling)
-        self._log.info("backing off", seconds=round(delay, 3), failures=self._failures)
+        self._log.warning(why, backoff=round(delay, 3), failures=self._failures, **fields)
         await asyncio.sleep(delay)
