@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -53,13 +52,12 @@ def _versionless(obj: Obj) -> Obj:
     return {**obj, "metadata": {**metadata, "resourceVersion": None}}
 
 
-@dataclass(frozen=True, slots=True)
-class Diff:
+class Diff(NamedTuple):
     """What a ``Store.replace`` changed."""
 
-    added: tuple[Obj, ...] = ()
-    updated: tuple[tuple[Obj, Obj], ...] = ()
-    deleted: tuple[Obj, ...] = ()
+    added: tuple[Obj, ...]
+    updated: tuple[tuple[Obj, Obj], ...]
+    deleted: tuple[Obj, ...]
 
 
 class Store:
