@@ -153,10 +153,7 @@ class LeaderElector:
         while True:
             started = time.monotonic()
             if await self._attempt(within=self.renew_deadline) is Attempt.ACQUIRED:
-                self._log.info(
-                    "became leader",
-                    transitions=self._observed.lease_transitions if self._observed else 0,
-                )
+                self._log.info("became leader")
                 return started
             await asyncio.sleep(self.retry_period * (1 + ACQUIRE_JITTER * random.random()))
 
