@@ -251,8 +251,7 @@ class LeaderElector:
     async def _release(self) -> None:
         """Hand the Lease back, with the resourceVersion we last wrote: a 409 means
         someone changed it since, and it is no longer ours to release."""
-        lease = self._lease
-        observed = self._observed
+        lease, observed = self._lease, self._observed
         if lease is None or observed is None or observed.holder_identity != self.identity:
             return
         now = wall_now()
