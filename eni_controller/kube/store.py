@@ -92,10 +92,8 @@ class Store:
         """Store ``obj``; return the object it replaced (None: it is new) and
         whether that is a change for the handlers by the update rule."""
         key = object_name(obj)
-        old, rv = self._items.get(key), resource_version(obj)
-        changed = old is None or (  # the same resourceVersion is the same object
-            (rv is None or rv != resource_version(old)) and not same_but_version(old, obj)
-        )
+        old = self._items.get(key)
+        changed = old is None or not same_but_version(old, obj)
         if changed:
             self._unfile(key)
             self._file(key, obj)
