@@ -240,9 +240,8 @@ class Controller:
         )
         self.metrics.leader.set(1)
         self.resync()  # a new term starts from everything
-        config = self.config
-        sweep = self.sweep.run(interval_seconds=config.orphan_sweep_interval_seconds)
-        jobs = [self._worker(i) for i in range(config.max_concurrent_reconciles)]
+        sweep = self.sweep.run(interval_seconds=self.config.orphan_sweep_interval_seconds)
+        jobs = [self._worker(i) for i in range(self.config.max_concurrent_reconciles)]
         jobs += [self._eninode_worker() for _ in range(ENINODE_SYNC_WORKERS)]
         jobs += [self.cleanup.run(), sweep, self._resync_forever()]
         tasks = [asyncio.create_task(job) for job in jobs]
