@@ -2,9 +2,7 @@
 
 kubernetes_asyncio sends requests with no timeout unless the call passes
 ``_request_timeout``: one PATCH never answered would pin its NodeENI key for good.
-So the limit is applied where every generated method passes, ``ApiClient.request``.
-
-Invariants:
+So the limit is applied where every generated method passes, ``ApiClient.request``:
 
 * a request without its own ``_request_timeout`` is bounded by ``seconds`` in
   total; one with its own keeps it (watches);
