@@ -42,13 +42,7 @@ class Discovery:
 
 def instance_cluster_names(instance: Instance) -> frozenset[str]:
     """`eks:cluster-name` and every `kubernetes.io/cluster/<name>=owned` (not managed-by)."""
-    names = {
-        key.removeprefix(tags.CLUSTER_TAG_PREFIX)
-        for key, value in instance.tags.items()
-        if key.startswith(tags.CLUSTER_TAG_PREFIX)
-        and key != tags.MANAGED_BY_KEY
-        and value == "owned"
-    }
+    names = set(tags.owned_by(instance.tags))
     eks = instance.tags.get(EKS_CLUSTER_NAME_KEY)
     if eks:
         names.add(eks)

@@ -72,13 +72,19 @@ def client_token(*, uid: str, node: str, instance_id: str, subnet_id: str) -> st
     return hashlib.sha256("/".join((uid, node, instance_id, subnet_id)).encode()).hexdigest()
 
 
+def owned_by(tagged: Mapping[str, str]) -> list[str]:
+    """Each <name> of a `kubernetes.io/cluster/<name>: owned` tag (managed-by is none)."""
+    return [
+        key.removeprefix(CLUSTER_TAG_PREFIX)
+        for key, value in tagged.items()
+        if key.startswith(CLUSTER_TAG_PREFIX) and key != MANAGED_BY_KEY and value == "owned"
+    ]
+
+
 def owning_cluster(eni: NetworkInterface) -> str | None:
-    """The cluster whose `kubernetes.io/cluster/<name>: owned` tag the ENI carries
-    (None: no cluster identity, or the Go controller's)."""
-    for key, value in eni.tags.items():
-        if key.startswith(CLUSTER_TAG_PREFIX) and key != MANAGED_BY_KEY and value == "owned":
-            return key.removeprefix(CLUSTER_TAG_PREFIX)
-    return None
+    """The cluster whose cluster tag the ENI carries (None: no cluster identity, or
+    the Go controller's)."""
+    return next(iter(owned_by(eni.tags)), None)
 
 
 def log_fields(eni: NetworkInterface) -> dict[str, str]:
