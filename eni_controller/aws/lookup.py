@@ -11,7 +11,6 @@ are not (a fix is seen at once). Concurrent resolutions share describes
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ class _Finder(Generic[R]):
                 )
                 del found[i]
             else:
-                self._cache[f"id:{i}"] = (self.clock() + self.ttl_seconds, resource)
+                self._keep(f"id:{i}", resource)
         return found
 
     async def _by_name(
@@ -124,7 +123,7 @@ class _Finder(Generic[R]):
             for name, candidates in matches.items():
                 if len(candidates) == 1:
                     found[name] = candidates[0]
-                    self._cache[f"name:{name}"] = (self.clock() + self.ttl_seconds, candidates[0])
+                    self._keep(f"name:{name}", candidates[0])
                 elif len(candidates) > 1:
                     ids = ", ".join(sorted(self.ident(c) for c in candidates))
                     ambiguous.append(f"{self.noun} name {name!r} is ambiguous: matches {ids}")
@@ -134,11 +133,17 @@ class _Finder(Generic[R]):
 
     def _cached(self, key: str) -> R | None:
         """The cached resource, unless it expired (then it is dropped for good)."""
-        expires, resource = self._cache.get(key, (math.inf, None))
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        expires, resource = entry
         if self.clock() < expires:
             return resource
         del self._cache[key]
         return None
+
+    def _keep(self, key: str, resource: R) -> None:
+        self._cache[key] = (self.clock() + self.ttl_seconds, resource)
 
     async def _describe_ids(self, ids: Sequence[str]) -> dict[str, R]:
         described = await self.describe(filters={self.id_filter: list(ids)})
