@@ -696,7 +696,13 @@ def test_journal_names_caller_and_eni_of_every_mutating_call(
     a, b = clients["a"], clients["b"]
     instance = fresh()
     token = secrets.token_hex(16)
-    node_tag = [{"ResourceType": "network-interface", "Tags": [{"Key": "Node", "Value": "n1"}]}]
+    slot = {"Node": "n1", "NodeENIUID": "uid-1", "InstanceID": instance.id}
+    node_tag = [
+        {
+            "ResourceType": "network-interface",
+            "Tags": [{"Key": k, "Value": v} for k, v in slot.items()],
+        }
+    ]
     subnet_id = ec2_world.subnet("multus-a").id
     before = time.monotonic()
     eni_id = _create_eni(a, ec2_world, ClientToken=token, TagSpecifications=node_tag)
@@ -720,10 +726,12 @@ def test_journal_names_caller_and_eni_of_every_mutating_call(
     ]
     create, _, attach, *_ = journal
     assert (create["subnet_id"], create["node"], create["client_token"]) == (subnet_id, "n1", token)
+    assert (create["nodeeni_uid"], create["instance_tag"]) == ("uid-1", instance.id)
     assert (attach["instance_id"], attach["device_index"]) == (instance.id, 1)
     assert attach["attachment_id"] == attachment_id
     assert [e["seq"] for e in journal] == sorted({e["seq"] for e in journal})
     assert before <= journal[0]["at"] <= journal[-1]["at"] <= time.monotonic()
+    assert all(e["at"] <= e["answered"] <= time.monotonic() for e in journal)
     realism.reset()
     assert realism.journal() == []
 

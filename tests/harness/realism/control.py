@@ -69,10 +69,12 @@ class RealismControl:
         return self.counters()["timeouts"]
 
     def journal(self) -> list[dict[str, Any]]:
-        """Every mutating EC2 call since the last reset, in arrival order: `seq`, `at`
-        (the server's time.monotonic()), `action`, `caller` (access key id), `eni_id`,
-        `attachment_id`, `subnet_id`, `node`, `client_token`, `instance_id`,
-        `device_index`, `error` (AWS code or None). See realism/journal.py."""
+        """Every mutating EC2 call since the last reset, in the order they were
+        answered: `seq`, `at` and `answered` (arrival and answer, the server's
+        time.monotonic()), `action`, `caller` (access key id), `eni_id`,
+        `attachment_id`, `subnet_id`, `node`, `nodeeni_uid` and `instance_tag` (a
+        create's tags), `client_token`, `instance_id`, `device_index`, `error` (AWS
+        code or None). See realism/journal.py."""
         entries: list[dict[str, Any]] = self._call("GET", "journal")
         return entries
 

@@ -11,9 +11,16 @@ ENI: the journal resolves it through the attachments its own
 `AttachNetworkInterface` answers handed out (None for an attachment made
 before the last reset).
 
+A `CreateNetworkInterface` also keeps the tags that name its slot (the
+NodeENI uid, the Node and the instance tag), so the life of every ENI can be
+read from the journal alone (`invariants.overlapping`): it begins when its
+create arrived and ends when a delete of it was answered.
+
 Only mutating actions (not `Describe*`) are kept, refused ones included, with
-the time of arrival on this machine's monotonic clock (`time.monotonic()` in
-the test process reads the same clock). Cleared by `/_realism/reset`.
+the time of arrival and the time the answer was known (`answered`: EC2 had
+acted; an answer held by `answer_latency` or a timeout reaches the client
+later) on this machine's monotonic clock (`time.monotonic()` in the test
+process reads the same clock). Cleared by `/_realism/reset`.
 """
 
 from __future__ import annotations
@@ -29,19 +36,26 @@ _ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 _ENI_ID = re.compile(rb"<networkInterfaceId>([^<]+)</networkInterfaceId>")
 _ATTACHMENT_ID = re.compile(rb"<attachmentId>([^<]+)</attachmentId>")
 _TAG_KEY = re.compile(r"TagSpecification\.(\d+)\.Tag\.(\d+)\.Key")
-NODE_TAG = "Node"  # tags.NODE_KEY: the slot's node of a created ENI
+# The tags of a created ENI that name its slot (eni_controller.reconcile.tags'
+# NODE_KEY, NODEENI_UID_KEY, INSTANCE_KEY; not imported: the server is no client)
+NODE_TAG = "Node"
+UID_TAG = "NodeENIUID"
+INSTANCE_TAG = "InstanceID"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     seq: int
     at: float  # arrival, time.monotonic() of the server process
+    answered: float  # when the answer was known (EC2 had acted), same clock
     action: str
     caller: str  # the access key id the request was signed with
     eni_id: str | None  # the ENI the call is about (a create's: the one it returned)
     attachment_id: str | None = None
     subnet_id: str | None = None  # CreateNetworkInterface
     node: str | None = None  # CreateNetworkInterface: its Node tag
+    nodeeni_uid: str | None = None  # CreateNetworkInterface: its NodeENIUID tag
+    instance_tag: str | None = None  # CreateNetworkInterface: its InstanceID tag
     client_token: str | None = None
     instance_id: str | None = None  # AttachNetworkInterface
     device_index: int | None = None
@@ -63,13 +77,17 @@ def _first(params: Mapping[str, Sequence[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _node_tag(params: Mapping[str, Sequence[str]]) -> str | None:
+def _tags(params: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The tags of a create's TagSpecifications, key -> value."""
+    tags: dict[str, str] = {}
     for name, values in params.items():
         found = _TAG_KEY.fullmatch(name)
-        if found and values and values[0] == NODE_TAG:
+        if found and values:
             spec, tag = found.groups()
-            return _first(params, f"TagSpecification.{spec}.Tag.{tag}.Value")
-    return None
+            value = _first(params, f"TagSpecification.{spec}.Tag.{tag}.Value")
+            if value is not None:
+                tags[values[0]] = value
+    return tags
 
 
 class CallJournal:
@@ -95,6 +113,7 @@ class CallJournal:
         """Journal one mutating call (others are ignored) once its answer is known."""
         if not is_mutating(action):
             return
+        answered = self._clock()
         eni_id = _first(params, "NetworkInterfaceId")
         attachment_id = _first(params, "AttachmentId") or _first(params, "Attachment.AttachmentId")
         if action == "CreateNetworkInterface" and error is None:
@@ -104,6 +123,7 @@ class CallJournal:
             found = _ATTACHMENT_ID.search(payload)
             attachment_id = found.group(1).decode() if found else None
         index = _first(params, "DeviceIndex")
+        tags = _tags(params) if action == "CreateNetworkInterface" else {}
         with self._lock:
             if action == "AttachNetworkInterface" and attachment_id and eni_id:
                 self._attachments[attachment_id] = eni_id
@@ -113,12 +133,15 @@ class CallJournal:
                 Entry(
                     seq=len(self._entries),
                     at=at,
+                    answered=answered,
                     action=action,
                     caller=caller_of(authorization),
                     eni_id=eni_id,
                     attachment_id=attachment_id,
                     subnet_id=_first(params, "SubnetId"),
-                    node=_node_tag(params) if action == "CreateNetworkInterface" else None,
+                    node=tags.get(NODE_TAG),
+                    nodeeni_uid=tags.get(UID_TAG),
+                    instance_tag=tags.get(INSTANCE_TAG),
                     client_token=_first(params, "ClientToken"),
                     instance_id=_first(params, "InstanceId"),
                     device_index=int(index) if index is not None and index.isdigit() else None,
