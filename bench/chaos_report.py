@@ -49,11 +49,14 @@ Columns:
 
 - **leaks**: ENIs tagged with the NodeENI's uid beyond one per wanted slot, at the end;
 - **duplicates**: over the whole run, ENIs seen (sampled every 0.25 s) in a slot
-  that already held one, plus ENIs EC2 made (a ClientToken replay makes none) that
-  were never seen (the kill and failover cases count from the EC2 call journal
-  instead: ENIs beyond the first that creates returned for one (node, subnet), with
-  the samples; a create re-sent with its ClientToken that returned the same ENI is a
-  replay, not a duplicate);
+  that already held one, plus ENIs made while an older one of their slot was
+  alive, read from the EC2 call journal (a life from the create's arrival to the
+  answer of the delete; a create re-sent with its ClientToken that returned the
+  same ENI is a replay, not a duplicate), so also those that lived between two
+  samples. Rows whose details have `unseen_creates` were recorded before this
+  journal check and added ENIs EC2 made that were never seen instead. The kill
+  and failover cases also count every ENI beyond the first that creates returned
+  for one (node, subnet), from the same journal;
 - **converge**: seconds from the last disturbance until the invariants hold, every
   wanted slot is filled and the NodeENI is Ready (then held 1 s without a mutating call);
 - **extra mutating**: mutating EC2 calls (not `Describe*`) beyond what the net

@@ -26,10 +26,11 @@ key pinned, no relist storm.
   KUBE_REQUEST_TIMEOUT (and lands late). The other NodeENIs must converge, and
   be torn down, while the faults are on; the faulty ones once they stop.
 
-Each case: EC2 sampled all along for duplicates (tests/harness/settling.py),
-the invariants of tests/harness/invariants.py at the end, figures in the
-case's JSON row (bench/results/chaos/). Full runs are `slow`; a smoke form of
-each (one seed, well under 30 s) runs in `make test`.
+Each case: duplicates watched all along (`DuplicateWatch`: EC2 sampled, and
+every ENI's life read from the EC2 call journal), the invariants of
+tests/harness/invariants.py at the end, figures in the case's JSON row
+(bench/results/chaos/). Full runs are `slow`; a smoke form of each (one seed,
+well under 30 s) runs in `make test`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from tests.harness.controller import (
 from tests.harness.ec2world import AZ_A, World, launch_instance
 from tests.harness.ec2world import MULTUS_SUBNETS_A as SUBNETS
 from tests.harness.fleet import delete_nodeeni, label_node, make_nodes, nodeeni_spec
-from tests.harness.invariants import Slot
+from tests.harness.invariants import DuplicateWatch, Slot, enis_of_uids
 from tests.harness.kube import (
     NodeFactory,
     api_client_from_kubeconfig,
@@ -86,7 +87,7 @@ from tests.harness.kubeproxy import (
     running_kube_proxy,
 )
 from tests.harness.realism.control import RealismControl
-from tests.harness.settling import FleetWatch, enis_of_uids, settled, torn_down
+from tests.harness.settling import settled, torn_down
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -168,10 +169,11 @@ def _call_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]
 
 @contextlib.asynccontextmanager
 async def _sampling(
-    watch: FleetWatch, *, also: list[asyncio.Task[None]] | None = None
-) -> AsyncIterator[FleetWatch]:
+    watch: DuplicateWatch, *, also: list[asyncio.Task[None]] | None = None
+) -> AsyncIterator[DuplicateWatch]:
     """`watch` sampling EC2 in the background for the block's duration, once more
-    after; the tasks `also` are cancelled at the end too, if still running."""
+    after, and its journal read (`finish`); the tasks `also` are cancelled at the
+    end too, if still running."""
     tasks = list(also or ())
     try:
         await watch.start()
@@ -181,25 +183,23 @@ async def _sampling(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    await watch.sample()
+    await watch.finish()
 
 
-def _fill_common(result: ChaosResult, watch: FleetWatch, *, mutating: int, left: int) -> None:
+def _fill_common(result: ChaosResult, watch: DuplicateWatch, *, mutating: int, left: int) -> None:
     """Leaks (ENIs left), duplicates, and the mutating calls beyond each ENI's
     life cycle (every case ends with everything torn down)."""
     result.leaks = left
-    result.duplicates = watch.duplicates + watch.unseen_creates()
+    result.duplicates = watch.duplicates
     result.extra_mutating_calls = (
         mutating - (ROLLOUT_CALLS_PER_ENI + TEARDOWN_CALLS_PER_ENI) * watch.made
     )
 
 
-def _assert_common(result: ChaosResult, watch: FleetWatch) -> None:
+def _assert_common(result: ChaosResult, watch: DuplicateWatch) -> None:
     assert result.violations == []
     assert result.leaks == 0
-    assert watch.duplicates == 0, f"ENIs that shared a slot: {sorted(watch.coexisting)}"
-    unseen = watch.unseen_creates()
-    assert unseen == 0, f"{watch.creates()} creates, {len(watch.seen)} ENIs seen"
+    assert watch.duplicates == 0, watch.explain()
 
 
 # --- case 2a: API server restart ------------------------------------------------------
@@ -376,7 +376,7 @@ async def _apiserver_restart(
             env.unique, nodeeni_spec(env.unique, env.world, *SUBNETS)
         )
         uid = created["metadata"]["uid"]
-        watch = FleetWatch(env.world, env.realism, (uid,))
+        watch = DuplicateWatch(env.world, env.realism, (uid,))
         restarts = [
             _draw_restart(
                 case, phase="rollout", trigger=ROLLOUT_ACTIONS, calls=len(ROLLOUT_ACTIONS) * slots
@@ -443,10 +443,10 @@ async def _apiserver_restart(
         "converge_rollout_s": rollout.as_dict()["converge_s"],
         "converge_teardown_s": teardown.as_dict()["converge_s"],
         "mutating_calls": mutating,
-        "creates": watch.creates(),
+        "create_requests": watch.create_requests,
         "enis_made": watch.made,
-        "coexisting_enis": watch.duplicates,
-        "unseen_creates": watch.unseen_creates(),
+        "coexisting_enis": sorted(watch.coexisting),
+        "journal_overlaps": sorted(watch.overlaps),
         "samples": watch.samples,
         "reconcile_errors": _errors_by_class(metrics),
         "calls": calls,
@@ -551,7 +551,7 @@ async def _watch_cuts(
             calls_before = await _calls(env.realism)
             created = await env.nodeenis.create(env.unique, both)
             uid = created["metadata"]["uid"]
-            watch = FleetWatch(env.world, env.realism, (uid,))
+            watch = DuplicateWatch(env.world, env.realism, (uid,))
             counts = {"label": 0, "subnets": 0}
             async with _sampling(watch):
                 made = await make_nodes(env.nodes, env.world, env.unique, az=AZ_A, count=nodes)
@@ -633,10 +633,10 @@ async def _watch_cuts(
         "informer_caught_up_s": None if caught_up is None else round(caught_up, 2),
         "teardown_s": None if gone is None else round(gone, 2),
         "mutating_calls": mutating,
-        "creates": watch.creates(),
+        "create_requests": watch.create_requests,
         "enis_made": watch.made,
-        "coexisting_enis": watch.duplicates,
-        "unseen_creates": watch.unseen_creates(),
+        "coexisting_enis": sorted(watch.coexisting),
+        "journal_overlaps": sorted(watch.overlaps),
         "samples": watch.samples,
         "reconcile_errors": _errors_by_class(metrics),
         "calls": calls,
@@ -811,7 +811,7 @@ async def _write_faults(
                     "nodeSelector": {"test": env.unique, "slot": name},
                 }
                 uids[name] = (await env.nodeenis.create(name, spec))["metadata"]["uid"]
-            watch = FleetWatch(env.world, env.realism, tuple(uids.values()))
+            watch = DuplicateWatch(env.world, env.realism, tuple(uids.values()))
             busiest: dict[str, Any] = {"seconds": 0.0}
             counts = {"mtu_edits": 0}
             churned = set(faulty)
@@ -916,10 +916,10 @@ async def _write_faults(
         "requeues_at_end": requeues,
         "longest_busy_with_faults": busiest,
         "mutating_calls": mutating,
-        "creates": watch.creates(),
+        "create_requests": watch.create_requests,
         "enis_made": watch.made,
-        "coexisting_enis": watch.duplicates,
-        "unseen_creates": watch.unseen_creates(),
+        "coexisting_enis": sorted(watch.coexisting),
+        "journal_overlaps": sorted(watch.overlaps),
         "samples": watch.samples,
         "reconcile_errors": _errors_by_class(metrics),
         "writes": {r: proxy.traffic.of(r).as_dict()["verbs"] for r in ("nodeenis", "events")},

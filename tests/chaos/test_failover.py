@@ -12,7 +12,7 @@ signs with an access key of its own) and the Lease:
   Delete from two processes (an old leader's half-done cleanup must be
   finished, not done again), and no slot gets two ENIs (duplicates, counted as
   in case 1: distinct ENIs creates returned per (node, subnet), plus the
-  DuplicateWatch's samples);
+  DuplicateWatch's);
 - two processes acting at once: each process's mutating calls form one
   unbroken run in the journal, and only processes seen holding the Lease make
   any;
@@ -304,7 +304,7 @@ async def _run(
     runs = _runs(calls, who)
     leaders = {p.name for _, holder in changes if (p := replicas.holding(holder)) is not None}
     by_slot = created_by_slot(calls)
-    duplicate_enis = {eni for ids in by_slot.values() for eni in ids[1:]} | watch.coexisting
+    duplicate_enis = {eni for ids in by_slot.values() for eni in ids[1:]} | watch.duplicate_enis
     baseline = len(wanted) * (ROLLOUT_CALLS_PER_ENI + TEARDOWN_CALLS_PER_ENI)
     holder_changes = [t.holder_change for t in takeovers if t.holder_change is not None]
     result.leaks = rollout_leaks + len(remaining)

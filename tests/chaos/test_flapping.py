@@ -145,7 +145,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             await env.nodes.create(name=names[1], instance=instance, labels={"test": env.unique})
             instances[names[1]] = instance
 
-        watch = DuplicateWatch(env.world, uid, env.realism)
+        watch = DuplicateWatch(env.world, env.realism, (uid,))
         await watch.start()
         calls_before = env.realism.calls()
         mutating_before = mutating_calls(env.realism)
@@ -181,7 +181,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
         finally:
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
-        await watch.sample()
+        await watch.finish()
 
         flips = counts["label"] + counts["subnets"] + counts["replacements"]
         bound = (
@@ -198,7 +198,7 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             *neighbours,
         ]
         result.leaks = len(enis) - sum(1 for slot in wanted if slot in slots)
-        result.duplicates = watch.duplicates + watch.unseen_creates
+        result.duplicates = watch.duplicates
         result.extra_mutating_calls = mutating
         per_flip = mutating / flips if flips else 0.0
         result.details = {
@@ -211,10 +211,10 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
             "mutating_bound": bound,
             "mutating_calls": mutating,
             "mutating_per_flip": round(per_flip, 2),
-            "creates": watch.creates,
+            "creates": watch.made,
             "create_requests": watch.create_requests,
-            "coexisting_enis": watch.duplicates,
-            "unseen_creates": watch.unseen_creates,
+            "coexisting_enis": sorted(watch.coexisting),
+            "journal_overlaps": sorted(watch.overlaps),
             "enis_seen": len(watch.seen),
             "neighbour_problems": neighbours,
             "samples": watch.samples,
@@ -233,11 +233,10 @@ async def _flapping(env: AWSEnv, case: ChaosCase, *, seconds: float, detach_late
         assert converged is not None, f"not converged in {CONVERGE_WITHIN:.0f}s: {unconverged}"
         assert result.violations == []
         assert result.leaks == 0
-        assert watch.duplicates == 0, f"ENIs that shared a slot: {sorted(watch.coexisting)}"
-        assert watch.unseen_creates == 0, f"{watch.creates} creates, {len(watch.seen)} ENIs seen"
+        assert watch.duplicates == 0, watch.explain()
         # no answer is lost here, so no create may be a replay: one that made no ENI
         # handed back an existing one for a ClientToken it should not have reused
-        assert watch.create_requests == watch.creates, result.details
+        assert watch.create_requests == watch.made, result.details
         assert flips > 0
         assert mutating <= bound, result.details
         # on its new instance, every slot of the replaced node is attached there

@@ -23,7 +23,8 @@ released) and no ENI carries its uid. Over the whole run:
 - duplicates: for each (node, subnet) slot, ENIs beyond the first that any
   CreateNetworkInterface call returned, read from the realism layer's call
   journal (an ENI created and deleted again between two looks still counts),
-  together with ENIs the DuplicateWatch saw sharing a slot with an older one.
+  together with the DuplicateWatch's (ENIs seen sharing a slot with an older
+  one, or made while an older one of their slot was alive).
   A create re-sent after a kill with the same ClientToken returns the same
   ENI: that is a replay, reported apart, not a duplicate. No create may
   arrive once the NodeENI is deleted.
@@ -334,7 +335,7 @@ async def _run(
     kills = [*rollout_plan, *teardown_plan]
     _annotate(kills, calls, replicas, answer_latency=shape.answer_latency)
     by_slot = created_by_slot(calls)
-    duplicate_enis = {eni for ids in by_slot.values() for eni in ids[1:]} | watch.coexisting
+    duplicate_enis = {eni for ids in by_slot.values() for eni in ids[1:]} | watch.duplicate_enis
     after_delete = [
         e for e in calls if e["action"] == "CreateNetworkInterface" and e["at"] >= deleted_at
     ]

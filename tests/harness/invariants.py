@@ -10,9 +10,11 @@ For a NodeENI:
 - at most one ENI per (node, subnet) slot, attached or not.
 
 `nodeeni_violations` returns human-readable violations, empty when all hold.
-`DuplicateWatch` samples EC2 during a run, because a duplicate that was
-created and deleted again is gone by the final check: it records ENIs that
-shared a slot and compares CreateNetworkInterface calls with the ENIs seen.
+`DuplicateWatch` watches one or several NodeENIs during a run, because a
+duplicate that was created and deleted again is gone by the final check: it
+samples EC2 for ENIs that shared a slot, and reads from the call journal the
+ENIs made while an older one of their slot was alive (`overlapping`), also
+those that lived only between two samples.
 `wait_converged` and `wait_torn_down` wait for the end state after the last disturbance.
 
 Beside a NodeENI's own ENIs, a case may plant `Neighbours` (`plant_neighbours`):
@@ -24,8 +26,10 @@ without a cluster tag), which must be left alone whatever happens;
 From the realism layer's call journal (every mutating call, its caller and
 its ENI): `created_by_slot` (the distinct ENIs creates returned per slot: more
 than one is a duplicate even if it was deleted again, a ClientToken replay
-that returned the same ENI is not), `create_replays`, and `acted_twice`
-(ENIs that got the same action from two controller processes).
+that returned the same ENI is not), `create_replays`, `acted_twice`
+(ENIs that got the same action from two controller processes), and `lives`
+and `overlapping` (each ENI's life from its create's arrival to its delete's
+answer; ENIs born while an older one of their slot lived).
 
 EC2 is read with boto3 (`ec2_client`) in a worker thread, so an in-process
 controller on the same event loop keeps running while we look, and as an
@@ -64,6 +68,16 @@ def tagged_enis(ec2: Any, uid: str) -> list[dict[str, Any]]:
     """Every ENI tagged with the NodeENI `uid`, as EC2 has it now (blocking)."""
     found: list[dict[str, Any]] = ec2.describe_network_interfaces(
         Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": [uid]}]
+    )["NetworkInterfaces"]
+    return found
+
+
+def enis_of_uids(ec2: Any, uids: Collection[str]) -> list[dict[str, Any]]:
+    """Every ENI tagged with one of the NodeENI `uids` (blocking; one describe)."""
+    if not uids:
+        return []
+    found: list[dict[str, Any]] = ec2.describe_network_interfaces(
+        Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": sorted(uids)}]
     )["NetworkInterfaces"]
     return found
 
@@ -195,100 +209,9 @@ def instance_devices(ec2: Any, instance_id: str) -> list[str]:
     return seen
 
 
-def create_calls(realism: RealismControl) -> int:
-    """CreateNetworkInterface requests, refused, failed and replayed ones included."""
-    return realism.calls().get("CreateNetworkInterface", 0)
-
-
-def enis_created(realism: RealismControl) -> int:
-    """ENIs EC2 really made: a create refused (throttled, 5xx) made none, and one
-    replaying its ClientToken (sent again after a lost answer) made none more."""
-    return realism.enis_created()
-
-
 def mutating_calls(realism: RealismControl) -> int:
     """EC2 calls that change something (the realism layer's own split: not Describe*)."""
     return sum(n for action, n in realism.calls().items() if not action.startswith("Describe"))
-
-
-@dataclass
-class DuplicateWatch:
-    """Duplicates over a whole run: sample the NodeENI `uid`'s ENIs every `every`
-    seconds while `run()` is awaited; `coexisting` are ENIs seen in a slot (a
-    node's subnet on one instance) that already held an older one, `seen` every
-    ENI id seen. An ENI EC2 made whose id
-    was never seen (made and deleted between two samples) shows in
-    `unseen_creates`; create requests that made nothing (refused, failed, or a
-    ClientToken replay after a lost answer) are not counted as made."""
-
-    world: World
-    uid: str
-    realism: RealismControl
-    every: float = 0.25
-    seen: set[str] = field(default_factory=set)
-    coexisting: set[str] = field(default_factory=set)
-    samples: int = 0
-    ec2: Any = None
-    _initial: set[str] = field(default_factory=set)
-    _created_before: int = 0
-    _requests_before: int = 0
-    _order: dict[str, int] = field(default_factory=dict)
-
-    async def start(self, *, created_before: int | None = None) -> None:
-        """Take the first sample. `created_before`: `enis_created` read before the
-        NodeENI was created (so it had no ENIs then); every ENI seen and made since
-        counts, also those made before this first sample. Without it, what the
-        first sample finds is the baseline. A client may be set in `ec2`
-        beforehand (building one takes a while)."""
-        if self.ec2 is None:
-            self.ec2 = await asyncio.to_thread(observer_client, self.world.endpoint)
-        self._created_before = (
-            enis_created(self.realism) if created_before is None else created_before
-        )
-        self._requests_before = create_calls(self.realism)
-        await self.sample()
-        self._initial = set(self.seen) if created_before is None else set()
-
-    async def sample(self) -> None:
-        enis = await asyncio.to_thread(tagged_enis, self.ec2, self.uid)
-        self.samples += 1
-        by_slot: dict[tuple[str, str, str], list[str]] = {}
-        for eni in enis:
-            by_slot.setdefault(_slot_on_instance(eni), []).append(eni["NetworkInterfaceId"])
-        for ids in by_slot.values():
-            for eni_id in ids:
-                self._order.setdefault(eni_id, len(self._order))
-            self.seen.update(ids)
-            if len(ids) > 1:
-                first = min(ids, key=self._order.__getitem__)
-                self.coexisting.update(i for i in ids if i != first)
-
-    async def run(self) -> None:
-        """Sample until cancelled."""
-        while True:
-            await self.sample()
-            await asyncio.sleep(self.every)
-
-    @property
-    def duplicates(self) -> int:
-        """ENIs that, at some sample, shared a slot with an older one."""
-        return len(self.coexisting)
-
-    @property
-    def creates(self) -> int:
-        """ENIs EC2 made since `start()` (not create requests: see `enis_created`)."""
-        return enis_created(self.realism) - self._created_before
-
-    @property
-    def create_requests(self) -> int:
-        """CreateNetworkInterface requests since `start()`, refused and replayed ones too."""
-        return create_calls(self.realism) - self._requests_before
-
-    @property
-    def unseen_creates(self) -> int:
-        """ENIs made since `start()` beyond the new ones seen: made and deleted
-        between two samples (or of another NodeENI made meanwhile)."""
-        return max(0, self.creates - len(self.seen - self._initial))
 
 
 def attached_count(obj: Mapping[str, Any]) -> int:
@@ -440,6 +363,223 @@ def acted_twice(
         for eni, acts in by_eni.items()
         if any(len(names) > 1 for names in acts.values())
     }
+
+
+CREATE = "CreateNetworkInterface"
+DELETE = "DeleteNetworkInterface"
+GONE = "InvalidNetworkInterfaceID.NotFound"  # a delete answered this: the ENI is gone
+JournalSlot = tuple[str, str, str, str]  # (NodeENI uid, Node tag, subnet, InstanceID tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Life:
+    """One ENI's life as the journal tells it."""
+
+    eni_id: str
+    slot: JournalSlot
+    seq: int  # its first successful create's place in the journal
+    born: float  # that create's arrival
+    died: float | None  # when a delete of it was answered; None: alive at the end
+
+
+def _slot_of(create: Mapping[str, Any]) -> JournalSlot:
+    return (
+        create["nodeeni_uid"] or "",
+        create["node"] or "",
+        create["subnet_id"] or "",
+        create["instance_tag"] or "",
+    )
+
+
+def lives(journal: Journal, *, uids: Collection[str]) -> dict[str, Life]:
+    """The life of every ENI successful creates for the NodeENIs `uids` made (pure).
+
+    It begins when its first create arrived (a ClientToken replay that returned
+    it again is the same ENI; a refused or failed create made nothing) and ends
+    when a delete of it was answered: successfully, or `GONE` unless a later call
+    on it succeeded (a brand-new ENI inside EC2's consistency window answers
+    NotFound too, and lives on). Without such a delete it lives to the journal's end.
+    """
+    born: dict[str, Life] = {}
+    for entry in journal:
+        eni_id = entry["eni_id"]
+        if (
+            entry["action"] != CREATE
+            or entry["error"]
+            or not eni_id
+            or entry.get("nodeeni_uid") not in uids
+        ):
+            continue
+        known = born.get(eni_id)
+        born[eni_id] = Life(
+            eni_id=eni_id,
+            slot=_slot_of(entry) if known is None else known.slot,
+            seq=entry["seq"] if known is None else min(known.seq, entry["seq"]),
+            born=entry["at"] if known is None else min(known.born, entry["at"]),
+            died=None,
+        )
+    deleted: dict[str, float] = {}  # its first successful delete's answer
+    gone: dict[str, Mapping[str, Any]] = {}  # its last delete answered GONE
+    last_ok: dict[str, int] = {}  # the seq of its last successful call
+    for entry in journal:
+        eni_id = entry["eni_id"]
+        if eni_id not in born:
+            continue
+        if entry["action"] == DELETE and entry["error"] == GONE:
+            if eni_id not in gone or entry["seq"] > gone[eni_id]["seq"]:
+                gone[eni_id] = entry
+        elif entry["error"] is None:
+            last_ok[eni_id] = max(last_ok.get(eni_id, -1), entry["seq"])
+            if entry["action"] == DELETE:
+                deleted[eni_id] = min(deleted.get(eni_id, entry["answered"]), entry["answered"])
+    for eni_id, life in born.items():
+        died = deleted.get(eni_id)
+        last_gone = gone.get(eni_id)
+        if died is None and last_gone is not None and last_ok[eni_id] < last_gone["seq"]:
+            died = last_gone["answered"]
+        if died is not None:
+            born[eni_id] = Life(
+                eni_id=eni_id, slot=life.slot, seq=life.seq, born=life.born, died=died
+            )
+    return born
+
+
+def overlapping(journal: Journal, *, uids: Collection[str], since: int = 0) -> set[str]:
+    """ENIs (ids) the NodeENIs `uids` got while an older ENI of the same slot (uid,
+    Node tag, subnet, InstanceID tag: see `_slot_on_instance`) was still alive, by
+    the `lives` the journal tells (pure): duplicates, however briefly they lived.
+    `since`: only ENIs first created at or after that journal position (`seq`)."""
+    by_slot: dict[JournalSlot, list[Life]] = {}
+    for life in lives(journal, uids=uids).values():
+        by_slot.setdefault(life.slot, []).append(life)
+    found: set[str] = set()
+    for group in by_slot.values():
+        group.sort(key=lambda life: (life.born, life.seq))
+        for i, life in enumerate(group):
+            if life.seq < since:
+                continue
+            if any(older.died is None or older.died > life.born for older in group[:i]):
+                found.add(life.eni_id)
+    return found
+
+
+def journal_position(realism: RealismControl) -> int:
+    """The journal's next `seq`: what `DuplicateWatch.start` counts from (blocking)."""
+    return len(realism.journal())
+
+
+@dataclass
+class DuplicateWatch:
+    """Duplicates over a whole run for the NodeENIs `uids` (one or several).
+
+    Two views, both kept: EC2 sampled every `every` seconds while `run()` is
+    awaited (one describe for all uids), where `coexisting` are ENIs seen in a
+    slot (uid, node, subnet, instance) that already held an older one and `seen`
+    every ENI id seen; and the realism layer's call journal, read by `finish()`,
+    where `overlaps` are the ENIs made since `start()` while an older one of
+    their slot was alive (`overlapping`: also those made and deleted between two
+    samples). `duplicate_enis` is both. `made` counts the ENIs EC2 made for the
+    uids since `start()` (distinct ids successful creates returned: a ClientToken
+    replay, a refused or failed create makes none), `create_requests` the
+    CreateNetworkInterface requests for them, refused and replayed ones too."""
+
+    world: World
+    realism: RealismControl
+    uids: tuple[str, ...]
+    every: float = 0.25
+    ec2: Any = None
+    seen: set[str] = field(default_factory=set)
+    coexisting: set[str] = field(default_factory=set)
+    samples: int = 0
+    journal: list[dict[str, Any]] | None = None  # read by finish(): all since the last reset
+    _since: int = 0  # the journal position start() counts from
+    _order: dict[str, int] = field(default_factory=dict)
+
+    async def start(self, *, created_before: int | None = None) -> None:
+        """Take the first sample and count from now. `created_before`: the
+        `journal_position` read before the NodeENI was created, to count its ENIs
+        made before this first sample too. A client may be set in `ec2`
+        beforehand (building one takes a while)."""
+        if self.ec2 is None:
+            self.ec2 = await asyncio.to_thread(observer_client, self.world.endpoint)
+        self._since = (
+            await asyncio.to_thread(journal_position, self.realism)
+            if created_before is None
+            else created_before
+        )
+        await self.sample()
+
+    async def sample(self) -> None:
+        enis = await asyncio.to_thread(enis_of_uids, self.ec2, self.uids)
+        self.samples += 1
+        by_slot: dict[JournalSlot, list[str]] = {}
+        for eni in enis:
+            uid = _tags(eni).get(tags.NODEENI_UID_KEY, "")
+            by_slot.setdefault((uid, *_slot_on_instance(eni)), []).append(eni["NetworkInterfaceId"])
+        for ids in by_slot.values():
+            for eni_id in ids:
+                self._order.setdefault(eni_id, len(self._order))
+            self.seen.update(ids)
+            if len(ids) > 1:
+                first = min(ids, key=self._order.__getitem__)
+                self.coexisting.update(i for i in ids if i != first)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        while True:
+            await self.sample()
+            await asyncio.sleep(self.every)
+
+    async def finish(self) -> None:
+        """A last sample, then read the journal; the figures below need it."""
+        await self.sample()
+        self.journal = await asyncio.to_thread(self.realism.journal)
+
+    def _journal(self) -> list[dict[str, Any]]:
+        if self.journal is None:
+            raise RuntimeError("DuplicateWatch.finish() reads the journal the figures need")
+        return self.journal
+
+    @property
+    def overlaps(self) -> set[str]:
+        return overlapping(self._journal(), uids=self.uids, since=self._since)
+
+    @property
+    def duplicate_enis(self) -> set[str]:
+        return self.coexisting | self.overlaps
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.duplicate_enis)
+
+    @property
+    def made(self) -> int:
+        made = lives(self._journal(), uids=self.uids).values()
+        return sum(life.seq >= self._since for life in made)
+
+    @property
+    def create_requests(self) -> int:
+        return sum(
+            e["action"] == CREATE and e["seq"] >= self._since and e["nodeeni_uid"] in self.uids
+            for e in self._journal()
+        )
+
+    def overlap_entries(self) -> list[dict[str, Any]]:
+        """The journal's entries about the duplicates and the other ENIs of their
+        slots: what a failure shows."""
+        found = lives(self._journal(), uids=self.uids)
+        slots = {found[e].slot for e in self.duplicate_enis if e in found}
+        enis = {e for e, life in found.items() if life.slot in slots} | self.duplicate_enis
+        keys = ("seq", "at", "answered", "action", "caller", "eni_id", "error")
+        return [{k: e.get(k) for k in keys} for e in self._journal() if e["eni_id"] in enis]
+
+    def explain(self) -> str:
+        """Why `duplicates` is not 0, for an assertion message."""
+        return (
+            f"ENIs seen sharing a slot: {sorted(self.coexisting)}; made while an older "
+            f"one of their slot lived: {sorted(self.overlaps)}; their journal: "
+            f"{self.overlap_entries()}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

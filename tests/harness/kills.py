@@ -359,12 +359,12 @@ async def disturbed_run(
 ) -> DisturbedRun:
     """A NodeENI over `wanted` rolled out, then deleted, while `disturb(phase,
     finished)` kills or fails over processes ("rollout", then "teardown"; it returns
-    the time of its last disturbance, or None). Duplicates are sampled throughout;
+    the time of its last disturbance, or None). Duplicates are watched throughout;
     the invariants after the rollout go into `result.violations`. A rollout that
     does not converge within `within` fails the case (`explain()` adds to why)."""
     created = await env.nodeenis.create(env.unique, nodeeni_spec(env.unique, env.world, *SUBNETS))
     uid = created["metadata"]["uid"]
-    watch = DuplicateWatch(env.world, uid, env.realism, every=watch_every)
+    watch = DuplicateWatch(env.world, env.realism, (uid,), every=watch_every)
     await watch.start()
     sampler = asyncio.create_task(watch.run())
     try:
@@ -406,7 +406,7 @@ async def disturbed_run(
     finally:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
-    await watch.sample()
+    await watch.finish()
     return DisturbedRun(
         uid=uid,
         watch=watch,

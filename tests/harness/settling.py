@@ -3,10 +3,9 @@
 The API-server chaos cases (tests/chaos/test_apiserver.py) run several
 NodeENIs through one disturbance and must say, per NodeENI and over the whole
 run, that nothing was doubled or leaked and when things came right again.
-`DuplicateWatch` (invariants.py) follows one uid and compares the global
-CreateNetworkInterface count with the ENIs it saw, which is only exact for one
-NodeENI; `FleetWatch` does the same for several uids with one describe per
-sample, so sampling cost does not grow with the number of NodeENIs.
+Duplicates are `DuplicateWatch`'s (invariants.py), which follows several uids
+with one describe per sample, so sampling cost does not grow with the number
+of NodeENIs.
 
 `settled` is "converged" for many NodeENIs: the invariants hold with every
 wanted slot filled, each NodeENI Ready with all its attachments attached and
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -35,25 +33,12 @@ from eni_controller import model
 from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from tests.harness.controller import condition, is_ready, read_nodeeni
-from tests.harness.ec2world import World, ec2_client
-from tests.harness.invariants import Slot, create_calls, mutating_calls, state_violations
+from tests.harness.invariants import Slot, enis_of_uids, mutating_calls, state_violations
 from tests.harness.realism.control import RealismControl
-
-FleetSlot = tuple[str, str, str]  # (NodeENI uid, node name, subnet id)
 
 
 def _tags(eni: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in eni.get("TagSet", [])}
-
-
-def enis_of_uids(ec2: Any, uids: Collection[str]) -> list[dict[str, Any]]:
-    """Every ENI tagged with one of the NodeENI `uids` (blocking; one describe)."""
-    if not uids:
-        return []
-    found: list[dict[str, Any]] = ec2.describe_network_interfaces(
-        Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": sorted(uids)}]
-    )["NetworkInterfaces"]
-    return found
 
 
 def attached_count(obj: Mapping[str, Any]) -> int:
@@ -61,76 +46,6 @@ def attached_count(obj: Mapping[str, Any]) -> int:
         a.get("status") == AttachmentState.ATTACHED
         for a in (obj.get("status") or {}).get("attachments") or []
     )
-
-
-@dataclass
-class FleetWatch:
-    """`DuplicateWatch` over several NodeENIs: sample their ENIs every `every`
-    seconds while `run()` is awaited. `coexisting` are ENIs seen in a
-    (uid, node, subnet) slot that already held an older one; `unseen_creates`
-    are CreateNetworkInterface calls since `start()` whose ENI was never seen
-    (made and deleted between two samples, or sent twice). Exact only if no
-    other NodeENI creates ENIs meanwhile."""
-
-    world: World
-    realism: RealismControl
-    uids: tuple[str, ...]
-    every: float = 0.25
-    seen: set[str] = field(default_factory=set)
-    coexisting: set[str] = field(default_factory=set)
-    samples: int = 0
-    ec2: Any = None
-    _initial: set[str] = field(default_factory=set)
-    _creates_before: int = 0
-    _order: dict[str, int] = field(default_factory=dict)
-
-    async def start(self) -> None:
-        self.ec2 = await asyncio.to_thread(ec2_client, self.world.endpoint)
-        self._creates_before = await asyncio.to_thread(create_calls, self.realism)
-        await self.sample()
-        self._initial = set(self.seen)
-
-    async def sample(self) -> None:
-        enis = await asyncio.to_thread(enis_of_uids, self.ec2, self.uids)
-        self.samples += 1
-        slots: dict[FleetSlot, list[str]] = {}
-        for eni in enis:
-            tagged = _tags(eni)
-            key = (
-                tagged.get(tags.NODEENI_UID_KEY, ""),
-                tagged.get(tags.NODE_KEY, ""),
-                eni["SubnetId"],
-            )
-            slots.setdefault(key, []).append(eni["NetworkInterfaceId"])
-        for ids in slots.values():
-            for eni_id in ids:
-                self._order.setdefault(eni_id, len(self._order))
-            self.seen.update(ids)
-            if len(ids) > 1:
-                first = min(ids, key=self._order.__getitem__)
-                self.coexisting.update(i for i in ids if i != first)
-
-    async def run(self) -> None:
-        """Sample until cancelled."""
-        while True:
-            await self.sample()
-            await asyncio.sleep(self.every)
-
-    @property
-    def duplicates(self) -> int:
-        return len(self.coexisting)
-
-    @property
-    def made(self) -> int:
-        """ENIs first seen after `start()`."""
-        return len(self.seen - self._initial)
-
-    def creates(self) -> int:
-        """CreateNetworkInterface calls since `start()` (one loopback round trip)."""
-        return create_calls(self.realism) - self._creates_before
-
-    def unseen_creates(self) -> int:
-        return max(0, self.creates() - len(self.seen - self._initial))
 
 
 async def _violations(

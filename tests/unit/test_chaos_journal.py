@@ -8,8 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from bench.chaos_report import case_section
-from tests.harness.invariants import acted_twice, create_replays, created_by_slot
+from eni_controller.reconcile import tags
+from tests.harness.invariants import (
+    acted_twice,
+    create_replays,
+    created_by_slot,
+    lives,
+    overlapping,
+)
 from tests.harness.kills import access_key, half_way, own_calls, splits, unanswered
+from tests.harness.realism import journal as journal_module
 from tests.harness.realism.journal import CallJournal, caller_of
 
 AUTH = "AWS4-HMAC-SHA256 Credential={key}/20250101/us-east-1/ec2/aws4_request, SignedHeaders=x"
@@ -50,6 +58,10 @@ def test_journal_keeps_mutating_calls_and_resolves_a_detach_to_its_eni() -> None
         "TagSpecification.1.Tag.1.Value": ["n"],
         "TagSpecification.1.Tag.2.Key": ["Node"],
         "TagSpecification.1.Tag.2.Value": ["node-1"],
+        "TagSpecification.1.Tag.3.Key": ["NodeENIUID"],
+        "TagSpecification.1.Tag.3.Value": ["uid-1"],
+        "TagSpecification.1.Tag.4.Key": ["InstanceID"],
+        "TagSpecification.1.Tag.4.Value": ["i-1"],
     }
     _record(
         journal,
@@ -89,12 +101,21 @@ def test_journal_keeps_mutating_calls_and_resolves_a_detach_to_its_eni() -> None
         "subnet-1",
         "tok",
     )
+    assert (create["nodeeni_uid"], create["instance_tag"]) == ("uid-1", "i-1")
+    assert attach["nodeeni_uid"] is attach["instance_tag"] is None  # a create's only
     assert (attach["attachment_id"], attach["instance_id"], attach["device_index"]) == (
         "eni-attach-1",
         "i-1",
         2,
     )
-    assert [e["at"] for e in entries] == [0.0, 2.0, 3.0, 4.0, 5.0]
+    # arrival, then the answer once EC2 acted (a describe is not journaled)
+    assert [(e["at"], e["answered"]) for e in entries] == [
+        (0.0, 1.0),
+        (3.0, 4.0),
+        (5.0, 6.0),
+        (7.0, 8.0),
+        (9.0, 10.0),
+    ]
     journal.clear()
     assert journal.entries() == []
 
@@ -120,6 +141,133 @@ def test_a_replay_is_not_a_duplicate_but_a_second_eni_in_a_slot_is() -> None:
         ("n2", "subnet-1"): ["eni-2", "eni-3"],
     }
     assert create_replays(journal) == 1
+
+
+def test_the_journal_reads_the_slot_tags_the_controller_writes() -> None:
+    assert journal_module.NODE_TAG == tags.NODE_KEY
+    assert journal_module.UID_TAG == tags.NODEENI_UID_KEY
+    assert journal_module.INSTANCE_TAG == tags.INSTANCE_KEY
+
+
+_seq = iter(range(10**6))
+
+
+def _made(
+    eni: str,
+    at: float,
+    *,
+    uid: str = "u1",
+    instance: str = "i-1",
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A journal entry of a create for (uid, n1, subnet-1, instance) arriving `at`."""
+    return {
+        "seq": next(_seq),
+        "at": at,
+        "answered": at + 0.1,
+        "action": "CreateNetworkInterface",
+        "caller": "A",
+        "eni_id": None if error else eni,
+        "node": "n1",
+        "subnet_id": "subnet-1",
+        "nodeeni_uid": uid,
+        "instance_tag": instance,
+        "error": error,
+    }
+
+
+def _deleted(eni: str, answered: float, error: str | None = None) -> dict[str, Any]:
+    return {
+        "seq": next(_seq),
+        "at": answered - 0.1,
+        "answered": answered,
+        "action": "DeleteNetworkInterface",
+        "caller": "A",
+        "eni_id": eni,
+        "error": error,
+    }
+
+
+def _acted(action: str, eni: str, at: float) -> dict[str, Any]:
+    return {**_deleted(eni, at + 0.1), "action": action}
+
+
+def test_one_slot_lived_in_turn_holds_no_duplicate() -> None:
+    journal = [
+        _made("eni-1", 1.0),
+        _acted("AttachNetworkInterface", "eni-1", 1.5),
+        _deleted("eni-1", 3.0),
+        _made("eni-2", 3.2),  # after the delete was answered
+        _deleted("eni-2", 4.0),
+        _made("eni-3", 4.5),  # alive at the end
+    ]
+    assert overlapping(journal, uids={"u1"}) == set()
+    found = lives(journal, uids={"u1"})
+    assert [(e, life.born, life.died) for e, life in found.items()] == [
+        ("eni-1", 1.0, 3.0),
+        ("eni-2", 3.2, 4.0),
+        ("eni-3", 4.5, None),
+    ]
+
+
+def test_a_create_while_the_slot_s_eni_lives_is_a_duplicate() -> None:
+    journal = [
+        _made("eni-1", 1.0),
+        _made("eni-2", 2.0),  # eni-1 is still there: a duplicate, however short-lived
+        _deleted("eni-2", 2.2),
+        _made("eni-3", 2.95),  # arrived before eni-1's delete was answered
+        _deleted("eni-1", 3.0),
+        _deleted("eni-3", 4.0),
+    ]
+    assert overlapping(journal, uids={"u1"}) == {"eni-2", "eni-3"}
+    # only ENIs first created from a journal position on
+    assert overlapping(journal, uids={"u1"}, since=journal[3]["seq"]) == {"eni-3"}
+
+
+def test_a_client_token_replay_is_the_same_eni() -> None:
+    journal = [
+        _made("eni-1", 1.0),
+        _made("eni-1", 2.0),  # re-sent after a lost answer: EC2 hands it back
+        _deleted("eni-1", 3.0),
+        _made("", 3.5, error="RequestLimitExceeded"),  # refused: made nothing
+    ]
+    assert overlapping(journal, uids={"u1"}) == set()
+    assert list(lives(journal, uids={"u1"})) == ["eni-1"]
+
+
+def test_another_instance_or_another_nodeeni_is_another_slot() -> None:
+    journal = [
+        _made("eni-1", 1.0, instance="i-old"),
+        _made("eni-2", 2.0, instance="i-new"),  # the node re-created on a new instance
+        _made("eni-3", 2.5, uid="u2"),
+        _made("eni-4", 2.6, uid="u2"),  # u2's duplicate
+        _deleted("eni-1", 3.0),
+    ]
+    assert overlapping(journal, uids={"u1"}) == set()
+    assert overlapping(journal, uids={"u1", "u2"}) == {"eni-4"}
+    assert set(lives(journal, uids={"u1"})) == {"eni-1", "eni-2"}
+
+
+def test_a_delete_that_failed_does_not_end_the_life() -> None:
+    gone = "InvalidNetworkInterfaceID.NotFound"
+    journal = [
+        _made("eni-1", 1.0),
+        _deleted("eni-1", 2.0, error="InvalidNetworkInterface.InUse"),  # still attached
+        _made("eni-2", 2.5),
+        _made("eni-3", 3.0),
+        _deleted("eni-3", 3.5, error=gone),  # new: hidden by EC2's consistency window
+        _acted("AttachNetworkInterface", "eni-3", 4.0),  # and there after all
+        _made("eni-4", 5.0),
+        _deleted("eni-4", 6.0),  # answered lost ...
+        _deleted("eni-4", 6.5, error=gone),  # ... and sent again: gone
+    ]
+    found = lives(journal, uids={"u1"})
+    assert (found["eni-1"].died, found["eni-3"].died, found["eni-4"].died) == (None, None, 6.0)
+    assert overlapping(journal, uids={"u1"}) == {"eni-2", "eni-3", "eni-4"}
+    # a delete answered NotFound with nothing after it: the ENI is gone
+    alone = [_made("eni-5", 1.0), _deleted("eni-5", 2.0, error=gone), _made("eni-6", 2.5)]
+    assert lives(alone, uids={"u1"})["eni-5"].died == 2.0
+    assert overlapping(alone, uids={"u1"}) == set()
 
 
 def test_acted_twice_names_enis_two_processes_touched_with_one_action() -> None:
