@@ -398,7 +398,9 @@ def lives(journal: Journal, *, uids: Collection[str]) -> dict[str, Life]:
     it again is the same ENI; a refused or failed create made nothing) and ends
     when a delete of it was answered: successfully, or `GONE` unless a later call
     on it succeeded (a brand-new ENI inside EC2's consistency window answers
-    NotFound too, and lives on). Without such a delete it lives to the journal's end.
+    NotFound too, and lives on). Without such a delete it lives to the journal's end:
+    so does one deleted with its instance, or by an observer client (neither is
+    journaled).
     """
     born: dict[str, Life] = {}
     for entry in journal:

@@ -7,6 +7,7 @@ same client library the controller uses.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,8 +22,12 @@ from tests.harness.ec2world import (
     AZ_B,
     FAKE_CREDENTIALS,
     World,
+    create_tagged_eni,
+    ec2_client,
 )
+from tests.harness.invariants import DuplicateWatch
 from tests.harness.kube import NodeFactory
+from tests.harness.realism.control import RealismControl
 
 
 @pytest.fixture
@@ -103,3 +108,39 @@ async def test_node_helper_registers_an_ec2_node(
     assert node.spec.provider_id == f"aws:///{AZ_B}/{instance.id}"
     assert node.metadata.labels["ng"] == "multus"
     assert node.metadata.labels["topology.kubernetes.io/zone"] == AZ_B
+
+
+async def test_duplicate_watch_finds_a_duplicate_that_lived_between_two_samples(
+    ec2_world: World, realism: RealismControl, unique: str
+) -> None:
+    """The chaos cases' duplicate check, on the real server: a second ENI made for
+    a slot while its first lived is found from the journal though no sample saw
+    both; ENIs made in turn are not duplicates, nor is another instance's."""
+    uid = f"uid-{unique}"
+
+    def make(instance_id: str = "i-0000000000000001a") -> str:
+        return create_tagged_eni(
+            ec2_world,
+            subnet="multus-a",
+            nodeeni=unique,
+            uid=uid,
+            node=f"{unique}-n1",
+            instance_id=instance_id,
+        )
+
+    watch = DuplicateWatch(ec2_world, realism, (uid,), every=3600.0)
+    await watch.start()  # the one sample before the finish
+    ec2 = await asyncio.to_thread(ec2_client, ec2_world.endpoint)  # journaled, unlike watch.ec2
+    first = await asyncio.to_thread(make)
+    second = await asyncio.to_thread(make)  # the duplicate, gone before the next look
+    await asyncio.to_thread(ec2.delete_network_interface, NetworkInterfaceId=second)
+    await asyncio.to_thread(ec2.delete_network_interface, NetworkInterfaceId=first)
+    third = await asyncio.to_thread(make)  # in turn: not a duplicate
+    other = await asyncio.to_thread(make, "i-0000000000000002b")  # another instance's
+    await watch.finish()
+    assert watch.coexisting == set()  # the samples saw none of it
+    assert watch.overlaps == {second}
+    assert watch.duplicates == 1, watch.explain()
+    assert (watch.made, watch.create_requests) == (4, 4)
+    for eni_id in (third, other):
+        await asyncio.to_thread(ec2.delete_network_interface, NetworkInterfaceId=eni_id)
