@@ -40,6 +40,7 @@ hide a new ENI from them, so looking changes no figure a case measures.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -440,9 +441,7 @@ def lives(journal: Journal, *, uids: Collection[str]) -> dict[str, Life]:
         if died is None and last_gone is not None and last_ok[eni_id] < last_gone["seq"]:
             died = last_gone["answered"]
         if died is not None:
-            born[eni_id] = Life(
-                eni_id=eni_id, slot=life.slot, seq=life.seq, born=life.born, died=died
-            )
+            born[eni_id] = dataclasses.replace(life, died=died)
     return born
 
 
