@@ -83,7 +83,7 @@ def enis_of_uids(ec2: Any, uids: Collection[str]) -> list[dict[str, Any]]:
     return found
 
 
-def _tags(eni: Mapping[str, Any]) -> dict[str, str]:
+def eni_tags(eni: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in eni.get("TagSet", [])}
 
 
@@ -100,7 +100,7 @@ def _slot_on_instance(eni: Mapping[str, Any]) -> tuple[str, str, str]:
     """(Node tag, subnet, InstanceID tag): a node re-created on a new instance gets
     new ENIs there while its old instance's are cleaned up, and those are not
     duplicates of each other."""
-    tagged = _tags(eni)
+    tagged = eni_tags(eni)
     return tagged.get(tags.NODE_KEY, ""), eni["SubnetId"], tagged.get(tags.INSTANCE_KEY, "")
 
 
@@ -204,7 +204,7 @@ def instance_devices(ec2: Any, instance_id: str) -> list[str]:
     )["NetworkInterfaces"]
     seen += [
         f"ENI view: {e['NetworkInterfaceId']} index {e['Attachment'].get('DeviceIndex')} "
-        f"{e['Attachment'].get('Status')} uid={_tags(e).get(tags.NODEENI_UID_KEY)}"
+        f"{e['Attachment'].get('Status')} uid={eni_tags(e).get(tags.NODEENI_UID_KEY)}"
         for e in enis
     ]
     return seen
@@ -515,7 +515,7 @@ class DuplicateWatch:
         self.samples += 1
         by_slot: dict[JournalSlot, list[str]] = {}
         for eni in enis:
-            uid = _tags(eni).get(tags.NODEENI_UID_KEY, "")
+            uid = eni_tags(eni).get(tags.NODEENI_UID_KEY, "")
             by_slot.setdefault((uid, *_slot_on_instance(eni)), []).append(eni["NetworkInterfaceId"])
         for ids in by_slot.values():
             for eni_id in ids:

@@ -30,22 +30,17 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
-from eni_controller.model import AttachmentState
 from eni_controller.reconcile import tags
 from tests.harness.controller import condition, is_ready, read_nodeeni
-from tests.harness.invariants import Slot, enis_of_uids, mutating_calls, state_violations
+from tests.harness.invariants import (
+    Slot,
+    attached_count,
+    eni_tags,
+    enis_of_uids,
+    mutating_calls,
+    state_violations,
+)
 from tests.harness.realism.control import RealismControl
-
-
-def _tags(eni: Mapping[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in eni.get("TagSet", [])}
-
-
-def attached_count(obj: Mapping[str, Any]) -> int:
-    return sum(
-        a.get("status") == AttachmentState.ATTACHED
-        for a in (obj.get("status") or {}).get("attachments") or []
-    )
 
 
 async def _violations(
@@ -59,7 +54,7 @@ async def _violations(
     problems: list[str] = []
     for name, obj in objs.items():
         uid = obj["metadata"]["uid"]
-        mine = [e for e in enis if _tags(e).get(tags.NODEENI_UID_KEY) == uid]
+        mine = [e for e in enis if eni_tags(e).get(tags.NODEENI_UID_KEY) == uid]
         problems += state_violations(obj, mine, wanted=wanted[name])
         if not is_ready(obj):
             problems.append(f"{name}: not Ready: {condition(obj, 'Ready')}")
@@ -138,7 +133,7 @@ async def torn_down(
             return None, [
                 *(f"{name}: still in the API server" for name in left),
                 *(
-                    f"{by_uid.get(_tags(e).get(tags.NODEENI_UID_KEY, ''), '?')}: "
+                    f"{by_uid.get(eni_tags(e).get(tags.NODEENI_UID_KEY, ''), '?')}: "
                     f"{e['NetworkInterfaceId']} left ({e['Status']})"
                     for e in enis
                 ),
