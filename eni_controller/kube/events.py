@@ -13,6 +13,8 @@
   carried by the next write, made by a task of the recorder, so no caller waits
   behind another's write; else `record` writes before it returns (`record_soon`
   leaves even that to a task).
+- Named by the recorder as client-go names them (``<object>.<time in ns, hex>``):
+  no answer is parsed, only checked (the client's models are a write's costliest part).
 - Bounded: both caches keep their `cache_size` most recently used entries.
 - Best effort: `record` never raises; a failed write's count is carried on.
 """
@@ -23,17 +25,19 @@ import asyncio
 import collections
 import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final, Protocol, TypeVar, cast
 
 import aiohttp
 import structlog
+from aiohttp import ClientResponse
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from eni_controller import model
+from eni_controller.kube.resources import checked
 from eni_controller.kube.writes import MERGE_PATCH
 
 log = structlog.get_logger(__name__)
@@ -57,9 +61,11 @@ _V = TypeVar("_V")
 class EventsAPI(Protocol):
     """What the recorder uses of CoreV1Api (a fake in unit tests)."""
 
-    async def create_namespaced_event(self, namespace: str, body: Any) -> Any: ...
+    async def create_namespaced_event(
+        self, namespace: str, body: Any, *, _preload_content: bool
+    ) -> Any: ...
     async def patch_namespaced_event(
-        self, name: str, namespace: str, body: Any, *, _content_type: str
+        self, name: str, namespace: str, body: Any, *, _content_type: str, _preload_content: bool
     ) -> Any: ...
 
 
@@ -201,11 +207,14 @@ class EventRecorder:
         try:
             if event.name is not None:
                 try:
-                    await self._core.patch_namespaced_event(
-                        event.name,
-                        EVENTS_NAMESPACE,
-                        {"count": event.count, "lastTimestamp": now, "message": event.message},
-                        _content_type=MERGE_PATCH,
+                    await _sent(
+                        self._core.patch_namespaced_event(
+                            event.name,
+                            EVENTS_NAMESPACE,
+                            {"count": event.count, "lastTimestamp": now, "message": event.message},
+                            _content_type=MERGE_PATCH,
+                            _preload_content=False,
+                        )
                     )
                     return
                 except ApiException as err:
@@ -213,8 +222,14 @@ class EventRecorder:
                         raise
                     log.debug("event expired, creating a new one", name=event.name)
                     event.name = None
-            created = await self._core.create_namespaced_event(EVENTS_NAMESPACE, _body(event, now))
-            event.name = str(created.metadata.name)
+            # named before it is sent: a create that timed out but landed is patched
+            # next, not made twice (one that did not land answers the patch 404)
+            event.name = f"{event.nodeeni}.{time.time_ns():x}"  # client-go's: object, ns
+            await _sent(
+                self._core.create_namespaced_event(
+                    EVENTS_NAMESPACE, _body(event, now), _preload_content=False
+                )
+            )
             return
         except ApiException as err:
             fields: dict[str, Any] = {"status": err.status}
@@ -226,9 +241,17 @@ class EventRecorder:
         log.warning("event not recorded", nodeeni=event.nodeeni, reason=event.reason, **fields)
 
 
+async def _sent(call: Awaitable[ClientResponse]) -> None:
+    """A write's answer checked and read to its end (its connection goes back to the
+    pool), but not parsed: nothing in it is needed, and the client's models are the
+    costly part of a write."""
+    response = await checked(await call)
+    await response.read()
+
+
 def _body(event: _Event, now: str) -> dict[str, Any]:
     return {
-        "metadata": {"generateName": f"{event.nodeeni}."},
+        "metadata": {"name": event.name},
         "involvedObject": {
             "apiVersion": f"{model.GROUP}/{model.VERSION}",
             "kind": model.KIND,

@@ -176,7 +176,7 @@ class ResourceAPI:
             # (connect, read): the REST client reads a pair so (its stub says not)
             _request_timeout=cast(Any, request_timeout),
         )
-        return await _checked(response)
+        return await checked(response)
 
     async def _open(
         self, *, request_timeout: tuple[float, float] | None = None, **kwargs: Any
@@ -185,7 +185,7 @@ class ResourceAPI:
         response = await self._list_call(
             **kwargs, _preload_content=False, _request_timeout=request_timeout
         )
-        return await _checked(response)
+        return await checked(response)
 
 
 async def _read_json(response: ClientResponse) -> dict[str, Any]:
@@ -196,7 +196,7 @@ async def _read_json(response: ClientResponse) -> dict[str, Any]:
     return body
 
 
-async def _checked(response: ClientResponse) -> ClientResponse:
+async def checked(response: ClientResponse) -> ClientResponse:
     """The unread response of a `_preload_content=False` call, if its status is a
     success; else ApiException (body read)."""
     if 200 <= response.status < 300:

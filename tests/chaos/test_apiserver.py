@@ -686,7 +686,7 @@ async def test_watch_cuts_smoke(aws_env: AWSEnv, kubeconfig: Path, chaos_seed: i
 
 def _faulty_writes(names: frozenset[str]) -> Any:
     """Selects the writes about the NodeENIs `names`: their finalizer and status
-    patches, and Events about them (created with generateName `<name>.`)."""
+    patches, and Events about them (named `<name>.<time in ns, hex>`)."""
 
     async def select(request: web.Request, info: RequestInfo) -> bool:
         if info.resource == "nodeenis":

@@ -8,8 +8,8 @@ A small fake of CoreV1Api's two Event calls counts the writes.
 from __future__ import annotations
 
 import asyncio
-import itertools
-from types import SimpleNamespace
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -29,37 +29,71 @@ NODEENI = model.NodeENI(name="multus", uid="uid-1", resource_version="7", spec=N
 OTHER = model.NodeENI(name="other", uid="uid-2", resource_version="3", spec=None)
 
 
+@dataclass
+class FakeResponse:
+    """What the recorder reads of an answer it does not parse."""
+
+    status: int
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def read(self) -> bytes:
+        return b"{}"
+
+    def close(self) -> None:
+        pass
+
+
 class FakeEvents:
-    """create/patch_namespaced_event in memory, each taking `latency` seconds."""
+    """create/patch_namespaced_event in memory, each taking `latency` seconds and
+    answering as the client does with `_preload_content=False`: an unparsed
+    response, whatever its status."""
 
     def __init__(self, *, latency: float = 0.0) -> None:
         self.latency = latency
         self.events: dict[str, dict[str, Any]] = {}
         self.writes = 0
-        self.fail: BaseException | None = None  # raised by every write while set
-        self._names = itertools.count()
+        self.fail: BaseException | None = None  # while set: every write's answer or error
+        self.lost: BaseException | None = None  # while set: raised after the write landed
 
-    async def create_namespaced_event(self, namespace: str, body: Any) -> Any:
-        await self._write()
-        name = f"{body['metadata']['generateName']}{next(self._names)}"
+    async def create_namespaced_event(
+        self, namespace: str, body: Any, *, _preload_content: bool
+    ) -> Any:
+        assert _preload_content is False
+        if (failed := await self._write()) is not None:
+            return failed
+        name = body["metadata"]["name"]
+        if name in self.events:
+            return FakeResponse(409, "Conflict")
         self.events[name] = {**body, "namespace": namespace}
-        return SimpleNamespace(metadata=SimpleNamespace(name=name))
+        return self._answer(FakeResponse(201))
 
     async def patch_namespaced_event(
-        self, name: str, namespace: str, body: Any, *, _content_type: str
+        self, name: str, namespace: str, body: Any, *, _content_type: str, _preload_content: bool
     ) -> Any:
         assert _content_type == "application/merge-patch+json"
-        await self._write()
+        assert _preload_content is False
+        if (failed := await self._write()) is not None:
+            return failed
         if name not in self.events:
-            raise ApiException(status=404, reason="Not Found")
+            return FakeResponse(404, "Not Found")
         self.events[name].update(body)
-        return self.events[name]
+        return self._answer(FakeResponse(200))
 
-    async def _write(self) -> None:
+    def _answer(self, response: FakeResponse) -> FakeResponse:
+        if self.lost is not None:
+            raise self.lost
+        return response
+
+    async def _write(self) -> FakeResponse | None:
+        """A failed answer (an HTTP status is answered, any other failure raised)."""
         self.writes += 1
         await asyncio.sleep(self.latency)
+        if isinstance(self.fail, ApiException):
+            return FakeResponse(self.fail.status, str(self.fail.reason))
         if self.fail is not None:
             raise self.fail
+        return None
 
     def counts(self) -> dict[str, int]:
         """message -> count, over every Event."""
@@ -84,7 +118,7 @@ async def test_repeats_are_one_event_whose_count_grows() -> None:
             NODEENI, type_="Warning", reason="ENICreationFailed", message="denied", count=count
         )
     ((name, event),) = api.events.items()
-    assert name.startswith("multus.")
+    assert re.fullmatch(r"multus\.[0-9a-f]+", name)  # client-go's: the object, time in ns
     assert (event["count"], event["type"], event["reason"]) == (5, "Warning", "ENICreationFailed")
     assert event["involvedObject"]["uid"] == "uid-1"
     assert event["involvedObject"]["resourceVersion"] == "7"
@@ -235,6 +269,16 @@ async def test_a_failed_write_is_never_raised_and_its_count_is_carried_on(
     api.fail = None
     await _record(recorder, "created eni-1")
     assert api.counts() == {"created eni-1": 3}
+
+
+async def test_a_create_that_timed_out_but_landed_is_patched_not_made_again() -> None:
+    api = FakeEvents()
+    recorder = EventRecorder(api)
+    api.lost = TimeoutError()
+    await _record(recorder, "created eni-1")  # created; its answer lost
+    api.lost = None
+    await _record(recorder, "created eni-1")
+    assert [e["count"] for e in api.events.values()] == [2]
 
 
 async def test_the_caches_are_bounded() -> None:
