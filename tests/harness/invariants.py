@@ -65,14 +65,6 @@ def observer_client(endpoint: str) -> Any:
     return ec2_client(endpoint, observer=True)
 
 
-def tagged_enis(ec2: Any, uid: str) -> list[dict[str, Any]]:
-    """Every ENI tagged with the NodeENI `uid`, as EC2 has it now (blocking)."""
-    found: list[dict[str, Any]] = ec2.describe_network_interfaces(
-        Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": [uid]}]
-    )["NetworkInterfaces"]
-    return found
-
-
 def enis_of_uids(ec2: Any, uids: Collection[str]) -> list[dict[str, Any]]:
     """Every ENI tagged with one of the NodeENI `uids` (blocking; one describe)."""
     if not uids:
@@ -81,6 +73,11 @@ def enis_of_uids(ec2: Any, uids: Collection[str]) -> list[dict[str, Any]]:
         Filters=[{"Name": f"tag:{tags.NODEENI_UID_KEY}", "Values": sorted(uids)}]
     )["NetworkInterfaces"]
     return found
+
+
+def tagged_enis(ec2: Any, uid: str) -> list[dict[str, Any]]:
+    """Every ENI tagged with the NodeENI `uid`, as EC2 has it now (blocking)."""
+    return enis_of_uids(ec2, (uid,))
 
 
 def eni_tags(eni: Mapping[str, Any]) -> dict[str, str]:
