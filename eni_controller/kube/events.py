@@ -32,7 +32,6 @@ from typing import Any, Final, Protocol, TypeVar, cast
 
 import aiohttp
 import structlog
-from aiohttp import ClientResponse
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
@@ -241,7 +240,7 @@ class EventRecorder:
         log.warning("event not recorded", nodeeni=event.nodeeni, reason=event.reason, **fields)
 
 
-async def _sent(call: Awaitable[ClientResponse]) -> None:
+async def _sent(call: Awaitable[aiohttp.ClientResponse]) -> None:
     """A write's answer checked and read to its end (its connection goes back to the
     pool), but not parsed: nothing in it is needed, and the client's models are the
     costly part of a write."""
